@@ -1,0 +1,151 @@
+/* dakd info FILE... — dims, spacing, datatype, affine, orientation, value range, labels. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dakd/volume.h"
+
+static const char *info_help =
+    "usage: dakd info [--json] [--header-only] FILE...\n\n"
+    "Describe each volume: grid (nx ny nz, time points, channels), data type, spacing (mm),\n"
+    "origin and direction (LPS, as ITK), the NIfTI affine (RAS), the orientation code,\n"
+    "the value range and, for integer images, the label values with voxel counts.\n\n"
+    "  --json          one JSON object per file on stdout (an array when several files)\n"
+    "  --header-only   do not read voxels (works for a .hdr without its .img)\n";
+
+static void print_text(const char *path, const dk_volume *v, const dk_volume_stats *s) {
+    double m[4][4];
+    char code[4];
+    dk_geometry_to_nifti_affine(&v->geom, m);
+    dk_geometry_orientation_code(&v->geom, code);
+    const dk_geometry *g = &v->geom;
+    printf("%s\n", path);
+    printf("  dims        %lld x %lld x %lld  (%dD)   time points %lld   channels %lld%s\n",
+           (long long)v->nx, (long long)v->ny, (long long)v->nz, v->ndim, (long long)v->nt,
+           (long long)v->nc,
+           v->color == DK_COLOR_RGB ? " (RGB)" : v->color == DK_COLOR_RGBA ? " (RGBA)" : "");
+    printf("  datatype    %s\n", dk_dtype_name(v->dtype));
+    printf("  spacing     %g %g %g mm\n", g->spacing[0], g->spacing[1], g->spacing[2]);
+    printf("  origin      %g %g %g (LPS mm)\n", g->origin[0], g->origin[1], g->origin[2]);
+    printf("  direction   [%g %g %g; %g %g %g; %g %g %g] (LPS, columns = i j k)\n",
+           g->direction[0][0], g->direction[0][1], g->direction[0][2], g->direction[1][0],
+           g->direction[1][1], g->direction[1][2], g->direction[2][0], g->direction[2][1],
+           g->direction[2][2]);
+    printf("  orientation %s\n", code);
+    for (int r = 0; r < 4; r++)
+        printf("  %s [%12.6g %12.6g %12.6g %12.6g]\n", r ? "           " : "affine (RAS)",
+               m[r][0], m[r][1], m[r][2], m[r][3]);
+    if (v->meta.nifti_version || v->meta.descrip[0])
+        printf("  nifti       version %d  sform_code %d  qform_code %d  descrip \"%s\"\n",
+               v->meta.nifti_version, v->meta.sform_code, v->meta.qform_code, v->meta.descrip);
+    if (!s) return;
+    printf("  values      min %g  max %g  mean %g", s->min, s->max, s->mean);
+    if (s->n_nan) printf("  NaN %lld", (long long)s->n_nan);
+    printf("\n");
+    if (!dk_dtype_is_integer(v->dtype)) return;
+    printf("  labels      %s%lld distinct:", s->labels_truncated ? "more than 64, " : "",
+           (long long)(s->labels_truncated ? 64 : s->n_labels));
+    int shown = (int)(s->n_labels < 64 ? s->n_labels : 64);
+    for (int i = 0; i < shown; i++)
+        printf(" %lld(%lld)", (long long)s->labels[i], (long long)s->label_counts[i]);
+    printf("\n");
+}
+
+static cJSON *number_array(const double *x, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    return a;
+}
+
+/* JSON has no NaN: a missing statistic is null. */
+static void add_number_or_null(cJSON *o, const char *key, double x) {
+    if (isfinite(x)) cJSON_AddNumberToObject(o, key, x);
+    else cJSON_AddNullToObject(o, key);
+}
+
+static cJSON *to_json(const char *path, const dk_volume *v, const dk_volume_stats *s) {
+    cJSON *o = cJSON_CreateObject();
+    double m[4][4];
+    char code[4];
+    dk_geometry_to_nifti_affine(&v->geom, m);
+    dk_geometry_orientation_code(&v->geom, code);
+    cJSON_AddStringToObject(o, "path", path);
+    double dims[5] = {(double)v->nx, (double)v->ny, (double)v->nz, (double)v->nt, (double)v->nc};
+    cJSON_AddItemToObject(o, "dims", number_array(dims, 5));
+    cJSON_AddNumberToObject(o, "ndim", v->ndim);
+    cJSON_AddStringToObject(o, "datatype", dk_dtype_name(v->dtype));
+    cJSON_AddStringToObject(o, "color", v->color == DK_COLOR_RGB    ? "RGB"
+                                        : v->color == DK_COLOR_RGBA ? "RGBA"
+                                                                    : "none");
+    cJSON_AddItemToObject(o, "spacing", number_array(v->geom.spacing, 3));
+    cJSON_AddItemToObject(o, "origin_lps", number_array(v->geom.origin, 3));
+    cJSON *dir = cJSON_AddArrayToObject(o, "direction_lps");
+    cJSON *aff = cJSON_AddArrayToObject(o, "affine_ras");
+    for (int r = 0; r < 4; r++) {
+        if (r < 3) cJSON_AddItemToArray(dir, number_array(v->geom.direction[r], 3));
+        cJSON_AddItemToArray(aff, number_array(m[r], 4));
+    }
+    cJSON_AddStringToObject(o, "orientation", code);
+    cJSON_AddNumberToObject(o, "nifti_version", v->meta.nifti_version);
+    if (!s) return o;
+    add_number_or_null(o, "min", s->min);
+    add_number_or_null(o, "max", s->max);
+    add_number_or_null(o, "mean", s->mean);
+    cJSON_AddNumberToObject(o, "nan_count", (double)s->n_nan);
+    if (dk_dtype_is_integer(v->dtype)) {
+        cJSON *labels = cJSON_AddArrayToObject(o, "labels");
+        int shown = (int)(s->n_labels < 64 ? s->n_labels : 64);
+        for (int i = 0; i < shown; i++) {
+            cJSON *l = cJSON_CreateObject();
+            cJSON_AddNumberToObject(l, "value", (double)s->labels[i]);
+            cJSON_AddNumberToObject(l, "voxels", (double)s->label_counts[i]);
+            cJSON_AddItemToArray(labels, l);
+        }
+        cJSON_AddBoolToObject(o, "labels_truncated", s->labels_truncated);
+    }
+    return o;
+}
+
+int dk_cmd_info(int argc, char **argv) {
+    int json = 0, header_only = 0, first = 1;
+    for (; first < argc && argv[first][0] == '-'; first++) {
+        if (dk_cli_is_help(argv[first])) {
+            fputs(info_help, stdout);
+            return 0;
+        }
+        if (strcmp(argv[first], "--json") == 0) json = 1;
+        else if (strcmp(argv[first], "--header-only") == 0) header_only = 1;
+        else return dk_cli_usage_error("info", "unknown option '%s'", argv[first]);
+    }
+    if (first == argc) return dk_cli_usage_error("info", "no input file");
+    dk_status worst = DK_OK;
+    cJSON *all = cJSON_CreateArray();
+    for (int i = first; i < argc; i++) {
+        dk_volume v;
+        dk_status st = header_only ? dk_volume_read_header(&v, argv[i]) : dk_volume_read(&v, argv[i]);
+        if (st != DK_OK) {
+            dk_cli_report("info", st);
+            if (worst == DK_OK) worst = st;
+            continue;
+        }
+        dk_volume_stats s;
+        if (!header_only) dk_volume_compute_stats(&v, &s);
+        if (json) cJSON_AddItemToArray(all, to_json(argv[i], &v, header_only ? NULL : &s));
+        else print_text(argv[i], &v, header_only ? NULL : &s);
+        dk_volume_free(&v);
+    }
+    if (json) {
+        cJSON *out = argc - first == 1 && cJSON_GetArraySize(all) == 1
+                         ? cJSON_DetachItemFromArray(all, 0)
+                         : cJSON_Duplicate(all, 1);
+        char *text = cJSON_Print(out);
+        if (text) printf("%s\n", text);
+        free(text);
+        cJSON_Delete(out);
+    }
+    cJSON_Delete(all);
+    return dk_cli_exit_code(worst);
+}

@@ -1,0 +1,201 @@
+/*
+ * dakd/core.h — status codes and errors, assertions, logging and progress, the arena
+ * allocator, float32 tensors, the seeded RNG and the monotonic timer.
+ *
+ * What it does not do: no I/O on data files, no threads of its own.
+ *
+ * Errors. A library function that can fail on bad data or environment returns a
+ * dk_status (DK_OK = 0). The function that DETECTS the failure records one message with
+ * dk_fail(); callers pass the status up unchanged. dk_last_error() returns the message
+ * of the most recent failure on the calling thread (thread-local, overwritten by the next
+ * dk_fail). The library never exits and never prints on its own; it logs through the
+ * callback set with dk_log_set_sink().
+ *
+ * Programmer errors (inconsistent shapes between internal calls) are DK_ASSERT: it prints
+ * file:line and the expression to stderr and aborts.
+ */
+#ifndef DAKD_CORE_H
+#define DAKD_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status and errors */
+
+typedef enum {
+    DK_OK = 0,
+    DK_ERR_ARG = 1,     /* bad argument or option from the caller / user */
+    DK_ERR_IO = 2,      /* file missing, unreadable, unwritable, short read/write */
+    DK_ERR_FORMAT = 3,  /* file read but its content is invalid (header, CRC, dims) */
+    DK_ERR_UNSUPPORTED = 4, /* valid input that this build / function cannot handle */
+    DK_ERR_NOMEM = 5,   /* allocation of a data-sized buffer failed */
+    DK_ERR_NUMERIC = 6, /* NaN/Inf where a finite number is required */
+    DK_ERR_INTERNAL = 7 /* a library that dakd calls failed without a reason */
+} dk_status;
+
+/* Record a failure message (printf format) for the calling thread and return `st`, so a
+ * detecting function can write `return dk_fail(DK_ERR_FORMAT, "%s: dim[1]=%d", p, n);`.
+ * The message should name the file and the field. Never returns DK_OK for st != DK_OK. */
+dk_status dk_fail(dk_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The last message recorded on this thread ("" if none). Borrowed; valid until the next
+ * dk_fail on this thread. */
+const char *dk_last_error(void);
+
+/* A short constant name for a status ("format error", ...). */
+const char *dk_status_name(dk_status st);
+
+/* Clear the thread's message (tests use it). */
+void dk_clear_error(void);
+
+void dk_assert_fail(const char *expr, const char *file, int line);
+#define DK_ASSERT(cond) ((cond) ? (void)0 : dk_assert_fail(#cond, __FILE__, __LINE__))
+
+/* ---------------------------------------------------------------- version */
+
+/* "dakd 0.1.0 (commit abcdef123456)". Static string. */
+const char *dk_version_string(void);
+
+/* ---------------------------------------------------------------- logging */
+
+typedef enum { DK_LOG_DEBUG = 0, DK_LOG_INFO = 1, DK_LOG_WARN = 2, DK_LOG_ERROR = 3 } dk_log_level;
+
+/* A sink receives one formatted message (no trailing newline). `user` is passed through. */
+typedef void (*dk_log_fn)(dk_log_level level, const char *msg, void *user);
+
+/* Install a sink (NULL = discard all messages, the library default) and the lowest level
+ * that reaches it. Not thread-safe against concurrent dk_log calls; set it at start-up. */
+void dk_log_set_sink(dk_log_fn fn, void *user, dk_log_level min_level);
+
+/* A ready-made sink writing "[level] msg\n" to the FILE* passed as `user` (stderr if NULL). */
+void dk_log_stderr_sink(dk_log_level level, const char *msg, void *user);
+
+void dk_log(dk_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---------------------------------------------------------------- timer */
+
+/* Seconds on a monotonic clock (CLOCK_MONOTONIC); only differences are meaningful. */
+double dk_time_now(void);
+
+/* ---------------------------------------------------------------- progress */
+
+/* A progress reporter over `total` units of work. On a TTY it redraws one line:
+ *   label [#########.......]  42/100  12.3 it/s  ETA 0:04
+ * otherwise it prints a plain line at most every `interval` seconds and at the end.
+ * Output goes to the FILE* given (usually stderr). */
+typedef struct {
+    FILE *out;
+    const char *label; /* borrowed */
+    int64_t total;
+    int64_t done;
+    int is_tty;
+    double t_start;
+    double t_last_print;
+    double interval; /* seconds between plain lines (non-TTY); default 5 */
+} dk_progress;
+
+void dk_progress_begin(dk_progress *p, FILE *out, const char *label, int64_t total);
+/* Advance by `n` units and redraw if due. */
+void dk_progress_step(dk_progress *p, int64_t n);
+/* Print the final state and a newline. */
+void dk_progress_end(dk_progress *p);
+/* Format `s` seconds as H:MM:SS or M:SS into buf (at least 16 bytes). */
+void dk_format_duration(char *buf, size_t n, double s);
+
+/* ---------------------------------------------------------------- arena */
+
+/* A bump allocator over one block: allocations are 64-byte aligned, freed all at once by
+ * dk_arena_reset / dk_arena_free. Used for activations and workspaces whose sizes are
+ * known when a model is built. */
+typedef struct {
+    unsigned char *base; /* owned, 64-byte aligned */
+    size_t capacity;     /* bytes */
+    size_t used;         /* bytes */
+    size_t high_water;   /* largest `used` seen */
+} dk_arena;
+
+/* Allocate the block. DK_ERR_NOMEM if it cannot. */
+dk_status dk_arena_init(dk_arena *a, size_t capacity);
+/* Bump-allocate `bytes` (rounded up to 64); NULL if the arena is full (no message: the
+ * caller sized the arena, so running out is a programmer error it should assert on). */
+void *dk_arena_alloc(dk_arena *a, size_t bytes);
+/* Zeroed variant of dk_arena_alloc. */
+void *dk_arena_calloc(dk_arena *a, size_t bytes);
+/* Position markers to free everything allocated after a mark. */
+size_t dk_arena_mark(const dk_arena *a);
+void dk_arena_release(dk_arena *a, size_t mark);
+void dk_arena_reset(dk_arena *a);
+/* Free the block; accepts NULL and a zeroed struct. */
+void dk_arena_free(dk_arena *a);
+
+/* 64-byte aligned heap allocation (free with dk_free); NULL on failure or overflow of
+ * count*size. */
+void *dk_alloc_aligned(size_t count, size_t size);
+void dk_free(void *p);
+
+/* ---------------------------------------------------------------- tensors */
+
+/* float32, contiguous NCDHW, W fastest; a 2-D image has d = 1. */
+typedef struct {
+    float *data; /* (n, c, d, h, w); owned if `owned`, else borrowed (arena or caller) */
+    int64_t n, c, d, h, w;
+    int owned;
+} dk_tensor;
+
+/* Elements in a tensor of that shape; 0 if any dim is < 0 or the product overflows. */
+int64_t dk_tensor_numel(const dk_tensor *t);
+/* Allocate an owned, zeroed tensor. DK_ERR_ARG on bad dims, DK_ERR_NOMEM. */
+dk_status dk_tensor_alloc(dk_tensor *t, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w);
+/* Describe a borrowed buffer. */
+dk_tensor dk_tensor_view(float *data, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w);
+/* Place a tensor in an arena; DK_ERR_NOMEM if it does not fit. */
+dk_status dk_tensor_arena(dk_tensor *t, dk_arena *a, int64_t n, int64_t c, int64_t d,
+                          int64_t h, int64_t w);
+/* Free an owned tensor's data and zero the struct; accepts NULL and borrowed tensors. */
+void dk_tensor_free(dk_tensor *t);
+/* Pointer to element (n, c, z, y, x). */
+static inline float *dk_tensor_at(const dk_tensor *t, int64_t n, int64_t c, int64_t z,
+                                  int64_t y, int64_t x) {
+    return t->data + ((((n * t->c + c) * t->d + z) * t->h + y) * t->w + x);
+}
+int dk_tensor_same_shape(const dk_tensor *a, const dk_tensor *b);
+
+/* ---------------------------------------------------------------- RNG */
+
+/* xoshiro256** seeded through splitmix64: fast, 2^256 period, and a state of four
+ * words that a checkpoint can store. One seed drives every random choice in dakd. */
+typedef struct {
+    uint64_t s[4];
+} dk_rng;
+
+void dk_rng_seed(dk_rng *r, uint64_t seed);
+uint64_t dk_rng_u64(dk_rng *r);
+/* Uniform in [0, 1) with 24 (float) / 53 (double) random bits. */
+float dk_rng_uniform(dk_rng *r);
+double dk_rng_uniform_double(dk_rng *r);
+/* Uniform integer in [0, n), unbiased (n > 0). */
+uint64_t dk_rng_below(dk_rng *r, uint64_t n);
+/* Standard normal (Box–Muller on doubles, no cached second value so the state alone
+ * determines the stream). */
+double dk_rng_normal(dk_rng *r);
+/* Derive an independent stream (e.g. per worker or per epoch) from this one's state and
+ * an index, without advancing `r`. */
+dk_rng dk_rng_split(const dk_rng *r, uint64_t index);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,189 @@
+/*
+ * dakd/volume.h — one scan or label map with its geometry, read from and written to disk.
+ *
+ * What it does: the dk_volume struct; allocation; geometry in ONE convention (below) with
+ * exact conversion to and from the NIfTI affine; NIfTI-1/NIfTI-2/Analyze read and write
+ * through nifticlib (`.nii`, `.nii.gz`, `.hdr/.img`, `.hdr.gz/.img.gz`); PNG read and write
+ * through libpng; summaries for `dakd info`.
+ * What it does not: no resampling, reorientation or intensity work (that is dakd/data.h),
+ * nothing about networks.
+ *
+ * Layout. `data` holds nx*ny*nz*nt*nc elements of the scalar type `dtype`, x fastest:
+ *     (C, T, Z, Y, X)      element (x, y, z, t, c) at ((c*nt + t)*nz + z)*ny*nx + y*nx + x
+ * This is NIfTI's own order (dim[1..5] = x, y, z, t, u), so a NIfTI image maps onto it
+ * without transposing. Colour (PNG RGB/RGBA, NIfTI RGB24/RGBA32) is stored PLANAR as
+ * nc = 3 or 4 channels of uint8 (converted from/to the interleaved file layout);
+ * `color` remembers it so a writer can restore the file's colour type.
+ *
+ * Geometry convention (as ITK and DICOM): physical coordinates are LPS millimetres
+ * (+x = patient Left, +y = Posterior, +z = Superior). `direction` is a 3x3 matrix whose
+ * COLUMN j is the unit LPS direction of index axis j (i, j, k); `spacing[j]` > 0 is the
+ * step along it in mm; `origin` is the LPS position of voxel (0,0,0)'s centre:
+ *     p_lps = origin + direction * diag(spacing) * (i, j, k)^T
+ * NIfTI stores RAS: A_ras = diag(-1,-1,1,1) * A_lps, done exactly by sign flips.
+ *
+ * NIfTI geometry rule on read (the one nibabel and ITK-SNAP follow): the sform when
+ * sform_code > 0, else the qform when qform_code > 0, else pixdim scaling only
+ * (Analyze: diag(pixdim) with origin 0; the RAS/LPS flip applies as for any NIfTI).
+ * Spacing is the column norm of the 3x3 part; direction the normalised columns.
+ * scl_slope/scl_inter are applied on read when slope is finite and non-zero and
+ * (slope, inter) != (1, 0): the data become DK_F32 (DK_F64 when stored as float64 or as a
+ * 32/64-bit integer), and the written file then stores those floats with slope 1.
+ *
+ * Ownership: a dk_volume owns `data` (freed by dk_volume_free). Every function that fills
+ * a dk_volume* output leaves it zeroed on failure.
+ */
+#ifndef DAKD_VOLUME_H
+#define DAKD_VOLUME_H
+
+#include "dakd/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    DK_DT_UNKNOWN = 0,
+    DK_U8,
+    DK_I8,
+    DK_U16,
+    DK_I16,
+    DK_U32,
+    DK_I32,
+    DK_U64,
+    DK_I64,
+    DK_F32,
+    DK_F64
+} dk_dtype;
+
+/* Bytes per element (0 for DK_DT_UNKNOWN), "uint8"-style name, is-integer test. */
+size_t dk_dtype_size(dk_dtype t);
+const char *dk_dtype_name(dk_dtype t);
+int dk_dtype_is_integer(dk_dtype t);
+
+typedef enum { DK_COLOR_NONE = 0, DK_COLOR_RGB = 3, DK_COLOR_RGBA = 4 } dk_color;
+
+typedef struct {
+    double spacing[3];      /* mm along index axes i, j, k; > 0 */
+    double origin[3];       /* LPS mm of voxel (0,0,0) */
+    double direction[3][3]; /* direction[r][c]: row r = LPS component, column c = index axis */
+} dk_geometry;
+
+/* NIfTI header fields that are not geometry, kept so a read → write round trip preserves
+ * them. A volume made in memory has them zeroed except where dk_volume_alloc sets
+ * defaults (xyz mm, sform/qform code 1 = scanner anatomical). */
+typedef struct {
+    int qform_code, sform_code;
+    int intent_code;
+    double intent_p1, intent_p2, intent_p3;
+    char intent_name[16];
+    char descrip[80];
+    char aux_file[24];
+    double cal_min, cal_max;
+    double toffset;
+    double dt;             /* pixdim[4]: time step */
+    double du;             /* pixdim[5] */
+    int xyz_units, time_units; /* NIFTI_UNITS_* */
+    int freq_dim, phase_dim, slice_dim;
+    int slice_code;
+    int64_t slice_start, slice_end;
+    double slice_duration;
+    int nifti_version;     /* 1 or 2 as read (0 = Analyze or not from NIfTI) */
+} dk_nifti_meta;
+
+typedef struct {
+    int64_t nx, ny, nz; /* spatial extent, each >= 1 */
+    int64_t nt;         /* time points / volumes (NIfTI dim[4]), >= 1 */
+    int64_t nc;         /* channels: NIfTI dim[5] components, or 3/4 for colour, >= 1 */
+    int ndim;           /* spatial dimensionality as read: 2 for PNG and nz == 1 images */
+    dk_dtype dtype;
+    dk_color color;
+    void *data;         /* (C, T, Z, Y, X) elements of dtype; owned */
+    dk_geometry geom;
+    dk_nifti_meta meta;
+} dk_volume;
+
+/* ---- allocation */
+
+/* Allocate a zero-filled volume with identity geometry (unit spacing, origin 0) and
+ * nc = 1. DK_ERR_ARG for dims < 1 or a voxel count that overflows, DK_ERR_NOMEM. */
+dk_status dk_volume_alloc(dk_volume *v, int64_t nx, int64_t ny, int64_t nz, int64_t nt,
+                          int64_t nc, dk_dtype dtype);
+/* Free data and zero the struct; accepts NULL. */
+void dk_volume_free(dk_volume *v);
+/* Element count nx*ny*nz*nt*nc and byte size. */
+int64_t dk_volume_numel(const dk_volume *v);
+size_t dk_volume_nbytes(const dk_volume *v);
+/* Value of element `i` (flat index) converted to double. */
+double dk_volume_get(const dk_volume *v, int64_t i);
+/* Store `x` at flat index `i`, converted to the volume's dtype (rounded and clamped for
+ * integer types). */
+void dk_volume_set(dk_volume *v, int64_t i, double x);
+
+/* ---- geometry */
+
+void dk_geometry_identity(dk_geometry *g);
+/* 4x4 affine index → RAS mm (NIfTI's convention), row-major m[r][c]. Exact sign flips. */
+void dk_geometry_to_nifti_affine(const dk_geometry *g, double m[4][4]);
+/* From a NIfTI RAS affine. A column of zero norm (degenerate) gets spacing 1 and the
+ * matching unit axis. Direction and spacing are chosen so that converting back gives
+ * the same affine bit for bit whenever such a pair exists (nearly always). */
+void dk_geometry_from_nifti_affine(dk_geometry *g, const double m[4][4]);
+/* Three-letter orientation code of the index axes, ITK-SNAP/nibabel style in RAS terms
+ * ("RAS", "LPS", "LAS", ...): the letter is the direction toward which each index axis
+ * points most. Writes 4 bytes including the terminator. */
+void dk_geometry_orientation_code(const dk_geometry *g, char code[4]);
+/* 1 if the two grids agree within `tol` mm / relative. */
+int dk_geometry_equal(const dk_geometry *a, const dk_geometry *b, double tol);
+
+/* ---- reading and writing (dispatch on the file name) */
+
+/* Read any supported file: .nii .nii.gz .hdr .img (.gz) → NIfTI/Analyze; .png → PNG.
+ * Reads exactly the file named (never a sibling with another extension). Errors name the
+ * file and the field: DK_ERR_IO (missing, unreadable, truncated), DK_ERR_FORMAT (bad
+ * header, dims, vox_offset, datatype, CRC), DK_ERR_UNSUPPORTED (e.g. complex data). */
+dk_status dk_volume_read(dk_volume *v, const char *path);
+
+/* Read only the header: every field of `v` set, `data` NULL. For NIfTI/Analyze it does
+ * not need the image file (.img) to exist. */
+dk_status dk_volume_read_header(dk_volume *v, const char *path);
+
+typedef struct {
+    int nifti_version;  /* 1 or 2; 0 = the version the volume was read as, else 1 */
+    int gzip_level;     /* 1..9 for .gz outputs; 0 = default (6) */
+} dk_write_opts;
+
+/* Write by extension (.nii, .nii.gz, .hdr [+ .img], .png). The file appears complete or
+ * not at all: data go to a temporary name in the same directory, are flushed and fsynced,
+ * then renamed. opts may be NULL. DK_ERR_IO for unwritable paths, DK_ERR_UNSUPPORTED
+ * when the format cannot hold the volume (PNG: nz, nt > 1, float data, ...). */
+dk_status dk_volume_write(const dk_volume *v, const char *path, const dk_write_opts *opts);
+
+/* Format-specific entry points (dk_volume_read/write dispatch to them). */
+dk_status dk_nifti_read(dk_volume *v, const char *path, int header_only);
+dk_status dk_nifti_write(const dk_volume *v, const char *path, const dk_write_opts *opts);
+dk_status dk_png_read(dk_volume *v, const char *path);
+dk_status dk_png_write(const dk_volume *v, const char *path);
+
+/* ---- summaries */
+
+typedef struct {
+    double min, max, mean; /* over all elements; NaNs excluded and counted */
+    int64_t n_nan;
+    int64_t n_labels;      /* integer volumes: number of distinct values (else 0) */
+    int64_t labels[64];    /* the first 64 distinct values, ascending */
+    int64_t label_counts[64];
+    int labels_truncated;  /* 1 if more than 64 distinct values */
+} dk_volume_stats;
+
+void dk_volume_compute_stats(const dk_volume *v, dk_volume_stats *s);
+
+/* Atomic-output helpers shared by writers: make "<dir>/.<base>.tmp.<pid>.<n><ext-free>"
+ * next to `path` (buf of size n), and finish by fsync + rename. */
+dk_status dk_tmp_path_for(char *buf, size_t n, const char *path);
+dk_status dk_commit_file(const char *tmp_path, const char *final_path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages dakd needs (only those missing), then configure and build.
+#   scripts/bootstrap.sh [--test] [--sanitize] [BUILD_DIR]
+#     --test      also install what the test suites use (nibabel as an oracle, mricron-data)
+#     --sanitize  build with AddressSanitizer + UndefinedBehaviorSanitizer (default dir build-asan)
+# Environment: DAKD_CMAKE_ARGS adds CMake options; JOBS sets build parallelism.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+sanitize=0
+build_dir=""
+for arg in "$@"; do
+    case "$arg" in
+        --test) want_tests=1 ;;
+        --sanitize) sanitize=1 ;;
+        -*) echo "bootstrap: unknown option $arg" >&2; exit 1 ;;
+        *) build_dir="$arg" ;;
+    esac
+done
+[ -n "$build_dir" ] || { [ $sanitize = 1 ] && build_dir=build-asan || build_dir=build; }
+
+build_pkgs=(build-essential cmake pkg-config git libopenblas-dev libnifti2-dev libpng-dev
+            zlib1g-dev libinih-dev libcjson-dev libcunit1-dev)
+test_pkgs=(python3 python3-numpy python3-nibabel mricron-data)
+
+pkgs=("${build_pkgs[@]}")
+[ $want_tests = 1 ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing ${missing[*]}"
+    sudo_cmd=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { echo "bootstrap: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+        sudo_cmd=(sudo)
+    fi
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake_args=(-DCMAKE_BUILD_TYPE=Release)
+[ $sanitize = 1 ] && cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDAKD_SANITIZE=ON)
+# shellcheck disable=SC2206
+extra=(${DAKD_CMAKE_ARGS:-})
+cmake -S . -B "$build_dir" "${cmake_args[@]}" "${extra[@]}" >/dev/null
+cmake --build "$build_dir" -j "${JOBS:-$(nproc)}"

@@ -1,0 +1,134 @@
+/* The dakd command line end to end: help, version, phantom → info → convert, refusals and
+ * bad input with their exit codes, and no partial output after a failure. */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+static char out[1 << 16];
+static const char *dir; /* scratch folder of this run */
+
+static int dakd(const char *args) { return dk_test_sh(out, sizeof out, "%s %s", dk_test_cli(), args); }
+
+/* Count files in `d` whose names contain ".tmp" (leftovers of a failed atomic write). */
+static int leftover_temps(const char *d) {
+    DIR *dp = opendir(d);
+    int n = 0;
+    struct dirent *e;
+    while (dp && (e = readdir(dp)))
+        if (strstr(e->d_name, ".tmp")) n++;
+    if (dp) closedir(dp);
+    return n;
+}
+
+static int setup(void) {
+    dir = dk_test_path(dk_test_tmpdir(), "cli");
+    return dk_test_sh(NULL, 0, "mkdir -p %s && %s phantom --out %s --size 32,28,12 --cases 1 "
+                      "--seed 3 >/dev/null && %s phantom --out %s/2d --size 40,36 --cases 1 "
+                      "--png >/dev/null", dir, dk_test_cli(), dir, dk_test_cli(), dir);
+}
+
+static void test_help_version(void) {
+    CU_ASSERT_EQUAL(dakd("--help"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "convert"));
+    CU_ASSERT_EQUAL(dakd("--version"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "dakd "));
+    const char *cmds[] = {"info", "convert", "phantom"};
+    for (int i = 0; i < 3; i++) {
+        char a[64];
+        snprintf(a, sizeof a, "%s --help", cmds[i]);
+        CU_ASSERT_EQUAL(dakd(a), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage: dakd"));
+    }
+    CU_ASSERT_EQUAL(dakd("frobnicate"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown command"));
+    CU_ASSERT_EQUAL(dakd(""), 1);
+    CU_ASSERT_EQUAL(dakd("convert onlyone.nii"), 1);
+    CU_ASSERT_EQUAL(dakd("info --bogus x.nii"), 1);
+}
+
+static void test_info_text_and_json(void) {
+    char a[4096];
+    snprintf(a, sizeof a, "info %s/source_000_label.nii.gz", dir);
+    CU_ASSERT_EQUAL(dakd(a), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "32 x 28 x 12"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "uint8"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "orientation LPS"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "labels"));
+    snprintf(a, sizeof a, "info --json %s/source_000_image.nii.gz", dir);
+    CU_ASSERT_EQUAL(dakd(a), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"datatype\":\t\"float32\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"affine_ras\""));
+}
+
+static void test_convert_round_trip(void) {
+    char a[4096];
+    snprintf(a, sizeof a, "convert %s/2d/source_000_label.png %s/2d/l.nii", dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 0);
+    snprintf(a, sizeof a, "convert %s/2d/l.nii %s/2d/l2.png", dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 0);
+    /* PNG -> NIfTI -> PNG keeps the pixels: compare the label summaries */
+    char first[4096];
+    snprintf(a, sizeof a, "info %s/2d/source_000_label.png | grep labels", dir);
+    dakd(a);
+    snprintf(first, sizeof first, "%s", out);
+    snprintf(a, sizeof a, "info %s/2d/l2.png | grep labels", dir);
+    dakd(a);
+    CU_ASSERT_STRING_EQUAL(first, out);
+    snprintf(a, sizeof a, "convert --nifti-version 2 %s/source_000_image.nii.gz %s/img2.nii",
+             dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 0);
+}
+
+static void test_convert_refusals(void) {
+    char a[4096];
+    /* a 3-D volume does not fit a PNG: exit 4 (unsupported), the reason, no output */
+    snprintf(a, sizeof a, "convert %s/source_000_label.nii.gz %s/refused.png", dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 4);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "refused.png"));
+    CU_ASSERT(!dk_test_exists(dk_test_path(dir, "refused.png")));
+    CU_ASSERT_EQUAL(leftover_temps(dir), 0);
+    /* unwritable output: a path under a regular file, exit 2 (I/O) */
+    snprintf(a, sizeof a, "convert %s/source_000_label.nii.gz %s/source_000_label.nii.gz/x.nii",
+             dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "x.nii"));
+    /* missing input: exit 2, named */
+    snprintf(a, sizeof a, "info %s/missing.nii.gz", dir);
+    CU_ASSERT_EQUAL(dakd(a), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "missing.nii.gz"));
+    snprintf(a, sizeof a, "convert %s/source_000_label.nii.gz %s/out.xyz", dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 4);
+}
+
+static void test_truncated_input(void) {
+    char a[4096];
+    /* cut a compressed NIfTI in half: non-zero exit, file named, nothing written */
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "head -c 2000 %s/source_000_image.nii.gz > "
+                                     "%s/cut.nii.gz", dir, dir), 0);
+    snprintf(a, sizeof a, "convert %s/cut.nii.gz %s/from_cut.nii", dir, dir);
+    int rc = dakd(a);
+    CU_ASSERT(rc == 2 || rc == 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cut.nii.gz"));
+    CU_ASSERT(!dk_test_exists(dk_test_path(dir, "from_cut.nii")));
+    /* a PNG cut short */
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "head -c 100 %s/2d/source_000_image.png > "
+                                     "%s/cut.png", dir, dir), 0);
+    snprintf(a, sizeof a, "info %s/cut.png", dir);
+    rc = dakd(a);
+    CU_ASSERT(rc == 2 || rc == 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cut.png"));
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("cli", setup, NULL);
+    CU_add_test(s, "help, version, usage errors", test_help_version);
+    CU_add_test(s, "info text and JSON", test_info_text_and_json);
+    CU_add_test(s, "convert PNG <-> NIfTI", test_convert_round_trip);
+    CU_add_test(s, "convert refusals and exit codes", test_convert_refusals);
+    CU_add_test(s, "truncated inputs", test_truncated_input);
+    return dk_test_run();
+}

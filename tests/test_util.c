@@ -1,0 +1,95 @@
+#include "test_util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int dk_test_run(void) {
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    if (CU_basic_run_tests() != CUE_SUCCESS) {
+        fprintf(stderr, "CUnit error: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 1;
+    }
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned suites_failed = CU_get_number_of_suites_failed();
+    CU_cleanup_registry();
+    return (failed || suites_failed) ? 1 : 0;
+}
+
+const char *dk_test_shared_data(void) {
+    const char *p = getenv("DAKD_SHARED_DATA");
+    if (!p || !*p) p = DK_SHARED_DATA_DEFAULT;
+    struct stat st;
+    return (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) ? p : NULL;
+}
+
+const char *dk_test_cli(void) {
+    const char *p = getenv("DAKD_CLI");
+    return (p && *p) ? p : DK_BINARY_DIR "/dakd";
+}
+
+const char *dk_test_source_dir(void) { return DK_SOURCE_DIR; }
+
+const char *dk_test_tmpdir(void) {
+    static char dir[4096];
+    if (dir[0]) return dir;
+    char base[4000];
+    snprintf(base, sizeof base, "%s/test-scratch", DK_BINARY_DIR);
+    mkdir(base, 0755);
+    snprintf(dir, sizeof dir, "%s/run-%ld", base, (long)getpid());
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cannot make %s: %s\n", dir, strerror(errno));
+        abort();
+    }
+    return dir;
+}
+
+const char *dk_test_path(const char *dir, const char *name) {
+    static char bufs[8][4096];
+    static int slot;
+    char *b = bufs[slot++ & 7];
+    snprintf(b, 4096, "%s/%s", dir, name);
+    return b;
+}
+
+void dk_test_skip(const char *what, const char *reason) {
+    printf("\n    SKIP %s: %s\n", what, reason);
+    fflush(stdout);
+}
+
+int dk_test_sh(char *out, size_t n, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[8300];
+    snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t len = 0;
+    char tmp[4096];
+    size_t got;
+    while ((got = fread(tmp, 1, sizeof tmp, p)) > 0) {
+        if (out && len + 1 < n) {
+            size_t k = got < n - 1 - len ? got : n - 1 - len;
+            memcpy(out + len, tmp, k);
+            len += k;
+        }
+    }
+    if (out && n) out[len] = '\0';
+    int st = pclose(p);
+    if (st == -1) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+int dk_test_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
