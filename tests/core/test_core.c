@@ -1,0 +1,698 @@
+/*
+ * CUnit suite for lib/core: errors, logging, timer, progress, arena, tensors, RNG.
+ */
+/* posix_openpt/grantpt/ptsname are XSI; the build only defines _POSIX_C_SOURCE. */
+#define _XOPEN_SOURCE 700
+
+#include "dakd/core.h"
+#include "test_util.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ errors */
+
+static void test_fail_records_message(void) {
+    dk_clear_error();
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "");
+    dk_status st = dk_fail(DK_ERR_FORMAT, "%s: dim[%d]=%d exceeds %d", "scan.nii", 3, 70000, 32767);
+    CU_ASSERT_EQUAL(st, DK_ERR_FORMAT);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "scan.nii: dim[3]=70000 exceeds 32767");
+    /* The next failure overwrites, and may quote the previous message safely. */
+    st = dk_fail(DK_ERR_IO, "while loading: %s", dk_last_error());
+    CU_ASSERT_EQUAL(st, DK_ERR_IO);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "while loading: scan.nii: dim[3]=70000 exceeds 32767");
+    dk_clear_error();
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "");
+}
+
+static void test_fail_edge_cases(void) {
+    /* A DK_OK status passed by mistake must still propagate as a failure. */
+    CU_ASSERT_NOT_EQUAL(dk_fail(DK_OK, "oops"), DK_OK);
+    /* An over-long message is truncated, not overflowed. */
+    char big[4000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CU_ASSERT_EQUAL(dk_fail(DK_ERR_ARG, "%s", big), DK_ERR_ARG);
+    size_t len = strlen(dk_last_error());
+    CU_ASSERT(len > 500 && len < sizeof big - 1);
+    CU_ASSERT_EQUAL(dk_last_error()[0], 'x');
+    dk_clear_error();
+}
+
+typedef struct {
+    char seen_at_start[64];
+    char seen_after[64];
+} thread_seen;
+
+static void *thread_body(void *arg) {
+    thread_seen *ts = arg;
+    snprintf(ts->seen_at_start, sizeof ts->seen_at_start, "%s", dk_last_error());
+    dk_fail(DK_ERR_NUMERIC, "worker: loss is %s", "NaN");
+    snprintf(ts->seen_after, sizeof ts->seen_after, "%s", dk_last_error());
+    return NULL;
+}
+
+static void test_error_thread_local(void) {
+    dk_fail(DK_ERR_IO, "main: %s", "cannot open a.nii");
+    thread_seen ts;
+    memset(&ts, 0, sizeof ts);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, thread_body, &ts) == 0);
+    CU_ASSERT_FATAL(pthread_join(th, NULL) == 0);
+    CU_ASSERT_STRING_EQUAL(ts.seen_at_start, "");
+    CU_ASSERT_STRING_EQUAL(ts.seen_after, "worker: loss is NaN");
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "main: cannot open a.nii");
+    dk_clear_error();
+}
+
+static void test_status_names(void) {
+    CU_ASSERT_STRING_EQUAL(dk_status_name(DK_OK), "ok");
+    CU_ASSERT_STRING_EQUAL(dk_status_name(DK_ERR_FORMAT), "format error");
+    CU_ASSERT_STRING_EQUAL(dk_status_name(DK_ERR_NOMEM), "out of memory");
+    /* Every status has its own non-empty name. */
+    for (int i = DK_OK; i <= DK_ERR_INTERNAL; i++) {
+        const char *a = dk_status_name((dk_status)i);
+        CU_ASSERT(a != NULL && a[0] != '\0');
+        for (int j = i + 1; j <= DK_ERR_INTERNAL; j++)
+            CU_ASSERT(strcmp(a, dk_status_name((dk_status)j)) != 0);
+    }
+    CU_ASSERT_STRING_EQUAL(dk_status_name((dk_status)99), "unknown status");
+}
+
+/* DK_ASSERT must print file:line and the expression, then abort: run it in a child. */
+static void test_assert_aborts(void) {
+    int fds[2];
+    CU_ASSERT_FATAL(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        volatile int two = 2;
+        DK_ASSERT(two == 3);
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[512] = {0};
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof buf - 1 && (k = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)k;
+    close(fds[0]);
+    int status = 0;
+    CU_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+    CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CU_ASSERT(strstr(buf, "test_core.c:") != NULL);
+    CU_ASSERT(strstr(buf, ": assertion failed: two == 3") != NULL);
+}
+
+static void test_version_string(void) {
+    const char *v = dk_version_string();
+    CU_ASSERT_FATAL(v != NULL);
+    CU_ASSERT_EQUAL(strncmp(v, "dakd 0.", 7), 0);
+    CU_ASSERT(strstr(v, " (commit ") != NULL);
+    CU_ASSERT_EQUAL(v[strlen(v) - 1], ')');
+}
+
+/* ------------------------------------------------------------------ logging */
+
+typedef struct {
+    int count;
+    dk_log_level last_level;
+    char last_msg[128];
+} log_capture;
+
+static void capture_sink(dk_log_level level, const char *msg, void *user) {
+    log_capture *c = user;
+    c->count++;
+    c->last_level = level;
+    snprintf(c->last_msg, sizeof c->last_msg, "%s", msg);
+}
+
+static void test_log_levels(void) {
+    log_capture c;
+    memset(&c, 0, sizeof c);
+    dk_log_set_sink(capture_sink, &c, DK_LOG_WARN);
+    dk_log(DK_LOG_DEBUG, "debug %d", 1);
+    dk_log(DK_LOG_INFO, "info %d", 2);
+    CU_ASSERT_EQUAL(c.count, 0);
+    dk_log(DK_LOG_WARN, "spacing %.1f mm", 1.5);
+    CU_ASSERT_EQUAL(c.count, 1);
+    CU_ASSERT_EQUAL(c.last_level, DK_LOG_WARN);
+    CU_ASSERT_STRING_EQUAL(c.last_msg, "spacing 1.5 mm");
+    dk_log(DK_LOG_ERROR, "bad %s", "case");
+    CU_ASSERT_EQUAL(c.count, 2);
+    CU_ASSERT_EQUAL(c.last_level, DK_LOG_ERROR);
+    CU_ASSERT_STRING_EQUAL(c.last_msg, "bad case");
+    /* Lowering the level lets debug through; a NULL sink discards everything. */
+    dk_log_set_sink(capture_sink, &c, DK_LOG_DEBUG);
+    dk_log(DK_LOG_DEBUG, "now visible");
+    CU_ASSERT_EQUAL(c.count, 3);
+    dk_log_set_sink(NULL, NULL, DK_LOG_DEBUG);
+    dk_log(DK_LOG_ERROR, "dropped");
+    CU_ASSERT_EQUAL(c.count, 3);
+}
+
+/* Read the whole of a tmpfile into buf (NUL-terminated). */
+static size_t slurp(FILE *f, char *buf, size_t n) {
+    fflush(f);
+    rewind(f);
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = '\0';
+    return got;
+}
+
+static void test_log_stderr_sink(void) {
+    FILE *f = tmpfile();
+    CU_ASSERT_FATAL(f != NULL);
+    dk_log_set_sink(dk_log_stderr_sink, f, DK_LOG_INFO);
+    dk_log(DK_LOG_WARN, "hello %d", 7);
+    dk_log(DK_LOG_DEBUG, "hidden");
+    dk_log_set_sink(NULL, NULL, DK_LOG_INFO);
+    char buf[256];
+    slurp(f, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "[warn] hello 7\n");
+    fclose(f);
+}
+
+/* ------------------------------------------------------------------ timer */
+
+static void test_timer(void) {
+    double t0 = dk_time_now();
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    double t1 = dk_time_now();
+    CU_ASSERT(t1 - t0 >= 0.015);
+    CU_ASSERT(t1 - t0 < 5.0);
+    CU_ASSERT(dk_time_now() >= t1);
+}
+
+/* ------------------------------------------------------------------ progress */
+
+static void test_format_duration(void) {
+    static const struct {
+        double s;
+        const char *want;
+    } cases[] = {
+        {0.0, "0:00"},           {0.4, "0:00"},     {59.4, "0:59"},      {59.6, "1:00"},
+        {61.0, "1:01"},          {3599.0, "59:59"}, {3600.0, "1:00:00"}, {3725.0, "1:02:05"},
+        {360000.0, "100:00:00"}, {-1.0, "?:??"},
+    };
+    char buf[32];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dk_format_duration(buf, sizeof buf, cases[i].s);
+        CU_ASSERT_STRING_EQUAL(buf, cases[i].want);
+    }
+    dk_format_duration(buf, sizeof buf, NAN);
+    CU_ASSERT_STRING_EQUAL(buf, "?:??");
+    dk_format_duration(buf, sizeof buf, INFINITY);
+    CU_ASSERT_STRING_EQUAL(buf, "?:??");
+    /* A short buffer is truncated and terminated, never overrun. */
+    memset(buf, 'Z', sizeof buf);
+    dk_format_duration(buf, 4, 3725.0);
+    CU_ASSERT_STRING_EQUAL(buf, "1:0");
+    CU_ASSERT_EQUAL(buf[4], 'Z');
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void test_progress_plain_throttled(void) {
+    FILE *f = tmpfile();
+    CU_ASSERT_FATAL(f != NULL);
+    dk_progress p;
+    dk_progress_begin(&p, f, "train", 10);
+    CU_ASSERT_EQUAL(p.is_tty, 0);
+    CU_ASSERT_DOUBLE_EQUAL(p.interval, 5.0, 1e-12);
+    /* Within one interval nothing is printed; the end always prints. */
+    p.interval = 1e9;
+    for (int i = 0; i < 10; i++) dk_progress_step(&p, 1);
+    CU_ASSERT_EQUAL(ftell(f), 0);
+    dk_progress_end(&p);
+    char buf[1024];
+    slurp(f, buf, sizeof buf);
+    CU_ASSERT_EQUAL(count_lines(buf), 1);
+    CU_ASSERT_EQUAL(strncmp(buf, "train: 10/10 (100%)  ", 21), 0);
+    CU_ASSERT(strstr(buf, " it/s  elapsed 0:00\n") != NULL);
+    CU_ASSERT(strchr(buf, '\r') == NULL);
+    CU_ASSERT(strstr(buf, "ETA") == NULL);
+    fclose(f);
+}
+
+static void test_progress_plain_every_step(void) {
+    FILE *f = tmpfile();
+    CU_ASSERT_FATAL(f != NULL);
+    dk_progress p;
+    dk_progress_begin(&p, f, "cases", 3);
+    p.interval = 0.0;
+    for (int i = 0; i < 3; i++) dk_progress_step(&p, 1);
+    dk_progress_end(&p);
+    char buf[2048];
+    slurp(f, buf, sizeof buf);
+    CU_ASSERT_EQUAL(count_lines(buf), 4);
+    CU_ASSERT(strstr(buf, "cases: 1/3 (33%)") != NULL);
+    CU_ASSERT(strstr(buf, "cases: 2/3 (67%)") != NULL);
+    CU_ASSERT(strstr(buf, "ETA ") != NULL);
+    /* The last line is the final state with the total. */
+    const char *last = buf + strlen(buf) - 1;
+    while (last > buf && last[-1] != '\n') last--;
+    CU_ASSERT_EQUAL(strncmp(last, "cases: 3/3 (100%)", 17), 0);
+    fclose(f);
+}
+
+static void test_progress_unknown_total(void) {
+    FILE *f = tmpfile();
+    CU_ASSERT_FATAL(f != NULL);
+    dk_progress p;
+    dk_progress_begin(&p, f, "windows", 0);
+    p.interval = 0.0;
+    dk_progress_step(&p, 5);
+    dk_progress_step(&p, 2);
+    dk_progress_end(&p);
+    char buf[1024];
+    slurp(f, buf, sizeof buf);
+    CU_ASSERT_EQUAL(count_lines(buf), 3);
+    CU_ASSERT(strstr(buf, "windows: 5  ") != NULL);
+    CU_ASSERT(strstr(buf, "windows: 7  ") != NULL);
+    CU_ASSERT(strstr(buf, " it/s") != NULL);
+    CU_ASSERT(strstr(buf, "ETA") == NULL);
+    CU_ASSERT(strchr(buf, '[') == NULL);
+    CU_ASSERT(strchr(buf, '%') == NULL);
+    fclose(f);
+}
+
+/* Collect whatever the pty master has (the slave side has already been flushed). */
+static size_t drain_pty(int fd, char *buf, size_t n) {
+    size_t got = 0;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    while (got < n - 1 && poll(&pfd, 1, 200) > 0) {
+        ssize_t k = read(fd, buf + got, n - 1 - got);
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+static void test_progress_tty(void) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        dk_test_skip("progress on a TTY", "no pseudo-terminal available (posix_openpt)");
+        if (master >= 0) close(master);
+        return;
+    }
+    FILE *tty = fopen(ptsname(master), "w");
+    CU_ASSERT_FATAL(tty != NULL);
+    dk_progress p;
+    dk_progress_begin(&p, tty, "epoch", 4);
+    CU_ASSERT_EQUAL(p.is_tty, 1);
+    dk_progress_step(&p, 4);
+    dk_progress_end(&p);
+    char buf[4096];
+    drain_pty(master, buf, sizeof buf);
+    fclose(tty);
+    close(master);
+    CU_ASSERT(strchr(buf, '\r') != NULL);
+    CU_ASSERT(strstr(buf, "epoch [") != NULL);
+    /* The first redraw shows an empty bar, the final one a full bar and the total. */
+    CU_ASSERT(strstr(buf, "[..............................]  0/4") != NULL);
+    CU_ASSERT(strstr(buf, "[##############################]  4/4") != NULL);
+    CU_ASSERT(strstr(buf, "ETA ") != NULL);
+    /* The final redraw reports the elapsed time and ends the line. */
+    CU_ASSERT(strstr(buf, " it/s  in 0:00") != NULL);
+    CU_ASSERT(strchr(buf, '\n') != NULL);
+}
+
+/* ------------------------------------------------------------------ arena */
+
+static int aligned64(const void *p) { return ((uintptr_t)p & 63u) == 0; }
+
+static void test_arena_alignment(void) {
+    dk_arena a;
+    CU_ASSERT_FATAL(dk_arena_init(&a, 1000) == DK_OK);
+    CU_ASSERT(a.capacity >= 1000);
+    CU_ASSERT(aligned64(a.base));
+    void *p1 = dk_arena_alloc(&a, 1);
+    void *p2 = dk_arena_alloc(&a, 100);
+    void *p3 = dk_arena_alloc(&a, 64);
+    CU_ASSERT(p1 && p2 && p3);
+    CU_ASSERT(aligned64(p1) && aligned64(p2) && aligned64(p3));
+    CU_ASSERT((unsigned char *)p2 - (unsigned char *)p1 == 64);
+    CU_ASSERT((unsigned char *)p3 - (unsigned char *)p2 == 128);
+    CU_ASSERT_EQUAL(a.used, 256);
+    CU_ASSERT_EQUAL(a.high_water, 256);
+    dk_arena_free(&a);
+    CU_ASSERT(a.base == NULL && a.capacity == 0 && a.used == 0);
+}
+
+static void test_arena_exhaustion(void) {
+    dk_arena a;
+    CU_ASSERT_FATAL(dk_arena_init(&a, 256) == DK_OK);
+    CU_ASSERT(dk_arena_alloc(&a, 200) != NULL);
+    CU_ASSERT(dk_arena_alloc(&a, 64) == NULL);
+    CU_ASSERT_EQUAL(a.used, 256);
+    dk_arena_reset(&a);
+    CU_ASSERT(dk_arena_alloc(&a, 257) == NULL);
+    CU_ASSERT(dk_arena_alloc(&a, SIZE_MAX) == NULL);
+    CU_ASSERT(dk_arena_alloc(&a, 256) != NULL);
+    CU_ASSERT(dk_arena_alloc(NULL, 1) == NULL);
+    dk_arena_free(&a);
+    CU_ASSERT(dk_arena_alloc(&a, 1) == NULL);
+    /* An impossible capacity fails with a message, not a crash. */
+    dk_clear_error();
+    CU_ASSERT_EQUAL(dk_arena_init(&a, SIZE_MAX), DK_ERR_NOMEM);
+    CU_ASSERT(strstr(dk_last_error(), "arena") != NULL);
+    CU_ASSERT(a.base == NULL);
+}
+
+static void test_arena_mark_release(void) {
+    dk_arena a;
+    CU_ASSERT_FATAL(dk_arena_init(&a, 4096) == DK_OK);
+    CU_ASSERT(dk_arena_alloc(&a, 100) != NULL);
+    size_t m = dk_arena_mark(&a);
+    CU_ASSERT_EQUAL(m, 128);
+    unsigned char *p = dk_arena_alloc(&a, 1000);
+    CU_ASSERT_FATAL(p != NULL);
+    memset(p, 0xAB, 1000);
+    dk_arena_release(&a, m);
+    CU_ASSERT_EQUAL(a.used, m);
+    CU_ASSERT_EQUAL(a.high_water, 128 + 1024);
+    /* The released region is handed out again, and calloc really zeroes it. */
+    unsigned char *q = dk_arena_calloc(&a, 500);
+    CU_ASSERT_PTR_EQUAL(q, p);
+    int zero = 1;
+    for (int i = 0; i < 500; i++) zero &= q[i] == 0;
+    CU_ASSERT(zero);
+    CU_ASSERT_EQUAL(a.high_water, 128 + 1024);
+    dk_arena_reset(&a);
+    CU_ASSERT_EQUAL(a.used, 0);
+    CU_ASSERT_EQUAL(a.high_water, 128 + 1024);
+    CU_ASSERT(dk_arena_alloc(&a, 2048) != NULL);
+    CU_ASSERT_EQUAL(a.high_water, 2048);
+    dk_arena_free(&a);
+    dk_arena_free(&a);
+    dk_arena_free(NULL);
+    dk_arena z;
+    memset(&z, 0, sizeof z);
+    dk_arena_free(&z);
+}
+
+static void test_alloc_aligned(void) {
+    float *f = dk_alloc_aligned(1000, sizeof(float));
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT(aligned64(f));
+    f[999] = 1.0f;
+    dk_free(f);
+    CU_ASSERT(dk_alloc_aligned(SIZE_MAX / 2 + 1, 2) == NULL);
+    CU_ASSERT(dk_alloc_aligned(SIZE_MAX, SIZE_MAX) == NULL);
+    void *z = dk_alloc_aligned(0, 4);
+    CU_ASSERT(z != NULL && aligned64(z));
+    dk_free(z);
+    dk_free(NULL);
+}
+
+/* ------------------------------------------------------------------ tensors */
+
+static void test_tensor_numel(void) {
+    dk_tensor t = dk_tensor_view(NULL, 2, 3, 4, 5, 6);
+    CU_ASSERT_EQUAL(dk_tensor_numel(&t), 720);
+    t = dk_tensor_view(NULL, 2, 3, -1, 5, 6);
+    CU_ASSERT_EQUAL(dk_tensor_numel(&t), 0);
+    t = dk_tensor_view(NULL, 2, 0, 4, 5, 6);
+    CU_ASSERT_EQUAL(dk_tensor_numel(&t), 0);
+    t = dk_tensor_view(NULL, INT64_MAX / 2, 3, 1, 1, 1);
+    CU_ASSERT_EQUAL(dk_tensor_numel(&t), 0);
+    t = dk_tensor_view(NULL, 8192, 8192, 8192, 8192, 8192); /* 2^65 */
+    CU_ASSERT_EQUAL(dk_tensor_numel(&t), 0);
+    t = dk_tensor_view(NULL, INT64_MAX, 1, 1, 1, 1);
+    CU_ASSERT_EQUAL(dk_tensor_numel(&t), INT64_MAX);
+    CU_ASSERT_EQUAL(dk_tensor_numel(NULL), 0);
+}
+
+static void test_tensor_alloc(void) {
+    dk_tensor t;
+    CU_ASSERT_FATAL(dk_tensor_alloc(&t, 2, 3, 4, 5, 6) == DK_OK);
+    CU_ASSERT(t.owned == 1 && aligned64(t.data));
+    CU_ASSERT_EQUAL(dk_tensor_numel(&t), 720);
+    int zero = 1;
+    for (int i = 0; i < 720; i++) zero &= t.data[i] == 0.0f;
+    CU_ASSERT(zero);
+    /* W fastest, then H, D, C, N. */
+    CU_ASSERT_PTR_EQUAL(dk_tensor_at(&t, 1, 2, 3, 4, 5), t.data + 719);
+    CU_ASSERT_PTR_EQUAL(dk_tensor_at(&t, 0, 0, 0, 1, 0), t.data + 6);
+    CU_ASSERT_PTR_EQUAL(dk_tensor_at(&t, 0, 1, 0, 0, 0), t.data + 120);
+    CU_ASSERT_PTR_EQUAL(dk_tensor_at(&t, 1, 0, 0, 0, 0), t.data + 360);
+    dk_tensor_free(&t);
+    CU_ASSERT(t.data == NULL && t.n == 0 && t.owned == 0);
+    dk_tensor_free(&t);
+    dk_tensor_free(NULL);
+}
+
+static void test_tensor_alloc_bad_dims(void) {
+    dk_tensor t;
+    dk_clear_error();
+    CU_ASSERT_EQUAL(dk_tensor_alloc(&t, 8192, 8192, 8192, 8192, 8192), DK_ERR_ARG);
+    CU_ASSERT(t.data == NULL);
+    CU_ASSERT(strstr(dk_last_error(), "8192") != NULL);
+    /* numel fits int64 but the byte count does not fit size_t. */
+    CU_ASSERT_EQUAL(dk_tensor_alloc(&t, INT64_C(1) << 62, 1, 1, 1, 1), DK_ERR_ARG);
+    CU_ASSERT(t.data == NULL);
+    CU_ASSERT_EQUAL(dk_tensor_alloc(&t, 1, 1, 1, 4, -4), DK_ERR_ARG);
+    CU_ASSERT(strstr(dk_last_error(), "-4") != NULL);
+    CU_ASSERT_EQUAL(dk_tensor_alloc(&t, 1, 1, 0, 4, 4), DK_ERR_ARG);
+}
+
+static void test_tensor_view_and_arena(void) {
+    float buf[24] = {0};
+    dk_tensor v = dk_tensor_view(buf, 1, 2, 1, 3, 4);
+    CU_ASSERT(v.owned == 0 && v.data == buf);
+    *dk_tensor_at(&v, 0, 1, 0, 2, 3) = 7.0f;
+    CU_ASSERT_EQUAL(buf[23], 7.0f);
+    dk_tensor_free(&v); /* must not free the stack buffer */
+    CU_ASSERT(v.data == NULL);
+
+    dk_arena a;
+    CU_ASSERT_FATAL(dk_arena_init(&a, 1024) == DK_OK);
+    dk_tensor t;
+    CU_ASSERT_EQUAL(dk_tensor_arena(&t, &a, 1, 2, 1, 10, 10), DK_OK); /* 800 bytes */
+    CU_ASSERT(t.owned == 0 && aligned64(t.data));
+    CU_ASSERT_EQUAL(t.data[199], 0.0f);
+    dk_tensor u;
+    dk_clear_error();
+    CU_ASSERT_EQUAL(dk_tensor_arena(&u, &a, 1, 1, 1, 10, 10), DK_ERR_NOMEM);
+    CU_ASSERT(u.data == NULL);
+    CU_ASSERT(strstr(dk_last_error(), "arena") != NULL);
+    CU_ASSERT_EQUAL(dk_tensor_arena(&u, &a, 1, 1, 1, 0, 10), DK_ERR_ARG);
+    dk_tensor_free(&t);
+    dk_arena_free(&a);
+
+    dk_tensor x = dk_tensor_view(NULL, 1, 2, 3, 4, 5), y = x, z = x;
+    z.h = 5;
+    CU_ASSERT(dk_tensor_same_shape(&x, &y));
+    CU_ASSERT(!dk_tensor_same_shape(&x, &z));
+    CU_ASSERT(!dk_tensor_same_shape(&x, NULL));
+}
+
+/* ------------------------------------------------------------------ RNG */
+
+/* First outputs of the reference xoshiro256** seeded with the reference splitmix64
+ * (computed with a direct Python port of Vigna's xoshiro256starstar.c / splitmix64.c). */
+static void test_rng_reference_values(void) {
+    static const uint64_t want0[5] = {UINT64_C(0x99ec5f36cb75f2b4), UINT64_C(0xbf6e1f784956452a),
+                                      UINT64_C(0x1a5f849d4933e6e0), UINT64_C(0x6aa594f1262d2d2c),
+                                      UINT64_C(0xbba5ad4a1f842e59)};
+    static const uint64_t want42[5] = {UINT64_C(0x15780b2e0c2ec716), UINT64_C(0x6104d9866d113a7e),
+                                       UINT64_C(0xae17533239e499a1), UINT64_C(0xecb8ad4703b360a1),
+                                       UINT64_C(0xfde6dc7fe2ec5e64)};
+    dk_rng r;
+    dk_rng_seed(&r, 0);
+    /* splitmix64(0)'s first output is the published 0xe220a8397b1dcdaf. */
+    CU_ASSERT_EQUAL(r.s[0], UINT64_C(0xe220a8397b1dcdaf));
+    for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(dk_rng_u64(&r), want0[i]);
+    dk_rng_seed(&r, 42);
+    for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(dk_rng_u64(&r), want42[i]);
+}
+
+static void test_rng_reproducible(void) {
+    dk_rng a, b, c;
+    dk_rng_seed(&a, 1234);
+    dk_rng_seed(&b, 1234);
+    dk_rng_seed(&c, 1235);
+    int same = 1, collide = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = dk_rng_u64(&a), y = dk_rng_u64(&b), z = dk_rng_u64(&c);
+        same &= x == y;
+        collide += x == z;
+    }
+    CU_ASSERT(same);
+    CU_ASSERT_EQUAL(collide, 0);
+}
+
+static void test_rng_uniform(void) {
+    dk_rng r;
+    dk_rng_seed(&r, 7);
+    int in_range = 1;
+    double sum_f = 0.0, sum_d = 0.0;
+    const int n = 100000;
+    for (int i = 0; i < n; i++) {
+        float f = dk_rng_uniform(&r);
+        double d = dk_rng_uniform_double(&r);
+        in_range &= f >= 0.0f && f < 1.0f && d >= 0.0 && d < 1.0;
+        sum_f += f;
+        sum_d += d;
+    }
+    CU_ASSERT(in_range);
+    /* sd of the mean is 1/sqrt(12 n) ~ 0.0009; allow ~10 sd. */
+    CU_ASSERT_DOUBLE_EQUAL(sum_f / n, 0.5, 0.01);
+    CU_ASSERT_DOUBLE_EQUAL(sum_d / n, 0.5, 0.01);
+}
+
+static void test_rng_below(void) {
+    dk_rng r;
+    dk_rng_seed(&r, 99);
+    int ok = 1;
+    for (int i = 0; i < 1000; i++) ok &= dk_rng_below(&r, 1) == 0;
+    /* n just above 2^63 rejects almost half of all draws: the worst case. */
+    const uint64_t big = (UINT64_C(1) << 63) + 1;
+    for (int i = 0; i < 1000; i++) ok &= dk_rng_below(&r, big) < big;
+    enum { K = 10, N = 100000 };
+    long count[K] = {0};
+    for (int i = 0; i < N; i++) {
+        uint64_t x = dk_rng_below(&r, K);
+        ok &= x < K;
+        count[x < K ? x : 0]++;
+    }
+    CU_ASSERT(ok);
+    double chi2 = 0.0, expect = (double)N / K;
+    for (int k = 0; k < K; k++) chi2 += (count[k] - expect) * (count[k] - expect) / expect;
+    /* 9 degrees of freedom: P(chi2 > 40) < 1e-5. */
+    CU_ASSERT(chi2 < 40.0);
+}
+
+static void test_rng_normal(void) {
+    dk_rng r;
+    dk_rng_seed(&r, 2024);
+    const int n = 100000;
+    double sum = 0.0, sum2 = 0.0;
+    int finite = 1;
+    for (int i = 0; i < n; i++) {
+        double x = dk_rng_normal(&r);
+        finite &= isfinite(x);
+        sum += x;
+        sum2 += x * x;
+    }
+    double mean = sum / n, var = sum2 / n - mean * mean;
+    CU_ASSERT(finite);
+    CU_ASSERT_DOUBLE_EQUAL(mean, 0.0, 0.02); /* sd of the mean ~ 0.003 */
+    CU_ASSERT_DOUBLE_EQUAL(var, 1.0, 0.03); /* sd of the variance ~ 0.0045 */
+    /* No hidden cache: a copy of the state continues the same stream. */
+    dk_rng copy = r;
+    int same = 1;
+    for (int i = 0; i < 10; i++) same &= dk_rng_normal(&r) == dk_rng_normal(&copy);
+    CU_ASSERT(same);
+}
+
+static int streams_collide(dk_rng a, dk_rng b) {
+    int hits = 0;
+    for (int i = 0; i < 256; i++) hits += dk_rng_u64(&a) == dk_rng_u64(&b);
+    return hits;
+}
+
+static void test_rng_split(void) {
+    dk_rng r, other;
+    dk_rng_seed(&r, 5);
+    dk_rng_seed(&other, 6);
+    const dk_rng before = r;
+    dk_rng a = dk_rng_split(&r, 0), b = dk_rng_split(&r, 1);
+    CU_ASSERT(memcmp(&r, &before, sizeof r) == 0);
+    dk_rng a2 = dk_rng_split(&r, 0);
+    CU_ASSERT(memcmp(&a, &a2, sizeof a) == 0);
+    CU_ASSERT_EQUAL(streams_collide(a, b), 0);
+    CU_ASSERT_EQUAL(streams_collide(a, r), 0);
+    CU_ASSERT_EQUAL(streams_collide(b, r), 0);
+    CU_ASSERT_EQUAL(streams_collide(a, dk_rng_split(&other, 0)), 0);
+    /* Splitting after the parent advances gives a new family of streams. */
+    dk_rng_u64(&r);
+    CU_ASSERT_EQUAL(streams_collide(a, dk_rng_split(&r, 0)), 0);
+}
+
+/* ------------------------------------------------------------------ main */
+
+typedef struct {
+    const char *name;
+    CU_TestFunc fn;
+} test_entry;
+
+static int add_suite(const char *name, const test_entry *tests, size_t n) {
+    CU_pSuite s = CU_add_suite(name, NULL, NULL);
+    if (!s) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!CU_add_test(s, tests[i].name, tests[i].fn)) return -1;
+    return 0;
+}
+
+#define ADD_SUITE(name, arr) add_suite(name, arr, sizeof arr / sizeof arr[0])
+
+int main(void) {
+    static const test_entry errors[] = {
+        {"fail records message", test_fail_records_message},
+        {"fail edge cases", test_fail_edge_cases},
+        {"message is thread-local", test_error_thread_local},
+        {"status names", test_status_names},
+        {"DK_ASSERT aborts with file:line", test_assert_aborts},
+        {"version string", test_version_string},
+    };
+    static const test_entry logging[] = {
+        {"sink receives at/above level", test_log_levels},
+        {"stderr sink format", test_log_stderr_sink},
+        {"monotonic timer", test_timer},
+    };
+    static const test_entry progress[] = {
+        {"format_duration", test_format_duration},
+        {"plain lines throttled", test_progress_plain_throttled},
+        {"plain line every step", test_progress_plain_every_step},
+        {"unknown total", test_progress_unknown_total},
+        {"tty redraw", test_progress_tty},
+    };
+    static const test_entry arena[] = {
+        {"alignment", test_arena_alignment},
+        {"exhaustion returns NULL", test_arena_exhaustion},
+        {"mark, release, high water", test_arena_mark_release},
+        {"dk_alloc_aligned", test_alloc_aligned},
+        {"tensor numel", test_tensor_numel},
+        {"tensor alloc", test_tensor_alloc},
+        {"tensor alloc bad dims", test_tensor_alloc_bad_dims},
+        {"tensor view and arena", test_tensor_view_and_arena},
+    };
+    static const test_entry rng[] = {
+        {"reference values", test_rng_reference_values},
+        {"reproducible", test_rng_reproducible},
+        {"uniform", test_rng_uniform},
+        {"below", test_rng_below},
+        {"normal", test_rng_normal},
+        {"split", test_rng_split},
+    };
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    if (ADD_SUITE("core.errors", errors) || ADD_SUITE("core.log_timer", logging) ||
+        ADD_SUITE("core.progress", progress) || ADD_SUITE("core.memory", arena) ||
+        ADD_SUITE("core.rng", rng)) {
+        CU_cleanup_registry();
+        return 1;
+    }
+    return dk_test_run();
+}
