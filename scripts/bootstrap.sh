@@ -3,6 +3,7 @@
 #   scripts/bootstrap.sh [--test] [--sanitize] [BUILD_DIR]
 #     --test      also install what the test suites use (nibabel as an oracle, mricron-data)
 #     --sanitize  build with AddressSanitizer + UndefinedBehaviorSanitizer (default dir build-asan)
+#     --target T  build only target T (e.g. dakd_cli, the command-line tool)
 # Environment: DAKD_CMAKE_ARGS adds CMake options; JOBS sets build parallelism.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +11,12 @@ cd "$(dirname "$0")/.."
 want_tests=0
 sanitize=0
 build_dir=""
+target=()
+next_is_target=0
 for arg in "$@"; do
+    if [ $next_is_target = 1 ]; then target=(--target "$arg"); next_is_target=0; continue; fi
     case "$arg" in
+        --target) next_is_target=1 ;;
         --test) want_tests=1 ;;
         --sanitize) sanitize=1 ;;
         -*) echo "bootstrap: unknown option $arg" >&2; exit 1 ;;
@@ -49,4 +54,4 @@ cmake_args=(-DCMAKE_BUILD_TYPE=Release)
 # shellcheck disable=SC2206
 extra=(${DAKD_CMAKE_ARGS:-})
 cmake -S . -B "$build_dir" "${cmake_args[@]}" "${extra[@]}" >/dev/null
-cmake --build "$build_dir" -j "${JOBS:-$(nproc)}"
+cmake --build "$build_dir" -j "${JOBS:-$(nproc)}" "${target[@]}"

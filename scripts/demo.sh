@@ -2,7 +2,7 @@
 # The demonstration: build dakd, generate two-domain phantoms, describe them, convert.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh build >/dev/null
+scripts/bootstrap.sh --target dakd_cli build >/dev/null
 out=${1:-demo-out}
 rm -rf "$out"
 mkdir -p "$out"

@@ -17,8 +17,9 @@ static double ras_sign(int row) { return row < 2 ? -1.0 : 1.0; }
 
 void dk_geometry_to_nifti_affine(const dk_geometry *g, double m[4][4]) {
     for (int r = 0; r < 3; r++) {
-        for (int c = 0; c < 3; c++) m[r][c] = ras_sign(r) * (g->direction[r][c] * g->spacing[c]);
-        m[r][3] = ras_sign(r) * g->origin[r];
+        for (int c = 0; c < 3; c++) /* + 0.0 turns -0 into 0 */
+            m[r][c] = ras_sign(r) * (g->direction[r][c] * g->spacing[c]) + 0.0;
+        m[r][3] = ras_sign(r) * g->origin[r] + 0.0;
     }
     m[3][0] = m[3][1] = m[3][2] = 0.0;
     m[3][3] = 1.0;

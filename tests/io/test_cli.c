@@ -70,7 +70,7 @@ static void test_convert_round_trip(void) {
     snprintf(a, sizeof a, "convert %s/2d/l.nii %s/2d/l2.png", dir, dir);
     CU_ASSERT_EQUAL(dakd(a), 0);
     /* PNG -> NIfTI -> PNG keeps the pixels: compare the label summaries */
-    char first[4096];
+    static char first[sizeof out];
     snprintf(a, sizeof a, "info %s/2d/source_000_label.png | grep labels", dir);
     dakd(a);
     snprintf(first, sizeof first, "%s", out);

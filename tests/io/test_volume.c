@@ -16,7 +16,7 @@ static void test_alloc_limits(void) {
     CU_ASSERT_EQUAL(dk_volume_alloc(&v, -3, 4, 4, 1, 1, DK_U8), DK_ERR_ARG);
     CU_ASSERT_EQUAL(dk_volume_alloc(&v, INT64_MAX / 2, 4, 4, 1, 1, DK_U8), DK_ERR_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "too large"));
-    CU_ASSERT_EQUAL(dk_volume_alloc(&v, 1 << 20, 1 << 20, 1 << 20, 1, 1, DK_F64), DK_ERR_ARG);
+    CU_ASSERT_EQUAL(dk_volume_alloc(&v, 1 << 20, 1 << 20, 1 << 20, 4, 1, DK_F64), DK_ERR_ARG);
     CU_ASSERT_EQUAL(dk_volume_alloc(&v, 3, 4, 5, 2, 1, DK_I16), DK_OK);
     CU_ASSERT_EQUAL(dk_volume_numel(&v), 120);
     CU_ASSERT_EQUAL(dk_volume_nbytes(&v), 240);
@@ -58,7 +58,7 @@ static void test_affine_round_trip_exact(void) {
                       {0, 0.02, 2.7, -72.1},
                       {0, 0, 0, 1}};
     dk_geometry g;
-    dk_geometry_from_nifti_affine(&g, m);
+    dk_geometry_from_nifti_affine(&g, (const double(*)[4])m);
     double back[4][4];
     dk_geometry_to_nifti_affine(&g, back);
     for (int r = 0; r < 4; r++)
@@ -78,15 +78,15 @@ static void test_orientation_codes(void) {
     dk_geometry_orientation_code(&g, code);
     CU_ASSERT_STRING_EQUAL(code, "LPS");
     double ras[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
-    dk_geometry_from_nifti_affine(&g, ras);
+    dk_geometry_from_nifti_affine(&g, (const double(*)[4])ras);
     dk_geometry_orientation_code(&g, code);
     CU_ASSERT_STRING_EQUAL(code, "RAS");
     double las[4][4] = {{-2, 0, 0, 0}, {0, 0, 3, 0}, {0, -1, 0, 0}, {0, 0, 0, 1}};
-    dk_geometry_from_nifti_affine(&g, las); /* i -> L, j -> I, k -> A */
+    dk_geometry_from_nifti_affine(&g, (const double(*)[4])las); /* i -> L, j -> I, k -> A */
     dk_geometry_orientation_code(&g, code);
     CU_ASSERT_STRING_EQUAL(code, "LIA");
     double degenerate[4][4] = {{0, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
-    dk_geometry_from_nifti_affine(&g, degenerate);
+    dk_geometry_from_nifti_affine(&g, (const double(*)[4])degenerate);
     CU_ASSERT_EQUAL(g.spacing[0], 1.0);
     CU_ASSERT(dk_geometry_equal(&g, &g, 0));
 }
