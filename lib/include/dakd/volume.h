@@ -12,7 +12,8 @@
  *     (C, T, Z, Y, X)      element (x, y, z, t, c) at ((c*nt + t)*nz + z)*ny*nx + y*nx + x
  * This is NIfTI's own order (dim[1..5] = x, y, z, t, u), so a NIfTI image maps onto it
  * without transposing. Colour (PNG RGB/RGBA, NIfTI RGB24/RGBA32) is stored PLANAR as
- * nc = 3 or 4 channels of uint8 (converted from/to the interleaved file layout);
+ * nc = 3 or 4 channels of uint8 (uint16 for 16-bit PNG), converted from/to the
+ * interleaved file layout;
  * `color` remembers it so a writer can restore the file's colour type.
  *
  * Geometry convention (as ITK and DICOM): physical coordinates are LPS millimetres
