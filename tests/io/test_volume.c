@@ -148,6 +148,7 @@ static void test_phantom(void) {
         }
     CU_ASSERT(n > 100);
     CU_ASSERT(organ_src / n > organ_tgt / n + 0.2);
+    dk_volume_free(&t), dk_volume_free(&lt);
     o.domain = 2;
     CU_ASSERT_EQUAL(dk_phantom_generate(&t, &lt, &o, &r1), DK_ERR_ARG);
     CU_ASSERT_PTR_NULL(t.data);

@@ -23,9 +23,11 @@
  *     p_lps = origin + direction * diag(spacing) * (i, j, k)^T
  * NIfTI stores RAS: A_ras = diag(-1,-1,1,1) * A_lps, done exactly by sign flips.
  *
- * NIfTI geometry rule on read (the one nibabel and ITK-SNAP follow): the sform when
- * sform_code > 0, else the qform when qform_code > 0, else pixdim scaling only
- * (Analyze: diag(pixdim) with origin 0; the RAS/LPS flip applies as for any NIfTI).
+ * NIfTI geometry rule on read (as nibabel, ITK and ITK-SNAP): the sform when
+ * sform_code > 0, else the qform when qform_code > 0, else NIfTI's "method 1",
+ * diag(pixdim) with origin 0 (nibabel differs only here: it builds an Analyze-style affine).
+ * Analyze 7.5 files (no NIfTI magic) follow SPM and nibabel: radiological, RAS
+ * diag(-dx, dy, dz), origin at SPM's originator field when set, else the grid centre.
  * Spacing is the column norm of the 3x3 part; direction the normalised columns.
  * scl_slope/scl_inter are applied on read when slope is finite and non-zero and
  * (slope, inter) != (1, 0): the data become DK_F32 (DK_F64 when stored as float64 or as a
