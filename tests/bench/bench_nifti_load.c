@@ -1,4 +1,4 @@
-/* Loading a 256³ float32 NIfTI: dk_nifti_read against nifticlib's nifti_image_read(path, 1)
+/* Loading a 256³ float32 NIfTI: dk_volume_read against nifticlib's nifti_image_read(path, 1)
  * on the same file, compressed (.nii.gz, ~60 MB of noisy data so zlib has real work) and
  * uncompressed (.nii). Runs alternate between the two readers so drifts in the page cache
  * or clock hit both; the table gives median and minimum and the ratio of medians.
@@ -56,7 +56,7 @@ static double time_nifticlib(const char *path) {
 static double time_dakd(const char *path) {
     dk_volume v;
     double t0 = dk_time_now();
-    dk_status st = dk_nifti_read(&v, path, 0);
+    dk_status st = dk_volume_read(&v, path);
     double t = dk_time_now() - t0;
     if (st != DK_OK) {
         fprintf(stderr, "bench: %s\n", dk_last_error());
@@ -87,7 +87,7 @@ static void bench_file(const char *label, const char *path, int runs) {
     double ma = median(a, runs), mb = median(b, runs);
     printf("%-10s %-30s %10.1f %10.1f %8.3f\n", label, "nifti_image_read(path, 1)", ma * 1e3,
            a[0] * 1e3, 1.0);
-    printf("%-10s %-30s %10.1f %10.1f %8.3f\n", label, "dk_nifti_read", mb * 1e3, b[0] * 1e3,
+    printf("%-10s %-30s %10.1f %10.1f %8.3f\n", label, "dk_volume_read", mb * 1e3, b[0] * 1e3,
            mb / ma);
 }
 
