@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dakd/nn.h"
 
 static const dk_cli_command commands[] = {
     {"info", "describe volumes: dims, spacing, affine, orientation, values, labels",
@@ -16,12 +17,14 @@ static const dk_cli_command commands[] = {
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: dakd [--version] [--help] <command> [<args>]\n\n"
+    fprintf(out, "usage: dakd [--version] [--help] [--threads N] <command> [<args>]\n\n"
                  "Domain-adaptive knowledge distillation for medical image segmentation.\n\n"
                  "commands:\n");
     for (size_t i = 0; i < n_commands; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'dakd <command> --help' describes a command. Exit codes: 0 ok, 1 usage,\n"
+    fprintf(out, "\n  --threads N  threads for BLAS and every parallel loop (default: all cores;\n"
+                 "               also DAKD_THREADS)\n"
+                 "\n'dakd <command> --help' describes a command. Exit codes: 0 ok, 1 usage,\n"
                  "2 I/O, 3 bad file format, 4 unsupported, 5 out of memory, 6 numeric,\n"
                  "7 internal.\n");
 }
@@ -62,23 +65,53 @@ int dk_cli_parse_ints(const char *s, long long *out, int max) {
     return n ? n : -1;
 }
 
+static void print_version(void) {
+    printf("%s\n", dk_version_string());
+    printf("OpenBLAS kernel %s (%s)%s\n", dk_blas_kernel(), dk_blas_config(),
+           getenv("DAKD_BLAS_RESTARTED") ? ", chosen by dakd" : "");
+    printf("threads %d\n", dk_get_threads());
+}
+
+/* --threads N (global, before the command) or DAKD_THREADS; returns argv index of the
+ * command, or -1 after a usage error. */
+static int parse_threads(int argc, char **argv) {
+    const char *env = getenv("DAKD_THREADS");
+    long long n = 0;
+    if (env && *env && dk_cli_parse_ints(env, &n, 1) != 1)
+        return dk_cli_usage_error("--threads", "DAKD_THREADS='%s' is not a number", env), -1;
+    int i = 1;
+    if (i + 1 < argc && strcmp(argv[i], "--threads") == 0) {
+        if (dk_cli_parse_ints(argv[i + 1], &n, 1) != 1 || n < 1 || n > 1024)
+            return dk_cli_usage_error("--threads", "needs a number 1..1024, got '%s'",
+                                      argv[i + 1]), -1;
+        i += 2;
+    }
+    dk_set_threads((int)n);
+    return i;
+}
+
 int main(int argc, char **argv) {
+    dk_blas_restart_if_needed(argv);
     dk_log_set_sink(dk_log_stderr_sink, NULL, DK_LOG_INFO);
-    if (argc < 2) {
+    int first = parse_threads(argc, argv);
+    if (first < 0) return dk_cli_exit_code(DK_ERR_ARG);
+    if (first >= argc) {
         usage(stderr);
         return dk_cli_exit_code(DK_ERR_ARG);
     }
-    if (dk_cli_is_help(argv[1])) {
+    const char *cmd = argv[first];
+    if (dk_cli_is_help(cmd)) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("%s\n", dk_version_string());
+    if (strcmp(cmd, "--version") == 0) {
+        print_version();
         return 0;
     }
     for (size_t i = 0; i < n_commands; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "dakd: unknown command '%s'\n\n", argv[1]);
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].run(argc - first, argv + first);
+    fprintf(stderr, "dakd: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return dk_cli_exit_code(DK_ERR_ARG);
 }

@@ -343,6 +343,12 @@ dk_status dk_unet_load(dk_unet *m, const char *path, char **meta_json);
  * dk_blas_want_coretype returns the value to set ("SkylakeX", "Haswell") or NULL when
  * nothing should change (already set by the user, or no better kernel). */
 const char *dk_blas_want_coretype(void);
+/* For programs (the dakd command, benchmarks), first thing in main(): when
+ * dk_blas_want_coretype() names a kernel, put OPENBLAS_CORETYPE in the environment and
+ * execv("/proc/self/exe", argv). Returns only when nothing needed doing, when the process
+ * was already restarted once (DAKD_BLAS_RESTARTED is set), or when exec failed; the
+ * process then runs on with the kernel it has (dk_blas_kernel() tells which). */
+void dk_blas_restart_if_needed(char **argv);
 /* The kernel OpenBLAS is using ("SkylakeX", "Prescott", ...) and its configuration. */
 const char *dk_blas_kernel(void);
 const char *dk_blas_config(void);
