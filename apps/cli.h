@@ -7,6 +7,7 @@
 #define DAKD_CLI_H
 
 #include "dakd/core.h"
+#include "dakd/volume.h"
 
 typedef struct {
     const char *name;
@@ -33,6 +34,10 @@ int dk_cli_usage_error(const char *cmd, const char *fmt, ...)
 
 /* 1 if argv[i] is -h or --help. */
 int dk_cli_is_help(const char *arg);
+
+/* Parse a --series value: digits = index, anything else = SeriesInstanceUID (borrowed
+ * from `arg`). 0 on success, -1 on an empty value. */
+int dk_cli_parse_series(const char *arg, dk_read_opts *ro);
 
 /* Parse "a,b,c" integers (1..n values) into out; returns the count or -1. */
 int dk_cli_parse_ints(const char *s, long long *out, int max);

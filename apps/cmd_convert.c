@@ -1,4 +1,4 @@
-/* dakd convert IN OUT — between NIfTI (.nii, .nii.gz, .hdr/.img) and PNG. */
+/* dakd convert IN OUT — NIfTI, PNG, MHA/MHD, NRRD; DICOM series, files and SEG as input. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,14 +7,24 @@
 #include "dakd/volume.h"
 
 static const char *convert_help =
-    "usage: dakd convert [--nifti-version 1|2] [--gzip-level 1-9] IN OUT\n\n"
+    "usage: dakd convert [--nifti-version 1|2] [--gzip-level 1-9] [--series UID|INDEX]\n"
+    "                    [--seg SEG.dcm] IN OUT\n\n"
     "Read IN and write OUT, the format chosen by OUT's extension (.nii, .nii.gz, .hdr,\n"
-    ".png). Voxels, data type, geometry and NIfTI header fields are kept. PNG holds one\n"
-    "2-D image of 1-4 channels with 8- or 16-bit integer samples; a volume that does not\n"
-    "fit (nz > 1, several time points, non-integer values) is refused and nothing is\n"
-    "written. The output appears complete or not at all.\n\n"
+    ".png, .mha, .mhd, .nrrd, .nhdr). IN may also be a DICOM file or a folder holding a\n"
+    "DICOM series (several series: pick one with --series). Voxels, data type, geometry\n"
+    "and NIfTI header fields are kept; DICOM is stacked along the slice normal with its\n"
+    "rescale applied (see README). PNG holds one 2-D image of 1-4 channels with 8- or\n"
+    "16-bit integer samples; a volume that does not fit (nz > 1, several time points,\n"
+    "non-integer values) is refused and nothing is written. The output appears complete\n"
+    "or not at all.\n\n"
     "  --nifti-version N  write NIfTI-1 or NIfTI-2 (default: as read, else 1)\n"
-    "  --gzip-level N     compression level for .gz outputs (default 6)\n";
+    "  --gzip-level N     compression level for .gz outputs (default 6); MHA/NRRD are\n"
+    "                     compressed only when this is given\n"
+    "  --series UID|N     the DICOM series of IN (SeriesInstanceUID or index from\n"
+    "                     'dakd info IN')\n"
+    "  --seg SEG.dcm      write the label map of this DICOM SEG on the grid of the series\n"
+    "                     in IN (label = segment number; where segments overlap the\n"
+    "                     highest number wins)\n";
 
 static int parse_level(const char *s, int lo, int hi, int *out) {
     char *end;
@@ -26,7 +36,8 @@ static int parse_level(const char *s, int lo, int hi, int *out) {
 
 int dk_cmd_convert(int argc, char **argv) {
     dk_write_opts opts = {0, 0};
-    const char *paths[2];
+    dk_read_opts ro = {NULL, -1};
+    const char *paths[2], *seg = NULL;
     int n = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -40,6 +51,12 @@ int dk_cmd_convert(int argc, char **argv) {
             if (i + 1 == argc || parse_level(argv[i + 1], 1, is_ver ? 2 : 9, dst))
                 return dk_cli_usage_error("convert", "%s needs %s", a, is_ver ? "1 or 2" : "1-9");
             i++;
+        } else if (strcmp(a, "--series") == 0) {
+            if (i + 1 == argc || dk_cli_parse_series(argv[++i], &ro))
+                return dk_cli_usage_error("convert", "--series needs a SeriesInstanceUID or index");
+        } else if (strcmp(a, "--seg") == 0) {
+            if (i + 1 == argc) return dk_cli_usage_error("convert", "--seg needs a SEG file");
+            seg = argv[++i];
         } else if (a[0] == '-' && a[1] != '\0') {
             return dk_cli_usage_error("convert", "unknown option '%s'", a);
         } else if (n < 2) {
@@ -50,7 +67,8 @@ int dk_cmd_convert(int argc, char **argv) {
     }
     if (n != 2) return dk_cli_usage_error("convert", "needs IN and OUT");
     dk_volume v;
-    dk_status st = dk_volume_read(&v, paths[0]);
+    dk_status st = seg ? dk_dicom_seg_read(&v, seg, paths[0])
+                       : dk_volume_read_opts(&v, paths[0], &ro);
     if (st == DK_OK) st = dk_volume_write(&v, paths[1], &opts);
     dk_volume_free(&v);
     if (st == DK_OK) printf("%s -> %s\n", paths[0], paths[1]);

@@ -4,17 +4,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "dakd/volume.h"
 
 static const char *info_help =
-    "usage: dakd info [--json] [--header-only] FILE...\n\n"
+    "usage: dakd info [--json] [--header-only] [--series UID|INDEX] FILE|DICOM_DIR...\n\n"
     "Describe each volume: grid (nx ny nz, time points, channels), data type, spacing (mm),\n"
     "origin and direction (LPS, as ITK), the NIfTI affine (RAS), the orientation code,\n"
-    "the value range and, for integer images, the label values with voxel counts.\n\n"
-    "  --json          one JSON object per file on stdout (an array when several files)\n"
-    "  --header-only   do not read voxels (works for a .hdr without its .img)\n";
+    "the value range and, for integer images, the label values with voxel counts.\n"
+    "A folder of DICOM files lists its series (index, SeriesInstanceUID, modality,\n"
+    "description, size) and, when it holds one or --series picks one, describes it too.\n\n"
+    "  --json            one JSON object per file on stdout (an array when several files)\n"
+    "  --header-only     do not read voxels (works for a .hdr without its .img)\n"
+    "  --series UID|N    the DICOM series to describe (SeriesInstanceUID or list index)\n";
 
 static void print_text(const char *path, const dk_volume *v, const dk_volume_stats *s) {
     double m[4][4];
@@ -109,8 +113,81 @@ static cJSON *to_json(const char *path, const dk_volume *v, const dk_volume_stat
     return o;
 }
 
+/* A DICOM folder: print (or add to `o`) its series; 1 when one of them should be read. */
+static int list_series(const char *dir, const dk_read_opts *ro, cJSON *o, dk_status *st) {
+    dk_dicom_series *ser = NULL;
+    int n = 0;
+    *st = dk_dicom_list_series(&ser, &n, dir);
+    if (*st != DK_OK) return 0;
+    cJSON *arr = o ? cJSON_AddArrayToObject(o, "series") : NULL;
+    if (!o) printf("%s\n  %d DICOM series\n", dir, n);
+    for (int k = 0; k < n; k++) {
+        const dk_dicom_series *d = &ser[k];
+        if (!o) {
+            printf("  [%d] %s  %s  \"%s\"  %lldx%lldx%lld", k, d->uid[0] ? d->uid : "(no UID)",
+                   d->modality, d->description, (long long)d->nx, (long long)d->ny,
+                   (long long)d->nz);
+            if (d->nt != 1) printf(d->nt ? " x %lld time points" : " (not a regular grid)",
+                                   (long long)d->nt);
+            printf("  %d files\n", d->nfiles);
+            continue;
+        }
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "index", k);
+        cJSON_AddStringToObject(e, "uid", d->uid);
+        cJSON_AddStringToObject(e, "modality", d->modality);
+        cJSON_AddStringToObject(e, "description", d->description);
+        double dims[4] = {(double)d->nx, (double)d->ny, (double)d->nz, (double)d->nt};
+        cJSON_AddItemToObject(e, "dims", number_array(dims, 4));
+        cJSON_AddNumberToObject(e, "files", d->nfiles);
+        cJSON_AddItemToArray(arr, e);
+    }
+    free(ser);
+    return n == 1 || ro->series_uid || ro->series_index >= 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Describe one path (file or DICOM folder); DK_OK or the failure's status. */
+static dk_status info_one(const char *path, int json, int header_only, const dk_read_opts *ro,
+                          cJSON *all) {
+    dk_status st = DK_OK;
+    cJSON *o = json && is_dir(path) ? cJSON_CreateObject() : NULL;
+    if (is_dir(path) && !list_series(path, ro, o, &st)) {
+        if (o && st == DK_OK) {
+            cJSON_AddStringToObject(o, "path", path);
+            cJSON_AddItemToArray(all, o);
+        } else {
+            cJSON_Delete(o);
+        }
+        return st;
+    }
+    dk_volume v;
+    st = header_only ? dk_volume_read_header(&v, path) : dk_volume_read_opts(&v, path, ro);
+    if (st != DK_OK) {
+        cJSON_Delete(o);
+        return st;
+    }
+    dk_volume_stats s;
+    if (!header_only) dk_volume_compute_stats(&v, &s);
+    if (json) {
+        cJSON *d = to_json(path, &v, header_only ? NULL : &s);
+        if (o) cJSON_AddItemToObject(d, "series", cJSON_DetachItemFromObject(o, "series"));
+        cJSON_Delete(o);
+        cJSON_AddItemToArray(all, d);
+    } else {
+        print_text(path, &v, header_only ? NULL : &s);
+    }
+    dk_volume_free(&v);
+    return DK_OK;
+}
+
 int dk_cmd_info(int argc, char **argv) {
     int json = 0, header_only = 0, first = 1;
+    dk_read_opts ro = {NULL, -1};
     for (; first < argc && argv[first][0] == '-'; first++) {
         if (dk_cli_is_help(argv[first])) {
             fputs(info_help, stdout);
@@ -118,24 +195,20 @@ int dk_cmd_info(int argc, char **argv) {
         }
         if (strcmp(argv[first], "--json") == 0) json = 1;
         else if (strcmp(argv[first], "--header-only") == 0) header_only = 1;
-        else return dk_cli_usage_error("info", "unknown option '%s'", argv[first]);
+        else if (strcmp(argv[first], "--series") == 0) {
+            if (first + 1 == argc || dk_cli_parse_series(argv[++first], &ro))
+                return dk_cli_usage_error("info", "--series needs a SeriesInstanceUID or index");
+        } else return dk_cli_usage_error("info", "unknown option '%s'", argv[first]);
     }
     if (first == argc) return dk_cli_usage_error("info", "no input file");
     dk_status worst = DK_OK;
     cJSON *all = cJSON_CreateArray();
     for (int i = first; i < argc; i++) {
-        dk_volume v;
-        dk_status st = header_only ? dk_volume_read_header(&v, argv[i]) : dk_volume_read(&v, argv[i]);
+        dk_status st = info_one(argv[i], json, header_only, &ro, all);
         if (st != DK_OK) {
             dk_cli_report("info", st);
             if (worst == DK_OK) worst = st;
-            continue;
         }
-        dk_volume_stats s;
-        if (!header_only) dk_volume_compute_stats(&v, &s);
-        if (json) cJSON_AddItemToArray(all, to_json(argv[i], &v, header_only ? NULL : &s));
-        else print_text(argv[i], &v, header_only ? NULL : &s);
-        dk_volume_free(&v);
     }
     if (json) {
         cJSON *out = argc - first == 1 && cJSON_GetArraySize(all) == 1

@@ -10,7 +10,7 @@
 static const dk_cli_command commands[] = {
     {"info", "describe volumes: dims, spacing, affine, orientation, values, labels",
      dk_cmd_info},
-    {"convert", "convert a volume between NIfTI (.nii, .nii.gz, .hdr/.img) and PNG",
+    {"convert", "convert volumes: NIfTI, PNG, MHA/MHD, NRRD; DICOM series and SEG in",
      dk_cmd_convert},
     {"phantom", "generate two-domain phantom images with known label maps", dk_cmd_phantom},
 };
@@ -48,6 +48,19 @@ int dk_cli_usage_error(const char *cmd, const char *fmt, ...) {
 
 int dk_cli_is_help(const char *arg) {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+int dk_cli_parse_series(const char *arg, dk_read_opts *ro) {
+    if (!arg[0]) return -1;
+    size_t digits = strspn(arg, "0123456789");
+    if (arg[digits] == '\0' && digits < 9) {
+        ro->series_index = atoi(arg);
+        ro->series_uid = NULL;
+    } else {
+        ro->series_uid = arg;
+        ro->series_index = -1;
+    }
+    return 0;
 }
 
 int dk_cli_parse_ints(const char *s, long long *out, int max) {

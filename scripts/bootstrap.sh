@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages dakd needs (only those missing), then configure and build.
 #   scripts/bootstrap.sh [--test] [--sanitize] [BUILD_DIR]
-#     --test      also install what the test suites use (nibabel as an oracle, mricron-data)
+#     --test      also install what the test suites use (nibabel and pydicom as oracles,
+#                 mricron-data, dcm2niix)
 #     --sanitize  build with AddressSanitizer + UndefinedBehaviorSanitizer (default dir build-asan)
 #     --target T  build only target T (e.g. dakd_cli, the command-line tool)
 # Environment: DAKD_CMAKE_ARGS adds CMake options; JOBS sets build parallelism.
@@ -26,8 +27,11 @@ done
 [ -n "$build_dir" ] || { [ $sanitize = 1 ] && build_dir=build-asan || build_dir=build; }
 
 build_pkgs=(build-essential cmake pkg-config git libopenblas-dev libnifti2-dev libpng-dev
-            zlib1g-dev libinih-dev libcjson-dev libcunit1-dev)
-test_pkgs=(python3 python3-numpy python3-nibabel mricron-data)
+            zlib1g-dev libinih-dev libcjson-dev libcunit1-dev libinsighttoolkit5-dev)
+# pydicom is the DICOM oracle; python3-gdcm lets it decode JPEG-LS and 12-bit JPEG; dcm2niix
+# is the reference converter for tests/bench/bench_dicom_load.
+test_pkgs=(python3 python3-numpy python3-nibabel mricron-data python3-pydicom python3-pil
+           python3-gdcm dcm2niix)
 
 pkgs=("${build_pkgs[@]}")
 [ $want_tests = 1 ] && pkgs+=("${test_pkgs[@]}")

@@ -187,14 +187,16 @@ void dk_params_init(dk_params *p);
 int64_t dk_params_add(dk_params *p, const char *name, int ndim, const int64_t *shape);
 /* Allocate w (zeroed), and g when with_grad. */
 dk_status dk_params_alloc(dk_params *p, int with_grad);
-/* Allocate n_state (1: m; 2: m and v) zeroed optimiser buffers. */
+/* Allocate n_state (1: m; 2: m and v) zeroed optimiser buffers; buffers that already exist
+ * are kept as they are. */
 dk_status dk_params_alloc_state(dk_params *p, int n_state);
 const dk_param_info *dk_params_find(const dk_params *p, const char *name);
 void dk_params_zero_grad(dk_params *p);
 /* L2 norm of g over the whole buffer (double accumulation, fixed order). */
 double dk_params_grad_norm(const dk_params *p);
 /* Scale g so its global L2 norm is at most max_norm (PyTorch clip_grad_norm_ with
- * coefficient max_norm / (norm + 1e-6) when norm > max_norm); returns the pre-clip norm. */
+ * coefficient max_norm / (norm + 1e-6) when that is < 1); returns the pre-clip norm. A NaN or
+ * Inf norm is returned with g untouched (the caller decides to skip the step). */
 double dk_params_clip_grad_norm(dk_params *p, double max_norm);
 /* Fill the named tensor with N(0, std^2) draws from rng (Kaiming-normal: std =
  * sqrt(2 / fan_in), the caller computes fan_in), or with a constant. */
@@ -206,7 +208,9 @@ void dk_params_free(dk_params *p);
 
 typedef enum { DK_OPT_SGD = 0, DK_OPT_ADAMW = 1 } dk_opt_kind;
 
-/* PyTorch semantics. SGD: g' = g + wd*w; buf = momentum*buf + g' (buf = g' at step 1);
+/* PyTorch semantics (bit-identical to torch 1.13's AVX2 CPU kernels, which fuse a + s*b into
+ * an FMA; lib/nn/optim.c says which). SGD: g' = g + wd*w; buf = momentum*buf + g'
+ * (buf = g' at step 1, i.e. while step == 0);
  * step = nesterov ? g' + momentum*buf : buf; w -= lr*step.
  * AdamW: w -= lr*wd*w; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  * w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
@@ -227,7 +231,7 @@ void dk_optim_step(dk_optim *o, dk_params *p, double lr);
 
 typedef enum {
     DK_LR_CONSTANT = 0,
-    DK_LR_POLY = 1,   /* nnU-Net: base * (1 - t/T)^power, power 0.9 */
+    DK_LR_POLY = 1,   /* nnU-Net: base * (1 - t/T)^power, power 0.9 (power <= 0 reads 0.9) */
     DK_LR_COSINE = 2  /* min + (base - min) * (1 + cos(pi t/T)) / 2 */
 } dk_lr_kind;
 
@@ -238,7 +242,9 @@ typedef struct {
     int64_t total_steps;  /* T (after warm-up) */
 } dk_lr_schedule;
 
-/* Learning rate at 0-based step t: a pure function of (schedule, t). */
+/* Learning rate at 0-based step t: a pure function of (schedule, t). Warm-up steps
+ * t < warmup give base * (t + 1) / warmup; after it t counts from 0 again over T; past T the
+ * value stays at its end (poly 0, cosine min_lr); T <= 0 means constant. */
 double dk_lr_at(const dk_lr_schedule *s, int64_t t);
 
 /* ======================================================================== checkpoints */
@@ -292,7 +298,9 @@ typedef struct {
  * "enc<l>" (output of encoder level l, l < levels-1), "bottleneck", "dec<l>" (output of
  * decoder level l), "ds<l>" (deep-supervision logits at decoder level l), "logits".
  * `grad` has the value's shape; it is zeroed by each forward, losses ADD into it, and
- * dk_unet_backward propagates it. */
+ * dk_unet_backward propagates it. Backward uses the tap grads as its own gradient buffers:
+ * afterwards they hold intermediate values (read what you need before it). A network
+ * built with trainable = 0 has no tap grads (grad = NULL). */
 typedef struct {
     char name[32];
     dk_tensor value; /* borrowed view into the activation arena */
@@ -322,8 +330,13 @@ size_t dk_unet_plan_bytes(const dk_unet *m);
  * train = 0 is inference. Zeroes every tap's grad. */
 void dk_unet_forward(dk_unet *m, const float *x, int train, dk_rng *rng);
 /* Back-propagate the tap gradients (at least "logits" set by a loss) into the parameter
- * gradients (accumulating). Only after a train = 1 forward. */
+ * gradients (accumulating). Only after a train = 1 forward, only when trainable. */
 void dk_unet_backward(dk_unet *m);
+/* dL/dx (batch, in_channels, d, h, w), OVERWRITTEN by each dk_unet_backward when enabled
+ * with dk_unet_want_input_grad(m, 1) (off by default: the first convolution then skips
+ * its input gradient). Borrowed from the plan; NULL before a plan or when disabled. */
+void dk_unet_want_input_grad(dk_unet *m, int on);
+const float *dk_unet_input_grad(const dk_unet *m);
 
 int dk_unet_tap_count(const dk_unet *m);
 dk_tap *dk_unet_tap_at(dk_unet *m, int i);

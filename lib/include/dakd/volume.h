@@ -4,7 +4,10 @@
  * What it does: the dk_volume struct; allocation; geometry in ONE convention (below) with
  * exact conversion to and from the NIfTI affine; NIfTI-1/NIfTI-2/Analyze read and write
  * through nifticlib (`.nii`, `.nii.gz`, `.hdr/.img`, `.hdr.gz/.img.gz`); PNG read and write
- * through libpng; summaries for `dakd info`.
+ * through libpng; DICOM series, multi-frame files and DICOM SEG read, and MetaImage
+ * (`.mha`, `.mhd`) and NRRD (`.nrrd`, `.nhdr`) read and write, through ITK + GDCM (only
+ * when built with DAKD_WITH_ITK; otherwise they fail with DK_ERR_UNSUPPORTED "built without
+ * ITK"); summaries for `dakd info`.
  * What it does not: no resampling, reorientation or intensity work (that is dakd/data.h),
  * nothing about networks.
  *
@@ -32,6 +35,20 @@
  * scl_slope/scl_inter are applied on read when slope is finite and non-zero and
  * (slope, inter) != (1, 0): the data become DK_F32 (DK_F64 when stored as float64 or as a
  * 32/64-bit integer), and the written file then stores those floats with slope 1.
+ *
+ * DICOM rules (dk_dicom_read, details by the functions below). Images are ordered along
+ * the slice normal n = row x column direction (ImageOrientationPatient), by the position
+ * p.n of ImagePositionPatient; direction columns are (row, column, n), spacing (column
+ * spacing, row spacing of PixelSpacing, the step between positions), origin the first
+ * position. Several images at one position make a 4-D series: nt = images per position,
+ * time ordered by TemporalPositionIdentifier, AcquisitionNumber, then InstanceNumber.
+ * Refused with DK_ERR_FORMAT, never stacked: mixed orientations, positions whose steps
+ * differ by more than 1% (a missing slice), unequal image counts per position; a sheared
+ * grid (gantry tilt) is DK_ERR_UNSUPPORTED. Rescale slope/intercept are applied per image
+ * (per frame in enhanced multi-frame files) in floating point. Data type: when every
+ * slope is 1 and every intercept an integer, an integer type: the stored one if all
+ * rescaled values fit it, else int16, else int32 (CT stored uint16 with intercept -1024
+ * gives int16); otherwise float32 (float64 for 32-bit storage).
  *
  * Ownership: a dk_volume owns `data` (freed by dk_volume_free). Every function that fills
  * a dk_volume* output leaves it zeroed on failure.
@@ -141,11 +158,25 @@ int dk_geometry_equal(const dk_geometry *a, const dk_geometry *b, double tol);
 
 /* ---- reading and writing (dispatch on the file name) */
 
-/* Read any supported file: .nii .nii.gz .hdr .img (.gz) → NIfTI/Analyze; .png → PNG.
+/* Read any supported file: .nii .nii.gz .hdr .img (.gz) → NIfTI/Analyze; .png → PNG;
+ * .mha .mhd .nrrd .nhdr → ITK; a directory → the DICOM series in it; a .dcm file or any
+ * file with "DICM" at byte 128 → that DICOM file alone (a multi-frame file gives its
+ * volume; a SEG gives its label map on the series it references, found next to it, see
+ * dk_dicom_seg_read). Same as dk_volume_read_opts(v, path, NULL).
  * Reads exactly the file named (never a sibling with another extension). Errors name the
  * file and the field: DK_ERR_IO (missing, unreadable, truncated), DK_ERR_FORMAT (bad
  * header, dims, vox_offset, datatype, CRC), DK_ERR_UNSUPPORTED (e.g. complex data). */
 dk_status dk_volume_read(dk_volume *v, const char *path);
+
+/* Which DICOM series of a directory to read. */
+typedef struct {
+    const char *series_uid; /* SeriesInstanceUID to read, or NULL */
+    int series_index;       /* index in dk_dicom_list_series order; -1 = unset */
+} dk_read_opts;
+
+/* dk_volume_read with options (NULL = none). A directory holding several series needs
+ * series_uid or series_index: without them DK_ERR_ARG with a message listing the series. */
+dk_status dk_volume_read_opts(dk_volume *v, const char *path, const dk_read_opts *opts);
 
 /* Read only the header: every field of `v` set, `data` NULL. For NIfTI/Analyze it does
  * not need the image file (.img) to exist. */
@@ -156,9 +187,9 @@ typedef struct {
     int gzip_level;     /* 1..9 for .gz outputs; 0 = default (6) */
 } dk_write_opts;
 
-/* Write by extension (.nii, .nii.gz, .hdr [+ .img], .png). The file appears complete or
- * not at all: data go to a temporary name in the same directory, are flushed and fsynced,
- * then renamed. opts may be NULL. DK_ERR_IO for unwritable paths, DK_ERR_UNSUPPORTED
+/* Write by extension (.nii, .nii.gz, .hdr [+ .img], .png, .mha, .mhd [+ .raw], .nrrd,
+ * .nhdr [+ .raw]). The file appears complete or not at all: data go to a temporary name in
+ * the same directory, are flushed and fsynced, then renamed (a detached header last). opts may be NULL. DK_ERR_IO for unwritable paths, DK_ERR_UNSUPPORTED
  * when the format cannot hold the volume (PNG: nz, nt > 1, float data, ...). */
 dk_status dk_volume_write(const dk_volume *v, const char *path, const dk_write_opts *opts);
 
@@ -167,6 +198,49 @@ dk_status dk_nifti_read(dk_volume *v, const char *path, int header_only);
 dk_status dk_nifti_write(const dk_volume *v, const char *path, const dk_write_opts *opts);
 dk_status dk_png_read(dk_volume *v, const char *path);
 dk_status dk_png_write(const dk_volume *v, const char *path);
+
+/* MetaImage / NRRD through ITK (2-D to 4-D, components become planar channels; NRRD
+ * spaces are converted to LPS by ITK). Written uncompressed unless opts->gzip_level > 0. */
+dk_status dk_itk_read(dk_volume *v, const char *path, int header_only);
+dk_status dk_itk_write(const dk_volume *v, const char *path, const dk_write_opts *opts);
+
+/* ---- DICOM (through ITK + GDCM) */
+
+/* One image series of a directory. */
+typedef struct {
+    char uid[65];           /* SeriesInstanceUID ("" when the files have none) */
+    char modality[17];      /* e.g. "CT", "MR", "SEG" */
+    char description[65];   /* SeriesDescription */
+    int64_t nx, ny, nz, nt; /* grid it reads as; nt = 0 when it is not a regular grid
+                             * (reading it reports why) */
+    int nfiles;
+    char first_file[4096];  /* first file of the series in name order */
+} dk_dicom_series;
+
+/* List the image series among the files directly in `dir` (not recursive; files that are
+ * not DICOM or hold no pixel data are skipped), in the order of their first file by name.
+ * *out is malloc'd: the caller frees it with free(). *n may be 0. DK_ERR_IO when the
+ * directory cannot be read. */
+dk_status dk_dicom_list_series(dk_dicom_series **out, int *n, const char *dir);
+
+/* Read a DICOM directory (one series, chosen by opts when several) or one file (opts
+ * ignored) into `v` by the DICOM rules above. nc = 1 (colour DICOM is DK_ERR_UNSUPPORTED).
+ * Errors: DK_ERR_IO no images in the directory / unknown series; DK_ERR_ARG ambiguous or
+ * unknown series choice; DK_ERR_FORMAT not DICOM, truncated, mixed orientations, missing
+ * slices. Nothing is kept on failure. */
+dk_status dk_dicom_read(dk_volume *v, const char *path, const dk_read_opts *opts);
+
+/* Read the DICOM SEG `seg_path` into a label map on the grid of the series it references
+ * (ReferencedSeriesSequence). `series_dir` holds that series; NULL = look for it next to
+ * the SEG: its folder, that folder's sub-folders and its sibling folders. Each frame is
+ * placed on the series slice at the same position along the normal (or, without a
+ * position, the slice whose SOPInstanceUID it references). Label value = SegmentNumber;
+ * where segments overlap the HIGHEST segment number wins (as a 3D Slicer label-map
+ * export, where later segments are painted over earlier ones). FRACTIONAL segmentations
+ * are thresholded at half of MaximumFractionalValue. Output uint8 (int16 beyond 255
+ * segments), nt = 1. Errors: DK_ERR_IO referenced series not found (naming its UID and
+ * where dakd looked); DK_ERR_FORMAT not a SEG, or a frame that matches no slice. */
+dk_status dk_dicom_seg_read(dk_volume *labels, const char *seg_path, const char *series_dir);
 
 /* ---- summaries */
 

@@ -1,0 +1,658 @@
+/*
+ * The ITK/GDCM bridge (see itk_bridge.h): the project's only C++ file.
+ *
+ * Rules kept here: no C++ exception leaves this file (each entry point catches everything
+ * and records a dk_fail message naming the file); ITK's and GDCM's own warnings and
+ * error prints are switched off once, so the library stays silent.
+ *
+ * DICOM goes straight to GDCM (the library under ITK's GDCMImageIO): headers with
+ * gdcm::Reader up to the pixel data, pixels with gdcm::ImageReader, one decode per file,
+ * rescaled here with each frame's own slope/intercept. ITK's ImageSeriesReader +
+ * GDCMImageIO parse every file twice more and build a metadata dictionary per file: on the
+ * 150-file GE series that alone took ~3x dcm2niix's whole conversion (see
+ * tests/bench/bench_dicom_load.c). MetaImage and NRRD go through ITK's ImageIO classes.
+ */
+#include "itk_bridge.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <gdcmImageReader.h>
+#include <gdcmReader.h>
+#include <gdcmSequenceOfItems.h>
+#include <gdcmStringFilter.h>
+#include <gdcmTrace.h>
+#include <gdcmTransferSyntax.h>
+#include <itkMetaImageIO.h>
+#include <itkNrrdImageIO.h>
+
+namespace {
+
+/* Switch off ITK's and GDCM's console output once per process. */
+void quiet() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        itk::Object::GlobalWarningDisplayOff();
+        gdcm::Trace::SetWarning(false);
+        gdcm::Trace::SetDebug(false);
+        gdcm::Trace::SetError(false);
+    });
+}
+
+/* An ITK/GDCM exception text on one line. */
+std::string one_line(std::string s) {
+    for (char &c : s)
+        if (c == '\n' || c == '\r') c = ' ';
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s.size() > 300 ? s.substr(0, 300) + "..." : s;
+}
+
+/* Record the exception in flight as a DK_ERR_FORMAT message about `path`. */
+dk_status fail_from_exception(const char *path, const char *doing) {
+    try {
+        throw;
+    } catch (const itk::ExceptionObject &e) {
+        return dk_fail(DK_ERR_FORMAT, "%s: %s: %s", path, doing,
+                       one_line(e.GetDescription()).c_str());
+    } catch (const std::bad_alloc &) {
+        return dk_fail(DK_ERR_NOMEM, "%s: out of memory while %s", path, doing);
+    } catch (const std::exception &e) {
+        return dk_fail(DK_ERR_FORMAT, "%s: %s: %s", path, doing, one_line(e.what()).c_str());
+    } catch (...) {
+        return dk_fail(DK_ERR_INTERNAL, "%s: %s: unknown C++ exception", path, doing);
+    }
+}
+
+/* ------------------------------------------------------------------ header parsing */
+
+const gdcm::Tag kPixelData(0x7fe0, 0x0010);
+
+std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+    size_t a = s.find_first_not_of(' ');
+    return a == std::string::npos ? std::string() : s.substr(a);
+}
+
+std::string get_str(const gdcm::StringFilter &sf, const gdcm::DataSet &ds, uint16_t g,
+                    uint16_t e) {
+    const gdcm::Tag t(g, e);
+    if (!ds.FindDataElement(t)) return std::string();
+    const gdcm::DataElement &de = ds.GetDataElement(t);
+    if (de.IsEmpty()) return std::string();
+    return trimmed(sf.ToString(de));
+}
+
+void copy_str(char *dst, size_t n, const std::string &s) {
+    std::snprintf(dst, n, "%s", s.c_str());
+}
+
+/* Parse up to n backslash-separated numbers; returns how many were read. */
+int get_nums(const gdcm::StringFilter &sf, const gdcm::DataSet &ds, uint16_t g, uint16_t e,
+             double *out, int n) {
+    std::string s = get_str(sf, ds, g, e);
+    const char *p = s.c_str();
+    int k = 0;
+    while (k < n && *p) {
+        char *end;
+        double x = std::strtod(p, &end);
+        if (end == p) break;
+        out[k++] = x;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == '\\') p++;
+    }
+    return k;
+}
+
+long get_long(const gdcm::StringFilter &sf, const gdcm::DataSet &ds, uint16_t g, uint16_t e,
+              long dflt) {
+    double x;
+    return get_nums(sf, ds, g, e, &x, 1) == 1 ? (long)x : dflt;
+}
+
+/* The first item of sequence (g,e) in ds, or NULL. */
+const gdcm::DataSet *first_item(const gdcm::DataSet &ds, uint16_t g, uint16_t e) {
+    const gdcm::Tag t(g, e);
+    if (!ds.FindDataElement(t)) return nullptr;
+    gdcm::SmartPointer<gdcm::SequenceOfItems> sq = ds.GetDataElement(t).GetValueAsSQ();
+    if (!sq || sq->GetNumberOfItems() < 1) return nullptr;
+    return &sq->GetItem(1).GetNestedDataSet();
+}
+
+/* Apply the attributes of one functional-group item (shared or per-frame) to a frame. */
+void apply_group(dk_dcm_frame *fr, dk_dcm_file *f, const gdcm::StringFilter &sf,
+                 const gdcm::DataSet &grp) {
+    if (const gdcm::DataSet *d = first_item(grp, 0x0020, 0x9113))
+        fr->has_ipp = get_nums(sf, *d, 0x0020, 0x0032, fr->ipp, 3) == 3 || fr->has_ipp;
+    if (const gdcm::DataSet *d = first_item(grp, 0x0020, 0x9116))
+        fr->has_iop = get_nums(sf, *d, 0x0020, 0x0037, fr->iop, 6) == 6 || fr->has_iop;
+    if (const gdcm::DataSet *d = first_item(grp, 0x0028, 0x9110)) {
+        get_nums(sf, *d, 0x0028, 0x0030, f->spacing, 2);
+        get_nums(sf, *d, 0x0018, 0x0050, &f->thickness, 1);
+        get_nums(sf, *d, 0x0018, 0x0088, &f->between, 1);
+    }
+    if (const gdcm::DataSet *d = first_item(grp, 0x0028, 0x9145)) {
+        get_nums(sf, *d, 0x0028, 0x1053, &fr->slope, 1);
+        get_nums(sf, *d, 0x0028, 0x1052, &fr->intercept, 1);
+    }
+    if (const gdcm::DataSet *d = first_item(grp, 0x0062, 0x000A))
+        fr->segment = (int)get_long(sf, *d, 0x0062, 0x000B, fr->segment);
+    if (const gdcm::DataSet *d = first_item(grp, 0x0008, 0x9124))
+        if (const gdcm::DataSet *s = first_item(*d, 0x0008, 0x2112))
+            copy_str(fr->ref_sop, sizeof fr->ref_sop, get_str(sf, *s, 0x0008, 0x1155));
+}
+
+/* Top-level attributes shared by every frame. */
+void scan_top(dk_dcm_file *f, const gdcm::StringFilter &sf, const gdcm::DataSet &ds) {
+    copy_str(f->series_uid, sizeof f->series_uid, get_str(sf, ds, 0x0020, 0x000E));
+    copy_str(f->sop_uid, sizeof f->sop_uid, get_str(sf, ds, 0x0008, 0x0018));
+    copy_str(f->sop_class, sizeof f->sop_class, get_str(sf, ds, 0x0008, 0x0016));
+    copy_str(f->modality, sizeof f->modality, get_str(sf, ds, 0x0008, 0x0060));
+    copy_str(f->description, sizeof f->description, get_str(sf, ds, 0x0008, 0x103E));
+    copy_str(f->frame_of_ref, sizeof f->frame_of_ref, get_str(sf, ds, 0x0020, 0x0052));
+    f->rows = (int)get_long(sf, ds, 0x0028, 0x0010, 0);
+    f->cols = (int)get_long(sf, ds, 0x0028, 0x0011, 0);
+    f->samples = (int)get_long(sf, ds, 0x0028, 0x0002, 1);
+    f->bits_alloc = (int)get_long(sf, ds, 0x0028, 0x0100, 0);
+    f->bits_stored = (int)get_long(sf, ds, 0x0028, 0x0101, f->bits_alloc);
+    f->pixel_rep = (int)get_long(sf, ds, 0x0028, 0x0103, 0);
+    f->nframes = (int)get_long(sf, ds, 0x0028, 0x0008, 1);
+    if (f->nframes < 1) f->nframes = 1;
+    get_nums(sf, ds, 0x0028, 0x0030, f->spacing, 2);
+    get_nums(sf, ds, 0x0018, 0x0050, &f->thickness, 1);
+    get_nums(sf, ds, 0x0018, 0x0088, &f->between, 1);
+    f->instance = get_long(sf, ds, 0x0020, 0x0013, -1);
+    f->acquisition = get_long(sf, ds, 0x0020, 0x0012, -1);
+    f->temporal = get_long(sf, ds, 0x0020, 0x0100, -1);
+    f->is_seg = std::strcmp(f->sop_class, "1.2.840.10008.5.1.4.1.1.66.4") == 0;
+    if (!f->is_seg) return;
+    f->seg_fractional = get_str(sf, ds, 0x0062, 0x0001) == "FRACTIONAL";
+    f->seg_max_fraction = (int)get_long(sf, ds, 0x0062, 0x000E, 255);
+    const gdcm::Tag segs(0x0062, 0x0002);
+    if (ds.FindDataElement(segs)) {
+        gdcm::SmartPointer<gdcm::SequenceOfItems> sq = ds.GetDataElement(segs).GetValueAsSQ();
+        for (gdcm::SequenceOfItems::SizeType i = 1; sq && i <= sq->GetNumberOfItems(); i++) {
+            long num = get_long(sf, sq->GetItem(i).GetNestedDataSet(), 0x0062, 0x0004, 0);
+            f->seg_nsegments++;
+            if (num > f->seg_max_number) f->seg_max_number = (int)num;
+        }
+    }
+    if (const gdcm::DataSet *d = first_item(ds, 0x0008, 0x1115))
+        copy_str(f->ref_series_uid, sizeof f->ref_series_uid, get_str(sf, *d, 0x0020, 0x000E));
+}
+
+/* Per-frame values: top level, then the shared functional groups, then each frame's own. */
+void scan_frames(dk_dcm_file *f, const gdcm::StringFilter &sf, const gdcm::DataSet &ds) {
+    dk_dcm_frame base;
+    std::memset(&base, 0, sizeof base);
+    base.slope = 1.0;
+    base.has_ipp = get_nums(sf, ds, 0x0020, 0x0032, base.ipp, 3) == 3;
+    base.has_iop = get_nums(sf, ds, 0x0020, 0x0037, base.iop, 6) == 6;
+    get_nums(sf, ds, 0x0028, 0x1053, &base.slope, 1);
+    get_nums(sf, ds, 0x0028, 0x1052, &base.intercept, 1);
+    if (const gdcm::DataSet *shared = first_item(ds, 0x5200, 0x9229))
+        apply_group(&base, f, sf, *shared);
+    for (int i = 0; i < f->nframes; i++) f->frames[i] = base;
+    const gdcm::Tag per(0x5200, 0x9230);
+    if (!ds.FindDataElement(per)) return;
+    gdcm::SmartPointer<gdcm::SequenceOfItems> sq = ds.GetDataElement(per).GetValueAsSQ();
+    if (!sq) return;
+    gdcm::SequenceOfItems::SizeType n = sq->GetNumberOfItems();
+    for (gdcm::SequenceOfItems::SizeType i = 1; i <= n && (int)i <= f->nframes; i++)
+        apply_group(&f->frames[i - 1], f, sf, sq->GetItem(i).GetNestedDataSet());
+}
+
+/* ------------------------------------------------------------------ pixel reading */
+
+/* Stored value k of a decoded GDCM buffer as double. */
+double stored_value(const char *buf, gdcm::PixelFormat::ScalarType t, size_t k) {
+    switch (t) {
+    case gdcm::PixelFormat::UINT8: return (double)((const uint8_t *)buf)[k];
+    case gdcm::PixelFormat::INT8: return (double)((const int8_t *)buf)[k];
+    case gdcm::PixelFormat::UINT16: return (double)((const uint16_t *)buf)[k];
+    case gdcm::PixelFormat::INT16: return (double)((const int16_t *)buf)[k];
+    case gdcm::PixelFormat::UINT32: return (double)((const uint32_t *)buf)[k];
+    case gdcm::PixelFormat::INT32: return (double)((const int32_t *)buf)[k];
+    case gdcm::PixelFormat::FLOAT32: return (double)((const float *)buf)[k];
+    case gdcm::PixelFormat::FLOAT64: return ((const double *)buf)[k];
+    default: return 0.0;
+    }
+}
+
+bool scalar_supported(gdcm::PixelFormat::ScalarType t) {
+    using P = gdcm::PixelFormat;
+    return t == P::UINT8 || t == P::INT8 || t == P::UINT16 || t == P::INT16 || t == P::UINT32 ||
+           t == P::INT32 || t == P::FLOAT32 || t == P::FLOAT64;
+}
+
+/* Stored integer value of `bits` bits in an element of `alloc` bits: sign-extended when
+ * signed, high bits masked when not (DICOM PS3.5 8.1.1; as GDCM and pydicom). */
+template <class U>
+double stored_bits(U raw, int bits, bool sgn) {
+    const int alloc = (int)(8 * sizeof(U));
+    if (bits <= 0 || bits >= alloc) {
+        if (!sgn) return (double)raw;
+        using S = typename std::make_signed<U>::type;
+        return (double)(S)raw;
+    }
+    uint64_t v = (uint64_t)raw & ((1ull << bits) - 1);
+    if (sgn && (v >> (bits - 1))) return (double)(int64_t)(v | ~((1ull << bits) - 1));
+    return (double)v;
+}
+
+/* Fast path for uncompressed little-endian files whose PixelData is the last element:
+ * read the pixel bytes at the end of the file without a second header parse. Returns
+ * false (nothing stored) when the file is not laid out that way; GDCM then decodes it. */
+template <class T>
+bool read_native_t(T *base, const dk_dcm_file *f, const int64_t *slot) {
+    int bytes = f->bits_alloc / 8;
+    if (!f->native_le || f->samples != 1 || (bytes != 1 && bytes != 2 && bytes != 4) ||
+        f->bits_alloc % 8)
+        return false;
+    size_t plane = (size_t)f->rows * (size_t)f->cols, need = plane * f->nframes * bytes;
+    size_t hdr = f->explicit_vr ? 12 : 8;
+    FILE *fp = std::fopen(f->path, "rb");
+    if (!fp) return false;
+    std::vector<unsigned char> raw;
+    bool ok = false;
+    if (std::fseek(fp, 0, SEEK_END) == 0) {
+        long size = std::ftell(fp);
+        for (size_t len = need; !ok && len <= need + 1; len++) { /* odd lengths are padded */
+            unsigned char h[12];
+            if (size < (long)(len + hdr) || std::fseek(fp, size - (long)(len + hdr), SEEK_SET) ||
+                std::fread(h, 1, hdr, fp) != hdr)
+                continue;
+            uint32_t l = (uint32_t)h[hdr - 4] | (uint32_t)h[hdr - 3] << 8 |
+                         (uint32_t)h[hdr - 2] << 16 | (uint32_t)h[hdr - 1] << 24;
+            if (h[0] != 0xe0 || h[1] != 0x7f || h[2] != 0x10 || h[3] != 0x00 || l != len)
+                continue;
+            raw.resize(need);
+            ok = std::fread(raw.data(), 1, need, fp) == need;
+        }
+    }
+    std::fclose(fp);
+    if (!ok) return false;
+    bool sgn = f->pixel_rep == 1;
+    for (int k = 0; k < f->nframes; k++) {
+        if (slot[k] < 0) continue;
+        const double s = f->frames[k].slope, b = f->frames[k].intercept;
+        T *dst = base + (size_t)slot[k] * plane;
+        const unsigned char *src = raw.data() + (size_t)k * plane * bytes;
+        for (size_t j = 0; j < plane; j++) {
+            const unsigned char *q = src + j * bytes;
+            double x = bytes == 1   ? stored_bits<uint8_t>(q[0], f->bits_stored, sgn)
+                       : bytes == 2 ? stored_bits<uint16_t>((uint16_t)(q[0] | q[1] << 8),
+                                                            f->bits_stored, sgn)
+                                    : stored_bits<uint32_t>((uint32_t)q[0] | (uint32_t)q[1] << 8 |
+                                                                (uint32_t)q[2] << 16 |
+                                                                (uint32_t)q[3] << 24,
+                                                            f->bits_stored, sgn);
+            dst[j] = (T)(x * s + b);
+        }
+    }
+    return true;
+}
+
+/* Decode f->path with GDCM (its codecs: RLE, JPEG, JPEG-LS, JPEG 2000, deflate) and
+ * store frame k, rescaled with that frame's slope and intercept, at image slot slot[k]. */
+template <class T>
+dk_status decode_t(T *base, const dk_dcm_file *f, const int64_t *slot) {
+    gdcm::ImageReader reader;
+    reader.SetFileName(f->path);
+    if (!reader.Read())
+        return dk_fail(DK_ERR_FORMAT, "%s: cannot read the pixel data (file cut short or "
+                       "corrupt)", f->path);
+    const gdcm::Image &img = reader.GetImage();
+    gdcm::PixelFormat pf = img.GetPixelFormat();
+    gdcm::PixelFormat::ScalarType t = pf.GetScalarType();
+    if (!scalar_supported(t) || pf.GetSamplesPerPixel() != 1)
+        return dk_fail(DK_ERR_UNSUPPORTED, "%s: pixel format %s with %d samples per pixel is not "
+                       "supported", f->path, pf.GetScalarTypeAsString(),
+                       (int)pf.GetSamplesPerPixel());
+    size_t plane = (size_t)f->rows * (size_t)f->cols, need = plane * (size_t)f->nframes;
+    size_t len = img.GetBufferLength();
+    if (img.GetDimension(0) != (unsigned)f->cols || img.GetDimension(1) != (unsigned)f->rows ||
+        len < need * pf.GetPixelSize())
+        return dk_fail(DK_ERR_FORMAT, "%s: PixelData decodes to %zu bytes, %zu expected for "
+                       "Columns x Rows x NumberOfFrames = %d x %d x %d", f->path, len,
+                       need * pf.GetPixelSize(), f->cols, f->rows, f->nframes);
+    std::vector<char> buf(len);
+    if (!img.GetBuffer(buf.data()))
+        return dk_fail(DK_ERR_FORMAT, "%s: cannot decode the pixel data (transfer syntax %s)",
+                       f->path, gdcm::TransferSyntax::GetTSString(img.GetTransferSyntax()));
+    for (int k = 0; k < f->nframes; k++) {
+        if (slot[k] < 0) continue;
+        const double s = f->frames[k].slope, b = f->frames[k].intercept;
+        T *dst = base + (size_t)slot[k] * plane;
+        for (size_t j = 0; j < plane; j++)
+            dst[j] = (T)(stored_value(buf.data(), t, (size_t)k * plane + j) * s + b);
+    }
+    return DK_OK;
+}
+
+/* ------------------------------------------------------------------ MetaImage / NRRD */
+
+bool ends_with(const std::string &s, const char *suffix) {
+    size_t k = std::strlen(suffix);
+    if (s.size() < k) return false;
+    for (size_t i = 0; i < k; i++)
+        if (std::tolower((unsigned char)s[s.size() - k + i]) != suffix[i]) return false;
+    return true;
+}
+
+itk::ImageIOBase::Pointer io_for(const std::string &path) {
+    if (ends_with(path, ".mha") || ends_with(path, ".mhd"))
+        return itk::MetaImageIO::New().GetPointer();
+    return itk::NrrdImageIO::New().GetPointer();
+}
+
+dk_dtype dtype_of(itk::IOComponentEnum c) {
+    using C = itk::IOComponentEnum;
+    switch (c) {
+    case C::UCHAR: return DK_U8;
+    case C::CHAR: return DK_I8;
+    case C::USHORT: return DK_U16;
+    case C::SHORT: return DK_I16;
+    case C::UINT: return DK_U32;
+    case C::INT: return DK_I32;
+    case C::ULONG:
+    case C::ULONGLONG: return DK_U64;
+    case C::LONG:
+    case C::LONGLONG: return DK_I64;
+    case C::FLOAT: return DK_F32;
+    case C::DOUBLE: return DK_F64;
+    default: return DK_DT_UNKNOWN;
+    }
+}
+
+itk::IOComponentEnum component_of(dk_dtype t) {
+    using C = itk::IOComponentEnum;
+    switch (t) {
+    case DK_U8: return C::UCHAR;
+    case DK_I8: return C::CHAR;
+    case DK_U16: return C::USHORT;
+    case DK_I16: return C::SHORT;
+    case DK_U32: return C::UINT;
+    case DK_I32: return C::INT;
+    case DK_U64: return C::ULONGLONG;
+    case DK_I64: return C::LONGLONG;
+    case DK_F32: return C::FLOAT;
+    case DK_F64: return C::DOUBLE;
+    default: return C::UNKNOWNCOMPONENTTYPE;
+    }
+}
+
+/* Geometry and grid of the image the IO object describes. */
+dk_status header_from_io(dk_volume *v, itk::ImageIOBase *io, const char *path) {
+    unsigned nd = io->GetNumberOfDimensions();
+    if (nd < 2 || nd > 4)
+        return dk_fail(DK_ERR_UNSUPPORTED, "%s: %u dimensions (dakd reads 2-D to 4-D)", path, nd);
+    int64_t n[4] = {1, 1, 1, 1};
+    for (unsigned i = 0; i < nd; i++) n[i] = (int64_t)io->GetDimensions(i);
+    dk_dtype t = dtype_of(io->GetComponentType());
+    if (t == DK_DT_UNKNOWN)
+        return dk_fail(DK_ERR_UNSUPPORTED, "%s: component type %s is not supported", path,
+                       itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType()).c_str());
+    v->nx = n[0], v->ny = n[1], v->nz = n[2], v->nt = n[3];
+    v->nc = (int64_t)io->GetNumberOfComponents();
+    v->ndim = nd == 2 ? 2 : 3;
+    v->dtype = t;
+    dk_geometry_identity(&v->geom);
+    for (unsigned c = 0; c < nd && c < 3; c++) {
+        v->geom.spacing[c] = io->GetSpacing(c);
+        v->geom.origin[c] = io->GetOrigin(c);
+        std::vector<double> d = io->GetDirection(c);
+        for (unsigned r = 0; r < 3; r++) v->geom.direction[r][c] = r < d.size() ? d[r] : 0.0;
+    }
+    if (nd == 4) v->meta.dt = io->GetSpacing(3);
+    v->meta.xyz_units = 2; /* NIFTI_UNITS_MM */
+    v->meta.qform_code = v->meta.sform_code = 1;
+    return DK_OK;
+}
+
+/* Interleaved components (file) <-> planar channels (dk_volume). */
+void deinterleave(void *planar, const void *inter, int64_t npix, int64_t nc, size_t es) {
+    const char *src = (const char *)inter;
+    char *dst = (char *)planar;
+    for (int64_t p = 0; p < npix; p++)
+        for (int64_t c = 0; c < nc; c++)
+            std::memcpy(dst + ((size_t)(c * npix + p)) * es, src + ((size_t)(p * nc + c)) * es, es);
+}
+
+void interleave(void *inter, const void *planar, int64_t npix, int64_t nc, size_t es) {
+    const char *src = (const char *)planar;
+    char *dst = (char *)inter;
+    for (int64_t p = 0; p < npix; p++)
+        for (int64_t c = 0; c < nc; c++)
+            std::memcpy(dst + ((size_t)(p * nc + c)) * es, src + ((size_t)(c * npix + p)) * es, es);
+}
+
+/* Configure `io` to write `v`. */
+void describe_for_write(itk::ImageIOBase *io, const dk_volume *v) {
+    unsigned nd = v->nt > 1 ? 4 : (v->nz > 1 || v->ndim == 3) ? 3 : 2;
+    io->SetNumberOfDimensions(nd);
+    int64_t n[4] = {v->nx, v->ny, v->nz, v->nt};
+    itk::ImageIORegion region(nd);
+    for (unsigned c = 0; c < nd; c++) {
+        io->SetDimensions(c, (itk::SizeValueType)n[c]);
+        region.SetSize(c, (itk::SizeValueType)n[c]);
+        region.SetIndex(c, 0);
+        io->SetSpacing(c, c < 3 ? v->geom.spacing[c] : (v->meta.dt > 0 ? v->meta.dt : 1.0));
+        io->SetOrigin(c, c < 3 ? v->geom.origin[c] : 0.0);
+        std::vector<double> d(nd, 0.0);
+        for (unsigned r = 0; r < nd; r++)
+            d[r] = (c < 3 && r < 3) ? v->geom.direction[r][c] : (r == c ? 1.0 : 0.0);
+        io->SetDirection(c, d);
+    }
+    io->SetIORegion(region);
+    io->SetComponentType(component_of(v->dtype));
+    io->SetNumberOfComponents((unsigned)v->nc);
+    io->SetPixelType(v->nc > 1 ? itk::IOPixelEnum::VECTOR : itk::IOPixelEnum::SCALAR);
+}
+
+/* Remove a temporary directory and what is in it. */
+void remove_tree(const std::string &dir) {
+    if (DIR *d = opendir(dir.c_str())) {
+        while (struct dirent *e = readdir(d))
+            if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, ".."))
+                unlink((dir + "/" + e->d_name).c_str());
+        closedir(d);
+    }
+    rmdir(dir.c_str());
+}
+
+/* Move every file of `tmpdir` into `dir`, the header (`base`) last so that it appears
+ * only when its data file is in place. */
+dk_status commit_tree(const std::string &tmpdir, const std::string &dir, const std::string &base) {
+    std::vector<std::string> names;
+    if (DIR *d = opendir(tmpdir.c_str())) {
+        while (struct dirent *e = readdir(d))
+            if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..") && base != e->d_name)
+                names.push_back(e->d_name);
+        closedir(d);
+    }
+    names.push_back(base);
+    for (const std::string &nm : names) {
+        dk_status st = dk_commit_file((tmpdir + "/" + nm).c_str(), (dir + nm).c_str());
+        if (st != DK_OK) return st;
+    }
+    return DK_OK;
+}
+
+} // namespace
+
+/* ====================================================================== C entry points */
+
+extern "C" dk_status dk_itk_require(const char *path) {
+    (void)path;
+    return DK_OK;
+}
+
+extern "C" dk_status dk_itk_dcm_scan(dk_dcm_file *f) {
+    quiet();
+    const char *path = f->path;
+    std::memset(f, 0, sizeof *f);
+    f->path = path;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return dk_fail(DK_ERR_IO, "%s: cannot open: %s", path, std::strerror(errno));
+    try {
+        gdcm::Reader reader;
+        reader.SetFileName(path);
+        if (!reader.ReadUpToTag(kPixelData))
+            return dk_fail(DK_ERR_FORMAT, "%s: not a DICOM file (or its header is cut short)",
+                           path);
+        const gdcm::DataSet &ds = reader.GetFile().GetDataSet();
+        gdcm::StringFilter sf;
+        sf.SetFile(reader.GetFile());
+        scan_top(f, sf, ds);
+        const gdcm::TransferSyntax &ts = reader.GetFile().GetHeader().GetDataSetTransferSyntax();
+        f->native_le = ts == gdcm::TransferSyntax::ImplicitVRLittleEndian ||
+                       ts == gdcm::TransferSyntax::ExplicitVRLittleEndian;
+        f->explicit_vr = ts.IsExplicit();
+        f->has_pixels = f->rows > 0 && f->cols > 0;
+        f->frames = (dk_dcm_frame *)std::calloc((size_t)f->nframes, sizeof *f->frames);
+        if (!f->frames) {
+            dk_itk_dcm_clear(f);
+            return dk_fail(DK_ERR_NOMEM, "%s: NumberOfFrames = %d: out of memory", path,
+                           f->nframes);
+        }
+        scan_frames(f, sf, ds);
+        return DK_OK;
+    } catch (...) {
+        dk_itk_dcm_clear(f);
+        return fail_from_exception(path, "cannot parse DICOM header");
+    }
+}
+
+extern "C" void dk_itk_dcm_clear(dk_dcm_file *f) {
+    if (!f) return;
+    const char *path = f->path;
+    std::free(f->frames);
+    std::memset(f, 0, sizeof *f);
+    f->path = path;
+}
+
+extern "C" dk_status dk_itk_dcm_read_pixels(void *base, int use_double, const dk_dcm_file *f,
+                                            const int64_t *slot) {
+    quiet();
+    try {
+        bool done = use_double ? read_native_t((double *)base, f, slot)
+                               : read_native_t((float *)base, f, slot);
+        if (done) return DK_OK;
+        return use_double ? decode_t((double *)base, f, slot) : decode_t((float *)base, f, slot);
+    } catch (...) {
+        return fail_from_exception(f->path, "cannot decode pixel data");
+    }
+}
+
+extern "C" dk_status dk_itk_dcm_read_seg_pixels(unsigned char **buf, size_t *nbytes,
+                                                const char *path) {
+    quiet();
+    *buf = nullptr;
+    *nbytes = 0;
+    try {
+        gdcm::ImageReader reader;
+        reader.SetFileName(path);
+        if (!reader.Read())
+            return dk_fail(DK_ERR_FORMAT, "%s: cannot read the SEG pixel data", path);
+        const gdcm::Image &img = reader.GetImage();
+        size_t len = img.GetBufferLength();
+        unsigned char *b = (unsigned char *)std::malloc(len ? len : 1);
+        if (!b) return dk_fail(DK_ERR_NOMEM, "%s: SEG pixel data of %zu bytes", path, len);
+        if (!img.GetBuffer((char *)b)) {
+            std::free(b);
+            return dk_fail(DK_ERR_FORMAT, "%s: cannot decode the SEG pixel data", path);
+        }
+        *buf = b;
+        *nbytes = len;
+        return DK_OK;
+    } catch (...) {
+        return fail_from_exception(path, "cannot read the SEG pixel data");
+    }
+}
+
+extern "C" dk_status dk_itk_image_read(dk_volume *v, const char *path, int header_only) {
+    quiet();
+    std::memset(v, 0, sizeof *v);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return dk_fail(DK_ERR_IO, "%s: cannot open: %s", path, std::strerror(errno));
+    void *inter = nullptr;
+    try {
+        itk::ImageIOBase::Pointer io = io_for(path);
+        if (!io->CanReadFile(path))
+            return dk_fail(DK_ERR_FORMAT, "%s: not a readable %s file", path, io->GetNameOfClass());
+        io->SetFileName(path);
+        io->ReadImageInformation();
+        dk_status st = header_from_io(v, io, path);
+        if (st != DK_OK || header_only) {
+            if (st != DK_OK) std::memset(v, 0, sizeof *v);
+            return st;
+        }
+        size_t es = dk_dtype_size(v->dtype);
+        int64_t npix = v->nx * v->ny * v->nz * v->nt;
+        v->data = dk_alloc_aligned((size_t)(npix * v->nc), es);
+        inter = v->nc > 1 ? dk_alloc_aligned((size_t)(npix * v->nc), es) : v->data;
+        if (!v->data || !inter) throw std::bad_alloc();
+        itk::ImageIORegion region(io->GetNumberOfDimensions()); /* MetaImageIO reads only it */
+        for (unsigned c = 0; c < io->GetNumberOfDimensions(); c++) {
+            region.SetIndex(c, 0);
+            region.SetSize(c, io->GetDimensions(c));
+        }
+        io->SetIORegion(region);
+        io->Read(inter);
+        if (v->nc > 1) deinterleave(v->data, inter, npix, v->nc, es);
+        if (inter != v->data) dk_free(inter);
+        return DK_OK;
+    } catch (...) {
+        if (inter != v->data) dk_free(inter);
+        dk_volume_free(v);
+        return fail_from_exception(path, "cannot read image");
+    }
+}
+
+extern "C" dk_status dk_itk_image_write(const dk_volume *v, const char *path, int gzip_level) {
+    quiet();
+    char tmp[4200];
+    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, path);
+    if (st != DK_OK) return st;
+    std::string p(path), tmpdir(tmp);
+    size_t slash = p.rfind('/');
+    std::string dir = slash == std::string::npos ? std::string() : p.substr(0, slash + 1);
+    std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
+    if (mkdir(tmp, 0700) != 0)
+        return dk_fail(DK_ERR_IO, "%s: cannot create temporary folder %s: %s", path, tmp,
+                       std::strerror(errno));
+    void *inter = nullptr;
+    try {
+        itk::ImageIOBase::Pointer io = io_for(path);
+        describe_for_write(io, v);
+        io->SetUseCompression(gzip_level > 0);
+        io->SetFileName(tmpdir + "/" + base);
+        size_t es = dk_dtype_size(v->dtype);
+        int64_t npix = v->nx * v->ny * v->nz * v->nt;
+        inter = v->nc > 1 ? dk_alloc_aligned((size_t)(npix * v->nc), es) : v->data;
+        if (!inter) throw std::bad_alloc();
+        if (v->nc > 1) interleave(inter, v->data, npix, v->nc, es);
+        io->Write(inter);
+        if (inter != v->data) dk_free(inter);
+        inter = nullptr;
+        st = commit_tree(tmpdir, dir, base);
+    } catch (...) {
+        if (inter != v->data) dk_free(inter);
+        st = fail_from_exception(path, "cannot write image");
+    }
+    remove_tree(tmpdir);
+    return st;
+}

@@ -1,0 +1,118 @@
+/* Transposed convolution, kernel 2, stride 2 (no overlap: each input voxel paints its own
+ * 2x2(x2) block of the output), as one GEMM and a scatter.
+ *
+ * Shapes: kv = kd*2*2 taps, Pin = id*ih*iw input positions of one sample. With the weight
+ * w (cin, cout*kv) row-major (PyTorch's (cin, cout, kd, 2, 2)):
+ *   forward   t (cout*kv, Pin) = w^T x in (cin, Pin); out[co, 2z+a, 2y+b, 2x+c] = t[co,abc, zyx]
+ *   backward  t = gather(dout) (the inverse of the scatter);
+ *             dw (cin, cout*kv) += in x t^T;  din (cin, Pin) += w x t;  db += sums of dout.
+ * As in conv.c, t is built for a chunk of input rows (a row is one (iz, iy) pair) at a time,
+ * so the workspace stays a few MB whatever the volume. */
+#include <cblas.h>
+#include <string.h>
+
+#include "conv_internal.h"
+#include "dakd/nn.h"
+
+void dk_convt_shape_make(dk_convt_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
+                         int64_t h, int64_t w) {
+    DK_ASSERT(s && n > 0 && cin > 0 && cout > 0 && d > 0 && h > 0 && w > 0);
+    int kd = d > 1 ? 2 : 1;
+    *s = (dk_convt_shape){.n = n, .cin = cin, .cout = cout, .id = d, .ih = h, .iw = w, .kd = kd};
+    s->od = d * s->kd;
+    s->oh = 2 * h;
+    s->ow = 2 * w;
+}
+
+static int64_t taps(const dk_convt_shape *s) { return 4 * (int64_t)s->kd; }
+
+/* Input rows (iz, iy pairs) per chunk of t. */
+static int64_t chunk_rows(const dk_convt_shape *s) {
+    return dk_conv_chunk_rows(s->id * s->ih, s->iw, s->cout * taps(s));
+}
+
+size_t dk_convt_work_floats(const dk_convt_shape *s) {
+    DK_ASSERT(s);
+    return (size_t)(s->cout * taps(s) * chunk_rows(s) * s->iw);
+}
+
+/* Scatter (dir > 0) t (cout*kv, (r1 - r0)*iw) into out (cout, od, oh, ow) of one sample, or
+ * gather (dir < 0) dout into t, for input rows [r0, r1). No OpenMP: see conv.c. */
+static void scatter(float *vol, float *t, const dk_convt_shape *s, int64_t r0, int64_t r1,
+                    int dir) {
+    int64_t kv = taps(s), pc = (r1 - r0) * s->iw, iw = s->iw;
+    int64_t plane = s->od * s->oh * s->ow;
+    for (int64_t co = 0; co < s->cout; co++) {
+        for (int64_t ab = 0; ab < kv / 2; ab++) { /* tap (a, b); c is the inner pair */
+            int64_t a = ab / 2, b = ab % 2;
+            float *t0 = t + (co * kv + 2 * ab) * pc, *t1 = t0 + pc;
+            for (int64_t r = r0; r < r1; r++, t0 += iw, t1 += iw) {
+                int64_t oz = (r / s->ih) * s->kd + a, oy = 2 * (r % s->ih) + b;
+                float *o = vol + co * plane + (oz * s->oh + oy) * s->ow;
+                if (dir > 0) {
+                    for (int64_t x = 0; x < iw; x++) {
+                        o[2 * x] = t0[x];
+                        o[2 * x + 1] = t1[x];
+                    }
+                } else {
+                    for (int64_t x = 0; x < iw; x++) {
+                        t0[x] = o[2 * x];
+                        t1[x] = o[2 * x + 1];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* The operands of one call; din/dout are NULL in the direction that has none. */
+typedef struct {
+    float *out, *din, *dw;
+    const float *in, *w, *dout;
+    const dk_convt_shape *s;
+    float *t;
+} convt_args;
+
+/* Input rows [r0, r1) of sample i. Forward: t = w^T x in_c, scatter t. Backward: gather
+ * dout into t, dw += in_c x t^T, din_c += w x t. */
+static void convt_chunk(const convt_args *a, int64_t i, int64_t r0, int64_t r1) {
+    const dk_convt_shape *s = a->s;
+    int64_t m = s->cout * taps(s), pin = s->id * s->ih * s->iw, pc = (r1 - r0) * s->iw;
+    int64_t in_off = i * s->cin * pin + r0 * s->iw, out_off = i * s->cout * s->od * s->oh * s->ow;
+    if (a->out) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)m, (int)pc, (int)s->cin, 1.0f,
+                    a->w, (int)m, a->in + in_off, (int)pin, 0.0f, a->t, (int)pc);
+        scatter(a->out + out_off, a->t, s, r0, r1, 1);
+        return;
+    }
+    /* gather only reads dout; the cast lets one loop serve both directions */
+    scatter((float *)(a->dout + out_off), a->t, s, r0, r1, -1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s->cin, (int)m, (int)pc, 1.0f,
+                a->in + in_off, (int)pin, a->t, (int)pc, 1.0f, a->dw, (int)m);
+    if (a->din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->cin, (int)pc, (int)m,
+                    1.0f, a->w, (int)m, a->t, (int)pc, 1.0f, a->din + in_off, (int)pin);
+}
+
+static void convt_run(const convt_args *a) {
+    int64_t rows = a->s->id * a->s->ih, step = chunk_rows(a->s);
+    for (int64_t i = 0; i < a->s->n; i++)
+        for (int64_t r0 = 0; r0 < rows; r0 += step)
+            convt_chunk(a, i, r0, r0 + step < rows ? r0 + step : rows);
+}
+
+void dk_convt_forward(float *out, const float *in, const float *w, const float *b,
+                      const dk_convt_shape *s, float *work) {
+    DK_ASSERT(out && in && w && s && work);
+    convt_args a = {.out = out, .in = in, .w = w, .s = s, .t = work};
+    convt_run(&a);
+    if (b) dk_conv_add_bias(out, b, s->n, s->cout, s->od * s->oh * s->ow);
+}
+
+void dk_convt_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                       const float *w, const dk_convt_shape *s, float *work) {
+    DK_ASSERT(dw && dout && in && w && s && work);
+    convt_args a = {.din = din, .dw = dw, .in = in, .w = w, .dout = dout, .s = s, .t = work};
+    convt_run(&a);
+    if (db) dk_conv_bias_grad(db, dout, s->n, s->cout, s->od * s->oh * s->ow);
+}
