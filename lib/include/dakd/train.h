@@ -9,6 +9,7 @@
 #define DAKD_TRAIN_H
 
 #include "dakd/core.h"
+#include "dakd/nn.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,6 +22,200 @@ extern "C" {
  * into dlogits (n, c, s) (dlogits may be NULL for a forward-only evaluation). */
 double dk_loss_ce(float *dlogits, const float *logits, const uint8_t *labels, int64_t n,
                   int64_t c, int64_t s, float scale);
+
+/* ======================================================================== conventions
+ *
+ * Every loss below follows dk_loss_ce: it RETURNS the loss (a double, accumulated in double
+ * in a fixed order, so it repeats bit for bit for a fixed thread count) and, when its
+ * gradient pointer is not NULL, ADDS scale * dL/dinput into the caller's buffer (a tap's
+ * grad). The trainer passes its weight (alpha, lambda, a sample weight) as `scale`; a loss
+ * never weights or sums terms itself. Gradient pointers may be NULL for forward-only use.
+ * Workspace, where needed, is caller-allocated with the size the *_work_* function gives;
+ * losses allocate nothing. Logits are (n, c, s) with s = d*h*w (channel stride s), and
+ * c <= DK_LOSS_MAX_CLASSES. Voxel masks are uint8 (n, s): 0 = excluded, other = counted;
+ * NULL counts every voxel. Label maps are uint8 (n, s) with DK_IGNORE_LABEL = not counted. */
+
+enum { DK_LOSS_MAX_CLASSES = 32, DK_IGNORE_LABEL = 255 };
+
+/* labels (nv) set to DK_IGNORE_LABEL where mask (nv) == 0, in place (mask NULL: no-op). The
+ * trainer applies a field-of-view mask this way once per batch, so dk_loss_ce and
+ * dk_loss_dice (L_sup = CE + Dice, summed by the trainer) see the same counted voxels. */
+void dk_labels_apply_mask(uint8_t *labels, const uint8_t *mask, int64_t nv);
+
+/* ======================================================================== supervised */
+
+/* Soft Dice over the batch ("batch Dice" as nnU-Net), p = softmax(logits), y = one-hot(label),
+ * sums over every counted voxel of every sample (label != DK_IGNORE_LABEL):
+ *   I_k = sum p_k y_k,  P_k = sum p_k,  Y_k = sum y_k,
+ *   L = 1 - (1/|K|) sum_{k in K} (2 I_k + smooth) / (P_k + Y_k + smooth)
+ * with K = {0..c-1} when include_bg, else {1..c-1} (nnU-Net's default excludes background;
+ * c >= 2 then). smooth = 1e-5 as nnU-Net; a class absent from both prediction and labels
+ * scores (0 + smooth)/(0 + smooth) = 1. logits (n, c, s), labels (n, s). Returns L (0 when no
+ * voxel is counted) and adds scale * dL/dlogits into dlogits (n, c, s) (NULL: forward only);
+ * ignored voxels get no gradient. */
+double dk_loss_dice(float *dlogits, const float *logits, const uint8_t *labels, int64_t n,
+                    int64_t c, int64_t s, int include_bg, double smooth, float scale);
+
+/* ======================================================================== distillation */
+
+/* Knowledge distillation at temperature T (Hinton et al.), teacher -> student:
+ *   q_v = sum_t w_t softmax(z_t,v / T)   (w normalised to sum 1; weights NULL = equal)
+ *   p_v = softmax(z_s,v / T)
+ *   L   = (1/V) sum_{counted v} T^2 KL(q_v || p_v) = (1/V) sum_v T^2 sum_k q_kv log(q_kv / p_kv)
+ * V = counted voxels of (n, s) (mask). The multi-teacher q averages PROBABILITIES (not
+ * logits). The T^2 factor keeps the gradient dL/dz_s = T (p - q) / V of the same size as
+ * T changes (as T grows it tends to ((z_s - mean_k z_s) - (z_t - mean_k z_t)) / (c V),
+ * the error O(1/T); shown with one teacher). student and each teachers[i] are logits
+ * (n, c, s); tweights (nteachers <= 16) >= 0, sum > 0, or NULL. Returns L (0 when V = 0);
+ * adds scale * dL/dz_s into dstudent (n, c, s) (NULL: forward only). The teachers get no
+ * gradient. */
+double dk_loss_kd(float *dstudent, const float *student, const float *const *teachers,
+                  const float *tweights, int nteachers, const uint8_t *mask, int64_t n, int64_t c,
+                  int64_t s, float T, float scale);
+
+/* Attention transfer (Zagoruyko & Komodakis 2017) at a tap. Per sample i and voxel v:
+ *   A_i(v) = sum_c F_i(c, v)^2,   a_i = A_i / max(||A_i||_2, 1e-12)   (L2 over voxels)
+ *   L = (1/n) sum_i ||a_s,i - a_t,i||_2^2   (mean over samples of the SUM over voxels; the
+ *                                            reference code's .mean() is this / s)
+ * fs (n, cs, d, h, w) student, ft (n, ct, d*fd, h*fh, w*fw) teacher with integer factors
+ * fd, fh, fw >= 1 (channels may differ): the teacher map A_t is AVERAGE-POOLED over each
+ * fd x fh x fw block onto the student grid before its normalisation. work: caller scratch
+ * of dk_loss_at_work_floats(fs) floats. Adds scale * dL/dF_s into dfs (fs's shape; NULL:
+ * forward only); the teacher gets no gradient. */
+size_t dk_loss_at_work_floats(const dk_tensor *fs);
+double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, float scale,
+                  float *work);
+
+/* Hint (FitNets, Romero et al.): a 1x1 convolution adapter r(F_s) = W F_s + b maps the
+ * student feature fs (n, cs, d, h, w) to the teacher's channels; ft (n, ct, d, h, w):
+ *   L = (1/(n ct d h w)) sum (r(F_s) - F_t)^2          (mean over all elements, MSELoss)
+ * w (ct, cs, 1, 1, 1) and b (ct) (b NULL: no bias) live in a dk_params the trainer owns
+ * (register "<name>.weight" / "<name>.bias"; Kaiming init with fan_in = cs). work: caller
+ * scratch of dk_loss_hint_work_floats(fs, ct) floats. When dw (ct*cs) is not NULL, adds
+ * scale * dL/d. into dw, dfs (fs's shape; NULL: skip) and db (ct; NULL: skip, and NULL
+ * when b is); dw NULL is a forward-only call (dfs, db NULL too). The teacher gets no
+ * gradient. */
+size_t dk_loss_hint_work_floats(const dk_tensor *fs, int64_t ct);
+double dk_loss_hint(float *dfs, float *dw, float *db, const dk_tensor *fs, const dk_tensor *ft,
+                    const float *w, const float *b, float scale, float *work);
+
+/* ======================================================================== domain alignment */
+
+/* Features for the alignment losses, one row per sample or per voxel.
+ * Global average pooling: out (n, c) = mean over d*h*w of in (n, c, d, h, w). Backward adds
+ * dout / (d*h*w) to every voxel of din (in's shape). */
+void dk_feat_gap_forward(float *out, const dk_tensor *in);
+void dk_feat_gap_backward(float *din, const float *dout, const dk_tensor *in);
+
+/* Per-voxel features: m distinct flat positions p = i*s + v (sample i, voxel v) drawn
+ * uniformly WITHOUT replacement from the n*s voxels of `in` (Floyd's algorithm, m <= n*s,
+ * O(m^2); meant for m up to a few hundred), from rng. Then out (m, c) row r = in(i, :, v) at
+ * idx[r]; backward adds dout row r into din at the same voxel. */
+void dk_feat_sample_draw(int64_t *idx, int64_t m, const dk_tensor *in, dk_rng *rng);
+void dk_feat_sample_forward(float *out, const dk_tensor *in, const int64_t *idx, int64_t m);
+void dk_feat_sample_backward(float *din, const float *dout, const dk_tensor *in,
+                             const int64_t *idx, int64_t m);
+
+/* Squared maximum mean discrepancy (Gretton et al. 2012), UNBIASED estimator, between
+ * source rows xs (ns, dim) and target rows xt (nt, dim), ns, nt >= 2:
+ *   MMD^2 = 1/(ns(ns-1)) sum_{i!=j} k(x_i,x_j) + 1/(nt(nt-1)) sum_{i!=j} k(y_i,y_j)
+ *           - 2/(ns nt) sum_{i,j} k(x_i,y_j)
+ *   k(a,b) = (1/5) sum_{f in {1/4, 1/2, 1, 2, 4}} exp(-||a-b||^2 / (f h))   (k(a,a) = 1)
+ * h = `bandwidth` when it is > 0, else (the default) the median of the squared distances
+ * over all pairs of the pooled ns+nt rows (mean of the two middle values for an even count;
+ * 1 when that median is 0), recomputed on each call. h is held CONSTANT in the backward.
+ * The kernel is the MEAN of the 5 Gaussians (DAN-style code often sums them: 5x this L) and
+ * has no factor 2 in exp(-D / (f h)). The estimate can be slightly negative (for X = Y it
+ * is 2 (mean_{i!=j} k - 1) / n). work: caller scratch of dk_loss_mmd_work_doubles(ns, nt)
+ * doubles. Adds scale * dL/d. into dxs (ns, dim) and dxt (nt, dim) (either may be NULL). */
+size_t dk_loss_mmd_work_doubles(int64_t ns, int64_t nt);
+double dk_loss_mmd(float *dxs, float *dxt, const float *xs, const float *xt, int64_t ns,
+                   int64_t nt, int64_t dim, double bandwidth, float scale, double *work);
+
+/* Deep CORAL (Sun & Saenko 2016) between xs (ns, dim) and xt (nt, dim), ns, nt >= 2:
+ *   C = (X - 1 mean)^T (X - 1 mean) / (rows - 1)      (unbiased covariance, dim x dim)
+ *   L = ||C_s - C_t||_F^2 / (4 dim^2)
+ *   dL/dX_s = (X_s - 1 mean_s)(C_s - C_t) / (dim^2 (ns - 1)), dL/dX_t likewise with the
+ *   opposite sign and nt. work: caller scratch of dk_loss_coral_work_doubles(dim) doubles.
+ * Adds scale * dL/d. into dxs and dxt (either may be NULL). */
+size_t dk_loss_coral_work_doubles(int64_t dim);
+double dk_loss_coral(float *dxs, float *dxt, const float *xs, const float *xt, int64_t ns,
+                     int64_t nt, int64_t dim, float scale, double *work);
+
+/* Entropy minimisation on (target) predictions, p = softmax(logits):
+ *   L = (1/V) sum_{counted v} -sum_k p_kv log p_kv,   dL/dx_kv = -p_kv (log p_kv + H_v) / V
+ * (natural log; V = counted voxels of the mask). logits (n, c, s), mask (n, s) or NULL.
+ * Returns L (0 when V = 0); adds scale * dL/dlogits into dlogits (NULL: forward only). */
+double dk_loss_entropy(float *dlogits, const float *logits, const uint8_t *mask, int64_t n,
+                       int64_t c, int64_t s, float scale);
+
+/* ======================================================================== schedules */
+
+/* A scalar hyper-parameter as a pure function of (epoch, step), both 0-based, step counted
+ * within the epoch. With t = epoch + step / steps_per_epoch (t = epoch when
+ * steps_per_epoch <= 0, i.e. the value changes once per epoch):
+ *   DK_SCHED_CONSTANT  v0
+ *   DK_SCHED_LINEAR    v0 + rate * t
+ *   DK_SCHED_EXP       v0 * rate^t
+ *   DK_SCHED_STEP      v0 * rate^floor(epoch / period)   (period >= 1 epochs; step unused)
+ * and every kind is then clamped to [lo, hi]. The kind is set when the config is parsed. */
+typedef enum {
+    DK_SCHED_CONSTANT = 0,
+    DK_SCHED_LINEAR = 1,
+    DK_SCHED_EXP = 2,
+    DK_SCHED_STEP = 3
+} dk_sched_kind;
+
+typedef struct {
+    dk_sched_kind kind;
+    double v0;               /* value at epoch 0 */
+    double rate;             /* LINEAR: slope per epoch; EXP/STEP: factor */
+    double lo, hi;           /* clamp bounds (-HUGE_VAL / HUGE_VAL: none) */
+    int64_t period;          /* STEP: epochs between factors */
+    int64_t steps_per_epoch; /* LINEAR/EXP: > 0 interpolates within an epoch */
+} dk_schedule;
+
+double dk_schedule_at(const dk_schedule *s, int64_t epoch, int64_t step);
+
+/* The method's defaults (per epoch):
+ *   mixing ratio    r(e) = max(0.2, 0.8 - 0.05 e)          (LINEAR, lo 0.2: 0.2 from e = 12)
+ *   temperature     T(e) = max(1, 5 * 0.95^e)              (EXP, "adaptive")
+ *                   T(e) = max(1, 10 * 0.5^e)              (STEP, halved every epoch)
+ *                   T    = 4                               (CONSTANT)
+ *   alpha           0.8                                    (CONSTANT)
+ *                   min(a1, a0 + (a1 - a0) t / ramp)       (LINEAR ramp over `ramp` epochs) */
+dk_schedule dk_schedule_mix_default(void);
+dk_schedule dk_schedule_temp_adaptive(void);
+dk_schedule dk_schedule_temp_halving(void);
+dk_schedule dk_schedule_constant(double v);
+dk_schedule dk_schedule_ramp(double a0, double a1, double ramp_epochs);
+
+/* ======================================================================== sample weights */
+
+/* Dynamic per-sample weights from per-sample losses l_i:
+ *   w_i = beta * (1 + gain * tanh(l_i - lbar)),   beta = 0.5, gain = 0.3
+ * lbar is a running mean: the FIRST update sets lbar = mean(l) of that batch, each later one
+ * lbar = momentum * lbar + (1 - momentum) * mean(l)  (momentum 0.9). The trainer calls
+ * update with a batch's losses, then weights for the same batch; it scales each sample's
+ * loss gradient by w_i (the `scale` of that sample's loss call). */
+typedef struct {
+    double beta, gain, momentum;
+    double lbar;     /* running mean of the per-sample loss */
+    int64_t updates; /* batches seen; 0 = lbar not set */
+} dk_dynweights;
+
+void dk_dynweights_init(dk_dynweights *d, double beta, double gain, double momentum);
+void dk_dynweights_defaults(dk_dynweights *d); /* 0.5, 0.3, 0.9 */
+void dk_dynweights_update(dk_dynweights *d, const double *loss, int64_t n);
+/* w (n) = the weights of losses (n) against the current lbar (before any update: lbar 0). */
+void dk_dynweights_compute(float *w, const dk_dynweights *d, const double *loss, int64_t n);
+
+/* ======================================================================== mean teacher */
+
+/* EMA of parameters: ema->w = m * ema->w + (1 - m) * p->w over the whole flat buffer
+ * (m = 0.99 default), both dk_params with the same layout (asserted: same total). Use it on
+ * the trainable parameters and, for batch-norm running statistics, on the buffers. */
+void dk_ema_update(dk_params *ema, const dk_params *p, double m);
 
 #ifdef __cplusplus
 }

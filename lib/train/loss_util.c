@@ -1,0 +1,39 @@
+/*
+ * The fixed-order chunked reduction behind the voxel-wise losses, and the label/mask
+ * helpers (see loss_internal.h and dakd/train.h).
+ */
+#include "loss_internal.h"
+
+#include <string.h>
+
+void dk_loss_chunked_sums(double *out, int k, dk_loss_range_fn fn, void *ctx, int64_t nv,
+                          int64_t floats) {
+    DK_ASSERT(k >= 1 && k <= LOSS_MAX_SUMS && nv >= 0);
+    double part[LOSS_NCHUNK][LOSS_MAX_SUMS];
+#pragma omp parallel for schedule(static) if (floats >= LOSS_PAR_MIN)
+    for (int ch = 0; ch < LOSS_NCHUNK; ch++) {
+        memset(part[ch], 0, (size_t)k * sizeof(double));
+        fn(part[ch], ctx, nv * ch / LOSS_NCHUNK, nv * (ch + 1) / LOSS_NCHUNK);
+    }
+    for (int j = 0; j < k; j++) {
+        double sum = 0;
+        for (int ch = 0; ch < LOSS_NCHUNK; ch++)
+            sum += part[ch][j];
+        out[j] = sum;
+    }
+}
+
+int64_t dk_loss_count_mask(const uint8_t *mask, int64_t nv) {
+    if (!mask) return nv;
+    int64_t counted = 0;
+    for (int64_t v = 0; v < nv; v++)
+        counted += mask[v] != 0;
+    return counted;
+}
+
+void dk_labels_apply_mask(uint8_t *labels, const uint8_t *mask, int64_t nv) {
+    DK_ASSERT(labels && nv >= 0);
+    if (!mask) return;
+    for (int64_t v = 0; v < nv; v++)
+        if (!mask[v]) labels[v] = DK_IGNORE_LABEL;
+}
