@@ -1,9 +1,33 @@
 /*
  * dakd/data.h — data made or changed before it reaches a network.
  *
- * Now: the two-domain phantom generator (the embedded demo data). Later issues add
- * orientation, resampling, intensity normalisation, patch sampling and augmentation here.
- * What it does not do: file I/O (dakd/volume.h), networks (dakd/nn.h).
+ * What it does: the two-domain phantom generator (the embedded demo data); case lists
+ * read from CSV; preprocessing of one case into float32 (channel choice, intensity
+ * normalisation, resampling, label and mask checks); a patch sampler with foreground
+ * oversampling that fills training batches; augmentation of those batches. Everything
+ * random takes a dk_rng, so one seed gives the same batches.
+ * What it does not do: file formats (dakd/volume.h reads the files), networks
+ * (dakd/nn.h), reorientation (volumes keep the grid they were read on), threads.
+ *
+ * Flow: dk_cases_read → dk_case_load (per case, once) → dk_sampler_init over the loaded
+ * cases → per step dk_sampler_step (draw + augment into a caller-owned dk_batch).
+ *
+ * Layouts. A preprocessed image is a dk_volume of DK_F32 with nt = 1: (C, 1, Z, Y, X),
+ * which is the tensor layout (c, d, h, w) with d = Z, h = Y, w = X. Labels and masks are
+ * DK_U8 volumes (1, 1, Z, Y, X) on the same grid. A batch is image (n, c, d, h, w) float32,
+ * label (n, d, h, w) uint8 and mask (n, d, h, w) uint8. 2-D is d = Z = 1 throughout.
+ *
+ * Label convention: values 0..classes-1 are classes (0 = background); 255 means "ignore"
+ * (no loss, no metric): it marks padding, unlabelled cases and any voxel a label file
+ * marks so. Masks are {0, 1}: 1 = a real voxel inside the region of interest (the FOV).
+ *
+ * Ownership: every struct a function here fills owns its buffers; each has a _free that
+ * accepts NULL and leaves it zeroed. The sampler borrows its cases. dk_sampler_fill and
+ * dk_sampler_step only read the sampler, so threads may fill their own batches from one
+ * sampler, each with its own dk_rng.
+ * Failures: loading and preprocessing return a dk_status with one message naming the file
+ * (and line and column for CSV) and leave their outputs zeroed. Sampling and augmentation
+ * cannot fail: a batch of the wrong shape is a programmer error (DK_ASSERT).
  */
 #ifndef DAKD_DATA_H
 #define DAKD_DATA_H
@@ -33,6 +57,304 @@ typedef struct {
  * DK_ERR_ARG for bad sizes or domain, DK_ERR_NOMEM. */
 dk_status dk_phantom_generate(dk_volume *image, dk_volume *label, const dk_phantom_opts *opts,
                               dk_rng *rng);
+
+/* ================================================================ case lists (CSV)
+ *
+ * A case list is a CSV file whose header row names the columns. Required: `case` (a
+ * unique id) and `image`; optional: `label` and `mask` (or `fov`, the same meaning; `mask`
+ * wins when both exist). Every other column (dataset, split, label_2nd, ...) is kept as a
+ * string. Fields follow RFC 4180: separated by commas, optionally quoted with "..." where
+ * "" stands for one quote and commas and line breaks may appear inside; CRLF or LF line
+ * ends; a UTF-8 byte-order mark is skipped; blank lines are skipped; nothing is trimmed.
+ * Paths are relative to the CSV file's folder unless absolute.
+ *
+ * Checked up front, each failure naming "<csv>:<line>: column '<name>' (<k>)": a missing
+ * required column (line 1), a row with a different number of fields (DK_ERR_FORMAT), an
+ * empty image path (DK_ERR_FORMAT), an image/label/mask file that does not exist
+ * (DK_ERR_IO, with the resolved path), a duplicate case id (DK_ERR_FORMAT, naming the
+ * line of the first one), an unterminated quote. An empty label or mask field means
+ * "none" (an unlabelled target case).
+ */
+
+typedef struct {
+    char *id;       /* the `case` field; owned by the list */
+    char *image;    /* resolved path; owned */
+    char *label;    /* resolved path, or NULL when the column is absent or the field empty */
+    char *mask;     /* resolved path, or NULL likewise */
+    char **fields;  /* (n_columns) every raw field of the row, as written; owned */
+    int line;       /* line of the CSV where the row starts (1 = header) */
+} dk_case;
+
+typedef struct {
+    char *path;       /* the CSV file as given; owned */
+    int n_columns;
+    char **columns;   /* (n_columns) header names; owned */
+    int n;            /* number of cases; may be 0 after filtering */
+    dk_case *cases;   /* (n); owned */
+} dk_case_list;
+
+/* Read and check a case list. On failure `list` is zeroed and nothing is kept.
+ * DK_ERR_IO (unreadable CSV, missing file), DK_ERR_FORMAT (see above), DK_ERR_NOMEM. */
+dk_status dk_cases_read(dk_case_list *list, const char *csv_path);
+
+/* Free everything and zero the struct; accepts NULL and a zeroed struct. */
+void dk_cases_free(dk_case_list *list);
+
+/* Index of a column by name (exact match), or -1. */
+int dk_cases_column(const dk_case_list *list, const char *name);
+
+/* The raw field of `column` for case `i` (borrowed), or NULL when there is no such column
+ * (i must be in 0..n-1). */
+const char *dk_cases_get(const dk_case_list *list, int i, const char *column);
+
+/* Copy into `out` the cases of `in` whose `column` equals `value` exactly, in order. Call
+ * it twice for "dataset == drive and split == train" (in and out must differ). `out` is
+ * a new list the caller frees; it may hold 0 cases. DK_ERR_ARG naming the CSV and the
+ * column when the column does not exist, DK_ERR_NOMEM. */
+dk_status dk_cases_filter(dk_case_list *out, const dk_case_list *in, const char *column,
+                          const char *value);
+
+/* ================================================================ preprocessing
+ *
+ * One case goes: read → channel choice → intensity normalisation (on the original grid,
+ * statistics optionally inside the mask) → resampling (image linear, label and mask
+ * nearest) → label check. Each step is also callable alone on volumes.
+ */
+
+typedef enum {
+    DK_CHANNELS_ALL = 0,   /* keep every channel (RGB fundus → 3 channels) */
+    DK_CHANNELS_ONE,       /* one channel by index (green = 1 in RGB fundus images) */
+    DK_CHANNELS_LUMINANCE  /* ITU-R BT.601 luma 0.299 R + 0.587 G + 0.114 B (nc >= 3) */
+} dk_channel_mode;
+
+/* Channel choice into a new DK_F32 volume `out` (C', 1, Z, Y, X) on the same grid, values
+ * converted unscaled (uint8 255 stays 255.0). `in` may have any dtype; nt must be 1.
+ * `index` is used by DK_CHANNELS_ONE. `name` (the file, for messages) may be NULL.
+ * DK_ERR_ARG for an index out of range or luminance of fewer than 3 channels,
+ * DK_ERR_UNSUPPORTED for nt > 1, DK_ERR_NOMEM. `out` is zeroed on failure. */
+dk_status dk_channels_select(dk_volume *out, const dk_volume *in, dk_channel_mode mode,
+                             int index, const char *name);
+
+typedef enum {
+    DK_NORM_NONE = 0,
+    /* Per channel x' = (x - mean) / max(std, 1e-8), population std over the voxels (inside
+     * the mask when one is given). */
+    DK_NORM_ZSCORE,
+    /* Per channel: clip to the [lo_pct, hi_pct] percentiles (numpy's "linear" rule over
+     * the voxels, inside the mask when given), then z-score with the mean and std of the
+     * clipped values (the same voxels). nnU-Net's CT scheme uses 0.5 / 99.5 over the
+     * foreground of the training set; this is its per-case form. */
+    DK_NORM_PERCENTILE_ZSCORE,
+    /* CT window: x' = clamp((x - (level - width/2)) / width, 0, 1). No statistics. */
+    DK_NORM_CT_WINDOW
+} dk_norm_kind;
+
+typedef struct {
+    dk_norm_kind kind;
+    double lo_pct, hi_pct;  /* percentiles in [0, 100], lo < hi (default 0.5, 99.5) */
+    double level, width;    /* CT window in the image's units (default 40, 400: soft tissue) */
+    int zero_outside_mask;  /* with a mask: voxels outside it become 0 after z-scoring, as
+                             * nnU-Net's use_mask_for_norm (default 1) */
+} dk_norm_opts;
+
+void dk_norm_defaults(dk_norm_opts *o); /* z-score, 0.5/99.5, 40/400, zero_outside_mask 1 */
+
+/* Normalise the DK_F32 volume `img` (C, 1, Z, Y, X) in place, each channel alone.
+ * `mask` (uint8 (Z, Y, X), 1 = inside) may be NULL: statistics then use every voxel. A mask
+ * with no voxel inside falls back to every voxel. DK_ERR_ARG for a non-float32 volume or
+ * bad options; DK_ERR_NUMERIC (naming `name`) for a NaN/Inf in the statistics; DK_ERR_NOMEM
+ * for the percentile work buffer. */
+dk_status dk_normalize(dk_volume *img, const uint8_t *mask, const dk_norm_opts *o,
+                       const char *name);
+
+/* Percentile p in [0, 100] of the n values (numpy "linear": position p/100·(n-1) between
+ * the order statistics). `work` (n floats, caller-allocated) is overwritten; vals is not. */
+double dk_percentile(const float *vals, int64_t n, double p, float *work);
+
+/* Target grid of a resampling, per index axis (x, y, z): spacing[a] > 0 asks for that
+ * spacing, else size[a] > 0 asks for that many voxels, else the axis is kept. */
+typedef struct {
+    double spacing[3]; /* mm */
+    int64_t size[3];
+} dk_resample_target;
+
+typedef enum { DK_INTERP_LINEAR = 0, DK_INTERP_NEAREST } dk_interp;
+
+/* The grid rule: the physical extent (outer voxel edges) and the direction are kept.
+ * For a target size n' along an axis of n voxels at spacing s: s' = n·s / n'. For a target
+ * spacing t: n' = max(1, round(n·s / t)) and then s' = n·s / n' (within half a voxel of t,
+ * exactly t when t divides the extent). The origin moves so the first edge stays put:
+ * origin' = origin + direction · ((s' - s) / 2) along each axis. Output voxel i' samples the
+ * input at continuous index u = (i' + 0.5)·s'/s - 0.5 (pixel centres, as torch's
+ * align_corners=False), clamped to [0, n-1] at the borders. So n' = n is an exact copy and
+ * a 2x downsample of a linear ramp gives the means of voxel pairs.
+ * Linear: trilinear in double, DK_F32 in and out. Nearest: index round(u) (halves go up),
+ * any dtype, values copied bit for bit, so a label map keeps its label set (thin
+ * structures can vanish when downsampling: resample labels as little as possible).
+ * `out` is allocated here (same nc, nt = 1, meta copied) and zeroed on failure.
+ * DK_ERR_ARG for nt > 1, linear on a non-float32 volume, a bad target; DK_ERR_NOMEM. */
+dk_status dk_resample(dk_volume *out, const dk_volume *in, const dk_resample_target *target,
+                      dk_interp interp);
+
+/* The size and spacing dk_resample would produce (no allocation). */
+void dk_resample_grid(const dk_volume *in, const dk_resample_target *target, int64_t n_out[3],
+                      double spacing_out[3]);
+
+/* Check that the label map `label` (any dtype, nc = nt = 1) holds only 0..classes-1 or
+ * `ignore` (255 in dakd; pass -1 to forbid it) and write it as DK_U8 into `out` (allocated
+ * here, same grid). A value outside → DK_ERR_FORMAT "<name>: label value V found in N
+ * voxels (allowed 0..K-1, 255 = ignore)", naming the smallest bad value and how many other
+ * bad values there are; a non-integer value likewise. `out` is zeroed on failure. */
+dk_status dk_label_check(dk_volume *out, const dk_volume *label, int classes, int ignore,
+                         const char *name);
+
+/* A mask as DK_U8 {0, 1}: any non-zero value of the single-channel `in` becomes 1. */
+dk_status dk_mask_from_volume(dk_volume *out, const dk_volume *in, const char *name);
+
+/* 1 if the two volumes lie on the same grid: equal nx, ny, nz and dk_geometry_equal(tol).
+ * Otherwise 0 and a DK_ERR_FORMAT message naming both files and what differs. */
+int dk_grid_match(const dk_volume *a, const char *name_a, const dk_volume *b,
+                  const char *name_b, double tol);
+
+typedef struct {
+    dk_channel_mode channels;
+    int channel_index;        /* for DK_CHANNELS_ONE */
+    dk_norm_opts norm;
+    int norm_in_mask;         /* statistics inside the case's mask when it has one (default 1) */
+    dk_resample_target target;/* all zero = keep the grid (default) */
+    int classes;              /* label classes including background (default 2) */
+    double grid_tol;          /* image/label/mask grid tolerance, mm and relative (1e-3) */
+} dk_prep_opts;
+
+void dk_prep_defaults(dk_prep_opts *o);
+
+/* One preprocessed case: everything owned. */
+typedef struct {
+    char id[128];     /* the case id (truncated if longer) */
+    dk_volume image;  /* DK_F32 (C, 1, Z, Y, X) */
+    dk_volume label;  /* DK_U8 (1, 1, Z, Y, X), or data == NULL when the case has no label */
+    dk_volume mask;   /* DK_U8 {0,1} on the same grid, or data == NULL */
+} dk_case_data;
+
+/* Read case `i` of `list` and preprocess it by `o` (NULL = defaults). The label and mask
+ * must lie on the image's grid (dk_grid_match, naming both files). A label with ignore
+ * voxels but no foreground is logged as a warning (a 0/255 binary mask?). On failure `out`
+ * is zeroed; errors come from the reader or the steps above. */
+dk_status dk_case_load(dk_case_data *out, const dk_case_list *list, int i,
+                       const dk_prep_opts *o);
+
+/* Preprocess volumes already in memory (the label and mask may be NULL). The inputs are
+ * not changed; `out` gets new volumes. Names are for messages. */
+dk_status dk_case_prepare(dk_case_data *out, const dk_volume *image, const dk_volume *label,
+                          const dk_volume *mask, const dk_prep_opts *o, const char *id);
+
+void dk_case_data_free(dk_case_data *c); /* accepts NULL */
+
+/* ================================================================ batches and sampling
+ *
+ * The sampler borrows preprocessed cases (which must outlive it) and draws patches:
+ * a case uniformly at random, then a patch start. Foreground oversampling as nnU-Net: in a
+ * batch of n, k = floor(n·f) + Bernoulli(frac(n·f)) patches (the LAST k) are centred on a
+ * foreground voxel (label 1..classes-1): a class chosen uniformly among those present in
+ * the case, then one of its voxels uniformly; so the expected fraction is exactly f.
+ * Other patches start uniformly over the positions where the patch lies inside the image
+ * (or the image inside the patch, per axis, when the image is smaller); cases without
+ * label or without foreground get such patches too. With centre_in_mask, those patches of
+ * a case with a non-empty mask are centred on a voxel of the mask, uniformly (64 rejection
+ * tries, then the k-th mask voxel by a scan, so small masks cost more but stay exact).
+ * A centred patch spans [c - P/2, c - P/2 + P) (integer division).
+ * Where a patch leaves the image: image 0, label 255 (ignore), mask 0. An unlabelled case
+ * gives label 255 everywhere; a case without mask gives mask 1 on every real voxel.
+ */
+
+typedef struct {
+    dk_tensor image;     /* (n, c, d, h, w) float32; owned */
+    uint8_t *label;      /* (n, d, h, w); owned */
+    uint8_t *mask;       /* (n, d, h, w); owned */
+    int *case_index;     /* (n) the case each patch came from */
+    int64_t (*start)[3]; /* (n) patch start (z, y, x) in the case's voxels; may be < 0 */
+    int *is_fg;          /* (n) 1 if the patch was centred on foreground */
+} dk_batch;
+
+/* Allocate a zeroed batch. DK_ERR_ARG on bad dims, DK_ERR_NOMEM; zeroed on failure. */
+dk_status dk_batch_alloc(dk_batch *b, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w);
+void dk_batch_free(dk_batch *b); /* accepts NULL */
+
+typedef struct {
+    int64_t patch[3];     /* (d, h, w); d = 1 for 2-D */
+    double fg_fraction;   /* default 1/3 (nnU-Net) */
+    int classes;          /* labels 1..classes-1 are foreground (default 2) */
+    int centre_in_mask;   /* non-foreground patches centred inside the mask (default 0) */
+} dk_sampler_opts;
+
+void dk_sampler_defaults(dk_sampler_opts *o); /* patch 1x256x256, 1/3, 2 classes, 0 */
+
+typedef struct {
+    const dk_case_data *cases; /* (n_cases) borrowed */
+    int n_cases;
+    int64_t channels;          /* of every case's image */
+    dk_sampler_opts opts;
+    int64_t **fg;              /* (n_cases) per case: foreground voxel indices sorted by
+                                * class; owned */
+    int64_t (*fg_start)[256];  /* (n_cases) offsets of each class in fg[i]; class k spans
+                                * [fg_start[i][k], fg_start[i][k+1]) */
+    int64_t *mask_count;       /* (n_cases) voxels inside each case's mask (0: none) */
+} dk_sampler;
+
+/* Index the cases' foreground (one pass over each label). All cases must have the same
+ * channel count and label values < classes or 255 (as dk_label_check guarantees).
+ * DK_ERR_ARG for no cases, mismatched channels, a patch dim < 1, classes outside 1..255,
+ * fg_fraction outside [0, 1]; DK_ERR_NOMEM. Zeroed on failure. */
+dk_status dk_sampler_init(dk_sampler *s, const dk_case_data *cases, int n_cases,
+                          const dk_sampler_opts *o);
+void dk_sampler_free(dk_sampler *s); /* accepts NULL */
+
+/* Fill every patch of `b` (its n, and d, h, w equal to the patch size, c to the channels:
+ * asserted) from `rng`. Overwrites b entirely. */
+void dk_sampler_fill(dk_batch *b, const dk_sampler *s, dk_rng *rng);
+
+/* ================================================================ augmentation
+ *
+ * Per patch, each transform fires with its probability; spatial ones move image, label and
+ * mask together, intensity ones change the image only (padding included). Order: flips,
+ * rot90, scale, shift, gamma, noise. Defaults follow nnU-Net's 2-D/3-D trainer where it has
+ * the transform.
+ */
+
+typedef struct {
+    double p_flip[3];              /* per axis (d, h, w); 0.5 each (d only when d > 1) */
+    double p_rot90;                /* k·90° in the (h, w) plane, k uniform in 1..3; 0.5.
+                                    * Patches with h != w only get k = 2 */
+    double p_scale, scale_lo, scale_hi; /* x·s per channel; 0.15, [0.75, 1.25] */
+    double p_shift, shift_lo, shift_hi; /* x + t per channel; 0.15, [-0.1, 0.1] */
+    double p_gamma, gamma_lo, gamma_hi; /* 0.3, [0.7, 1.5]; see dk_augment_gamma */
+    int gamma_retain_stats;        /* restore mean and std after gamma; 1 */
+    double p_noise, noise_var_hi;  /* N(0, σ²), σ² ~ U(0, var_hi) per patch; 0.1, 0.1 */
+} dk_augment_opts;
+
+void dk_augment_defaults(dk_augment_opts *o);
+
+/* Augment every patch of `b` in place. Draws from `rng` in patch order. */
+void dk_augment_batch(dk_batch *b, const dk_augment_opts *o, dk_rng *rng);
+
+/* The single transforms on patch `i` of `b` (tests and custom pipelines use them). */
+void dk_augment_flip(dk_batch *b, int64_t i, int axis);  /* axis 0 = d, 1 = h, 2 = w */
+void dk_augment_rot90(dk_batch *b, int64_t i, int k);    /* k quarter turns, (h, w) plane;
+                                                          * k odd needs h == w */
+/* Gamma as nnU-Net (retain range): per channel x' = lo + r·((x - lo)/r)^γ with lo, r the
+ * channel's minimum and range (r + 1e-7); with retain_stats the result is then shifted
+ * and scaled back to the channel's former mean and std. */
+void dk_augment_gamma(dk_batch *b, int64_t i, double gamma, int retain_stats);
+
+/* ================================================================ the stream
+ *
+ * The batch of (epoch, step) is drawn from dk_rng_split(dk_rng_split(base, epoch), step):
+ * it depends on nothing else, so a run resumed at any step draws what it would have drawn.
+ */
+
+/* Sample and (when aug != NULL) augment the batch of (epoch, step). `base` is not advanced. */
+void dk_sampler_step(dk_batch *b, const dk_sampler *s, const dk_augment_opts *aug,
+                     const dk_rng *base, int64_t epoch, int64_t step);
 
 #ifdef __cplusplus
 }

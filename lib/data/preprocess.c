@@ -1,0 +1,366 @@
+/* Preprocessing of one case: channel choice, intensity normalisation, label and mask
+ * checks, and the whole chain for a case of a list (dk_case_load). */
+#include "dakd/data.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *nm(const char *name) { return name ? name : "volume"; }
+
+/* ------------------------------------------------------------------ channels */
+
+dk_status dk_channels_select(dk_volume *out, const dk_volume *in, dk_channel_mode mode,
+                             int index, const char *name) {
+    memset(out, 0, sizeof *out);
+    if (in->nt != 1)
+        return dk_fail(DK_ERR_UNSUPPORTED, "%s: nt = %lld time points; preprocessing takes one",
+                       nm(name), (long long)in->nt);
+    if (mode == DK_CHANNELS_ONE && (index < 0 || index >= in->nc))
+        return dk_fail(DK_ERR_ARG, "%s: channel %d requested, the image has %lld", nm(name),
+                       index, (long long)in->nc);
+    if (mode == DK_CHANNELS_LUMINANCE && in->nc < 3)
+        return dk_fail(DK_ERR_ARG, "%s: luminance needs 3 channels (RGB), the image has %lld",
+                       nm(name), (long long)in->nc);
+    int64_t nc = mode == DK_CHANNELS_ALL ? in->nc : 1;
+    dk_status st = dk_volume_alloc(out, in->nx, in->ny, in->nz, 1, nc, DK_F32);
+    if (st != DK_OK) return st;
+    out->geom = in->geom;
+    out->ndim = in->ndim;
+    out->meta = in->meta;
+    int64_t plane = in->nx * in->ny * in->nz;
+    float *o = out->data;
+    if (mode == DK_CHANNELS_LUMINANCE) {
+        for (int64_t i = 0; i < plane; i++)
+            o[i] = (float)(0.299 * dk_volume_get(in, i) + 0.587 * dk_volume_get(in, plane + i) +
+                           0.114 * dk_volume_get(in, 2 * plane + i));
+        return DK_OK;
+    }
+    int64_t first = mode == DK_CHANNELS_ONE ? index * plane : 0;
+    for (int64_t i = 0; i < nc * plane; i++) o[i] = (float)dk_volume_get(in, first + i);
+    return DK_OK;
+}
+
+/* ------------------------------------------------------------------ normalisation */
+
+void dk_norm_defaults(dk_norm_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->kind = DK_NORM_ZSCORE;
+    o->lo_pct = 0.5;
+    o->hi_pct = 99.5;
+    o->level = 40;
+    o->width = 400;
+    o->zero_outside_mask = 1;
+}
+
+static void swapf(float *a, float *b) {
+    float t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* k-th smallest of w[0..n) (Hoare quickselect, median-of-three pivot); reorders w. */
+static float select_kth(float *w, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1;
+    while (hi > lo) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (w[mid] < w[lo]) swapf(&w[mid], &w[lo]);
+        if (w[hi] < w[lo]) swapf(&w[hi], &w[lo]);
+        if (w[hi] < w[mid]) swapf(&w[hi], &w[mid]);
+        float pivot = w[mid];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (w[i] < pivot) i++;
+            while (w[j] > pivot) j--;
+            if (i <= j) swapf(&w[i++], &w[j--]);
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return w[k];
+    }
+    return w[k];
+}
+
+double dk_percentile(const float *vals, int64_t n, double p, float *work) {
+    DK_ASSERT(n > 0 && p >= 0 && p <= 100);
+    memcpy(work, vals, (size_t)n * sizeof *work);
+    double pos = p / 100.0 * (double)(n - 1);
+    int64_t k = (int64_t)floor(pos);
+    double frac = pos - (double)k;
+    double a = select_kth(work, n, k);
+    if (frac == 0 || k + 1 >= n) return a;
+    /* After selection everything right of k is >= w[k]; the next order statistic is the
+     * minimum of that part. */
+    float b = work[k + 1];
+    for (int64_t i = k + 2; i < n; i++)
+        if (work[i] < b) b = work[i];
+    return a + frac * ((double)b - a);
+}
+
+/* Mean and population std of the gathered values. */
+static void mean_std(const float *v, int64_t n, double *mean, double *sd) {
+    double s = 0, ss = 0;
+    for (int64_t i = 0; i < n; i++) s += v[i];
+    *mean = s / (double)n;
+    for (int64_t i = 0; i < n; i++) ss += (v[i] - *mean) * (v[i] - *mean);
+    *sd = sqrt(ss / (double)n);
+}
+
+/* Normalise one channel x[0..n) whose voxels inside the mask were gathered into g[0..m). */
+static dk_status norm_channel(float *x, int64_t n, float *g, int64_t m, float *work,
+                              const dk_norm_opts *o, const char *name, int64_t ch) {
+    if (o->kind == DK_NORM_CT_WINDOW) {
+        double lo = o->level - 0.5 * o->width;
+        for (int64_t i = 0; i < n; i++) {
+            double t = (x[i] - lo) / o->width;
+            x[i] = (float)(t < 0 ? 0 : t > 1 ? 1 : t);
+        }
+        return DK_OK;
+    }
+    double clo = -INFINITY, chi = INFINITY;
+    if (o->kind == DK_NORM_PERCENTILE_ZSCORE) {
+        clo = dk_percentile(g, m, o->lo_pct, work);
+        chi = dk_percentile(g, m, o->hi_pct, work);
+        for (int64_t i = 0; i < m; i++) g[i] = (float)fmin(fmax(g[i], clo), chi);
+    }
+    double mean, sd;
+    mean_std(g, m, &mean, &sd);
+    if (!isfinite(mean) || !isfinite(sd))
+        return dk_fail(DK_ERR_NUMERIC, "%s: channel %lld has NaN/Inf intensities", name,
+                       (long long)ch);
+    double inv = 1.0 / fmax(sd, 1e-8);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)((fmin(fmax(x[i], clo), chi) - mean) * inv);
+    return DK_OK;
+}
+
+dk_status dk_normalize(dk_volume *img, const uint8_t *mask, const dk_norm_opts *o,
+                       const char *name) {
+    if (img->dtype != DK_F32 || img->nt != 1)
+        return dk_fail(DK_ERR_ARG, "%s: normalisation takes float32 with nt = 1 (have %s)",
+                       nm(name), dk_dtype_name(img->dtype));
+    if (o->kind == DK_NORM_NONE) return DK_OK;
+    if (o->kind == DK_NORM_CT_WINDOW && !(o->width > 0))
+        return dk_fail(DK_ERR_ARG, "%s: CT window width %g must be > 0", nm(name), o->width);
+    if (o->kind == DK_NORM_PERCENTILE_ZSCORE &&
+        !(o->lo_pct >= 0 && o->lo_pct < o->hi_pct && o->hi_pct <= 100))
+        return dk_fail(DK_ERR_ARG, "%s: percentiles %g, %g must satisfy 0 <= lo < hi <= 100",
+                       nm(name), o->lo_pct, o->hi_pct);
+    int64_t n = img->nx * img->ny * img->nz, inside = 0;
+    if (mask)
+        for (int64_t i = 0; i < n; i++) inside += mask[i] != 0;
+    if (inside == 0) mask = NULL; /* an empty mask: statistics over every voxel */
+    int64_t m = mask ? inside : n;
+    float *g = dk_alloc_aligned((size_t)m, 2 * sizeof(float));
+    if (!g) return dk_fail(DK_ERR_NOMEM, "%s: normalisation buffer", nm(name));
+    dk_status st = DK_OK;
+    for (int64_t c = 0; c < img->nc && st == DK_OK; c++) {
+        float *x = (float *)img->data + c * n;
+        for (int64_t i = 0, j = 0; i < n; i++)
+            if (!mask || mask[i]) g[j++] = x[i];
+        st = norm_channel(x, n, g, m, g + m, o, nm(name), c);
+        if (st == DK_OK && mask && o->zero_outside_mask && o->kind != DK_NORM_CT_WINDOW)
+            for (int64_t i = 0; i < n; i++)
+                if (!mask[i]) x[i] = 0;
+    }
+    dk_free(g);
+    return st;
+}
+
+/* ------------------------------------------------------------------ labels, masks, grids */
+
+static int label_ok(double v, int classes, int ignore) {
+    return (v >= 0 && v < classes && v == floor(v)) || (ignore >= 0 && v == ignore);
+}
+
+/* Report the smallest bad value and its voxel count, and the count of all bad voxels. */
+static dk_status report_bad_labels(const dk_volume *label, int classes, int ignore,
+                                   const char *name) {
+    int64_t n = dk_volume_numel(label), bad_total = 0, count = 0;
+    double first = NAN; /* stays NaN when every bad value is NaN */
+    for (int64_t i = 0; i < n; i++) {
+        double v = dk_volume_get(label, i);
+        if (label_ok(v, classes, ignore)) continue;
+        bad_total++;
+        if (isnan(v)) {
+            count += isnan(first);
+            continue;
+        }
+        if (isnan(first) || v < first) first = v, count = 0;
+        count += v == first;
+    }
+    return dk_fail(DK_ERR_FORMAT,
+                   "%s: label value %g found in %lld voxels (%lld bad voxels in all; allowed "
+                   "0..%d%s)", nm(name), first, (long long)count, (long long)bad_total,
+                   classes - 1, ignore >= 0 ? ", 255 = ignore" : "");
+}
+
+/* A zeroed DK_U8 volume on the grid of the single-channel `in` (`what` for the message). */
+static dk_status alloc_u8_like(dk_volume *out, const dk_volume *in, const char *name,
+                               const char *what) {
+    if (in->nc != 1 || in->nt != 1)
+        return dk_fail(DK_ERR_FORMAT, "%s: a %s has one channel and one time point (have "
+                       "nc = %lld, nt = %lld)", nm(name), what, (long long)in->nc,
+                       (long long)in->nt);
+    dk_status st = dk_volume_alloc(out, in->nx, in->ny, in->nz, 1, 1, DK_U8);
+    if (st != DK_OK) return st;
+    out->geom = in->geom;
+    out->ndim = in->ndim;
+    out->meta = in->meta;
+    return DK_OK;
+}
+
+dk_status dk_label_check(dk_volume *out, const dk_volume *label, int classes, int ignore,
+                         const char *name) {
+    memset(out, 0, sizeof *out);
+    if (classes < 1 || classes > 255)
+        return dk_fail(DK_ERR_ARG, "%s: classes = %d outside 1..255", nm(name), classes);
+    dk_status st = alloc_u8_like(out, label, name, "label map");
+    if (st != DK_OK) return st;
+    uint8_t *o = out->data;
+    int64_t n = dk_volume_numel(label);
+    for (int64_t i = 0; i < n; i++) {
+        double v = dk_volume_get(label, i);
+        if (label_ok(v, classes, ignore)) {
+            o[i] = (uint8_t)v;
+            continue;
+        }
+        dk_volume_free(out);
+        return report_bad_labels(label, classes, ignore, name);
+    }
+    return DK_OK;
+}
+
+dk_status dk_mask_from_volume(dk_volume *out, const dk_volume *in, const char *name) {
+    memset(out, 0, sizeof *out);
+    dk_status st = alloc_u8_like(out, in, name, "mask");
+    if (st != DK_OK) return st;
+    uint8_t *o = out->data;
+    for (int64_t i = 0; i < dk_volume_numel(in); i++) o[i] = dk_volume_get(in, i) != 0;
+    return DK_OK;
+}
+
+int dk_grid_match(const dk_volume *a, const char *name_a, const dk_volume *b,
+                  const char *name_b, double tol) {
+    if (a->nx != b->nx || a->ny != b->ny || a->nz != b->nz) {
+        dk_fail(DK_ERR_FORMAT, "%s is %lldx%lldx%lld but %s is %lldx%lldx%lld: not the same grid",
+                nm(name_a), (long long)a->nx, (long long)a->ny, (long long)a->nz, nm(name_b),
+                (long long)b->nx, (long long)b->ny, (long long)b->nz);
+        return 0;
+    }
+    if (!dk_geometry_equal(&a->geom, &b->geom, tol)) {
+        const dk_geometry *g = &a->geom, *h = &b->geom;
+        dk_fail(DK_ERR_FORMAT, "%s and %s: same size but different geometry beyond %g "
+                "(spacing %g,%g,%g vs %g,%g,%g; origin %g,%g,%g vs %g,%g,%g)", nm(name_a),
+                nm(name_b), tol, g->spacing[0], g->spacing[1], g->spacing[2], h->spacing[0],
+                h->spacing[1], h->spacing[2], g->origin[0], g->origin[1], g->origin[2],
+                h->origin[0], h->origin[1], h->origin[2]);
+        return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ one case */
+
+void dk_prep_defaults(dk_prep_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->channels = DK_CHANNELS_ALL;
+    dk_norm_defaults(&o->norm);
+    o->norm_in_mask = 1;
+    o->classes = 2;
+    o->grid_tol = 1e-3;
+}
+
+void dk_case_data_free(dk_case_data *c) {
+    if (!c) return;
+    dk_volume_free(&c->image);
+    dk_volume_free(&c->label);
+    dk_volume_free(&c->mask);
+    memset(c, 0, sizeof *c);
+}
+
+static int wants_resample(const dk_resample_target *t) {
+    for (int a = 0; a < 3; a++)
+        if (t->spacing[a] > 0 || t->size[a] > 0) return 1;
+    return 0;
+}
+
+/* Replace *v by its resampling (no-op when no target is set). */
+static dk_status resample_in_place(dk_volume *v, const dk_resample_target *t, dk_interp how) {
+    if (!v->data || !wants_resample(t)) return DK_OK;
+    dk_volume r;
+    dk_status st = dk_resample(&r, v, t, how);
+    if (st != DK_OK) return st;
+    dk_volume_free(v);
+    *v = r;
+    return DK_OK;
+}
+
+static void warn_ignore_only(const dk_volume *label, const char *name) {
+    const uint8_t *l = label->data;
+    int64_t fg = 0, ign = 0, n = dk_volume_numel(label);
+    for (int64_t i = 0; i < n; i++) fg += l[i] != 0 && l[i] != 255, ign += l[i] == 255;
+    if (ign > 0 && fg == 0)
+        dk_log(DK_LOG_WARN, "%s: %lld voxels are 255 (ignore) and none is foreground: a 0/255 "
+               "binary mask? Map 255 to 1 before training", name, (long long)ign);
+}
+
+/* The chain with file names for messages (names_[0..2] = image, label, mask). */
+static dk_status prepare(dk_case_data *out, const dk_volume *image, const dk_volume *label,
+                         const dk_volume *mask, const dk_prep_opts *o, const char *names[3]) {
+    if (label && !dk_grid_match(image, names[0], label, names[1], o->grid_tol))
+        return DK_ERR_FORMAT;
+    if (mask && !dk_grid_match(image, names[0], mask, names[2], o->grid_tol))
+        return DK_ERR_FORMAT;
+    dk_status st = dk_channels_select(&out->image, image, o->channels, o->channel_index,
+                                      names[0]);
+    if (st == DK_OK && mask) st = dk_mask_from_volume(&out->mask, mask, names[2]);
+    if (st == DK_OK && label) st = dk_label_check(&out->label, label, o->classes, 255, names[1]);
+    if (st != DK_OK) goto out;
+    const uint8_t *norm_mask = o->norm_in_mask ? out->mask.data : NULL;
+    st = dk_normalize(&out->image, norm_mask, &o->norm, names[0]);
+    if (st == DK_OK) st = resample_in_place(&out->image, &o->target, DK_INTERP_LINEAR);
+    if (st == DK_OK) st = resample_in_place(&out->label, &o->target, DK_INTERP_NEAREST);
+    if (st == DK_OK) st = resample_in_place(&out->mask, &o->target, DK_INTERP_NEAREST);
+    if (st == DK_OK && out->label.data) warn_ignore_only(&out->label, names[1]);
+out:
+    if (st != DK_OK) dk_case_data_free(out);
+    return st;
+}
+
+dk_status dk_case_prepare(dk_case_data *out, const dk_volume *image, const dk_volume *label,
+                          const dk_volume *mask, const dk_prep_opts *o, const char *id) {
+    memset(out, 0, sizeof *out);
+    dk_prep_opts defaults;
+    if (!o) dk_prep_defaults(&defaults), o = &defaults;
+    char names[3][160];
+    snprintf(names[0], sizeof names[0], "%s image", id ? id : "case");
+    snprintf(names[1], sizeof names[1], "%s label", id ? id : "case");
+    snprintf(names[2], sizeof names[2], "%s mask", id ? id : "case");
+    const char *p[3] = {names[0], names[1], names[2]};
+    dk_status st = prepare(out, image, label, mask, o, p);
+    if (st == DK_OK) snprintf(out->id, sizeof out->id, "%s", id ? id : "");
+    return st;
+}
+
+dk_status dk_case_load(dk_case_data *out, const dk_case_list *list, int i,
+                       const dk_prep_opts *o) {
+    DK_ASSERT(i >= 0 && i < list->n);
+    memset(out, 0, sizeof *out);
+    dk_prep_opts defaults;
+    if (!o) dk_prep_defaults(&defaults), o = &defaults;
+    const dk_case *c = &list->cases[i];
+    dk_volume img = {0}, lab = {0}, msk = {0};
+    dk_status st = dk_volume_read(&img, c->image);
+    if (st == DK_OK && c->label) st = dk_volume_read(&lab, c->label);
+    if (st == DK_OK && c->mask) st = dk_volume_read(&msk, c->mask);
+    if (st != DK_OK) goto out;
+    const char *names[3] = {c->image, c->label, c->mask};
+    st = prepare(out, &img, c->label ? &lab : NULL, c->mask ? &msk : NULL, o, names);
+    if (st == DK_OK) snprintf(out->id, sizeof out->id, "%s", c->id);
+out:
+    dk_volume_free(&img);
+    dk_volume_free(&lab);
+    dk_volume_free(&msk);
+    return st;
+}

@@ -1,0 +1,8 @@
+/* The two halves of the data suite: test_data.c registers its tests, then these. */
+#ifndef DK_TEST_DATA_H
+#define DK_TEST_DATA_H
+
+/* Register the sampling, augmentation and determinism tests (test_data_sampling.c). */
+void add_sampling_tests(void);
+
+#endif
