@@ -181,6 +181,8 @@ static dk_status load(dk_volume *v, const dk_dcm_plan *p, const dk_dcm_set *s) {
     if (st == DK_OK) st = dk_volume_alloc(v, p->nx, p->ny, p->nz, p->nt, 1, t);
     if (st == DK_OK && t == (dbl ? DK_F64 : DK_F32)) {
         memcpy(v->data, buf, (size_t)n * dk_dtype_size(t));
+    } else if (st == DK_OK && t == DK_I16 && !dbl) { /* the common case (CT, MR), values fit */
+        for (int64_t i = 0; i < n; i++) ((int16_t *)v->data)[i] = (int16_t)((float *)buf)[i];
     } else if (st == DK_OK) {
         for (int64_t i = 0; i < n; i++)
             dk_volume_set(v, i, dbl ? ((double *)buf)[i] : ((float *)buf)[i]);
