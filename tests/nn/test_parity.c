@@ -171,10 +171,37 @@ static void test_block(void) {
     run_block(3);
 }
 
+/* The README's five-line reader (json + numpy only) reads a checkpoint dakd wrote. */
+static void test_readme_snippet(void) {
+    if (dk_test_sh(NULL, 0, "/usr/bin/python3 -c 'import numpy'") != 0) {
+        dk_test_skip("README snippet", "numpy is not importable by /usr/bin/python3");
+        return;
+    }
+    dk_unet_config cfg = {2, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0};
+    dk_rng rng;
+    dk_rng_seed(&rng, 5);
+    dk_unet *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_unet_create(&m, &cfg, 0, &rng), DK_OK);
+    const char *dir = dk_test_tmpdir();
+    CU_ASSERT_EQUAL_FATAL(dk_unet_save(m, dk_test_path(dir, "model.safetensors"), NULL), DK_OK);
+    dk_unet_free(m);
+    /* the python block after the marker, run in the folder holding model.safetensors */
+    static char out[4096];
+    int rc = dk_test_sh(out, sizeof out,
+                        "cd %s && sed -n '/safetensors-snippet/,/^```$/p' %s/README.md | "
+                        "sed '1,2d;$d' > snippet.py && wc -l < snippet.py && "
+                        "/usr/bin/python3 snippet.py", dir, dk_test_source_dir());
+    printf("\n    %s", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT(atoi(out) == 5);                                   /* five lines */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 {'enc0.block1.conv.weight': (3, 1, 3, 3)"));
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("parity with PyTorch", NULL, NULL);
     CU_add_test(s, "conv-BN-ReLU block, 2-D and 3-D", test_block);
     CU_add_test(s, "small U-Nets: forward, loss, gradients, running stats", test_unets);
+    CU_add_test(s, "the README's checkpoint reader", test_readme_snippet);
     return dk_test_run();
 }
