@@ -46,7 +46,7 @@ dk_status dk_channels_select(dk_volume *out, const dk_volume *in, dk_channel_mod
 
 void dk_norm_defaults(dk_norm_opts *o) {
     memset(o, 0, sizeof *o);
-    o->kind = DK_NORM_ZSCORE;
+    o->kind = DK_INTENSITY_ZSCORE;
     o->lo_pct = 0.5;
     o->hi_pct = 99.5;
     o->level = 40;
@@ -110,7 +110,7 @@ static void mean_std(const float *v, int64_t n, double *mean, double *sd) {
 /* Normalise one channel x[0..n) whose voxels inside the mask were gathered into g[0..m). */
 static dk_status norm_channel(float *x, int64_t n, float *g, int64_t m, float *work,
                               const dk_norm_opts *o, const char *name, int64_t ch) {
-    if (o->kind == DK_NORM_CT_WINDOW) {
+    if (o->kind == DK_INTENSITY_CT_WINDOW) {
         double lo = o->level - 0.5 * o->width;
         for (int64_t i = 0; i < n; i++) {
             double t = (x[i] - lo) / o->width;
@@ -119,7 +119,7 @@ static dk_status norm_channel(float *x, int64_t n, float *g, int64_t m, float *w
         return DK_OK;
     }
     double clo = -INFINITY, chi = INFINITY;
-    if (o->kind == DK_NORM_PERCENTILE_ZSCORE) {
+    if (o->kind == DK_INTENSITY_PERCENTILE_ZSCORE) {
         clo = dk_percentile(g, m, o->lo_pct, work);
         chi = dk_percentile(g, m, o->hi_pct, work);
         for (int64_t i = 0; i < m; i++) g[i] = (float)fmin(fmax(g[i], clo), chi);
@@ -139,10 +139,10 @@ dk_status dk_normalize(dk_volume *img, const uint8_t *mask, const dk_norm_opts *
     if (img->dtype != DK_F32 || img->nt != 1)
         return dk_fail(DK_ERR_ARG, "%s: normalisation takes float32 with nt = 1 (have %s)",
                        nm(name), dk_dtype_name(img->dtype));
-    if (o->kind == DK_NORM_NONE) return DK_OK;
-    if (o->kind == DK_NORM_CT_WINDOW && !(o->width > 0))
+    if (o->kind == DK_INTENSITY_NONE) return DK_OK;
+    if (o->kind == DK_INTENSITY_CT_WINDOW && !(o->width > 0))
         return dk_fail(DK_ERR_ARG, "%s: CT window width %g must be > 0", nm(name), o->width);
-    if (o->kind == DK_NORM_PERCENTILE_ZSCORE &&
+    if (o->kind == DK_INTENSITY_PERCENTILE_ZSCORE &&
         !(o->lo_pct >= 0 && o->lo_pct < o->hi_pct && o->hi_pct <= 100))
         return dk_fail(DK_ERR_ARG, "%s: percentiles %g, %g must satisfy 0 <= lo < hi <= 100",
                        nm(name), o->lo_pct, o->hi_pct);
@@ -159,7 +159,7 @@ dk_status dk_normalize(dk_volume *img, const uint8_t *mask, const dk_norm_opts *
         for (int64_t i = 0, j = 0; i < n; i++)
             if (!mask || mask[i]) g[j++] = x[i];
         st = norm_channel(x, n, g, m, g + m, o, nm(name), c);
-        if (st == DK_OK && mask && o->zero_outside_mask && o->kind != DK_NORM_CT_WINDOW)
+        if (st == DK_OK && mask && o->zero_outside_mask && o->kind != DK_INTENSITY_CT_WINDOW)
             for (int64_t i = 0; i < n; i++)
                 if (!mask[i]) x[i] = 0;
     }

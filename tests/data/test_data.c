@@ -225,7 +225,7 @@ static void test_norm_percentile_and_window(void) {
     dk_volume x = f32_volume(101, 1, 1, 1, v);
     dk_norm_opts o;
     dk_norm_defaults(&o);
-    o.kind = DK_NORM_PERCENTILE_ZSCORE;
+    o.kind = DK_INTENSITY_PERCENTILE_ZSCORE;
     o.lo_pct = 10, o.hi_pct = 90;
     CU_ASSERT_FATAL(dk_normalize(&x, NULL, &o, "x") == DK_OK);
     double ss = 0;
@@ -248,7 +248,7 @@ static void test_norm_percentile_and_window(void) {
     const float hu[6] = {-1000, -160, 40, 140, 240, 3000};
     x = f32_volume(6, 1, 1, 1, hu);
     dk_norm_defaults(&o);
-    o.kind = DK_NORM_CT_WINDOW; /* level 40, width 400: [-160, 240] -> [0, 1] */
+    o.kind = DK_INTENSITY_CT_WINDOW; /* level 40, width 400: [-160, 240] -> [0, 1] */
     CU_ASSERT_FATAL(dk_normalize(&x, NULL, &o, "ct") == DK_OK);
     const double want[6] = {0, 0, 0.5, 0.75, 1, 1};
     for (int i = 0; i < 6; i++) CU_ASSERT_DOUBLE_EQUAL(((float *)x.data)[i], want[i], 1e-7);

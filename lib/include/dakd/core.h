@@ -173,6 +173,98 @@ static inline float *dk_tensor_at(const dk_tensor *t, int64_t n, int64_t c, int6
 }
 int dk_tensor_same_shape(const dk_tensor *a, const dk_tensor *b);
 
+/* ---------------------------------------------------------------- atomic output */
+
+/* Every writer (volumes, checkpoints, configs, reports) makes its file appear complete or
+ * not at all: write to dk_tmp_path_for(path) — "<dir>/.<base>.<pid>.<n>.tmp" in the same
+ * folder, so the rename cannot cross file systems — then dk_commit_file fsyncs it, renames
+ * it over `path` and fsyncs the folder. On failure dk_commit_file removes the temporary
+ * file; a writer that fails earlier removes it itself. DK_ERR_ARG when the name does not
+ * fit in n bytes, DK_ERR_IO naming the final path. */
+dk_status dk_tmp_path_for(char *buf, size_t n, const char *path);
+dk_status dk_commit_file(const char *tmp_path, const char *final_path);
+
+/* ---------------------------------------------------------------- configs */
+
+/* Configs are INI files read into a plain struct through ONE table of fields per struct
+ * (section, key, type, offset, bounds, default, help), as redis does: defaults, loading,
+ * --set overrides, writing the effective config and the help text all walk the same table,
+ * so each default is written once. inih does the INI syntax.
+ *
+ * Storage: INT, BOOL and ENUM are `int` members (an ENUM holds the index of its name in
+ * enum_names, so a C enum whose values are 0, 1, ... in the same order can be the member);
+ * INT64 is int64_t, DOUBLE double, FLOAT float; STRING is a fixed char array INSIDE the
+ * struct of `size` bytes (no heap, nothing to free; a longer value is an error).
+ * Values: numbers in C syntax (strtoll base 10 / strtod), finite, within [min, max]
+ * inclusive (INT must be an integer); BOOL is true/false/yes/no/on/off/1/0 (any case);
+ * ENUM is one of enum_names exactly; STRING is stripped of surrounding blanks (as inih
+ * does) and may not hold a newline or a ';' after a blank (inih would read it as a
+ * comment, so it could not be written back), and "key = value" must fit in one line of
+ * 197 characters whatever the array's size (so every value set can be written back).
+ * Files: "[section]" headers and "key = value" lines, ';' or '#' comment lines, ';' inline
+ * comments after a blank; lines of at most 197 characters (inih's buffer; a longer one is
+ * an error rather than silently cut). An unknown section or key, a bad value, a duplicate
+ * key (the same key twice in one file is an error, not last-wins) and a syntax error fail
+ * with DK_ERR_ARG "<file>:<line>: ..." naming [section] key (and the allowed range or
+ * names); an unreadable file is DK_ERR_IO.
+ * Not thread-safe against another thread using the same struct. */
+typedef enum {
+    DK_CFG_INT = 0, /* int */
+    DK_CFG_INT64,   /* int64_t */
+    DK_CFG_DOUBLE,  /* double */
+    DK_CFG_FLOAT,   /* float (range-checked, then rounded to float) */
+    DK_CFG_BOOL,    /* int 0/1 */
+    DK_CFG_STRING,  /* char[size] */
+    DK_CFG_ENUM     /* int index into enum_names */
+} dk_cfg_type;
+
+typedef struct {
+    const char *section;            /* without brackets */
+    const char *key;
+    dk_cfg_type type;
+    size_t offset;                  /* offsetof the member in the struct */
+    size_t size;                    /* STRING: sizeof the char array (with its NUL); else 0 */
+    double min, max;                /* numbers: inclusive bounds; ignored otherwise */
+    const char *def;                /* the default, as it would be written in the file */
+    const char *const *enum_names;  /* ENUM: NULL-terminated names; else NULL */
+    const char *help;               /* one line, written as a comment and by --help */
+} dk_cfg_field;
+
+/* Set every field of `obj` from its default string. A default that does not parse or lies
+ * outside its bounds is a programmer error (DK_ASSERT). Members not in the table are left
+ * alone. */
+void dk_cfg_defaults(void *obj, const dk_cfg_field *t, size_t n);
+
+/* Read the INI file at `path` into `obj`: keys in the file overwrite their fields, the
+ * others keep their values (call dk_cfg_defaults first). On failure the fields set by lines
+ * before the failing one keep their new values (load into a copy to avoid that). */
+dk_status dk_cfg_load(void *obj, const dk_cfg_field *t, size_t n, const char *path);
+
+/* Parse the INI text `text` as dk_cfg_load parses a file; `name` stands for the file in
+ * messages. */
+dk_status dk_cfg_load_string(void *obj, const dk_cfg_field *t, size_t n, const char *text,
+                             const char *name);
+
+/* One "--set" override "section.key=value" (blanks around the parts are stripped), with the
+ * checks of dk_cfg_load. DK_ERR_ARG "--set <arg>: ..." for a missing '=' or '.', an unknown
+ * key (with "did you mean section.key?" when one is close) or a bad value; `obj` is unchanged
+ * then. */
+dk_status dk_cfg_set(void *obj, const dk_cfg_field *t, size_t n, const char *assignment);
+
+/* Format field `f` of `obj` as it is written in a file (doubles with the fewest digits that
+ * read back to the same value) into buf (size bufn; truncated if too small). */
+void dk_cfg_format(char *buf, size_t bufn, const void *obj, const dk_cfg_field *f);
+
+/* Write every field of `obj` as an INI file at `path` (atomically: temporary file, fsync,
+ * rename), grouped under its [section] in table order, each key preceded by a comment with
+ * its help, type, range and default. Loading the file into a defaulted struct gives the same
+ * field values. DK_ERR_IO when the file cannot be written. */
+dk_status dk_cfg_write(const void *obj, const dk_cfg_field *t, size_t n, const char *path);
+
+/* Print the table for --help: one line per key "  section.key  type  range  default" and
+ * its help text below. Prints to `out` only. */
+void dk_cfg_print_help(const dk_cfg_field *t, size_t n, FILE *out);
+
 /* ---------------------------------------------------------------- RNG */
 
 /* xoshiro256** seeded through splitmix64: fast, 2^256 period, and a state of four

@@ -136,21 +136,21 @@ dk_status dk_channels_select(dk_volume *out, const dk_volume *in, dk_channel_mod
                              int index, const char *name);
 
 typedef enum {
-    DK_NORM_NONE = 0,
+    DK_INTENSITY_NONE = 0,
     /* Per channel x' = (x - mean) / max(std, 1e-8), population std over the voxels (inside
      * the mask when one is given). */
-    DK_NORM_ZSCORE,
+    DK_INTENSITY_ZSCORE,
     /* Per channel: clip to the [lo_pct, hi_pct] percentiles (numpy's "linear" rule over
      * the voxels, inside the mask when given), then z-score with the mean and std of the
      * clipped values (the same voxels). nnU-Net's CT scheme uses 0.5 / 99.5 over the
      * foreground of the training set; this is its per-case form. */
-    DK_NORM_PERCENTILE_ZSCORE,
+    DK_INTENSITY_PERCENTILE_ZSCORE,
     /* CT window: x' = clamp((x - (level - width/2)) / width, 0, 1). No statistics. */
-    DK_NORM_CT_WINDOW
-} dk_norm_kind;
+    DK_INTENSITY_CT_WINDOW
+} dk_intensity_kind;
 
 typedef struct {
-    dk_norm_kind kind;
+    dk_intensity_kind kind;
     double lo_pct, hi_pct;  /* percentiles in [0, 100], lo < hi (default 0.5, 99.5) */
     double level, width;    /* CT window in the image's units (default 40, 400: soft tissue) */
     int zero_outside_mask;  /* with a mask: voxels outside it become 0 after z-scoring, as

@@ -217,6 +217,123 @@ void dk_dynweights_compute(float *w, const dk_dynweights *d, const double *loss,
  * the trainable parameters and, for batch-norm running statistics, on the buffers. */
 void dk_ema_update(dk_params *ema, const dk_params *p, double m);
 
+/* ======================================================================== config
+ *
+ * The training / distillation config: one struct filled from an INI file through one
+ * dk_cfg_field table (dakd/core.h), sections [data] [model] [train] [distill] [augment]
+ * [output]. Every default is in that table (lib/train/config.c); `dakd train --help` prints
+ * it. Strings are fixed arrays inside the struct. Enumerated options are stored as their
+ * enum (the index of the name in the table), so values match the C enums:
+ *   [data] channels      all | one | luminance              (data.h dk_channel_mode)
+ *   [data] norm          none | zscore | percentile_zscore | ct_window
+ *                        (data.h's dk_norm_kind values 0..3; kept as an int here because
+ *                        nn.h declares another dk_norm_kind, so the two headers cannot meet
+ *                        in one translation unit)
+ *   [model] *_norm       batch | instance | none            (nn.h dk_norm_kind)
+ *   [model] *_up         transposed | interp                (dk_up_kind)
+ *   [train] optimizer    sgd | adamw                        (dk_opt_kind)
+ *   [train] lr_schedule  constant | poly | cosine           (dk_lr_kind)
+ * The [augment] fields mirror data.h's dk_augment_opts one for one.
+ */
+
+enum { DK_TRAIN_PATH_MAX = 512, DK_TRAIN_NAME_MAX = 64, DK_TRAIN_LIST_MAX = 2048 };
+
+typedef enum { DK_TEMP_ADAPTIVE = 0, DK_TEMP_HALVING = 1, DK_TEMP_CONSTANT = 2 } dk_temp_kind;
+typedef enum { DK_ALIGN_MMD = 0, DK_ALIGN_CORAL = 1, DK_ALIGN_NONE = 2 } dk_align_kind;
+typedef enum { DK_VAL_SOURCE = 0, DK_VAL_TARGET = 1 } dk_val_domain;
+
+typedef struct {
+    /* [data]: cases come from one CSV; a case is a source case when column domain_column
+     * equals `source`, a target case when it equals `target`; split_column (empty = no
+     * split) then picks train_split / val_split among them. */
+    char cases[DK_TRAIN_PATH_MAX];
+    char domain_column[DK_TRAIN_NAME_MAX];
+    char source[DK_TRAIN_NAME_MAX];
+    char target[DK_TRAIN_NAME_MAX];
+    char split_column[DK_TRAIN_NAME_MAX];
+    char train_split[DK_TRAIN_NAME_MAX];
+    char val_split[DK_TRAIN_NAME_MAX];
+    char target_split[DK_TRAIN_NAME_MAX]; /* target cases used unlabelled; "" = all */
+    int val_domain;                        /* dk_val_domain */
+    int channels, channel_index;           /* dk_channel_mode and its index */
+    int norm;                              /* data.h dk_norm_kind (see above) */
+    double norm_lo_pct, norm_hi_pct, ct_level, ct_width;
+    int zero_outside_mask, norm_in_mask, use_mask, centre_in_mask;
+    double spacing[3];                     /* (x, y, z) mm; 0 = keep the grid */
+    int64_t patch[3];                      /* (d, h, w) */
+    int batch_size;
+    double fg_fraction;
+    int classes;
+    /* [model]: dims, in_channels and classes (from [data]) are copied into both networks
+     * by dk_train_config_validate. */
+    int dims, in_channels;
+    dk_unet_config teacher, student;
+    char teacher_checkpoint[DK_TRAIN_PATH_MAX];
+    /* [train] */
+    int epochs;
+    int64_t steps_per_epoch;
+    dk_optim optim;          /* kind, momentum, nesterov, weight_decay, beta1/2, eps */
+    dk_lr_schedule lr;       /* total_steps is set by validate: epochs*steps - warm-up */
+    double clip_norm;        /* global gradient norm; 0 = off */
+    int64_t seed;
+    int threads;             /* 0 = OpenMP's default */
+    int validate_every, checkpoint_every; /* epochs; 0 = never */
+    /* [distill] */
+    double alpha;            /* total = alpha L_KD + (1 - alpha) L_sup */
+    int temp_schedule;       /* dk_temp_kind */
+    double temp_t0, temp_gamma, temp_min;
+    double mix_r0, mix_delta, mix_min; /* source share r(e) = max(mix_min, r0 - delta e) */
+    double lambda_at, lambda_hint, lambda_align, lambda_ent;
+    int align;               /* dk_align_kind */
+    char align_tap[32];      /* a dk_tap name */
+    int dynamic_weights;
+    double dyn_beta;
+    int ema;
+    double ema_momentum;
+    char extra_teachers[DK_TRAIN_LIST_MAX]; /* comma-separated checkpoint paths; "" = none */
+    /* [augment] */
+    double p_flip[3], p_rot90, p_scale, scale_lo, scale_hi, p_shift, shift_lo, shift_hi;
+    double p_gamma, gamma_lo, gamma_hi, p_noise, noise_var_hi;
+    int gamma_retain_stats;
+    /* [output] */
+    char run_dir[DK_TRAIN_PATH_MAX];
+} dk_train_config;
+
+/* The field table (for --help and tools); *n receives its length. */
+const dk_cfg_field *dk_train_config_table(size_t *n);
+
+/* Every field at its default (the method's: alpha 0.8, T0 5, gamma 0.95, T_min 1, r0 0.8,
+ * delta 0.05, r_min 0.2, clip 1.0, beta 0.5), then the derived fields as validate sets them. */
+void dk_train_config_defaults(dk_train_config *c);
+
+/* Load `path` over the current values of c (call defaults first). On failure c is
+ * unchanged. Errors as dk_cfg_load: DK_ERR_ARG "<path>:<line>: ..." or DK_ERR_IO. Does not
+ * validate (so --set can follow). */
+dk_status dk_train_config_load(dk_train_config *c, const char *path);
+
+/* One --set "section.key=value" override (dk_cfg_set). */
+dk_status dk_train_config_set(dk_train_config *c, const char *assignment);
+
+/* Cross-field checks after load and --set, and the derived fields: copies dims,
+ * in_channels and classes into teacher and student, sets lr.total_steps. DK_ERR_ARG naming
+ * the keys for: mix_min > mix_r0, temp_min > temp_t0, norm_lo_pct >= norm_hi_pct,
+ * scale/shift/gamma lo > hi, a patch side not divisible by 2^(levels-1) of either network,
+ * dims 2 with patch d != 1, channels one/luminance with in_channels != 1, an empty cases
+ * path or run_dir, an empty source or target with a domain column, warmup_steps >= the
+ * total steps, align on with an empty align_tap. A student that is not smaller than the
+ * teacher (base and levels) is only a warning through dk_log. */
+dk_status dk_train_config_validate(dk_train_config *c);
+
+/* Write the effective config (every key) to `path` atomically (dk_cfg_write). */
+dk_status dk_train_config_write(const dk_train_config *c, const char *path);
+
+/* The schedules the config describes (per epoch):
+ *   temperature: adaptive T(e) = max(T_min, T0 gamma^e); halving max(T_min, T0 0.5^e);
+ *                constant T0
+ *   mixing:      r(e) = min(1, max(mix_min, mix_r0 - mix_delta e)) */
+dk_schedule dk_train_config_temperature(const dk_train_config *c);
+dk_schedule dk_train_config_mixing(const dk_train_config *c);
+
 #ifdef __cplusplus
 }
 #endif

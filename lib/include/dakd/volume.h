@@ -255,10 +255,6 @@ typedef struct {
 
 void dk_volume_compute_stats(const dk_volume *v, dk_volume_stats *s);
 
-/* Atomic-output helpers shared by writers: make "<dir>/.<base>.tmp.<pid>.<n><ext-free>"
- * next to `path` (buf of size n), and finish by fsync + rename. */
-dk_status dk_tmp_path_for(char *buf, size_t n, const char *path);
-dk_status dk_commit_file(const char *tmp_path, const char *final_path);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,279 @@
+/*
+ * The training / distillation config (dakd/train.h): its field table, and the cross-field
+ * checks that a per-field range cannot express.
+ */
+#include "dakd/train.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* Enum members are written through int lvalues by the table. */
+_Static_assert(sizeof(dk_norm_kind) == sizeof(int), "enum members must be int-sized");
+_Static_assert(sizeof(dk_up_kind) == sizeof(int), "enum members must be int-sized");
+_Static_assert(sizeof(dk_opt_kind) == sizeof(int), "enum members must be int-sized");
+_Static_assert(sizeof(dk_lr_kind) == sizeof(int), "enum members must be int-sized");
+
+#define OFF(m) offsetof(dk_train_config, m)
+#define INF HUGE_VAL
+#define F_INT(s, k, m, lo, hi, d, h) {s, k, DK_CFG_INT, OFF(m), 0, lo, hi, d, NULL, h}
+#define F_I64(s, k, m, lo, hi, d, h) {s, k, DK_CFG_INT64, OFF(m), 0, lo, hi, d, NULL, h}
+#define F_DBL(s, k, m, lo, hi, d, h) {s, k, DK_CFG_DOUBLE, OFF(m), 0, lo, hi, d, NULL, h}
+#define F_FLT(s, k, m, lo, hi, d, h) {s, k, DK_CFG_FLOAT, OFF(m), 0, lo, hi, d, NULL, h}
+#define F_BOOL(s, k, m, d, h) {s, k, DK_CFG_BOOL, OFF(m), 0, 0, 1, d, NULL, h}
+#define F_STR(s, k, m, d, h)                                                                   \
+    {s, k, DK_CFG_STRING, OFF(m), sizeof(((dk_train_config *)0)->m), 0, 0, d, NULL, h}
+#define F_ENUM(s, k, m, names, d, h) {s, k, DK_CFG_ENUM, OFF(m), 0, 0, 0, d, names, h}
+
+static const char *const val_domains[] = {"source", "target", NULL};
+static const char *const channel_modes[] = {"all", "one", "luminance", NULL};
+static const char *const data_norms[] = {"none", "zscore", "percentile_zscore", "ct_window",
+                                         NULL};
+static const char *const net_norms[] = {"batch", "instance", "none", NULL};
+static const char *const ups[] = {"transposed", "interp", NULL};
+static const char *const optims[] = {"sgd", "adamw", NULL};
+static const char *const lr_kinds[] = {"constant", "poly", "cosine", NULL};
+static const char *const temp_kinds[] = {"adaptive", "halving", "constant", NULL};
+static const char *const align_kinds[] = {"mmd", "coral", "none", NULL};
+
+/* One network's keys: [model] <prefix>_base, ... into member `net`. */
+#define NET_FIELDS(p, net, def_base, def_levels)                                                   \
+    F_INT("model", p "_base", net.base, 1, 1024, def_base, "width of level 0"),                    \
+    F_INT("model", p "_levels", net.levels, 2, 8, def_levels, "resolution levels (pools + 1)"),    \
+    F_ENUM("model", p "_norm", net.norm, net_norms, "batch", "normalisation after each conv"),     \
+    F_ENUM("model", p "_up", net.up, ups, "transposed", "decoder upsampling"),                     \
+    F_BOOL("model", p "_deep_supervision", net.deep_supervision, "false",                          \
+           "extra 1x1 heads on the lower decoder levels"),                                         \
+    F_FLT("model", p "_leaky_slope", net.leaky_slope, 0, 1, "0.01", "0 = ReLU"),                   \
+    F_FLT("model", p "_dropout", net.dropout, 0, 0.95, "0", "dropout p at the bottleneck")
+
+static const dk_cfg_field table[] = {
+    F_STR("data", "cases", cases, "cases.csv", "case list CSV (case, image, label, mask, ...)"),
+    F_STR("data", "domain_column", domain_column, "dataset",
+          "CSV column naming the domain; empty = every case is source"),
+    F_STR("data", "source", source, "source", "domain_column value of labelled source cases"),
+    F_STR("data", "target", target, "target", "domain_column value of unlabelled target cases"),
+    F_STR("data", "split_column", split_column, "split", "CSV column of the split; empty = none"),
+    F_STR("data", "train_split", train_split, "train", "split value of training cases"),
+    F_STR("data", "val_split", val_split, "val", "split value of validation cases"),
+    F_STR("data", "target_split", target_split, "train",
+          "split value of target cases used in training; empty = all"),
+    F_ENUM("data", "val_domain", val_domain, val_domains, "source", "domain validated on"),
+    F_ENUM("data", "channels", channels, channel_modes, "all", "channel choice"),
+    F_INT("data", "channel_index", channel_index, 0, 255, "0", "channel for channels = one"),
+    F_ENUM("data", "norm", norm, data_norms, "zscore", "intensity normalisation"),
+    F_DBL("data", "norm_lo_pct", norm_lo_pct, 0, 100, "0.5", "percentile_zscore lower clip"),
+    F_DBL("data", "norm_hi_pct", norm_hi_pct, 0, 100, "99.5", "percentile_zscore upper clip"),
+    F_DBL("data", "ct_level", ct_level, -INF, INF, "40", "ct_window level (image units)"),
+    F_DBL("data", "ct_width", ct_width, 1e-6, INF, "400", "ct_window width (image units)"),
+    F_BOOL("data", "zero_outside_mask", zero_outside_mask, "true", "0 outside the mask"),
+    F_BOOL("data", "norm_in_mask", norm_in_mask, "true", "statistics inside the mask"),
+    F_BOOL("data", "use_mask", use_mask, "true", "use the CSV's mask/fov column"),
+    F_BOOL("data", "centre_in_mask", centre_in_mask, "false",
+           "centre background patches inside the mask"),
+    F_DBL("data", "spacing_x", spacing[0], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
+    F_DBL("data", "spacing_y", spacing[1], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
+    F_DBL("data", "spacing_z", spacing[2], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
+    F_I64("data", "patch_d", patch[0], 1, 4096, "1", "patch depth (1 for 2-D)"),
+    F_I64("data", "patch_h", patch[1], 1, 4096, "256", "patch height"),
+    F_I64("data", "patch_w", patch[2], 1, 4096, "256", "patch width"),
+    F_INT("data", "batch_size", batch_size, 1, 4096, "8", "patches per step and domain"),
+    F_DBL("data", "fg_fraction", fg_fraction, 0, 1, "0.333333", "foreground-centred share"),
+    F_INT("data", "classes", classes, 2, DK_LOSS_MAX_CLASSES, "2", "classes incl. background"),
+    F_INT("model", "dims", dims, 2, 3, "2", "2-D or 3-D networks"),
+    F_INT("model", "in_channels", in_channels, 1, 64, "1", "network input channels"),
+    NET_FIELDS("teacher", teacher, "32", "5"),
+    F_STR("model", "teacher_checkpoint", teacher_checkpoint, "",
+          "trained teacher (safetensors); empty = train it first"),
+    NET_FIELDS("student", student, "8", "5"),
+    F_INT("train", "epochs", epochs, 1, 100000, "100", "epochs"),
+    F_I64("train", "steps_per_epoch", steps_per_epoch, 1, 1e9, "250", "steps per epoch"),
+    F_ENUM("train", "optimizer", optim.kind, optims, "sgd", "optimiser"),
+    F_DBL("train", "lr", lr.base, 1e-12, 10, "0.01", "base learning rate"),
+    F_DBL("train", "lr_min", lr.min_lr, 0, 10, "0", "cosine: final learning rate"),
+    F_DBL("train", "lr_power", lr.power, 0, 10, "0.9", "poly: exponent"),
+    F_ENUM("train", "lr_schedule", lr.kind, lr_kinds, "poly", "learning-rate schedule"),
+    F_I64("train", "warmup_steps", lr.warmup_steps, 0, 1e9, "0", "linear warm-up steps"),
+    F_DBL("train", "momentum", optim.momentum, 0, 0.9999, "0.99", "SGD momentum"),
+    F_BOOL("train", "nesterov", optim.nesterov, "true", "SGD Nesterov momentum"),
+    F_DBL("train", "weight_decay", optim.weight_decay, 0, 1, "3e-05", "weight decay"),
+    F_DBL("train", "beta1", optim.beta1, 0, 0.9999, "0.9", "AdamW beta1"),
+    F_DBL("train", "beta2", optim.beta2, 0, 0.999999, "0.999", "AdamW beta2"),
+    F_DBL("train", "eps", optim.eps, 1e-12, 1, "1e-08", "AdamW epsilon"),
+    F_DBL("train", "clip_norm", clip_norm, 0, INF, "1.0", "global gradient-norm clip; 0 = off"),
+    F_I64("train", "seed", seed, 0, 9007199254740991.0, "42", "seed of every random choice"),
+    F_INT("train", "threads", threads, 0, 1024, "0", "OpenMP threads; 0 = default"),
+    F_INT("train", "validate_every", validate_every, 0, 100000, "1", "epochs; 0 = never"),
+    F_INT("train", "checkpoint_every", checkpoint_every, 0, 100000, "10", "epochs; 0 = never"),
+    F_DBL("distill", "alpha", alpha, 0, 1, "0.8", "total = alpha L_KD + (1 - alpha) L_sup"),
+    F_ENUM("distill", "temp_schedule", temp_schedule, temp_kinds, "adaptive",
+           "KD temperature: adaptive T0 gamma^e, halving T0 0.5^e, constant T0"),
+    F_DBL("distill", "temp_t0", temp_t0, 1e-3, 100, "5", "initial temperature T0"),
+    F_DBL("distill", "temp_gamma", temp_gamma, 1e-3, 1, "0.95", "adaptive decay per epoch"),
+    F_DBL("distill", "temp_min", temp_min, 1e-3, 100, "1", "lowest temperature T_min"),
+    F_DBL("distill", "mix_r0", mix_r0, 0, 1, "0.8", "initial source share of a step r0"),
+    F_DBL("distill", "mix_delta", mix_delta, 0, 1, "0.05", "decrease of r per epoch"),
+    F_DBL("distill", "mix_min", mix_min, 0, 1, "0.2", "lowest source share r_min"),
+    F_DBL("distill", "lambda_at", lambda_at, 0, 1e3, "0", "attention-transfer weight"),
+    F_DBL("distill", "lambda_hint", lambda_hint, 0, 1e3, "0", "FitNets hint weight"),
+    F_DBL("distill", "lambda_align", lambda_align, 0, 1e3, "0.1", "domain-alignment weight"),
+    F_ENUM("distill", "align", align, align_kinds, "mmd", "domain-alignment loss"),
+    F_STR("distill", "align_tap", align_tap, "bottleneck", "tap aligned (enc<l>, dec<l>, ...)"),
+    F_DBL("distill", "lambda_ent", lambda_ent, 0, 1e3, "0", "target entropy weight"),
+    F_BOOL("distill", "dynamic_weights", dynamic_weights, "true", "per-sample loss weights"),
+    F_DBL("distill", "dyn_beta", dyn_beta, 0, 10, "0.5", "dynamic weight scale beta"),
+    F_BOOL("distill", "ema", ema, "false", "mean-teacher self-distillation"),
+    F_DBL("distill", "ema_momentum", ema_momentum, 0, 1, "0.99", "EMA momentum"),
+    F_STR("distill", "extra_teachers", extra_teachers, "",
+          "comma-separated checkpoints of more teachers; empty = none"),
+    F_DBL("augment", "p_flip_d", p_flip[0], 0, 1, "0.5", "flip along d (3-D only)"),
+    F_DBL("augment", "p_flip_h", p_flip[1], 0, 1, "0.5", "flip along h"),
+    F_DBL("augment", "p_flip_w", p_flip[2], 0, 1, "0.5", "flip along w"),
+    F_DBL("augment", "p_rot90", p_rot90, 0, 1, "0.5", "quarter turns in (h, w)"),
+    F_DBL("augment", "p_scale", p_scale, 0, 1, "0.15", "intensity scale"),
+    F_DBL("augment", "scale_lo", scale_lo, 0, 10, "0.75", "intensity scale range"),
+    F_DBL("augment", "scale_hi", scale_hi, 0, 10, "1.25", "intensity scale range"),
+    F_DBL("augment", "p_shift", p_shift, 0, 1, "0.15", "intensity shift"),
+    F_DBL("augment", "shift_lo", shift_lo, -10, 10, "-0.1", "intensity shift range"),
+    F_DBL("augment", "shift_hi", shift_hi, -10, 10, "0.1", "intensity shift range"),
+    F_DBL("augment", "p_gamma", p_gamma, 0, 1, "0.3", "gamma"),
+    F_DBL("augment", "gamma_lo", gamma_lo, 0.01, 10, "0.7", "gamma range"),
+    F_DBL("augment", "gamma_hi", gamma_hi, 0.01, 10, "1.5", "gamma range"),
+    F_BOOL("augment", "gamma_retain_stats", gamma_retain_stats, "true",
+           "restore mean and std after gamma"),
+    F_DBL("augment", "p_noise", p_noise, 0, 1, "0.1", "Gaussian noise"),
+    F_DBL("augment", "noise_var_hi", noise_var_hi, 0, 10, "0.1", "noise variance ~ U(0, hi)"),
+    F_STR("output", "run_dir", run_dir, "runs/train", "run directory"),
+};
+
+enum { NFIELDS = sizeof table / sizeof table[0] };
+
+const dk_cfg_field *dk_train_config_table(size_t *n) {
+    if (n) *n = NFIELDS;
+    return table;
+}
+
+void dk_train_config_defaults(dk_train_config *c) {
+    memset(c, 0, sizeof *c);
+    dk_cfg_defaults(c, table, NFIELDS);
+    dk_status st = dk_train_config_validate(c);
+    DK_ASSERT(st == DK_OK);
+}
+
+dk_status dk_train_config_load(dk_train_config *c, const char *path) {
+    dk_train_config tmp = *c;
+    dk_status st = dk_cfg_load(&tmp, table, NFIELDS, path);
+    if (st == DK_OK) *c = tmp;
+    return st;
+}
+
+dk_status dk_train_config_set(dk_train_config *c, const char *assignment) {
+    return dk_cfg_set(c, table, NFIELDS, assignment);
+}
+
+dk_status dk_train_config_write(const dk_train_config *c, const char *path) {
+    return dk_cfg_write(c, table, NFIELDS, path);
+}
+
+static dk_status check_lo_hi(double lo, double hi, const char *sec, const char *klo,
+                             const char *khi) {
+    if (lo > hi)
+        return dk_fail(DK_ERR_ARG, "config: [%s] %s = %g exceeds %s = %g", sec, klo, lo, khi, hi);
+    return DK_OK;
+}
+
+/* Every patch side (h, w; d in 3-D) divisible by the network's 2^(levels-1). */
+static dk_status check_patch(const dk_train_config *c, const dk_unet_config *net,
+                             const char *which) {
+    static const char *const keys[3] = {"patch_d", "patch_h", "patch_w"};
+    int64_t f = (int64_t)1 << (net->levels - 1);
+    for (int a = c->dims == 2 ? 1 : 0; a < 3; a++)
+        if (c->patch[a] % f != 0)
+            return dk_fail(DK_ERR_ARG,
+                           "config: [data] %s = %lld is not divisible by 2^(%s_levels-1) = %lld",
+                           keys[a], (long long)c->patch[a], which, (long long)f);
+    return DK_OK;
+}
+
+static dk_status check_data(const dk_train_config *c) {
+    if (!c->cases[0]) return dk_fail(DK_ERR_ARG, "config: [data] cases is empty");
+    if (c->domain_column[0] && (!c->source[0] || !c->target[0]))
+        return dk_fail(DK_ERR_ARG, "config: [data] source and target must be set when "
+                                   "domain_column = %s", c->domain_column);
+    if (c->norm_lo_pct >= c->norm_hi_pct)
+        return dk_fail(DK_ERR_ARG, "config: [data] norm_lo_pct = %g must be below norm_hi_pct "
+                                   "= %g", c->norm_lo_pct, c->norm_hi_pct);
+    if (c->channels != 0 && c->in_channels != 1)
+        return dk_fail(DK_ERR_ARG, "config: [data] channels = %s gives 1 channel but [model] "
+                                   "in_channels = %d", channel_modes[c->channels], c->in_channels);
+    if (c->dims == 2 && c->patch[0] != 1)
+        return dk_fail(DK_ERR_ARG, "config: [data] patch_d = %lld must be 1 when [model] dims "
+                                   "= 2", (long long)c->patch[0]);
+    dk_status st = check_patch(c, &c->teacher, "teacher");
+    return st != DK_OK ? st : check_patch(c, &c->student, "student");
+}
+
+static dk_status check_train(const dk_train_config *c) {
+    int64_t total = (int64_t)c->epochs * c->steps_per_epoch;
+    if (c->lr.warmup_steps >= total)
+        return dk_fail(DK_ERR_ARG, "config: [train] warmup_steps = %lld must be below epochs * "
+                                   "steps_per_epoch = %lld", (long long)c->lr.warmup_steps,
+                       (long long)total);
+    if (!c->run_dir[0]) return dk_fail(DK_ERR_ARG, "config: [output] run_dir is empty");
+    return DK_OK;
+}
+
+static dk_status check_distill(const dk_train_config *c) {
+    dk_status st = check_lo_hi(c->mix_min, c->mix_r0, "distill", "mix_min", "mix_r0");
+    if (st == DK_OK) st = check_lo_hi(c->temp_min, c->temp_t0, "distill", "temp_min", "temp_t0");
+    if (st == DK_OK && c->align != DK_ALIGN_NONE && c->lambda_align > 0 && !c->align_tap[0])
+        st = dk_fail(DK_ERR_ARG, "config: [distill] align_tap is empty but align = %s",
+                     align_kinds[c->align]);
+    if (st == DK_OK) st = check_lo_hi(c->scale_lo, c->scale_hi, "augment", "scale_lo", "scale_hi");
+    if (st == DK_OK) st = check_lo_hi(c->shift_lo, c->shift_hi, "augment", "shift_lo", "shift_hi");
+    if (st == DK_OK) st = check_lo_hi(c->gamma_lo, c->gamma_hi, "augment", "gamma_lo", "gamma_hi");
+    return st;
+}
+
+dk_status dk_train_config_validate(dk_train_config *c) {
+    dk_status st = check_data(c);
+    if (st == DK_OK) st = check_train(c);
+    if (st == DK_OK) st = check_distill(c);
+    if (st != DK_OK) return st;
+    dk_unet_config *nets[2] = {&c->teacher, &c->student};
+    for (int i = 0; i < 2; i++) {
+        nets[i]->dims = c->dims;
+        nets[i]->in_channels = c->in_channels;
+        nets[i]->classes = c->classes;
+    }
+    c->lr.total_steps = (int64_t)c->epochs * c->steps_per_epoch - c->lr.warmup_steps;
+    if (c->student.base >= c->teacher.base && c->student.levels >= c->teacher.levels)
+        dk_log(DK_LOG_WARN, "config: the student (base %d, levels %d) is not smaller than the "
+                            "teacher (base %d, levels %d)", c->student.base, c->student.levels,
+               c->teacher.base, c->teacher.levels);
+    return DK_OK;
+}
+
+dk_schedule dk_train_config_temperature(const dk_train_config *c) {
+    dk_schedule s = dk_schedule_constant(c->temp_t0);
+    if (c->temp_schedule == DK_TEMP_ADAPTIVE) {
+        s.kind = DK_SCHED_EXP;
+        s.rate = c->temp_gamma;
+        s.lo = c->temp_min;
+    } else if (c->temp_schedule == DK_TEMP_HALVING) {
+        s.kind = DK_SCHED_STEP;
+        s.rate = 0.5;
+        s.lo = c->temp_min;
+        s.period = 1;
+    }
+    return s;
+}
+
+dk_schedule dk_train_config_mixing(const dk_train_config *c) {
+    dk_schedule s = dk_schedule_constant(c->mix_r0);
+    s.kind = DK_SCHED_LINEAR;
+    s.rate = -c->mix_delta;
+    s.lo = c->mix_min;
+    s.hi = 1.0;
+    return s;
+}

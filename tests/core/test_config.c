@@ -1,0 +1,246 @@
+/*
+ * CUnit suite for the generic config machinery (lib/core/config.c) on a small struct:
+ * defaults, loading, errors that name file:line and [section] key, --set, write -> load
+ * round trip, and the help text.
+ */
+#include "dakd/core.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int epochs;
+    int64_t steps;
+    double lr;
+    float slope;
+    int flag;
+    char name[16];
+    int kind;
+} toy;
+
+static const char *const kinds[] = {"mmd", "coral", "none", NULL};
+
+static const dk_cfg_field fields[] = {
+    {"train", "epochs", DK_CFG_INT, offsetof(toy, epochs), 0, 1, 100, "10", NULL, "epochs"},
+    {"train", "steps", DK_CFG_INT64, offsetof(toy, steps), 0, 0, 1e12, "250", NULL, "steps"},
+    {"train", "lr_base", DK_CFG_DOUBLE, offsetof(toy, lr), 0, 0, 1, "0.01", NULL, "base lr"},
+    {"model", "slope", DK_CFG_FLOAT, offsetof(toy, slope), 0, 0, 1, "0.01", NULL, "leaky"},
+    {"model", "flag", DK_CFG_BOOL, offsetof(toy, flag), 0, 0, 1, "true", NULL, "a switch"},
+    {"model", "name", DK_CFG_STRING, offsetof(toy, name), sizeof(((toy *)0)->name), 0, 0,
+     "unet", NULL, "a name"},
+    {"model", "kind", DK_CFG_ENUM, offsetof(toy, kind), 0, 0, 0, "coral", kinds, "a kind"},
+};
+enum { NF = sizeof fields / sizeof fields[0] };
+
+static void toy_defaults(toy *t) {
+    memset(t, 0, sizeof *t);
+    dk_cfg_defaults(t, fields, NF);
+}
+
+/* Write `text` into a scratch file and return its path. */
+static const char *put(const char *name, const char *text) {
+    const char *p = dk_test_path(dk_test_tmpdir(), name);
+    FILE *f = fopen(p, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+/* Load `text` from a file and expect failure `st` with a message containing each of the
+ * (up to 3) fragments; "@" in a fragment stands for the file's path. */
+static void expect_fail(const char *text, dk_status st, const char *a, const char *b,
+                        const char *c) {
+    toy t;
+    toy_defaults(&t);
+    const char *p = put("bad.ini", text);
+    CU_ASSERT_EQUAL(dk_cfg_load(&t, fields, NF, p), st);
+    const char *msg = dk_last_error();
+    const char *frags[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        if (!frags[i]) continue;
+        char want[1024];
+        if (frags[i][0] == '@') snprintf(want, sizeof want, "%s%s", p, frags[i] + 1);
+        else snprintf(want, sizeof want, "%s", frags[i]);
+        if (!strstr(msg, want)) printf("\n  message '%s' lacks '%s'\n", msg, want);
+        CU_ASSERT_PTR_NOT_NULL(strstr(msg, want));
+    }
+}
+
+static void test_defaults(void) {
+    toy t;
+    toy_defaults(&t);
+    CU_ASSERT_EQUAL(t.epochs, 10);
+    CU_ASSERT_EQUAL(t.steps, 250);
+    CU_ASSERT_EQUAL(t.lr, 0.01);
+    CU_ASSERT_EQUAL(t.slope, 0.01f);
+    CU_ASSERT_EQUAL(t.flag, 1);
+    CU_ASSERT_STRING_EQUAL(t.name, "unet");
+    CU_ASSERT_EQUAL(t.kind, 1);
+}
+
+static void test_load(void) {
+    toy t;
+    toy_defaults(&t);
+    const char *p = put("ok.ini", "; a comment\n# another\n[train]\nepochs = 42\n"
+                                  "lr_base = 1e-3 ; inline comment\n\n[model]\n"
+                                  "flag = OFF\nname = my net\nkind = none\n");
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_load(&t, fields, NF, p), DK_OK);
+    CU_ASSERT_EQUAL(t.epochs, 42);
+    CU_ASSERT_EQUAL(t.steps, 250); /* not in the file: kept */
+    CU_ASSERT_EQUAL(t.lr, 1e-3);
+    CU_ASSERT_EQUAL(t.flag, 0);
+    CU_ASSERT_STRING_EQUAL(t.name, "my net");
+    CU_ASSERT_EQUAL(t.kind, 2);
+    /* the string form counts lines the same way */
+    CU_ASSERT_EQUAL(dk_cfg_load_string(&t, fields, NF, "[train]\n\nepochs = 7\n", "s"), DK_OK);
+    CU_ASSERT_EQUAL(t.epochs, 7);
+    CU_ASSERT_EQUAL(dk_cfg_load_string(&t, fields, NF, "[train]\n\nepoch = 7\n", "s"),
+                    DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "s:3: unknown key [train] epoch"));
+}
+
+static void test_unknown_key(void) {
+    expect_fail("[train]\nepochs = 5\n; comment\n\nlr = 0.1\n", DK_ERR_ARG,
+                "@:5: unknown key [train] lr", "did you mean [train] lr_base?", NULL);
+    expect_fail("[model]\nname = x\n[optim]\nlr = 0.1\n", DK_ERR_ARG,
+                "@:4: unknown key [optim] lr", NULL, NULL);
+    expect_fail("epochs = 3\n", DK_ERR_ARG, "@:1: unknown key [] epochs", NULL, NULL);
+}
+
+static void test_range(void) {
+    expect_fail("[train]\n\nepochs = 0\n", DK_ERR_ARG, "@:3: [train] epochs = 0",
+                "out of range [1, 100]", NULL);
+    expect_fail("[train]\nlr_base = 2.5\n", DK_ERR_ARG, "@:2: [train] lr_base = 2.5",
+                "[0, 1]", NULL);
+    expect_fail("[train]\nepochs = 99999999999\n", DK_ERR_ARG, "@:2:", "out of range", NULL);
+    expect_fail("[model]\nslope = -0.5\n", DK_ERR_ARG, "@:2: [model] slope", "[0, 1]", NULL);
+}
+
+static void test_bad_values(void) {
+    expect_fail("[model]\nflag = maybe\n", DK_ERR_ARG, "@:2: [model] flag = 'maybe'",
+                "true/false", NULL);
+    expect_fail("[model]\nkind = cka\n", DK_ERR_ARG, "@:2: [model] kind = 'cka'",
+                "mmd|coral|none", NULL);
+    expect_fail("[train]\nepochs = 5.5\n", DK_ERR_ARG, "@:2: [train] epochs = '5.5'",
+                "not an integer", NULL);
+    expect_fail("[train]\nlr_base = 0.1x\n", DK_ERR_ARG, "@:2:", "not a finite number", NULL);
+    expect_fail("[train]\nlr_base = nan\n", DK_ERR_ARG, "@:2:", "not a finite number", NULL);
+    expect_fail("[train]\nepochs =\n", DK_ERR_ARG, "@:2:", "not an integer", NULL);
+    expect_fail("[model]\nname = a-name-longer-than-15\n", DK_ERR_ARG, "@:2: [model] name",
+                "at most 15", NULL);
+}
+
+static void test_file_errors(void) {
+    expect_fail("[train]\nepochs = 5\n\nepochs = 6\n", DK_ERR_ARG,
+                "@:4: duplicate key [train] epochs", "first set on line 2", NULL);
+    expect_fail("[train]\nepochs = 5\nthis line is wrong\nepochs = 200\n", DK_ERR_ARG,
+                "@:3: syntax error", NULL, NULL);
+    expect_fail("[train\nepochs = 5\n", DK_ERR_ARG, "@:1: syntax error", NULL, NULL);
+    char longline[400];
+    memset(longline, 'a', sizeof longline);
+    memcpy(longline, "[model]\nname = ", 15);
+    memcpy(longline + sizeof longline - 2, "\n", 2);
+    expect_fail(longline, DK_ERR_ARG, "@:2: line longer than", NULL, NULL);
+    toy t;
+    toy_defaults(&t);
+    CU_ASSERT_EQUAL(dk_cfg_load(&t, fields, NF, "/nonexistent/x.ini"), DK_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "/nonexistent/x.ini"));
+}
+
+static void test_set(void) {
+    toy t;
+    toy_defaults(&t);
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.epochs=77"), DK_OK);
+    CU_ASSERT_EQUAL(t.epochs, 77);
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, " model.name = hello world "), DK_OK);
+    CU_ASSERT_STRING_EQUAL(t.name, "hello world");
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "model.kind=mmd"), DK_OK);
+    CU_ASSERT_EQUAL(t.kind, 0);
+    toy before = t;
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.lr=0.1"), DK_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(),
+                           "--set: unknown key train.lr; did you mean train.lr_base?");
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.epoks=3"), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "did you mean train.epochs?"));
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.epochs=1000"), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "--set: [train] epochs = 1000 is out of "
+                                                   "range [1, 100]"));
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "model.flag=2"), DK_ERR_ARG);
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "model.name=a ; b"), DK_ERR_ARG);
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "epochs=3"), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "expected section.key=value"));
+    CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.epochs"), DK_ERR_ARG);
+    CU_ASSERT_EQUAL(memcmp(&t, &before, sizeof t), 0); /* failures changed nothing */
+}
+
+static void test_round_trip(void) {
+    toy a, b;
+    toy_defaults(&a);
+    toy_defaults(&b);
+    a.epochs = 3;
+    a.steps = 123456789012LL;
+    a.lr = 0.1 + 0.2; /* needs 17 digits */
+    a.slope = 0.3f;
+    a.flag = 0;
+    a.kind = 2;
+    CU_ASSERT_EQUAL(dk_cfg_set(&a, fields, NF, "model.name=x;y z"), DK_OK);
+    const char *p = dk_test_path(dk_test_tmpdir(), "effective.ini");
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_write(&a, fields, NF, p), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_load(&b, fields, NF, p), DK_OK);
+    CU_ASSERT_EQUAL(memcmp(&a, &b, sizeof a), 0);
+    CU_ASSERT_EQUAL(b.lr, 0.1 + 0.2);
+    char buf[64];
+    dk_cfg_format(buf, sizeof buf, &a, &fields[2]);
+    CU_ASSERT_STRING_EQUAL(buf, "0.30000000000000004");
+    dk_cfg_format(buf, sizeof buf, &a, &fields[3]);
+    CU_ASSERT_STRING_EQUAL(buf, "0.3");
+    /* every key is written, with its help as a comment */
+    char out[4096];
+    CU_ASSERT_EQUAL(dk_test_sh(out, sizeof out, "cat '%s'", p), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "[train]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nsteps = 123456789012\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "; base lr\n; (double [0, 1], default 0.01)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nkind = none\n"));
+    CU_ASSERT_EQUAL(dk_cfg_write(&a, fields, NF, "/nonexistent/dir/e.ini"), DK_ERR_IO);
+}
+
+static void test_help(void) {
+    FILE *f = tmpfile();
+    CU_ASSERT_FATAL(f != NULL);
+    dk_cfg_print_help(fields, NF, f);
+    char buf[4096] = "";
+    rewind(f);
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    buf[k] = '\0';
+    fclose(f);
+    for (int i = 0; i < NF; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.%s", fields[i].section, fields[i].key);
+        CU_ASSERT_PTR_NOT_NULL(strstr(buf, name));
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "[1, 100]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "mmd|coral|none"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "default coral"));
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("core.config", NULL, NULL);
+    if (!s || !CU_add_test(s, "defaults", test_defaults) ||
+        !CU_add_test(s, "load", test_load) ||
+        !CU_add_test(s, "unknown key with its line", test_unknown_key) ||
+        !CU_add_test(s, "out of range", test_range) ||
+        !CU_add_test(s, "bad bool, enum, number, string", test_bad_values) ||
+        !CU_add_test(s, "duplicate key, syntax, long line, missing file", test_file_errors) ||
+        !CU_add_test(s, "--set", test_set) ||
+        !CU_add_test(s, "write -> load round trip", test_round_trip) ||
+        !CU_add_test(s, "help", test_help)) {
+        CU_cleanup_registry();
+        return 1;
+    }
+    return dk_test_run();
+}

@@ -1,0 +1,168 @@
+/*
+ * CUnit suite for the training / distillation config (lib/train/config.c): the defaults are
+ * the method's numbers, pipelines/train_example.ini loads and validates, cross-field checks
+ * fail with the keys named, and the effective config reads back to the same struct.
+ */
+#include "dakd/train.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int warnings;
+static void count_warn(dk_log_level level, const char *msg, void *user) {
+    (void)msg;
+    (void)user;
+    if (level == DK_LOG_WARN) warnings++;
+}
+
+static void test_defaults(void) {
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    CU_ASSERT_EQUAL(c.alpha, 0.8);
+    CU_ASSERT_EQUAL(c.temp_schedule, DK_TEMP_ADAPTIVE);
+    CU_ASSERT_EQUAL(c.temp_t0, 5.0);
+    CU_ASSERT_EQUAL(c.temp_gamma, 0.95);
+    CU_ASSERT_EQUAL(c.temp_min, 1.0);
+    CU_ASSERT_EQUAL(c.mix_r0, 0.8);
+    CU_ASSERT_EQUAL(c.mix_delta, 0.05);
+    CU_ASSERT_EQUAL(c.mix_min, 0.2);
+    CU_ASSERT_EQUAL(c.clip_norm, 1.0);
+    CU_ASSERT_EQUAL(c.dyn_beta, 0.5);
+    CU_ASSERT_EQUAL(c.ema_momentum, 0.99);
+    CU_ASSERT_STRING_EQUAL(c.align_tap, "bottleneck");
+    CU_ASSERT_EQUAL(c.optim.kind, DK_OPT_SGD);
+    CU_ASSERT_EQUAL(c.lr.kind, DK_LR_POLY);
+    CU_ASSERT_EQUAL(c.teacher.norm, DK_NORM_BATCH);
+    /* derived fields are filled */
+    CU_ASSERT_EQUAL(c.teacher.classes, 2);
+    CU_ASSERT_EQUAL(c.student.dims, 2);
+    CU_ASSERT_EQUAL(c.lr.total_steps, 100 * 250);
+    /* the schedules the config describes equal the method's ready-made ones */
+    dk_schedule t = dk_train_config_temperature(&c), t_ref = dk_schedule_temp_adaptive();
+    dk_schedule m = dk_train_config_mixing(&c), m_ref = dk_schedule_mix_default();
+    for (int e = 0; e < 40; e++) {
+        CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, e, 0), dk_schedule_at(&t_ref, e, 0), 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&m, e, 0), dk_schedule_at(&m_ref, e, 0), 1e-12);
+    }
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.temp_schedule=halving"), DK_OK);
+    t = dk_train_config_temperature(&c);
+    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 2, 0), 1.25, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 5, 0), 1.0, 1e-12);
+}
+
+static void test_example_loads(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/pipelines/train_example.ini", dk_test_source_dir());
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    dk_status st = dk_train_config_load(&c, path);
+    if (st != DK_OK) printf("\n  %s\n", dk_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&c), DK_OK);
+    CU_ASSERT_STRING_EQUAL(c.source, "drive");
+    CU_ASSERT_STRING_EQUAL(c.target, "chase");
+    CU_ASSERT_EQUAL(c.channels, 1);
+    CU_ASSERT_EQUAL(c.channel_index, 1);
+    CU_ASSERT_EQUAL(c.norm, 2); /* percentile_zscore */
+    CU_ASSERT_EQUAL(c.lr.warmup_steps, 500);
+    CU_ASSERT_EQUAL(c.lr.total_steps, 100 * 250 - 500);
+    CU_ASSERT_STRING_EQUAL(c.run_dir, "runs/drive_to_chase");
+    /* effective config: write, read into fresh defaults, same struct */
+    const char *out = dk_test_path(dk_test_tmpdir(), "train_effective.ini");
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_write(&c, out), DK_OK);
+    dk_train_config d;
+    dk_train_config_defaults(&d);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_load(&d, out), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&d), DK_OK);
+    CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof c), 0);
+}
+
+/* Defaults, one or two --set (set2 may be NULL), validate: expect DK_ERR_ARG naming `frag`. */
+static void expect_invalid2(const char *set, const char *set2, const char *frag) {
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_set(&c, set), DK_OK);
+    if (set2) CU_ASSERT_EQUAL_FATAL(dk_train_config_set(&c, set2), DK_OK);
+    CU_ASSERT_EQUAL(dk_train_config_validate(&c), DK_ERR_ARG);
+    if (!strstr(dk_last_error(), frag)) printf("\n  '%s' lacks '%s'\n", dk_last_error(), frag);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), frag));
+}
+
+static void expect_invalid(const char *set, const char *frag) { expect_invalid2(set, NULL, frag); }
+
+static void test_validation(void) {
+    expect_invalid("distill.mix_min=0.9", "[distill] mix_min = 0.9 exceeds mix_r0 = 0.8");
+    expect_invalid("distill.temp_min=6", "temp_min");
+    expect_invalid("data.patch_h=200", "[data] patch_h = 200 is not divisible by 2^(teacher");
+    expect_invalid2("data.patch_w=48", "model.student_levels=6",
+                    "[data] patch_w = 48 is not divisible by 2^(student_levels-1) = 32");
+    expect_invalid("data.patch_d=4", "patch_d = 4 must be 1");
+    expect_invalid("data.norm_lo_pct=99.9", "norm_lo_pct");
+    expect_invalid("augment.gamma_lo=2", "[augment] gamma_lo");
+    expect_invalid2("data.channels=luminance", "model.in_channels=3", "in_channels = 3");
+    expect_invalid("train.warmup_steps=25000", "warmup_steps");
+    expect_invalid("output.run_dir=", "run_dir is empty");
+    expect_invalid("data.source=", "source and target");
+    /* a key that does not exist is caught by --set already */
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "train.clip=2"), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "did you mean train.clip_norm?"));
+    /* a student as large as the teacher is valid but warned about */
+    warnings = 0;
+    dk_log_set_sink(count_warn, NULL, DK_LOG_WARN);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "model.student_base=32"), DK_OK);
+    CU_ASSERT_EQUAL(dk_train_config_validate(&c), DK_OK);
+    CU_ASSERT_EQUAL(warnings, 1);
+    dk_log_set_sink(NULL, NULL, DK_LOG_WARN);
+}
+
+static void test_load_keeps_struct_on_error(void) {
+    const char *p = dk_test_path(dk_test_tmpdir(), "bad_train.ini");
+    FILE *f = fopen(p, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("[train]\nepochs = 7\nclip_norm = -1\n", f);
+    fclose(f);
+    dk_train_config c, before;
+    dk_train_config_defaults(&c);
+    before = c;
+    CU_ASSERT_EQUAL(dk_train_config_load(&c, p), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), ":3: [train] clip_norm = -1 is out of range"));
+    CU_ASSERT_EQUAL(memcmp(&c, &before, sizeof c), 0);
+}
+
+/* A value longer than the INI reader's line cannot be set, so whatever is set writes back. */
+static void test_long_values(void) {
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    char set[400];
+    int k = snprintf(set, sizeof set, "data.cases=");
+    memset(set + k, 'p', 300);
+    set[k + 300] = '\0';
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, set), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "limit"));
+    set[k + 180] = '\0'; /* "cases = " + 180 fits in 197 */
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_set(&c, set), DK_OK);
+    const char *out = dk_test_path(dk_test_tmpdir(), "long_effective.ini");
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_write(&c, out), DK_OK);
+    dk_train_config d;
+    dk_train_config_defaults(&d);
+    CU_ASSERT_EQUAL(dk_train_config_load(&d, out), DK_OK);
+    CU_ASSERT_STRING_EQUAL(d.cases, c.cases);
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("train.config", NULL, NULL);
+    if (!s || !CU_add_test(s, "defaults are the method's", test_defaults) ||
+        !CU_add_test(s, "pipelines/train_example.ini loads", test_example_loads) ||
+        !CU_add_test(s, "cross-field validation", test_validation) ||
+        !CU_add_test(s, "failed load leaves the config", test_load_keeps_struct_on_error) ||
+        !CU_add_test(s, "long values", test_long_values)) {
+        CU_cleanup_registry();
+        return 1;
+    }
+    return dk_test_run();
+}
