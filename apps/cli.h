@@ -18,6 +18,11 @@ typedef struct {
 int dk_cmd_info(int argc, char **argv);
 int dk_cmd_convert(int argc, char **argv);
 int dk_cmd_phantom(int argc, char **argv);
+int dk_cmd_train(int argc, char **argv);
+int dk_cmd_distill(int argc, char **argv);
+
+/* The body of dakd train (distill = 0) and dakd distill (1): options, config, trainer. */
+int dk_cli_train_run(int argc, char **argv, int distill);
 
 /* Exit codes: 0 success, then one per dk_status (1 usage/argument ... 7 internal). */
 int dk_cli_exit_code(dk_status st);

@@ -13,6 +13,8 @@ static const dk_cli_command commands[] = {
     {"convert", "convert volumes: NIfTI, PNG, MHA/MHD, NRRD; DICOM series and SEG in",
      dk_cmd_convert},
     {"phantom", "generate two-domain phantom images with known label maps", dk_cmd_phantom},
+    {"train", "train a teacher, a source-only student or an oracle (CE + Dice)", dk_cmd_train},
+    {"distill", "distil a teacher into a student for the target domain", dk_cmd_distill},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
@@ -81,7 +83,11 @@ int dk_cli_parse_ints(const char *s, long long *out, int max) {
 static void print_version(void) {
     printf("%s\n", dk_version_string());
     printf("OpenBLAS kernel %s (%s)%s\n", dk_blas_kernel(), dk_blas_config(),
-           getenv("DAKD_BLAS_RESTARTED") ? ", chosen by dakd" : "");
+           dk_blas_chose("OPENBLAS_CORETYPE") ? ", chosen by dakd" : "");
+    const char *wait = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    printf("OpenMP wait policy %s%s%s%s\n", wait && *wait ? wait : "default",
+           spin && *spin ? ", GOMP_SPINCOUNT " : "", spin && *spin ? spin : "",
+           dk_blas_chose("OMP_WAIT_POLICY") ? ", chosen by dakd" : "");
     printf("threads %d\n", dk_get_threads());
 }
 

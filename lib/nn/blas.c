@@ -1,4 +1,5 @@
-/* OpenBLAS kernel choice and the one thread setting for BLAS and OpenMP.
+/* OpenBLAS kernel choice, libgomp's wait policy, and the one thread setting for BLAS and
+ * OpenMP.
  *
  * Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not recognise recent Xeons and falls back
  * to its Prescott (SSE3) kernel, 5x slower than its SkylakeX kernel on the same CPU. It
@@ -63,7 +64,9 @@ void dk_set_threads(int n) {
         n = cores > 0 ? (int)cores : 1;
     }
     g_threads = n;
-    openblas_set_num_threads(n);
+    /* One pool: the kernels thread with OpenMP and call OpenBLAS single-threaded on their
+     * own slices; OpenBLAS's own threads would spin against libgomp's on the same cores. */
+    openblas_set_num_threads(1);
     omp_set_num_threads(n);
 }
 
@@ -72,12 +75,45 @@ int dk_get_threads(void) {
     return g_threads;
 }
 
+/* libgomp's wait policy when the user chose none: WAIT_VALUE for WAIT_VAR. libgomp reads it
+ * only when it loads, before main(), hence the restart. Its default spins a waiting thread
+ * for up to 300000 polls (~0.1-1 ms) before sleeping: on cores shared with another busy
+ * process a spinning worker burns the time slice the working one needs, and a 2-thread
+ * training step measured 3-6x slower than with WAIT_VALUE; on quiet cores they measured the
+ * same (tests/bench/README.md). */
+#define WAIT_VAR "OMP_WAIT_POLICY"
+#define WAIT_VALUE "passive"
+
+static int user_chose_wait(void) {
+    const char *p = getenv("OMP_WAIT_POLICY"), *c = getenv("GOMP_SPINCOUNT");
+    return (p && *p) || (c && *c);
+}
+
 void dk_blas_restart_if_needed(char **argv) {
-    const char *want = dk_blas_want_coretype();
-    if (!want || getenv("DAKD_BLAS_RESTARTED")) return;
-    if (setenv("OPENBLAS_CORETYPE", want, 0) != 0 || setenv("DAKD_BLAS_RESTARTED", "1", 1) != 0)
-        return;
+    if (getenv("DAKD_BLAS_RESTARTED")) return;
+    const char *core = dk_blas_want_coretype();
+    int wait = !user_chose_wait();
+    if (!core && !wait) return;
+    /* DAKD_BLAS_RESTARTED names what dakd set, and stops a second restart */
+    char set[64] = "";
+    if (core && setenv("OPENBLAS_CORETYPE", core, 0) == 0) strcat(set, "OPENBLAS_CORETYPE ");
+    if (wait && setenv(WAIT_VAR, WAIT_VALUE, 0) == 0) strcat(set, WAIT_VAR);
+    if (!*set || setenv("DAKD_BLAS_RESTARTED", set, 1) != 0) return;
+    /* the real path, so the process keeps its name (ps, top) instead of "exe" */
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = '\0';
+        execv(self, argv);
+    }
     execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the kernel already loaded */
-    unsetenv("OPENBLAS_CORETYPE");
+    /* exec failed: carry on with the kernel and wait policy already loaded */
+    if (core) unsetenv("OPENBLAS_CORETYPE");
+    if (wait) unsetenv(WAIT_VAR);
+    unsetenv("DAKD_BLAS_RESTARTED");
+}
+
+int dk_blas_chose(const char *var) {
+    const char *set = getenv("DAKD_BLAS_RESTARTED");
+    return set && var && *var && strstr(set, var) != NULL;
 }

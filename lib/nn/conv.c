@@ -11,12 +11,13 @@
  * the output columns of the chunk (ldc = P). This bounds the workspace at a few MB for
  * any volume: a whole 64^3 column matrix with K = 432 would be 450 MB.
  *
- * Threads come from OpenBLAS alone. vol2col/col2vol deliberately use no OpenMP: they
- * alternate with a GEMM every few hundred microseconds, and libgomp's workers spin after
- * each region on the very cores OpenBLAS's threads need (measured on 2 cores: 2-thread
- * runs 5-8x slower than with serial vol2col). A 1x1 stride-1 convolution is a GEMM on the
- * input itself. */
+ * Threads: OpenMP over jobs (a sample, or a chunk of output rows of one), each thread with
+ * its own column buffer and single-threaded OpenBLAS (conv_internal.h). One pool instead of
+ * two: OpenBLAS's threads and libgomp's, both spinning on the same cores, made 2 threads
+ * slower than 1 on 2 cores, and every small per-chunk GEMM paid OpenBLAS's fork/join.
+ * A 1x1 stride-1 convolution is a GEMM on the input itself. */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "conv_internal.h"
@@ -68,13 +69,53 @@ static int64_t chunk_rows(const dk_conv_shape *s) {
     return dk_conv_chunk_rows(s->od * s->oh, s->ow, col_rows(s));
 }
 
-/* Workspace: the column buffer (col_rows, chunk_rows*ow), then for stride 1 the flipped
- * weights (cin, cout, kd, kh, kw). */
+/* Workspace for nt threads: nt column buffers (col_rows, chunk_rows*ow), then for stride 1
+ * the flipped weights (cin, cout, kd, kh, kw), then nt - 1 weight-gradient partials. */
+static size_t col_slot(const dk_conv_shape *s) {
+    return is_pointwise(s) ? 0 : dk_conv_slot((size_t)(col_rows(s) * chunk_rows(s) * s->ow));
+}
+
+static size_t wf_floats(const dk_conv_shape *s) {
+    return flips(s) ? dk_conv_slot((size_t)(s->cin * s->cout * kvol(s))) : 0;
+}
+
+static size_t dw_floats(const dk_conv_shape *s) { return (size_t)(s->cout * s->cin * kvol(s)); }
+
+size_t dk_conv_work_floats_nt(const dk_conv_shape *s, int nt) {
+    DK_ASSERT(s && nt >= 1);
+    return (size_t)nt * col_slot(s) + wf_floats(s) +
+           (size_t)(nt - 1) * dk_conv_slot(dw_floats(s));
+}
+
 size_t dk_conv_work_floats(const dk_conv_shape *s) {
-    DK_ASSERT(s);
-    if (is_pointwise(s)) return 0;
-    size_t col = (size_t)(col_rows(s) * chunk_rows(s) * s->ow);
-    return col + (flips(s) ? (size_t)(s->cin * s->cout * kvol(s)) : 0);
+    return dk_conv_work_floats_nt(s, dk_get_threads());
+}
+
+int64_t dk_conv_split_rows(int64_t rows, int64_t max_rows, int64_t n, int nt) {
+    int64_t step = max_rows < rows ? max_rows : rows;
+    if (nt <= 1) return step;
+    for (int64_t nch = (rows + step - 1) / step; nch <= rows; nch++) {
+        int64_t st = (rows + nch - 1) / nch, real = (rows + st - 1) / st;
+        if ((n * real) % nt == 0) return st;
+        if (n * real > 8 * (int64_t)nt) break; /* enough jobs: the tail costs little */
+    }
+    return step;
+}
+
+void dk_conv_partials_zero(float *p, size_t ld, int64_t len, int nt) {
+    if (nt <= 1) return; /* the same for every thread of the team */
+#pragma omp for schedule(static)
+    for (int t = 0; t < nt - 1; t++) memset(p + (size_t)t * ld, 0, (size_t)len * sizeof *p);
+}
+
+void dk_conv_partials_add(float *dw, const float *p, size_t ld, int64_t len, int nt) {
+    if (nt <= 1) return;
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < len; e++) {
+        float acc = dw[e];
+        for (int t = 0; t < nt - 1; t++) acc += p[(size_t)t * ld + (size_t)e];
+        dw[e] = acc;
+    }
 }
 
 /* The output columns [lo, hi) of a row whose kernel tap kx reads inside the input row:
@@ -193,6 +234,7 @@ static void col2vol_add(float *din, const float *dcol, const dk_conv_shape *s, i
 }
 
 void dk_conv_add_bias(float *out, const float *b, int64_t n, int64_t cout, int64_t p) {
+#pragma omp parallel for schedule(static) if (n * cout * p >= (1 << 15))
     for (int64_t i = 0; i < n * cout; i++) {
         float bi = b[i % cout], *o = out + i * p;
         for (int64_t j = 0; j < p; j++) o[j] += bi;
@@ -217,28 +259,49 @@ void dk_conv_bias_grad(float *db, const float *dout, int64_t n, int64_t cout, in
     }
 }
 
-void dk_conv_forward(float *out, const float *in, const float *w, const float *b,
-                     const dk_conv_shape *s, float *work) {
-    DK_ASSERT(out && in && w && s);
+/* Jobs of a kernel call: n samples x nch chunks of `step` output rows. */
+typedef struct {
+    int64_t rows, step, nch, jobs;
+} conv_jobs;
+
+static conv_jobs make_jobs(const dk_conv_shape *s, int nt, int whole_samples) {
+    conv_jobs j = {.rows = s->od * s->oh};
+    int64_t max_rows = is_pointwise(s) ? j.rows : chunk_rows(s);
+    j.step = whole_samples ? max_rows : dk_conv_split_rows(j.rows, max_rows, s->n, nt);
+    j.nch = whole_samples ? 1 : (j.rows + j.step - 1) / j.step;
+    j.jobs = s->n * j.nch;
+    return j;
+}
+
+void dk_conv_forward_nt(float *out, const float *in, const float *w, const float *b,
+                        const dk_conv_shape *s, float *work, int nt) {
+    DK_ASSERT(out && in && w && s && nt >= 1);
     int64_t k = s->cin * kvol(s), p = s->od * s->oh * s->ow;
     int64_t in_n = s->cin * s->id * s->ih * s->iw, out_n = s->cout * p;
     int pw = is_pointwise(s);
     DK_ASSERT(pw || work);
-    int64_t rows = s->od * s->oh, step = pw ? rows : chunk_rows(s);
-    for (int64_t i = 0; i < s->n; i++) {
-        for (int64_t r0 = 0; r0 < rows; r0 += step) {
-            int64_t r1 = r0 + step < rows ? r0 + step : rows, pc = (r1 - r0) * s->ow;
-            const float *col = in + i * in_n;
-            if (!pw) {
-                vol2col(work, in + i * in_n, s, r0, r1);
-                col = work;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->cout, (int)pc,
-                        (int)k, 1.0f, w, (int)k, col, (int)(pw ? p : pc), 0.0f,
-                        out + i * out_n + r0 * s->ow, (int)p);
+    conv_jobs J = make_jobs(s, nt, 0);
+    size_t slot = col_slot(s);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && J.jobs > 1)
+    for (int64_t j = 0; j < J.jobs; j++) {
+        int64_t i = j / J.nch, r0 = (j % J.nch) * J.step;
+        int64_t r1 = r0 + J.step < J.rows ? r0 + J.step : J.rows, pc = (r1 - r0) * s->ow;
+        const float *col = in + i * in_n + r0 * s->ow; /* pointwise: the input columns */
+        if (!pw) {
+            float *c = work + (size_t)omp_get_thread_num() * slot;
+            vol2col(c, in + i * in_n, s, r0, r1);
+            col = c;
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->cout, (int)pc,
+                    (int)k, 1.0f, w, (int)k, col, (int)(pw ? p : pc), 0.0f,
+                    out + i * out_n + r0 * s->ow, (int)p);
     }
     if (b) dk_conv_add_bias(out, b, s->n, s->cout, p);
+}
+
+void dk_conv_forward(float *out, const float *in, const float *w, const float *b,
+                     const dk_conv_shape *s, float *work) {
+    dk_conv_forward_nt(out, in, w, b, s, work, dk_get_threads());
 }
 
 /* wf (cin, cout, kv) = w (cout, cin, kv) with the taps reversed: for stride 1 and padding
@@ -286,40 +349,77 @@ static void backward_chunk(float *din_i, float *dw, const float *dout_i, const f
     col2vol_add(din_i, col, s, r0, r1);
 }
 
-/* Pointwise stride 1: the input is the column matrix; dw += dout x in^T, din += W^T dout. */
+/* Pointwise stride 1, output rows [r0, r1): the input columns are the column matrix;
+ * dw += dout_c x in_c^T, din_c += W^T dout_c. */
 static void backward_pointwise(float *din_i, float *dw, const float *dout_i, const float *in_i,
-                               const float *w, const dk_conv_shape *s) {
-    int64_t p = s->od * s->oh * s->ow;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s->cout, (int)s->cin, (int)p,
-                1.0f, dout_i, (int)p, in_i, (int)p, 1.0f, dw, (int)s->cin);
+                               const float *w, const dk_conv_shape *s, int64_t r0, int64_t r1) {
+    int64_t p = s->od * s->oh * s->ow, off = r0 * s->ow, pc = (r1 - r0) * s->ow;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s->cout, (int)s->cin, (int)pc,
+                1.0f, dout_i + off, (int)p, in_i + off, (int)p, 1.0f, dw, (int)s->cin);
     if (din_i)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)s->cin, (int)p, (int)s->cout,
-                    1.0f, w, (int)s->cin, dout_i, (int)p, 1.0f, din_i, (int)p);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)s->cin, (int)pc, (int)s->cout,
+                    1.0f, w, (int)s->cin, dout_i + off, (int)p, 1.0f, din_i + off, (int)p);
+}
+
+/* Operands of a backward call and where each thread's scratch lives. */
+typedef struct {
+    float *din, *dw, *work, *partial;
+    const float *dout, *in, *w, *wf;
+    const dk_conv_shape *s;
+    conv_jobs J;
+    size_t slot, pslot;
+} conv_bw;
+
+/* Job j on thread t: one chunk of one sample, or (when col2vol chunks would overlap in
+ * din) every chunk of one sample in order. */
+static void backward_job(const conv_bw *a, int64_t j, int t) {
+    const dk_conv_shape *s = a->s;
+    int64_t p = s->od * s->oh * s->ow, i = j / a->J.nch;
+    int64_t in_n = s->cin * s->id * s->ih * s->iw, out_n = s->cout * p;
+    float *dw = t == 0 ? a->dw : a->partial + (size_t)(t - 1) * a->pslot;
+    float *din_i = a->din ? a->din + i * in_n : NULL, *col = a->work + (size_t)t * a->slot;
+    const float *dout_i = a->dout + i * out_n, *in_i = a->in + i * in_n;
+    int64_t c0 = j % a->J.nch, c1 = a->J.nch == 1 ? (a->J.rows + a->J.step - 1) / a->J.step
+                                                   : c0 + 1;
+    for (int64_t c = c0; c < c1; c++) {
+        int64_t r0 = c * a->J.step, r1 = r0 + a->J.step < a->J.rows ? r0 + a->J.step : a->J.rows;
+        if (is_pointwise(s))
+            backward_pointwise(din_i, dw, dout_i, in_i, a->w, s, r0, r1);
+        else
+            backward_chunk(din_i, dw, dout_i, in_i, a->w, a->wf, s, col, r0, r1);
+    }
+}
+
+void dk_conv_backward_nt(float *din, float *dw, float *db, const float *dout, const float *in,
+                         const float *w, const dk_conv_shape *s, float *work, int nt) {
+    DK_ASSERT(dw && dout && in && w && s && nt >= 1);
+    int pw = is_pointwise(s);
+    DK_ASSERT((pw && nt == 1) || work);
+    /* stride 2 scatters din through col2vol: chunks of one sample overlap, so a job is a
+     * whole sample */
+    int whole = din && !pw && !flips(s);
+    conv_bw a = {.din = din, .dw = dw, .work = work, .dout = dout, .in = in, .w = w, .s = s,
+                 .J = make_jobs(s, nt, whole), .slot = col_slot(s),
+                 .pslot = dk_conv_slot(dw_floats(s))};
+    float *wf = work ? work + (size_t)nt * a.slot : NULL;
+    a.partial = work ? wf + wf_floats(s) : NULL;
+    if (din && flips(s)) {
+        flip_weights(wf, w, s);
+        a.wf = wf;
+    }
+    int64_t len = (int64_t)dw_floats(s);
+#pragma omp parallel num_threads(nt) if (nt > 1 && a.J.jobs > 1)
+    {
+        int t = omp_get_thread_num();
+        dk_conv_partials_zero(a.partial, a.pslot, len, nt);
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < a.J.jobs; j++) backward_job(&a, j, t);
+        dk_conv_partials_add(dw, a.partial, a.pslot, len, nt);
+    }
+    if (db) dk_conv_bias_grad(db, dout, s->n, s->cout, s->od * s->oh * s->ow);
 }
 
 void dk_conv_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                       const float *w, const dk_conv_shape *s, float *work) {
-    DK_ASSERT(dw && dout && in && w && s);
-    int64_t p = s->od * s->oh * s->ow;
-    int64_t in_n = s->cin * s->id * s->ih * s->iw, out_n = s->cout * p;
-    int pw = is_pointwise(s);
-    DK_ASSERT(pw || work);
-    float *wf = NULL;
-    if (din && flips(s)) {
-        wf = work + col_rows(s) * chunk_rows(s) * s->ow;
-        flip_weights(wf, w, s);
-    }
-    int64_t rows = s->od * s->oh, step = pw ? rows : chunk_rows(s);
-    for (int64_t i = 0; i < s->n; i++) {
-        float *din_i = din ? din + i * in_n : NULL;
-        if (pw) {
-            backward_pointwise(din_i, dw, dout + i * out_n, in + i * in_n, w, s);
-            continue;
-        }
-        for (int64_t r0 = 0; r0 < rows; r0 += step) {
-            int64_t r1 = r0 + step < rows ? r0 + step : rows;
-            backward_chunk(din_i, dw, dout + i * out_n, in + i * in_n, w, wf, s, work, r0, r1);
-        }
-    }
-    if (db) dk_conv_bias_grad(db, dout, s->n, s->cout, p);
+    dk_conv_backward_nt(din, dw, db, dout, in, w, s, work, dk_get_threads());
 }

@@ -18,6 +18,7 @@
 #ifndef DAKD_UNET_INTERNAL_H
 #define DAKD_UNET_INTERNAL_H
 
+#include "conv_internal.h"
 #include "dakd/nn.h"
 
 enum { UNET_MAX_LEVELS = 7, UNET_MAX_TAPS = 4 * UNET_MAX_LEVELS };
@@ -78,6 +79,8 @@ struct dk_unet {
     /* the plan */
     int planned;
     int64_t pn, pd, ph, pw;  /* planned input size */
+    int threads;             /* the thread count the workspace is sized for; the
+                                convolutions run with exactly this many */
     dk_arena arena;          /* every activation, gradient buffer and the workspace */
     float *x;                /* (n, in_channels, d, h, w) copy of the forward input */
     float *dx;               /* (same) input gradient, trainable only */
@@ -113,5 +116,8 @@ static inline int unet_has_ds(const dk_unet *m, int l) {
 
 /* unet_plan.c: drop the plan (arena and pointers). */
 void unet_unplan(dk_unet *m);
+/* unet_backward.c: p (n) = 0, in parallel blocks: a serial pass over a 16 MB buffer would
+ * leave the other threads waiting. */
+void unet_zero(float *p, int64_t n);
 
 #endif

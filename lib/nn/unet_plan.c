@@ -170,25 +170,30 @@ static void decoder_layout(dk_unet *m, layout *L) {
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-static size_t block_work(const unet_block *b) { return dk_conv_work_floats(&b->cs); }
+static size_t block_work(const dk_unet *m, const unet_block *b) {
+    return dk_conv_work_floats_nt(&b->cs, m->threads);
+}
 
 /* The workspace and the ping-pong gradient buffers, sized from the shapes set above. */
 static void buffers_layout(dk_unet *m, layout *L) {
-    size_t work = dk_conv_work_floats(&m->head.cs);
+    size_t work = dk_conv_work_floats_nt(&m->head.cs, m->threads);
     int64_t g = 0;
     for (int l = 0; l < m->cfg.levels; l++) {
         const unet_level *v = &m->lv[l];
         const unet_block *bl[4] = {&v->b1, &v->b2, &v->d1, &v->d2};
         int nb = l == m->cfg.levels - 1 ? 2 : 4;
         for (int k = 0; k < nb; k++) {
-            work = max_sz(work, block_work(bl[k]));
+            work = max_sz(work, block_work(m, bl[k]));
             int64_t c = bl[k]->cin > bl[k]->cout ? bl[k]->cin : bl[k]->cout;
             if (v->n * c * v->s > g) g = v->n * c * v->s;
         }
         if (l == m->cfg.levels - 1) continue;
-        if (m->cfg.up == DK_UP_TRANSPOSED) work = max_sz(work, dk_convt_work_floats(&v->up_t));
-        else work = max_sz(work, dk_conv_work_floats(&v->up_c));
-        if (unet_has_ds(m, l)) work = max_sz(work, dk_conv_work_floats(&v->ds.cs));
+        if (m->cfg.up == DK_UP_TRANSPOSED)
+            work = max_sz(work, dk_convt_work_floats_nt(&v->up_t, m->threads));
+        else
+            work = max_sz(work, dk_conv_work_floats_nt(&v->up_c, m->threads));
+        if (unet_has_ds(m, l))
+            work = max_sz(work, dk_conv_work_floats_nt(&v->ds.cs, m->threads));
     }
     m->work_floats = work;
     m->work = takef(L, (int64_t)max_sz(work, 1), 1);
@@ -244,8 +249,12 @@ dk_status dk_unet_plan(dk_unet *m, int64_t batch, int64_t d, int64_t h, int64_t 
     DK_ASSERT(m != NULL);
     dk_status st = check_size(m, batch, d, h, w);
     if (st != DK_OK) return st;
-    if (m->planned && m->pn == batch && m->pd == d && m->ph == h && m->pw == w) return DK_OK;
+    int nt = dk_get_threads();
+    if (m->planned && m->pn == batch && m->pd == d && m->ph == h && m->pw == w &&
+        m->threads == nt)
+        return DK_OK;
     unet_unplan(m);
+    m->threads = nt;
     layout measure = {.frozen = !m->trainable};
     lay_out(m, &measure, batch, d, h, w);
     size_t total = measure.persist + measure.scratch_max;

@@ -1,7 +1,7 @@
 /* OpenBLAS kernel choice: dakd picks the fast kernel when the user has not chosen one,
- * never overrides a user's OPENBLAS_CORETYPE, and results stay correct under every kernel
- * this CPU can run (checked in child processes, since OpenBLAS reads the variable only at
- * start-up). */
+ * never overrides a user's OPENBLAS_CORETYPE (nor OMP_WAIT_POLICY / GOMP_SPINCOUNT), and
+ * results stay correct under every kernel this CPU can run (checked in child processes,
+ * since OpenBLAS reads the variable only at start-up). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -88,9 +88,10 @@ static void test_cli_picks_kernel(void) {
     int rc = dk_test_sh(out, sizeof out, "env -u OPENBLAS_CORETYPE -u DAKD_BLAS_RESTARTED %s "
                         "--version", dk_test_cli());
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    const char *line = strstr(out, "OpenBLAS kernel ");
+    char *line = strstr(out, "OpenBLAS kernel ");
     CU_ASSERT_PTR_NOT_NULL_FATAL(line);
-    printf("\n    %.*s", (int)strcspn(line, "\n"), line);
+    line[strcspn(line, "\n")] = '\0'; /* the kernel line only: the wait policy follows */
+    printf("\n    %s", line);
     if (getenv("OPENBLAS_CORETYPE")) return; /* this test process was started with a choice */
     if (want) {
         CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
@@ -106,8 +107,26 @@ static void test_user_choice_stands(void) {
     int rc = dk_test_sh(out, sizeof out, "env -u DAKD_BLAS_RESTARTED OPENBLAS_CORETYPE=Prescott "
                         "%s --version", dk_test_cli());
     CU_ASSERT_EQUAL(rc, 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "OpenBLAS kernel Prescott"));
-    CU_ASSERT_PTR_NULL(strstr(out, "chosen by dakd"));
+    char *line = strstr(out, "OpenBLAS kernel Prescott");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+    line[strcspn(line, "\n")] = '\0';
+    CU_ASSERT_PTR_NULL(strstr(line, "chosen by dakd"));
+}
+
+/* dakd sets OMP_WAIT_POLICY=passive when the user chose no wait policy and no spin count,
+ * and never overrides either. */
+static void test_wait_policy(void) {
+    const char *clear = "env -u DAKD_BLAS_RESTARTED -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT";
+    int rc = dk_test_sh(out, sizeof out, "%s %s --version", clear, dk_test_cli());
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "OpenMP wait policy passive, chosen by dakd\n"));
+    rc = dk_test_sh(out, sizeof out, "%s OMP_WAIT_POLICY=active %s --version", clear,
+                    dk_test_cli());
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "OpenMP wait policy active\n"));
+    rc = dk_test_sh(out, sizeof out, "%s GOMP_SPINCOUNT=5000 %s --version", clear, dk_test_cli());
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "OpenMP wait policy default, GOMP_SPINCOUNT 5000\n"));
 }
 
 static void test_threads(void) {
@@ -131,5 +150,6 @@ int main(int argc, char **argv) {
     CU_add_test(s, "dakd picks the fast kernel", test_cli_picks_kernel);
     CU_add_test(s, "a user's OPENBLAS_CORETYPE stands", test_user_choice_stands);
     CU_add_test(s, "one thread setting", test_threads);
+    CU_add_test(s, "a user's OpenMP wait policy stands", test_wait_policy);
     return dk_test_run();
 }

@@ -152,8 +152,18 @@ static void check_conv_case(const conv_case *c) {
     free(work), free(rout), free(rdin), free(rdw), free(rdb);
 }
 
+/* 1, 2 and 3 threads: jobs split across samples and row chunks, and weight gradients
+ * combined from one or two per-thread partials. */
+static const int k_threads[] = {1, 2, 3};
+
 static void test_conv_vs_naive(void) {
-    for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) check_conv_case(&k_cases[i]);
+    for (int t = 0; t < 3; t++) {
+        dk_set_threads(k_threads[t]);
+        printf("\n    %d thread(s):", k_threads[t]);
+        for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++)
+            check_conv_case(&k_cases[i]);
+    }
+    dk_set_threads(0);
 }
 
 static void test_conv_shapes(void) {
@@ -164,7 +174,12 @@ static void test_conv_shapes(void) {
     dk_conv_shape_make(&s, 1, 1, 1, 7, 9, 8, 3, 2);
     CU_ASSERT(s.kd == 3 && s.sd == 2 && s.pd == 1 && s.od == 4);
     dk_conv_shape_make(&s, 1, 4, 4, 6, 6, 6, 1, 1);
-    CU_ASSERT(dk_conv_work_floats(&s) == 0); /* pointwise: GEMM on the input itself */
+    /* pointwise: GEMM on the input itself; scratch only for the dw partials of threads 1.. */
+    dk_set_threads(1);
+    CU_ASSERT(dk_conv_work_floats(&s) == 0);
+    dk_set_threads(3);
+    CU_ASSERT(dk_conv_work_floats(&s) == 2 * 16);
+    dk_set_threads(0);
     dk_convt_shape s2;
     dk_convt_shape_make(&s2, 1, 2, 3, 1, 5, 7);
     CU_ASSERT(s2.kd == 1 && s2.od == 1 && s2.oh == 10 && s2.ow == 14);
@@ -227,11 +242,16 @@ static void check_convt_case(int64_t n, int64_t cin, int64_t cout, int64_t d, in
 }
 
 static void test_convt_vs_naive(void) {
-    check_convt_case(2, 3, 4, 1, 5, 7, 1);     /* 2-D, odd sizes */
-    check_convt_case(3, 2, 3, 1, 4, 4, 0);     /* 2-D, no bias */
-    check_convt_case(2, 3, 2, 3, 4, 5, 1);     /* 3-D */
-    check_convt_case(1, 16, 128, 1, 80, 64, 1); /* 2-D, several chunks */
-    check_convt_case(1, 4, 64, 16, 12, 16, 0); /* 3-D, chunks straddle depth planes */
+    for (int t = 0; t < 3; t++) {
+        dk_set_threads(k_threads[t]);
+        printf("\n    %d thread(s):", k_threads[t]);
+        check_convt_case(2, 3, 4, 1, 5, 7, 1);      /* 2-D, odd sizes */
+        check_convt_case(3, 2, 3, 1, 4, 4, 0);      /* 2-D, no bias */
+        check_convt_case(2, 3, 2, 3, 4, 5, 1);      /* 3-D */
+        check_convt_case(1, 16, 128, 1, 80, 64, 1); /* 2-D, several chunks */
+        check_convt_case(1, 4, 64, 16, 12, 16, 0);  /* 3-D, chunks straddle depth planes */
+    }
+    dk_set_threads(0);
 }
 
 /* ------------------------------------------------------------------ gradient checks */

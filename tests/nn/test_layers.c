@@ -273,6 +273,40 @@ static void test_batchnorm_eval(void) {
     CU_ASSERT(max_diff(y, ref, 60) < 1e-5);
 }
 
+/* The fused batch norm + (leaky) ReLU kernels give the same bits as the separate kernels
+ * (forward train and eval, running statistics, backward through the mask). */
+static void check_bn_relu_fused(float slope) {
+    dk_norm_shape s = {.n = 2, .c = 3, .s = 6000, .eps = 1e-5f, .momentum = 0.1f};
+    const int64_t n = s.n * s.c * s.s;
+    float *x = falloc(n), *dy = falloc(n), *y1 = falloc(n), *y2 = falloc(n), *t = falloc(n);
+    float *d1 = falloc(n), *d2 = falloc(n);
+    float g[3] = {1, -2, 0.5f}, b[3] = {0.1f, -1, 0.3f}, m1[3], m2[3], r1[3], r2[3];
+    float rm1[3] = {0}, rm2[3] = {0}, rv1[3] = {1, 1, 1}, rv2[3] = {1, 1, 1};
+    float dg1[3] = {0}, dg2[3] = {0}, db1[3] = {0}, db2[3] = {0};
+    fill(x, n, -2, 3, 31);
+    fill(dy, n, -1, 1, 32);
+    dk_batchnorm_forward_train(y1, m1, r1, rm1, rv1, x, g, b, &s);
+    dk_relu_forward(y1, y1, n, slope);
+    dk_batchnorm_relu_forward_train(y2, m2, r2, rm2, rv2, x, g, b, slope, &s);
+    CU_ASSERT(memcmp(y1, y2, (size_t)n * sizeof *y1) == 0);
+    CU_ASSERT(memcmp(rm1, rm2, sizeof rm1) == 0 && memcmp(rv1, rv2, sizeof rv1) == 0);
+    dk_relu_backward(t, dy, y1, n, slope); /* t was zero: t = dy * act'(y) */
+    dk_batchnorm_backward(d1, dg1, db1, t, x, m1, r1, g, &s);
+    dk_batchnorm_relu_backward(d2, dg2, db2, dy, y2, x, m2, r2, g, slope, &s);
+    CU_ASSERT(memcmp(d1, d2, (size_t)n * sizeof *d1) == 0);
+    CU_ASSERT(memcmp(dg1, dg2, sizeof dg1) == 0 && memcmp(db1, db2, sizeof db1) == 0);
+    dk_batchnorm_forward_eval(y1, x, g, b, rm1, rv1, &s);
+    dk_relu_forward(y1, y1, n, slope);
+    dk_batchnorm_relu_forward_eval(y2, x, g, b, rm2, rv2, slope, &s);
+    CU_ASSERT(memcmp(y1, y2, (size_t)n * sizeof *y1) == 0);
+    free(x), free(dy), free(y1), free(y2), free(t), free(d1), free(d2);
+}
+
+static void test_batchnorm_relu_fused(void) {
+    check_bn_relu_fused(0.0f);
+    check_bn_relu_fused(0.01f);
+}
+
 /* ------------------------------------------------------------------ activations */
 
 static void test_relu(void) {
@@ -523,6 +557,7 @@ int main(void) {
         {"batchnorm by hand", test_batchnorm_hand},
         {"batchnorm eval", test_batchnorm_eval},
         {"instancenorm", test_instancenorm},
+        {"batchnorm + relu fused = separate", test_batchnorm_relu_fused},
         {"relu and leaky relu", test_relu},
         {"concat", test_concat},
         {"softmax and log-softmax", test_softmax},

@@ -640,6 +640,56 @@ static void test_seed_determinism(void) {
     dk_unet_free(o);
 }
 
+/* Two SGD steps (loss 0.01 * sum logits^2 / 2, so dlogits = 0.01 * logits) of a fresh net
+ * at `threads` threads; returns the weights (caller frees). The batch of 3 and the 2-D and
+ * 3-D sizes give uneven sample and row-chunk jobs. */
+static float *train_two_steps(const dk_unet_config *c, int threads, int64_t d, int64_t *total) {
+    dk_set_threads(threads);
+    dk_unet *m = make(c, 1, 5);
+    dk_params *p = dk_unet_params(m);
+    dk_optim o = {.kind = DK_OPT_SGD, .momentum = 0.9};
+    CU_ASSERT_EQUAL_FATAL(dk_optim_init(&o, p), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_unet_plan(m, 3, d, 32, 32), DK_OK);
+    float *x = make_input(input_numel(m, 3, d, 32, 32), 9);
+    for (int step = 0; step < 2; step++) {
+        dk_params_zero_grad(p);
+        dk_unet_forward(m, x, 1, NULL);
+        dk_tap *lg = dk_unet_tap(m, "logits");
+        for (int64_t i = 0; i < tap_numel(m, "logits"); i++)
+            lg->grad[i] = 0.01f * lg->value.data[i];
+        dk_unet_backward(m);
+        dk_optim_step(&o, p, 0.001); /* small: at 0.1 the toy loss diverges */
+    }
+    *total = p->total;
+    float *w = malloc((size_t)p->total * sizeof *w);
+    memcpy(w, p->w, (size_t)p->total * sizeof *w);
+    free(x);
+    dk_unet_free(m);
+    return w;
+}
+
+/* Same thread count, same bits (2 and 3 threads, per-thread weight-gradient partials);
+ * 1 thread agrees to float rounding. */
+static void test_thread_determinism(void) {
+    dk_unet_config cs[2] = {config(2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 1, 8, 3),
+                            config(3, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 4, 3)};
+    for (int k = 0; k < 2; k++) {
+        int64_t n = 0, d = cs[k].dims == 3 ? 8 : 1;
+        float *w1 = train_two_steps(&cs[k], 1, d, &n);
+        for (int t = 2; t <= 3; t++) {
+            float *wa = train_two_steps(&cs[k], t, d, &n), *wb = train_two_steps(&cs[k], t, d, &n);
+            CU_ASSERT(memcmp(wa, wb, (size_t)n * sizeof *wa) == 0);
+            double worst = 0;
+            for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)wa[i] - w1[i]));
+            printf("\n      %d-D, %d threads: max |w - w(1 thread)| %.1e", cs[k].dims, t, worst);
+            CU_ASSERT(worst < 1e-4);
+            free(wa), free(wb);
+        }
+        free(w1);
+    }
+    dk_set_threads(0);
+}
+
 /* Kaiming-normal: sample std of a large conv weight within 5% of sqrt(2 / fan_in);
  * transposed conv uses PyTorch's fan_in = cout * 2*2*2. */
 static void test_init_std(void) {
@@ -709,6 +759,7 @@ int main(void) {
     CU_add_test(s, "config checks name the field", test_config_checks);
     CU_add_test(s, "parameter names", test_param_names);
     CU_add_test(s, "same seed, same bits", test_seed_determinism);
+    CU_add_test(s, "same thread count, same bits", test_thread_determinism);
     CU_add_test(s, "Kaiming init", test_init_std);
     CU_add_test(s, "teacher plan bytes", test_teacher_plan_bytes);
     return dk_test_run();

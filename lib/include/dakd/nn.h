@@ -16,9 +16,10 @@
  *    din may be NULL when the input needs no gradient (the network's first layer).
  *  - Kernels do no I/O and no allocation; `work` is caller-allocated scratch of the size
  *    the matching *_work_floats() returns. They assert on programmer errors and return void.
- *  - Threads: kernels may use OpenMP on outer loops and call BLAS outside those regions;
- *    reductions combine per-thread double partials in index order (bit-reproducible for
- *    a fixed thread count).
+ *  - Threads: kernels use OpenMP on outer loops (dk_get_threads() threads); the
+ *    convolutions call single-threaded OpenBLAS inside them, each thread on its own slice
+ *    and its own part of `work`; reductions combine per-thread partials in index order
+ *    (bit-reproducible for a fixed thread count).
  *
  * Weight layouts follow PyTorch, so a safetensors checkpoint maps 1:1 onto torch modules:
  *   Conv3d/Conv2d weight          (cout, cin, kd, kh, kw)       (2-D: kd = 1, squeezed in files)
@@ -49,7 +50,9 @@ typedef struct {
 
 void dk_conv_shape_make(dk_conv_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
                         int64_t h, int64_t w, int k, int stride);
-/* Scratch floats needed by dk_conv_forward and dk_conv_backward (the larger of the two). */
+/* Scratch floats needed by dk_conv_forward and dk_conv_backward (the larger of the two) at
+ * the current dk_get_threads(): a column buffer per thread and, for backward, a
+ * weight-gradient partial per thread beyond the first. The same for dk_convt_work_floats. */
 size_t dk_conv_work_floats(const dk_conv_shape *s);
 /* out (n, cout, od, oh, ow) = conv(in (n, cin, id, ih, iw), w (cout, cin, kd, kh, kw)) + b.
  * b (cout) may be NULL (no bias). */
@@ -122,6 +125,22 @@ void dk_batchnorm_forward_eval(float *out, const float *in, const float *gamma,
 void dk_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                            const float *in, const float *mean, const float *rstd,
                            const float *gamma, const dk_norm_shape *s);
+/* Batch norm followed by (leaky) ReLU with `slope`, fused: one pass less over memory each
+ * way. The forwards write act(bn(in)), the same values as the batch-norm forward followed by
+ * dk_relu_forward. The backward takes dout = dL/d(activation output) and that output y
+ * (its sign is the norm output's) and does what dk_relu_backward into a zeroed buffer and
+ * dk_batchnorm_backward of that would, without the buffer: din += bn'(dout * act'(y)). */
+void dk_batchnorm_relu_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                                     float *running_var, const float *in, const float *gamma,
+                                     const float *beta, float slope, const dk_norm_shape *s);
+void dk_batchnorm_relu_forward_eval(float *out, const float *in, const float *gamma,
+                                    const float *beta, const float *running_mean,
+                                    const float *running_var, float slope,
+                                    const dk_norm_shape *s);
+void dk_batchnorm_relu_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                                const float *y, const float *in, const float *mean,
+                                const float *rstd, const float *gamma, float slope,
+                                const dk_norm_shape *s);
 /* Instance norm with affine gamma/beta (c): statistics per (n, c) over s; mean and rstd
  * have n*c entries. Same in training and evaluation (no running statistics). */
 void dk_instancenorm_forward(float *out, float *mean, float *rstd, const float *in,
@@ -320,7 +339,9 @@ dk_params *dk_unet_buffers(dk_unet *m); /* running statistics */
 
 /* Size the activation arena and workspace for input (batch, in_channels, d, h, w); d = 1
  * for 2-D. Spatial sizes must be divisible by 2^(levels-1) (DK_ERR_ARG otherwise).
- * Re-planning with the same sizes is free. Returns DK_ERR_NOMEM when it cannot allocate. */
+ * Re-planning with the same sizes and the same dk_get_threads() is free; the workspace is
+ * sized for, and the network runs on, the thread count of the last plan (call dk_unet_plan
+ * again after dk_set_threads). Returns DK_ERR_NOMEM when it cannot allocate. */
 dk_status dk_unet_plan(dk_unet *m, int64_t batch, int64_t d, int64_t h, int64_t w);
 /* Bytes held by the plan (activations + workspace) and by the parameters. */
 size_t dk_unet_plan_bytes(const dk_unet *m);
@@ -356,16 +377,28 @@ dk_status dk_unet_load(dk_unet *m, const char *path, char **meta_json);
  * dk_blas_want_coretype returns the value to set ("SkylakeX", "Haswell") or NULL when
  * nothing should change (already set by the user, or no better kernel). */
 const char *dk_blas_want_coretype(void);
-/* For programs (the dakd command, benchmarks), first thing in main(): when
- * dk_blas_want_coretype() names a kernel, put OPENBLAS_CORETYPE in the environment and
- * execv("/proc/self/exe", argv). Returns only when nothing needed doing, when the process
- * was already restarted once (DAKD_BLAS_RESTARTED is set), or when exec failed; the
- * process then runs on with the kernel it has (dk_blas_kernel() tells which). */
+/* For programs (the dakd command, benchmarks), first thing in main(): restart the process
+ * once (execv of /proc/self/exe's target with argv), with what must be set before the
+ * libraries load and the user has not set put into the environment:
+ *  - OPENBLAS_CORETYPE, when dk_blas_want_coretype() names a kernel;
+ *  - OMP_WAIT_POLICY=passive, when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set
+ *    (libgomp's default spinning costs 3-6x on cores shared with another busy process and
+ *    gains nothing measurable on quiet ones; lib/nn/blas.c).
+ * A user's value is never overridden. DAKD_BLAS_RESTARTED names what was set (see
+ * dk_blas_chose) and prevents a second restart. Returns only when nothing needed doing, when
+ * the process was already restarted, or when exec failed; the process then runs on with what
+ * it has (dk_blas_kernel() tells the kernel). */
 void dk_blas_restart_if_needed(char **argv);
+/* 1 when dk_blas_restart_if_needed set the environment variable `var` (e.g.
+ * "OPENBLAS_CORETYPE", "OMP_WAIT_POLICY") for this process, else 0. */
+int dk_blas_chose(const char *var);
 /* The kernel OpenBLAS is using ("SkylakeX", "Prescott", ...) and its configuration. */
 const char *dk_blas_kernel(void);
 const char *dk_blas_config(void);
-/* One thread setting for BLAS and OpenMP loops (n <= 0: number of cores). */
+/* One thread setting for the OpenMP loops (n <= 0: number of cores). OpenBLAS itself is kept
+ * at one thread: the kernels call it from their own OpenMP threads, each on its own slice
+ * (two thread pools spinning on the same cores made 2 threads slower than 1). Kernels size
+ * their workspace for dk_get_threads() (*_work_floats): query it again after a change. */
 void dk_set_threads(int n);
 int dk_get_threads(void);
 

@@ -334,6 +334,90 @@ dk_status dk_train_config_write(const dk_train_config *c, const char *path);
 dk_schedule dk_train_config_temperature(const dk_train_config *c);
 dk_schedule dk_train_config_mixing(const dk_train_config *c);
 
+
+/* ======================================================================== trainer
+ *
+ * The training loops behind `dakd train` and `dakd distill`. One dk_trainer owns the
+ * loaded cases, the networks, the optimiser and the run directory:
+ *   run_dir/config.ini            the effective config (written at create)
+ *   run_dir/checkpoint.safetensors resumable state (flat tensors "params", "buffers",
+ *                                 "optim.m", "optim.v", "ema.params", "ema.buffers" and
+ *                                 __metadata__ dakd.epoch, dakd.optim_step, dynamic-weight
+ *                                 and best-model state, the step log's length); written
+ *                                 atomically every checkpoint_every epochs and at the end
+ *   run_dir/model.safetensors     the final trained network (dk_unet_save; a teacher file)
+ *   run_dir/best.safetensors      the network of the best validation epoch
+ *   run_dir/steps.jsonl           one JSON object per step (every loss term, T, mixing
+ *                                 ratio, alpha, LR, pre-clip gradient norm, seconds)
+ * Batches and every random draw depend only on (seed, epoch, step), so a run resumed from
+ * its checkpoint ends with the same weights as an uninterrupted one (same thread count).
+ *
+ * Model selection rule: "best" is the epoch with the highest mean foreground Dice on the
+ * held-out SOURCE validation cases ([data] val_split of the source domain). Target labels
+ * are never read by `train` (teacher/student) or `distill`; target training cases are
+ * loaded without their labels. val_domain = target is refused except for the oracle,
+ * which trains on target labels and logs that it is an upper bound, not a method result.
+ *
+ * Modes: TEACHER / STUDENT train the [model] teacher_* / student_* network on labelled
+ * source cases (L = CE + soft Dice); ORACLE trains the student on labelled target cases
+ * (target_split); DISTILL trains the student from the teacher_checkpoint (and
+ * extra_teachers) with the loss of the method:
+ *   L = alpha L_KD + (1 - alpha) L_sup + lambda_at L_AT + lambda_align L_align
+ *       + lambda_ent L_ent
+ * where a batch of batch_size patches holds ns = round(r(e) batch_size) source patches and
+ * the rest target patches (ns kept in [2, batch_size - 2] when alignment is on); L_sup is
+ * CE + Dice on source samples, L_KD on all samples (the EMA student is an extra teacher on
+ * target samples when ema is on), L_AT on every encoder tap both networks have, L_align
+ * MMD/CORAL between per-voxel student features of source and target samples at align_tap,
+ * L_ent on target predictions. lambda_hint > 0 is refused (not implemented).
+ * Logging: one dk_log INFO line per epoch; the progress bar goes to opts.progress. */
+
+typedef enum {
+    DK_TRAINER_TEACHER = 0,
+    DK_TRAINER_STUDENT = 1,
+    DK_TRAINER_ORACLE = 2,
+    DK_TRAINER_DISTILL = 3
+} dk_trainer_mode;
+
+typedef struct {
+    dk_trainer_mode mode;
+    int resume;               /* continue from run_dir/checkpoint.safetensors */
+    int64_t stop_after_steps; /* > 0: return DK_OK after this many steps of THIS call
+                               * without writing anything more (simulates a kill) */
+    FILE *progress;           /* progress bar / lines; NULL = none */
+} dk_trainer_opts;
+
+typedef struct {
+    int64_t steps;            /* steps run by this process */
+    int epochs_done;          /* epochs completed overall */
+    double best_val_dice;     /* -1 before the first validation */
+    int best_epoch;
+    double last_val_dice;
+    double sec_teacher, sec_student_fwd, sec_student_bwd, sec_step; /* summed over steps */
+    double sec_data, sec_loss; /* batch sampling + augmentation; the losses */
+} dk_trainer_stats;
+
+typedef struct dk_trainer dk_trainer;
+
+/* Load the cases (the config's CSV), build the networks (load the teacher checkpoints in
+ * DISTILL mode, checked against [model] teacher_*), make run_dir and write config.ini.
+ * `c` must have passed dk_train_config_validate; it is copied. Errors name the file, case
+ * and field: DK_ERR_IO, DK_ERR_FORMAT (labels, grids, checkpoints), DK_ERR_ARG. */
+dk_status dk_trainer_create(dk_trainer **out, const dk_train_config *c,
+                            const dk_trainer_opts *o);
+/* Run the remaining epochs. DK_ERR_NUMERIC (naming epoch, step, term and the batch's cases)
+ * at the first non-finite loss or gradient, before any update or checkpoint. */
+dk_status dk_trainer_run(dk_trainer *t);
+/* The trained network (borrowed). */
+dk_unet *dk_trainer_model(dk_trainer *t);
+const dk_trainer_stats *dk_trainer_get_stats(const dk_trainer *t);
+/* Mean over cases of the mean foreground Dice (classes 1..c-1; both empty = 1) of the
+ * trained network on the config's cases with domain_column == domain and split_column ==
+ * split (split "" = any), whole images (zero-padded to the network's multiple). Reads
+ * labels: for tests and reports, never for selection. */
+dk_status dk_trainer_eval(double *dice, dk_trainer *t, const char *domain, const char *split);
+void dk_trainer_free(dk_trainer *t); /* accepts NULL */
+
 #ifdef __cplusplus
 }
 #endif

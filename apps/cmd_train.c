@@ -1,0 +1,100 @@
+/* dakd train / dakd distill — parse CONFIG and --set overrides, run the trainer. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dakd/train.h"
+
+static const char *train_help =
+    "usage: dakd train CONFIG [--model teacher|student] [--oracle] [--set section.key=value]...\n"
+    "                  [--resume]\n\n"
+    "Train a network supervised (CE + soft Dice) on labelled source cases:\n"
+    "  --model teacher   the [model] teacher_* network (default)\n"
+    "  --model student   the student_* network: the source-only baseline\n"
+    "  --oracle          the student on TARGET labels ([data] target_split): an upper bound\n"
+    "  --set s.k=v       override a config key (repeatable); unknown keys are errors\n"
+    "  --resume          continue from RUN_DIR/checkpoint.safetensors; ends with the same\n"
+    "                    weights as an uninterrupted run (same seed and threads)\n"
+    "  --stop-after N    stop after N steps without a checkpoint (tests a resume)\n\n"
+    "Writes RUN_DIR/config.ini (effective config), steps.jsonl (one line per step),\n"
+    "checkpoint.safetensors, best.safetensors (best SOURCE validation Dice: model selection\n"
+    "never reads target labels) and model.safetensors. Config keys:\n";
+
+static const char *distill_help =
+    "usage: dakd distill CONFIG [--set section.key=value]... [--resume]\n\n"
+    "Distil the teacher ([model] teacher_checkpoint, plus [distill] extra_teachers) into the\n"
+    "student on source (labelled) and target (unlabelled) cases:\n"
+    "  L = alpha L_KD + (1-alpha) L_sup + lambda_at L_AT + lambda_align L_align + lambda_ent L_ent\n"
+    "with the source share of each batch r(e) = max(mix_min, mix_r0 - mix_delta e), the\n"
+    "temperature schedule, gradient clipping, dynamic sample weights and an optional EMA\n"
+    "teacher. Options and outputs as 'dakd train'. Config keys:\n";
+
+static int parse(int argc, char **argv, dk_train_config *c, dk_trainer_opts *o, int distill) {
+    const char *cmd = argv[0], *cfgpath = NULL;
+    dk_train_config_defaults(c);
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (dk_cli_is_help(k)) {
+            size_t n;
+            const dk_cfg_field *t = dk_train_config_table(&n);
+            fputs(distill ? distill_help : train_help, stdout);
+            dk_cfg_print_help(t, n, stdout);
+            return -2;
+        }
+        if (strcmp(k, "--resume") == 0) o->resume = 1;
+        else if (!distill && strcmp(k, "--oracle") == 0) o->mode = DK_TRAINER_ORACLE;
+        else if (k[0] != '-' && !cfgpath) {
+            cfgpath = k;
+            dk_status st = dk_train_config_load(c, cfgpath);
+            if (st != DK_OK) return dk_cli_report(cmd, st);
+        } else if (i + 1 >= argc) return dk_cli_usage_error(cmd, "%s needs a value", k);
+        else if (strcmp(k, "--set") == 0) {
+            dk_status st = dk_train_config_set(c, argv[++i]);
+            if (st != DK_OK) return dk_cli_report(cmd, st);
+        } else if (strcmp(k, "--stop-after") == 0) {
+            long long n;
+            if (dk_cli_parse_ints(argv[++i], &n, 1) != 1 || n < 1)
+                return dk_cli_usage_error(cmd, "--stop-after needs a positive number");
+            o->stop_after_steps = n;
+        } else if (!distill && strcmp(k, "--model") == 0) {
+            const char *v = argv[++i];
+            if (strcmp(v, "teacher") && strcmp(v, "student"))
+                return dk_cli_usage_error(cmd, "--model is teacher or student, not '%s'", v);
+            if (o->mode != DK_TRAINER_ORACLE)
+                o->mode = strcmp(v, "teacher") ? DK_TRAINER_STUDENT : DK_TRAINER_TEACHER;
+        } else return dk_cli_usage_error(cmd, "unknown option '%s'", k);
+    }
+    if (!cfgpath) return dk_cli_usage_error(cmd, "CONFIG is required");
+    dk_status st = dk_train_config_validate(c);
+    return st != DK_OK ? dk_cli_report(cmd, st) : 0;
+}
+
+/* The shared body of both commands. */
+int dk_cli_train_run(int argc, char **argv, int distill) {
+    dk_train_config c;
+    dk_trainer_opts o = {distill ? DK_TRAINER_DISTILL : DK_TRAINER_TEACHER, 0, 0, NULL};
+    int rc = parse(argc, argv, &c, &o, distill);
+    if (rc == -2) return 0;
+    if (rc != 0) return rc;
+    o.progress = isatty(fileno(stderr)) ? stderr : NULL;
+    dk_trainer *t = NULL;
+    dk_status st = dk_trainer_create(&t, &c, &o);
+    if (st == DK_OK) st = dk_trainer_run(t);
+    if (st == DK_OK && o.stop_after_steps == 0) {
+        const dk_trainer_stats *s = dk_trainer_get_stats(t);
+        printf("%s: %d epochs, model in %s\n", argv[0], s->epochs_done, c.run_dir);
+        if (s->best_epoch >= 0)
+            printf("best source-validation Dice %.4f (epoch %d): %s/best.safetensors\n",
+                   s->best_val_dice, s->best_epoch + 1, c.run_dir);
+        double nets = s->sec_teacher + s->sec_student_fwd + s->sec_student_bwd;
+        printf("time in steps %.2fs: teachers %.2fs, student forward %.2fs, backward %.2fs, "
+               "data %.2fs, losses %.2fs; beyond the networks %.1f %%\n", s->sec_step,
+               s->sec_teacher, s->sec_student_fwd, s->sec_student_bwd, s->sec_data, s->sec_loss,
+               nets > 0 ? 100 * (s->sec_step - nets) / nets : 0.0);
+    }
+    dk_trainer_free(t);
+    return dk_cli_report(argv[0], st);
+}
+
+int dk_cmd_train(int argc, char **argv) { return dk_cli_train_run(argc, argv, 0); }

@@ -1,0 +1,452 @@
+/*
+ * The trainer: loads the cases a config names, builds the networks, runs the epochs
+ * (steps in trainer_step.c, checkpoints and logs in trainer_io.c) and validates on held-out
+ * source cases. See dakd/train.h for the modes, files and the model-selection rule.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "trainer_internal.h"
+
+static void prep_from_config(dk_prep_opts *po, const dk_train_config *c) {
+    dk_prep_defaults(po);
+    po->channels = (dk_channel_mode)c->channels;
+    po->channel_index = c->channel_index;
+    po->norm.kind = (dk_intensity_kind)c->norm;
+    po->norm.lo_pct = c->norm_lo_pct;
+    po->norm.hi_pct = c->norm_hi_pct;
+    po->norm.level = c->ct_level;
+    po->norm.width = c->ct_width;
+    po->norm.zero_outside_mask = c->zero_outside_mask;
+    po->norm_in_mask = c->norm_in_mask;
+    for (int a = 0; a < 3; a++) po->target.spacing[a] = c->spacing[a];
+    po->classes = c->classes;
+}
+
+static void free_cases(dk_case_data *cs, int n) {
+    for (int i = 0; cs && i < n; i++) dk_case_data_free(&cs[i]);
+    free(cs);
+}
+
+/* Cases of `all` with domain == dom (when the config has a domain column) and split ==
+ * split (when both are non-empty), loaded and preprocessed. need_label: a case without a
+ * label is an error; drop_label: labels are freed (target cases are used unlabelled). */
+static dk_status load_set(dk_case_data **out, int *n, dk_trainer *t, const char *dom,
+                          const char *split, int need_label, int drop_label) {
+    const dk_train_config *c = &t->cfg;
+    dk_case_list a = {0}, b = {0};
+    const dk_case_list *sel = &t->list;
+    dk_status st = DK_OK;
+    *out = NULL;
+    *n = 0;
+    if (c->domain_column[0]) {
+        if ((st = dk_cases_filter(&a, sel, c->domain_column, dom)) != DK_OK) goto out;
+        sel = &a;
+    }
+    if (c->split_column[0] && split[0]) {
+        if ((st = dk_cases_filter(&b, sel, c->split_column, split)) != DK_OK) goto out;
+        sel = &b;
+    }
+    *out = calloc((size_t)(sel->n ? sel->n : 1), sizeof **out);
+    if (!*out) {
+        st = dk_fail(DK_ERR_NOMEM, "%s: no memory for %d cases", c->cases, sel->n);
+        goto out;
+    }
+    for (int i = 0; i < sel->n; i++) {
+        const dk_case *k = &sel->cases[i];
+        if (need_label && !k->label) {
+            st = dk_fail(DK_ERR_FORMAT, "%s:%d: case '%s' (domain %s) has no label, needed "
+                         "for supervised training or validation", c->cases, k->line, k->id, dom);
+            goto out;
+        }
+        if ((st = dk_case_load(&(*out)[i], sel, i, &t->prep)) != DK_OK) goto out;
+        *n = i + 1;
+        if (drop_label) dk_volume_free(&(*out)[i].label);
+        if (!c->use_mask) dk_volume_free(&(*out)[i].mask);
+    }
+out:
+    dk_cases_free(&a);
+    dk_cases_free(&b);
+    if (st != DK_OK) {
+        free_cases(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return st;
+}
+
+static dk_status load_data(dk_trainer *t) {
+    const dk_train_config *c = &t->cfg;
+    dk_trainer_mode m = t->opts.mode;
+    dk_status st = dk_cases_read(&t->list, c->cases);
+    if (st != DK_OK) return st;
+    if (m == DK_TRAINER_ORACLE) {
+        dk_log(DK_LOG_WARN, "oracle run: trains on TARGET labels (%s = %s, split %s); an "
+               "upper bound, not a result of the method", c->domain_column, c->target,
+               c->target_split);
+        st = load_set(&t->src, &t->nsrc, t, c->target, c->target_split, 1, 0);
+    } else {
+        st = load_set(&t->src, &t->nsrc, t, c->source, c->train_split, 1, 0);
+    }
+    if (st != DK_OK) return st;
+    if (m == DK_TRAINER_DISTILL) {
+        st = load_set(&t->tgt, &t->ntgt, t, c->target, c->target_split, 0, 1);
+        if (st != DK_OK) return st;
+    }
+    const char *vdom = c->val_domain == DK_VAL_TARGET ? c->target : c->source;
+    if (c->validate_every > 0 && (st = load_set(&t->val, &t->nval, t, vdom, c->val_split, 1,
+                                                0)) != DK_OK)
+        return st;
+    if (t->nsrc == 0)
+        return dk_fail(DK_ERR_ARG, "%s: no labelled training cases (%s = %s, %s = %s)", c->cases,
+                       c->domain_column, m == DK_TRAINER_ORACLE ? c->target : c->source,
+                       c->split_column, m == DK_TRAINER_ORACLE ? c->target_split : c->train_split);
+    if (m == DK_TRAINER_DISTILL && t->ntgt == 0)
+        return dk_fail(DK_ERR_ARG, "%s: no target cases (%s = %s, %s = %s)", c->cases,
+                       c->domain_column, c->target, c->split_column, c->target_split);
+    return DK_OK;
+}
+
+static dk_status make_sampler(dk_sampler *s, dk_batch *b, const dk_trainer *t,
+                              const dk_case_data *cs, int n) {
+    dk_sampler_opts so;
+    dk_sampler_defaults(&so);
+    for (int a = 0; a < 3; a++) so.patch[a] = t->cfg.patch[a];
+    so.fg_fraction = t->cfg.fg_fraction;
+    so.classes = t->cfg.classes;
+    so.centre_in_mask = t->cfg.centre_in_mask;
+    dk_status st = dk_sampler_init(s, cs, n, &so);
+    if (st != DK_OK) return st;
+    if (s->channels != t->cfg.in_channels)
+        return dk_fail(DK_ERR_ARG, "%s: case '%s' has %lld channels, [model] in_channels = %d",
+                       t->cfg.cases, cs[0].id, (long long)s->channels, t->cfg.in_channels);
+    return dk_batch_alloc(b, t->batch, s->channels, so.patch[0], so.patch[1], so.patch[2]);
+}
+
+static void augment_from_config(dk_augment_opts *a, const dk_train_config *c) {
+    dk_augment_defaults(a);
+    for (int k = 0; k < 3; k++) a->p_flip[k] = c->p_flip[k];
+    if (c->patch[0] == 1) a->p_flip[0] = 0;
+    a->p_rot90 = c->p_rot90;
+    a->p_scale = c->p_scale, a->scale_lo = c->scale_lo, a->scale_hi = c->scale_hi;
+    a->p_shift = c->p_shift, a->shift_lo = c->shift_lo, a->shift_hi = c->shift_hi;
+    a->p_gamma = c->p_gamma, a->gamma_lo = c->gamma_lo, a->gamma_hi = c->gamma_hi;
+    a->gamma_retain_stats = c->gamma_retain_stats;
+    a->p_noise = c->p_noise, a->noise_var_hi = c->noise_var_hi;
+}
+
+/* A frozen network loaded from `path`, checked against `cfg`. */
+static dk_status load_frozen(dk_unet **out, const dk_unet_config *cfg, const char *path,
+                             const char *what) {
+    dk_rng r;
+    dk_rng_seed(&r, 0);
+    dk_status st = dk_unet_create(out, cfg, 0, &r);
+    if (st != DK_OK) return st;
+    if ((st = dk_unet_load(*out, path, NULL)) != DK_OK) {
+        dk_unet_free(*out);
+        *out = NULL;
+        return dk_fail(st, "%s %s does not match [model] teacher_*: %s", what, path,
+                       dk_last_error());
+    }
+    return DK_OK;
+}
+
+static dk_status build_teachers(dk_trainer *t) {
+    const dk_train_config *c = &t->cfg;
+    if (!c->teacher_checkpoint[0])
+        return dk_fail(DK_ERR_ARG, "[model] teacher_checkpoint is empty: distill needs a "
+                       "trained teacher (dakd train --model teacher first)");
+    dk_status st = load_frozen(&t->teachers[0], &c->teacher, c->teacher_checkpoint, "teacher");
+    if (st != DK_OK) return st;
+    t->nteachers = 1;
+    const char *p = c->extra_teachers;
+    while (*p) {
+        char path[DK_TRAIN_PATH_MAX];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof path || t->nteachers == MAX_TEACHERS - 1)
+            return dk_fail(DK_ERR_ARG, "[distill] extra_teachers: bad list (empty entry, path "
+                           "too long or more than %d teachers)", MAX_TEACHERS - 2);
+        memcpy(path, p, len);
+        path[len] = '\0';
+        st = load_frozen(&t->teachers[t->nteachers], &c->teacher, path, "extra teacher");
+        if (st != DK_OK) return st;
+        t->nteachers++;
+        p += len + (p[len] == ',');
+    }
+    return DK_OK;
+}
+
+static dk_status plan_all(dk_trainer *t) {
+    const int64_t *p = t->cfg.patch;
+    dk_status st = dk_unet_plan(t->net, t->batch, p[0], p[1], p[2]);
+    for (int i = 0; st == DK_OK && i < t->nteachers; i++)
+        st = dk_unet_plan(t->teachers[i], t->batch, p[0], p[1], p[2]);
+    if (st == DK_OK && t->ema) st = dk_unet_plan(t->ema, t->batch, p[0], p[1], p[2]);
+    return st;
+}
+
+static dk_status alloc_step_buffers(dk_trainer *t) {
+    int64_t nx = t->batch * t->cfg.in_channels * t->nvox;
+    t->x = dk_alloc_aligned((size_t)nx, sizeof(float));
+    t->lab = malloc((size_t)(t->batch * t->nvox));
+    t->mask = malloc((size_t)(t->batch * t->nvox));
+    t->sample_loss = calloc((size_t)t->batch, sizeof(double));
+    t->sample_w = calloc((size_t)t->batch, sizeof(float));
+    t->grad_rows = dk_alloc_aligned((size_t)(t->batch * t->cfg.classes * t->nvox), sizeof(float));
+    dk_tap *tap = dk_unet_tap(t->net, t->cfg.align_tap[0] ? t->cfg.align_tap : "logits");
+    if (!tap)
+        return dk_fail(DK_ERR_ARG, "[distill] align_tap = '%s' is not a tap of the student "
+                       "(enc<l>, bottleneck, dec<l>, logits)", t->cfg.align_tap);
+    int64_t ch = tap->value.c;
+    t->align_x = calloc((size_t)(4 * ALIGN_ROWS * ch), sizeof(float));
+    size_t nw = dk_loss_mmd_work_doubles(ALIGN_ROWS, ALIGN_ROWS);
+    size_t nc = dk_loss_coral_work_doubles(ch);
+    t->align_work = calloc(nw > nc ? nw : nc, sizeof(double));
+    t->align_idx = calloc(2 * ALIGN_ROWS, sizeof(int64_t));
+    t->at_work_n = 1;
+    for (int i = 0; i < dk_unet_tap_count(t->net); i++) {
+        size_t k = dk_loss_at_work_floats(&dk_unet_tap_at(t->net, i)->value);
+        if (k > t->at_work_n) t->at_work_n = k;
+    }
+    t->at_work = calloc(t->at_work_n, sizeof(float));
+    if (!t->x || !t->lab || !t->mask || !t->sample_loss || !t->sample_w || !t->grad_rows || !t->align_x ||
+        !t->align_work || !t->align_idx || !t->at_work)
+        return dk_fail(DK_ERR_NOMEM, "trainer: no memory for the step buffers");
+    return DK_OK;
+}
+
+static dk_status check_options(const dk_trainer *t) {
+    const dk_train_config *c = &t->cfg;
+    dk_trainer_mode m = t->opts.mode;
+    if (c->val_domain == DK_VAL_TARGET && m != DK_TRAINER_ORACLE)
+        return dk_fail(DK_ERR_ARG, "[data] val_domain = target: model selection must not look "
+                       "at target labels; only an oracle run (--oracle) may validate on target");
+    if (m == DK_TRAINER_DISTILL && c->lambda_hint > 0)
+        return dk_fail(DK_ERR_UNSUPPORTED, "[distill] lambda_hint = %g: the trainer does not "
+                       "support FitNets hints (no adapter); set it to 0", c->lambda_hint);
+    if (m == DK_TRAINER_DISTILL && c->align != DK_ALIGN_NONE && c->lambda_align > 0 &&
+        c->batch_size < 4)
+        return dk_fail(DK_ERR_ARG, "[data] batch_size = %d: alignment needs at least 2 source "
+                       "and 2 target patches per step (batch_size >= 4)", c->batch_size);
+    return DK_OK;
+}
+
+static dk_status make_run_dir(const char *dir) {
+    char buf[DK_TRAIN_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return dk_fail(DK_ERR_IO, "%s: cannot make folder: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return dk_fail(DK_ERR_IO, "%s: cannot make the run folder: %s", buf, strerror(errno));
+    return DK_OK;
+}
+
+static dk_status build_nets(dk_trainer *t) {
+    const dk_train_config *c = &t->cfg;
+    dk_trainer_mode m = t->opts.mode;
+    dk_rng r;
+    dk_rng_seed(&r, (uint64_t)c->seed);
+    dk_rng init = dk_rng_split(&r, 100);
+    const dk_unet_config *nc = m == DK_TRAINER_TEACHER ? &c->teacher : &c->student;
+    dk_status st = dk_unet_create(&t->net, nc, 1, &init);
+    if (st != DK_OK) return st;
+    t->optim = c->optim;
+    t->optim.step = 0;
+    if ((st = dk_optim_init(&t->optim, dk_unet_params(t->net))) != DK_OK) return st;
+    if (m != DK_TRAINER_DISTILL) return DK_OK;
+    if ((st = build_teachers(t)) != DK_OK) return st;
+    if (c->ema) {
+        if ((st = dk_unet_create(&t->ema, &c->student, 0, &init)) != DK_OK) return st;
+        dk_params *ep = dk_unet_params(t->ema), *sp = dk_unet_params(t->net);
+        dk_params *eb = dk_unet_buffers(t->ema), *sb = dk_unet_buffers(t->net);
+        memcpy(ep->w, sp->w, (size_t)sp->total * sizeof(float));
+        if (sb->total) memcpy(eb->w, sb->w, (size_t)sb->total * sizeof(float));
+    }
+    return DK_OK;
+}
+
+static dk_status trainer_init(dk_trainer *t) {
+    const dk_train_config *c = &t->cfg;
+    dk_status st = check_options(t);
+    if (st != DK_OK) return st;
+    if (c->threads > 0) dk_set_threads(c->threads);
+    prep_from_config(&t->prep, c);
+    augment_from_config(&t->aug, c);
+    t->batch = c->batch_size;
+    t->nvox = c->patch[0] * c->patch[1] * c->patch[2];
+    dk_rng r;
+    dk_rng_seed(&r, (uint64_t)c->seed);
+    t->base_src = dk_rng_split(&r, 1);
+    t->base_tgt = dk_rng_split(&r, 2);
+    t->base_step = dk_rng_split(&r, 3);
+    dk_dynweights_init(&t->dyn, c->dyn_beta, 0.3, 0.9);
+    t->stats.best_val_dice = -1;
+    t->stats.best_epoch = -1;
+    if ((st = load_data(t)) != DK_OK) return st;
+    if ((st = make_sampler(&t->ssrc, &t->bsrc, t, t->src, t->nsrc)) != DK_OK) return st;
+    if (t->ntgt && (st = make_sampler(&t->stgt, &t->btgt, t, t->tgt, t->ntgt)) != DK_OK)
+        return st;
+    if ((st = build_nets(t)) != DK_OK) return st;
+    if ((st = plan_all(t)) != DK_OK) return st;
+    if ((st = alloc_step_buffers(t)) != DK_OK) return st;
+    if ((st = make_run_dir(c->run_dir)) != DK_OK) return st;
+    snprintf(t->path_ckpt, sizeof t->path_ckpt, "%s/checkpoint.safetensors", c->run_dir);
+    snprintf(t->path_log, sizeof t->path_log, "%s/steps.jsonl", c->run_dir);
+    char cfgpath[DK_TRAIN_PATH_MAX + 32];
+    snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", c->run_dir);
+    if ((st = dk_train_config_write(c, cfgpath)) != DK_OK) return st;
+    if (t->opts.resume) return dk__trainer_load_state(t);
+    return dk__trainer_open_log(t, 0);
+}
+
+dk_status dk_trainer_create(dk_trainer **out, const dk_train_config *c,
+                            const dk_trainer_opts *o) {
+    *out = NULL;
+    dk_trainer *t = calloc(1, sizeof *t);
+    if (!t) return dk_fail(DK_ERR_NOMEM, "trainer: no memory");
+    t->cfg = *c;
+    t->opts = *o;
+    dk_status st = trainer_init(t);
+    if (st != DK_OK) {
+        dk_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return DK_OK;
+}
+
+void dk_trainer_free(dk_trainer *t) {
+    if (!t) return;
+    if (t->log) fclose(t->log);
+    dk_unet_free(t->net);
+    dk_unet_free(t->ema);
+    for (int i = 0; i < t->nteachers; i++) dk_unet_free(t->teachers[i]);
+    dk_sampler_free(&t->ssrc);
+    dk_sampler_free(&t->stgt);
+    dk_batch_free(&t->bsrc);
+    dk_batch_free(&t->btgt);
+    free_cases(t->src, t->nsrc);
+    free_cases(t->tgt, t->ntgt);
+    free_cases(t->val, t->nval);
+    dk_cases_free(&t->list);
+    dk_free(t->x);
+    free(t->lab);
+    free(t->mask);
+    free(t->sample_loss);
+    free(t->sample_w);
+    dk_free(t->grad_rows);
+    free(t->at_work);
+    free(t->align_x);
+    free(t->align_work);
+    free(t->align_idx);
+    free(t);
+}
+
+dk_unet *dk_trainer_model(dk_trainer *t) { return t->net; }
+const dk_trainer_stats *dk_trainer_get_stats(const dk_trainer *t) { return &t->stats; }
+
+/* Validation at the end of epoch e; saves best.safetensors on improvement. */
+static dk_status validate(dk_trainer *t, int e, double *dice) {
+    *dice = NAN;
+    if (t->cfg.validate_every <= 0 || (e + 1) % t->cfg.validate_every != 0 || t->nval == 0)
+        return DK_OK;
+    dk_status st = dk__eval_dice(dice, t->net, t->val, t->nval, t->cfg.classes);
+    if (st == DK_OK) st = plan_all(t);
+    if (st != DK_OK) return st;
+    t->stats.last_val_dice = *dice;
+    if (*dice > t->stats.best_val_dice) {
+        t->stats.best_val_dice = *dice;
+        t->stats.best_epoch = e;
+        st = dk__trainer_save_model(t, "best.safetensors");
+    }
+    return st;
+}
+
+static void log_epoch(const dk_trainer *t, int e, const step_terms *sum, int64_t n, double sec,
+                      double val) {
+    double k = n > 0 ? 1.0 / (double)n : 0;
+    dk_log(DK_LOG_INFO,
+           "epoch %d/%d  loss %.4f  kd %.4f  sup %.4f (ce %.4f dice %.4f)  at %.4f  align %.4f  "
+           "ent %.4f  T %.3g  mix %.3g  alpha %.3g  lr %.3g  gnorm %.3g  val_dice %.4f  %.1fs",
+           e + 1, t->cfg.epochs, sum->total * k, sum->kd * k, sum->sup * k, sum->ce * k,
+           sum->dice * k, sum->at * k, sum->align * k, sum->ent * k, sum->T, sum->mix,
+           sum->alpha, sum->lr, sum->grad_norm * k, val, sec);
+}
+
+static void add_terms(step_terms *sum, const step_terms *s) {
+    sum->total += s->total, sum->kd += s->kd, sum->sup += s->sup, sum->ce += s->ce;
+    sum->dice += s->dice, sum->at += s->at, sum->align += s->align, sum->ent += s->ent;
+    sum->grad_norm += s->grad_norm;
+    sum->T = s->T, sum->mix = s->mix, sum->alpha = s->alpha, sum->lr = s->lr;
+}
+
+static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) {
+    step_terms sum;
+    memset(&sum, 0, sizeof sum);
+    double t0 = dk_time_now();
+    int64_t spe = t->cfg.steps_per_epoch;
+    for (int64_t s = 0; s < spe; s++) {
+        if (t->opts.stop_after_steps > 0 && t->stats.steps >= t->opts.stop_after_steps) {
+            *stopped = 1;
+            return DK_OK;
+        }
+        step_terms st1;
+        double ts = dk_time_now();
+        dk_status st = dk__trainer_step(t, e, s, &st1);
+        if (st != DK_OK) return st;
+        double sec = dk_time_now() - ts;
+        t->stats.sec_step += sec;
+        t->stats.steps++;
+        dk__trainer_log_step(t, e, s, &st1, sec);
+        add_terms(&sum, &st1);
+        if (pg) dk_progress_step(pg, 1);
+    }
+    double val;
+    dk_status st = validate(t, e, &val);
+    if (st != DK_OK) return st;
+    log_epoch(t, e, &sum, spe, dk_time_now() - t0, val);
+    t->epoch = e + 1;
+    t->stats.epochs_done = e + 1;
+    int ce = t->cfg.checkpoint_every;
+    if ((ce > 0 && (e + 1) % ce == 0) || e + 1 == t->cfg.epochs)
+        st = dk__trainer_save_state(t);
+    return st;
+}
+
+dk_status dk_trainer_run(dk_trainer *t) {
+    dk_progress pg;
+    int64_t todo = (int64_t)(t->cfg.epochs - t->epoch) * t->cfg.steps_per_epoch;
+    if (t->opts.progress) dk_progress_begin(&pg, t->opts.progress, "train", todo);
+    dk_status st = DK_OK;
+    int stopped = 0;
+    for (int e = t->epoch; e < t->cfg.epochs && !stopped && st == DK_OK; e++)
+        st = run_epoch(t, e, t->opts.progress ? &pg : NULL, &stopped);
+    if (t->opts.progress) dk_progress_end(&pg);
+    if (st != DK_OK || stopped) return st;
+    if (t->nval)
+        dk_log(DK_LOG_INFO, "best epoch %d: source validation Dice %.4f (selection uses %s "
+               "labels only)", t->stats.best_epoch + 1, t->stats.best_val_dice,
+               t->cfg.val_domain == DK_VAL_TARGET ? "TARGET (oracle)" : "source");
+    return dk__trainer_save_model(t, "model.safetensors");
+}
+
+dk_status dk_trainer_eval(double *dice, dk_trainer *t, const char *domain, const char *split) {
+    dk_case_data *cs = NULL;
+    int n = 0;
+    dk_status st = load_set(&cs, &n, t, domain, split, 1, 0);
+    if (st == DK_OK && n == 0)
+        st = dk_fail(DK_ERR_ARG, "%s: no cases with %s = %s and %s = %s", t->cfg.cases,
+                     t->cfg.domain_column, domain, t->cfg.split_column, split);
+    if (st == DK_OK) st = dk__eval_dice(dice, t->net, cs, n, t->cfg.classes);
+    free_cases(cs, n);
+    if (st == DK_OK) st = plan_all(t);
+    return st;
+}

@@ -1,0 +1,70 @@
+/*
+ * The trainer's state, shared by trainer.c (set-up, loop, validation), trainer_step.c (the
+ * supervised and distillation steps) and trainer_io.c (checkpoints, logs).
+ */
+#ifndef DAKD_TRAINER_INTERNAL_H
+#define DAKD_TRAINER_INTERNAL_H
+
+#include "dakd/data.h"
+#include "dakd/train.h"
+
+enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64 };
+
+/* The loss terms of one step (unweighted), as logged. */
+typedef struct {
+    double total, kd, sup, ce, dice, at, align, ent;
+    double grad_norm, lr, T, alpha, mix;
+    int64_t ns, nt;
+} step_terms;
+
+struct dk_trainer {
+    dk_train_config cfg;
+    dk_trainer_opts opts;
+    dk_trainer_stats stats;
+    dk_case_list list;
+    dk_prep_opts prep;
+    dk_case_data *src, *tgt, *val; /* training cases (labelled), target cases, validation */
+    int nsrc, ntgt, nval;
+    dk_sampler ssrc, stgt;
+    dk_batch bsrc, btgt;            /* (B, ...) each domain */
+    dk_augment_opts aug;
+    dk_rng base_src, base_tgt, base_step;
+    int64_t batch, nvox;            /* B; voxels per patch */
+    float *x;                       /* (B, C, d, h, w) the mixed batch */
+    uint8_t *lab, *mask;            /* (B, nvox) */
+    dk_unet *net;                   /* the trained network */
+    dk_unet *teachers[MAX_TEACHERS];
+    int nteachers;
+    dk_unet *ema;                   /* EMA copy of the student, or NULL */
+    dk_optim optim;
+    dk_dynweights dyn;
+    double *sample_loss;            /* (B) */
+    float *sample_w;                /* (B) */
+    float *grad_rows;               /* (B, classes, nvox) per-sample logit gradients */
+    float *at_work;
+    size_t at_work_n;
+    float *align_x;                 /* (2 ALIGN_ROWS, c) rows, then their gradients */
+    double *align_work;
+    int64_t *align_idx;             /* (2 ALIGN_ROWS) */
+    int epoch;                      /* next epoch to run */
+    FILE *log;                      /* steps.jsonl */
+    char path_ckpt[DK_TRAIN_PATH_MAX + 32], path_log[DK_TRAIN_PATH_MAX + 32];
+};
+
+/* trainer_step.c: one step of (epoch, step); fills the terms; DK_ERR_NUMERIC on NaN/Inf. */
+dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *st);
+/* Number of source samples in a distillation batch of epoch e. */
+int64_t dk__trainer_nsrc(const dk_trainer *t, int epoch);
+
+/* trainer_io.c */
+dk_status dk__trainer_save_state(dk_trainer *t);
+dk_status dk__trainer_load_state(dk_trainer *t);
+dk_status dk__trainer_open_log(dk_trainer *t, int64_t keep_bytes);
+void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_terms *st,
+                          double seconds);
+dk_status dk__trainer_save_model(dk_trainer *t, const char *name);
+/* Mean foreground Dice of `net` over cases (whole images). */
+dk_status dk__eval_dice(double *dice, dk_unet *net, const dk_case_data *cases, int n,
+                        int classes);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * One training step: the supervised step (CE + soft Dice on one labelled batch) and the
+ * distillation step (the method's total loss over a mixed source/target batch). Losses add
+ * their gradients into the student's taps; then backward, global-norm clipping, the
+ * optimiser and the EMA update. See dakd/train.h (trainer) for the formula.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "trainer_internal.h"
+
+int64_t dk__trainer_nsrc(const dk_trainer *t, int epoch) {
+    if (t->opts.mode != DK_TRAINER_DISTILL) return t->batch;
+    dk_schedule mix = dk_train_config_mixing(&t->cfg);
+    int64_t ns = (int64_t)llround(dk_schedule_at(&mix, epoch, 0) * (double)t->batch);
+    const dk_train_config *c = &t->cfg;
+    int64_t lo = 0, hi = t->batch;
+    if (c->align != DK_ALIGN_NONE && c->lambda_align > 0) lo = 2, hi = t->batch - 2;
+    return ns < lo ? lo : ns > hi ? hi : ns;
+}
+
+/* Copy patch i of b into row r of the step batch; unlabelled rows get the ignore label. */
+static void put_row(dk_trainer *t, int64_t r, const dk_batch *b, int64_t i, int labelled) {
+    int64_t nx = t->cfg.in_channels * t->nvox;
+    memcpy(t->x + r * nx, b->image.data + i * nx, (size_t)nx * sizeof(float));
+    memcpy(t->mask + r * t->nvox, b->mask + i * t->nvox, (size_t)t->nvox);
+    if (labelled) memcpy(t->lab + r * t->nvox, b->label + i * t->nvox, (size_t)t->nvox);
+    else memset(t->lab + r * t->nvox, DK_IGNORE_LABEL, (size_t)t->nvox);
+}
+
+static dk_status numeric_fail(const dk_trainer *t, int epoch, int64_t step, const char *term,
+                              double v, int64_t ns) {
+    char cases[256] = "";
+    size_t used = 0;
+    for (int64_t i = 0; i < t->batch && used + 1 < sizeof cases; i++) {
+        const dk_case_data *cd = i < ns ? &t->src[t->bsrc.case_index[i]]
+                                        : &t->tgt[t->btgt.case_index[i - ns]];
+        int k = snprintf(cases + used, sizeof cases - used, "%s%s", i ? "," : "", cd->id);
+        if (k < 0) break;
+        used += (size_t)k;
+        if (used >= sizeof cases) used = sizeof cases - 1;
+    }
+    return dk_fail(DK_ERR_NUMERIC, "%s: epoch %d step %lld: %s is %g (cases in the batch: %s); "
+                   "stopped before the update, no checkpoint written", t->cfg.run_dir,
+                   epoch + 1, (long long)step, term, v, cases);
+}
+
+/* Supervised CE + Dice of sample i (n = 1), gradient scaled by `scale` when grad != NULL. */
+static double sup_sample(step_terms *st, float *grad, const float *logits, const uint8_t *lab,
+                         int64_t c, int64_t s, float scale) {
+    double ce = dk_loss_ce(grad, logits, lab, 1, c, s, scale);
+    double di = dk_loss_dice(grad, logits, lab, 1, c, s, 0, 1e-5, scale);
+    if (st) st->ce += ce, st->dice += di;
+    return ce + di;
+}
+
+/* Per-sample KD of sample i against the teachers (and the EMA student on target rows). */
+static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64_t i, int is_tgt,
+                        float T, float scale) {
+    const float *tz[MAX_TEACHERS];
+    int64_t cs = t->cfg.classes * t->nvox;
+    int nt = 0;
+    for (int k = 0; k < t->nteachers; k++)
+        tz[nt++] = dk_unet_tap(t->teachers[k], "logits")->value.data + i * cs;
+    if (t->ema && is_tgt) tz[nt++] = dk_unet_tap(t->ema, "logits")->value.data + i * cs;
+    return dk_loss_kd(grad, zs + i * cs, tz, NULL, nt, t->mask + i * t->nvox, 1,
+                      t->cfg.classes, t->nvox, T, scale);
+}
+
+/* KD + supervised terms with per-sample (dynamic) weights. With dynamic weights each
+ * sample's gradient goes to a scratch row first (one loss pass), and is added into the
+ * logits' gradient times its weight once the batch's losses have set the weights. */
+static void kd_sup_terms(dk_trainer *t, step_terms *st, int64_t ns, float T) {
+    dk_tap *lg = dk_unet_tap(t->net, "logits");
+    const float *z = lg->value.data;
+    int64_t c = t->cfg.classes, cs = c * t->nvox, B = t->batch;
+    double a = st->alpha;
+    int dyn = t->cfg.dynamic_weights;
+    float *g = dyn ? t->grad_rows : lg->grad;
+    if (dyn) memset(g, 0, (size_t)(B * cs) * sizeof(float));
+    for (int64_t i = 0; i < B; i++) {
+        double kd = kd_sample(t, g, z, i, i >= ns, T, (float)(a / (double)B));
+        double sup = 0;
+        if (i < ns)
+            sup = sup_sample(st, g + i * cs, z + i * cs, t->lab + i * t->nvox, c, t->nvox,
+                             (float)((1 - a) / (double)ns));
+        st->kd += kd / (double)B;
+        if (i < ns) st->sup += sup / (double)ns;
+        t->sample_loss[i] = a * kd + (i < ns ? (1 - a) * sup : 0);
+    }
+    if (ns > 0) st->ce /= (double)ns, st->dice /= (double)ns;
+    if (!dyn) return;
+    dk_dynweights_update(&t->dyn, t->sample_loss, B);
+    dk_dynweights_compute(t->sample_w, &t->dyn, t->sample_loss, B);
+    for (int64_t i = 0; i < B; i++) {
+        float w = t->sample_w[i], *dst = lg->grad + i * cs;
+        const float *src = g + i * cs;
+        for (int64_t k = 0; k < cs; k++) dst[k] += w * src[k];
+    }
+}
+
+/* Attention transfer on every encoder tap both networks have. */
+static double at_terms(dk_trainer *t, float scale) {
+    double sum = 0;
+    int lv = dk_unet_get_config(t->net)->levels, lt = dk_unet_get_config(t->teachers[0])->levels;
+    int n = (lv < lt ? lv : lt) - 1;
+    for (int l = 0; l < n; l++) {
+        char name[16];
+        snprintf(name, sizeof name, "enc%d", l);
+        dk_tap *fs = dk_unet_tap(t->net, name), *ft = dk_unet_tap(t->teachers[0], name);
+        sum += dk_loss_at(fs->grad, &fs->value, &ft->value, scale, t->at_work);
+    }
+    return sum;
+}
+
+/* MMD / CORAL between per-voxel student features of source and target rows at align_tap. */
+static double align_term(dk_trainer *t, int64_t ns, dk_rng *rng, float scale) {
+    dk_tap *tap = dk_unet_tap(t->net, t->cfg.align_tap);
+    const dk_tensor *v = &tap->value;
+    int64_t per = v->c * v->d * v->h * v->w, vox = v->d * v->h * v->w, ch = v->c;
+    dk_tensor vs = dk_tensor_view(v->data, ns, ch, v->d, v->h, v->w);
+    dk_tensor vt = dk_tensor_view(v->data + ns * per, t->batch - ns, ch, v->d, v->h, v->w);
+    int64_t ms = ns * vox < ALIGN_ROWS ? ns * vox : ALIGN_ROWS;
+    int64_t mt = vt.n * vox < ALIGN_ROWS ? vt.n * vox : ALIGN_ROWS;
+    int64_t *is = t->align_idx, *it = t->align_idx + ALIGN_ROWS;
+    float *xs = t->align_x, *xt = xs + ALIGN_ROWS * ch;
+    float *gs = xt + ALIGN_ROWS * ch, *gt = gs + ALIGN_ROWS * ch;
+    dk_feat_sample_draw(is, ms, &vs, rng);
+    dk_feat_sample_draw(it, mt, &vt, rng);
+    dk_feat_sample_forward(xs, &vs, is, ms);
+    dk_feat_sample_forward(xt, &vt, it, mt);
+    memset(gs, 0, (size_t)(2 * ALIGN_ROWS * ch) * sizeof(float));
+    double l = t->cfg.align == DK_ALIGN_MMD
+                   ? dk_loss_mmd(gs, gt, xs, xt, ms, mt, ch, 0, scale, t->align_work)
+                   : dk_loss_coral(gs, gt, xs, xt, ms, mt, ch, scale, t->align_work);
+    dk_feat_sample_backward(tap->grad, gs, &vs, is, ms);
+    dk_feat_sample_backward(tap->grad + ns * per, gt, &vt, it, mt);
+    return l;
+}
+
+static void fill_batch(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
+    int oracle_or_sup = t->opts.mode != DK_TRAINER_DISTILL;
+    dk_sampler_step(&t->bsrc, &t->ssrc, &t->aug, &t->base_src, epoch, step);
+    for (int64_t i = 0; i < ns; i++) put_row(t, i, &t->bsrc, i, 1);
+    if (oracle_or_sup || ns == t->batch) return;
+    dk_sampler_step(&t->btgt, &t->stgt, &t->aug, &t->base_tgt, epoch, step);
+    for (int64_t i = ns; i < t->batch; i++) put_row(t, i, &t->btgt, i - ns, 0);
+}
+
+/* The losses of the distillation step, after the forwards. */
+static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t step, int64_t ns) {
+    const dk_train_config *c = &t->cfg;
+    dk_schedule ts = dk_train_config_temperature(c);
+    float T = (float)dk_schedule_at(&ts, epoch, 0);
+    st->T = T;
+    kd_sup_terms(t, st, ns, T);
+    if (c->lambda_at > 0) st->at = at_terms(t, (float)c->lambda_at);
+    if (c->align != DK_ALIGN_NONE && c->lambda_align > 0) {
+        dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * c->steps_per_epoch + step));
+        dk_rng ra = dk_rng_split(&r, 7);
+        st->align = align_term(t, ns, &ra, (float)c->lambda_align);
+    }
+    if (c->lambda_ent > 0 && ns < t->batch) {
+        dk_tap *lg = dk_unet_tap(t->net, "logits");
+        int64_t off = ns * c->classes * t->nvox;
+        st->ent = dk_loss_entropy(lg->grad + off, lg->value.data + off, t->mask + ns * t->nvox,
+                                  t->batch - ns, c->classes, t->nvox, (float)c->lambda_ent);
+    }
+    st->total = st->alpha * st->kd + (1 - st->alpha) * st->sup + c->lambda_at * st->at +
+                c->lambda_align * st->align + c->lambda_ent * st->ent;
+}
+
+static void forward_all(dk_trainer *t, int epoch, int64_t step) {
+    double t0 = dk_time_now();
+    for (int k = 0; k < t->nteachers; k++) dk_unet_forward(t->teachers[k], t->x, 0, NULL);
+    if (t->ema) dk_unet_forward(t->ema, t->x, 0, NULL);
+    double t1 = dk_time_now();
+    dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * t->cfg.steps_per_epoch + step));
+    dk_rng rd = dk_rng_split(&r, 5);
+    dk_unet_forward(t->net, t->x, 1, &rd);
+    t->stats.sec_teacher += t1 - t0;
+    t->stats.sec_student_fwd += dk_time_now() - t1;
+}
+
+dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *st) {
+    const dk_train_config *c = &t->cfg;
+    memset(st, 0, sizeof *st);
+    int64_t ns = dk__trainer_nsrc(t, epoch);
+    st->ns = ns, st->nt = t->batch - ns;
+    st->mix = (double)ns / (double)t->batch;
+    st->alpha = t->opts.mode == DK_TRAINER_DISTILL ? c->alpha : 0;
+    double td = dk_time_now();
+    fill_batch(t, epoch, step, ns);
+    dk_labels_apply_mask(t->lab, t->mask, t->batch * t->nvox);
+    t->stats.sec_data += dk_time_now() - td;
+    forward_all(t, epoch, step);
+    dk_tap *lg = dk_unet_tap(t->net, "logits");
+    double tl = dk_time_now();
+    if (t->opts.mode == DK_TRAINER_DISTILL) {
+        distill_losses(t, st, epoch, step, ns);
+    } else {
+        int64_t n = t->batch, k = c->classes, s = t->nvox;
+        st->ce = dk_loss_ce(lg->grad, lg->value.data, t->lab, n, k, s, 1.0f);
+        st->dice = dk_loss_dice(lg->grad, lg->value.data, t->lab, n, k, s, 0, 1e-5, 1.0f);
+        st->sup = st->ce + st->dice;
+        st->total = st->sup;
+    }
+    t->stats.sec_loss += dk_time_now() - tl;
+    if (!isfinite(st->total)) return numeric_fail(t, epoch, step, "the loss", st->total, ns);
+    double t0 = dk_time_now();
+    dk_unet_backward(t->net);
+    t->stats.sec_student_bwd += dk_time_now() - t0;
+    dk_params *p = dk_unet_params(t->net);
+    st->grad_norm = c->clip_norm > 0 ? dk_params_clip_grad_norm(p, c->clip_norm)
+                                     : dk_params_grad_norm(p);
+    if (!isfinite(st->grad_norm))
+        return numeric_fail(t, epoch, step, "the gradient norm", st->grad_norm, ns);
+    st->lr = dk_lr_at(&c->lr, t->optim.step);
+    dk_optim_step(&t->optim, p, st->lr);
+    dk_params_zero_grad(p);
+    if (t->ema) {
+        dk_ema_update(dk_unet_params(t->ema), p, c->ema_momentum);
+        if (dk_unet_buffers(t->net)->total)
+            dk_ema_update(dk_unet_buffers(t->ema), dk_unet_buffers(t->net), c->ema_momentum);
+    }
+    return DK_OK;
+}
