@@ -35,8 +35,8 @@ static void test_help_version(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "convert"));
     CU_ASSERT_EQUAL(dakd("--version"), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "dakd "));
-    const char *cmds[] = {"info", "convert", "phantom"};
-    for (int i = 0; i < 3; i++) {
+    const char *cmds[] = {"info", "convert", "phantom", "train", "distill"};
+    for (int i = 0; i < 5; i++) {
         char a[64];
         snprintf(a, sizeof a, "%s --help", cmds[i]);
         CU_ASSERT_EQUAL(dakd(a), 0);
