@@ -34,24 +34,29 @@ static void print_text(const char *path, const dk_volume *v, const dk_volume_sta
     printf("  datatype    %s\n", dk_dtype_name(v->dtype));
     printf("  spacing     %g %g %g mm\n", g->spacing[0], g->spacing[1], g->spacing[2]);
     printf("  origin      %g %g %g (LPS mm)\n", g->origin[0], g->origin[1], g->origin[2]);
-    printf("  direction   [%g %g %g; %g %g %g; %g %g %g] (LPS, columns = i j k)\n",
-           g->direction[0][0], g->direction[0][1], g->direction[0][2], g->direction[1][0],
-           g->direction[1][1], g->direction[1][2], g->direction[2][0], g->direction[2][1],
-           g->direction[2][2]);
+    printf("  direction   [");
+    for (int r = 0; r < 3; r++) /* + 0.0 prints -0 as 0 */
+        printf("%g %g %g%s", g->direction[r][0] + 0.0, g->direction[r][1] + 0.0,
+               g->direction[r][2] + 0.0, r < 2 ? "; " : "");
+    printf("] (LPS, columns = i j k)\n");
     printf("  orientation %s\n", code);
     for (int r = 0; r < 4; r++)
         printf("  %s [%12.6g %12.6g %12.6g %12.6g]\n", r ? "           " : "affine (RAS)",
                m[r][0], m[r][1], m[r][2], m[r][3]);
-    if (v->meta.nifti_version || v->meta.descrip[0])
-        printf("  nifti       version %d  sform_code %d  qform_code %d  descrip \"%s\"\n",
-               v->meta.nifti_version, v->meta.sform_code, v->meta.qform_code, v->meta.descrip);
+    if (v->meta.nifti_version)
+        printf("  nifti       version %d  sform_code %d  qform_code %d\n", v->meta.nifti_version,
+               v->meta.sform_code, v->meta.qform_code);
+    if (v->meta.descrip[0]) printf("  description \"%s\"\n", v->meta.descrip);
     if (!s) return;
     printf("  values      min %g  max %g  mean %g", s->min, s->max, s->mean);
     if (s->n_nan) printf("  NaN %lld", (long long)s->n_nan);
     printf("\n");
     if (!dk_dtype_is_integer(v->dtype)) return;
-    printf("  labels      %s%lld distinct:", s->labels_truncated ? "more than 64, " : "",
-           (long long)(s->labels_truncated ? 64 : s->n_labels));
+    if (s->labels_truncated) { /* an intensity image, not a label map */
+        printf("  labels      more than 64 distinct values (not a label map)\n");
+        return;
+    }
+    printf("  labels      %lld distinct:", (long long)s->n_labels);
     int shown = (int)(s->n_labels < 64 ? s->n_labels : 64);
     for (int i = 0; i < shown; i++)
         printf(" %lld(%lld)", (long long)s->labels[i], (long long)s->label_counts[i]);
