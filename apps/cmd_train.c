@@ -88,9 +88,10 @@ int dk_cli_train_run(int argc, char **argv, int distill) {
             printf("best source-validation Dice %.4f (epoch %d): %s/best.safetensors\n",
                    s->best_val_dice, s->best_epoch + 1, c.run_dir);
         double nets = s->sec_teacher + s->sec_student_fwd + s->sec_student_bwd;
-        printf("time in steps %.2fs: teachers %.2fs, student forward %.2fs, backward %.2fs, "
-               "data %.2fs, losses %.2fs; beyond the networks %.1f %%\n", s->sec_step,
-               s->sec_teacher, s->sec_student_fwd, s->sec_student_bwd, s->sec_data, s->sec_loss,
+        printf("time in steps %.2fs: teachers %.2fs, EMA forward %.2fs, student forward %.2fs, "
+               "backward %.2fs, data %.2fs, losses %.2fs; beyond the networks %.1f %%\n",
+               s->sec_step, s->sec_teacher, s->sec_ema, s->sec_student_fwd, s->sec_student_bwd,
+               s->sec_data, s->sec_loss,
                nets > 0 ? 100 * (s->sec_step - nets) / nets : 0.0);
     }
     dk_trainer_free(t);

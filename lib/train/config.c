@@ -119,6 +119,8 @@ static const dk_cfg_field table[] = {
     F_DBL("distill", "lambda_align", lambda_align, 0, 1e3, "0.1", "domain-alignment weight"),
     F_ENUM("distill", "align", align, align_kinds, "mmd", "domain-alignment loss"),
     F_STR("distill", "align_tap", align_tap, "bottleneck", "tap aligned (enc<l>, dec<l>, ...)"),
+    F_STR("distill", "hint_tap", hint_tap, "bottleneck",
+          "FitNets hint tap (enc<l>, bottleneck, dec<l>), same grid in both networks"),
     F_DBL("distill", "lambda_ent", lambda_ent, 0, 1e3, "0", "target entropy weight"),
     F_BOOL("distill", "dynamic_weights", dynamic_weights, "true", "per-sample loss weights"),
     F_DBL("distill", "dyn_beta", dyn_beta, 0, 10, "0.5", "dynamic weight scale beta"),
@@ -229,6 +231,9 @@ static dk_status check_distill(const dk_train_config *c) {
     if (st == DK_OK && c->align != DK_ALIGN_NONE && c->lambda_align > 0 && !c->align_tap[0])
         st = dk_fail(DK_ERR_ARG, "config: [distill] align_tap is empty but align = %s",
                      align_kinds[c->align]);
+    if (st == DK_OK && c->lambda_hint > 0 && !c->hint_tap[0])
+        st = dk_fail(DK_ERR_ARG, "config: [distill] hint_tap is empty but lambda_hint = %g",
+                     c->lambda_hint);
     if (st == DK_OK) st = check_lo_hi(c->scale_lo, c->scale_hi, "augment", "scale_lo", "scale_hi");
     if (st == DK_OK) st = check_lo_hi(c->shift_lo, c->shift_hi, "augment", "shift_lo", "shift_hi");
     if (st == DK_OK) st = check_lo_hi(c->gamma_lo, c->gamma_hi, "augment", "gamma_lo", "gamma_hi");

@@ -224,13 +224,45 @@ static dk_status check_options(const dk_trainer *t) {
     if (c->val_domain == DK_VAL_TARGET && m != DK_TRAINER_ORACLE)
         return dk_fail(DK_ERR_ARG, "[data] val_domain = target: model selection must not look "
                        "at target labels; only an oracle run (--oracle) may validate on target");
-    if (m == DK_TRAINER_DISTILL && c->lambda_hint > 0)
-        return dk_fail(DK_ERR_UNSUPPORTED, "[distill] lambda_hint = %g: the trainer does not "
-                       "support FitNets hints (no adapter); set it to 0", c->lambda_hint);
     if (m == DK_TRAINER_DISTILL && c->align != DK_ALIGN_NONE && c->lambda_align > 0 &&
         c->batch_size < 4)
         return dk_fail(DK_ERR_ARG, "[data] batch_size = %d: alignment needs at least 2 source "
                        "and 2 target patches per step (batch_size >= 4)", c->batch_size);
+    return DK_OK;
+}
+
+/* The FitNets adapter: a 1x1 conv (with bias) from the student's channels at hint_tap to the
+ * first teacher's, Kaiming-initialised from the seed, with its own optimiser state. Nothing
+ * when hints are off. After plan_all (the taps have their shapes). */
+static dk_status build_hint(dk_trainer *t) {
+    const dk_train_config *c = &t->cfg;
+    dk_params_init(&t->hint);
+    if (t->opts.mode != DK_TRAINER_DISTILL || c->lambda_hint <= 0) return DK_OK;
+    dk_tap *fs = dk_unet_tap(t->net, c->hint_tap), *ft = dk_unet_tap(t->teachers[0], c->hint_tap);
+    if (!fs || !ft || !strcmp(c->hint_tap, "logits"))
+        return dk_fail(DK_ERR_ARG, "[distill] hint_tap = '%s' is not a feature tap of both the "
+                       "student and the teacher (enc<l>, bottleneck, dec<l>)", c->hint_tap);
+    const dk_tensor *a = &fs->value, *b = &ft->value;
+    if (a->d != b->d || a->h != b->h || a->w != b->w)
+        return dk_fail(DK_ERR_ARG, "[distill] hint_tap = '%s': the student's grid %lldx%lldx%lld "
+                       "differs from the teacher's %lldx%lldx%lld (pick a tap at the same level)",
+                       c->hint_tap, (long long)a->d, (long long)a->h, (long long)a->w,
+                       (long long)b->d, (long long)b->h, (long long)b->w);
+    int64_t ws[5] = {b->c, a->c, 1, 1, 1}, bs[1] = {b->c};
+    if (dk_params_add(&t->hint, "hint.weight", 5, ws) < 0 ||
+        dk_params_add(&t->hint, "hint.bias", 1, bs) < 0)
+        return dk_fail(DK_ERR_NOMEM, "trainer: no memory for the hint adapter");
+    dk_status st = dk_params_alloc(&t->hint, 1);
+    if (st != DK_OK) return st;
+    dk_rng r;
+    dk_rng_seed(&r, (uint64_t)c->seed);
+    dk_rng init = dk_rng_split(&r, 101);
+    dk_params_init_normal(&t->hint, "hint.weight", sqrt(2.0 / (double)a->c), &init);
+    t->hint_optim = c->optim;
+    t->hint_optim.step = 0;
+    if ((st = dk_optim_init(&t->hint_optim, &t->hint)) != DK_OK) return st;
+    t->hint_work = calloc(dk_loss_hint_work_floats(a, b->c), sizeof(float));
+    if (!t->hint_work) return dk_fail(DK_ERR_NOMEM, "trainer: no memory for the hint scratch");
     return DK_OK;
 }
 
@@ -297,6 +329,7 @@ static dk_status trainer_init(dk_trainer *t) {
     if ((st = build_nets(t)) != DK_OK) return st;
     if ((st = plan_all(t)) != DK_OK) return st;
     if ((st = alloc_step_buffers(t)) != DK_OK) return st;
+    if ((st = build_hint(t)) != DK_OK) return st;
     if ((st = make_run_dir(c->run_dir)) != DK_OK) return st;
     snprintf(t->path_ckpt, sizeof t->path_ckpt, "%s/checkpoint.safetensors", c->run_dir);
     snprintf(t->path_log, sizeof t->path_log, "%s/steps.jsonl", c->run_dir);
@@ -347,6 +380,8 @@ void dk_trainer_free(dk_trainer *t) {
     free(t->align_x);
     free(t->align_work);
     free(t->align_idx);
+    dk_params_free(&t->hint);
+    free(t->hint_work);
     free(t);
 }
 
@@ -374,16 +409,18 @@ static void log_epoch(const dk_trainer *t, int e, const step_terms *sum, int64_t
                       double val) {
     double k = n > 0 ? 1.0 / (double)n : 0;
     dk_log(DK_LOG_INFO,
-           "epoch %d/%d  loss %.4f  kd %.4f  sup %.4f (ce %.4f dice %.4f)  at %.4f  align %.4f  "
-           "ent %.4f  T %.3g  mix %.3g  alpha %.3g  lr %.3g  gnorm %.3g  val_dice %.4f  %.1fs",
+           "epoch %d/%d  loss %.4f  kd %.4f  sup %.4f (ce %.4f dice %.4f)  at %.4f  hint %.4f  "
+           "align %.4f  ent %.4f  T %.3g  mix %.3g  alpha %.3g  lr %.3g  gnorm %.3g  "
+           "val_dice %.4f  %.1fs",
            e + 1, t->cfg.epochs, sum->total * k, sum->kd * k, sum->sup * k, sum->ce * k,
-           sum->dice * k, sum->at * k, sum->align * k, sum->ent * k, sum->T, sum->mix,
-           sum->alpha, sum->lr, sum->grad_norm * k, val, sec);
+           sum->dice * k, sum->at * k, sum->hint * k, sum->align * k, sum->ent * k, sum->T,
+           sum->mix, sum->alpha, sum->lr, sum->grad_norm * k, val, sec);
 }
 
 static void add_terms(step_terms *sum, const step_terms *s) {
     sum->total += s->total, sum->kd += s->kd, sum->sup += s->sup, sum->ce += s->ce;
-    sum->dice += s->dice, sum->at += s->at, sum->align += s->align, sum->ent += s->ent;
+    sum->dice += s->dice, sum->at += s->at, sum->hint += s->hint, sum->align += s->align;
+    sum->ent += s->ent;
     sum->grad_norm += s->grad_norm;
     sum->T = s->T, sum->mix = s->mix, sum->alpha = s->alpha, sum->lr = s->lr;
 }

@@ -12,7 +12,7 @@ enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64 };
 
 /* The loss terms of one step (unweighted), as logged. */
 typedef struct {
-    double total, kd, sup, ce, dice, at, align, ent;
+    double total, kd, sup, ce, dice, at, hint, align, ent;
     double grad_norm, lr, T, alpha, mix;
     int64_t ns, nt;
 } step_terms;
@@ -46,6 +46,10 @@ struct dk_trainer {
     float *align_x;                 /* (2 ALIGN_ROWS, c) rows, then their gradients */
     double *align_work;
     int64_t *align_idx;             /* (2 ALIGN_ROWS) */
+    dk_params hint;                 /* FitNets adapter "hint.weight" (ct, cs, 1, 1, 1), "hint.bias"
+                                     * (ct); total 0 when hints are off */
+    dk_optim hint_optim;            /* its optimiser state; step follows optim.step */
+    float *hint_work;
     int epoch;                      /* next epoch to run */
     FILE *log;                      /* steps.jsonl */
     char path_ckpt[DK_TRAIN_PATH_MAX + 32], path_log[DK_TRAIN_PATH_MAX + 32];

@@ -12,7 +12,7 @@
 
 #include "trainer_internal.h"
 
-enum { MAX_STATE = 6, META_KEYS = 10 };
+enum { MAX_STATE = 9, META_KEYS = 10 };
 
 /* The flat tensors of the resumable state; returns their count. */
 static int state_refs(dk_tensor_ref *r, dk_trainer *t) {
@@ -26,6 +26,12 @@ static int state_refs(dk_tensor_ref *r, dk_trainer *t) {
         dk_params *ep = dk_unet_params(t->ema), *eb = dk_unet_buffers(t->ema);
         r[n++] = (dk_tensor_ref){"ema.params", 1, {ep->total}, ep->w};
         if (eb->total) r[n++] = (dk_tensor_ref){"ema.buffers", 1, {eb->total}, eb->w};
+    }
+    dk_params *h = &t->hint;
+    if (h->total) {
+        r[n++] = (dk_tensor_ref){"hint.params", 1, {h->total}, h->w};
+        if (h->m) r[n++] = (dk_tensor_ref){"hint.optim.m", 1, {h->total}, h->m};
+        if (h->v) r[n++] = (dk_tensor_ref){"hint.optim.v", 1, {h->total}, h->v};
     }
     return n;
 }
@@ -84,6 +90,7 @@ static dk_status apply_meta(dk_trainer *t, const cJSON *m, double *log_bytes) {
     t->epoch = (int)ep;
     t->stats.epochs_done = t->epoch;
     t->optim.step = (int64_t)os;
+    t->hint_optim.step = t->optim.step;
     t->dyn.lbar = lb;
     t->dyn.updates = (int64_t)du;
     t->stats.best_val_dice = bd;
@@ -134,10 +141,10 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
     cJSON_AddNumberToObject(o, "epoch", epoch);
     cJSON_AddNumberToObject(o, "step", (double)step);
     cJSON_AddNumberToObject(o, "global_step", (double)(t->optim.step - 1));
-    const char *k[] = {"loss", "kd", "sup", "ce", "dice", "at", "align", "ent", "T", "mix",
-                       "alpha", "lr", "grad_norm"};
-    double v[] = {s->total, s->kd, s->sup, s->ce, s->dice, s->at, s->align, s->ent, s->T,
-                  s->mix, s->alpha, s->lr, s->grad_norm};
+    const char *k[] = {"loss", "kd", "sup", "ce", "dice", "at", "hint", "align", "ent", "T",
+                       "mix", "alpha", "lr", "grad_norm"};
+    double v[] = {s->total, s->kd, s->sup, s->ce, s->dice, s->at, s->hint, s->align, s->ent,
+                  s->T, s->mix, s->alpha, s->lr, s->grad_norm};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cJSON_AddNumberToObject(o, k[i], v[i]);
     cJSON_AddNumberToObject(o, "ns", (double)s->ns);
     cJSON_AddNumberToObject(o, "nt", (double)s->nt);

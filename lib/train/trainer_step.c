@@ -113,6 +113,17 @@ static double at_terms(dk_trainer *t, float scale) {
     return sum;
 }
 
+/* FitNets hint at hint_tap: the first teacher's value against the adapted student's. */
+static double hint_term(dk_trainer *t, float scale) {
+    dk_tap *fs = dk_unet_tap(t->net, t->cfg.hint_tap);
+    dk_tap *ft = dk_unet_tap(t->teachers[0], t->cfg.hint_tap);
+    dk_params *h = &t->hint;
+    int64_t wo = dk_params_find(h, "hint.weight")->offset;
+    int64_t bo = dk_params_find(h, "hint.bias")->offset;
+    return dk_loss_hint(fs->grad, h->g + wo, h->g + bo, &fs->value, &ft->value, h->w + wo,
+                        h->w + bo, scale, t->hint_work);
+}
+
 /* MMD / CORAL between per-voxel student features of source and target rows at align_tap. */
 static double align_term(dk_trainer *t, int64_t ns, dk_rng *rng, float scale) {
     dk_tap *tap = dk_unet_tap(t->net, t->cfg.align_tap);
@@ -155,6 +166,7 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
     st->T = T;
     kd_sup_terms(t, st, ns, T);
     if (c->lambda_at > 0) st->at = at_terms(t, (float)c->lambda_at);
+    if (t->hint.total) st->hint = hint_term(t, (float)c->lambda_hint);
     if (c->align != DK_ALIGN_NONE && c->lambda_align > 0) {
         dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * c->steps_per_epoch + step));
         dk_rng ra = dk_rng_split(&r, 7);
@@ -167,18 +179,40 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
                                   t->batch - ns, c->classes, t->nvox, (float)c->lambda_ent);
     }
     st->total = st->alpha * st->kd + (1 - st->alpha) * st->sup + c->lambda_at * st->at +
-                c->lambda_align * st->align + c->lambda_ent * st->ent;
+                c->lambda_hint * st->hint + c->lambda_align * st->align + c->lambda_ent * st->ent;
+}
+
+static void scale_grad(dk_params *p, float k) {
+    for (int64_t i = 0; i < p->total; i++) p->g[i] *= k;
+}
+
+/* The pre-clip global gradient norm over the student and (with hints) the adapter, clipped
+ * to clip_norm as one set (dk_params_clip_grad_norm's coefficient). */
+static double clip_joint(dk_trainer *t, dk_params *p) {
+    double mx = t->cfg.clip_norm;
+    if (!t->hint.total) return mx > 0 ? dk_params_clip_grad_norm(p, mx) : dk_params_grad_norm(p);
+    double a = dk_params_grad_norm(p), b = dk_params_grad_norm(&t->hint);
+    double norm = sqrt(a * a + b * b);
+    if (mx <= 0 || !isfinite(norm)) return norm;
+    double coef = mx / (norm + 1e-6);
+    if (coef < 1.0) {
+        scale_grad(p, (float)coef);
+        scale_grad(&t->hint, (float)coef);
+    }
+    return norm;
 }
 
 static void forward_all(dk_trainer *t, int epoch, int64_t step) {
     double t0 = dk_time_now();
     for (int k = 0; k < t->nteachers; k++) dk_unet_forward(t->teachers[k], t->x, 0, NULL);
+    double te = dk_time_now();
     if (t->ema) dk_unet_forward(t->ema, t->x, 0, NULL);
     double t1 = dk_time_now();
     dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * t->cfg.steps_per_epoch + step));
     dk_rng rd = dk_rng_split(&r, 5);
     dk_unet_forward(t->net, t->x, 1, &rd);
-    t->stats.sec_teacher += t1 - t0;
+    t->stats.sec_teacher += te - t0;
+    t->stats.sec_ema += t1 - te;
     t->stats.sec_student_fwd += dk_time_now() - t1;
 }
 
@@ -211,13 +245,16 @@ dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *s
     dk_unet_backward(t->net);
     t->stats.sec_student_bwd += dk_time_now() - t0;
     dk_params *p = dk_unet_params(t->net);
-    st->grad_norm = c->clip_norm > 0 ? dk_params_clip_grad_norm(p, c->clip_norm)
-                                     : dk_params_grad_norm(p);
+    st->grad_norm = clip_joint(t, p);
     if (!isfinite(st->grad_norm))
         return numeric_fail(t, epoch, step, "the gradient norm", st->grad_norm, ns);
     st->lr = dk_lr_at(&c->lr, t->optim.step);
     dk_optim_step(&t->optim, p, st->lr);
     dk_params_zero_grad(p);
+    if (t->hint.total) {
+        dk_optim_step(&t->hint_optim, &t->hint, st->lr);
+        dk_params_zero_grad(&t->hint);
+    }
     if (t->ema) {
         dk_ema_update(dk_unet_params(t->ema), p, c->ema_momentum);
         if (dk_unet_buffers(t->net)->total)

@@ -1,8 +1,9 @@
 /*
  * CUnit suite for the trainer (lib/train/trainer*.c) on generated two-domain phantoms
  * (2-D, 64x64, 4 classes) written as NIfTI with a cases CSV in a scratch folder:
- *  - a killed (stopped) distillation run resumed from its checkpoint ends with the same
- *    weights, bit for bit, as an uninterrupted one, and logs the same steps;
+ *  - a killed (stopped) distillation run (hints on) resumed from its checkpoint ends with
+ *    the same weights, bit for bit, as an uninterrupted one, and logs the same steps;
+ *  - FitNets hints: the term is finite and logged, the adapter is checkpointed, not exported;
  *  - the distilled student with alignment scores a higher target Dice than the source-only
  *    student (held-out labelled target cases; selection never reads target labels);
  *  - bad input stops with a message naming file, case or key;
@@ -136,14 +137,22 @@ static int same_logs(const char *a, const char *b) {
     return same ? lines : -1;
 }
 
+static void expect_fail(dk_train_config *c, dk_trainer_mode mode, dk_status want,
+                        const char *needle);
+
+/* FitNets hints on (adapter in the checkpoint, optimiser state, joint clipping). */
+static const char *hint_sets[] = {"distill.lambda_hint=0.5", "distill.hint_tap=bottleneck", NULL};
+
 static void test_resume_identical(void) {
     dk_train_config c;
     dk_trainer *a = NULL, *b = NULL;
     CU_ASSERT_EQUAL_FATAL(base_config(&c, "full", 3, 3), 0);
     set_all(&c, distill_sets);
+    set_all(&c, hint_sets);
     CU_ASSERT_EQUAL_FATAL(run(&a, &c, DK_TRAINER_DISTILL, 0, 0), DK_OK);
     CU_ASSERT_EQUAL_FATAL(base_config(&c, "killed", 3, 3), 0);
     set_all(&c, distill_sets);
+    set_all(&c, hint_sets);
     /* "killed" after 5 steps (mid epoch 2): the checkpoint of epoch 1 is the last one */
     CU_ASSERT_EQUAL_FATAL(run(&b, &c, DK_TRAINER_DISTILL, 0, 5), DK_OK);
     CU_ASSERT_EQUAL(dk_trainer_get_stats(b)->epochs_done, 1);
@@ -162,12 +171,68 @@ static void test_resume_identical(void) {
     CU_ASSERT_EQUAL(same_logs(la, lb), 9);
     const dk_trainer_stats *s = dk_trainer_get_stats(a);
     double core = s->sec_teacher + s->sec_student_fwd + s->sec_student_bwd;
-    printf("\n  distill step: teacher+EMA fwd %.3fs, student fwd %.3fs, bwd %.3fs, step %.3fs: "
-           "overhead beyond the networks %.1f %% (data %.3fs, losses %.3fs)\n", s->sec_teacher,
-           s->sec_student_fwd, s->sec_student_bwd, s->sec_step,
+    printf("\n  distill step: teacher fwd %.3fs, EMA fwd %.3fs, student fwd %.3fs, bwd %.3fs, "
+           "step %.3fs: overhead beyond the networks %.1f %% (data %.3fs, losses %.3fs)\n",
+           s->sec_teacher, s->sec_ema, s->sec_student_fwd, s->sec_student_bwd, s->sec_step,
            100 * (s->sec_step - core) / core, s->sec_data, s->sec_loss);
     dk_trainer_free(a);
     dk_trainer_free(b);
+}
+
+/* The "hint" values of steps.jsonl: count of lines whose hint is finite and > 0, or -1. */
+static int hint_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *h = strstr(line, "\"hint\":");
+        double v = h ? strtod(h + 7, NULL) : NAN;
+        if (!isfinite(v) || v <= 0) n = -1;
+        if (n >= 0) n++;
+    }
+    if (f) fclose(f);
+    return f ? n : -1;
+}
+
+/* Whether the safetensors header of `path` names a tensor starting with "hint.". */
+static int file_has_hint(const char *path) {
+    FILE *f = fopen(path, "rb");
+    unsigned char len[8];
+    char head[65536] = "";
+    if (f && fread(len, 1, 8, f) == 8) {
+        size_t n = 0;
+        for (int i = 7; i >= 0; i--) n = n * 256 + len[i];
+        if (n >= sizeof head) n = sizeof head - 1;
+        head[fread(head, 1, n, f)] = '\0';
+    }
+    if (f) fclose(f);
+    return strstr(head, "\"hint.") != NULL;
+}
+
+/* A short distillation with hints: the term is finite and logged; the adapter is in the
+ * checkpoint but not in the exported student; a hint tap off the teacher's grid is refused. */
+static void test_hints(void) {
+    dk_train_config c;
+    dk_trainer *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(base_config(&c, "hints", 1, 3), 0);
+    set_all(&c, hint_sets);
+    CU_ASSERT_EQUAL_FATAL(run(&t, &c, DK_TRAINER_DISTILL, 0, 0), DK_OK);
+    dk_trainer_free(t);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/hints/steps.jsonl", dir);
+    CU_ASSERT_EQUAL(hint_lines(p), 3);
+    snprintf(p, sizeof p, "%s/hints/checkpoint.safetensors", dir);
+    CU_ASSERT(file_has_hint(p));
+    snprintf(p, sizeof p, "%s/hints/model.safetensors", dir);
+    CU_ASSERT(!file_has_hint(p));
+    CU_ASSERT_EQUAL_FATAL(base_config(&c, "hints_bad", 1, 1), 0);
+    set_all(&c, hint_sets);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.hint_tap=nosuchtap"), DK_OK);
+    expect_fail(&c, DK_TRAINER_DISTILL, DK_ERR_ARG, "hint_tap");
+    CU_ASSERT_EQUAL_FATAL(base_config(&c, "hints_bad", 1, 1), 0);
+    set_all(&c, hint_sets);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "model.student_levels=2"), DK_OK);
+    expect_fail(&c, DK_TRAINER_DISTILL, DK_ERR_ARG, "grid");
 }
 
 static double target_dice(dk_train_config *c, dk_trainer_mode mode) {
@@ -258,6 +323,7 @@ int main(void) {
     CU_pSuite s = CU_add_suite("train.trainer", suite_init, NULL);
     if (!s || !CU_add_test(s, "bad input is refused with a clear message", test_bad_input) ||
         !CU_add_test(s, "kill and resume gives identical weights", test_resume_identical) ||
+        !CU_add_test(s, "FitNets hints run, log and stay out of the model", test_hints) ||
         !CU_add_test(s, "distilled student beats source-only on target",
                      test_distill_beats_source_only)) {
         CU_cleanup_registry();

@@ -286,6 +286,7 @@ typedef struct {
     double lambda_at, lambda_hint, lambda_align, lambda_ent;
     int align;               /* dk_align_kind */
     char align_tap[32];      /* a dk_tap name */
+    char hint_tap[32];       /* the FitNets hint tap (both networks; same grid) */
     int dynamic_weights;
     double dyn_beta;
     int ema;
@@ -320,8 +321,9 @@ dk_status dk_train_config_set(dk_train_config *c, const char *assignment);
  * scale/shift/gamma lo > hi, a patch side not divisible by 2^(levels-1) of either network,
  * dims 2 with patch d != 1, channels one/luminance with in_channels != 1, an empty cases
  * path or run_dir, an empty source or target with a domain column, warmup_steps >= the
- * total steps, align on with an empty align_tap. A student that is not smaller than the
- * teacher (base and levels) is only a warning through dk_log. */
+ * total steps, align on with an empty align_tap, lambda_hint > 0 with an empty hint_tap.
+ * A student that is not smaller than the teacher (base and levels) is only a warning
+ * through dk_log. */
 dk_status dk_train_config_validate(dk_train_config *c);
 
 /* Write the effective config (every key) to `path` atomically (dk_cfg_write). */
@@ -341,7 +343,8 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * loaded cases, the networks, the optimiser and the run directory:
  *   run_dir/config.ini            the effective config (written at create)
  *   run_dir/checkpoint.safetensors resumable state (flat tensors "params", "buffers",
- *                                 "optim.m", "optim.v", "ema.params", "ema.buffers" and
+ *                                 "optim.m", "optim.v", "ema.params", "ema.buffers",
+ *                                 "hint.params", "hint.optim.m", "hint.optim.v" and
  *                                 __metadata__ dakd.epoch, dakd.optim_step, dynamic-weight
  *                                 and best-model state, the step log's length); written
  *                                 atomically every checkpoint_every epochs and at the end
@@ -362,14 +365,21 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * source cases (L = CE + soft Dice); ORACLE trains the student on labelled target cases
  * (target_split); DISTILL trains the student from the teacher_checkpoint (and
  * extra_teachers) with the loss of the method:
- *   L = alpha L_KD + (1 - alpha) L_sup + lambda_at L_AT + lambda_align L_align
- *       + lambda_ent L_ent
+ *   L = alpha L_KD + (1 - alpha) L_sup + lambda_at L_AT + lambda_hint L_hint
+ *       + lambda_align L_align + lambda_ent L_ent
  * where a batch of batch_size patches holds ns = round(r(e) batch_size) source patches and
  * the rest target patches (ns kept in [2, batch_size - 2] when alignment is on); L_sup is
  * CE + Dice on source samples, L_KD on all samples (the EMA student is an extra teacher on
  * target samples when ema is on), L_AT on every encoder tap both networks have, L_align
  * MMD/CORAL between per-voxel student features of source and target samples at align_tap,
- * L_ent on target predictions. lambda_hint > 0 is refused (not implemented).
+ * L_ent on target predictions, L_hint (FitNets, dk_loss_hint) between the first teacher's
+ * value at hint_tap (default "bottleneck", the middle of the U-Net as FitNets' guided layer;
+ * both networks must have the tap on the same grid) and a 1x1-conv adapter (with bias) of
+ * the student's value there, on all samples. The adapter ("hint.weight", "hint.bias";
+ * Kaiming init, seeded) is trained with its own optimiser state of the [train] settings and
+ * learning rate; clip_norm bounds the global gradient norm over student AND adapter (the
+ * logged grad_norm is that joint norm). The adapter is in checkpoint.safetensors ("hint.*"
+ * tensors) but not in model.safetensors / best.safetensors (the exported student).
  * Logging: one dk_log INFO line per epoch; the progress bar goes to opts.progress. */
 
 typedef enum {
@@ -393,8 +403,12 @@ typedef struct {
     double best_val_dice;     /* -1 before the first validation */
     int best_epoch;
     double last_val_dice;
-    double sec_teacher, sec_student_fwd, sec_student_bwd, sec_step; /* summed over steps */
-    double sec_data, sec_loss; /* batch sampling + augmentation; the losses */
+    /* Seconds summed over steps: the teachers' forwards, the EMA student's forward (method
+     * overhead, not a teacher), the student's forward and backward, the whole step, batch
+     * sampling + augmentation, and the losses (KD, sup, AT, hint, alignment, entropy,
+     * dynamic weights). The rest of sec_step is clipping, the optimisers and the EMA update. */
+    double sec_teacher, sec_ema, sec_student_fwd, sec_student_bwd, sec_step;
+    double sec_data, sec_loss;
 } dk_trainer_stats;
 
 typedef struct dk_trainer dk_trainer;
