@@ -63,7 +63,8 @@ static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64
     for (int k = 0; k < t->nteachers; k++)
         tz[nt++] = dk_unet_tap(t->teachers[k], "logits")->value.data + i * cs;
     if (t->ema && is_tgt) tz[nt++] = dk_unet_tap(t->ema, "logits")->value.data + i * cs;
-    return dk_loss_kd(grad, zs + i * cs, tz, NULL, nt, t->mask + i * t->nvox, 1,
+    float *gi = grad ? grad + i * cs : NULL; /* sample i's rows, like its logits */
+    return dk_loss_kd(gi, zs + i * cs, tz, NULL, nt, t->mask + i * t->nvox, 1,
                       t->cfg.classes, t->nvox, T, scale);
 }
 
