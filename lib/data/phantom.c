@@ -88,9 +88,9 @@ static void blur_axis(float *img, const int64_t dims[3], int axis, double sigma,
     for (int k = -rad; k <= rad; k++) sum += w[k + rad] = exp(-0.5 * k * k / (sigma * sigma));
     for (int k = 0; k <= 2 * rad; k++) w[k] /= sum;
     int64_t n = dims[axis], step = axis == 0 ? 1 : axis == 1 ? dims[0] : dims[0] * dims[1];
-    int64_t total = dims[0] * dims[1] * dims[2];
-    for (int64_t base = 0; base < total; base++) {
-        if ((base / step) % n != 0) continue; /* visit each line once, from its first voxel */
+    int64_t lines = dims[0] * dims[1] * dims[2] / n;
+    for (int64_t l = 0; l < lines; l++) {
+        int64_t base = (l / step) * n * step + l % step; /* first voxel of line l */
         for (int64_t i = 0; i < n; i++) line[i] = img[base + i * step];
         for (int64_t i = 0; i < n; i++) {
             double acc = 0;

@@ -460,8 +460,8 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
 
 dk_status dk_trainer_run(dk_trainer *t) {
     dk_progress pg;
-    int64_t todo = (int64_t)(t->cfg.epochs - t->epoch) * t->cfg.steps_per_epoch;
-    if (t->opts.progress) dk_progress_begin(&pg, t->opts.progress, "train", todo);
+    int64_t steps_left = (int64_t)(t->cfg.epochs - t->epoch) * t->cfg.steps_per_epoch;
+    if (t->opts.progress) dk_progress_begin(&pg, t->opts.progress, "train", steps_left);
     dk_status st = DK_OK;
     int stopped = 0;
     for (int e = t->epoch; e < t->cfg.epochs && !stopped && st == DK_OK; e++)
