@@ -1,0 +1,218 @@
+/*
+ * dakd/eval.h — segmentation metrics under one stated convention, exact distance
+ * transforms, evaluation reports, and sliding-window inference.
+ *
+ * What it does: per-label overlap and surface metrics between a predicted and a reference
+ * label map on one grid (optionally inside a mask), in millimetres with anisotropic
+ * spacing; summaries over cases; CSV / JSON / Markdown / HTML reports; paired comparison of
+ * two runs (Wilcoxon signed-rank); sliding-window prediction with Gaussian blending.
+ * What it does not: no resampling (prediction and reference must share a grid; a
+ * mismatch is refused), no training.
+ *
+ * ============================================================ THE CONVENTION (one, stated)
+ *
+ * Voxel sets. For label l: P = {pred == l}, R = {ref == l}, both intersected with the mask
+ * when one is given (voxels outside the mask do not exist for any metric, TN included).
+ * TP = |P∩R|, FP = |P\R|, FN = |R\P|, TN = |counted voxels| − TP − FP − FN.
+ *   Dice = 2TP / (2TP + FP + FN)        IoU = TP / (TP + FP + FN)
+ *   precision = TP / (TP + FP)          recall (sensitivity) = TP / (TP + FN)
+ *   specificity = TN / (TN + FP)
+ *   volumes = |P|·v, |R|·v with v = spacing_x·spacing_y·spacing_z (mm³)
+ *   volume similarity = 1 − | |P| − |R| | / (|P| + |R|)
+ *
+ * Boundaries. ∂S = voxels of S with at least one face neighbour (6-connectivity in 3-D,
+ * 4 in 2-D, i.e. along the image's axes) NOT in S; a neighbour outside the image (or
+ * outside the mask) counts as not in S, so S's voxels on the image edge are boundary
+ * voxels (as MedPy / scipy binary_erosion with border_value 0).
+ * Distances are Euclidean in mm between voxel CENTRES, computed by an exact separable
+ * squared Euclidean distance transform (Felzenszwalb–Huttenlocher lower envelope of
+ * parabolas, one pass per axis, with the axis' spacing) — never brute force.
+ *   d(a, ∂B) = min over b in ∂B of ||a − b||  for a in ∂A, and symmetrically.
+ *   D = the POOLED multiset {d(a,∂R) : a in ∂P} ∪ {d(b,∂P) : b in ∂R}
+ *   HD   = max D  (= max of the two directed Hausdorff distances)
+ *   HD95 = 95th percentile of the pooled D, numpy's default "linear" interpolation
+ *          (MedPy's hd95); NOT MONAI's max of the two directed percentiles, NOT
+ *          plastimatch's boundary mean.  DK_EVAL_HD95_NAME names it in every report.
+ *   ASSD = mean of the pooled D = (Σ_{∂P} d + Σ_{∂R} d) / (|∂P| + |∂R|)
+ *          (Heimann et al. 2009; MedPy's assd is the mean of the two directed means).
+ *   NSD(τ) = (|{a in ∂P : d(a,∂R) ≤ τ}| + |{b in ∂R : d(b,∂P) ≤ τ}|) / (|∂P| + |∂R|)
+ *          (normalised surface Dice of Nikolov et al. 2021, counting boundary voxels).
+ *
+ * Empty masks (the same in the docs and every report header):
+ *   both P and R empty   → Dice = IoU = precision = recall = volume similarity = 1,
+ *                          HD = HD95 = ASSD = 0, NSD = 1; not flagged.
+ *   exactly one empty    → Dice = IoU = 0, and the ratio with a zero denominator NaN:
+ *                          P empty, R not: precision = NaN (0/0), recall = 0;
+ *                          R empty, P not: precision = 0, recall = NaN;
+ *                          volume similarity = 0; HD = HD95 = ASSD = NSD = NaN;
+ *                          the case is FLAGGED for that label.
+ *   specificity with TN + FP = 0 (the label fills every counted voxel) = NaN.
+ * Summaries over cases count NaN values out of n but report them: every summary row has
+ * n (finite values), flagged (cases flagged for that label), and the statistics over the
+ * n finite values. Dice of a flagged case is 0 and therefore IS in Dice's mean.
+ * Summary statistics: mean; std with ddof = 1 (sample std; 0 when n = 1); median, q1, q3
+ * (numpy "linear" percentiles; IQR = q3 − q1); min; max.
+ */
+#ifndef DAKD_EVAL_H
+#define DAKD_EVAL_H
+
+#include "dakd/core.h"
+#include "dakd/nn.h"
+#include "dakd/volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DK_EVAL_HD95_NAME "pooled (MedPy): 95th percentile, numpy linear, of both directions' boundary distances together"
+
+/* ======================================================================== distance transform */
+
+/* Exact squared Euclidean distance transform with anisotropic spacing:
+ *   out[v] = min over u with feat[u] != 0 of  Σ_axis (spacing_axis · (v_axis − u_axis))²
+ * over the nx·ny·nz grid (x fastest), in mm². Voxels with feat != 0 get 0. With no feature
+ * voxel at all every out[v] = +INFINITY. Separable (one lower-envelope pass per axis,
+ * Felzenszwalb & Huttenlocher 2012), O(N) per pass; float32 output (exact for integer
+ * squared distances below 2^24 mm² with unit spacing; the accumulation is in double per
+ * line). Parallel over lines with the OpenMP pool; results do not depend on the thread
+ * count. work: dk_edt_work_bytes(nx, ny, nz) bytes of caller scratch (or NULL: allocated). */
+size_t dk_edt_work_bytes(int64_t nx, int64_t ny, int64_t nz);
+dk_status dk_edt_sq(float *out, const uint8_t *feat, int64_t nx, int64_t ny, int64_t nz,
+                    const double spacing[3], void *work);
+
+/* ======================================================================== metrics */
+
+typedef struct {
+    int label;
+    int64_t tp, fp, fn, tn;       /* voxel counts (inside the mask when one is given) */
+    int64_t n_pred, n_ref;        /* |P|, |R| */
+    int64_t n_bpred, n_bref;      /* boundary voxels |∂P|, |∂R| */
+    double vol_pred_mm3, vol_ref_mm3;
+    double dice, iou, precision, recall, specificity, vol_sim;
+    double hd, hd95, assd, nsd;   /* mm (nsd a fraction); NaN per the convention */
+    int flagged;                  /* exactly one of P, R empty */
+    int both_empty;
+} dk_label_metrics;
+
+typedef struct {
+    double nsd_tol_mm; /* τ for NSD (default 1.0 mm) */
+    int surface;       /* compute HD, HD95, ASSD, NSD (default 1; 0 = overlap only, faster) */
+} dk_metric_opts;
+
+void dk_metric_defaults(dk_metric_opts *o);
+
+/* Metrics for `n_labels` labels between pred and ref (integer-valued label maps of any
+ * integer dtype, or float holding integers; nc = nt = 1; the same nx, ny, nz and
+ * geometry within 1e-4 relative). mask: NULL, or the same grid, nonzero = counted.
+ * out[k] is for labels[k]. Errors (DK_ERR_ARG / DK_ERR_FORMAT, message naming pred_name /
+ * ref_name and the field): different grids, multi-channel input, a non-integer value, a
+ * negative label. Surface distances are computed inside the bounding box of P ∪ R grown
+ * by one voxel (exact: every boundary voxel lies in it), so the memory is 4 bytes per
+ * voxel of that box plus one byte per voxel for the boundary sets. Parallel with the
+ * OpenMP pool; results do not depend on the thread count. */
+dk_status dk_eval_case(dk_label_metrics *out, const dk_volume *pred, const char *pred_name,
+                       const dk_volume *ref, const char *ref_name, const dk_volume *mask,
+                       const int *labels, int n_labels, const dk_metric_opts *o);
+
+/* The metric columns, in report order, as (name, offset into dk_label_metrics of a double,
+ * "higher is better" flag). Reports, summaries and comparisons iterate this table. */
+typedef struct {
+    const char *name;   /* "dice", "iou", "precision", "recall", "specificity", "vol_sim",
+                           "hd", "hd95", "assd", "nsd", "vol_pred_mm3", "vol_ref_mm3" */
+    size_t offset;
+    int higher_better;
+} dk_metric_column;
+
+const dk_metric_column *dk_metric_columns(int *n);
+
+/* Summary of one metric over cases: NaN values are left out of n (and counted in nan). */
+typedef struct {
+    int n, nan, flagged;
+    double mean, std, median, q1, q3, min, max;
+} dk_metric_summary;
+
+/* values (count) may contain NaN; flagged is passed through. */
+void dk_metric_summarize(dk_metric_summary *s, const double *values, int count, int flagged);
+
+/* numpy's default "linear" percentile of sorted[0..n-1] (n >= 1), p in [0, 100]. */
+double dk_percentile_sorted(const double *sorted, int64_t n, double p);
+
+/* Wilcoxon signed-rank test on paired differences d (NaN pairs dropped, zero differences
+ * dropped as scipy's zero_method="wilcox"), two-sided. Statistic W = min(W+, W−) (scipy's).
+ * p-value: exact (distribution of W+ by enumeration) when n <= 50 and there are no ties;
+ * otherwise the normal approximation with tie correction and no continuity correction
+ * (scipy.stats.wilcoxon's defaults). n_used gets the pairs used; p = NaN when n_used = 0. */
+void dk_wilcoxon(const double *d, int count, double *w, double *p, int *n_used);
+
+/* ======================================================================== evaluation run */
+
+typedef struct {
+    const char *pred_dir, *ref_dir, *mask_dir, *image_dir; /* mask_dir, image_dir optional */
+    const int *labels;   /* NULL: every non-zero label present in any reference */
+    int n_labels;
+    dk_metric_opts metric;
+    const char *out_dir;             /* written whole or not at all (temp dir, rename) */
+    const char *compare_a, *compare_b; /* two earlier eval out_dirs for --compare, or NULL */
+    const char *title;               /* report title (NULL: "dakd evaluation") */
+} dk_eval_opts;
+
+/* Pair files of pred_dir and ref_dir (and mask_dir, image_dir) by case id — the file name
+ * without its image extension (.nii.gz, .nii, .png, .mha, .nrrd, ...), and for predictions
+ * optionally without a trailing "_pred" — refusing unmatched files clearly (naming them),
+ * evaluate every case, and write into out_dir: cases.csv (one row per case and label),
+ * summary.json, summary.md, report.html (self-contained: overlay PNGs inlined as data
+ * URIs or beside it in out_dir/overlays/, SVG box plots, a table sortable by any column),
+ * each carrying the convention and the HD95 definition. */
+dk_status dk_eval_run(const dk_eval_opts *o);
+
+/* ======================================================================== inference */
+
+typedef struct {
+    int64_t patch[3];   /* d, h, w (d = 1 for 2-D); 0 = the model's training patch */
+    double overlap;     /* fraction of the patch shared by neighbouring windows (0.5) */
+    int gaussian;       /* Gaussian importance weighting, sigma = patch/8 (nnU-Net) (1) */
+    int tta_flips;      /* average over all axis flips (2-D: 4, 3-D: 8 passes) (0) */
+    int largest_cc;     /* keep the largest connected component of each label (0) */
+    int batch;          /* windows per forward pass (4) */
+} dk_infer_opts;
+
+void dk_infer_defaults(dk_infer_opts *o);
+
+/* Sliding-window class probabilities for one preprocessed image (C, 1, Z, Y, X float32 as
+ * dk_case_prepare makes it) with a model in inference mode: probs (classes, Z, Y, X)
+ * float32, caller-allocated. */
+dk_status dk_infer_probs(float *probs, dk_unet *net, const dk_volume *image,
+                         const dk_infer_opts *o);
+
+/* Argmax of probs (classes, nvox) into labels (nvox), then optional largest-connected-
+ * component filtering per label (face connectivity). */
+void dk_infer_argmax(uint8_t *labels, const float *probs, int classes, int64_t nvox);
+void dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz, int classes);
+
+/* A whole prediction run (what `dakd predict` and the study runner call). The model file is
+ * a dakd model checkpoint (dk_unet_save by the trainer): its metadata carries the network
+ * config and the preprocessing it was trained with ("dakd.data.*": channels, norm, target
+ * spacing, patch), so prediction preprocesses exactly as training did. Inputs: explicit
+ * image paths, or a cases CSV filtered by column = value (both may be given). For each
+ * input, writes out_dir/<case id>.nii.gz (or .png when the input is a 2-D PNG) holding
+ * uint8 labels on the input's exact grid and geometry, and with write_probs also
+ * out_dir/<case id>_probs.nii.gz (float32, one component per class). Every output file is
+ * written atomically; an error names the input file and stops the run. */
+typedef struct {
+    const char *model;                 /* model .safetensors */
+    const char *const *inputs;         /* NULL-terminated image paths, or NULL */
+    const char *cases_csv;             /* or NULL */
+    const char *filter_column, *filter_value; /* e.g. "split", "test"; NULL = all rows */
+    const char *out_dir;               /* created if missing */
+    dk_infer_opts infer;
+    int write_probs;
+    double *ms_per_image;              /* out, may be NULL: median inference ms per image */
+} dk_predict_opts;
+
+dk_status dk_predict_run(const dk_predict_opts *o);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
