@@ -25,11 +25,16 @@ static const char *distill_help =
     "usage: dakd distill CONFIG [--set section.key=value]... [--resume]\n\n"
     "Distil the teacher ([model] teacher_checkpoint, plus [distill] extra_teachers) into the\n"
     "student on source (labelled) and target (unlabelled) cases:\n"
-    "  L = alpha L_KD + (1-alpha) L_sup + lambda_at L_AT + lambda_align L_align + lambda_ent L_ent\n"
-    "with the source share of each batch r(e) = max(mix_min, mix_r0 - mix_delta e), the\n"
-    "temperature schedule, gradient clipping, dynamic sample weights and an optional EMA\n"
-    "teacher. Options and outputs as 'dakd train'. Config keys:\n";
+    "  L = alpha L_KD + (1-alpha) L_sup + lambda_at L_AT + lambda_hint L_hint\n"
+    "      + lambda_align L_align + lambda_ent L_ent\n"
+    "A step takes [data] batch_size patches in all: round(r(e) batch_size) source, the rest\n"
+    "target (at least 2 of each with alignment on), with the source share\n"
+    "r(e) = max(mix_min, mix_r0 - mix_delta e); then the temperature schedule, gradient\n"
+    "clipping, dynamic sample weights and an optional EMA teacher. Options and outputs as\n"
+    "'dakd train'. Config keys:\n";
 
+/* Options in any order; the --set overrides apply after CONFIG is loaded, in their order,
+ * so `--set k=v CONFIG` and `CONFIG --set k=v` mean the same. */
 static int parse(int argc, char **argv, dk_train_config *c, dk_trainer_opts *o, int distill) {
     const char *cmd = argv[0], *cfgpath = NULL;
     dk_train_config_defaults(c);
@@ -50,8 +55,7 @@ static int parse(int argc, char **argv, dk_train_config *c, dk_trainer_opts *o, 
             if (st != DK_OK) return dk_cli_report(cmd, st);
         } else if (i + 1 >= argc) return dk_cli_usage_error(cmd, "%s needs a value", k);
         else if (strcmp(k, "--set") == 0) {
-            dk_status st = dk_train_config_set(c, argv[++i]);
-            if (st != DK_OK) return dk_cli_report(cmd, st);
+            i++; /* applied below, after CONFIG */
         } else if (strcmp(k, "--stop-after") == 0) {
             long long n;
             if (dk_cli_parse_ints(argv[++i], &n, 1) != 1 || n < 1)
@@ -66,6 +70,13 @@ static int parse(int argc, char **argv, dk_train_config *c, dk_trainer_opts *o, 
         } else return dk_cli_usage_error(cmd, "unknown option '%s'", k);
     }
     if (!cfgpath) return dk_cli_usage_error(cmd, "CONFIG is required");
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--stop-after") == 0 || strcmp(argv[i], "--model") == 0) i++;
+        else if (strcmp(argv[i], "--set") == 0) {
+            dk_status st = dk_train_config_set(c, argv[++i]);
+            if (st != DK_OK) return dk_cli_report(cmd, st);
+        }
+    }
     dk_status st = dk_train_config_validate(c);
     return st != DK_OK ? dk_cli_report(cmd, st) : 0;
 }
@@ -84,9 +95,13 @@ int dk_cli_train_run(int argc, char **argv, int distill) {
     if (st == DK_OK && o.stop_after_steps == 0) {
         const dk_trainer_stats *s = dk_trainer_get_stats(t);
         printf("%s: %d epochs, model in %s\n", argv[0], s->epochs_done, c.run_dir);
+        if (o.mode == DK_TRAINER_ORACLE)
+            printf("oracle run: trained on TARGET labels (%s = %s, split %s): an upper bound, "
+                   "not a result of the method\n", c.domain_column, c.target, c.target_split);
         if (s->best_epoch >= 0)
-            printf("best source-validation Dice %.4f (epoch %d): %s/best.safetensors\n",
-                   s->best_val_dice, s->best_epoch + 1, c.run_dir);
+            printf("best %s-validation Dice %.4f (epoch %d): %s/best.safetensors\n",
+                   c.val_domain == DK_VAL_TARGET ? "target" : "source", s->best_val_dice,
+                   s->best_epoch + 1, c.run_dir);
         double nets = s->sec_teacher + s->sec_student_fwd + s->sec_student_bwd;
         printf("time in steps %.2fs: teachers %.2fs, EMA forward %.2fs, student forward %.2fs, "
                "backward %.2fs, data %.2fs, losses %.2fs; beyond the networks %.1f %%\n",

@@ -2,6 +2,7 @@
  * required columns, empty image paths, files that do not exist, duplicate ids. */
 #include "dakd/data.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,7 +140,7 @@ static dk_status slurp(char **buf, size_t *len, const char *path) {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return dk_fail(DK_ERR_IO, "%s: cannot open the case list", path);
+    if (!f) return dk_fail(DK_ERR_IO, "%s: cannot open the case list: %s", path, strerror(errno));
     dk_status st = DK_OK;
     size_t cap = 0;
     for (;;) {
@@ -156,7 +157,8 @@ static dk_status slurp(char **buf, size_t *len, const char *path) {
         *len += got;
         if (got == 0) break;
     }
-    if (st == DK_OK && ferror(f)) st = dk_fail(DK_ERR_IO, "%s: read error", path);
+    if (st == DK_OK && ferror(f))
+        st = dk_fail(DK_ERR_IO, "%s: cannot read the case list: %s", path, strerror(errno));
     fclose(f);
     if (st != DK_OK) {
         free(*buf);
@@ -209,8 +211,8 @@ static dk_status resolve(char **out, const dk_case_list *l, const dk_case *c, in
     strcpy(p + dir, f);
     struct stat sb;
     if (stat(p, &sb) != 0) {
-        dk_status st = dk_fail(DK_ERR_IO, "%s:%d: column '%s' (%d): file '%s' does not exist",
-                               l->path, c->line, l->columns[col], col + 1, p);
+        dk_status st = dk_fail(DK_ERR_IO, "%s:%d: case '%s': column '%s' (%d): file '%s' does "
+                               "not exist", l->path, c->line, c->id, l->columns[col], col + 1, p);
         free(p);
         return st;
     }

@@ -240,6 +240,20 @@ dk_status dk_mask_from_volume(dk_volume *out, const dk_volume *in, const char *n
     return DK_OK;
 }
 
+/* The geometry fields of a and b that differ beyond dk_geometry_equal's tolerance, as
+ * "spacing, origin" (empty when none). */
+static void differing_fields(char *out, size_t n, const dk_geometry *a, const dk_geometry *b,
+                             double tol) {
+    int sp = 0, org = 0, dir = 0;
+    for (int i = 0; i < 3; i++) {
+        sp |= fabs(a->spacing[i] - b->spacing[i]) > tol * fmax(1.0, fabs(a->spacing[i]));
+        org |= fabs(a->origin[i] - b->origin[i]) > tol * fmax(1.0, fabs(a->origin[i]));
+        for (int j = 0; j < 3; j++) dir |= fabs(a->direction[i][j] - b->direction[i][j]) > tol;
+    }
+    snprintf(out, n, "%s%s%s%s%s", sp ? "spacing" : "", sp && (org || dir) ? ", " : "",
+             org ? "origin" : "", org && dir ? ", " : "", dir ? "direction" : "");
+}
+
 int dk_grid_match(const dk_volume *a, const char *name_a, const dk_volume *b,
                   const char *name_b, double tol) {
     if (a->nx != b->nx || a->ny != b->ny || a->nz != b->nz) {
@@ -250,9 +264,11 @@ int dk_grid_match(const dk_volume *a, const char *name_a, const dk_volume *b,
     }
     if (!dk_geometry_equal(&a->geom, &b->geom, tol)) {
         const dk_geometry *g = &a->geom, *h = &b->geom;
-        dk_fail(DK_ERR_FORMAT, "%s and %s: same size but different geometry beyond %g "
+        char what[64];
+        differing_fields(what, sizeof what, g, h, tol);
+        dk_fail(DK_ERR_FORMAT, "%s and %s: same size but different %s beyond %g "
                 "(spacing %g,%g,%g vs %g,%g,%g; origin %g,%g,%g vs %g,%g,%g)", nm(name_a),
-                nm(name_b), tol, g->spacing[0], g->spacing[1], g->spacing[2], h->spacing[0],
+                nm(name_b), what, tol, g->spacing[0], g->spacing[1], g->spacing[2], h->spacing[0],
                 h->spacing[1], h->spacing[2], g->origin[0], g->origin[1], g->origin[2],
                 h->origin[0], h->origin[1], h->origin[2]);
         return 0;
@@ -305,6 +321,25 @@ static void warn_ignore_only(const dk_volume *label, const char *name) {
                "binary mask? Map 255 to 1 before training", name, (long long)ign);
 }
 
+/* DK_ERR_NUMERIC naming the file when an image voxel is NaN or Inf: refused at load, as no
+ * normalisation gives such a voxel a meaning (z-score statistics would be NaN; percentile
+ * clipping and "none" would pass it on silently). */
+static dk_status check_finite(const dk_volume *img, const char *name) {
+    const float *x = img->data;
+    int64_t n = img->nx * img->ny * img->nz, bad = 0, first = -1;
+    for (int64_t i = 0; i < n * img->nc; i++)
+        if (!isfinite(x[i])) {
+            if (first < 0) first = i;
+            bad++;
+        }
+    if (!bad) return DK_OK;
+    int64_t v = first % n;
+    return dk_fail(DK_ERR_NUMERIC, "%s: %lld voxels are NaN or Inf (first: channel %lld, x %lld, "
+                   "y %lld, z %lld); images must be finite", nm(name), (long long)bad,
+                   (long long)(first / n), (long long)(v % img->nx),
+                   (long long)(v / img->nx % img->ny), (long long)(v / (img->nx * img->ny)));
+}
+
 /* The chain with file names for messages (names_[0..2] = image, label, mask). */
 static dk_status prepare(dk_case_data *out, const dk_volume *image, const dk_volume *label,
                          const dk_volume *mask, const dk_prep_opts *o, const char *names[3]) {
@@ -314,6 +349,7 @@ static dk_status prepare(dk_case_data *out, const dk_volume *image, const dk_vol
         return DK_ERR_FORMAT;
     dk_status st = dk_channels_select(&out->image, image, o->channels, o->channel_index,
                                       names[0]);
+    if (st == DK_OK) st = check_finite(&out->image, names[0]);
     if (st == DK_OK && mask) st = dk_mask_from_volume(&out->mask, mask, names[2]);
     if (st == DK_OK && label) st = dk_label_check(&out->label, label, o->classes, 255, names[1]);
     if (st != DK_OK) goto out;

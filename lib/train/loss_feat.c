@@ -12,10 +12,12 @@
 #include <string.h>
 
 static const double AT_EPS = 1e-12;
+enum { AT_MAX_SAMPLES = 64 };
 
 static int64_t spatial(const dk_tensor *t) { return t->d * t->h * t->w; }
 
-size_t dk_loss_at_work_floats(const dk_tensor *fs) { return (size_t)(2 * spatial(fs)); }
+/* Two maps (As, At) per sample: the samples run in parallel, each on its own pair. */
+size_t dk_loss_at_work_floats(const dk_tensor *fs) { return (size_t)(2 * fs->n * spatial(fs)); }
 
 /* A (s) = sum_c F(c, :)^2 of one sample f (c, s). */
 static void at_map_same(float *A, const float *f, int64_t c, int64_t s) {
@@ -76,21 +78,30 @@ double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, float sc
                   float *work) {
     DK_ASSERT(fs && ft && fs->data && ft->data && work && fs->n == ft->n && fs->n > 0);
     DK_ASSERT(ft->d % fs->d == 0 && ft->h % fs->h == 0 && ft->w % fs->w == 0);
-    const int64_t s = spatial(fs), st = spatial(ft);
+    const int64_t s = spatial(fs), st = spatial(ft), n = fs->n;
     const int same = s == st;
-    float *As = work, *At = work + s;
-    double loss = 0;
-    for (int64_t i = 0; i < fs->n; i++) {
-        const float *f = fs->data + i * fs->c * s, *t = ft->data + i * ft->c * st;
-        at_map_same(As, f, fs->c, s);
-        if (same)
-            at_map_same(At, t, ft->c, s);
-        else
-            at_map_pooled(At, t, fs, ft);
-        loss += at_sample(dfs ? dfs + i * fs->c * s : NULL, f, As, At, fs->c, s,
-                          (double)scale / (double)fs->n);
+    double part[AT_MAX_SAMPLES], loss = 0;
+    /* Samples in blocks of AT_MAX_SAMPLES, each sample's loss summed alone and the samples
+     * added in order: the same bits for any thread count. */
+    for (int64_t i0 = 0; i0 < n; i0 += AT_MAX_SAMPLES) {
+        const int64_t nb = n - i0 < AT_MAX_SAMPLES ? n - i0 : AT_MAX_SAMPLES;
+#pragma omp parallel for schedule(static) if (nb > 1 && (fs->c + ft->c) * s >= (1 << 14))
+        for (int64_t j = 0; j < nb; j++) {
+            const int64_t i = i0 + j;
+            const float *f = fs->data + i * fs->c * s, *t = ft->data + i * ft->c * st;
+            float *As = work + 2 * i * s, *At = As + s;
+            at_map_same(As, f, fs->c, s);
+            if (same)
+                at_map_same(At, t, ft->c, s);
+            else
+                at_map_pooled(At, t, fs, ft);
+            part[j] = at_sample(dfs ? dfs + i * fs->c * s : NULL, f, As, At, fs->c, s,
+                                (double)scale / (double)n);
+        }
+        for (int64_t j = 0; j < nb; j++)
+            loss += part[j];
     }
-    return loss / (double)fs->n;
+    return loss / (double)n;
 }
 
 /* ------------------------------------------------------------------ hints */

@@ -2,9 +2,13 @@
  * Knowledge distillation, T^2 * KL(q || p) per voxel (formula in dakd/train.h), with q the
  * weighted average of the teachers' softened probabilities.
  *
- * Per counted voxel, in double: log p = log softmax(z_s / T), q_k = sum_t w_t exp(log
- * softmax(z_t / T))_k, loss T^2 sum_k q_k (log q_k - log p_k) (terms with q_k = 0 add 0),
- * and dL/dz_s,k = T (p_k - q_k) / V.
+ * Per counted voxel, with p = softmax(z_s / T) and lse_s its log-normaliser:
+ *   one teacher:  log q_k - log p_k = (z_t,k - z_s,k) / T + lse_s - lse_t, so
+ *                 KL = sum_k q_k ((z_t,k - z_s,k) / T + lse_s - lse_t)  (no log per class);
+ *   several:      q_k = sum_t w_t softmax(z_t / T)_k, KL = sum_k q_k (log q_k - log p_k)
+ *                 (terms with q_k = 0 add 0; a log per class);
+ * loss T^2 KL, and dL/dz_s,k = T (p_k - q_k) / V. Tiles of voxels in double
+ * (loss_internal.h); the gradient is rounded to float once.
  */
 #include "loss_internal.h"
 
@@ -21,28 +25,93 @@ typedef struct {
     double inv_t, t2, g; /* 1/T, T^2, scale * T / V */
 } kd_ctx;
 
+/* Scratch of one tile: student e and teacher e (c, TILE), the mixed q (c, TILE). */
+typedef struct {
+    double es[DK_LOSS_MAX_CLASSES * LOSS_TILE], et[DK_LOSS_MAX_CLASSES * LOSS_TILE];
+    double q[DK_LOSS_MAX_CLASSES * LOSS_TILE];
+    double rs[LOSS_TILE], rt[LOSS_TILE], kl[LOSS_TILE], lse_s[LOSS_TILE], lse_t[LOSS_TILE];
+} kd_tile;
+
+/* kl (len) for one teacher; q = its probabilities. */
+static inline void kd_one(kd_tile *b, const kd_ctx *q, const float *xs, const float *xt,
+                          int64_t len) {
+    const int64_t c = q->c, s = q->s;
+    const double inv_t = q->inv_t;
+    double d[LOSS_TILE];
+    dk_loss_softmax_tile(b->et, b->rt, b->lse_t, NULL, xt, c, s, len, inv_t);
+    for (int64_t t = 0; t < len; t++) {
+        d[t] = b->lse_s[t] - b->lse_t[t];
+        b->kl[t] = 0;
+    }
+    for (int64_t k = 0; k < c; k++) {
+        double *qk = b->q + k * LOSS_TILE;
+        const double *ek = b->et + k * LOSS_TILE;
+        const float *zs = xs + k * s, *zt = xt + k * s;
+        for (int64_t t = 0; t < len; t++) {
+            qk[t] = ek[t] * b->rt[t];
+            b->kl[t] += qk[t] * (((double)zt[t] - (double)zs[t]) * inv_t + d[t]);
+        }
+    }
+}
+
+/* kl (len) for several teachers: q = their weighted mixture. */
+static inline void kd_multi(kd_tile *b, const kd_ctx *q, const float *xs, int64_t o, int64_t len) {
+    const int64_t c = q->c, s = q->s;
+    memset(b->q, 0, (size_t)(c * LOSS_TILE) * sizeof(double));
+    for (int i = 0; i < q->nt; i++) {
+        dk_loss_softmax_tile(b->et, b->rt, NULL, NULL, q->t[i] + o, c, s, len, q->inv_t);
+        const double w = q->w[i];
+        for (int64_t k = 0; k < c; k++) {
+            double *qk = b->q + k * LOSS_TILE;
+            const double *ek = b->et + k * LOSS_TILE;
+            for (int64_t t = 0; t < len; t++)
+                qk[t] += w * (ek[t] * b->rt[t]);
+        }
+    }
+    memset(b->kl, 0, (size_t)len * sizeof(double));
+    double *lq = b->rt; /* free now */
+    for (int64_t k = 0; k < c; k++) {
+        const double *qk = b->q + k * LOSS_TILE;
+        const float *zs = xs + k * s;
+        memcpy(lq, qk, (size_t)len * sizeof *lq);
+        loss_log_tile(lq, len);
+        for (int64_t t = 0; t < len; t++) {
+            double lp = (double)zs[t] * q->inv_t - b->lse_s[t];
+            b->kl[t] += qk[t] > 0 ? qk[t] * (lq[t] - lp) : 0.0;
+        }
+    }
+}
+
+LOSS_CLONES
 static void kd_range(double *acc, void *ctx, int64_t v0, int64_t v1) {
     const kd_ctx *q = ctx;
     const int64_t c = q->c, s = q->s;
-    double lp[DK_LOSS_MAX_CLASSES], lt[DK_LOSS_MAX_CLASSES], qt[DK_LOSS_MAX_CLASSES];
-    for (int64_t v = v0; v < v1; v++) {
-        if (q->mask && !q->mask[v]) continue;
-        int64_t o = dk_loss_vox_offset(v, c, s);
-        for (int64_t k = 0; k < c; k++)
-            qt[k] = 0;
-        for (int i = 0; i < q->nt; i++) {
-            dk_loss_log_softmax(lt, q->t[i] + o, c, s, q->inv_t);
-            for (int64_t k = 0; k < c; k++)
-                qt[k] += q->w[i] * exp(lt[k]);
+    kd_tile b;
+    double on[LOSS_TILE]; /* 1 counted, 0 masked out */
+    for (int64_t v = v0; v < v1;) {
+        const int64_t len = dk_loss_tile_len(v, v1, s), o = dk_loss_vox_offset(v, c, s);
+        const float *xs = q->x + o;
+        for (int64_t t = 0; t < len; t++)
+            on[t] = !q->mask || q->mask[v + t] ? 1.0 : 0.0;
+        dk_loss_softmax_tile(b.es, b.rs, b.lse_s, NULL, xs, c, s, len, q->inv_t);
+        if (q->nt == 1) kd_one(&b, q, xs, q->t[0] + o, len);
+        else kd_multi(&b, q, xs, o, len);
+        for (int64_t t = 0; t < len; t++)
+            b.kl[t] = on[t] != 0 ? b.kl[t] : 0.0;
+        acc[0] += q->t2 * dk_loss_tile_sum(b.kl, len);
+        if (!q->dx) {
+            v += len;
+            continue;
         }
-        dk_loss_log_softmax(lp, q->x + o, c, s, q->inv_t);
-        double kl = 0;
-        for (int64_t k = 0; k < c; k++)
-            if (qt[k] > 0) kl += qt[k] * (log(qt[k]) - lp[k]);
-        acc[0] += q->t2 * kl;
-        if (!q->dx) continue;
-        for (int64_t k = 0; k < c; k++)
-            q->dx[o + k * s] += (float)(q->g * (exp(lp[k]) - qt[k]));
+        for (int64_t k = 0; k < c; k++) {
+            float *dk = q->dx + o + k * s;
+            const double *ek = b.es + k * LOSS_TILE, *qk = b.q + k * LOSS_TILE;
+            for (int64_t t = 0; t < len; t++) {
+                float d = (float)(q->g * (ek[t] * b.rs[t] - qk[t]));
+                dk[t] += on[t] != 0 ? d : 0.0f;
+            }
+        }
+        v += len;
     }
 }
 

@@ -16,43 +16,79 @@ typedef struct {
     const uint8_t *mask;
     int64_t c, s;
     double coef_a[DK_LOSS_MAX_CLASSES], coef_b[DK_LOSS_MAX_CLASSES]; /* Dice: a_k, b_k */
-    double g;                                                      /* entropy: scale / V */
+    double g;                                                        /* entropy: scale / V */
 } seg_ctx;
 
-/* acc (3c) += P_k, Y_k, I_k over the counted voxels of [v0, v1). */
-static void dice_sums(double *acc, void *ctx, int64_t v0, int64_t v1) {
-    const seg_ctx *q = ctx;
-    const int64_t c = q->c;
-    double lp[DK_LOSS_MAX_CLASSES];
-    for (int64_t v = v0; v < v1; v++) {
-        uint8_t y = q->lab[v];
-        if (y == DK_IGNORE_LABEL) continue;
-        DK_ASSERT(y < c);
-        dk_loss_log_softmax(lp, q->x + dk_loss_vox_offset(v, c, q->s), c, q->s, 1.0);
-        for (int64_t k = 0; k < c; k++)
-            acc[k] += exp(lp[k]);
-        acc[c + y] += 1.0;
-        acc[2 * c + y] += exp(lp[y]);
+/* Scratch of one tile: e (c, TILE) (then p), 1 / sum_k e_k, the labels as doubles (255 =
+ * ignored; compared as doubles so the class loops keep one lane width), a row of terms. */
+typedef struct {
+    double e[DK_LOSS_MAX_CLASSES * LOSS_TILE], rs[LOSS_TILE], yf[LOSS_TILE], tmp[LOSS_TILE];
+} seg_tile;
+
+/* yf (len) = the labels; ycount (c) += the voxels of each class when not NULL. */
+static inline void labels_tile(double *yf, double *ycount, const uint8_t *y, int64_t c,
+                               int64_t len) {
+    for (int64_t t = 0; t < len; t++) {
+        DK_ASSERT(y[t] < c || y[t] == DK_IGNORE_LABEL);
+        yf[t] = (double)y[t];
+        if (ycount && y[t] != DK_IGNORE_LABEL) ycount[y[t]] += 1.0;
     }
 }
 
+/* acc (3c) += P_k, Y_k, I_k over the counted voxels of [v0, v1). */
+LOSS_CLONES
+static void dice_sums(double *acc, void *ctx, int64_t v0, int64_t v1) {
+    const seg_ctx *q = ctx;
+    const int64_t c = q->c, s = q->s;
+    seg_tile b;
+    for (int64_t v = v0; v < v1;) {
+        const int64_t len = dk_loss_tile_len(v, v1, s), o = dk_loss_vox_offset(v, c, s);
+        labels_tile(b.yf, acc + c, q->lab + v, c, len);
+        dk_loss_softmax_tile(b.e, b.rs, NULL, NULL, q->x + o, c, s, len, 1.0);
+        for (int64_t k = 0; k < c; k++) {
+            const double *ek = b.e + k * LOSS_TILE, fk = (double)k;
+            for (int64_t t = 0; t < len; t++)
+                b.tmp[t] = b.yf[t] != 255.0 ? ek[t] * b.rs[t] : 0.0;
+            acc[k] += dk_loss_tile_sum(b.tmp, len);
+            for (int64_t t = 0; t < len; t++)
+                b.tmp[t] = b.yf[t] == fk ? b.tmp[t] : 0.0;
+            acc[2 * c + k] += dk_loss_tile_sum(b.tmp, len);
+        }
+        v += len;
+    }
+}
+
+/* dL/dx_kv = p_kv (g_kv - sum_j p_jv g_jv), g_kv = b_k + [k == y_v] a_k, counted voxels. */
+LOSS_CLONES
 static void dice_grad(double *acc, void *ctx, int64_t v0, int64_t v1) {
     const seg_ctx *q = ctx;
     const int64_t c = q->c, s = q->s;
-    double lp[DK_LOSS_MAX_CLASSES], gk[DK_LOSS_MAX_CLASSES];
+    seg_tile b;
+    double *dot = b.tmp;
     (void)acc;
-    for (int64_t v = v0; v < v1; v++) {
-        uint8_t y = q->lab[v];
-        if (y == DK_IGNORE_LABEL) continue;
-        int64_t o = dk_loss_vox_offset(v, c, s);
-        dk_loss_log_softmax(lp, q->x + o, c, s, 1.0);
-        double dot = 0;
+    for (int64_t v = v0; v < v1;) {
+        const int64_t len = dk_loss_tile_len(v, v1, s), o = dk_loss_vox_offset(v, c, s);
+        labels_tile(b.yf, NULL, q->lab + v, c, len);
+        dk_loss_softmax_tile(b.e, b.rs, NULL, NULL, q->x + o, c, s, len, 1.0);
+        memset(dot, 0, (size_t)len * sizeof *dot);
         for (int64_t k = 0; k < c; k++) {
-            gk[k] = q->coef_b[k] + (k == y ? q->coef_a[k] : 0.0);
-            dot += exp(lp[k]) * gk[k];
+            double *pk = b.e + k * LOSS_TILE; /* e_k becomes p_k */
+            const double gy = q->coef_b[k] + q->coef_a[k], gn = q->coef_b[k], fk = (double)k;
+            for (int64_t t = 0; t < len; t++) {
+                pk[t] *= b.rs[t];
+                dot[t] += pk[t] * (b.yf[t] == fk ? gy : gn);
+            }
         }
-        for (int64_t k = 0; k < c; k++)
-            q->dx[o + k * s] += (float)(exp(lp[k]) * (gk[k] - dot));
+        for (int64_t k = 0; k < c; k++) {
+            float *dk = q->dx + o + k * s;
+            const double *pk = b.e + k * LOSS_TILE;
+            const double gy = q->coef_b[k] + q->coef_a[k], gn = q->coef_b[k], fk = (double)k;
+            for (int64_t t = 0; t < len; t++) {
+                float d = (float)(pk[t] * ((b.yf[t] == fk ? gy : gn) - dot[t]));
+                dk[t] += b.yf[t] != 255.0 ? d : 0.0f;
+            }
+        }
+        v += len;
     }
 }
 
@@ -87,22 +123,40 @@ double dk_loss_dice(float *dlogits, const float *logits, const uint8_t *labels, 
     return 1.0 - mean / nk;
 }
 
-/* acc[0] += sum of H_v over the counted voxels of [v0, v1); gradient when dx. */
+/* acc[0] += sum of H_v = log sum_k e_kv - sum_k p_kv (x_kv - m_v) over the counted voxels
+ * of [v0, v1); dL/dx_kv = -g p_kv ((x_kv - m_v) - sum_j p_jv (x_jv - m_v)), which is
+ * -g p_kv (log p_kv + H_v) without a log per class. */
+LOSS_CLONES
 static void entropy_range(double *acc, void *ctx, int64_t v0, int64_t v1) {
     const seg_ctx *q = ctx;
     const int64_t c = q->c, s = q->s;
-    double lp[DK_LOSS_MAX_CLASSES];
-    for (int64_t v = v0; v < v1; v++) {
-        if (q->mask && !q->mask[v]) continue;
-        int64_t o = dk_loss_vox_offset(v, c, s);
-        dk_loss_log_softmax(lp, q->x + o, c, s, 1.0);
-        double h = 0;
-        for (int64_t k = 0; k < c; k++)
-            h -= exp(lp[k]) * lp[k];
-        acc[0] += h;
-        if (!q->dx) continue;
-        for (int64_t k = 0; k < c; k++)
-            q->dx[o + k * s] -= (float)(q->g * exp(lp[k]) * (lp[k] + h));
+    seg_tile b;
+    double lse[LOSS_TILE], m[LOSS_TILE], *dot = b.tmp, *on = b.yf;
+    for (int64_t v = v0; v < v1;) {
+        const int64_t len = dk_loss_tile_len(v, v1, s), o = dk_loss_vox_offset(v, c, s);
+        const float *x = q->x + o;
+        for (int64_t t = 0; t < len; t++)
+            on[t] = !q->mask || q->mask[v + t] ? 1.0 : 0.0;
+        dk_loss_softmax_tile(b.e, b.rs, lse, m, x, c, s, len, 1.0);
+        memset(dot, 0, (size_t)len * sizeof *dot);
+        for (int64_t k = 0; k < c; k++) {
+            double *pk = b.e + k * LOSS_TILE; /* e_k becomes p_k */
+            for (int64_t t = 0; t < len; t++) {
+                pk[t] *= b.rs[t];
+                dot[t] += pk[t] * ((double)x[k * s + t] - m[t]);
+            }
+        }
+        for (int64_t t = 0; t < len; t++)
+            if (on[t] != 0) acc[0] += (lse[t] - m[t]) - dot[t];
+        for (int64_t k = 0; q->dx && k < c; k++) {
+            float *dk = q->dx + o + k * s;
+            const double *pk = b.e + k * LOSS_TILE, g = q->g;
+            for (int64_t t = 0; t < len; t++) {
+                float d = (float)(g * pk[t] * (((double)x[k * s + t] - m[t]) - dot[t]));
+                dk[t] -= on[t] != 0 ? d : 0.0f;
+            }
+        }
+        v += len;
     }
 }
 

@@ -23,6 +23,38 @@ void dk_loss_chunked_sums(double *out, int k, dk_loss_range_fn fn, void *ctx, in
     }
 }
 
+LOSS_CLONES
+void dk_loss_softmax_tile(double *e, double *rsum, double *lse, double *mx, const float *x,
+                          int64_t c, int64_t s, int64_t len, double inv_t) {
+    DK_ASSERT(len >= 1 && len <= LOSS_TILE && c >= 1 && c <= DK_LOSS_MAX_CLASSES);
+    double m[LOSS_TILE], sum[LOSS_TILE];
+    for (int64_t t = 0; t < len; t++)
+        m[t] = (double)x[t] * inv_t;
+    for (int64_t k = 1; k < c; k++)
+        for (int64_t t = 0; t < len; t++) {
+            double v = (double)x[k * s + t] * inv_t;
+            m[t] = v > m[t] ? v : m[t];
+        }
+    memset(sum, 0, (size_t)len * sizeof *sum);
+    for (int64_t k = 0; k < c; k++) {
+        double *ek = e + k * LOSS_TILE;
+        for (int64_t t = 0; t < len; t++)
+            ek[t] = (double)x[k * s + t] * inv_t - m[t];
+        loss_exp_tile(ek, len);
+        for (int64_t t = 0; t < len; t++)
+            sum[t] += ek[t];
+    }
+    for (int64_t t = 0; t < len; t++)
+        rsum[t] = 1.0 / sum[t];
+    if (lse) {
+        memcpy(lse, sum, (size_t)len * sizeof *lse);
+        loss_log_tile(lse, len);
+        for (int64_t t = 0; t < len; t++)
+            lse[t] += m[t];
+    }
+    if (mx) memcpy(mx, m, (size_t)len * sizeof *mx);
+}
+
 int64_t dk_loss_count_mask(const uint8_t *mask, int64_t nv) {
     if (!mask) return nv;
     int64_t counted = 0;

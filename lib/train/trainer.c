@@ -31,9 +31,33 @@ static void free_cases(dk_case_data *cs, int n) {
     free(cs);
 }
 
+/* DK_ERR_ARG when the CSV lacks the column a [data] key names. */
+static dk_status need_column(const dk_case_list *l, const char *key, const char *name) {
+    if (dk_cases_column(l, name) >= 0) return DK_OK;
+    return dk_fail(DK_ERR_ARG, "%s:1: no column '%s', named by [data] %s (the header has %d "
+                   "columns, first '%s')", l->path, name, key, l->n_columns,
+                   l->n_columns ? l->columns[0] : "");
+}
+
+/* Case i of `sel` loaded and preprocessed; without its label file when no_label (the file
+ * is then never opened). Failures name the CSV line and the case. */
+static dk_status load_case(dk_case_data *out, const dk_case_list *sel, int i,
+                           const dk_trainer *t, int no_label) {
+    dk_case one = sel->cases[i];
+    dk_case_list view = *sel;
+    if (no_label) one.label = NULL;
+    view.cases = &one;
+    view.n = 1;
+    dk_status st = dk_case_load(out, &view, 0, &t->prep);
+    if (st != DK_OK)
+        st = dk_fail(st, "%s:%d: case '%s': %s", t->cfg.cases, one.line, one.id, dk_last_error());
+    return st;
+}
+
 /* Cases of `all` with domain == dom (when the config has a domain column) and split ==
  * split (when both are non-empty), loaded and preprocessed. need_label: a case without a
- * label is an error; drop_label: labels are freed (target cases are used unlabelled). */
+ * label is an error; drop_label: the label file is not read (target cases are used
+ * unlabelled). */
 static dk_status load_set(dk_case_data **out, int *n, dk_trainer *t, const char *dom,
                           const char *split, int need_label, int drop_label) {
     const dk_train_config *c = &t->cfg;
@@ -42,6 +66,10 @@ static dk_status load_set(dk_case_data **out, int *n, dk_trainer *t, const char 
     dk_status st = DK_OK;
     *out = NULL;
     *n = 0;
+    if (c->domain_column[0]) st = need_column(sel, "domain_column", c->domain_column);
+    if (st == DK_OK && c->split_column[0] && split[0])
+        st = need_column(sel, "split_column", c->split_column);
+    if (st != DK_OK) goto out;
     if (c->domain_column[0]) {
         if ((st = dk_cases_filter(&a, sel, c->domain_column, dom)) != DK_OK) goto out;
         sel = &a;
@@ -62,9 +90,8 @@ static dk_status load_set(dk_case_data **out, int *n, dk_trainer *t, const char 
                          "for supervised training or validation", c->cases, k->line, k->id, dom);
             goto out;
         }
-        if ((st = dk_case_load(&(*out)[i], sel, i, &t->prep)) != DK_OK) goto out;
+        if ((st = load_case(&(*out)[i], sel, i, t, drop_label)) != DK_OK) goto out;
         *n = i + 1;
-        if (drop_label) dk_volume_free(&(*out)[i].label);
         if (!c->use_mask) dk_volume_free(&(*out)[i].mask);
     }
 out:
@@ -107,6 +134,10 @@ static dk_status load_data(dk_trainer *t) {
     if (m == DK_TRAINER_DISTILL && t->ntgt == 0)
         return dk_fail(DK_ERR_ARG, "%s: no target cases (%s = %s, %s = %s)", c->cases,
                        c->domain_column, c->target, c->split_column, c->target_split);
+    if (c->validate_every > 0 && t->nval == 0)
+        return dk_fail(DK_ERR_ARG, "%s: no validation cases (%s = %s, %s = %s) for model "
+                       "selection; [train] validate_every = 0 trains without validation",
+                       c->cases, c->domain_column, vdom, c->split_column, c->val_split);
     return DK_OK;
 }
 
@@ -148,8 +179,9 @@ static dk_status load_frozen(dk_unet **out, const dk_unet_config *cfg, const cha
     if ((st = dk_unet_load(*out, path, NULL)) != DK_OK) {
         dk_unet_free(*out);
         *out = NULL;
-        return dk_fail(st, "%s %s does not match [model] teacher_*: %s", what, path,
-                       dk_last_error());
+        return dk_fail(st, "%s %s: %s%s", what, path, dk_last_error(),
+                       st == DK_ERR_FORMAT ? " (it must be a checkpoint of the [model] teacher_* "
+                                             "network)" : "");
     }
     return DK_OK;
 }
@@ -159,7 +191,8 @@ static dk_status build_teachers(dk_trainer *t) {
     if (!c->teacher_checkpoint[0])
         return dk_fail(DK_ERR_ARG, "[model] teacher_checkpoint is empty: distill needs a "
                        "trained teacher (dakd train --model teacher first)");
-    dk_status st = load_frozen(&t->teachers[0], &c->teacher, c->teacher_checkpoint, "teacher");
+    dk_status st = load_frozen(&t->teachers[0], &c->teacher, c->teacher_checkpoint,
+                               "[model] teacher_checkpoint");
     if (st != DK_OK) return st;
     t->nteachers = 1;
     const char *p = c->extra_teachers;
@@ -171,7 +204,8 @@ static dk_status build_teachers(dk_trainer *t) {
                            "too long or more than %d teachers)", MAX_TEACHERS - 2);
         memcpy(path, p, len);
         path[len] = '\0';
-        st = load_frozen(&t->teachers[t->nteachers], &c->teacher, path, "extra teacher");
+        st = load_frozen(&t->teachers[t->nteachers], &c->teacher, path,
+                         "[distill] extra_teachers");
         if (st != DK_OK) return st;
         t->nteachers++;
         p += len + (p[len] == ',');
@@ -266,6 +300,41 @@ static dk_status build_hint(dk_trainer *t) {
     return DK_OK;
 }
 
+/* AdaBN (Li et al. 2017): the batch-norm running statistics of `net` re-estimated on target
+ * training patches, ADABN_STEPS train-mode forwards over un-augmented target batches drawn
+ * from the seed (their own stream), no weight changes. The running-stat momentum (0.1) leaves
+ * the previous statistics a weight of 0.9^ADABN_STEPS (0.5 %). Nothing for other norms. */
+static dk_status adapt_bn(dk_trainer *t, dk_unet *net) {
+    if (dk_unet_get_config(net)->norm != DK_NORM_BATCH) return DK_OK;
+    const int64_t *p = t->cfg.patch;
+    dk_status st = dk_unet_plan(net, t->batch, p[0], p[1], p[2]);
+    if (st != DK_OK) return st;
+    dk_augment_opts none;
+    dk_augment_defaults(&none);
+    none.p_flip[0] = none.p_flip[1] = none.p_flip[2] = 0;
+    none.p_rot90 = none.p_scale = none.p_shift = none.p_gamma = none.p_noise = 0;
+    dk_rng r;
+    dk_rng_seed(&r, (uint64_t)t->cfg.seed);
+    dk_rng base = dk_rng_split(&r, 4);
+    size_t nx = (size_t)(t->batch * t->cfg.in_channels * t->nvox);
+    for (int64_t k = 0; k < ADABN_STEPS; k++) {
+        dk_sampler_step(&t->btgt, &t->stgt, &none, &base, 0, k);
+        memcpy(t->x, t->btgt.image.data, nx * sizeof(float));
+        dk_rng rd = dk_rng_split(&base, (uint64_t)(1000000 + k)); /* dropout, if any */
+        dk_unet_forward(net, t->x, 1, &rd);
+    }
+    return DK_OK;
+}
+
+/* target_bn: a copy of the first teacher with target batch-norm statistics. */
+static dk_status build_teacher_tgt(dk_trainer *t) {
+    const dk_train_config *c = &t->cfg;
+    if (t->opts.mode != DK_TRAINER_DISTILL || !c->target_bn) return DK_OK;
+    dk_status st = load_frozen(&t->teacher_tgt, &c->teacher, c->teacher_checkpoint,
+                               "[model] teacher_checkpoint");
+    return st != DK_OK ? st : adapt_bn(t, t->teacher_tgt);
+}
+
 static dk_status make_run_dir(const char *dir) {
     char buf[DK_TRAIN_PATH_MAX];
     snprintf(buf, sizeof buf, "%s", dir);
@@ -330,14 +399,16 @@ static dk_status trainer_init(dk_trainer *t) {
     if ((st = plan_all(t)) != DK_OK) return st;
     if ((st = alloc_step_buffers(t)) != DK_OK) return st;
     if ((st = build_hint(t)) != DK_OK) return st;
+    if ((st = build_teacher_tgt(t)) != DK_OK) return st;
     if ((st = make_run_dir(c->run_dir)) != DK_OK) return st;
     snprintf(t->path_ckpt, sizeof t->path_ckpt, "%s/checkpoint.safetensors", c->run_dir);
     snprintf(t->path_log, sizeof t->path_log, "%s/steps.jsonl", c->run_dir);
+    /* config.ini after the checkpoint is accepted, so a refused --resume leaves the run's */
+    st = t->opts.resume ? dk__trainer_load_state(t) : dk__trainer_open_log(t, 0);
+    if (st != DK_OK) return st;
     char cfgpath[DK_TRAIN_PATH_MAX + 32];
     snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", c->run_dir);
-    if ((st = dk_train_config_write(c, cfgpath)) != DK_OK) return st;
-    if (t->opts.resume) return dk__trainer_load_state(t);
-    return dk__trainer_open_log(t, 0);
+    return dk_train_config_write(c, cfgpath);
 }
 
 dk_status dk_trainer_create(dk_trainer **out, const dk_train_config *c,
@@ -361,6 +432,7 @@ void dk_trainer_free(dk_trainer *t) {
     if (t->log) fclose(t->log);
     dk_unet_free(t->net);
     dk_unet_free(t->ema);
+    dk_unet_free(t->teacher_tgt);
     for (int i = 0; i < t->nteachers; i++) dk_unet_free(t->teachers[i]);
     dk_sampler_free(&t->ssrc);
     dk_sampler_free(&t->stgt);
@@ -409,12 +481,13 @@ static void log_epoch(const dk_trainer *t, int e, const step_terms *sum, int64_t
                       double val) {
     double k = n > 0 ? 1.0 / (double)n : 0;
     dk_log(DK_LOG_INFO,
-           "epoch %d/%d  loss %.4f  kd %.4f  sup %.4f (ce %.4f dice %.4f)  at %.4f  hint %.4f  "
+           "%sepoch %d/%d  loss %.4f  kd %.4f  sup %.4f (ce %.4f dice %.4f)  at %.4f  hint %.4f  "
            "align %.4f  ent %.4f  T %.3g  mix %.3g  alpha %.3g  lr %.3g  gnorm %.3g  "
            "val_dice %.4f  %.1fs",
-           e + 1, t->cfg.epochs, sum->total * k, sum->kd * k, sum->sup * k, sum->ce * k,
-           sum->dice * k, sum->at * k, sum->hint * k, sum->align * k, sum->ent * k, sum->T,
-           sum->mix, sum->alpha, sum->lr, sum->grad_norm * k, val, sec);
+           t->opts.mode == DK_TRAINER_ORACLE ? "oracle (TARGET labels) " : "", e + 1,
+           t->cfg.epochs, sum->total * k, sum->kd * k, sum->sup * k, sum->ce * k, sum->dice * k,
+           sum->at * k, sum->hint * k, sum->align * k, sum->ent * k, sum->T, sum->mix, sum->alpha,
+           sum->lr, sum->grad_norm * k, val, sec);
 }
 
 static void add_terms(step_terms *sum, const step_terms *s) {
@@ -423,6 +496,34 @@ static void add_terms(step_terms *sum, const step_terms *s) {
     sum->ent += s->ent;
     sum->grad_norm += s->grad_norm;
     sum->T = s->T, sum->mix = s->mix, sum->alpha = s->alpha, sum->lr = s->lr;
+}
+
+/* After a failed step: the step's message plus the terms that are not finite and the
+ * step's place in steps.jsonl (0-based epoch and step, as logged). */
+static dk_status name_bad_terms(const dk_trainer *t, const step_terms *s, int e, int64_t step) {
+    const char *k[] = {"loss", "kd", "sup", "ce", "dice", "at", "hint", "align", "ent",
+                       "grad_norm"};
+    double v[] = {s->total, s->kd, s->sup, s->ce, s->dice, s->at, s->hint, s->align, s->ent,
+                  s->grad_norm};
+    char list[128] = "";
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (!isfinite(v[i])) {
+            size_t used = strlen(list);
+            snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", k[i]);
+        }
+    return dk_fail(DK_ERR_NUMERIC, "%s; non-finite terms: %s (steps.jsonl \"epoch\": %d, "
+                   "\"step\": %lld, \"global_step\": %lld)", dk_last_error(),
+                   list[0] ? list : "none", e, (long long)step, (long long)t->optim.step);
+}
+
+/* The count of non-finite values among the network's weights and buffers and the adapter's
+ * weights: an update that overflowed (the loss and gradient were finite). */
+static int64_t nonfinite_weights(dk_trainer *t) {
+    const dk_params *p[3] = {dk_unet_params(t->net), dk_unet_buffers(t->net), &t->hint};
+    int64_t bad = 0;
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < p[k]->total; i++) bad += !isfinite(p[k]->w[i]);
+    return bad;
 }
 
 static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) {
@@ -438,7 +539,14 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
         step_terms st1;
         double ts = dk_time_now();
         dk_status st = dk__trainer_step(t, e, s, &st1);
+        if (st == DK_ERR_NUMERIC) return name_bad_terms(t, &st1, e, s);
         if (st != DK_OK) return st;
+        int64_t bad = nonfinite_weights(t);
+        if (bad)
+            return dk_fail(DK_ERR_NUMERIC, "%s: epoch %d step %lld (steps.jsonl \"epoch\": %d, "
+                           "\"step\": %lld): the update (lr %g) made %lld weights non-finite; "
+                           "stopped before any checkpoint or model file", t->cfg.run_dir, e + 1,
+                           (long long)s, e, (long long)s, st1.lr, (long long)bad);
         double sec = dk_time_now() - ts;
         t->stats.sec_step += sec;
         t->stats.steps++;
@@ -469,9 +577,18 @@ dk_status dk_trainer_run(dk_trainer *t) {
     if (t->opts.progress) dk_progress_end(&pg);
     if (st != DK_OK || stopped) return st;
     if (t->nval)
-        dk_log(DK_LOG_INFO, "best epoch %d: source validation Dice %.4f (selection uses %s "
-               "labels only)", t->stats.best_epoch + 1, t->stats.best_val_dice,
+        dk_log(DK_LOG_INFO, "best epoch %d: %s validation Dice %.4f (selection uses %s "
+               "labels only)", t->stats.best_epoch + 1,
+               t->cfg.val_domain == DK_VAL_TARGET ? "target" : "source", t->stats.best_val_dice,
                t->cfg.val_domain == DK_VAL_TARGET ? "TARGET (oracle)" : "source");
+    if (t->opts.mode == DK_TRAINER_ORACLE)
+        dk_log(DK_LOG_WARN, "oracle run: trained on TARGET labels; an upper bound, not a result "
+               "of the method");
+    if (t->opts.mode == DK_TRAINER_DISTILL && t->cfg.target_bn) {
+        if ((st = adapt_bn(t, t->net)) != DK_OK) return st;
+        dk_log(DK_LOG_INFO, "target_bn: the student's batch-norm statistics re-estimated on "
+               "%d target patches", ADABN_STEPS * (int)t->batch);
+    }
     return dk__trainer_save_model(t, "model.safetensors");
 }
 

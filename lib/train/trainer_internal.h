@@ -8,7 +8,7 @@
 #include "dakd/data.h"
 #include "dakd/train.h"
 
-enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64 };
+enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64, ADABN_STEPS = 50 };
 
 /* The loss terms of one step (unweighted), as logged. */
 typedef struct {
@@ -36,6 +36,7 @@ struct dk_trainer {
     dk_unet *teachers[MAX_TEACHERS];
     int nteachers;
     dk_unet *ema;                   /* EMA copy of the student, or NULL */
+    dk_unet *teacher_tgt;           /* target_bn: the first teacher with target BN statistics */
     dk_optim optim;
     dk_dynweights dyn;
     double *sample_loss;            /* (B) */

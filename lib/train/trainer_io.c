@@ -138,6 +138,9 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
         cJSON_Delete(o);
         return;
     }
+    /* the mode first, so an oracle run (trained on TARGET labels) says so on every line */
+    static const char *const modes[] = {"teacher", "student", "oracle", "distill"};
+    cJSON_AddStringToObject(o, "mode", modes[t->opts.mode]);
     cJSON_AddNumberToObject(o, "epoch", epoch);
     cJSON_AddNumberToObject(o, "step", (double)step);
     cJSON_AddNumberToObject(o, "global_step", (double)(t->optim.step - 1));
@@ -155,11 +158,38 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
     cJSON_Delete(o);
 }
 
+/* The exported model also carries the preprocessing it was trained with ("dakd.data.*",
+ * read by dk_predict_run so prediction prepares images exactly as training did): channel
+ * choice, normalisation and its parameters, target spacing and size "x,y,z" (0 = kept),
+ * the training patch "d,h,w" and the classes. Numbers in %.17g read back exactly. */
 dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
-    char path[DK_TRAIN_PATH_MAX + 32], ep[32];
+    static const char *const chans[] = {"all", "one", "luminance"};
+    static const char *const norms[] = {"none", "zscore", "percentile_zscore", "ct_window"};
+    const dk_prep_opts *p = &t->prep;
+    const double *sp = p->target.spacing;
+    const int64_t *sz = p->target.size, *pt = t->cfg.patch;
+    char path[DK_TRAIN_PATH_MAX + 32], v[12][80];
     snprintf(path, sizeof path, "%s/%s", t->cfg.run_dir, name);
-    snprintf(ep, sizeof ep, "%d", t->epoch);
-    const char *meta[] = {"dakd.epoch", ep, NULL};
+    snprintf(v[0], 80, "%d", t->epoch);
+    snprintf(v[1], 80, "%d", p->channel_index);
+    snprintf(v[2], 80, "%.17g", p->norm.lo_pct);
+    snprintf(v[3], 80, "%.17g", p->norm.hi_pct);
+    snprintf(v[4], 80, "%.17g", p->norm.level);
+    snprintf(v[5], 80, "%.17g", p->norm.width);
+    snprintf(v[6], 80, "%d", p->norm.zero_outside_mask);
+    snprintf(v[7], 80, "%d", p->norm_in_mask);
+    snprintf(v[8], 80, "%.17g,%.17g,%.17g", sp[0], sp[1], sp[2]);
+    snprintf(v[9], 80, "%" PRId64 ",%" PRId64 ",%" PRId64, sz[0], sz[1], sz[2]);
+    snprintf(v[10], 80, "%" PRId64 ",%" PRId64 ",%" PRId64, pt[0], pt[1], pt[2]);
+    snprintf(v[11], 80, "%d", p->classes);
+    const char *meta[] = {"dakd.epoch", v[0], "dakd.data.channels", chans[p->channels],
+                          "dakd.data.channel_index", v[1], "dakd.data.norm",
+                          norms[p->norm.kind], "dakd.data.norm_lo_pct", v[2],
+                          "dakd.data.norm_hi_pct", v[3], "dakd.data.ct_level", v[4],
+                          "dakd.data.ct_width", v[5], "dakd.data.zero_outside_mask", v[6],
+                          "dakd.data.norm_in_mask", v[7], "dakd.data.spacing", v[8],
+                          "dakd.data.size", v[9], "dakd.data.patch", v[10],
+                          "dakd.data.classes", v[11], NULL};
     return dk_unet_save(t->net, path, meta);
 }
 

@@ -54,15 +54,19 @@ static double sup_sample(step_terms *st, float *grad, const float *logits, const
     return ce + di;
 }
 
-/* Per-sample KD of sample i against the teachers (and the EMA student on target rows). */
-static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64_t i, int is_tgt,
+/* Per-sample KD of sample i against the teachers (and the EMA student on target rows
+ * i >= ns; the EMA network ran on those rows only, so its row is i - ns). */
+static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64_t i, int64_t ns,
                         float T, float scale) {
     const float *tz[MAX_TEACHERS];
     int64_t cs = t->cfg.classes * t->nvox;
     int nt = 0;
     for (int k = 0; k < t->nteachers; k++)
         tz[nt++] = dk_unet_tap(t->teachers[k], "logits")->value.data + i * cs;
-    if (t->ema && is_tgt) tz[nt++] = dk_unet_tap(t->ema, "logits")->value.data + i * cs;
+    if (t->teacher_tgt && i >= ns) /* target_bn: the first teacher with target statistics */
+        tz[0] = dk_unet_tap(t->teacher_tgt, "logits")->value.data + (i - ns) * cs;
+    if (t->ema && i >= ns)
+        tz[nt++] = dk_unet_tap(t->ema, "logits")->value.data + (i - ns) * cs;
     float *gi = grad ? grad + i * cs : NULL; /* sample i's rows, like its logits */
     return dk_loss_kd(gi, zs + i * cs, tz, NULL, nt, t->mask + i * t->nvox, 1,
                       t->cfg.classes, t->nvox, T, scale);
@@ -80,7 +84,7 @@ static void kd_sup_terms(dk_trainer *t, step_terms *st, int64_t ns, float T) {
     float *g = dyn ? t->grad_rows : lg->grad;
     if (dyn) memset(g, 0, (size_t)(B * cs) * sizeof(float));
     for (int64_t i = 0; i < B; i++) {
-        double kd = kd_sample(t, g, z, i, i >= ns, T, (float)(a / (double)B));
+        double kd = kd_sample(t, g, z, i, ns, T, (float)(a / (double)B));
         double sup = 0;
         if (i < ns)
             sup = sup_sample(st, g + i * cs, z + i * cs, t->lab + i * t->nvox, c, t->nvox,
@@ -203,11 +207,26 @@ static double clip_joint(dk_trainer *t, dk_params *p) {
     return norm;
 }
 
-static void forward_all(dk_trainer *t, int epoch, int64_t step) {
+/* The EMA student (and the target_bn teacher) teach the target rows only (kd_sample): `net`
+ * runs on rows [ns, batch), re-planned when that count changes (once per epoch at most). */
+static dk_status target_rows_forward(dk_trainer *t, dk_unet *net, int64_t ns) {
+    int64_t nt = t->batch - ns;
+    if (!net || nt == 0) return DK_OK;
+    const int64_t *p = t->cfg.patch;
+    dk_status st = dk_unet_plan(net, nt, p[0], p[1], p[2]);
+    if (st != DK_OK) return st;
+    dk_unet_forward(net, t->x + ns * t->cfg.in_channels * t->nvox, 0, NULL);
+    return DK_OK;
+}
+
+static dk_status forward_all(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
     double t0 = dk_time_now();
     for (int k = 0; k < t->nteachers; k++) dk_unet_forward(t->teachers[k], t->x, 0, NULL);
+    dk_status st = target_rows_forward(t, t->teacher_tgt, ns); /* target_bn teacher */
+    if (st != DK_OK) return st;
     double te = dk_time_now();
-    if (t->ema) dk_unet_forward(t->ema, t->x, 0, NULL);
+    st = target_rows_forward(t, t->ema, ns);
+    if (st != DK_OK) return st;
     double t1 = dk_time_now();
     dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * t->cfg.steps_per_epoch + step));
     dk_rng rd = dk_rng_split(&r, 5);
@@ -215,6 +234,7 @@ static void forward_all(dk_trainer *t, int epoch, int64_t step) {
     t->stats.sec_teacher += te - t0;
     t->stats.sec_ema += t1 - te;
     t->stats.sec_student_fwd += dk_time_now() - t1;
+    return DK_OK;
 }
 
 dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *st) {
@@ -228,7 +248,8 @@ dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *s
     fill_batch(t, epoch, step, ns);
     dk_labels_apply_mask(t->lab, t->mask, t->batch * t->nvox);
     t->stats.sec_data += dk_time_now() - td;
-    forward_all(t, epoch, step);
+    dk_status fst = forward_all(t, epoch, step, ns);
+    if (fst != DK_OK) return fst;
     dk_tap *lg = dk_unet_tap(t->net, "logits");
     double tl = dk_time_now();
     if (t->opts.mode == DK_TRAINER_DISTILL) {

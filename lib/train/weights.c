@@ -32,11 +32,21 @@ void dk_dynweights_compute(float *w, const dk_dynweights *d, const double *loss,
         w[i] = (float)(d->beta * (1.0 + d->gain * tanh(loss[i] - d->lbar)));
 }
 
+/* One pass over the flat buffers, e = a e + b w in float (a = m, b = 1 - m rounded once);
+ * the loop vectorises, and blocks of EMA_BLOCK elements run under OpenMP: every element is
+ * independent, so the result is the same for any thread count. */
+enum { EMA_BLOCK = 16384 };
+
 void dk_ema_update(dk_params *ema, const dk_params *p, double m) {
     DK_ASSERT(ema && p && ema->w && p->w && ema->total == p->total && m >= 0 && m <= 1);
     const float a = (float)m, b = (float)(1.0 - m);
-    float *e = ema->w;
-    const float *w = p->w;
-    for (int64_t i = 0; i < p->total; i++)
-        e[i] = a * e[i] + b * w[i];
+    float *restrict e = ema->w;
+    const float *restrict w = p->w;
+    const int64_t total = p->total, nblk = (total + EMA_BLOCK - 1) / EMA_BLOCK;
+#pragma omp parallel for schedule(static) if (nblk > 4)
+    for (int64_t k = 0; k < nblk; k++) {
+        const int64_t hi = (k + 1) * EMA_BLOCK < total ? (k + 1) * EMA_BLOCK : total;
+        for (int64_t i = k * EMA_BLOCK; i < hi; i++)
+            e[i] = a * e[i] + b * w[i];
+    }
 }

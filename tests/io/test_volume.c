@@ -134,7 +134,8 @@ static void test_phantom(void) {
     CU_ASSERT_EQUAL(s.n_labels, 4); /* background, organ, kidney, vessel */
     CU_ASSERT_EQUAL(la.geom.spacing[2], 2.0);
     CU_ASSERT(dk_geometry_equal(&a.geom, &la.geom, 0));
-    /* the target domain changes the look of the same labels: the organ is darker there */
+    /* the target domain changes the look of the same labels: the organ is darker there
+     * (0.62 vs 0.75, each times a bias field within 1 +- 0.06 over the organ) */
     dk_volume t, lt;
     dk_rng_seed(&r1, 42);
     o.domain = 1;
@@ -147,7 +148,7 @@ static void test_phantom(void) {
             organ_src += ((float *)a.data)[i], organ_tgt += ((float *)t.data)[i], n++;
         }
     CU_ASSERT(n > 100);
-    CU_ASSERT(organ_src / n > organ_tgt / n + 0.2);
+    CU_ASSERT(organ_src / n > organ_tgt / n + 0.05);
     dk_volume_free(&t), dk_volume_free(&lt);
     o.domain = 2;
     CU_ASSERT_EQUAL(dk_phantom_generate(&t, &lt, &o, &r1), DK_ERR_ARG);

@@ -42,9 +42,12 @@ extern "C" {
 /* A synthetic scan with a known label map: a body ellipsoid (label 0 background inside
  * it), an "organ" (label 1, a wobbly ellipsoid), two "kidneys" (label 2) and a curved
  * "vessel" tube (label 3). The domain sets how the labels look:
- *   domain 0 (source): organ brighter than body, mild bias field, low noise;
- *   domain 1 (target): contrast changed (organ darker than body, vessels brighter),
- *   stronger multiplicative bias field, more noise, Gaussian blur.
+ *   domain 0 (source): organ 0.75, kidney 0.55, vessel 0.95, body 0.35, background 0;
+ *   multiplicative bias field 1 + 0.10 (d . u) (u the position in [-1, 1]^3, d a random
+ *   direction in [-1, 1]^3 per case), Gaussian noise sd 0.02;
+ *   domain 1 (target): a scanner-like shift, contrast compressed in the same tissue order
+ *   (organ 0.62, kidney 0.55, vessel 0.90, body 0.42, background 0.03), bias slope 0.20,
+ *   noise sd 0.035.
  * Shapes differ per case through `rng`; the same seed gives the same case. */
 typedef struct {
     int64_t nx, ny, nz;  /* grid; nz = 1 makes a 2-D slice phantom */

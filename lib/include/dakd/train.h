@@ -291,6 +291,7 @@ typedef struct {
     double dyn_beta;
     int ema;
     double ema_momentum;
+    int target_bn;           /* AdaBN: target batch-norm statistics (see the trainer) */
     char extra_teachers[DK_TRAIN_LIST_MAX]; /* comma-separated checkpoint paths; "" = none */
     /* [augment] */
     double p_flip[3], p_rot90, p_scale, scale_lo, scale_hi, p_shift, shift_lo, shift_hi;
@@ -380,6 +381,13 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * learning rate; clip_norm bounds the global gradient norm over student AND adapter (the
  * logged grad_norm is that joint norm). The adapter is in checkpoint.safetensors ("hint.*"
  * tensors) but not in model.safetensors / best.safetensors (the exported student).
+ * target_bn (AdaBN, Li et al. 2017; batch-norm networks): the batch-norm running statistics
+ * are re-estimated on target training patches — ADABN_STEPS (trainer_internal.h) train-mode
+ * forwards over un-augmented target batches drawn from the seed, no weight changes — for (1)
+ * a copy of the first teacher, made at create, whose logits replace the first teacher's on
+ * TARGET rows in L_KD (source rows keep the source statistics), and (2) the student after
+ * the last epoch, before model.safetensors is written (checkpoint.safetensors and
+ * best.safetensors keep the statistics of training). Target labels are never read.
  * Logging: one dk_log INFO line per epoch; the progress bar goes to opts.progress. */
 
 typedef enum {
