@@ -156,3 +156,86 @@ out:
     dk_free(tmp);
     return st;
 }
+
+/* ---------------------------------------------------------------- a model from its file */
+
+/* The string value of metadata key `key`, or NULL. */
+static const char *meta_str(const cJSON *root, const char *key) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+/* Index of `v` in names[0..n), or -1. */
+static int name_index(const char *v, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) return i;
+    return -1;
+}
+
+/* The dk_unet_config written by config_meta, read back from the parsed __metadata__. */
+static dk_status config_from_meta(dk_unet_config *g, const cJSON *root, const char *path) {
+    static const char *const norms[] = {"batch", "instance", "none"};
+    static const char *const ups[] = {"transposed", "interp"};
+    static const char *const keys[CFG_KEYS] = {"dims", "in_channels", "classes", "base",
+                                               "levels", "norm", "up", "deep_supervision",
+                                               "leaky_slope", "dropout"};
+    const char *v[CFG_KEYS];
+    char key[64];
+    for (int k = 0; k < CFG_KEYS; k++) {
+        snprintf(key, sizeof key, CFG_PREFIX "%s", keys[k]);
+        if (!(v[k] = meta_str(root, key)))
+            return dk_fail(DK_ERR_FORMAT, "%s: __metadata__ lacks %s: not a dakd model "
+                           "checkpoint (dk_unet_save writes every dakd.config.* key)", path, key);
+    }
+    int ints[5];
+    for (int k = 0; k < 5; k++) {
+        char *end;
+        long x = strtol(v[k], &end, 10);
+        if (end == v[k] || *end || x < 0 || x > 1 << 20)
+            return dk_fail(DK_ERR_FORMAT, "%s: " CFG_PREFIX "%s = '%s' is not an integer", path,
+                           keys[k], v[k]);
+        ints[k] = (int)x;
+    }
+    int norm = name_index(v[5], norms, 3), up = name_index(v[6], ups, 2);
+    if (norm < 0 || up < 0)
+        return dk_fail(DK_ERR_FORMAT, "%s: " CFG_PREFIX "%s = '%s' is not one of the known "
+                       "names", path, norm < 0 ? "norm" : "up", norm < 0 ? v[5] : v[6]);
+    memset(g, 0, sizeof *g);
+    g->dims = ints[0], g->in_channels = ints[1], g->classes = ints[2];
+    g->base = ints[3], g->levels = ints[4];
+    g->norm = (dk_norm_kind)norm;
+    g->up = (dk_up_kind)up;
+    g->deep_supervision = strcmp(v[7], "0") != 0;
+    g->leaky_slope = strtof(v[8], NULL);
+    g->dropout = strtof(v[9], NULL);
+    return DK_OK;
+}
+
+dk_status dk_unet_open(dk_unet **out, const char *path, char **meta_json) {
+    DK_ASSERT(out && path);
+    *out = NULL;
+    if (meta_json) *meta_json = NULL;
+    char *mj = NULL;
+    dk_status st = dk_safetensors_read(path, NULL, 0, 1, &mj);
+    if (st != DK_OK) return st;
+    cJSON *root = cJSON_Parse(mj);
+    dk_unet_config g;
+    st = root ? config_from_meta(&g, root, path)
+              : dk_fail(DK_ERR_FORMAT, "%s: __metadata__ is not valid JSON", path);
+    cJSON_Delete(root);
+    dk_rng r;
+    dk_rng_seed(&r, 0);
+    if (st == DK_OK && (st = dk_unet_create(out, &g, 0, &r)) != DK_OK)
+        st = dk_fail(st, "%s: the dakd.config.* keys describe no valid network: %s", path,
+                     dk_last_error());
+    if (st == DK_OK) st = dk_unet_load(*out, path, NULL);
+    if (st != DK_OK) {
+        dk_unet_free(*out);
+        *out = NULL;
+        free(mj);
+        return st;
+    }
+    if (meta_json) *meta_json = mj;
+    else free(mj);
+    return DK_OK;
+}

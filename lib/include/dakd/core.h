@@ -184,6 +184,12 @@ int dk_tensor_same_shape(const dk_tensor *a, const dk_tensor *b);
 dk_status dk_tmp_path_for(char *buf, size_t n, const char *path);
 dk_status dk_commit_file(const char *tmp_path, const char *final_path);
 
+/* JSON files (cJSON values): pretty-printed with a final newline, written atomically as above.
+ * dk_json_add_number adds key: x, or key: null when x is NaN or infinite (JSON has no NaN). */
+struct cJSON;
+dk_status dk_json_write_file(const struct cJSON *j, const char *path);
+void dk_json_add_number(struct cJSON *o, const char *key, double x);
+
 /* ---------------------------------------------------------------- configs */
 
 /* Configs are INI files read into a plain struct through ONE table of fields per struct

@@ -75,7 +75,8 @@ extern "C" {
  * Felzenszwalb & Huttenlocher 2012), O(N) per pass; float32 output (exact for integer
  * squared distances below 2^24 mm² with unit spacing; the accumulation is in double per
  * line). Parallel over lines with the OpenMP pool; results do not depend on the thread
- * count. work: dk_edt_work_bytes(nx, ny, nz) bytes of caller scratch (or NULL: allocated). */
+ * count. work: dk_edt_work_bytes(nx, ny, nz) bytes of caller scratch (or NULL: allocated);
+ * the size depends on dk_get_threads(): query it again after dk_set_threads. */
 size_t dk_edt_work_bytes(int64_t nx, int64_t ny, int64_t nz);
 dk_status dk_edt_sq(float *out, const uint8_t *feat, int64_t nx, int64_t ny, int64_t nz,
                     const double spacing[3], void *work);
@@ -96,7 +97,8 @@ typedef struct {
 
 typedef struct {
     double nsd_tol_mm; /* τ for NSD (default 1.0 mm) */
-    int surface;       /* compute HD, HD95, ASSD, NSD (default 1; 0 = overlap only, faster) */
+    int surface;       /* compute HD, HD95, ASSD, NSD (default 1; 0 = overlap only, faster:
+                        * distances NaN and n_bpred = n_bref = 0) */
 } dk_metric_opts;
 
 void dk_metric_defaults(dk_metric_opts *o);
@@ -105,11 +107,15 @@ void dk_metric_defaults(dk_metric_opts *o);
  * integer dtype, or float holding integers; nc = nt = 1; the same nx, ny, nz and
  * geometry within 1e-4 relative). mask: NULL, or the same grid, nonzero = counted.
  * out[k] is for labels[k]. Errors (DK_ERR_ARG / DK_ERR_FORMAT, message naming pred_name /
- * ref_name and the field): different grids, multi-channel input, a non-integer value, a
- * negative label. Surface distances are computed inside the bounding box of P ∪ R grown
- * by one voxel (exact: every boundary voxel lies in it), so the memory is 4 bytes per
- * voxel of that box plus one byte per voxel for the boundary sets. Parallel with the
- * OpenMP pool; results do not depend on the thread count. */
+ * ref_name and the field): different grids, multi-channel input, a voxel value that is not
+ * a non-negative integer (DK_ERR_FORMAT naming the file and the first such voxel), a
+ * negative or repeated entry of labels (DK_ERR_ARG). Surface distances are computed inside
+ * the bounding box of P ∪ R grown by one voxel (exact: every boundary voxel lies in it), so
+ * the memory is 4 bytes per voxel of that box plus one byte per voxel for the sets and
+ * their boundaries, plus 8 bytes per boundary voxel. Boundary counts (n_bpred, n_bref) are
+ * filled for flagged labels too. Distances come from a float32 transform (relative error
+ * ~1e-7); NSD counts d <= τ·(1 + 1e-6) so that a distance equal to τ is not lost to that
+ * rounding. Parallel with the OpenMP pool; results do not depend on the thread count. */
 dk_status dk_eval_case(dk_label_metrics *out, const dk_volume *pred, const char *pred_name,
                        const dk_volume *ref, const char *ref_name, const dk_volume *mask,
                        const int *labels, int n_labels, const dk_metric_opts *o);
@@ -139,9 +145,12 @@ double dk_percentile_sorted(const double *sorted, int64_t n, double p);
 
 /* Wilcoxon signed-rank test on paired differences d (NaN pairs dropped, zero differences
  * dropped as scipy's zero_method="wilcox"), two-sided. Statistic W = min(W+, W−) (scipy's).
- * p-value: exact (distribution of W+ by enumeration) when n <= 50 and there are no ties;
- * otherwise the normal approximation with tie correction and no continuity correction
- * (scipy.stats.wilcoxon's defaults). n_used gets the pairs used; p = NaN when n_used = 0. */
+ * p-value as scipy 1.10's method="auto": exact (distribution of W+ by enumeration) when the
+ * number of non-NaN differences is <= 50 and none is zero — with ties too, where scipy
+ * evaluates the exact distribution at the integer part of W+ (half ranks truncated);
+ * otherwise (more than 50, or any zero) the normal approximation over the non-zero
+ * differences with tie correction and no continuity correction. n_used gets the pairs used
+ * (non-NaN, non-zero); w = p = NaN when n_used = 0 (scipy raises there). */
 void dk_wilcoxon(const double *d, int count, double *w, double *p, int *n_used);
 
 /* ======================================================================== evaluation run */
@@ -168,11 +177,13 @@ dk_status dk_eval_run(const dk_eval_opts *o);
 /* ======================================================================== inference */
 
 typedef struct {
-    int64_t patch[3];   /* d, h, w (d = 1 for 2-D); 0 = the model's training patch */
+    int64_t patch[3];   /* d, h, w (d = 1 for 2-D); 0 = the model's training patch in
+                         * dk_predict_run, the image rounded up in dk_infer_probs */
     double overlap;     /* fraction of the patch shared by neighbouring windows (0.5) */
     int gaussian;       /* Gaussian importance weighting, sigma = patch/8 (nnU-Net) (1) */
     int tta_flips;      /* average over all axis flips (2-D: 4, 3-D: 8 passes) (0) */
-    int largest_cc;     /* keep the largest connected component of each label (0) */
+    int largest_cc;     /* keep the largest connected component of each label (0;
+                         * dk_predict_run applies it, dk_infer_probs ignores it) */
     int batch;          /* windows per forward pass (4) */
 } dk_infer_opts;
 
@@ -180,14 +191,53 @@ void dk_infer_defaults(dk_infer_opts *o);
 
 /* Sliding-window class probabilities for one preprocessed image (C, 1, Z, Y, X float32 as
  * dk_case_prepare makes it) with a model in inference mode: probs (classes, Z, Y, X)
- * float32, caller-allocated. */
+ * float32, caller-allocated.
+ *  - Windows: patch (d, h, w); a 0 entry here means the image's size along that axis
+ *    rounded up to the network's multiple 2^(levels-1) (dk_predict_run puts the model's
+ *    training patch there first). A 2-D network takes d = 1 and runs slice by slice over
+ *    a volume. Every entry > 1 must be a multiple of 2^(levels-1) (DK_ERR_ARG otherwise).
+ *  - An axis shorter than the patch is padded symmetrically (nnU-Net's pad_nd_image: the
+ *    smaller half before) with 0, the normalised background, and cropped back after.
+ *  - Window starts per axis: dk_infer_window_starts (nnU-Net's rule).
+ *  - Each window's softmax probabilities (the full-resolution "logits" head; deep
+ *    supervision heads are not used) are multiplied by the importance map
+ *    (dk_infer_gaussian, or 1 everywhere with gaussian = 0) and summed; the sum is
+ *    divided voxel-wise by the summed map, so probabilities sum to 1 per voxel.
+ *  - tta_flips: each window is also run flipped along every combination of the network's
+ *    spatial axes (2-D: h, w; 3-D: d, h, w), each output flipped back; the window's
+ *    prediction is the mean over the 4 (8) combinations (nnU-Net's mirroring).
+ *  - Windows (x flips) go through dk_unet_forward `batch` at a time (the last batches are
+ *    evened out: ceil(items / ceil(items / batch)) per forward).
+ * The network is (re)planned for the window batch and keeps that plan. Errors: DK_ERR_ARG
+ * (image not float32, channels != in_channels, bad patch/overlap/batch), DK_ERR_NOMEM. */
 dk_status dk_infer_probs(float *probs, dk_unet *net, const dk_volume *image,
                          const dk_infer_opts *o);
 
-/* Argmax of probs (classes, nvox) into labels (nvox), then optional largest-connected-
- * component filtering per label (face connectivity). */
+/* nnU-Net's window starts along one axis of `size` voxels (size >= patch >= 1):
+ * step target = patch·(1 − overlap), n = ceil((size − patch) / target) + 1 windows,
+ * starts round(i·(size − patch)/(n − 1)) for i < n (round half to even as numpy; one
+ * window at 0 when size == patch), so the first window starts at 0 and the last ends flush
+ * with the image. patch == 1 gives every index (a 2-D network over slices).
+ * Writes at most `max` starts and returns n (call with max = 0 to count). */
+int64_t dk_infer_window_starts(int64_t *starts, int64_t max, int64_t size, int64_t patch,
+                               double overlap);
+
+/* Importance map over a patch (d, h, w), w fastest: prod over axes of
+ * exp(−(i − c)² / (2σ²)) with σ = patch/8 and c = (patch − 1)/2, the patch's exact centre
+ * (MONAI's; nnU-Net centres at patch//2, half a voxel off for even sizes, which would make
+ * flipped predictions disagree), so its maximum is 1 at the centre (for even sizes the
+ * central voxels share the largest value and the map is scaled so that is 1); values that
+ * are 0 in float become the smallest non-zero value (nnU-Net) so no voxel gets no weight.
+ * An axis of size 1 has weight 1. */
+void dk_infer_gaussian(float *map, const int64_t patch[3]);
+
+/* Argmax of probs (classes, nvox) into labels (nvox); ties go to the lower class. */
 void dk_infer_argmax(uint8_t *labels, const float *probs, int classes, int64_t nvox);
-void dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz, int classes);
+/* Keep, for each label 1..classes-1, only its largest face-connected component (6-connected
+ * in 3-D, 4 in 2-D); other voxels of that label become 0 (background is not filtered).
+ * Equal sizes: the component met first in x-fastest order wins. Union-find, O(N).
+ * labels (nz, ny, nx); DK_ERR_NOMEM for the 4-byte-per-voxel work buffer. */
+dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz, int classes);
 
 /* A whole prediction run (what `dakd predict` and the study runner call). The model file is
  * a dakd model checkpoint (dk_unet_save by the trainer): its metadata carries the network
@@ -197,7 +247,28 @@ void dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz, int
  * input, writes out_dir/<case id>.nii.gz (or .png when the input is a 2-D PNG) holding
  * uint8 labels on the input's exact grid and geometry, and with write_probs also
  * out_dir/<case id>_probs.nii.gz (float32, one component per class). Every output file is
- * written atomically; an error names the input file and stops the run. */
+ * written atomically; an error names the input file and stops the run.
+ *  - Case ids: the CSV's `case` column; for paths, the file (or DICOM folder) name without
+ *    its image extension. Ids must be unique and usable as file names.
+ *  - Preprocessing: dk_case_prepare with the model's dakd.data.* options; the CSV's mask
+ *    (when there is one and norm_in_mask is set) bounds the normalisation statistics, as in
+ *    training. A model without dakd.data.* keys is refused (DK_ERR_FORMAT naming the key).
+ *  - When the model resamples (target spacing or size), the class PROBABILITIES are
+ *    resampled back linearly onto the input grid (dk_resample to the input's size, whose
+ *    grid rule puts the samples at the input's voxel centres) and the argmax is taken
+ *    there (as nnU-Net), then the optional largest-component filter.
+ *  - Outputs carry the input's grid, geometry and NIfTI header fields bit for bit, except
+ *    cal_min/cal_max (the image's display window), which are cleared.
+ *  - Before anything is written: the model is read, every input's header is read and its
+ *    channel count checked against the model, ids are checked, out_dir is made and probed
+ *    for writing. A later failure (a damaged file) leaves the earlier cases' outputs,
+ *    each complete.
+ *  - One dk_log INFO line per case: "<id>: XxYxZ -> <output>  <ms> ms".
+ *  - ms_per_image: median over cases of the time from the preprocessed image to the label
+ *    map on the input grid (sliding window, TTA, resampling back, argmax, largest
+ *    component); reading, preprocessing and writing are not included.
+ * Errors: DK_ERR_ARG (options, channels, ids, patch), DK_ERR_IO (model, image, out_dir),
+ * DK_ERR_FORMAT (model metadata, files), DK_ERR_UNSUPPORTED (nt > 1), DK_ERR_NOMEM. */
 typedef struct {
     const char *model;                 /* model .safetensors */
     const char *const *inputs;         /* NULL-terminated image paths, or NULL */

@@ -368,6 +368,12 @@ dk_tap *dk_unet_tap(dk_unet *m, const char *name); /* NULL if no such tap */
  * checks names and shapes against the model and says which one differs. */
 dk_status dk_unet_save(const dk_unet *m, const char *path, const char *const *meta);
 dk_status dk_unet_load(dk_unet *m, const char *path, char **meta_json);
+/* Build a frozen network (trainable = 0, for inference) from the dakd.config.* keys of the
+ * checkpoint at `path` and load its weights into it. *out is the caller's (dk_unet_free);
+ * meta_json (may be NULL) receives the whole __metadata__ as JSON (free()). On failure *out
+ * is NULL: DK_ERR_IO (unreadable), DK_ERR_FORMAT (not safetensors, a dakd.config.* key
+ * missing or bad — named —, tensors that do not match the config). */
+dk_status dk_unet_open(dk_unet **out, const char *path, char **meta_json);
 
 /* ======================================================================== BLAS and threads */
 

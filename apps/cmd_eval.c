@@ -1,0 +1,117 @@
+/* dakd eval — score predictions against references and write the report folder, or compare
+ * two earlier evaluations (dk_eval_run). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dakd/eval.h"
+
+static const char *eval_help =
+    "usage: dakd eval --pred DIR --ref DIR [--mask DIR] [--image DIR] [--labels 1,2,...]\n"
+    "                 [--nsd-tol MM] [--overlap-only] [--title T] --out DIR\n"
+    "       dakd eval --compare RUN_A RUN_B [--title T] --out DIR\n\n"
+    "Score every prediction against its reference (Dice, IoU, precision, recall,\n"
+    "specificity, volume similarity, HD, HD95, ASSD, NSD; the convention is written in every\n"
+    "report) and write into --out: cases.csv (one row per case and label), summary.json,\n"
+    "summary.md and report.html (one self-contained page: summary, box plots, a sortable\n"
+    "case table, overlays).\n\n"
+    "Files are paired by case id, the file name without its extension (.nii.gz .nii .hdr\n"
+    ".png .mha .mhd .nrrd .nhdr); a prediction may end in \"_pred\", a mask in \"_mask\", an\n"
+    "image in \"_0000\" or \"_image\"; \"*_probs.*\" files in --pred are skipped. Unmatched\n"
+    "files are an error that lists them. Prediction and reference must share a grid.\n\n"
+    "  --pred DIR        predicted label maps\n"
+    "  --ref DIR         reference label maps\n"
+    "  --mask DIR        count only voxels inside these masks (nonzero = counted)\n"
+    "  --image DIR       images under the overlays (default: the reference labels in grey)\n"
+    "  --labels L,...    labels to score (default: every non-zero label in any reference)\n"
+    "  --nsd-tol MM      tolerance of the normalised surface Dice (default 1 mm)\n"
+    "  --overlap-only    skip the surface metrics (HD, HD95, ASSD, NSD are NaN)\n"
+    "  --title T         report title\n"
+    "  --compare A B     paired comparison of two earlier eval folders (their cases.csv):\n"
+    "                    differences B - A per label and metric, mean, median and the\n"
+    "                    Wilcoxon signed-rank p; writes compare.csv/.json/.md/.html\n"
+    "  --out DIR         output folder, written whole or not at all; an existing folder is\n"
+    "                    replaced only if it is empty or an earlier dakd eval output\n";
+
+enum { MAX_LABELS = 256 };
+
+/* The value of option argv[*i] (advancing *i), or NULL after a usage message. */
+static const char *value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        dk_cli_usage_error("eval", "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_labels(const char *s, int *labels) {
+    long long v[MAX_LABELS];
+    int n = dk_cli_parse_ints(s, v, MAX_LABELS);
+    for (int k = 0; k < n; k++) {
+        if (v[k] < 1 || v[k] > 65535) return -1;
+        labels[k] = (int)v[k];
+    }
+    return n;
+}
+
+/* Parse the options into o; 0 ok, 1 usage error reported, 2 help printed. */
+static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (dk_cli_is_help(a)) {
+            fputs(eval_help, stdout);
+            return 2;
+        }
+        if (!strcmp(a, "--overlap-only")) {
+            o->metric.surface = 0;
+            continue;
+        }
+        if (!strcmp(a, "--compare")) {
+            if (i + 2 >= argc) return dk_cli_usage_error("eval", "--compare needs RUN_A RUN_B");
+            o->compare_a = argv[++i];
+            o->compare_b = argv[++i];
+            continue;
+        }
+        static const char *const opts[] = {"--pred", "--ref", "--mask", "--image", "--labels",
+                                           "--nsd-tol", "--title", "--out"};
+        int k = 0;
+        while (k < 8 && strcmp(a, opts[k])) k++;
+        if (k == 8) return dk_cli_usage_error("eval", "unknown option '%s'", a);
+        if (!(v = value(argc, argv, &i))) return 1;
+        const char **dst[] = {&o->pred_dir, &o->ref_dir, &o->mask_dir, &o->image_dir, NULL,
+                              NULL, &o->title, &o->out_dir};
+        if (dst[k]) *dst[k] = v;
+        else if (k == 4 && (o->n_labels = parse_labels(v, labels)) < 1)
+            return dk_cli_usage_error("eval", "--labels: '%s' is not a list of labels 1..65535",
+                                      v);
+        else if (k == 5) {
+            char *end;
+            o->metric.nsd_tol_mm = strtod(v, &end);
+            if (end == v || *end || !isfinite(o->metric.nsd_tol_mm) || o->metric.nsd_tol_mm < 0)
+                return dk_cli_usage_error("eval", "--nsd-tol: '%s' is not a distance >= 0 mm", v);
+        }
+        if (k == 4) o->labels = labels;
+    }
+    return 0;
+}
+
+int dk_cmd_eval(int argc, char **argv) {
+    dk_eval_opts o;
+    memset(&o, 0, sizeof o);
+    dk_metric_defaults(&o.metric);
+    int labels[MAX_LABELS];
+    int rc = parse(argc, argv, &o, labels);
+    if (rc) return rc == 2 ? 0 : dk_cli_exit_code(DK_ERR_ARG);
+    if (!o.out_dir) return dk_cli_usage_error("eval", "--out DIR is required");
+    int cmp = o.compare_a != NULL;
+    if (cmp && (o.pred_dir || o.ref_dir || o.mask_dir || o.image_dir || o.labels))
+        return dk_cli_usage_error("eval", "--compare takes no --pred/--ref/--mask/--image/"
+                                  "--labels");
+    if (!cmp && (!o.pred_dir || !o.ref_dir))
+        return dk_cli_usage_error("eval", "--pred DIR and --ref DIR are required");
+    dk_status st = dk_eval_run(&o);
+    if (st == DK_OK) fprintf(stderr, "dakd eval: wrote %s\n", o.out_dir);
+    return dk_cli_report("eval", st);
+}

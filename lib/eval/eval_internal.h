@@ -1,0 +1,59 @@
+/* Helpers shared by the files of lib/eval (not part of the public API). */
+#ifndef DAKD_EVAL_INTERNAL_H
+#define DAKD_EVAL_INTERNAL_H
+
+#include "dakd/eval.h"
+
+/* dk_edt_sq over the voxels whose feat has any bit of `bit` set (dk_edt_sq is bit = 0xFF,
+ * only = 0), so several sets coded as bits of one byte map need no separate masks. With
+ * only != 0 the result is exact at the voxels whose feat has a bit of `only` set, and
+ * undefined elsewhere (lines of the last pass without such a voxel are skipped). */
+dk_status dk_edt_sq_bits(float *out, const uint8_t *feat, uint8_t bit, uint8_t only, int64_t nx,
+                         int64_t ny, int64_t nz, const double spacing[3], void *work);
+
+/* Voxel value → index into the requested labels (−1: not requested). Values below n_lut
+ * are looked up directly; larger ones by binary search in sorted (value, index) pairs. */
+typedef struct {
+    int32_t *lut; /* (n_lut), n_lut >= 256 */
+    int64_t n_lut;
+    int64_t *sorted_val; /* (n) ascending */
+    int32_t *sorted_idx; /* (n) */
+    int n;
+} dk_label_lut;
+
+/* Label indices of voxels [off, off + n) of v (nc = nt = 1) into idx[0..n). Returns −1, or
+ * the flat index of the first voxel that is not a non-negative integer. */
+int64_t dk_label_row(int32_t *idx, const dk_volume *v, int64_t off, int64_t n,
+                     const dk_label_lut *t);
+
+/* mask row: 1 where counted (mask == NULL: all). */
+void dk_mask_row(uint8_t *m, const dk_volume *mask, int64_t off, int64_t n);
+
+/* A crop of the grid: origin (voxel) and extent per axis. */
+typedef struct {
+    int64_t o[3], n[3];
+} dk_crop;
+
+/* Reusable buffers of the surface computation (one evaluation, all its labels). */
+typedef struct {
+    uint8_t *codes;   /* (crop voxels): bit 1 = P, 2 = R, 4 = ∂P, 8 = ∂R */
+    float *edt;       /* (crop voxels) */
+    size_t cap;       /* voxels codes/edt hold */
+    double *dist;     /* (n_bpred + n_bref) pooled distances */
+    size_t dist_cap;
+    int64_t *row_bp, *row_br; /* per crop row: boundary voxel offsets (prefix sums) */
+    size_t row_cap;
+    int32_t *rows;    /* per thread: 2 label rows of nx int32 + one mask row of nx bytes */
+    void *work;       /* dk_edt_sq scratch (work_cap bytes) */
+    size_t work_cap;
+} dk_surface_bufs;
+
+void dk_surface_bufs_free(dk_surface_bufs *b);
+
+/* Boundary counts and surface distances of label k (index into the lut) inside `crop`:
+ * fills m->n_bpred, n_bref and, when both sets are non-empty, hd, hd95, assd, nsd. */
+dk_status dk_surface_metrics(dk_label_metrics *m, dk_surface_bufs *b, const dk_volume *pred,
+                             const dk_volume *ref, const dk_volume *mask,
+                             const dk_label_lut *t, int k, const dk_crop *crop, double tau);
+
+#endif

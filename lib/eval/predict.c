@@ -1,0 +1,464 @@
+/*
+ * A prediction run (dk_predict_run, dakd/eval.h): the model and the preprocessing it was
+ * trained with, read from its metadata; the inputs (image paths and/or a filtered case
+ * list) checked before anything is written; per case read → preprocess → sliding window →
+ * probabilities back on the input grid → labels → atomic writes.
+ *
+ * Metadata read from the model ("dakd.data.*", written by the trainer's model export):
+ *   channels all|one|luminance, channel_index, norm none|zscore|percentile_zscore|ct_window,
+ *   norm_lo_pct, norm_hi_pct, ct_level, ct_width, zero_outside_mask, norm_in_mask,
+ *   spacing "x,y,z" (mm, 0 = kept), size "x,y,z" (0 = kept), patch "d,h,w", classes.
+ */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dakd/data.h"
+#include "dakd/eval.h"
+
+enum { ID_MAX = 128, PATH_MAX_ = 4096 };
+
+typedef struct {
+    dk_prep_opts prep;
+    int64_t patch[3]; /* d, h, w */
+    int classes;
+} model_info;
+
+typedef struct {
+    char id[ID_MAX];
+    const char *image, *mask; /* borrowed from the options or the case list */
+    const char *origin;       /* the path, or `where`, for messages */
+    char where[ID_MAX + 32];  /* "<csv>:<line>" of a case-list row */
+    int png;                  /* write the labels as PNG (a 2-D PNG input) */
+} pred_input;
+
+/* ================================================================ model metadata */
+
+static const char *meta_value(const cJSON *m, const char *key) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(m, key);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+static dk_status missing(const char *path, const char *key) {
+    return dk_fail(DK_ERR_FORMAT,
+                   "%s: __metadata__ lacks %s: the model carries no "
+                   "preprocessing (export it with dakd train / distill, which write "
+                   "dakd.data.*)",
+                   path, key);
+}
+
+/* The number under `key`, or an error naming it. */
+static dk_status meta_num(double *out, const cJSON *m, const char *path, const char *key) {
+    const char *v = meta_value(m, key);
+    if (!v) return missing(path, key);
+    char *end;
+    *out = strtod(v, &end);
+    if (end == v || *end)
+        return dk_fail(DK_ERR_FORMAT, "%s: %s = '%s' is not a number", path, key, v);
+    return DK_OK;
+}
+
+/* Three comma-separated numbers under `key`. */
+static dk_status meta_triple(double out[3], const cJSON *m, const char *path, const char *key) {
+    const char *v = meta_value(m, key);
+    if (!v) return missing(path, key);
+    const char *p = v;
+    for (int a = 0; a < 3; a++) {
+        char *end;
+        out[a] = strtod(p, &end);
+        if (end == p || *end != (a < 2 ? ',' : '\0') || !(out[a] >= 0))
+            return dk_fail(DK_ERR_FORMAT,
+                           "%s: %s = '%s' is not three numbers >= 0 "
+                           "separated by commas",
+                           path, key, v);
+        p = end + 1;
+    }
+    return DK_OK;
+}
+
+static dk_status meta_enum(int *out, const cJSON *m, const char *path, const char *key,
+                           const char *const *names) {
+    const char *v = meta_value(m, key);
+    if (!v) return missing(path, key);
+    for (int i = 0; names[i]; i++)
+        if (strcmp(v, names[i]) == 0) return *out = i, DK_OK;
+    return dk_fail(DK_ERR_FORMAT, "%s: %s = '%s' is not a known value", path, key, v);
+}
+
+static dk_status parse_prep(model_info *mi, const cJSON *m, const char *path) {
+    static const char *const chans[] = {"all", "one", "luminance", NULL};
+    static const char *const norms[] = {"none", "zscore", "percentile_zscore", "ct_window", NULL};
+    dk_prep_opts *p = &mi->prep;
+    dk_prep_defaults(p);
+    int ch = 0, nk = 0;
+    double ci, zo, nim, cls, sp[3], sz[3], pt[3];
+    dk_status st;
+    if ((st = meta_enum(&ch, m, path, "dakd.data.channels", chans)) ||
+        (st = meta_num(&ci, m, path, "dakd.data.channel_index")) ||
+        (st = meta_enum(&nk, m, path, "dakd.data.norm", norms)) ||
+        (st = meta_num(&p->norm.lo_pct, m, path, "dakd.data.norm_lo_pct")) ||
+        (st = meta_num(&p->norm.hi_pct, m, path, "dakd.data.norm_hi_pct")) ||
+        (st = meta_num(&p->norm.level, m, path, "dakd.data.ct_level")) ||
+        (st = meta_num(&p->norm.width, m, path, "dakd.data.ct_width")) ||
+        (st = meta_num(&zo, m, path, "dakd.data.zero_outside_mask")) ||
+        (st = meta_num(&nim, m, path, "dakd.data.norm_in_mask")) ||
+        (st = meta_triple(sp, m, path, "dakd.data.spacing")) ||
+        (st = meta_triple(sz, m, path, "dakd.data.size")) ||
+        (st = meta_triple(pt, m, path, "dakd.data.patch")) ||
+        (st = meta_num(&cls, m, path, "dakd.data.classes")))
+        return st;
+    p->channels = (dk_channel_mode)ch;
+    p->channel_index = (int)ci;
+    p->norm.kind = (dk_intensity_kind)nk;
+    p->norm.zero_outside_mask = zo != 0;
+    p->norm_in_mask = nim != 0;
+    for (int a = 0; a < 3; a++) {
+        p->target.spacing[a] = sp[a];
+        p->target.size[a] = (int64_t)sz[a];
+        mi->patch[a] = (int64_t)pt[a];
+    }
+    p->classes = mi->classes = (int)cls;
+    return DK_OK;
+}
+
+/* The network and its preprocessing; the metadata must agree with the network. */
+static dk_status open_model(dk_unet **net, model_info *mi, const char *path) {
+    char *mj = NULL;
+    dk_status st = dk_unet_open(net, path, &mj);
+    if (st != DK_OK) return st;
+    cJSON *m = cJSON_Parse(mj);
+    free(mj);
+    st = m ? parse_prep(mi, m, path)
+           : dk_fail(DK_ERR_FORMAT, "%s: __metadata__ is not valid JSON", path);
+    cJSON_Delete(m);
+    const dk_unet_config *g = dk_unet_get_config(*net);
+    if (st == DK_OK && mi->classes != g->classes)
+        st = dk_fail(DK_ERR_FORMAT, "%s: dakd.data.classes = %d but the network has %d classes",
+                     path, mi->classes, g->classes);
+    if (st != DK_OK) {
+        dk_unet_free(*net);
+        *net = NULL;
+    }
+    return st;
+}
+
+/* ================================================================ inputs */
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    if (k > n) return 0;
+    for (size_t i = 0; i < k; i++)
+        if (tolower((unsigned char)s[n - k + i]) != suffix[i]) return 0;
+    return 1;
+}
+
+/* Case id of an image path: the file (or folder) name without its image extension. */
+static void id_from_path(char *id, const char *path) {
+    static const char *const ext[] = {".nii.gz", ".nii", ".hdr.gz", ".img.gz", ".hdr",
+                                      ".img",    ".png", ".mha",    ".mhd",    ".nrrd",
+                                      ".nhdr",   ".dcm", NULL};
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/')
+        b--;
+    snprintf(id, ID_MAX, "%.*s", (int)(n - b), path + b);
+    for (int i = 0; ext[i]; i++)
+        if (ends_with(id, ext[i]) && strlen(id) > strlen(ext[i])) {
+            id[strlen(id) - strlen(ext[i])] = '\0';
+            break;
+        }
+}
+
+static dk_status check_id(const pred_input *in) {
+    const char *id = in->id;
+    if (!id[0] || strchr(id, '/') || !strcmp(id, ".") || !strcmp(id, ".."))
+        return dk_fail(DK_ERR_ARG, "%s: case id '%s' cannot name an output file", in->origin, id);
+    return DK_OK;
+}
+
+/* Gather the inputs: explicit paths first, then the (filtered) case list. */
+static dk_status gather(pred_input **out, int *n, dk_case_list *list, dk_case_list *sel,
+                        const dk_predict_opts *o) {
+    int np = 0;
+    while (o->inputs && o->inputs[np])
+        np++;
+    const dk_case_list *use = list;
+    if (o->cases_csv) {
+        dk_status st = dk_cases_read(list, o->cases_csv);
+        if (st != DK_OK) return st;
+        if (o->filter_column) {
+            st = dk_cases_filter(sel, list, o->filter_column,
+                                 o->filter_value ? o->filter_value : "");
+            if (st != DK_OK) return st;
+            use = sel;
+        }
+    }
+    *n = np + use->n;
+    *out = calloc((size_t)(*n ? *n : 1), sizeof **out);
+    if (!*out) return dk_fail(DK_ERR_NOMEM, "predict: no memory for %d inputs", *n);
+    for (int i = 0; i < np; i++) {
+        pred_input *p = &(*out)[i];
+        id_from_path(p->id, o->inputs[i]);
+        p->image = p->origin = o->inputs[i];
+    }
+    for (int i = 0; i < use->n; i++) {
+        pred_input *p = &(*out)[np + i];
+        const dk_case *c = &use->cases[i];
+        snprintf(p->id, ID_MAX, "%s", c->id);
+        p->image = c->image;
+        p->mask = c->mask;
+        snprintf(p->where, sizeof p->where, "%.*s:%d", ID_MAX - 1, o->cases_csv, c->line);
+        p->origin = p->where;
+    }
+    return DK_OK;
+}
+
+/* Channels dk_channels_select makes from nc channels (-1 when it would refuse). */
+static int64_t prepared_channels(const dk_prep_opts *p, int64_t nc) {
+    if (p->channels == DK_CHANNELS_ONE) return p->channel_index < nc ? 1 : -1;
+    if (p->channels == DK_CHANNELS_LUMINANCE) return nc >= 3 ? 1 : -1;
+    return nc;
+}
+
+/* Before anything is written: headers readable, channels fit, ids unique and usable. */
+static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk_unet_config *g,
+                           const char *model) {
+    for (int i = 0; i < n; i++) {
+        dk_status st = check_id(&in[i]);
+        for (int j = 0; st == DK_OK && j < i; j++)
+            if (strcmp(in[j].id, in[i].id) == 0)
+                st = dk_fail(DK_ERR_ARG,
+                             "%s: case id '%s' is also the id of %s: both would "
+                             "write the same output",
+                             in[i].origin, in[i].id, in[j].origin);
+        if (st != DK_OK) return st;
+        dk_volume h;
+        if ((st = dk_volume_read_header(&h, in[i].image)) != DK_OK) return st;
+        int64_t c = prepared_channels(&mi->prep, h.nc);
+        in[i].png = ends_with(in[i].image, ".png") && h.nz == 1;
+        if (h.nt != 1)
+            st = dk_fail(DK_ERR_UNSUPPORTED, "%s: %lld time points; prediction takes one",
+                         in[i].image, (long long)h.nt);
+        else if (c != g->in_channels) {
+            char how[48];
+            const dk_prep_opts *p = &mi->prep;
+            if (p->channels == DK_CHANNELS_ONE)
+                snprintf(how, sizeof how, "one (index %d)", p->channel_index);
+            else
+                snprintf(how, sizeof how, "%s",
+                         p->channels == DK_CHANNELS_ALL ? "all" : "luminance");
+            st = c < 0 ? dk_fail(DK_ERR_ARG,
+                                 "%s: %lld channels cannot give the model's "
+                                 "channels = %s (%s)",
+                                 in[i].image, (long long)h.nc, how, model)
+                       : dk_fail(DK_ERR_ARG,
+                                 "%s: %lld channels, but the model %s takes %d "
+                                 "(channels = %s)",
+                                 in[i].image, (long long)h.nc, model, g->in_channels, how);
+        }
+        dk_volume_free(&h);
+        if (st != DK_OK) return st;
+    }
+    return DK_OK;
+}
+
+/* Make out_dir (and its parents) and check that a file can be created in it. */
+static dk_status prepare_out_dir(const char *dir) {
+    char buf[PATH_MAX_];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return dk_fail(DK_ERR_ARG, "%s: output folder name too long", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return dk_fail(DK_ERR_IO, "%s: cannot make folder: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return dk_fail(DK_ERR_IO, "%s: cannot make the output folder: %s", dir, strerror(errno));
+    char probe[PATH_MAX_ + 64], tmp[PATH_MAX_ + 128];
+    snprintf(probe, sizeof probe, "%s/.dakd_predict_probe", dir);
+    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, probe);
+    if (st != DK_OK) return st;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        return dk_fail(DK_ERR_IO, "%s: output folder not writable: %s", dir, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return DK_OK;
+}
+
+/* ================================================================ one case */
+
+static int wants_resample(const dk_resample_target *t) {
+    for (int a = 0; a < 3; a++)
+        if (t->spacing[a] > 0 || t->size[a] > 0) return 1;
+    return 0;
+}
+
+/* Probabilities (K, prepared grid) → (K, input grid) by linear resampling onto the input's
+ * size (the grid rule keeps the extent, so the sample positions are the input's voxel
+ * centres). *probs is replaced. */
+static dk_status probs_to_input_grid(float **probs, const dk_volume *prepared,
+                                     const dk_volume *input, int K) {
+    dk_volume pv = {0}, back = {0};
+    pv.nx = prepared->nx, pv.ny = prepared->ny, pv.nz = prepared->nz;
+    pv.nt = 1, pv.nc = K, pv.ndim = prepared->ndim, pv.dtype = DK_F32;
+    pv.geom = prepared->geom;
+    pv.data = *probs;
+    dk_resample_target t;
+    memset(&t, 0, sizeof t);
+    t.size[0] = input->nx, t.size[1] = input->ny, t.size[2] = input->nz;
+    dk_status st = dk_resample(&back, &pv, &t, DK_INTERP_LINEAR);
+    if (st != DK_OK) return st;
+    dk_free(*probs);
+    *probs = back.data; /* allocated by dk_volume_alloc: freed with dk_free */
+    return DK_OK;
+}
+
+/* A volume on the input's grid and geometry around `data` (borrowed). The NIfTI header
+ * fields are the input's, except cal_min/cal_max (its display window, meaningless for
+ * labels or probabilities) which are cleared. */
+static dk_volume output_volume(const dk_volume *in, void *data, dk_dtype dt, int64_t nc) {
+    dk_volume v = {0};
+    v.nx = in->nx, v.ny = in->ny, v.nz = in->nz, v.nt = 1, v.nc = nc;
+    v.ndim = in->ndim, v.dtype = dt, v.data = data;
+    v.geom = in->geom;
+    v.meta = in->meta;
+    v.meta.cal_min = v.meta.cal_max = 0;
+    return v;
+}
+
+typedef struct {
+    dk_unet *net;
+    const model_info *mi;
+    const dk_predict_opts *o;
+    dk_infer_opts io; /* with the model's patch where the options leave 0 */
+} run_ctx;
+
+/* Preprocessed image → labels (and probabilities) on the input grid; *ms gets the time. */
+static dk_status infer_case(uint8_t *labels, float **probs, const run_ctx *r, const dk_volume *img,
+                            const dk_case_data *cd, double *ms) {
+    int K = r->mi->classes;
+    int64_t nv = img->nx * img->ny * img->nz;
+    int64_t pv = cd->image.nx * cd->image.ny * cd->image.nz;
+    double t0 = dk_time_now();
+    *probs = dk_alloc_aligned((size_t)(K * pv), sizeof(float));
+    if (!*probs) return dk_fail(DK_ERR_NOMEM, "%s: no memory for the probabilities", cd->id);
+    dk_status st = dk_infer_probs(*probs, r->net, &cd->image, &r->io);
+    if (st == DK_OK && wants_resample(&r->mi->prep.target))
+        st = probs_to_input_grid(probs, &cd->image, img, K);
+    if (st != DK_OK) return st;
+    dk_infer_argmax(labels, *probs, K, nv);
+    if (r->io.largest_cc) st = dk_keep_largest_cc(labels, img->nx, img->ny, img->nz, K);
+    *ms = 1e3 * (dk_time_now() - t0);
+    return st;
+}
+
+static dk_status write_outputs(const run_ctx *r, const pred_input *in, const dk_volume *img,
+                               uint8_t *labels, float *probs, char *out_path, size_t n) {
+    snprintf(out_path, n, "%s/%s.%s", r->o->out_dir, in->id, in->png ? "png" : "nii.gz");
+    dk_volume lv = output_volume(img, labels, DK_U8, 1);
+    dk_status st = dk_volume_write(&lv, out_path, NULL);
+    if (st != DK_OK || !r->o->write_probs) return st;
+    char pp[PATH_MAX_ + ID_MAX + 32];
+    snprintf(pp, sizeof pp, "%s/%s_probs.nii.gz", r->o->out_dir, in->id);
+    dk_volume pvol = output_volume(img, probs, DK_F32, r->mi->classes);
+    return dk_volume_write(&pvol, pp, NULL);
+}
+
+static dk_status predict_one(const run_ctx *r, const pred_input *in, double *ms) {
+    dk_volume img = {0}, msk = {0};
+    dk_case_data cd;
+    memset(&cd, 0, sizeof cd);
+    uint8_t *labels = NULL;
+    float *probs = NULL;
+    int use_mask = in->mask && r->mi->prep.norm_in_mask;
+    dk_status st = dk_volume_read(&img, in->image);
+    if (st == DK_OK && use_mask) st = dk_volume_read(&msk, in->mask);
+    if (st == DK_OK)
+        st = dk_case_prepare(&cd, &img, NULL, use_mask ? &msk : NULL, &r->mi->prep, in->id);
+    if (st != DK_OK) goto out;
+    if (!(labels = malloc((size_t)(img.nx * img.ny * img.nz)))) {
+        st = dk_fail(DK_ERR_NOMEM, "%s: no memory for the labels", in->image);
+        goto out;
+    }
+    if ((st = infer_case(labels, &probs, r, &img, &cd, ms)) != DK_OK) {
+        st = dk_fail(st, "%s: %s", in->image, dk_last_error());
+        goto out;
+    }
+    char path[PATH_MAX_ + ID_MAX + 32];
+    if ((st = write_outputs(r, in, &img, labels, probs, path, sizeof path)) != DK_OK) goto out;
+    dk_log(DK_LOG_INFO, "%s: %lldx%lldx%lld -> %s  %.1f ms", in->id, (long long)img.nx,
+           (long long)img.ny, (long long)img.nz, path, *ms);
+out:
+    dk_volume_free(&img);
+    dk_volume_free(&msk);
+    dk_case_data_free(&cd);
+    free(labels);
+    dk_free(probs);
+    return st;
+}
+
+/* ================================================================ the run */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    if (n == 0) return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+dk_status dk_predict_run(const dk_predict_opts *o) {
+    if (o->ms_per_image) *o->ms_per_image = 0;
+    if (!o->model || !o->out_dir || (!o->inputs && !o->cases_csv))
+        return dk_fail(DK_ERR_ARG, "predict: a model, an output folder and inputs (image paths "
+                                   "or a cases CSV) are needed");
+    dk_unet *net = NULL;
+    model_info mi;
+    dk_case_list list = {0}, sel = {0};
+    pred_input *in = NULL;
+    double *ms = NULL;
+    int n = 0;
+    dk_status st = open_model(&net, &mi, o->model);
+    if (st != DK_OK) goto out;
+    if ((st = gather(&in, &n, &list, &sel, o)) != DK_OK) goto out;
+    if (n == 0) {
+        st = !o->cases_csv      ? dk_fail(DK_ERR_ARG, "predict: no input images")
+             : o->filter_column ? dk_fail(DK_ERR_ARG, "%s: no case has %s = %s", o->cases_csv,
+                                          o->filter_column, o->filter_value ? o->filter_value : "")
+                                : dk_fail(DK_ERR_ARG, "%s: the case list is empty", o->cases_csv);
+        goto out;
+    }
+    if ((st = preflight(in, n, &mi, dk_unet_get_config(net), o->model)) != DK_OK) goto out;
+    if ((st = prepare_out_dir(o->out_dir)) != DK_OK) goto out;
+    run_ctx r = {net, &mi, o, o->infer};
+    for (int a = 0; a < 3; a++)
+        if (r.io.patch[a] <= 0) r.io.patch[a] = mi.patch[a];
+    if (!(ms = calloc((size_t)n, sizeof *ms))) {
+        st = dk_fail(DK_ERR_NOMEM, "predict: no memory");
+        goto out;
+    }
+    for (int i = 0; i < n && st == DK_OK; i++)
+        st = predict_one(&r, &in[i], &ms[i]);
+    if (st == DK_OK && o->ms_per_image) *o->ms_per_image = median(ms, n);
+out:
+    dk_unet_free(net);
+    dk_cases_free(&list);
+    dk_cases_free(&sel);
+    free(in);
+    free(ms);
+    return st;
+}

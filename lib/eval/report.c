@@ -1,0 +1,350 @@
+/*
+ * Report text: the growable string buffer, and the writers of cases.csv, summary.json and
+ * summary.md (report.html is in report_html.c). Every file is written atomically.
+ *
+ * cases.csv: one row per case and label; columns case, label, the voxel counts (tp, fp,
+ * fn, tn, n_pred, n_ref, n_bpred, n_bref), every metric column of dk_metric_columns() in
+ * its order, flagged (0/1). Numbers print with %.17g (they read back to the same double),
+ * NaN as "nan". A case id holding a comma, quote or line break is quoted (RFC 4180).
+ */
+#include "report_internal.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char dk_rep_convention[] =
+    "Voxel sets per label l: P = {pred == l}, R = {ref == l}, inside the mask when one is "
+    "given (voxels outside it do not exist for any metric, TN included). "
+    "Dice = 2TP/(2TP+FP+FN); IoU = TP/(TP+FP+FN); precision = TP/(TP+FP); recall = "
+    "TP/(TP+FN); specificity = TN/(TN+FP); volume similarity = 1 - ||P|-|R||/(|P|+|R|); "
+    "volumes in mm3. Boundary = voxels of a set with a face neighbour (6-connectivity in "
+    "3-D, 4 in 2-D; outside the image or mask counts as outside the set) not in the set. "
+    "Distances are Euclidean in mm between voxel centres (exact distance transform with "
+    "the spacing). D = the pooled distances of both boundaries to each other. HD = max D; "
+    "HD95 = 95th percentile of D (numpy linear); ASSD = mean of D; NSD(tau) = fraction of "
+    "both boundaries within tau mm of the other. "
+    "Empty masks: P and R both empty: Dice = IoU = precision = recall = volume similarity "
+    "= NSD = 1, HD = HD95 = ASSD = 0, not flagged. Exactly one empty: Dice = IoU = 0, the "
+    "ratio with a zero denominator NaN (P empty: precision NaN, recall 0; R empty: "
+    "precision 0, recall NaN), volume similarity 0, HD = HD95 = ASSD = NSD = NaN, and the "
+    "case is FLAGGED for that label. Summaries: statistics over the n finite values (NaN "
+    "counted apart); std with ddof = 1 (0 when n = 1); median and quartiles numpy linear; "
+    "a flagged case's Dice (0) is in the Dice mean.";
+
+/* ---------------------------------------------------------------- string buffer */
+
+void dk_sb_free(dk_sbuf *b) {
+    if (!b) return;
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+static int reserve(dk_sbuf *b, size_t extra) {
+    if (b->oom) return 0;
+    if (b->len + extra + 1 <= b->cap) return 1;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) {
+        if (cap > SIZE_MAX / 2) return b->oom = 1, 0;
+        cap *= 2;
+    }
+    char *s = realloc(b->s, cap);
+    if (!s) return b->oom = 1, 0;
+    b->s = s;
+    b->cap = cap;
+    return 1;
+}
+
+void dk_sb_putn(dk_sbuf *b, const char *s, size_t n) {
+    if (!reserve(b, n)) return;
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void dk_sb_puts(dk_sbuf *b, const char *s) { dk_sb_putn(b, s, strlen(s)); }
+
+void dk_sb_printf(dk_sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void dk_sb_html(dk_sbuf *b, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': dk_sb_puts(b, "&amp;"); break;
+        case '<': dk_sb_puts(b, "&lt;"); break;
+        case '>': dk_sb_puts(b, "&gt;"); break;
+        case '"': dk_sb_puts(b, "&quot;"); break;
+        case '\'': dk_sb_puts(b, "&#39;"); break;
+        default: dk_sb_putn(b, s, 1);
+        }
+    }
+}
+
+void dk_sb_num(dk_sbuf *b, double x) {
+    if (isnan(x)) dk_sb_puts(b, "nan");
+    else if (isinf(x)) dk_sb_puts(b, x > 0 ? "inf" : "-inf");
+    else dk_sb_printf(b, "%.17g", x);
+}
+
+void dk_sb_base64(dk_sbuf *b, const unsigned char *p, size_t n) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (!reserve(b, (n + 2) / 3 * 4)) return;
+    char *o = b->s + b->len;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) { /* 3 bytes → 4 sextets */
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = tab[v >> 18], *o++ = tab[(v >> 12) & 63], *o++ = tab[(v >> 6) & 63];
+        *o++ = tab[v & 63];
+    }
+    if (i < n) { /* 1 or 2 bytes left: pad with '=' */
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = tab[v >> 18], *o++ = tab[(v >> 12) & 63];
+        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->s);
+    b->s[b->len] = '\0';
+}
+
+dk_status dk_sb_write_file(const dk_sbuf *b, const char *path) {
+    if (b->oom) return dk_fail(DK_ERR_NOMEM, "%s: report text too large for memory", path);
+    char tmp[4096];
+    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, path);
+    if (st != DK_OK) return st;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return dk_fail(DK_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    size_t n = b->len ? fwrite(b->s, 1, b->len, f) : 0;
+    int bad = n != b->len, e = errno;
+    if (fclose(f) != 0 && !bad) bad = 1, e = errno;
+    if (bad) {
+        remove(tmp);
+        return dk_fail(DK_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    return dk_commit_file(tmp, path);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+int dk_rep_values(const dk_rep_run *r, int k, const dk_metric_column *col, double *out) {
+    int flagged = 0;
+    for (int i = 0; i < r->n_cases; i++) {
+        const dk_label_metrics *m = &r->cases[i].m[k];
+        out[i] = *(const double *)((const char *)m + col->offset);
+        flagged += m->flagged != 0;
+    }
+    return flagged;
+}
+
+dk_status dk_rep_join(char *buf, size_t n, const char *dir, const char *name) {
+    int k = snprintf(buf, n, "%s/%s", dir, name);
+    if (k < 0 || (size_t)k >= n) return dk_fail(DK_ERR_ARG, "%s: path too long", dir);
+    return DK_OK;
+}
+
+/* A CSV field: quoted when it holds a comma, quote or line break. */
+static void csv_field(dk_sbuf *b, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        dk_sb_puts(b, s);
+        return;
+    }
+    dk_sb_puts(b, "\"");
+    for (; *s; s++) dk_sb_putn(b, s, 1 + (*s == '"')); /* "" for " */
+    dk_sb_puts(b, "\"");
+}
+
+/* ---------------------------------------------------------------- cases.csv */
+
+dk_status dk_rep_write_csv(const dk_rep_run *r, const char *dir) {
+    int nc;
+    const dk_metric_column *cols = dk_metric_columns(&nc);
+    dk_sbuf b = {0};
+    dk_sb_puts(&b, "case,label,tp,fp,fn,tn,n_pred,n_ref,n_bpred,n_bref");
+    for (int j = 0; j < nc; j++) dk_sb_printf(&b, ",%s", cols[j].name);
+    dk_sb_puts(&b, ",flagged\n");
+    for (int i = 0; i < r->n_cases; i++)
+        for (int k = 0; k < r->n_labels; k++) {
+            const dk_label_metrics *m = &r->cases[i].m[k];
+            csv_field(&b, r->cases[i].id);
+            dk_sb_printf(&b, ",%d,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld", r->labels[k],
+                         (long long)m->tp, (long long)m->fp, (long long)m->fn,
+                         (long long)m->tn, (long long)m->n_pred, (long long)m->n_ref,
+                         (long long)m->n_bpred, (long long)m->n_bref);
+            for (int j = 0; j < nc; j++) {
+                dk_sb_puts(&b, ",");
+                dk_sb_num(&b, *(const double *)((const char *)m + cols[j].offset));
+            }
+            dk_sb_printf(&b, ",%d\n", m->flagged ? 1 : 0);
+        }
+    char path[4096];
+    dk_status st = dk_rep_join(path, sizeof path, dir, "cases.csv");
+    if (st == DK_OK) st = dk_sb_write_file(&b, path);
+    dk_sb_free(&b);
+    return st;
+}
+
+/* ---------------------------------------------------------------- summary.json */
+
+static cJSON *summary_object(const dk_metric_summary *s) {
+    cJSON *o = cJSON_CreateObject();
+    dk_json_add_number(o, "mean", s->mean);
+    dk_json_add_number(o, "std", s->std);
+    dk_json_add_number(o, "median", s->median);
+    dk_json_add_number(o, "q1", s->q1);
+    dk_json_add_number(o, "q3", s->q3);
+    dk_json_add_number(o, "iqr", s->q3 - s->q1);
+    dk_json_add_number(o, "min", s->min);
+    dk_json_add_number(o, "max", s->max);
+    cJSON_AddNumberToObject(o, "n", s->n);
+    cJSON_AddNumberToObject(o, "nan", s->nan);
+    cJSON_AddNumberToObject(o, "flagged", s->flagged);
+    return o;
+}
+
+static cJSON *per_label_summary(const dk_rep_run *r, double *vals) {
+    int nc;
+    const dk_metric_column *cols = dk_metric_columns(&nc);
+    cJSON *all = cJSON_CreateObject();
+    for (int k = 0; k < r->n_labels; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "%d", r->labels[k]);
+        cJSON *lab = cJSON_AddObjectToObject(all, key);
+        for (int j = 0; j < nc; j++) {
+            dk_metric_summary s;
+            int flagged = dk_rep_values(r, k, &cols[j], vals);
+            dk_metric_summarize(&s, vals, r->n_cases, flagged);
+            cJSON_AddItemToObject(lab, cols[j].name, summary_object(&s));
+        }
+    }
+    return all;
+}
+
+static cJSON *flagged_list(const dk_rep_run *r) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < r->n_cases; i++)
+        for (int k = 0; k < r->n_labels; k++) {
+            const dk_label_metrics *m = &r->cases[i].m[k];
+            if (!m->flagged) continue;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "case", r->cases[i].id);
+            cJSON_AddNumberToObject(o, "label", r->labels[k]);
+            cJSON_AddStringToObject(o, "reason", m->n_pred == 0 ? "empty prediction"
+                                                                : "empty reference");
+            cJSON_AddItemToArray(a, o);
+        }
+    return a;
+}
+
+dk_status dk_rep_write_json(const dk_rep_run *r, const char *dir) {
+    double *vals = malloc((size_t)(r->n_cases ? r->n_cases : 1) * sizeof *vals);
+    if (!vals) return dk_fail(DK_ERR_NOMEM, "summary.json: %d cases", r->n_cases);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "tool", "dakd eval");
+    cJSON_AddStringToObject(o, "version", dk_version_string());
+    cJSON_AddStringToObject(o, "title", r->title);
+    cJSON_AddStringToObject(o, "convention", dk_rep_convention);
+    cJSON_AddStringToObject(o, "hd95_definition", DK_EVAL_HD95_NAME);
+    cJSON_AddNumberToObject(o, "nsd_tolerance_mm", r->opts->metric.nsd_tol_mm);
+    cJSON_AddStringToObject(o, "pred_dir", r->opts->pred_dir);
+    cJSON_AddStringToObject(o, "ref_dir", r->opts->ref_dir);
+    if (r->opts->mask_dir) cJSON_AddStringToObject(o, "mask_dir", r->opts->mask_dir);
+    else cJSON_AddNullToObject(o, "mask_dir");
+    cJSON *labels = cJSON_AddArrayToObject(o, "labels");
+    for (int k = 0; k < r->n_labels; k++)
+        cJSON_AddItemToArray(labels, cJSON_CreateNumber(r->labels[k]));
+    cJSON_AddStringToObject(o, "labels_source",
+                            r->labels_given ? "given (--labels)"
+                                            : "every non-zero label present in any reference");
+    cJSON_AddNumberToObject(o, "n_cases", r->n_cases);
+    cJSON_AddItemToObject(o, "summary", per_label_summary(r, vals));
+    cJSON_AddItemToObject(o, "flagged", flagged_list(r));
+    free(vals);
+    char path[4096];
+    dk_status st = dk_rep_join(path, sizeof path, dir, "summary.json");
+    if (st == DK_OK) st = dk_json_write_file(o, path);
+    cJSON_Delete(o);
+    return st;
+}
+
+/* ---------------------------------------------------------------- summary.md */
+
+/* The metrics of the Markdown and HTML summary tables. */
+static const char *const main_metrics[] = {"dice", "iou", "hd95", "assd", "nsd"};
+
+const dk_metric_column *dk_rep_find_column(const char *name) {
+    int nc;
+    const dk_metric_column *cols = dk_metric_columns(&nc);
+    for (int j = 0; j < nc; j++)
+        if (strcmp(cols[j].name, name) == 0) return &cols[j];
+    return NULL;
+}
+
+static void md_cell(dk_sbuf *b, const dk_metric_summary *s) {
+    if (s->n == 0) dk_sb_printf(b, " – n=0, flagged=%d |", s->flagged);
+    else dk_sb_printf(b, " %.4g ± %.4g (%.4g) n=%d, flagged=%d |", s->mean, s->std, s->median,
+                      s->n, s->flagged);
+}
+
+static void md_table(dk_sbuf *b, const dk_rep_run *r, double *vals) {
+    size_t nm = sizeof main_metrics / sizeof main_metrics[0];
+    dk_sb_puts(b, "| label |");
+    for (size_t j = 0; j < nm; j++)
+        dk_sb_printf(b, " %s%s |", main_metrics[j],
+                     strcmp(main_metrics[j], "hd95") == 0 || strcmp(main_metrics[j], "assd") == 0
+                         ? " (mm)" : "");
+    dk_sb_puts(b, "\n|---|");
+    for (size_t j = 0; j < nm; j++) dk_sb_puts(b, "---|");
+    dk_sb_puts(b, "\n");
+    for (int k = 0; k < r->n_labels; k++) {
+        dk_sb_printf(b, "| %d |", r->labels[k]);
+        for (size_t j = 0; j < nm; j++) {
+            const dk_metric_column *col = dk_rep_find_column(main_metrics[j]);
+            dk_metric_summary s;
+            dk_metric_summarize(&s, vals, r->n_cases, dk_rep_values(r, k, col, vals));
+            md_cell(b, &s);
+        }
+        dk_sb_puts(b, "\n");
+    }
+}
+
+dk_status dk_rep_write_md(const dk_rep_run *r, const char *dir) {
+    double *vals = malloc((size_t)(r->n_cases ? r->n_cases : 1) * sizeof *vals);
+    if (!vals) return dk_fail(DK_ERR_NOMEM, "summary.md: %d cases", r->n_cases);
+    dk_sbuf b = {0};
+    dk_sb_printf(&b, "# %s\n\n%d cases; labels", r->title, r->n_cases);
+    for (int k = 0; k < r->n_labels; k++) dk_sb_printf(&b, " %d", r->labels[k]);
+    dk_sb_printf(&b, " (%s); NSD tolerance %g mm; %s.\n\n",
+                 r->labels_given ? "given by --labels"
+                                 : "every non-zero label present in any reference",
+                 r->opts->metric.nsd_tol_mm, dk_version_string());
+    dk_sb_puts(&b, "Cells: mean ± std (median) over the n finite values; flagged = cases "
+                   "where exactly one of prediction and reference is empty.\n\n");
+    md_table(&b, r, vals);
+    free(vals);
+    dk_sb_printf(&b, "\n**HD95**: %s.\n\n**Convention**: %s\n", DK_EVAL_HD95_NAME,
+                 dk_rep_convention);
+    int any = 0;
+    for (int i = 0; i < r->n_cases; i++)
+        for (int k = 0; k < r->n_labels; k++)
+            if (r->cases[i].m[k].flagged)
+                dk_sb_printf(&b, "%s- %s, label %d: empty %s\n", any++ ? "" : "\n**Flagged**:\n\n",
+                             r->cases[i].id, r->labels[k],
+                             r->cases[i].m[k].n_pred == 0 ? "prediction" : "reference");
+    char path[4096];
+    dk_status st = dk_rep_join(path, sizeof path, dir, "summary.md");
+    if (st == DK_OK) st = dk_sb_write_file(&b, path);
+    dk_sb_free(&b);
+    return st;
+}

@@ -1,0 +1,97 @@
+/*
+ * The evaluation report's private parts, shared by eval_run.c (pairing, the run, the output
+ * folder), report.c (cases.csv, summary.json, summary.md, report.html, the comparison
+ * files), svg.c (box plots) and overlay.c (overlay PNGs inlined as data URIs).
+ *
+ * Text is assembled in a dk_sbuf (a growable NUL-terminated string); an allocation failure
+ * sets `oom` and later appends do nothing, so writers check once at the end.
+ */
+#ifndef DAKD_REPORT_INTERNAL_H
+#define DAKD_REPORT_INTERNAL_H
+
+#include "dakd/eval.h"
+
+typedef struct {
+    char *s;      /* NUL-terminated text, owned (NULL until the first append) */
+    size_t len, cap;
+    int oom;      /* an append failed: the text is incomplete */
+} dk_sbuf;
+
+void dk_sb_free(dk_sbuf *b);
+void dk_sb_putn(dk_sbuf *b, const char *s, size_t n);
+void dk_sb_puts(dk_sbuf *b, const char *s);
+void dk_sb_printf(dk_sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Text with & < > " ' escaped for HTML (element content and quoted attributes). */
+void dk_sb_html(dk_sbuf *b, const char *s);
+/* A number that reads back to the same double (%.17g), "nan" / "inf" / "-inf" otherwise. */
+void dk_sb_num(dk_sbuf *b, double x);
+/* Standard base64 (RFC 4648, with '=' padding) of n bytes. */
+void dk_sb_base64(dk_sbuf *b, const unsigned char *p, size_t n);
+/* Write the buffer to `path` atomically (dk_tmp_path_for + dk_commit_file). */
+dk_status dk_sb_write_file(const dk_sbuf *b, const char *path);
+
+/* One evaluated case. */
+typedef struct {
+    char *id;                         /* case id (owned) */
+    char *pred, *ref, *mask, *image;  /* paths (owned; mask and image may be NULL) */
+    dk_label_metrics *m;              /* (n_labels) in the run's label order (owned) */
+    char *overlay_b64;                /* base64 PNG of the overlay (owned, may be NULL) */
+    int overlay_w, overlay_h;         /* its size in pixels */
+    int64_t overlay_z;                /* slice shown (0 for 2-D) */
+    int overlay_3d;                   /* the case is a 3-D volume */
+    int64_t overlay_disagree;         /* FP + FN pixels of that slice, over the labels */
+} dk_rep_case;
+
+/* Everything the writers need. */
+typedef struct {
+    const dk_eval_opts *opts;
+    const char *title;
+    dk_rep_case *cases;
+    int n_cases;
+    const int *labels;
+    int n_labels;
+    int labels_given;                 /* 1: --labels; 0: found in the references */
+} dk_rep_run;
+
+/* The convention text printed in every report (a summary of eval.h's banner). */
+extern const char dk_rep_convention[];
+
+/* "<dir>/<name>" into buf; DK_ERR_ARG when it does not fit. */
+dk_status dk_rep_join(char *buf, size_t n, const char *dir, const char *name);
+/* The column of dk_metric_columns() called `name`, or NULL. */
+const dk_metric_column *dk_rep_find_column(const char *name);
+
+/* The writers: each makes one file in `dir` (atomically). */
+dk_status dk_rep_write_csv(const dk_rep_run *r, const char *dir);
+dk_status dk_rep_write_json(const dk_rep_run *r, const char *dir);
+dk_status dk_rep_write_md(const dk_rep_run *r, const char *dir);
+dk_status dk_rep_write_html(const dk_rep_run *r, const char *dir);
+
+/* Values of metric column `col` for label index k over the cases (out: n_cases doubles);
+ * returns the number of cases flagged for that label. */
+int dk_rep_values(const dk_rep_run *r, int k, const dk_metric_column *col, double *out);
+
+/* An SVG box plot of one metric with one box per group (label): median, IQR box, whiskers
+ * to the furthest values within 1.5·IQR of the box (Tukey), the values beyond as dots,
+ * NaN left out. values[g] holds counts[g] doubles. */
+void dk_svg_boxplot(dk_sbuf *b, const char *metric, const char *const *group_names,
+                    const double *const *values, const int *counts, int n_groups);
+
+/* The overlay of one case: the slice with the most disagreement (FP + FN over `labels`;
+ * 2-D: the image), background = `image` (mean of its channels, windowed to its 1st–99th
+ * percentile) or, without one, the reference labels in grey; the reference contour green,
+ * the prediction contour magenta; scaled so that the long side is at most 384 pixels.
+ * Fills c->overlay_*; the volumes are those given to dk_eval_case. DK_ERR_ARG when the
+ * image's grid differs from the reference's (message naming the case and the file). */
+dk_status dk_rep_overlay(dk_rep_case *c, const dk_volume *pred, const dk_volume *ref,
+                         const dk_volume *image, const int *labels, int n_labels);
+
+/* The comparison of two earlier runs (dakd eval --compare). */
+dk_status dk_rep_compare(const char *run_a, const char *run_b, const char *dir,
+                         const char *title);
+
+#endif
