@@ -15,6 +15,11 @@ static const dk_cli_command commands[] = {
     {"phantom", "generate two-domain phantom images with known label maps", dk_cmd_phantom},
     {"train", "train a teacher, a source-only student or an oracle (CE + Dice)", dk_cmd_train},
     {"distill", "distil a teacher into a student for the target domain", dk_cmd_distill},
+    {"run", "run a study: data, training, evaluation, report (resumable)", dk_cmd_run},
+    {"predict", "predict label maps with a model: sliding window, Gaussian blending, TTA",
+     dk_cmd_predict},
+    {"eval", "score predictions against references (CSV, JSON, HTML); compare two runs",
+     dk_cmd_eval},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 

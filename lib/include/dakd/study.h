@@ -1,0 +1,130 @@
+/*
+ * dakd/study.h — the study runner behind `dakd run STUDY.ini`.
+ *
+ * What it does: reads a study file (data, networks, training settings, stages), runs its
+ * stages in order into one run directory, skips a stage whose key is unchanged, resumes a
+ * killed training stage from its checkpoint, and records everything needed to repeat the
+ * study in <run_dir>/manifest.json. What it does not: no training, prediction or metric
+ * of its own — it calls the trainer (train.h), dk_predict_run / dk_eval_run / dk_eval_case
+ * (eval.h) and the phantom generator (data.h).
+ *
+ * ============================================================ the study file
+ *
+ * An INI file read through inih like every dakd config (lines <= 197 characters; an unknown
+ * section or key, a duplicate key or a bad value is DK_ERR_ARG "<file>:<line>: ...").
+ * Relative paths are relative to the current directory, as for `dakd train`.
+ *
+ *   [study]     name, run_dir, seed (every stage's train.seed), threads (train.threads and
+ *               dk_set_threads; 0 = all cores), stages = a, b, c (the order they run in)
+ *   [phantoms]  optional generated data: the stage named "phantoms" writes
+ *               <run_dir>/phantoms/cases.csv (columns case,image,label,domain,split) and
+ *               NIfTI cases: dims = 2|3, size = X,Y[,Z], spacing = X,Y,Z, seed, and cases
+ *               per domain and split source_train, source_val, source_test, target_train,
+ *               target_val, target_test. With it the [data] defaults become: cases = that
+ *               CSV, domain_column = domain, source = source, target = target,
+ *               split_column = split, train/val splits train/val, target_split = train,
+ *               classes = 4, patch = the phantom size, [model] dims = dims.
+ *   [data] [model] [train] [distill] [augment]
+ *               shared defaults: any key of dk_train_config (dakd train --help) that every
+ *               training stage inherits. [output] is not allowed: the runner sets run_dir.
+ *   [stage.NAME] one per stage (NAME: a-z, 0-9, _; at most 31 characters; "phantoms" is
+ *               reserved). kind = train | eval | report (default train).
+ *     train:  mode = teacher | student | oracle | distill; teacher = <train stage> (distill
+ *             only: its model becomes model.teacher_checkpoint); label = the row's name in
+ *             the table; model_file = best | final (the file later stages use: best =
+ *             best.safetensors, chosen on SOURCE validation, when it exists, else
+ *             model.safetensors); any "section.key = value" line is an override passed to
+ *             dk_train_config_set after the shared defaults.
+ *     eval:   models = train stages; domain = a value of [data] domain_column; split = a
+ *             value of split_column ("" = any); use_mask = true (score inside the cases'
+ *             mask / fov column) | false; overlap, gaussian, tta_flips, largest_cc, batch =
+ *             the sliding-window options (dk_infer_opts). Writes per model
+ *             <stage>/<model>/pred/ (dk_predict_run) and <stage>/<model>/report/
+ *             (dk_eval_run: cases.csv, summary.json/.md, report.html).
+ *     report: evals = eval stages (default: every eval stage before it); title. Writes
+ *             <stage>/report.md, report.json, report.html: one row per train stage (Dice
+ *             mean ± std and HD95 per eval set, parameters, inference ms per image, stage
+ *             wall time) and the wall time of every stage.
+ *   A stage's dependencies (phantoms; the teacher; the models; the evals) must come before
+ *   it in [study] stages; a cycle or an unknown stage is an error naming file and line. A
+ *   [stage.NAME] that stages does not list is not run (a warning through dk_log).
+ *
+ * ============================================================ keys, skipping, resuming
+ *
+ * key = SHA-256 (OpenSSL libcrypto) over: dakd's version string, the stage's kind and
+ * options, its effective training config (every key of dk_train_config except the paths
+ * the runner sets: data.cases, model.teacher_checkpoint, output.run_dir — their CONTENT is
+ * hashed instead), the keys of its dependencies, and the SHA-256 of its input files (the
+ * cases CSV and every image, label and mask it names). <run_dir>/<stage>/stage.json (key,
+ * outputs, results, seconds) is written LAST, atomically. On a later run:
+ *   - stage.json holds the same key, and no dependency ran in this run  → skipped
+ *     ("up to date"), its recorded results are reused;
+ *   - otherwise the stage runs (its old stage.json is removed first), and so does every
+ *     stage that depends on it (even when its key is unchanged);
+ *   - --from STAGE runs STAGE and every stage after it in [study] stages, from scratch.
+ * A stage that runs starts from an empty folder (kept only for a resume, below); the runner
+ * marks the folders it makes with <stage>/.dakd-stage and refuses (DK_ERR_IO) to clear a
+ * non-empty folder without that mark.
+ * A training stage writes <stage>/stage.key before it trains; when that key still matches
+ * and <stage>/checkpoint.safetensors exists (a killed run), it resumes from the checkpoint
+ * (the trainer's resume ends with the same weights as an uninterrupted run), except under
+ * --from.
+ *
+ * <run_dir>/manifest.json is rewritten (atomically) after every stage: dakd version and
+ * git commit, library versions (OpenBLAS kernel and config, ITK, nifticlib, libpng, zlib,
+ * cJSON, inih, OpenSSL), the machine (uname, CPU model, cores, memory, threads), the study
+ * file and its SHA-256, seed, threads, and per stage: kind, key, status (ran / up to date /
+ * pending), seconds, effective config, and the SHA-256 of every input file.
+ *
+ * Determinism: the same study file, seed and thread count give the same model files and
+ * numbers (the trainer and prediction are deterministic for a fixed thread count).
+ */
+#ifndef DAKD_STUDY_H
+#define DAKD_STUDY_H
+
+#include "dakd/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dk_study dk_study;
+
+/* Read and check a study file. `sets` (NULL-terminated, may be NULL) are overrides
+ * "section.key=value" of [study], [phantoms] or the shared sections, applied after the
+ * file. On failure *out is NULL: DK_ERR_IO (unreadable), DK_ERR_ARG "<file>:<line>: ..."
+ * (syntax, unknown section/key, bad value, unknown stage, cycle, order). */
+dk_status dk_study_load(dk_study **out, const char *path, const char *const *sets);
+void dk_study_free(dk_study *s); /* accepts NULL */
+
+typedef struct {
+    const char *from; /* run this stage and every later one from scratch; NULL = none */
+    FILE *out;        /* stage lines and the final table; NULL = silent */
+    FILE *progress;   /* the trainer's progress bars; NULL = none */
+    int64_t stop_after_steps; /* > 0: a training stage that runs stops after this many
+                               * steps, as if killed: no stage.json, and the study stops
+                               * there (dk_study_run returns DK_OK). For tests of resuming. */
+} dk_study_opts;
+
+/* Run the stages (see above). DK_ERR_ARG for an unknown --from stage; otherwise the
+ * status of the first stage that fails (its stage.json is not written; manifest.json
+ * records the stages before it). */
+dk_status dk_study_run(dk_study *s, const dk_study_opts *o);
+
+/* After dk_study_load: the number of stages, their names (borrowed) and run_dir. */
+int dk_study_stage_count(const dk_study *s);
+const char *dk_study_stage_name(const dk_study *s, int i);
+const char *dk_study_run_dir(const dk_study *s);
+/* After dk_study_run: 1 when stage i ran in that call, 0 when it was up to date (or the
+ * run stopped before it). */
+int dk_study_stage_ran(const dk_study *s, int i);
+/* Path of the report stage's report.html ("" when the study has no report stage). */
+const char *dk_study_report_path(const dk_study *s);
+
+/* SHA-256 of a file as 64 lower-case hex digits. DK_ERR_IO naming the file. */
+dk_status dk_sha256_file(char hex[65], const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

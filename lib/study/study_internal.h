@@ -1,0 +1,121 @@
+/* The study runner's shared structs (lib/study): parsed file, stages, run state. */
+#ifndef DAKD_STUDY_INTERNAL_H
+#define DAKD_STUDY_INTERNAL_H
+
+#include "dakd/study.h"
+#include "dakd/train.h"
+
+#include <cJSON.h>
+
+enum {
+    STUDY_PATH_MAX = 1024,
+    STUDY_NAME_MAX = 32,
+    STUDY_MAX_STAGES = 64,
+    STUDY_MAX_DEPS = STUDY_MAX_STAGES
+};
+
+typedef enum { STAGE_TRAIN = 0, STAGE_EVAL = 1, STAGE_REPORT = 2, STAGE_PHANTOMS = 3 } stage_kind;
+typedef enum { FILE_BEST = 0, FILE_FINAL = 1 } model_file_kind;
+
+/* One "section.key=value" assignment and the line it came from (0 = --set). */
+typedef struct {
+    char *text;
+    int line;
+} study_set;
+
+/* The typed fields of a [stage.NAME] section (table in study_parse.c, section "stage"). */
+typedef struct {
+    int kind;             /* stage_kind (train, eval, report) */
+    int mode;             /* dk_trainer_mode order: teacher, student, oracle, distill */
+    char teacher[STUDY_NAME_MAX];
+    char label[128];
+    int model_file;       /* model_file_kind */
+    char models[512];     /* eval: comma-separated train stages */
+    char domain[64], split[64];
+    int use_mask;
+    double overlap;
+    int gaussian, tta_flips, largest_cc, batch;
+    char evals[512];      /* report: comma-separated eval stages */
+    char title[128];
+} stage_fields;
+
+typedef struct {
+    char name[STUDY_NAME_MAX];
+    stage_fields f;
+    int defined;          /* a [stage.NAME] section exists (or the built-in phantoms) */
+    int line;             /* first line of its section (its first key) */
+    int teacher_line, models_line, evals_line;
+    study_set *sets;      /* overrides of dk_train_config, in file order */
+    int nsets;
+    int deps[STUDY_MAX_DEPS];
+    int ndeps;
+    /* run state */
+    char key[65];
+    int ran;              /* ran in this call */
+    double seconds;       /* wall time of the run that produced its outputs */
+    cJSON *record;        /* stage.json of the current outputs (owned), or NULL */
+    cJSON *inputs;        /* {path: sha256} of its input files (owned), or NULL */
+    char *config_text;    /* the keyed text (effective config and options), owned */
+} study_stage;
+
+/* The [study] and [phantoms] sections (table in study_parse.c). */
+typedef struct {
+    char name[64];
+    char run_dir[512];
+    int64_t seed;
+    int threads;
+    char stages[1024];
+    int dims;
+    char size[64], spacing[64];
+    int64_t ph_seed;
+    int n_split[6];       /* source train/val/test, target train/val/test */
+} study_settings;
+
+struct dk_study {
+    char *path;
+    char file_sha[65];
+    study_settings set;
+    int has_phantoms;
+    int64_t ph_size[3];   /* x, y, z (z = 1 for 2-D) */
+    double ph_spacing[3];
+    study_set *shared;    /* [data] [model] [train] [distill] [augment] lines, then --set */
+    int nshared;
+    study_stage *stages;  /* in run order */
+    int nstages;
+    int stages_line;
+    cJSON *hash_cache;    /* {path: sha256} for this process */
+    char report_path[STUDY_PATH_MAX];
+};
+
+/* study_parse.c */
+int dk__study_find(const dk_study *s, const char *name);
+
+/* study_stages.c: the effective training config of a train stage (or, stage NULL, the
+ * shared one that eval stages read), validated. */
+dk_status dk__study_train_config(dk_train_config *c, const dk_study *s, const study_stage *st);
+/* Path of <run_dir>/<stage>/<name> into buf. */
+void dk__study_path(char *buf, size_t n, const dk_study *s, const char *stage,
+                    const char *name);
+/* The model file a train stage hands on (best or final). */
+void dk__study_model_file(char *buf, size_t n, const dk_study *s, const study_stage *st);
+/* Stage bodies: fill st->record's "result" object (created by the caller). */
+dk_status dk__study_run_phantoms(dk_study *s, study_stage *st, cJSON *result);
+dk_status dk__study_run_train(dk_study *s, study_stage *st, cJSON *result, int resume,
+                              FILE *progress, int64_t stop_after, int *stopped);
+dk_status dk__study_run_eval(dk_study *s, study_stage *st, cJSON *result);
+
+/* study_report.c */
+dk_status dk__study_run_report(dk_study *s, study_stage *st, cJSON *result, FILE *out);
+
+/* study_manifest.c */
+dk_status dk__study_hash_cached(char hex[65], dk_study *s, const char *path);
+dk_status dk__study_sha256_text(char hex[65], const char *text, size_t n);
+dk_status dk__study_write_manifest(dk_study *s);
+/* Read a JSON file; NULL when missing or invalid (no message). */
+cJSON *dk__study_read_json(const char *path);
+/* mkdir -p; DK_ERR_IO naming the folder. */
+dk_status dk__study_mkdirs(const char *path);
+/* rm -rf of a folder inside the run directory (missing is fine). */
+dk_status dk__study_remove_tree(const char *path);
+
+#endif

@@ -1,0 +1,563 @@
+/*
+ * Reading a study file (dakd/study.h): inih over the file with a line-counting reader, each
+ * key checked through the typed tables of dakd/core.h so messages name file and line, then
+ * the cross-stage checks (names, dependencies, cycles, order).
+ */
+#include "study_internal.h"
+
+#include <ini.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- typed tables */
+
+static const char *const kind_names[] = {"train", "eval", "report", NULL};
+static const char *const mode_names[] = {"teacher", "student", "oracle", "distill", NULL};
+static const char *const file_names[] = {"best", "final", NULL};
+
+#define SF(k, ty, m, lo, hi, d, h) \
+    {"study", k, ty, offsetof(study_settings, m), 0, lo, hi, d, NULL, h}
+#define SS(sec, k, m, d, h) \
+    {sec, k, DK_CFG_STRING, offsetof(study_settings, m), sizeof(((study_settings *)0)->m), 0, \
+     0, d, NULL, h}
+#define PI(k, m, d, h) {"phantoms", k, DK_CFG_INT, offsetof(study_settings, m), 0, 0, 10000, d, \
+                        NULL, h}
+
+static const dk_cfg_field settings_table[] = {
+    SS("study", "name", name, "study", "the study's name (report title)"),
+    SS("study", "run_dir", run_dir, "runs/study", "folder of every stage's outputs"),
+    SF("seed", DK_CFG_INT64, seed, 0, 9007199254740991.0, "42", "train.seed of every stage"),
+    SF("threads", DK_CFG_INT, threads, 0, 1024, "0", "threads (0 = all cores)"),
+    SS("study", "stages", stages, "", "stage names in run order, comma-separated"),
+    {"phantoms", "dims", DK_CFG_INT, offsetof(study_settings, dims), 0, 2, 3, "2", NULL,
+     "2 or 3"},
+    SS("phantoms", "size", size, "64,64", "X,Y[,Z] voxels"),
+    SS("phantoms", "spacing", spacing, "1,1,1", "X,Y,Z mm"),
+    {"phantoms", "seed", DK_CFG_INT64, offsetof(study_settings, ph_seed), 0, 0,
+     9007199254740991.0, "7", NULL, "seed of the generated cases"},
+    PI("source_train", n_split[0], "8", "labelled source training cases"),
+    PI("source_val", n_split[1], "2", "source validation cases (model selection)"),
+    PI("source_test", n_split[2], "4", "source test cases"),
+    PI("target_train", n_split[3], "8", "target training cases (labels unused but oracle)"),
+    PI("target_val", n_split[4], "0", "target validation cases"),
+    PI("target_test", n_split[5], "6", "target test cases"),
+};
+
+#define TF(k, ty, m, lo, hi, d, en, h) \
+    {"stage", k, ty, offsetof(stage_fields, m), 0, lo, hi, d, en, h}
+#define TS(k, m, d, h) \
+    {"stage", k, DK_CFG_STRING, offsetof(stage_fields, m), sizeof(((stage_fields *)0)->m), 0, \
+     0, d, NULL, h}
+
+static const dk_cfg_field stage_table[] = {
+    TF("kind", DK_CFG_ENUM, kind, 0, 0, "train", kind_names, "train | eval | report"),
+    TF("mode", DK_CFG_ENUM, mode, 0, 0, "teacher", mode_names, "train: what to train"),
+    TS("teacher", teacher, "", "distill: the teacher's train stage"),
+    TS("label", label, "", "the row's name in the study table"),
+    TF("model_file", DK_CFG_ENUM, model_file, 0, 0, "best", file_names,
+       "best (source validation) or final"),
+    TS("models", models, "", "eval: train stages to evaluate"),
+    TS("domain", domain, "", "eval: value of [data] domain_column"),
+    TS("split", split, "", "eval: value of [data] split_column (empty = any)"),
+    TF("use_mask", DK_CFG_BOOL, use_mask, 0, 0, "true", NULL, "eval: score inside the mask"),
+    TF("overlap", DK_CFG_DOUBLE, overlap, 0, 0.95, "0.5", NULL, "eval: window overlap"),
+    TF("gaussian", DK_CFG_BOOL, gaussian, 0, 0, "true", NULL, "eval: Gaussian blending"),
+    TF("tta_flips", DK_CFG_BOOL, tta_flips, 0, 0, "false", NULL, "eval: flip averaging"),
+    TF("largest_cc", DK_CFG_BOOL, largest_cc, 0, 0, "false", NULL, "eval: largest component"),
+    TF("batch", DK_CFG_INT, batch, 1, 256, "4", NULL, "eval: windows per forward pass"),
+    TS("evals", evals, "", "report: eval stages (default: all before it)"),
+    TS("title", title, "", "report: title (default: the study name)"),
+};
+
+#define NTAB(t) (sizeof(t) / sizeof((t)[0]))
+
+static int is_shared_section(const char *sec) {
+    static const char *const names[] = {"data", "model", "train", "distill", "augment", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(sec, names[i]) == 0) return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- checking one key */
+
+/* Check `key = value` of [section] against table t by parsing it as the text of a file
+ * whose line `line` holds it, so the message is dk_cfg's own "<file>:<line>: ...". */
+static dk_status check_key(void *obj, const dk_cfg_field *t, size_t n, const char *file,
+                           int line, const char *section, const char *key, const char *value) {
+    size_t len = strlen(section) + strlen(key) + strlen(value) + (size_t)line + 16;
+    char *text = malloc(len);
+    if (!text) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", file);
+    int k = snprintf(text, len, "[%s]\n", section);
+    for (int i = 2; i < line; i++) text[k++] = '\n';
+    snprintf(text + k, len - (size_t)k, "%s = %s\n", key, value);
+    dk_status st = dk_cfg_load_string(obj, t, n, text, file);
+    free(text);
+    return st;
+}
+
+/* A "section.key=value" assignment of a --set (line 0) or of the file. */
+static dk_status apply(void *obj, const dk_cfg_field *t, size_t n, const char *file, int line,
+                       const char *section, const char *key, const char *value) {
+    if (line > 1) return check_key(obj, t, n, file, line, section, key, value);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s.%s=%s", section, key, value);
+    return dk_cfg_set(obj, t, n, buf);
+}
+
+static dk_status add_set(study_set **v, int *n, const char *section, const char *key,
+                         const char *value, int line) {
+    study_set *nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
+    if (!nv) return dk_fail(DK_ERR_NOMEM, "study: out of memory");
+    *v = nv;
+    size_t len = strlen(section) + strlen(key) + strlen(value) + 3;
+    char *text = malloc(len);
+    if (!text) return dk_fail(DK_ERR_NOMEM, "study: out of memory");
+    snprintf(text, len, "%s.%s=%s", section, key, value);
+    nv[*n].text = text;
+    nv[*n].line = line;
+    (*n)++;
+    return DK_OK;
+}
+
+static int valid_name(const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n >= STUDY_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) ||
+              name[i] == '_'))
+            return 0;
+    return 1;
+}
+
+int dk__study_find(const dk_study *s, const char *name) {
+    for (int i = 0; i < s->nstages; i++)
+        if (strcmp(s->stages[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* The stage of section "stage.NAME", made (undefined, defaults) on first sight. */
+static dk_status stage_for(study_stage **out, dk_study *s, const char *name, const char *file,
+                           int line) {
+    if (!valid_name(name) || strcmp(name, "phantoms") == 0)
+        return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s]: bad stage name (a-z, 0-9, _, at most "
+                       "%d characters; 'phantoms' is the built-in data stage)", file, line,
+                       name, STUDY_NAME_MAX - 1);
+    int i = dk__study_find(s, name);
+    if (i < 0) {
+        if (s->nstages == STUDY_MAX_STAGES)
+            return dk_fail(DK_ERR_ARG, "%s:%d: more than %d stages", file, line,
+                           STUDY_MAX_STAGES);
+        study_stage *nv = realloc(s->stages, (size_t)(s->nstages + 1) * sizeof *nv);
+        if (!nv) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", file);
+        s->stages = nv;
+        i = s->nstages++;
+        memset(&nv[i], 0, sizeof nv[i]);
+        snprintf(nv[i].name, sizeof nv[i].name, "%s", name);
+        dk_cfg_defaults(&nv[i].f, stage_table, NTAB(stage_table));
+        nv[i].line = line;
+        nv[i].defined = 1;
+    }
+    *out = &s->stages[i];
+    return DK_OK;
+}
+
+/* One key of the file (line > 0) or one --set (line 0). */
+static dk_status on_entry(dk_study *s, const char *file, int line, const char *section,
+                          const char *key, const char *value) {
+    if (!section[0])
+        return dk_fail(DK_ERR_ARG, "%s:%d: %s outside a [section]", file, line, key);
+    if (strcmp(section, "study") == 0 || strcmp(section, "phantoms") == 0) {
+        if (strcmp(section, "phantoms") == 0) s->has_phantoms = 1;
+        if (strcmp(key, "stages") == 0) s->stages_line = line;
+        return apply(&s->set, settings_table, NTAB(settings_table), file, line, section, key,
+                     value);
+    }
+    if (is_shared_section(section)) {
+        dk_train_config scratch;
+        size_t n;
+        const dk_cfg_field *t = dk_train_config_table(&n);
+        dk_train_config_defaults(&scratch);
+        dk_status st = apply(&scratch, t, n, file, line, section, key, value);
+        return st != DK_OK ? st : add_set(&s->shared, &s->nshared, section, key, value, line);
+    }
+    if (strcmp(section, "output") == 0)
+        return dk_fail(DK_ERR_ARG, "%s:%d: [output] %s: the study runner sets the output "
+                       "folder (<run_dir>/<stage>); remove the line", file, line, key);
+    if (strncmp(section, "stage.", 6) != 0)
+        return dk_fail(DK_ERR_ARG, "%s:%d: unknown section [%s] (study, phantoms, data, model, "
+                       "train, distill, augment, stage.NAME)", file, line, section);
+    study_stage *st = NULL;
+    dk_status rc = stage_for(&st, s, section + 6, file, line);
+    if (rc != DK_OK) return rc;
+    const char *dot = strchr(key, '.');
+    if (!dot) {
+        if (strcmp(key, "teacher") == 0) st->teacher_line = line;
+        if (strcmp(key, "models") == 0) st->models_line = line;
+        if (strcmp(key, "evals") == 0) st->evals_line = line;
+        return apply(&st->f, stage_table, NTAB(stage_table), file, line, "stage", key, value);
+    }
+    char sec[32];
+    size_t sl = (size_t)(dot - key);
+    if (sl >= sizeof sec || !is_shared_section((snprintf(sec, sizeof sec, "%.*s", (int)sl, key),
+                                                sec)))
+        return dk_fail(DK_ERR_ARG, "%s:%d: [%s] %s: an override names a section of the "
+                       "training config (data, model, train, distill, augment)", file, line,
+                       section, key);
+    dk_train_config scratch;
+    size_t n;
+    const dk_cfg_field *t = dk_train_config_table(&n);
+    dk_train_config_defaults(&scratch);
+    rc = apply(&scratch, t, n, file, line, sec, dot + 1, value);
+    return rc != DK_OK ? rc : add_set(&st->sets, &st->nsets, sec, dot + 1, value, line);
+}
+
+/* ---------------------------------------------------------------- inih glue */
+
+typedef struct {
+    dk_study *s;
+    FILE *f;
+    int line;
+    char seen[256][96]; /* "section\nkey" of every key so far (duplicates are errors) */
+    int seen_line[256];
+    int nseen;
+    dk_status st;
+} parse_ctx;
+
+static char *read_line(char *str, int num, void *stream) {
+    parse_ctx *c = stream;
+    if (c->st != DK_OK || !fgets(str, num, c->f)) return NULL;
+    c->line++;
+    size_t len = strlen(str);
+    if (len + 1 >= (size_t)num && str[len - 1] != '\n' && !feof(c->f)) {
+        c->st = dk_fail(DK_ERR_ARG, "%s:%d: line longer than %d characters", c->s->path,
+                        c->line, num - 3);
+        return NULL;
+    }
+    return str;
+}
+
+static int on_key(void *user, const char *section, const char *key, const char *value) {
+    parse_ctx *c = user;
+    if (c->st != DK_OK) return 1;
+    char id[96];
+    snprintf(id, sizeof id, "%s\n%s", section, key);
+    for (int i = 0; i < c->nseen; i++)
+        if (strcmp(c->seen[i], id) == 0) {
+            c->st = dk_fail(DK_ERR_ARG, "%s:%d: duplicate key [%s] %s (first set on line %d)",
+                            c->s->path, c->line, section, key, c->seen_line[i]);
+            return 0;
+        }
+    if (c->nseen < 256) {
+        snprintf(c->seen[c->nseen], sizeof c->seen[0], "%s", id);
+        c->seen_line[c->nseen++] = c->line;
+    }
+    c->st = on_entry(c->s, c->s->path, c->line, section, key, value);
+    return c->st == DK_OK;
+}
+
+static dk_status parse_file(dk_study *s) {
+    parse_ctx *c = calloc(1, sizeof *c);
+    if (!c) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path);
+    c->s = s;
+    c->f = fopen(s->path, "r");
+    if (!c->f) {
+        free(c);
+        return dk_fail(DK_ERR_IO, "%s: cannot open study file: %s", s->path, strerror(errno));
+    }
+    int rc = ini_parse_stream(read_line, c, on_key, c);
+    dk_status st = c->st;
+    if (st == DK_OK && rc > 0)
+        st = dk_fail(DK_ERR_ARG, "%s:%d: syntax error (expected [section] or key = value)",
+                     s->path, rc);
+    else if (st == DK_OK && rc != 0)
+        st = dk_fail(DK_ERR_INTERNAL, "%s: inih failed (%d)", s->path, rc);
+    fclose(c->f);
+    free(c);
+    return st;
+}
+
+/* "section.key=value" of a --set; stage sections are "stage.NAME.key=value". */
+static dk_status apply_cli_set(dk_study *s, const char *arg) {
+    char sec[128], key[128];
+    const char *eq = strchr(arg, '=');
+    const char *d1 = eq ? memchr(arg, '.', (size_t)(eq - arg)) : NULL;
+    if (!eq || !d1) return dk_fail(DK_ERR_ARG, "--set %s: expected section.key=value", arg);
+    if (strncmp(arg, "stage.", 6) == 0) {
+        d1 = memchr(arg + 6, '.', (size_t)(eq - arg - 6));
+        if (!d1) return dk_fail(DK_ERR_ARG, "--set %s: expected stage.NAME.key=value", arg);
+    }
+    snprintf(sec, sizeof sec, "%.*s", (int)(d1 - arg), arg);
+    snprintf(key, sizeof key, "%.*s", (int)(eq - d1 - 1), d1 + 1);
+    return on_entry(s, "--set", 0, sec, key, eq + 1);
+}
+
+/* ---------------------------------------------------------------- cross-stage checks */
+
+/* Split a comma list into names (blanks trimmed); returns the count or -1 if too many. */
+static int split_list(char names[][STUDY_NAME_MAX], int max, const char *list) {
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        if (!*p) break;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
+        if (n == max) return -1;
+        snprintf(names[n++], STUDY_NAME_MAX, "%.*s", (int)(t - p), p);
+        p = e;
+    }
+    return n;
+}
+
+/* Put the stages in [study] stages order; the built-in phantoms stage is made here. */
+static dk_status order_stages(dk_study *s) {
+    char names[STUDY_MAX_STAGES][STUDY_NAME_MAX];
+    int line = s->stages_line;
+    int n = split_list(names, STUDY_MAX_STAGES, s->set.stages);
+    if (n <= 0)
+        return dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: %s", s->path, line,
+                       n < 0 ? "too many stages" : "no stage to run (stages = a, b, ...)");
+    study_stage *ordered = calloc((size_t)n, sizeof *ordered);
+    if (!ordered) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path);
+    dk_status st = DK_OK;
+    for (int i = 0; i < n && st == DK_OK; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(names[i], names[j]) == 0)
+                st = dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: '%s' is listed twice", s->path,
+                             line, names[i]);
+        int k = dk__study_find(s, names[i]);
+        if (st != DK_OK) break;
+        if (strcmp(names[i], "phantoms") == 0) {
+            if (!s->has_phantoms)
+                st = dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: 'phantoms' needs a [phantoms] "
+                             "section", s->path, line);
+            snprintf(ordered[i].name, sizeof ordered[i].name, "phantoms");
+            ordered[i].f.kind = STAGE_PHANTOMS;
+            ordered[i].defined = 1;
+        } else if (k < 0) {
+            st = dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: unknown stage '%s' (no "
+                         "[stage.%s] section)", s->path, line, names[i], names[i]);
+        } else {
+            ordered[i] = s->stages[k];
+            s->stages[k].defined = 0; /* moved */
+        }
+    }
+    /* a section not listed is unused (so --set study.stages=... can run a subset) */
+    for (int k = 0; k < s->nstages && st == DK_OK; k++)
+        if (s->stages[k].defined)
+            dk_log(DK_LOG_WARN, "%s:%d: [stage.%s] is not in [study] stages: not run", s->path,
+                   s->stages[k].line, s->stages[k].name);
+    if (st == DK_OK && s->has_phantoms) {
+        int found = 0;
+        for (int i = 0; i < n; i++) found |= strcmp(names[i], "phantoms") == 0;
+        if (!found)
+            st = dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: a [phantoms] section needs the "
+                         "'phantoms' stage first", s->path, line);
+    }
+    /* free what was not moved (on failure) and swap in the ordered list */
+    for (int k = 0; k < s->nstages; k++) {
+        if (!s->stages[k].defined) continue;
+        for (int j = 0; j < s->stages[k].nsets; j++) free(s->stages[k].sets[j].text);
+        free(s->stages[k].sets);
+    }
+    free(s->stages);
+    s->stages = ordered; /* on failure too: dk_study_free frees what was moved */
+    s->nstages = n;
+    return st;
+}
+
+static dk_status add_dep(dk_study *s, study_stage *st, const char *name, int line,
+                         const char *key, int want_kind) {
+    int k = dk__study_find(s, name);
+    if (k < 0 || s->stages[k].f.kind != want_kind)
+        return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] %s = %s: not a stage of kind %s in "
+                       "[study] stages", s->path, line, st->name, key, name,
+                       kind_names[want_kind]);
+    for (int i = 0; i < st->ndeps; i++)
+        if (st->deps[i] == k) return DK_OK;
+    st->deps[st->ndeps++] = k;
+    return DK_OK;
+}
+
+static dk_status list_deps(dk_study *s, study_stage *st, const char *list, int line,
+                           const char *key, int want_kind) {
+    char names[STUDY_MAX_STAGES][STUDY_NAME_MAX];
+    int n = split_list(names, STUDY_MAX_STAGES, list);
+    if (n <= 0)
+        return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] %s: needs at least one stage", s->path,
+                       line ? line : st->line, st->name, key);
+    for (int i = 0; i < n; i++) {
+        dk_status rc = add_dep(s, st, names[i], line, key, want_kind);
+        if (rc != DK_OK) return rc;
+    }
+    return DK_OK;
+}
+
+static dk_status stage_deps(dk_study *s, int i) {
+    study_stage *st = &s->stages[i];
+    int ph = dk__study_find(s, "phantoms");
+    if (ph >= 0 && ph != i && st->f.kind != STAGE_REPORT) st->deps[st->ndeps++] = ph;
+    if (st->f.kind == STAGE_TRAIN) {
+        int distill = st->f.mode == DK_TRAINER_DISTILL;
+        if (distill && !st->f.teacher[0])
+            return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] mode = distill needs teacher = <train "
+                           "stage>", s->path, st->line, st->name);
+        if (!distill && st->f.teacher[0])
+            return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] teacher is for mode = distill",
+                           s->path, st->teacher_line, st->name);
+        if (distill)
+            return add_dep(s, st, st->f.teacher, st->teacher_line, "teacher", STAGE_TRAIN);
+    } else if (st->f.kind == STAGE_EVAL) {
+        if (!st->f.domain[0])
+            return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] kind = eval needs domain = <value of "
+                           "[data] domain_column>", s->path, st->line, st->name);
+        return list_deps(s, st, st->f.models, st->models_line, "models", STAGE_TRAIN);
+    } else if (st->f.kind == STAGE_REPORT) {
+        if (st->f.evals[0])
+            return list_deps(s, st, st->f.evals, st->evals_line, "evals", STAGE_EVAL);
+        for (int k = 0; k < i; k++)
+            if (s->stages[k].f.kind == STAGE_EVAL) st->deps[st->ndeps++] = k;
+    }
+    return DK_OK;
+}
+
+/* Depth-first search for a cycle through stage v; path holds the stages on the way. */
+static int find_cycle(const dk_study *s, int v, int *state, int *path, int depth) {
+    state[v] = 1;
+    path[depth] = v;
+    for (int j = 0; j < s->stages[v].ndeps; j++) {
+        int d = s->stages[v].deps[j];
+        if (state[d] == 1) return path[depth + 1] = d, depth + 2;
+        if (state[d] == 0) {
+            int len = find_cycle(s, d, state, path, depth + 1);
+            if (len) return len;
+        }
+    }
+    state[v] = 2;
+    return 0;
+}
+
+static dk_status check_graph(dk_study *s) {
+    int state[STUDY_MAX_STAGES] = {0}, path[STUDY_MAX_STAGES + 1];
+    for (int i = 0; i < s->nstages; i++) {
+        int len = state[i] ? 0 : find_cycle(s, i, state, path, 0);
+        if (!len) continue;
+        char msg[1024] = "";
+        size_t u = 0;
+        int first = 0;
+        while (path[first] != path[len - 1]) first++;
+        for (int k = first; k < len && u + 40 < sizeof msg; k++)
+            u += (size_t)snprintf(msg + u, sizeof msg - u, "%s%s", k > first ? " -> " : "",
+                                  s->stages[path[k]].name);
+        const study_stage *a = &s->stages[path[first]];
+        int line = a->teacher_line ? a->teacher_line : a->models_line ? a->models_line
+                                                                        : a->line;
+        return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s]: dependency cycle %s", s->path, line,
+                       a->name, msg);
+    }
+    for (int i = 0; i < s->nstages; i++)
+        for (int j = 0; j < s->stages[i].ndeps; j++)
+            if (s->stages[i].deps[j] > i)
+                return dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: '%s' needs '%s', which "
+                               "comes after it", s->path, s->stages_line, s->stages[i].name,
+                               s->stages[s->stages[i].deps[j]].name);
+    return DK_OK;
+}
+
+/* "a,b[,c]" into n numbers (> 0); the third defaults to `def3`. */
+static int parse_triple(double v[3], const char *text, double def3) {
+    char *end;
+    const char *p = text;
+    int n = 0;
+    v[2] = def3;
+    while (n < 3) {
+        v[n] = strtod(p, &end);
+        if (end == p || !(v[n] > 0)) return -1;
+        n++;
+        if (*end == '\0') break;
+        if (*end != ',') return -1;
+        p = end + 1;
+    }
+    return *end == '\0' && n >= 2 ? n : -1;
+}
+
+static dk_status check_phantoms(dk_study *s) {
+    if (!s->has_phantoms) return DK_OK;
+    double v[3];
+    int n = parse_triple(v, s->set.size, 1);
+    if (n < 0 || (s->set.dims == 2 && n == 3 && v[2] != 1) || (s->set.dims == 3 && n != 3))
+        return dk_fail(DK_ERR_ARG, "%s: [phantoms] size = %s: X,Y for dims = 2, X,Y,Z for dims "
+                       "= 3 (positive integers)", s->path, s->set.size);
+    for (int a = 0; a < 3; a++) s->ph_size[a] = (int64_t)v[a];
+    if (parse_triple(s->ph_spacing, s->set.spacing, 1) < 0)
+        return dk_fail(DK_ERR_ARG, "%s: [phantoms] spacing = %s: X,Y[,Z] positive mm", s->path,
+                       s->set.spacing);
+    return DK_OK;
+}
+
+/* ---------------------------------------------------------------- public */
+
+dk_status dk_study_load(dk_study **out, const char *path, const char *const *sets) {
+    *out = NULL;
+    dk_study *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        return dk_fail(DK_ERR_NOMEM, "%s: out of memory", path);
+    }
+    dk_cfg_defaults(&s->set, settings_table, NTAB(settings_table));
+    dk_status st = parse_file(s);
+    for (int i = 0; sets && sets[i] && st == DK_OK; i++) st = apply_cli_set(s, sets[i]);
+    if (st == DK_OK) st = dk_sha256_file(s->file_sha, path);
+    if (st == DK_OK) st = check_phantoms(s);
+    if (st == DK_OK) st = order_stages(s);
+    for (int i = 0; i < s->nstages && st == DK_OK; i++) st = stage_deps(s, i);
+    if (st == DK_OK) st = check_graph(s);
+    if (st == DK_OK && !s->set.run_dir[0])
+        st = dk_fail(DK_ERR_ARG, "%s: [study] run_dir is empty", path);
+    if (st == DK_OK) {
+        /* every training stage's effective config must validate now, not mid-study */
+        dk_train_config c;
+        for (int i = 0; i < s->nstages && st == DK_OK; i++)
+            if (s->stages[i].f.kind == STAGE_TRAIN)
+                st = dk__study_train_config(&c, s, &s->stages[i]);
+        if (st == DK_OK) st = dk__study_train_config(&c, s, NULL);
+    }
+    if (st == DK_OK) s->hash_cache = cJSON_CreateObject();
+    if (st == DK_OK && !s->hash_cache) st = dk_fail(DK_ERR_NOMEM, "%s: out of memory", path);
+    if (st != DK_OK) {
+        dk_study_free(s);
+        return st;
+    }
+    *out = s;
+    return DK_OK;
+}
+
+void dk_study_free(dk_study *s) {
+    if (!s) return;
+    for (int i = 0; i < s->nstages; i++) {
+        study_stage *st = &s->stages[i];
+        for (int j = 0; j < st->nsets; j++) free(st->sets[j].text);
+        free(st->sets);
+        cJSON_Delete(st->record);
+        cJSON_Delete(st->inputs);
+        free(st->config_text);
+    }
+    for (int j = 0; j < s->nshared; j++) free(s->shared[j].text);
+    free(s->shared);
+    free(s->stages);
+    cJSON_Delete(s->hash_cache);
+    free(s->path);
+    free(s);
+}
+
+int dk_study_stage_count(const dk_study *s) { return s->nstages; }
+const char *dk_study_stage_name(const dk_study *s, int i) { return s->stages[i].name; }
+const char *dk_study_run_dir(const dk_study *s) { return s->set.run_dir; }
+int dk_study_stage_ran(const dk_study *s, int i) { return s->stages[i].ran; }
+const char *dk_study_report_path(const dk_study *s) { return s->report_path; }

@@ -1,0 +1,220 @@
+/*
+ * The report stage (dakd/study.h): one table over the study — per train stage the Dice
+ * (mean ± sample std over cases of the mean foreground Dice) and mean HD95 on every eval
+ * set, parameters, inference ms per image, wall time — and the wall time of every stage,
+ * as report.md, report.json and report.html (links to the per-eval reports).
+ */
+#include "study_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cJSON *get(const cJSON *j, const char *k) {
+    return cJSON_GetObjectItemCaseSensitive(j, k);
+}
+
+static double num(const cJSON *j, const char *k, double def) {
+    const cJSON *v = get(j, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+/* The eval result of model `m` in eval stage `e` (NULL when not evaluated there). */
+static const cJSON *model_result(const study_stage *e, const char *m) {
+    return get(get(get(e->record, "result"), "models"), m);
+}
+
+/* Train stages evaluated by any of the report's eval stages, in study order. */
+static int collect_rows(const dk_study *s, const study_stage *r, int *rows) {
+    int n = 0;
+    for (int i = 0; i < s->nstages; i++) {
+        if (s->stages[i].f.kind != STAGE_TRAIN) continue;
+        int used = 0;
+        for (int j = 0; j < r->ndeps && !used; j++)
+            used = model_result(&s->stages[r->deps[j]], s->stages[i].name) != NULL;
+        if (used) rows[n++] = i;
+    }
+    return n;
+}
+
+static const char *label_of(const study_stage *t) {
+    return t->f.label[0] ? t->f.label : t->name;
+}
+
+static void fmt_dice(char *buf, size_t n, const cJSON *m) {
+    if (!m) snprintf(buf, n, "-");
+    else snprintf(buf, n, "%.4f ± %.4f", num(m, "dice_mean", NAN), num(m, "dice_std", NAN));
+}
+
+static void fmt_hd(char *buf, size_t n, const cJSON *m) {
+    double h = m ? num(m, "hd95_mean", -1) : -1;
+    if (h < 0) snprintf(buf, n, "-");
+    else snprintf(buf, n, "%.2f", h);
+}
+
+/* Inference ms per image: the first eval set's median for that model. */
+static double ms_of(const dk_study *s, const study_stage *r, const char *m) {
+    for (int j = 0; j < r->ndeps; j++) {
+        const cJSON *x = model_result(&s->stages[r->deps[j]], m);
+        if (x) return num(x, "ms_per_image", -1);
+    }
+    return -1;
+}
+
+static void write_md(FILE *f, const dk_study *s, const study_stage *r, const int *rows, int n) {
+    fprintf(f, "# %s\n\n", r->f.title[0] ? r->f.title : s->set.name);
+    fprintf(f, "Dice: mean ± sample std over cases of the mean foreground Dice; HD95 (mm): "
+               "mean over cases (pooled 95th percentile, MedPy).\n\n");
+    for (int j = 0; j < r->ndeps; j++) {
+        const study_stage *e = &s->stages[r->deps[j]];
+        fprintf(f, "- **%s**: domain %s, split %s, %d cases, %s\n", e->name, e->f.domain,
+                e->f.split[0] ? e->f.split : "any",
+                (int)num(get(e->record, "result"), "cases", 0),
+                e->f.use_mask ? "inside the mask" : "whole image");
+    }
+    fprintf(f, "\n| model | stage | params |");
+    for (int j = 0; j < r->ndeps; j++)
+        fprintf(f, " Dice %s | HD95 %s |", s->stages[r->deps[j]].name,
+                s->stages[r->deps[j]].name);
+    fprintf(f, " ms/image | train s |\n|---|---|---:|");
+    for (int j = 0; j < r->ndeps; j++) fprintf(f, "---:|---:|");
+    fprintf(f, "---:|---:|\n");
+    for (int i = 0; i < n; i++) {
+        const study_stage *t = &s->stages[rows[i]];
+        fprintf(f, "| %s | %s | %.0f |", label_of(t), t->name,
+                num(get(t->record, "result"), "params", 0));
+        for (int j = 0; j < r->ndeps; j++) {
+            char d[64], h[32];
+            const cJSON *m = model_result(&s->stages[r->deps[j]], t->name);
+            fmt_dice(d, sizeof d, m);
+            fmt_hd(h, sizeof h, m);
+            fprintf(f, " %s | %s |", d, h);
+        }
+        fprintf(f, " %.1f | %.1f |\n", ms_of(s, r, t->name), t->seconds);
+    }
+    fprintf(f, "\n| stage | kind | wall s |\n|---|---|---:|\n");
+    for (int i = 0; i < s->nstages; i++) {
+        static const char *const kinds[] = {"train", "eval", "report", "phantoms"};
+        const study_stage *x = &s->stages[i];
+        if (x == r) continue;
+        fprintf(f, "| %s | %s | %.1f |\n", x->name, kinds[x->f.kind], x->seconds);
+    }
+}
+
+static void html_escape(FILE *f, const char *t) {
+    for (; *t; t++) {
+        if (*t == '<') fputs("&lt;", f);
+        else if (*t == '>') fputs("&gt;", f);
+        else if (*t == '&') fputs("&amp;", f);
+        else if (*t == '"') fputs("&quot;", f);
+        else fputc(*t, f);
+    }
+}
+
+/* The HTML page: the same table, each Dice cell linking to that evaluation's report. */
+static void write_html(FILE *f, const dk_study *s, const study_stage *r, const int *rows,
+                       int n) {
+    const char *title = r->f.title[0] ? r->f.title : s->set.name;
+    fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
+    html_escape(f, title);
+    fprintf(f, "</title><style>body{font-family:sans-serif}table{border-collapse:collapse}"
+               "td,th{border:1px solid #999;padding:3px 8px;text-align:right}"
+               "td:first-child,th:first-child{text-align:left}</style></head><body>\n<h1>");
+    html_escape(f, title);
+    fprintf(f, "</h1>\n<p>Dice: mean &plusmn; sample std over cases of the mean foreground "
+               "Dice; HD95 in mm (pooled 95th percentile, MedPy), mean over cases. Each Dice "
+               "links to its evaluation report.</p>\n<table><tr><th>model</th><th>stage</th>"
+               "<th>params</th>");
+    for (int j = 0; j < r->ndeps; j++) {
+        const study_stage *e = &s->stages[r->deps[j]];
+        fprintf(f, "<th>Dice %s<br>(%s/%s)</th><th>HD95 %s</th>", e->name, e->f.domain,
+                e->f.split[0] ? e->f.split : "any", e->name);
+    }
+    fprintf(f, "<th>ms/image</th><th>train s</th></tr>\n");
+    for (int i = 0; i < n; i++) {
+        const study_stage *t = &s->stages[rows[i]];
+        fprintf(f, "<tr><td>");
+        html_escape(f, label_of(t));
+        fprintf(f, "</td><td>%s</td><td>%.0f</td>", t->name,
+                num(get(t->record, "result"), "params", 0));
+        for (int j = 0; j < r->ndeps; j++) {
+            const study_stage *e = &s->stages[r->deps[j]];
+            const cJSON *m = model_result(e, t->name);
+            char d[64], h[32];
+            fmt_dice(d, sizeof d, m);
+            fmt_hd(h, sizeof h, m);
+            if (m) fprintf(f, "<td><a href=\"../%s/%s/report/report.html\">%s</a></td>", e->name,
+                           t->name, d);
+            else fprintf(f, "<td>-</td>");
+            fprintf(f, "<td>%s</td>", h);
+        }
+        fprintf(f, "<td>%.1f</td><td>%.1f</td></tr>\n", ms_of(s, r, t->name), t->seconds);
+    }
+    fprintf(f, "</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>wall s</th></tr>\n");
+    for (int i = 0; i < s->nstages; i++)
+        if (&s->stages[i] != r)
+            fprintf(f, "<tr><td>%s</td><td>%.1f</td></tr>\n", s->stages[i].name,
+                    s->stages[i].seconds);
+    fprintf(f, "</table>\n<p>Machine, versions, configs and input hashes: "
+               "<code>manifest.json</code> in the run folder.</p>\n</body></html>\n");
+}
+
+static cJSON *table_json(const dk_study *s, const study_stage *r, const int *rows, int n) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "title", r->f.title[0] ? r->f.title : s->set.name);
+    cJSON *arr = cJSON_AddArrayToObject(j, "rows");
+    for (int i = 0; i < n; i++) {
+        const study_stage *t = &s->stages[rows[i]];
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "stage", t->name);
+        cJSON_AddStringToObject(row, "label", label_of(t));
+        cJSON_AddNumberToObject(row, "params", num(get(t->record, "result"), "params", 0));
+        cJSON_AddNumberToObject(row, "ms_per_image", ms_of(s, r, t->name));
+        cJSON_AddNumberToObject(row, "train_seconds", t->seconds);
+        cJSON *ev = cJSON_AddObjectToObject(row, "evals");
+        for (int k = 0; k < r->ndeps; k++) {
+            const cJSON *m = model_result(&s->stages[r->deps[k]], t->name);
+            if (m) cJSON_AddItemToObject(ev, s->stages[r->deps[k]].name, cJSON_Duplicate(m, 1));
+        }
+        cJSON_AddItemToArray(arr, row);
+    }
+    cJSON *times = cJSON_AddObjectToObject(j, "stage_seconds");
+    for (int i = 0; i < s->nstages; i++)
+        if (&s->stages[i] != r) cJSON_AddNumberToObject(times, s->stages[i].name, s->stages[i].seconds);
+    return j;
+}
+
+typedef void (*writer_fn)(FILE *, const dk_study *, const study_stage *, const int *, int);
+
+static dk_status write_text(const char *path, writer_fn fn, const dk_study *s,
+                            const study_stage *r, const int *rows, int n) {
+    char tmp[STUDY_PATH_MAX + 64];
+    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, path);
+    if (st != DK_OK) return st;
+    FILE *f = fopen(tmp, "w");
+    if (!f) return dk_fail(DK_ERR_IO, "%s: cannot write", path);
+    fn(f, s, r, rows, n);
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad) return remove(tmp), dk_fail(DK_ERR_IO, "%s: write failed", path);
+    return dk_commit_file(tmp, path);
+}
+
+dk_status dk__study_run_report(dk_study *s, study_stage *r, cJSON *result, FILE *out) {
+    (void)out; /* the runner prints report.md once every stage is done */
+    int rows[STUDY_MAX_STAGES];
+    int n = collect_rows(s, r, rows);
+    char md[STUDY_PATH_MAX], html[STUDY_PATH_MAX], js[STUDY_PATH_MAX];
+    dk__study_path(md, sizeof md, s, r->name, "report.md");
+    dk__study_path(html, sizeof html, s, r->name, "report.html");
+    dk__study_path(js, sizeof js, s, r->name, "report.json");
+    dk_status st = write_text(md, write_md, s, r, rows, n);
+    if (st == DK_OK) st = write_text(html, write_html, s, r, rows, n);
+    cJSON *j = st == DK_OK ? table_json(s, r, rows, n) : NULL;
+    if (j) st = dk_json_write_file(j, js);
+    cJSON_Delete(j);
+    cJSON_AddStringToObject(result, "report", html);
+    cJSON_AddNumberToObject(result, "rows", n);
+    return st;
+}

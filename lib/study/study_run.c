@@ -1,0 +1,323 @@
+/*
+ * Running a study (dakd/study.h): per stage, the key over its config, dependencies and
+ * input files; skip when stage.json holds that key; otherwise run the body and write
+ * stage.json last; rewrite manifest.json after every stage.
+ */
+#include "study_internal.h"
+
+#include "dakd/data.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const kind_name[] = {"train", "eval", "report", "phantoms"};
+static const char *const mode_name[] = {"teacher", "student", "oracle", "distill"};
+
+/* ---------------------------------------------------------------- the keyed text */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} text_buf;
+
+static void tb_add(text_buf *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void tb_add(text_buf *t, const char *fmt, ...) {
+    va_list ap;
+    for (int tries = 0; tries < 2 && !t->oom; tries++) {
+        va_start(ap, fmt);
+        int k = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt,
+                          ap);
+        va_end(ap);
+        if (k < 0) return;
+        if (t->buf && t->len + (size_t)k < t->cap) {
+            t->len += (size_t)k;
+            return;
+        }
+        size_t cap = 2 * (t->cap + (size_t)k + 256);
+        char *nb = realloc(t->buf, cap);
+        if (!nb) t->oom = 1;
+        else t->buf = nb, t->cap = cap;
+    }
+}
+
+/* Every key of the effective training config but the paths the runner sets. */
+static void config_text(text_buf *t, const dk_train_config *c) {
+    size_t n;
+    const dk_cfg_field *tab = dk_train_config_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        const char *sk = tab[i].key;
+        if (!strcmp(sk, "cases") || !strcmp(sk, "teacher_checkpoint") || !strcmp(sk, "run_dir"))
+            continue;
+        char v[4096];
+        dk_cfg_format(v, sizeof v, c, &tab[i]);
+        tb_add(t, "%s.%s=%s\n", tab[i].section, sk, v);
+    }
+}
+
+/* Hashes of the cases CSV and every file it names, in CSV order (paths left out, so the
+ * key does not depend on where the run directory is). */
+static dk_status input_hashes(text_buf *t, dk_study *s, study_stage *st, const char *csv) {
+    dk_case_list cl = {0};
+    dk_status rc = dk_cases_read(&cl, csv);
+    cJSON_Delete(st->inputs);
+    st->inputs = cJSON_CreateObject();
+    char hex[65];
+    if (rc == DK_OK) rc = dk__study_hash_cached(hex, s, csv);
+    if (rc == DK_OK) tb_add(t, "input cases=%s\n", hex), cJSON_AddStringToObject(st->inputs, csv, hex);
+    for (int i = 0; i < cl.n && rc == DK_OK; i++) {
+        const char *files[3] = {cl.cases[i].image, cl.cases[i].label, cl.cases[i].mask};
+        for (int k = 0; k < 3 && rc == DK_OK; k++) {
+            if (!files[k]) continue;
+            rc = dk__study_hash_cached(hex, s, files[k]);
+            if (rc != DK_OK) break;
+            tb_add(t, "input %s.%d=%s\n", cl.cases[i].id, k, hex);
+            if (!cJSON_GetObjectItemCaseSensitive(st->inputs, files[k]))
+                cJSON_AddStringToObject(st->inputs, files[k], hex);
+        }
+    }
+    dk_cases_free(&cl);
+    return rc;
+}
+
+static void stage_options(text_buf *t, const dk_study *s, const study_stage *st) {
+    const stage_fields *f = &st->f;
+    if (f->kind == STAGE_PHANTOMS) {
+        tb_add(t, "dims=%d\nsize=%s\nspacing=%s\nseed=%lld\n", s->set.dims, s->set.size,
+               s->set.spacing, (long long)s->set.ph_seed);
+        for (int k = 0; k < 6; k++) tb_add(t, "n%d=%d\n", k, s->set.n_split[k]);
+    } else if (f->kind == STAGE_TRAIN) {
+        tb_add(t, "mode=%s\nmodel_file=%d\n", mode_name[f->mode], f->model_file);
+    } else if (f->kind == STAGE_EVAL) {
+        tb_add(t, "domain=%s\nsplit=%s\nuse_mask=%d\noverlap=%.17g\ngaussian=%d\ntta=%d\n"
+               "lcc=%d\nbatch=%d\n", f->domain, f->split, f->use_mask, f->overlap, f->gaussian,
+               f->tta_flips, f->largest_cc, f->batch);
+    } else {
+        tb_add(t, "title=%s\nname=%s\n", f->title, s->set.name);
+    }
+    for (int j = 0; j < st->ndeps; j++) {
+        const study_stage *d = &s->stages[st->deps[j]];
+        tb_add(t, "dep %s=%s\n", d->name, d->key);
+    }
+}
+
+static dk_status compute_key(dk_study *s, study_stage *st) {
+    text_buf t = {0};
+    dk_status rc = DK_OK;
+    tb_add(&t, "%s\nkind=%s\n", dk_version_string(), kind_name[st->f.kind]);
+    stage_options(&t, s, st);
+    if (st->f.kind == STAGE_TRAIN || st->f.kind == STAGE_EVAL) {
+        dk_train_config c;
+        rc = dk__study_train_config(&c, s, st->f.kind == STAGE_TRAIN ? st : NULL);
+        if (rc == DK_OK) config_text(&t, &c);
+        free(st->config_text);
+        st->config_text = t.buf ? strdup(t.buf) : NULL;
+        if (rc == DK_OK) rc = input_hashes(&t, s, st, c.cases);
+    }
+    if (rc == DK_OK && (t.oom || !t.buf)) rc = dk_fail(DK_ERR_NOMEM, "study: out of memory");
+    if (rc == DK_OK) rc = dk__study_sha256_text(st->key, t.buf, t.len);
+    free(t.buf);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- one stage */
+
+static int same_key_file(const char *path, const char *key) {
+    FILE *f = fopen(path, "r");
+    char buf[80] = "";
+    if (!f) return 0;
+    int ok = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    return ok && strcmp(buf, key) == 0;
+}
+
+static dk_status write_key_file(const char *path, const char *key) {
+    char tmp[STUDY_PATH_MAX + 64];
+    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, path);
+    FILE *f = st == DK_OK ? fopen(tmp, "w") : NULL;
+    if (st == DK_OK && !f) return dk_fail(DK_ERR_IO, "%s: cannot write", path);
+    if (st != DK_OK) return st;
+    int bad = fprintf(f, "%s\n", key) < 0;
+    bad |= fclose(f) != 0;
+    if (bad) return remove(tmp), dk_fail(DK_ERR_IO, "%s: write failed", path);
+    return dk_commit_file(tmp, path);
+}
+
+/* <dir>/.dakd-stage marks a folder the runner made, the only kind it ever deletes. */
+static const char *marker_path(char *buf, size_t n, const char *dir) {
+    int k = snprintf(buf, n, "%s/.dakd-stage", dir);
+    DK_ASSERT(k > 0 && (size_t)k < n); /* dir is <run_dir>/<stage>: 512 + 32 characters */
+    return buf;
+}
+
+/* Remove a stage folder made by the runner; refuse a non-empty folder without the marker
+ * (run_dir = . and a stage named like a folder of the user's must not delete it). */
+static dk_status clear_stage_dir(const char *dir) {
+    char p[STUDY_PATH_MAX + 16];
+    DIR *d = opendir(dir);
+    if (!d) return DK_OK;
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    if (entries && access(marker_path(p, sizeof p, dir), F_OK) != 0)
+        return dk_fail(DK_ERR_IO, "%s: not a stage folder made by dakd run (no .dakd-stage); "
+                       "refusing to clear it: choose another run_dir or stage name", dir);
+    return dk__study_remove_tree(dir);
+}
+
+/* Clear the stage's folder, or keep it for a resumable training run. *resume is set when
+ * a killed training run of the same key left a checkpoint. */
+static dk_status prepare(dk_study *s, study_stage *st, int forced, int *resume) {
+    char dir[STUDY_PATH_MAX], p[STUDY_PATH_MAX];
+    dk__study_path(dir, sizeof dir, s, st->name, NULL);
+    dk__study_path(p, sizeof p, s, st->name, "stage.json");
+    remove(p);
+    *resume = 0;
+    if (st->f.kind == STAGE_TRAIN && !forced) {
+        char ck[STUDY_PATH_MAX];
+        dk__study_path(p, sizeof p, s, st->name, "stage.key");
+        dk__study_path(ck, sizeof ck, s, st->name, "checkpoint.safetensors");
+        *resume = same_key_file(p, st->key) && access(ck, R_OK) == 0;
+    }
+    dk_status rc = *resume ? DK_OK : clear_stage_dir(dir);
+    if (rc == DK_OK) rc = dk__study_mkdirs(dir);
+    if (rc == DK_OK) rc = write_key_file(marker_path(p, sizeof p, dir), st->name);
+    if (rc == DK_OK && st->f.kind == STAGE_TRAIN) {
+        dk__study_path(p, sizeof p, s, st->name, "stage.key");
+        rc = write_key_file(p, st->key);
+    }
+    return rc;
+}
+
+static dk_status run_body(dk_study *s, study_stage *st, cJSON *result, int resume,
+                          const dk_study_opts *o, int *stopped) {
+    *stopped = 0;
+    switch ((stage_kind)st->f.kind) {
+    case STAGE_PHANTOMS: return dk__study_run_phantoms(s, st, result);
+    case STAGE_TRAIN:
+        return dk__study_run_train(s, st, result, resume, o->progress, o->stop_after_steps,
+                                   stopped);
+    case STAGE_EVAL: return dk__study_run_eval(s, st, result);
+    case STAGE_REPORT: return dk__study_run_report(s, st, result, o->out);
+    }
+    return dk_fail(DK_ERR_INTERNAL, "stage %s: unknown kind", st->name);
+}
+
+static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_study_opts *o,
+                           const char *tag, int *stopped) {
+    int resume = 0;
+    dk_status rc = prepare(s, st, forced, &resume);
+    if (rc != DK_OK) return rc;
+    if (o->out) {
+        fprintf(o->out, "%s %s: running (%s%s%s)%s\n", tag, st->name, kind_name[st->f.kind],
+                st->f.kind == STAGE_TRAIN ? ", " : "",
+                st->f.kind == STAGE_TRAIN ? mode_name[st->f.mode] : "",
+                resume ? ", resuming from its checkpoint" : "");
+        fflush(o->out);
+    }
+    cJSON *rec = cJSON_CreateObject();
+    if (!rec) return dk_fail(DK_ERR_NOMEM, "study: out of memory");
+    cJSON_AddStringToObject(rec, "stage", st->name);
+    cJSON_AddStringToObject(rec, "kind", kind_name[st->f.kind]);
+    cJSON_AddStringToObject(rec, "key", st->key);
+    cJSON_AddStringToObject(rec, "dakd", dk_version_string());
+    if (st->f.kind == STAGE_TRAIN) cJSON_AddStringToObject(rec, "mode", mode_name[st->f.mode]);
+    cJSON_AddStringToObject(rec, "label", st->f.label[0] ? st->f.label : st->name);
+    cJSON_AddNumberToObject(rec, "seed", (double)s->set.seed);
+    cJSON *result = cJSON_AddObjectToObject(rec, "result");
+    double t0 = dk_time_now();
+    rc = run_body(s, st, result, resume, o, stopped);
+    st->seconds = dk_time_now() - t0;
+    if (rc == DK_OK && *stopped) {
+        if (o->out) fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint "
+                            "remains)\n", tag, st->name, (long long)o->stop_after_steps);
+        cJSON_Delete(rec);
+        return DK_OK;
+    }
+    cJSON_AddNumberToObject(rec, "seconds", st->seconds);
+    char p[STUDY_PATH_MAX];
+    dk__study_path(p, sizeof p, s, st->name, "stage.json");
+    if (rc == DK_OK) rc = dk_json_write_file(rec, p); /* last: the stage is finished */
+    cJSON_Delete(st->record);
+    st->record = rc == DK_OK ? rec : NULL;
+    if (rc != DK_OK) cJSON_Delete(rec);
+    else st->ran = 1;
+    if (rc == DK_OK && o->out) {
+        fprintf(o->out, "%s %s: done in %.1f s\n", tag, st->name, st->seconds);
+        fflush(o->out);
+    }
+    return rc;
+}
+
+/* The recorded stage.json when it holds `key`, else NULL. */
+static cJSON *up_to_date(const dk_study *s, const study_stage *st) {
+    char p[STUDY_PATH_MAX];
+    dk__study_path(p, sizeof p, s, st->name, "stage.json");
+    cJSON *rec = dk__study_read_json(p);
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(rec, "key");
+    if (cJSON_IsString(k) && strcmp(k->valuestring, st->key) == 0) return rec;
+    cJSON_Delete(rec);
+    return NULL;
+}
+
+static void print_report(const dk_study *s, FILE *out) {
+    if (!out || !s->report_path[0]) return;
+    char md[STUDY_PATH_MAX];
+    snprintf(md, sizeof md, "%s", s->report_path);
+    char *dot = strrchr(md, '.');
+    if (dot) snprintf(dot, sizeof md - (size_t)(dot - md), ".md");
+    FILE *f = fopen(md, "r");
+    char line[4096];
+    fputc('\n', out);
+    while (f && fgets(line, sizeof line, f)) fputs(line, out);
+    if (f) fclose(f);
+    fprintf(out, "\nreport: %s\n", s->report_path);
+}
+
+dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
+    dk_study_opts o = opts ? *opts : (dk_study_opts){NULL, NULL, NULL, 0};
+    int from = -1;
+    if (o.from && (from = dk__study_find(s, o.from)) < 0)
+        return dk_fail(DK_ERR_ARG, "--from %s: no such stage in %s", o.from, s->path);
+    dk_set_threads(s->set.threads);
+    dk_status rc = dk__study_mkdirs(s->set.run_dir);
+    int stopped = 0;
+    for (int i = 0; i < s->nstages && rc == DK_OK; i++) {
+        study_stage *st = &s->stages[i];
+        char tag[32];
+        snprintf(tag, sizeof tag, "[%d/%d]", i + 1, s->nstages);
+        int dirty = 0;
+        for (int j = 0; j < st->ndeps; j++) dirty |= s->stages[st->deps[j]].ran;
+        st->ran = 0;
+        rc = compute_key(s, st);
+        if (rc != DK_OK) break;
+        cJSON *rec = (from >= 0 && i >= from) || dirty ? NULL : up_to_date(s, st);
+        if (rec) {
+            cJSON_Delete(st->record);
+            st->record = rec;
+            const cJSON *sec = cJSON_GetObjectItemCaseSensitive(rec, "seconds");
+            st->seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
+            if (o.out) fprintf(o.out, "%s %s: up to date (key %.12s)\n", tag, st->name, st->key);
+        } else {
+            rc = run_stage(s, st, from >= 0 && i >= from, &o, tag, &stopped);
+        }
+        if (st->f.kind == STAGE_REPORT && rc == DK_OK)
+            dk__study_path(s->report_path, sizeof s->report_path, s, st->name, "report.html");
+        dk_status mr = dk__study_write_manifest(s);
+        if (rc == DK_OK) rc = mr;
+        if (stopped) return rc;
+    }
+    if (rc == DK_OK) print_report(s, o.out);
+    return rc;
+}

@@ -1,0 +1,403 @@
+/*
+ * The bodies of the phantoms, train and eval stages (dakd/study.h): each builds its inputs
+ * from the study, calls the library (phantom generator, trainer, prediction, evaluation)
+ * and fills its result object, which the runner stores in stage.json.
+ */
+/* realpath() and symlink() are X/Open functions */
+#define _XOPEN_SOURCE 700
+
+#include "study_internal.h"
+
+#include "dakd/data.h"
+#include "dakd/eval.h"
+#include "dakd/nn.h"
+#include "dakd/volume.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void dk__study_path(char *buf, size_t n, const dk_study *s, const char *stage,
+                    const char *name) {
+    if (name && name[0]) snprintf(buf, n, "%s/%s/%s", s->set.run_dir, stage, name);
+    else snprintf(buf, n, "%s/%s", s->set.run_dir, stage);
+}
+
+void dk__study_model_file(char *buf, size_t n, const dk_study *s, const study_stage *st) {
+    dk__study_path(buf, n, s, st->name, "best.safetensors");
+    if (st->f.model_file == FILE_BEST && access(buf, R_OK) == 0) return;
+    dk__study_path(buf, n, s, st->name, "model.safetensors");
+}
+
+/* ---------------------------------------------------------------- effective config */
+
+static dk_status set1(dk_train_config *c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static dk_status set1(dk_train_config *c, const char *fmt, ...) {
+    char buf[STUDY_PATH_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return dk_train_config_set(c, buf);
+}
+
+/* The [data]/[model] defaults that generated phantoms imply (dakd/study.h). */
+static dk_status phantom_defaults(dk_train_config *c, const dk_study *s) {
+    char csv[STUDY_PATH_MAX];
+    dk__study_path(csv, sizeof csv, s, "phantoms", "cases.csv");
+    static const char *const fixed[] = {
+        "data.domain_column=domain", "data.source=source", "data.target=target",
+        "data.split_column=split", "data.train_split=train", "data.val_split=val",
+        "data.target_split=train", "data.classes=4", NULL};
+    dk_status st = set1(c, "data.cases=%s", csv);
+    for (int i = 0; fixed[i] && st == DK_OK; i++) st = dk_train_config_set(c, fixed[i]);
+    if (st == DK_OK) st = set1(c, "model.dims=%d", s->set.dims);
+    if (st == DK_OK) st = set1(c, "data.patch_d=%lld", (long long)s->ph_size[2]);
+    if (st == DK_OK) st = set1(c, "data.patch_h=%lld", (long long)s->ph_size[1]);
+    if (st == DK_OK) st = set1(c, "data.patch_w=%lld", (long long)s->ph_size[0]);
+    return st;
+}
+
+static dk_status apply_sets(dk_train_config *c, const dk_study *s, const study_set *v, int n) {
+    for (int i = 0; i < n; i++) {
+        if (dk_train_config_set(c, v[i].text) == DK_OK) continue;
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dk_last_error());
+        return dk_fail(DK_ERR_ARG, "%s:%d: %s", v[i].line ? s->path : "--set", v[i].line, msg);
+    }
+    return DK_OK;
+}
+
+dk_status dk__study_train_config(dk_train_config *c, const dk_study *s, const study_stage *st) {
+    dk_train_config_defaults(c);
+    dk_status rc = s->has_phantoms ? phantom_defaults(c, s) : DK_OK;
+    if (rc == DK_OK) rc = set1(c, "train.seed=%lld", (long long)s->set.seed);
+    if (rc == DK_OK) rc = set1(c, "train.threads=%d", s->set.threads);
+    if (rc == DK_OK) rc = apply_sets(c, s, s->shared, s->nshared);
+    if (rc == DK_OK && st) rc = apply_sets(c, s, st->sets, st->nsets);
+    char buf[STUDY_PATH_MAX];
+    dk__study_path(buf, sizeof buf, s, st ? st->name : "", NULL);
+    if (rc == DK_OK) rc = set1(c, "output.run_dir=%s", buf);
+    if (rc == DK_OK && st && st->f.mode == DK_TRAINER_DISTILL) {
+        int k = dk__study_find(s, st->f.teacher);
+        if (k >= 0) dk__study_model_file(buf, sizeof buf, s, &s->stages[k]);
+        if (k >= 0) rc = set1(c, "model.teacher_checkpoint=%s", buf);
+    }
+    if (rc != DK_OK) return rc;
+    if (dk_train_config_validate(c) != DK_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dk_last_error());
+        return dk_fail(DK_ERR_ARG, "%s: [stage.%s]: %s", s->path, st ? st->name : "shared",
+                       msg);
+    }
+    return DK_OK;
+}
+
+/* ---------------------------------------------------------------- phantoms */
+
+static dk_status write_phantom(const dk_study *s, const char *dir, const char *id, int domain,
+                               dk_rng *rng) {
+    dk_phantom_opts o = {s->ph_size[0], s->ph_size[1], s->ph_size[2],
+                         {s->ph_spacing[0], s->ph_spacing[1], s->ph_spacing[2]}, domain};
+    dk_volume img = {0}, lab = {0};
+    dk_status st = dk_phantom_generate(&img, &lab, &o, rng);
+    char p[STUDY_PATH_MAX + 160];
+    if (st == DK_OK) {
+        snprintf(p, sizeof p, "%s/%s_image.nii.gz", dir, id);
+        st = dk_volume_write(&img, p, NULL);
+    }
+    if (st == DK_OK) {
+        snprintf(p, sizeof p, "%s/%s_label.nii.gz", dir, id);
+        st = dk_volume_write(&lab, p, NULL);
+    }
+    dk_volume_free(&img);
+    dk_volume_free(&lab);
+    return st;
+}
+
+dk_status dk__study_run_phantoms(dk_study *s, study_stage *stg, cJSON *result) {
+    static const char *const splits[3] = {"train", "val", "test"};
+    static const char *const domains[2] = {"source", "target"};
+    char dir[STUDY_PATH_MAX], csv[STUDY_PATH_MAX], tmp[STUDY_PATH_MAX + 64];
+    dk__study_path(dir, sizeof dir, s, stg->name, NULL);
+    dk__study_path(csv, sizeof csv, s, stg->name, "cases.csv");
+    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, csv);
+    FILE *f = st == DK_OK ? fopen(tmp, "w") : NULL;
+    if (st == DK_OK && !f) st = dk_fail(DK_ERR_IO, "%s: cannot write: %s", csv, strerror(errno));
+    if (f) fprintf(f, "case,image,label,domain,split\n");
+    dk_rng root;
+    dk_rng_seed(&root, (uint64_t)s->set.ph_seed);
+    int total = 0;
+    for (int d = 0; d < 2 && st == DK_OK; d++)
+        for (int k = 0; k < 3 && st == DK_OK; k++)
+            for (int i = 0; i < s->set.n_split[3 * d + k] && st == DK_OK; i++) {
+                char id[64];
+                snprintf(id, sizeof id, "%s_%s_%03d", domains[d], splits[k], i);
+                /* one stream per (domain, split, case): adding cases never changes others */
+                dk_rng r = dk_rng_split(&root, (uint64_t)(d * 1000003 + k * 10007 + i));
+                st = write_phantom(s, dir, id, d, &r);
+                fprintf(f, "%s,%s_image.nii.gz,%s_label.nii.gz,%s,%s\n", id, id, id, domains[d],
+                        splits[k]);
+                total++;
+            }
+    if (f && fclose(f) != 0 && st == DK_OK) st = dk_fail(DK_ERR_IO, "%s: write failed", csv);
+    if (st == DK_OK) st = dk_commit_file(tmp, csv);
+    else if (f) remove(tmp);
+    cJSON_AddNumberToObject(result, "cases", total);
+    cJSON_AddStringToObject(result, "cases_csv", csv);
+    return st;
+}
+
+/* ---------------------------------------------------------------- train */
+
+dk_status dk__study_run_train(dk_study *s, study_stage *stg, cJSON *result, int resume,
+                              FILE *progress, int64_t stop_after, int *stopped) {
+    dk_train_config c;
+    *stopped = 0;
+    dk_status st = dk__study_train_config(&c, s, stg);
+    if (st != DK_OK) return st;
+    dk_trainer_opts o = {(dk_trainer_mode)stg->f.mode, resume, stop_after, progress};
+    dk_trainer *t = NULL;
+    st = dk_trainer_create(&t, &c, &o);
+    if (st == DK_OK) st = dk_trainer_run(t);
+    /* stopped early (a simulated kill): the trainer ran exactly stop_after steps */
+    if (st == DK_OK && stop_after > 0 && dk_trainer_get_stats(t)->steps >= stop_after &&
+        dk_trainer_get_stats(t)->epochs_done < c.epochs)
+        *stopped = 1;
+    if (st == DK_OK && !*stopped) {
+        const dk_trainer_stats *ts = dk_trainer_get_stats(t);
+        char model[STUDY_PATH_MAX];
+        dk__study_model_file(model, sizeof model, s, stg);
+        cJSON_AddStringToObject(result, "model", model);
+        cJSON_AddNumberToObject(result, "params",
+                                (double)dk_unet_params(dk_trainer_model(t))->total);
+        cJSON_AddNumberToObject(result, "epochs", ts->epochs_done);
+        cJSON_AddNumberToObject(result, "best_val_dice", ts->best_val_dice);
+        cJSON_AddNumberToObject(result, "best_epoch", ts->best_epoch + 1);
+        cJSON_AddBoolToObject(result, "resumed", resume);
+    }
+    dk_trainer_free(t);
+    return st;
+}
+
+/* ---------------------------------------------------------------- eval */
+
+static const char *image_ext(const char *path) {
+    static const char *const exts[] = {".nii.gz", ".nii", ".png", ".mha", ".nrrd", NULL};
+    size_t n = strlen(path);
+    for (int i = 0; exts[i]; i++) {
+        size_t e = strlen(exts[i]);
+        if (n > e && strcmp(path + n - e, exts[i]) == 0) return exts[i];
+    }
+    return NULL;
+}
+
+/* dir/<id><ext of target> → absolute target. */
+static dk_status link_case(const char *dir, const char *id, const char *target) {
+    const char *ext = image_ext(target);
+    if (!ext) return dk_fail(DK_ERR_UNSUPPORTED, "%s: evaluation reads .nii.gz, .nii, .png, "
+                             ".mha or .nrrd files", target);
+    char abs[PATH_MAX], link[STUDY_PATH_MAX + 128];
+    if (!realpath(target, abs)) return dk_fail(DK_ERR_IO, "%s: %s", target, strerror(errno));
+    snprintf(link, sizeof link, "%s/%s%s", dir, id, ext);
+    if (symlink(abs, link) != 0)
+        return dk_fail(DK_ERR_IO, "%s: cannot link: %s", link, strerror(errno));
+    return DK_OK;
+}
+
+/* The eval set: [data] cases filtered by domain (and split), every case labelled. */
+static dk_status eval_cases(dk_case_list *out, const dk_train_config *c, const study_stage *g) {
+    dk_case_list all = {0}, dom = {0};
+    dk_status st = dk_cases_read(&all, c->cases);
+    if (st == DK_OK) st = dk_cases_filter(&dom, &all, c->domain_column, g->f.domain);
+    if (st == DK_OK && g->f.split[0] && c->split_column[0])
+        st = dk_cases_filter(out, &dom, c->split_column, g->f.split);
+    else if (st == DK_OK) *out = dom, dom = (dk_case_list){0};
+    dk_cases_free(&all);
+    dk_cases_free(&dom);
+    if (st == DK_OK && out->n == 0)
+        st = dk_fail(DK_ERR_ARG, "%s: [stage.%s]: no case with %s = %s%s%s", c->cases, g->name,
+                     c->domain_column, g->f.domain, g->f.split[0] ? " and split = " : "",
+                     g->f.split);
+    for (int i = 0; st == DK_OK && i < out->n; i++) {
+        if (!out->cases[i].label)
+            st = dk_fail(DK_ERR_FORMAT, "%s:%d: case %s has no label to score against",
+                         c->cases, out->cases[i].line, out->cases[i].id);
+        else if (g->f.use_mask && !out->cases[i].mask)
+            st = dk_fail(DK_ERR_FORMAT, "%s:%d: case %s has no mask (use_mask = false scores "
+                         "the whole image)", c->cases, out->cases[i].line, out->cases[i].id);
+    }
+    if (st != DK_OK) dk_cases_free(out);
+    return st;
+}
+
+/* refs/, masks/, images/ of symbolic links named by case id, and cases.csv of the set. */
+static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) {
+    static const char *const sub[3] = {"refs", "masks", "images"};
+    char p[3][STUDY_PATH_MAX + 16], csv[STUDY_PATH_MAX + 16];
+    dk_status st = DK_OK;
+    for (int k = 0; k < 3 && st == DK_OK; k++) {
+        snprintf(p[k], sizeof p[k], "%s/%s", dir, sub[k]);
+        st = dk__study_mkdirs(p[k]);
+    }
+    snprintf(csv, sizeof csv, "%s/cases.csv", dir);
+    FILE *f = st == DK_OK ? fopen(csv, "w") : NULL;
+    if (st == DK_OK && !f) st = dk_fail(DK_ERR_IO, "%s: cannot write: %s", csv, strerror(errno));
+    if (f) fprintf(f, "case,image\n");
+    for (int i = 0; i < cs->n && st == DK_OK; i++) {
+        const dk_case *c = &cs->cases[i];
+        char abs[PATH_MAX];
+        st = link_case(p[0], c->id, c->label);
+        if (st == DK_OK && use_mask) st = link_case(p[1], c->id, c->mask);
+        if (st == DK_OK) st = link_case(p[2], c->id, c->image);
+        if (st == DK_OK && !realpath(c->image, abs))
+            st = dk_fail(DK_ERR_IO, "%s: %s", c->image, strerror(errno));
+        if (st == DK_OK) fprintf(f, "\"%s\",\"%s\"\n", c->id, abs);
+    }
+    if (f && fclose(f) != 0 && st == DK_OK) st = dk_fail(DK_ERR_IO, "%s: write failed", csv);
+    return st;
+}
+
+/* Mean over labels of one case's Dice and (finite) HD95. */
+static dk_status score_case(double *dice, double *hd95, const char *pred, const char *ref,
+                            const char *mask, int classes) {
+    dk_volume p = {0}, r = {0}, m = {0};
+    dk_label_metrics lm[DK_LOSS_MAX_CLASSES];
+    int labels[DK_LOSS_MAX_CLASSES], nl = classes - 1;
+    for (int k = 0; k < nl; k++) labels[k] = k + 1;
+    dk_metric_opts mo;
+    dk_metric_defaults(&mo);
+    dk_status st = dk_volume_read(&p, pred);
+    if (st == DK_OK) st = dk_volume_read(&r, ref);
+    if (st == DK_OK && mask) st = dk_volume_read(&m, mask);
+    if (st == DK_OK)
+        st = dk_eval_case(lm, &p, pred, &r, ref, mask ? &m : NULL, labels, nl, &mo);
+    double sd = 0, sh = 0;
+    int nh = 0;
+    for (int k = 0; st == DK_OK && k < nl; k++) {
+        sd += lm[k].dice;
+        if (isfinite(lm[k].hd95)) sh += lm[k].hd95, nh++;
+    }
+    *dice = nl > 0 ? sd / nl : NAN;
+    *hd95 = nh ? sh / nh : NAN;
+    dk_volume_free(&p);
+    dk_volume_free(&r);
+    dk_volume_free(&m);
+    return st;
+}
+
+static void mean_std(const double *v, int n, double *mean, double *sd, int *used) {
+    double s = 0, q = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) s += v[i], k++;
+    *mean = k ? s / k : NAN;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = k > 1 ? sqrt(q / (k - 1)) : 0;
+    *used = k;
+}
+
+static dk_status find_pred(char *buf, size_t n, const char *dir, const char *id) {
+    static const char *const exts[] = {".nii.gz", ".png", NULL};
+    for (int i = 0; exts[i]; i++) {
+        snprintf(buf, n, "%s/%s%s", dir, id, exts[i]);
+        if (access(buf, R_OK) == 0) return DK_OK;
+    }
+    return dk_fail(DK_ERR_IO, "%s/%s.nii.gz: prediction missing", dir, id);
+}
+
+/* Predict the set with one model, run the evaluation report, and score it for the table. */
+static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
+                            const study_stage *g, const dk_study *s, const study_stage *model,
+                            int classes) {
+    enum { P = STUDY_PATH_MAX + 64, Q = STUDY_PATH_MAX + 96 };
+    char mdir[P], pred[Q], rep[Q], csv[Q], file[Q + 16], sub[3][Q];
+    snprintf(mdir, sizeof mdir, "%s/%s", dir, model->name);
+    snprintf(pred, sizeof pred, "%s/pred", mdir);
+    snprintf(rep, sizeof rep, "%s/report", mdir);
+    snprintf(csv, sizeof csv, "%s/cases.csv", dir);
+    snprintf(sub[0], sizeof sub[0], "%s/refs", dir);
+    snprintf(sub[1], sizeof sub[1], "%s/masks", dir);
+    snprintf(sub[2], sizeof sub[2], "%s/images", dir);
+    dk__study_model_file(file, sizeof file, s, model);
+    double ms = NAN;
+    dk_predict_opts po = {file, NULL, csv, NULL, NULL, pred, {{0, 0, 0}, 0, 0, 0, 0, 0}, 0, &ms};
+    dk_infer_defaults(&po.infer);
+    po.infer.overlap = g->f.overlap;
+    po.infer.gaussian = g->f.gaussian;
+    po.infer.tta_flips = g->f.tta_flips;
+    po.infer.largest_cc = g->f.largest_cc;
+    po.infer.batch = g->f.batch;
+    dk_status st = dk__study_mkdirs(mdir);
+    if (st == DK_OK) st = dk_predict_run(&po);
+    int labels[DK_LOSS_MAX_CLASSES];
+    for (int k = 0; k + 1 < classes; k++) labels[k] = k + 1;
+    char title[256];
+    snprintf(title, sizeof title, "%s: %s on %s%s%s", s->set.name, model->name, g->f.domain,
+             g->f.split[0] ? "/" : "", g->f.split);
+    dk_eval_opts eo = {pred, sub[0], g->f.use_mask ? sub[1] : NULL, sub[2], labels,
+                       classes - 1, {1.0, 1}, rep, NULL, NULL, title};
+    dk_metric_defaults(&eo.metric);
+    if (st == DK_OK) st = dk_eval_run(&eo);
+    double *dice = calloc((size_t)cs->n, sizeof *dice), *hd = calloc((size_t)cs->n, sizeof *hd);
+    if (st == DK_OK && (!dice || !hd)) st = dk_fail(DK_ERR_NOMEM, "%s: out of memory", dir);
+    for (int i = 0; i < cs->n && st == DK_OK; i++) {
+        char pp[Q + 80], rp[Q + 80], mp[Q + 80];
+        const dk_case *c = &cs->cases[i];
+        st = find_pred(pp, sizeof pp, pred, c->id);
+        snprintf(rp, sizeof rp, "%s/%s%s", sub[0], c->id, image_ext(c->label));
+        if (g->f.use_mask) snprintf(mp, sizeof mp, "%s/%s%s", sub[1], c->id, image_ext(c->mask));
+        if (st == DK_OK)
+            st = score_case(&dice[i], &hd[i], pp, rp, g->f.use_mask ? mp : NULL, classes);
+    }
+    if (st == DK_OK) {
+        double m, sd, hm, hsd;
+        int n, nh;
+        mean_std(dice, cs->n, &m, &sd, &n);
+        mean_std(hd, cs->n, &hm, &hsd, &nh);
+        cJSON *j = cJSON_AddObjectToObject(out, model->name);
+        cJSON_AddNumberToObject(j, "dice_mean", m);
+        cJSON_AddNumberToObject(j, "dice_std", sd);
+        cJSON_AddNumberToObject(j, "hd95_mean", isfinite(hm) ? hm : -1);
+        cJSON_AddNumberToObject(j, "cases", cs->n);
+        cJSON_AddNumberToObject(j, "ms_per_image", isfinite(ms) ? ms : -1);
+        snprintf(file, sizeof file, "%s/report.html", rep);
+        cJSON_AddStringToObject(j, "report", file);
+    }
+    free(dice);
+    free(hd);
+    return st;
+}
+
+dk_status dk__study_run_eval(dk_study *s, study_stage *g, cJSON *result) {
+    dk_train_config c;
+    dk_case_list cs = {0};
+    char dir[STUDY_PATH_MAX];
+    dk__study_path(dir, sizeof dir, s, g->name, NULL);
+    dk_status st = dk__study_train_config(&c, s, NULL);
+    if (st == DK_OK) st = eval_cases(&cs, &c, g);
+    if (st == DK_OK) st = lay_out(dir, &cs, g->f.use_mask);
+    cJSON_AddStringToObject(result, "domain", g->f.domain);
+    cJSON_AddStringToObject(result, "split", g->f.split);
+    cJSON_AddBoolToObject(result, "use_mask", g->f.use_mask);
+    cJSON_AddNumberToObject(result, "cases", cs.n);
+    cJSON *models = cJSON_AddObjectToObject(result, "models");
+    for (int i = 0; i < g->ndeps && st == DK_OK; i++) {
+        const study_stage *m = &s->stages[g->deps[i]];
+        if (m->f.kind == STAGE_TRAIN) st = eval_model(models, dir, &cs, g, s, m, c.classes);
+    }
+    dk_cases_free(&cs);
+    return st;
+}

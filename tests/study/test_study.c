@@ -1,0 +1,424 @@
+/*
+ * CUnit suite for the study runner (lib/study, dakd/study.h) on a tiny study: generated
+ * 2-D 32x32 phantoms, tiny U-Nets, one epoch of two steps per training stage.
+ *  - parse errors name file and line: unknown key, bad stage name, unknown teacher, cycle,
+ *    [output], an override of an unknown training key;
+ *  - the study runs end to end (phantoms, teacher, student, distill, eval, report);
+ *  - a rerun skips every stage and leaves every stage.json untouched;
+ *  - changing one override reruns that stage and its dependents only; --from reruns from a
+ *    stage on; a deleted stage.json reruns that stage and its dependents only;
+ *  - a training stage stopped mid-run (a simulated kill) resumes from its checkpoint and
+ *    ends with the same model file as an uninterrupted run;
+ *  - manifest.json has its fields; the same study in two run folders gives identical
+ *    model files and keys;
+ *  - a stage folder the runner did not make is never deleted;
+ *  - `dakd run` through the binary: output, exit codes.
+ */
+#include "dakd/study.h"
+#include "test_util.h"
+
+#include <cJSON.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char dir[1024], study[1200];
+static int expect_failure; /* run_tiny prints a failure unless the test expects one */
+
+static const char *tiny_study =
+    "[study]\n"
+    "name = tiny\n"
+    "seed = 3\n"
+    "threads = 1\n"
+    "stages = phantoms, teacher, student, distill, eval_target, report\n"
+    "\n"
+    "[phantoms]\n"
+    "dims = 2\n"
+    "size = 32,32\n"
+    "source_train = 4\n"
+    "source_val = 1\n"
+    "source_test = 2\n"
+    "target_train = 4\n"
+    "target_test = 2\n"
+    "\n"
+    "[model]\n"
+    "teacher_base = 4\n"
+    "teacher_levels = 2\n"
+    "student_base = 2\n"
+    "student_levels = 2\n"
+    "\n"
+    "[data]\n"
+    "batch_size = 4\n"
+    "\n"
+    "[train]\n"
+    "epochs = 1\n"
+    "steps_per_epoch = 2\n"
+    "checkpoint_every = 1\n"
+    "optimizer = adamw\n"
+    "lr = 0.01\n"
+    "\n"
+    "[stage.teacher]\n"
+    "mode = teacher\n"
+    "\n"
+    "[stage.student]\n"
+    "mode = student\n"
+    "\n"
+    "[stage.distill]\n"
+    "mode = distill\n"
+    "teacher = teacher\n"
+    "distill.align = none\n"
+    "\n"
+    "[stage.eval_target]\n"
+    "kind = eval\n"
+    "models = teacher, student, distill\n"
+    "domain = target\n"
+    "split = test\n"
+    "use_mask = false\n"
+    "\n"
+    "[stage.report]\n"
+    "kind = report\n";
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+static int suite_init(void) {
+    snprintf(dir, sizeof dir, "%s/study", dk_test_tmpdir());
+    mkdir(dir, 0777);
+    snprintf(study, sizeof study, "%s/tiny.ini", dir);
+    return write_text(study, tiny_study) != 0;
+}
+
+/* Load the tiny study into run folder `run` with extra --set overrides and run it.
+ * ran[i] receives dk_study_stage_ran. Returns the status. */
+static dk_status run_tiny(const char *run, const char *const *extra, const char *from,
+                          int64_t stop, int ran[8]) {
+    const char *sets[8];
+    char rd[1300];
+    snprintf(rd, sizeof rd, "study.run_dir=%s/%s", dir, run);
+    int n = 0;
+    sets[n++] = rd;
+    for (int i = 0; extra && extra[i] && n < 7; i++) sets[n++] = extra[i];
+    sets[n] = NULL;
+    dk_study *s = NULL;
+    dk_status st = dk_study_load(&s, study, sets);
+    if (st == DK_OK) {
+        dk_study_opts o = {from, NULL, NULL, stop};
+        st = dk_study_run(s, &o);
+        for (int i = 0; i < dk_study_stage_count(s) && i < 8; i++) ran[i] = dk_study_stage_ran(s, i);
+    }
+    if (st != DK_OK && !expect_failure) printf("\n  study: %s\n", dk_last_error());
+    dk_study_free(s);
+    return st;
+}
+
+/* "phantoms, teacher, student, distill, eval_target, report" as a 0/1 string. */
+static void ran_str(char *buf, const int ran[8]) {
+    for (int i = 0; i < 6; i++) buf[i] = (char)('0' + ran[i]);
+    buf[6] = '\0';
+}
+
+static double mtime_of(const char *run, const char *stage) {
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s/%s/stage.json", dir, run, stage);
+    struct stat sb;
+    if (stat(p, &sb) != 0) return -1;
+    return (double)sb.st_mtim.tv_sec + 1e-9 * (double)sb.st_mtim.tv_nsec;
+}
+
+static int same_file(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb, ca, cb;
+    long n = 0;
+    while (same) {
+        ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF) break;
+        n++;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same && n > 0;
+}
+
+/* ---------------------------------------------------------------- parse errors */
+
+/* Write `text` as a study file and expect dk_study_load to fail with `want` in the message
+ * (which must start with the file name and the line). */
+static void expect_error(const char *name, const char *text, int line, const char *want) {
+    char path[1300], prefix[1400];
+    snprintf(path, sizeof path, "%s/%s.ini", dir, name);
+    CU_ASSERT_EQUAL_FATAL(write_text(path, text), 0);
+    dk_study *s = NULL;
+    dk_status st = dk_study_load(&s, path, NULL);
+    CU_ASSERT_EQUAL(st, DK_ERR_ARG);
+    CU_ASSERT_PTR_NULL(s);
+    snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
+    const char *msg = dk_last_error();
+    int ok = strncmp(msg, prefix, strlen(prefix)) == 0 && strstr(msg, want) != NULL;
+    if (!ok) printf("\n  %s: got \"%s\", want \"%s...%s\"\n", name, msg, prefix, want);
+    CU_ASSERT(ok);
+    dk_study_free(s);
+}
+
+static void test_parse_errors(void) {
+    const char *head = "[study]\nrun_dir = x\nstages = teacher\n[stage.teacher]\nmode = teacher\n";
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s[train]\nepochz = 3\n", head);
+    expect_error("unknown_key", buf, 7, "epochz");
+    expect_error("unknown_study_key", "[study]\nrun_dir = x\nnmae = a\n", 3, "nmae");
+    expect_error("bad_stage", "[study]\nrun_dir = x\nstages = teacher, nope\n"
+                              "[stage.teacher]\nmode = teacher\n", 3, "unknown stage 'nope'");
+    expect_error("bad_stage_chars", "[study]\nrun_dir = x\nstages = a\n[stage.Bad-Name]\n"
+                                    "mode = teacher\n", 5, "bad stage name");
+    expect_error("unknown_teacher", "[study]\nrun_dir = x\nstages = teacher, kd\n"
+                                    "[stage.teacher]\nmode = teacher\n[stage.kd]\nmode = distill\n"
+                                    "teacher = techer\n", 8, "teacher = techer");
+    expect_error("cycle", "[study]\nrun_dir = x\nstages = a, b\n[stage.a]\nmode = distill\n"
+                          "teacher = b\n[stage.b]\nmode = distill\nteacher = a\n", 6,
+                 "dependency cycle a -> b -> a");
+    expect_error("order", "[study]\nrun_dir = x\nstages = kd, t\n[stage.t]\nmode = teacher\n"
+                          "[stage.kd]\nmode = distill\nteacher = t\n", 3, "comes after it");
+    snprintf(buf, sizeof buf, "%s[output]\nrun_dir = y\n", head);
+    expect_error("output", buf, 7, "[output]");
+    snprintf(buf, sizeof buf, "%strain.epochz = 2\n", head);
+    expect_error("override", buf, 6, "epochz");
+    expect_error("bad_mode", "[study]\nrun_dir = x\nstages = t\n[stage.t]\nmode = teachr\n", 5,
+                 "mode");
+    dk_study *s = NULL;
+    CU_ASSERT_EQUAL(dk_study_load(&s, "/nonexistent/study.ini", NULL), DK_ERR_IO);
+    CU_ASSERT_PTR_NULL(s);
+}
+
+/* ---------------------------------------------------------------- runs */
+
+static void test_end_to_end_and_rerun(void) {
+    int ran[8] = {0};
+    char got[8];
+    CU_ASSERT_EQUAL_FATAL(run_tiny("a", NULL, NULL, 0, ran), DK_OK);
+    ran_str(got, ran);
+    CU_ASSERT_STRING_EQUAL(got, "111111");
+    const char *stages[] = {"phantoms", "teacher", "student", "distill", "eval_target", "report"};
+    double before[6];
+    for (int i = 0; i < 6; i++) {
+        before[i] = mtime_of("a", stages[i]);
+        CU_ASSERT(before[i] > 0);
+    }
+    char p[1400];
+    snprintf(p, sizeof p, "%s/a/report/report.html", dir);
+    CU_ASSERT(dk_test_exists(p));
+    snprintf(p, sizeof p, "%s/a/eval_target/distill/report/report.html", dir);
+    CU_ASSERT(dk_test_exists(p));
+    /* a rerun skips every stage and touches no stage.json */
+    memset(ran, 0, sizeof ran);
+    CU_ASSERT_EQUAL_FATAL(run_tiny("a", NULL, NULL, 0, ran), DK_OK);
+    ran_str(got, ran);
+    CU_ASSERT_STRING_EQUAL(got, "000000");
+    for (int i = 0; i < 6; i++) CU_ASSERT_EQUAL(mtime_of("a", stages[i]), before[i]);
+}
+
+/* The overrides the study in folder "a" has after test_override_reruns_dependents. */
+static const char *const both_lr[] = {"stage.student.train.lr=0.02",
+                                      "stage.teacher.train.lr=0.02", NULL};
+
+static void test_override_reruns_dependents(void) {
+    int ran[8] = {0};
+    char got[8];
+    const char *sets[] = {"stage.student.train.lr=0.02", NULL};
+    CU_ASSERT_EQUAL_FATAL(run_tiny("a", sets, NULL, 0, ran), DK_OK);
+    ran_str(got, ran);
+    CU_ASSERT_STRING_EQUAL(got, "001011"); /* student, eval, report */
+    /* the teacher's change reaches the distilled student too */
+    CU_ASSERT_EQUAL_FATAL(run_tiny("a", both_lr, NULL, 0, ran), DK_OK);
+    ran_str(got, ran);
+    CU_ASSERT_STRING_EQUAL(got, "010111");
+}
+
+static void test_from_and_deleted_stage(void) {
+    int ran[8] = {0};
+    char got[8];
+    CU_ASSERT_EQUAL_FATAL(run_tiny("a", both_lr, "distill", 0, ran), DK_OK);
+    ran_str(got, ran);
+    CU_ASSERT_STRING_EQUAL(got, "000111");
+    char p[1400];
+    snprintf(p, sizeof p, "%s/a/teacher/stage.json", dir);
+    CU_ASSERT_EQUAL(remove(p), 0);
+    CU_ASSERT_EQUAL_FATAL(run_tiny("a", both_lr, NULL, 0, ran), DK_OK);
+    ran_str(got, ran);
+    CU_ASSERT_STRING_EQUAL(got, "010111"); /* teacher and its dependents, not the student */
+    dk_study *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_study_load(&s, study, NULL), DK_OK);
+    dk_study_opts o = {"nosuch", NULL, NULL, 0};
+    CU_ASSERT_EQUAL(dk_study_run(s, &o), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "nosuch"));
+    dk_study_free(s);
+}
+
+/* A stage folder the runner did not make is never deleted. */
+static void test_foreign_folder_kept(void) {
+    char p[1400];
+    snprintf(p, sizeof p, "%s/foreign", dir);
+    mkdir(p, 0777);
+    snprintf(p, sizeof p, "%s/foreign/teacher", dir);
+    mkdir(p, 0777);
+    snprintf(p, sizeof p, "%s/foreign/teacher/notes.txt", dir);
+    CU_ASSERT_EQUAL_FATAL(write_text(p, "mine\n"), 0);
+    int ran[8] = {0};
+    expect_failure = 1;
+    dk_status st = run_tiny("foreign", NULL, NULL, 0, ran);
+    expect_failure = 0;
+    CU_ASSERT_EQUAL(st, DK_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "refusing"));
+    CU_ASSERT(dk_test_exists(p));
+}
+
+static const char *str_at(const cJSON *j, const char *a, const char *b) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, a), b);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static cJSON *read_json(const char *path) {
+    FILE *f = fopen(path, "rb");
+    static char buf[1 << 20];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    return cJSON_Parse(buf);
+}
+
+static void test_manifest(void) {
+    char p[1400];
+    snprintf(p, sizeof p, "%s/a/manifest.json", dir);
+    cJSON *m = read_json(p);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_PTR_NOT_NULL(str_at(m, "dakd", "version"));
+    CU_ASSERT_PTR_NOT_NULL(str_at(m, "dakd", "commit"));
+    const char *libs[] = {"openblas_kernel", "openblas_config", "itk", "nifticlib", "libpng",
+                          "zlib", "cjson", "inih", "openssl"};
+    for (int i = 0; i < 9; i++) CU_ASSERT_PTR_NOT_NULL(str_at(m, "libraries", libs[i]));
+    CU_ASSERT_PTR_NOT_NULL(str_at(m, "machine", "uname"));
+    CU_ASSERT_PTR_NOT_NULL(str_at(m, "machine", "cpu"));
+    const cJSON *mach = cJSON_GetObjectItemCaseSensitive(m, "machine");
+    CU_ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(mach, "cores")));
+    CU_ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(mach, "memory_bytes")));
+    CU_ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(mach, "threads")));
+    CU_ASSERT_EQUAL(strlen(str_at(m, "study", "file_sha256") ? str_at(m, "study", "file_sha256")
+                                                              : ""), 64);
+    const cJSON *stages = cJSON_GetObjectItemCaseSensitive(m, "stages");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(stages), 6);
+    const cJSON *teacher = cJSON_GetArrayItem(stages, 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(teacher, "name")->valuestring,
+                           "teacher");
+    CU_ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(teacher, "seconds")));
+    CU_ASSERT(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(teacher, "seed")));
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(teacher, "config");
+    CU_ASSERT(cJSON_IsString(cfg) && strstr(cfg->valuestring, "train.seed=3"));
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(teacher, "inputs");
+    CU_ASSERT(cJSON_GetArraySize(inputs) == 1 + 2 * 13); /* the CSV, 13 images + labels */
+    cJSON_Delete(m);
+}
+
+/* The same study into two folders: same keys, same model files, bit for bit. A run stopped
+ * mid-training and resumed ends with the uninterrupted run's model. */
+static void test_determinism_and_resume(void) {
+    int ran[8] = {0};
+    const char *sets[] = {"train.epochs=2", NULL};
+    CU_ASSERT_EQUAL_FATAL(run_tiny("b", sets, NULL, 0, ran), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(run_tiny("c", sets, NULL, 3, ran), DK_OK); /* stops in the teacher */
+    char p[1400], q[1400];
+    snprintf(p, sizeof p, "%s/c/teacher/stage.json", dir);
+    CU_ASSERT(!dk_test_exists(p));
+    snprintf(p, sizeof p, "%s/c/teacher/checkpoint.safetensors", dir);
+    CU_ASSERT(dk_test_exists(p));
+    CU_ASSERT_EQUAL_FATAL(run_tiny("c", sets, NULL, 0, ran), DK_OK);
+    snprintf(p, sizeof p, "%s/c/teacher/stage.json", dir);
+    cJSON *rec = read_json(p);
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(rec, "result");
+    CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "resumed")));
+    cJSON *rb;
+    snprintf(q, sizeof q, "%s/b/teacher/stage.json", dir);
+    rb = read_json(q);
+    const cJSON *ka = cJSON_GetObjectItemCaseSensitive(rec, "key");
+    const cJSON *kb = cJSON_GetObjectItemCaseSensitive(rb, "key");
+    CU_ASSERT(cJSON_IsString(ka) && cJSON_IsString(kb) &&
+              strcmp(ka->valuestring, kb->valuestring) == 0);
+    cJSON_Delete(rec);
+    cJSON_Delete(rb);
+    /* and the same scores */
+    snprintf(p, sizeof p, "%s/b/eval_target/stage.json", dir);
+    snprintf(q, sizeof q, "%s/c/eval_target/stage.json", dir);
+    cJSON *eb = read_json(p), *ec = read_json(q);
+    const char *stages[] = {"teacher", "student", "distill"};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *mb = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(eb, "result"),
+                                             "models"), stages[i]);
+        const cJSON *mc = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ec, "result"),
+                                             "models"), stages[i]);
+        const cJSON *db = cJSON_GetObjectItemCaseSensitive(mb, "dice_mean");
+        const cJSON *dc = cJSON_GetObjectItemCaseSensitive(mc, "dice_mean");
+        CU_ASSERT(cJSON_IsNumber(db) && cJSON_IsNumber(dc) && db->valuedouble == dc->valuedouble);
+    }
+    cJSON_Delete(eb);
+    cJSON_Delete(ec);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/b/%s/model.safetensors", dir, stages[i]);
+        snprintf(q, sizeof q, "%s/c/%s/model.safetensors", dir, stages[i]);
+        int same = same_file(p, q);
+        if (!same) printf("\n  %s differs between run folders\n", stages[i]);
+        CU_ASSERT(same);
+    }
+}
+
+/* ---------------------------------------------------------------- CLI */
+
+static void test_cli(void) {
+    static char out[65536];
+    const char *cli = dk_test_cli();
+    int rc = dk_test_sh(out, sizeof out, "'%s' run '%s' --set study.run_dir='%s/cli' 2>&1", cli,
+                        study, dir);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "| model | stage | params |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "report: "));
+    rc = dk_test_sh(out, sizeof out, "'%s' run '%s' --set study.run_dir='%s/cli' 2>&1", cli,
+                    study, dir);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "[2/6] teacher: up to date"));
+    CU_ASSERT_PTR_NULL(strstr(out, "running"));
+    rc = dk_test_sh(out, sizeof out, "'%s' run '%s' --set study.run_dir='%s/cli' --from nope "
+                    "2>&1", cli, study, dir);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--from nope"));
+    char bad[1300];
+    snprintf(bad, sizeof bad, "%s/unknown_key.ini", dir);
+    rc = dk_test_sh(out, sizeof out, "'%s' run '%s' 2>&1", cli, bad);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, ":7: "));
+    rc = dk_test_sh(out, sizeof out, "'%s' run /nonexistent.ini 2>&1", cli);
+    CU_ASSERT_EQUAL(rc, 2);
+    rc = dk_test_sh(out, sizeof out, "'%s' run 2>&1", cli);
+    CU_ASSERT_EQUAL(rc, 1);
+    rc = dk_test_sh(out, sizeof out, "'%s' run --help", cli);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--from STAGE"));
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("study", suite_init, NULL);
+    CU_add_test(s, "parse errors name file and line", test_parse_errors);
+    CU_add_test(s, "end to end, then a rerun skips every stage", test_end_to_end_and_rerun);
+    CU_add_test(s, "an override reruns its stage and dependents", test_override_reruns_dependents);
+    CU_add_test(s, "--from and a deleted stage.json", test_from_and_deleted_stage);
+    CU_add_test(s, "a folder the runner did not make is kept", test_foreign_folder_kept);
+    CU_add_test(s, "manifest.json fields", test_manifest);
+    CU_add_test(s, "two run folders agree; a stopped run resumes", test_determinism_and_resume);
+    CU_add_test(s, "dakd run through the binary", test_cli);
+    return dk_test_run();
+}
