@@ -13,6 +13,7 @@
 #include "dakd/data.h"
 #include "dakd/train.h"
 #include "test_util.h"
+#include "trainer_fixture.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,25 +22,6 @@
 #include <sys/stat.h>
 
 static char dir[1024], csv[1100], teacher[1100];
-
-static int write_case(FILE *f, const char *name, int domain, uint64_t seed, const char *split,
-                      int with_label, int bad_label) {
-    dk_volume img = {0}, lab = {0};
-    dk_phantom_opts po = {64, 64, 1, {1, 1, 1}, domain};
-    dk_rng r;
-    dk_rng_seed(&r, seed);
-    if (dk_phantom_generate(&img, &lab, &po, &r) != DK_OK) return -1;
-    if (bad_label) ((uint8_t *)lab.data)[100] = 7;
-    char ip[1200], lp[1200];
-    snprintf(ip, sizeof ip, "%s/%s_img.nii.gz", dir, name);
-    snprintf(lp, sizeof lp, "%s/%s_lab.nii.gz", dir, name);
-    int rc = dk_volume_write(&img, ip, NULL) != DK_OK || dk_volume_write(&lab, lp, NULL) != DK_OK;
-    fprintf(f, "%s,%s_img.nii.gz,%s%s,%s,%s\n", name, name, with_label ? name : "",
-            with_label ? "_lab.nii.gz" : "", domain ? "tgt" : "src", split);
-    dk_volume_free(&img);
-    dk_volume_free(&lab);
-    return rc ? -1 : 0;
-}
 
 /* 8 source train, 2 source val, 6 source test, 8 target train (unlabelled), 6 target test
  * (labelled; read by dk_trainer_eval only). */
@@ -60,7 +42,7 @@ static int make_data(void) {
                             : i < 24 ? "train"
                                      : "test";
         snprintf(name, sizeof name, "%s%02d", dom ? "t" : "s", i);
-        rc = write_case(f, name, dom, 1000 + (uint64_t)i, split, lab, 0);
+        rc = dk_fx_write_case(f, dir, name, 64, dom, 1000 + (uint64_t)i, split, lab, 0);
     }
     fclose(f);
     return rc;
@@ -68,28 +50,13 @@ static int make_data(void) {
 
 /* The tiny-net config of every run here; 0 on success (usable in the suite's init). */
 static int base_config(dk_train_config *c, const char *run, int epochs, int steps) {
-    char buf[1400];
-    dk_train_config_defaults(c);
-    const char *sets[] = {"data.domain_column=dataset", "data.source=src", "data.target=tgt",
-                          "data.patch_h=64", "data.patch_w=64", "data.batch_size=4",
-                          "data.classes=4", "model.teacher_base=8", "model.teacher_levels=3",
-                          "model.student_base=4", "model.student_levels=3", "train.lr=0.1",
-                          "train.momentum=0.9", "train.threads=1", "train.checkpoint_every=1",
-                          "distill.dynamic_weights=true", "data.fg_fraction=0.5", NULL};
-    int bad = 0;
-    for (int i = 0; sets[i]; i++) bad |= dk_train_config_set(c, sets[i]) != DK_OK;
-    snprintf(buf, sizeof buf, "data.cases=%s", csv);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    snprintf(buf, sizeof buf, "output.run_dir=%s/%s", dir, run);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    snprintf(buf, sizeof buf, "train.epochs=%d", epochs);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    snprintf(buf, sizeof buf, "train.steps_per_epoch=%d", steps);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    snprintf(buf, sizeof buf, "model.teacher_checkpoint=%s", teacher);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    if (bad) printf("\n  config: %s\n", dk_last_error());
-    return bad;
+    static const char *const sets[] = {
+        "data.domain_column=dataset", "data.source=src", "data.target=tgt", "data.patch_h=64",
+        "data.patch_w=64", "data.batch_size=4", "data.classes=4", "model.teacher_base=8",
+        "model.teacher_levels=3", "model.student_base=4", "model.student_levels=3",
+        "train.lr=0.1", "train.momentum=0.9", "train.threads=1", "train.checkpoint_every=1",
+        "distill.dynamic_weights=true", "data.fg_fraction=0.5", NULL};
+    return dk_fx_config(c, sets, csv, dir, run, epochs, steps, teacher);
 }
 
 static dk_status run(dk_trainer **out, dk_train_config *c, dk_trainer_mode mode, int resume,
@@ -345,7 +312,7 @@ static void test_bad_input(void) {
     FILE *f = fopen(bad, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fprintf(f, "case,image,label,dataset,split\n");
-    CU_ASSERT_EQUAL(write_case(f, "badlab", 0, 7, "train", 1, 1), 0);
+    CU_ASSERT_EQUAL(dk_fx_write_case(f, dir, "badlab", 64, 0, 7, "train", 1, 1), 0);
     fclose(f);
     CU_ASSERT_EQUAL_FATAL(base_config(&c, "bad", 1, 1), 0);
     char set[1300];

@@ -16,6 +16,7 @@
 #include "dakd/data.h"
 #include "dakd/train.h"
 #include "test_util.h"
+#include "trainer_fixture.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -37,23 +38,9 @@ static int write_volume(const dk_volume *v, const char *name) {
     return dk_volume_write(v, p, NULL) == DK_OK ? 0 : -1;
 }
 
-/* A phantom case <name>_img.nii.gz / <name>_lab.nii.gz and its CSV row (label column empty
- * when !with_label). */
 static int write_case(FILE *f, const char *name, int domain, uint64_t seed, const char *split,
                       int with_label) {
-    dk_volume img = {0}, lab = {0};
-    dk_phantom_opts po = {NX, NX, 1, {1, 1, 1}, domain};
-    dk_rng r;
-    dk_rng_seed(&r, seed);
-    if (dk_phantom_generate(&img, &lab, &po, &r) != DK_OK) return -1;
-    char ip[128], lp[128];
-    snprintf(ip, sizeof ip, "%s_img.nii.gz", name);
-    snprintf(lp, sizeof lp, "%s_lab.nii.gz", name);
-    int rc = write_volume(&img, ip) || write_volume(&lab, lp);
-    fprintf(f, "%s,%s,%s,%s,%s\n", name, ip, with_label ? lp : "", domain ? "tgt" : "src", split);
-    dk_volume_free(&img);
-    dk_volume_free(&lab);
-    return rc;
+    return dk_fx_write_case(f, dir, name, NX, domain, seed, split, with_label, 0);
 }
 
 /* 6 source train, 2 source val, 6 target train (labelled: the oracle's), 2 target test. */
@@ -103,28 +90,13 @@ static const char *csv_variant(const char *name, const char *header, const char 
 
 /* The tiny-net config of every run here; 0 on success. */
 static int base_config(dk_train_config *c, const char *run, int epochs, int steps) {
-    char buf[1400];
-    dk_train_config_defaults(c);
-    const char *sets[] = {"data.domain_column=dataset", "data.source=src", "data.target=tgt",
-                          "data.patch_h=32", "data.patch_w=32", "data.batch_size=4",
-                          "data.classes=4", "model.teacher_base=4", "model.teacher_levels=3",
-                          "model.student_base=4", "model.student_levels=2", "train.lr=0.01",
-                          "train.momentum=0.9", "train.threads=1", "train.checkpoint_every=1",
-                          "data.fg_fraction=0.5", NULL};
-    int bad = 0;
-    for (int i = 0; sets[i]; i++) bad |= dk_train_config_set(c, sets[i]) != DK_OK;
-    snprintf(buf, sizeof buf, "data.cases=%s", csv);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    snprintf(buf, sizeof buf, "output.run_dir=%s/%s", dir, run);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    snprintf(buf, sizeof buf, "train.epochs=%d", epochs);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    snprintf(buf, sizeof buf, "train.steps_per_epoch=%d", steps);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    snprintf(buf, sizeof buf, "model.teacher_checkpoint=%s", teacher);
-    bad |= dk_train_config_set(c, buf) != DK_OK;
-    if (bad) printf("\n  config: %s\n", dk_last_error());
-    return bad;
+    static const char *const sets[] = {
+        "data.domain_column=dataset", "data.source=src", "data.target=tgt", "data.patch_h=32",
+        "data.patch_w=32", "data.batch_size=4", "data.classes=4", "model.teacher_base=4",
+        "model.teacher_levels=3", "model.student_base=4", "model.student_levels=2",
+        "train.lr=0.01", "train.momentum=0.9", "train.threads=1", "train.checkpoint_every=1",
+        "data.fg_fraction=0.5", NULL};
+    return dk_fx_config(c, sets, csv, dir, run, epochs, steps, teacher);
 }
 
 static void set1(dk_train_config *c, const char *fmt, const char *v) {
