@@ -65,11 +65,6 @@ static int teacher_layers(layer_def *l, int64_t base, int64_t side) {
     return n;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static float *alloc_filled(size_t n, float v) {
     float *p = dk_alloc_aligned(n + 16, sizeof(float));
     if (!p) {
@@ -128,8 +123,8 @@ static timing time_layer(const layer_def *d, int64_t batch, int dims, int reps) 
         double t2 = now();
         if (r >= 0) tf[r] = t1 - t0, tb[r] = t2 - t1;
     }
-    qsort(tf, (size_t)reps, sizeof *tf, cmp_double);
-    qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
+    dk_sort_doubles(tf, reps);
+    dk_sort_doubles(tb, reps);
     timing t = {1e3 * tf[reps / 2], 1e3 * tb[reps / 2], 2 * macs,
                 2 * macs * (d->need_din ? 2 : 1), nwork};
     dk_free(in), dk_free(out), dk_free(w), dk_free(b);

@@ -12,16 +12,6 @@
 #include "dakd/volume.h"
 #include "test_util.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *x, int n) {
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
 /* Wall time of one dcm2niix conversion into `out` (emptied first); < 0 on failure. */
 static double time_dcm2niix(const char *dir, const char *out) {
     char cmd[8400];
@@ -71,7 +61,7 @@ int main(int argc, char **argv) {
         }
         if (r >= 0) td[r] = t, tn[r] = n;
     }
-    double md = median(td, runs), mn = median(tn, runs);
+    double md = dk_median(td, runs), mn = dk_median(tn, runs);
     printf("GE MR series, 150 files (64x64, 15 slices x 10 volumes), %d runs, medians\n", runs);
     printf("  %-44s %10s\n", "", "ms");
     printf("  %-44s %10.1f\n", "dakd dk_volume_read (scan, order, decode)", md * 1e3);

@@ -147,16 +147,10 @@ static dk_status run_once(double *parts, const bench_opts *o, int ema) {
     return st;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(const double *v, int n) {
     double s[MAX_RUNS];
     memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    return dk_median(s, n);
 }
 
 /* Overheads of one run: 0 = (a) or (c) (EMA as overhead), 1 = (b) (EMA as a teacher). */

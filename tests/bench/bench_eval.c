@@ -114,16 +114,6 @@ static int mem_probe(const char *pp, const char *rp, int threads) {
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 /* CPU seconds (user + system) of this process, or of its waited-for children. */
 static double cpu_seconds(int who) {
     struct rusage u;
@@ -237,10 +227,10 @@ int main(int argc, char **argv) {
         cp[k] = c01 - c0;
         ci[k] = cpu_seconds(RUSAGE_CHILDREN) - c01;
     }
-    double m2 = median(t2, runs), m1 = median(t1, runs), mp = median(tp, runs);
-    double mi = median(ti, runs), min_ = median(tin, runs);
-    double k2 = median(c2, runs), k1 = median(c1, runs), kp = median(cp, runs);
-    double ki = median(ci, runs);
+    double m2 = dk_median(t2, runs), m1 = dk_median(t1, runs), mp = dk_median(tp, runs);
+    double mi = dk_median(ti, runs), min_ = dk_median(tin, runs);
+    double k2 = dk_median(c2, runs), k1 = dk_median(c1, runs), kp = dk_median(cp, runs);
+    double ki = dk_median(ci, runs);
     int64_t nvox = p.nx * p.ny * p.nz;
     double b2 = mem_bytes(2), b1 = mem_bytes(1);
     printf("machine: %ld cores online; %lld^3 voxels, spacing 1 x 1 x 2.5 mm; median of %d "

@@ -76,11 +76,6 @@ static double bytes_of(kernel k, double nel, double sm) {
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void fill(float *x, int64_t n, uint64_t seed) {
     dk_rng r;
     dk_rng_seed(&r, seed);
@@ -121,7 +116,7 @@ static int bench_shape(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w, in
             run(&b, (kernel)k);
             t[i] = dk_time_now() - t0;
         }
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        dk_sort_doubles(t, reps);
         double med = t[reps / 2], bytes = bytes_of((kernel)k, (double)nel, (double)sm);
         printf("  %-14s %8.3f ms (best %7.3f)  %6.1f GB/s (best %5.1f)\n", names[k], 1e3 * med,
                1e3 * t[0], 1e-9 * bytes / med, 1e-9 * bytes / t[0]);

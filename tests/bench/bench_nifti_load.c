@@ -66,16 +66,6 @@ static double time_dakd(const char *path) {
     return t;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 static void bench_file(const char *label, const char *path, int runs) {
     double a[MAX_RUNS], b[MAX_RUNS];
     time_nifticlib(path); /* warm the page cache for both */
@@ -84,7 +74,7 @@ static void bench_file(const char *label, const char *path, int runs) {
         a[i] = time_nifticlib(path);
         b[i] = time_dakd(path);
     }
-    double ma = median(a, runs), mb = median(b, runs);
+    double ma = dk_median(a, runs), mb = dk_median(b, runs);
     printf("%-10s %-30s %10.1f %10.1f %8.3f\n", label, "nifti_image_read(path, 1)", ma * 1e3,
            a[0] * 1e3, 1.0);
     printf("%-10s %-30s %10.1f %10.1f %8.3f\n", label, "dk_volume_read", mb * 1e3, b[0] * 1e3,

@@ -11,11 +11,6 @@
 #include "dakd/nn.h"
 #include "dakd/train.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Multiply-adds x2 of every convolution in one forward pass (the FLOP count quoted). */
 static double forward_flops(const dk_unet_config *c, int64_t n, int64_t d, int64_t h, int64_t w) {
     double f = 0, k3 = c->dims == 3 ? 27 : 9, s = (double)(d * h * w);
@@ -77,7 +72,7 @@ int main(int argc, char **argv) {
         }
         t[it] = dk_time_now() - t0;
     }
-    qsort(t + 2, (size_t)steps, sizeof *t, cmp_double);
+    dk_sort_doubles(t + 2, steps);
     double med = t[2 + steps / 2], flops = forward_flops(&cfg, batch, d, size, size);
     if (!infer) flops *= 3; /* backward: weight and input gradients */
     struct rusage ru;

@@ -90,6 +90,11 @@ void dk_log(dk_log_level level, const char *fmt, ...)
 /* Seconds on a monotonic clock (CLOCK_MONOTONIC); only differences are meaningful. */
 double dk_time_now(void);
 
+/* Timings: sort ascending in place; the median of n >= 1 values (sorted in place; the mean of
+ * the two middle values for an even count). */
+void dk_sort_doubles(double *v, int64_t n);
+double dk_median(double *v, int64_t n);
+
 /* ---------------------------------------------------------------- progress */
 
 /* A progress reporter over `total` units of work. On a TTY it redraws one line:
