@@ -1,12 +1,14 @@
 /* Temporary name + fsync + rename: the protocol every writer uses so an output appears
- * complete or not at all (see dakd/core.h). */
+ * complete or not at all (see dakd/core.h); making folders; reading a whole file. */
 #include "dakd/core.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 dk_status dk_tmp_path_for(char *buf, size_t n, const char *path) {
@@ -50,5 +52,56 @@ dk_status dk_commit_file(const char *tmp_path, const char *final_path) {
                        strerror(e));
     }
     sync_parent_dir(final_path);
+    return DK_OK;
+}
+
+dk_status dk_mkdirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return dk_fail(DK_ERR_ARG, "%.64s...: path too long", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return dk_fail(DK_ERR_IO, "%s: cannot make folder: %s", buf, strerror(errno));
+        *p = c;
+        if (!c) break;
+    }
+    return DK_OK;
+}
+
+dk_status dk_read_file(char **buf, size_t *len, const char *path) {
+    *buf = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dk_fail(DK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    dk_status st = DK_OK;
+    char *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 65536;
+            char *nb = realloc(b, cap);
+            if (!nb) {
+                st = dk_fail(DK_ERR_NOMEM, "%s: out of memory reading the file", path);
+                break;
+            }
+            b = nb;
+        }
+        size_t got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (st == DK_OK && ferror(f))
+        st = dk_fail(DK_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    fclose(f);
+    if (st != DK_OK) {
+        free(b);
+        return st;
+    }
+    b[n] = '\0';
+    *buf = b;
+    if (len) *len = n;
     return DK_OK;
 }

@@ -45,21 +45,15 @@ static void table_free(table *t) {
 }
 
 static char *slurp(const char *path, dk_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return *st = dk_fail(DK_ERR_IO, "%s: cannot open: %s", path, strerror(errno)), NULL;
-    dk_sbuf b = {0};
-    char buf[65536];
-    size_t k;
-    while ((k = fread(buf, 1, sizeof buf, f)) > 0) dk_sb_putn(&b, buf, k);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || b.oom || !b.s) {
-        dk_sb_free(&b);
-        *st = dk_fail(bad ? DK_ERR_IO : b.oom ? DK_ERR_NOMEM : DK_ERR_FORMAT, "%s: %s", path,
-                      bad ? "read error" : b.oom ? "too large" : "empty file");
-        return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    *st = dk_read_file(&text, &len, path);
+    if (*st == DK_OK && len == 0) {
+        free(text);
+        text = NULL;
+        *st = dk_fail(DK_ERR_FORMAT, "%s: empty file", path);
     }
-    return b.s;
+    return text;
 }
 
 /* Split the CSV record starting at *p into fields (RFC 4180 quotes), advancing *p past its

@@ -272,21 +272,12 @@ static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk
 
 /* Make out_dir (and its parents) and check that a file can be created in it. */
 static dk_status prepare_out_dir(const char *dir) {
-    char buf[PATH_MAX_];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return dk_fail(DK_ERR_ARG, "%s: output folder name too long", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return dk_fail(DK_ERR_IO, "%s: cannot make folder: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return dk_fail(DK_ERR_IO, "%s: cannot make the output folder: %s", dir, strerror(errno));
+    if (strlen(dir) >= PATH_MAX_) return dk_fail(DK_ERR_ARG, "%s: output folder name too long", dir);
+    dk_status st = dk_mkdirs(dir);
+    if (st != DK_OK) return st;
     char probe[PATH_MAX_ + 64], tmp[PATH_MAX_ + 128];
     snprintf(probe, sizeof probe, "%s/.dakd_predict_probe", dir);
-    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, probe);
+    st = dk_tmp_path_for(tmp, sizeof tmp, probe);
     if (st != DK_OK) return st;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0)

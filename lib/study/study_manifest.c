@@ -89,43 +89,11 @@ dk_status dk__study_hash_cached(char hex[65], dk_study *s, const char *path) {
 /* ---------------------------------------------------------------- files and folders */
 
 cJSON *dk__study_read_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
     char *buf = NULL;
-    size_t n = 0, cap = 0, got;
-    char chunk[8192];
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (n + got + 1 > cap) {
-            cap = 2 * (n + got + 1);
-            char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        memcpy(buf + n, chunk, got);
-        n += got;
-    }
-    fclose(f);
-    if (!buf) return NULL;
-    buf[n] = '\0';
+    if (dk_read_file(&buf, NULL, path) != DK_OK) return NULL;
     cJSON *j = cJSON_Parse(buf);
     free(buf);
     return j;
-}
-
-dk_status dk__study_mkdirs(const char *path) {
-    char buf[STUDY_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return dk_fail(DK_ERR_ARG, "%.64s...: path too long", path);
-    for (char *p = buf + 1; ; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return dk_fail(DK_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
-        *p = c;
-        if (!c) break;
-    }
-    return DK_OK;
 }
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {

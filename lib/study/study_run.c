@@ -191,7 +191,7 @@ static dk_status prepare(dk_study *s, study_stage *st, int forced, int *resume) 
         *resume = same_key_file(p, st->key) && access(ck, R_OK) == 0;
     }
     dk_status rc = *resume ? DK_OK : clear_stage_dir(dir);
-    if (rc == DK_OK) rc = dk__study_mkdirs(dir);
+    if (rc == DK_OK) rc = dk_mkdirs(dir);
     if (rc == DK_OK) rc = write_key_file(marker_path(p, sizeof p, dir), st->name);
     if (rc == DK_OK && st->f.kind == STAGE_TRAIN) {
         dk__study_path(p, sizeof p, s, st->name, "stage.key");
@@ -291,7 +291,7 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
     if (o.from && (from = dk__study_find(s, o.from)) < 0)
         return dk_fail(DK_ERR_ARG, "--from %s: no such stage in %s", o.from, s->path);
     dk_set_threads(s->set.threads);
-    dk_status rc = dk__study_mkdirs(s->set.run_dir);
+    dk_status rc = dk_mkdirs(s->set.run_dir);
     int stopped = 0;
     for (int i = 0; i < s->nstages && rc == DK_OK; i++) {
         study_stage *st = &s->stages[i];

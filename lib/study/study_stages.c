@@ -249,7 +249,7 @@ static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) 
     dk_status st = DK_OK;
     for (int k = 0; k < 3 && st == DK_OK; k++) {
         snprintf(p[k], sizeof p[k], "%s/%s", dir, sub[k]);
-        st = dk__study_mkdirs(p[k]);
+        st = dk_mkdirs(p[k]);
     }
     snprintf(csv, sizeof csv, "%s/cases.csv", dir);
     FILE *f = st == DK_OK ? fopen(csv, "w") : NULL;
@@ -340,7 +340,7 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
     po.infer.tta_flips = g->f.tta_flips;
     po.infer.largest_cc = g->f.largest_cc;
     po.infer.batch = g->f.batch;
-    dk_status st = dk__study_mkdirs(mdir);
+    dk_status st = dk_mkdirs(mdir);
     if (st == DK_OK) st = dk_predict_run(&po);
     int labels[DK_LOSS_MAX_CLASSES];
     for (int k = 0; k + 1 < classes; k++) labels[k] = k + 1;

@@ -335,21 +335,6 @@ static dk_status build_teacher_tgt(dk_trainer *t) {
     return st != DK_OK ? st : adapt_bn(t, t->teacher_tgt);
 }
 
-static dk_status make_run_dir(const char *dir) {
-    char buf[DK_TRAIN_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return dk_fail(DK_ERR_IO, "%s: cannot make folder: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return dk_fail(DK_ERR_IO, "%s: cannot make the run folder: %s", buf, strerror(errno));
-    return DK_OK;
-}
-
 static dk_status build_nets(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
     dk_trainer_mode m = t->opts.mode;
@@ -400,7 +385,7 @@ static dk_status trainer_init(dk_trainer *t) {
     if ((st = alloc_step_buffers(t)) != DK_OK) return st;
     if ((st = build_hint(t)) != DK_OK) return st;
     if ((st = build_teacher_tgt(t)) != DK_OK) return st;
-    if ((st = make_run_dir(c->run_dir)) != DK_OK) return st;
+    if ((st = dk_mkdirs(c->run_dir)) != DK_OK) return st;
     snprintf(t->path_ckpt, sizeof t->path_ckpt, "%s/checkpoint.safetensors", c->run_dir);
     snprintf(t->path_log, sizeof t->path_log, "%s/steps.jsonl", c->run_dir);
     /* config.ini after the checkpoint is accepted, so a refused --resume leaves the run's */

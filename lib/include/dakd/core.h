@@ -189,6 +189,15 @@ int dk_tensor_same_shape(const dk_tensor *a, const dk_tensor *b);
 dk_status dk_tmp_path_for(char *buf, size_t n, const char *path);
 dk_status dk_commit_file(const char *tmp_path, const char *final_path);
 
+/* Make `path` and its missing parents (as mkdir -p; mode 0777 before the umask). DK_ERR_IO
+ * naming the folder that could not be made, DK_ERR_ARG for a path over 4095 bytes. */
+dk_status dk_mkdirs(const char *path);
+
+/* Read a whole file into a new NUL-terminated buffer (*buf, caller frees; *len bytes without
+ * the NUL; len may be NULL). DK_ERR_IO naming the file and the system's reason, DK_ERR_NOMEM.
+ * On failure *buf is NULL. */
+dk_status dk_read_file(char **buf, size_t *len, const char *path);
+
 /* JSON files (cJSON values): pretty-printed with a final newline, written atomically as above.
  * dk_json_add_number adds key: x, or key: null when x is NaN or infinite (JSON has no NaN). */
 struct cJSON;
