@@ -340,6 +340,41 @@ static dk_status check_finite(const dk_volume *img, const char *name) {
                    (long long)(v / img->nx % img->ny), (long long)(v / (img->nx * img->ny)));
 }
 
+/* The target grid of dk_prep_opts.mask_extent: one factor f = extent / (longest side of the
+ * mask's bounding box, in voxels) on every axis with more than one voxel. */
+static dk_status mask_extent_target(dk_resample_target *t, const dk_volume *mask, double extent,
+                                    const char *name) {
+    if (!mask->data)
+        return dk_fail(DK_ERR_ARG, "%s: no mask, and data.mask_extent = %g scales each image by "
+                       "its mask's extent (give the case list a mask column, or set "
+                       "mask_extent = 0)", nm(name), extent);
+    const uint8_t *m = mask->data;
+    int64_t n[3] = {mask->nx, mask->ny, mask->nz}, lo[3] = {n[0], n[1], n[2]}, hi[3] = {-1, -1, -1};
+    for (int64_t z = 0; z < n[2]; z++)
+        for (int64_t y = 0; y < n[1]; y++)
+            for (int64_t x = 0; x < n[0]; x++) {
+                if (!m[(z * n[1] + y) * n[0] + x]) continue;
+                int64_t v[3] = {x, y, z};
+                for (int a = 0; a < 3; a++) {
+                    if (v[a] < lo[a]) lo[a] = v[a];
+                    if (v[a] > hi[a]) hi[a] = v[a];
+                }
+            }
+    if (hi[0] < 0)
+        return dk_fail(DK_ERR_FORMAT, "%s: the mask is empty, so data.mask_extent has no extent "
+                       "to scale by", nm(name));
+    int64_t side = 0;
+    for (int a = 0; a < 3; a++)
+        if (n[a] > 1 && hi[a] - lo[a] + 1 > side) side = hi[a] - lo[a] + 1;
+    double f = extent / (double)side;
+    memset(t, 0, sizeof *t);
+    for (int a = 0; a < 3; a++) {
+        double want = floor((double)n[a] * f + 0.5);
+        t->size[a] = n[a] > 1 ? (int64_t)(want < 1 ? 1 : want) : 0;
+    }
+    return DK_OK;
+}
+
 /* The chain with file names for messages (names_[0..2] = image, label, mask). */
 static dk_status prepare(dk_case_data *out, const dk_volume *image, const dk_volume *label,
                          const dk_volume *mask, const dk_prep_opts *o, const char *names[3]) {
@@ -353,11 +388,15 @@ static dk_status prepare(dk_case_data *out, const dk_volume *image, const dk_vol
     if (st == DK_OK && mask) st = dk_mask_from_volume(&out->mask, mask, names[2]);
     if (st == DK_OK && label) st = dk_label_check(&out->label, label, o->classes, 255, names[1]);
     if (st != DK_OK) goto out;
+    dk_resample_target target = o->target;
+    if (o->mask_extent > 0 && (st = mask_extent_target(&target, &out->mask, o->mask_extent,
+                                                       names[0])) != DK_OK)
+        goto out;
     const uint8_t *norm_mask = o->norm_in_mask ? out->mask.data : NULL;
     st = dk_normalize(&out->image, norm_mask, &o->norm, names[0]);
-    if (st == DK_OK) st = resample_in_place(&out->image, &o->target, DK_INTERP_LINEAR);
-    if (st == DK_OK) st = resample_in_place(&out->label, &o->target, DK_INTERP_NEAREST);
-    if (st == DK_OK) st = resample_in_place(&out->mask, &o->target, DK_INTERP_NEAREST);
+    if (st == DK_OK) st = resample_in_place(&out->image, &target, DK_INTERP_LINEAR);
+    if (st == DK_OK) st = resample_in_place(&out->label, &target, DK_INTERP_NEAREST);
+    if (st == DK_OK) st = resample_in_place(&out->mask, &target, DK_INTERP_NEAREST);
     if (st == DK_OK && out->label.data) warn_ignore_only(&out->label, names[1]);
 out:
     if (st != DK_OK) dk_case_data_free(out);

@@ -7,7 +7,9 @@
  * Metadata read from the model ("dakd.data.*", written by the trainer's model export):
  *   channels all|one|luminance, channel_index, norm none|zscore|percentile_zscore|ct_window,
  *   norm_lo_pct, norm_hi_pct, ct_level, ct_width, zero_outside_mask, norm_in_mask,
- *   spacing "x,y,z" (mm, 0 = kept), size "x,y,z" (0 = kept), patch "d,h,w", classes.
+ *   spacing "x,y,z" (mm, 0 = kept), size "x,y,z" (0 = kept), patch "d,h,w", classes, and
+ *   mask_extent (optional, absent = 0: the image is scaled by its mask's extent, so the
+ *   mask is read whenever it is > 0).
  */
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -124,6 +126,10 @@ static dk_status parse_prep(model_info *mi, const cJSON *m, const char *path) {
         mi->patch[a] = (int64_t)pt[a];
     }
     p->classes = mi->classes = (int)cls;
+    /* optional: models exported before mask_extent existed do not carry it (= off) */
+    if (meta_value(m, "dakd.data.mask_extent") &&
+        (st = meta_num(&p->mask_extent, m, path, "dakd.data.mask_extent")) != DK_OK)
+        return st;
     return DK_OK;
 }
 
@@ -228,7 +234,8 @@ static int64_t prepared_channels(const dk_prep_opts *p, int64_t nc) {
     return nc;
 }
 
-/* Before anything is written: headers readable, channels fit, ids unique and usable. */
+/* Before anything is written: headers readable, channels fit, ids unique and usable, a
+ * mask for every image when the model scales by it. */
 static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk_unet_config *g,
                            const char *model) {
     for (int i = 0; i < n; i++) {
@@ -239,6 +246,11 @@ static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk
                              "%s: case id '%s' is also the id of %s: both would "
                              "write the same output",
                              in[i].origin, in[i].id, in[j].origin);
+        if (st == DK_OK && mi->prep.mask_extent > 0 && !in[i].mask)
+            st = dk_fail(DK_ERR_ARG, "%s: the model %s scales each image by its mask's extent "
+                         "(dakd.data.mask_extent = %g) but this image has no mask: predict "
+                         "from a case list with a mask column", in[i].image, model,
+                         mi->prep.mask_extent);
         if (st != DK_OK) return st;
         dk_volume h;
         if ((st = dk_volume_read_header(&h, in[i].image)) != DK_OK) return st;
@@ -345,7 +357,7 @@ static dk_status infer_case(uint8_t *labels, float **probs, const run_ctx *r, co
     *probs = dk_alloc_aligned((size_t)(K * pv), sizeof(float));
     if (!*probs) return dk_fail(DK_ERR_NOMEM, "%s: no memory for the probabilities", cd->id);
     dk_status st = dk_infer_probs(*probs, r->net, &cd->image, &r->io);
-    if (st == DK_OK && wants_resample(&r->mi->prep.target))
+    if (st == DK_OK && (wants_resample(&r->mi->prep.target) || r->mi->prep.mask_extent > 0))
         st = probs_to_input_grid(probs, &cd->image, img, K);
     if (st != DK_OK) return st;
     dk_infer_argmax(labels, *probs, K, nv);
@@ -372,7 +384,7 @@ static dk_status predict_one(const run_ctx *r, const pred_input *in, double *ms)
     memset(&cd, 0, sizeof cd);
     uint8_t *labels = NULL;
     float *probs = NULL;
-    int use_mask = in->mask && r->mi->prep.norm_in_mask;
+    int use_mask = in->mask && (r->mi->prep.norm_in_mask || r->mi->prep.mask_extent > 0);
     dk_status st = dk_volume_read(&img, in->image);
     if (st == DK_OK && use_mask) st = dk_volume_read(&msk, in->mask);
     if (st == DK_OK)

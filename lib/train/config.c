@@ -74,6 +74,8 @@ static const dk_cfg_field table[] = {
     F_DBL("data", "spacing_x", spacing[0], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
     F_DBL("data", "spacing_y", spacing[1], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
     F_DBL("data", "spacing_z", spacing[2], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
+    F_DBL("data", "mask_extent", mask_extent, 0, 1e5, "0",
+          "resample so the mask's bounding box spans N voxels; 0 = off"),
     F_I64("data", "patch_d", patch[0], 1, 4096, "1", "patch depth (1 for 2-D)"),
     F_I64("data", "patch_h", patch[1], 1, 4096, "256", "patch height"),
     F_I64("data", "patch_w", patch[2], 1, 4096, "256", "patch width"),
@@ -215,6 +217,12 @@ static dk_status check_data(const dk_train_config *c) {
     if (c->dims == 2 && c->patch[0] != 1)
         return dk_fail(DK_ERR_ARG, "config: [data] patch_d = %lld must be 1 when [model] dims "
                                    "= 2", (long long)c->patch[0]);
+    if (c->mask_extent > 0 && !c->use_mask)
+        return dk_fail(DK_ERR_ARG, "config: [data] mask_extent = %g scales images by their "
+                                   "masks but use_mask = false", c->mask_extent);
+    if (c->mask_extent > 0 && (c->spacing[0] > 0 || c->spacing[1] > 0 || c->spacing[2] > 0))
+        return dk_fail(DK_ERR_ARG, "config: [data] mask_extent = %g and spacing_x/y/z both set "
+                                   "the grid: choose one", c->mask_extent);
     dk_status st = check_patch(c, &c->teacher, "teacher");
     return st != DK_OK ? st : check_patch(c, &c->student, "student");
 }

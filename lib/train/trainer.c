@@ -23,6 +23,7 @@ static void prep_from_config(dk_prep_opts *po, const dk_train_config *c) {
     po->norm.zero_outside_mask = c->zero_outside_mask;
     po->norm_in_mask = c->norm_in_mask;
     for (int a = 0; a < 3; a++) po->target.spacing[a] = c->spacing[a];
+    po->mask_extent = c->mask_extent;
     po->classes = c->classes;
 }
 

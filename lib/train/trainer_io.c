@@ -161,14 +161,14 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
 /* The exported model also carries the preprocessing it was trained with ("dakd.data.*",
  * read by dk_predict_run so prediction prepares images exactly as training did): channel
  * choice, normalisation and its parameters, target spacing and size "x,y,z" (0 = kept),
- * the training patch "d,h,w" and the classes. Numbers in %.17g read back exactly. */
+ * the mask extent (0 = off), the training patch "d,h,w" and the classes. Numbers in %.17g read back exactly. */
 dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
     static const char *const chans[] = {"all", "one", "luminance"};
     static const char *const norms[] = {"none", "zscore", "percentile_zscore", "ct_window"};
     const dk_prep_opts *p = &t->prep;
     const double *sp = p->target.spacing;
     const int64_t *sz = p->target.size, *pt = t->cfg.patch;
-    char path[DK_TRAIN_PATH_MAX + 32], v[12][80];
+    char path[DK_TRAIN_PATH_MAX + 32], v[13][80];
     snprintf(path, sizeof path, "%s/%s", t->cfg.run_dir, name);
     snprintf(v[0], 80, "%d", t->epoch);
     snprintf(v[1], 80, "%d", p->channel_index);
@@ -182,6 +182,7 @@ dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
     snprintf(v[9], 80, "%" PRId64 ",%" PRId64 ",%" PRId64, sz[0], sz[1], sz[2]);
     snprintf(v[10], 80, "%" PRId64 ",%" PRId64 ",%" PRId64, pt[0], pt[1], pt[2]);
     snprintf(v[11], 80, "%d", p->classes);
+    snprintf(v[12], 80, "%.17g", p->mask_extent);
     const char *meta[] = {"dakd.epoch", v[0], "dakd.data.channels", chans[p->channels],
                           "dakd.data.channel_index", v[1], "dakd.data.norm",
                           norms[p->norm.kind], "dakd.data.norm_lo_pct", v[2],
@@ -189,7 +190,8 @@ dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
                           "dakd.data.ct_width", v[5], "dakd.data.zero_outside_mask", v[6],
                           "dakd.data.norm_in_mask", v[7], "dakd.data.spacing", v[8],
                           "dakd.data.size", v[9], "dakd.data.patch", v[10],
-                          "dakd.data.classes", v[11], NULL};
+                          "dakd.data.classes", v[11], "dakd.data.mask_extent", v[12],
+                          NULL};
     return dk_unet_save(t->net, path, meta);
 }
 

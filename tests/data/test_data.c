@@ -438,6 +438,7 @@ static int px_rgb(int i, int c) { return 10 * c + i; }
 static int px_label(int i, int c) { return (void)c, i % 8 >= 4; } /* right half is 1 */
 static int px_mask(int i, int c) { return (void)c, i >= 16 ? 255 : 0; } /* rows 2.. */
 static int px_bad(int i, int c) { return (void)c, i < 3 ? 7 : 0; }
+static int px_zero(int i, int c) { return (void)i, (void)c, 0; }
 
 /* The whole chain from a CSV: read, green channel, z-score in the mask, 2x downsample. */
 static void test_case_load_chain(void) {
@@ -472,6 +473,40 @@ static void test_case_load_chain(void) {
     dk_case_data_free(&c);
     CU_ASSERT_EQUAL(dk_case_load(&c, &l, 1, &o), DK_ERR_FORMAT);
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "lab7.png: label value 7 found in 3 voxels"));
+    CU_ASSERT_PTR_NULL(c.image.data);
+    dk_cases_free(&l);
+}
+
+/* mask_extent: the mask (rows 2..5, all 8 columns) spans 8 voxels along its longest axis,
+ * so mask_extent = 4 halves both axes, exactly as the explicit 4 x 3 target above; without a
+ * mask, or with an empty one, the case is refused by name. */
+static void test_case_load_mask_extent(void) {
+    write_png("rgb.png", 3, px_rgb);
+    write_png("lab.png", 1, px_label);
+    write_png("fov.png", 1, px_mask);
+    write_png("zero.png", 1, px_zero);
+    write_text(scratch("ext.csv"), "case,image,label,mask\nok,rgb.png,lab.png,fov.png\n"
+                                   "nomask,rgb.png,lab.png,\nempty,rgb.png,lab.png,zero.png\n");
+    dk_case_list l;
+    CU_ASSERT_FATAL(dk_cases_read(&l, scratch("ext.csv")) == DK_OK);
+    dk_prep_opts o, ref;
+    dk_prep_defaults(&o);
+    o.channels = DK_CHANNELS_ONE, o.channel_index = 1;
+    ref = o;
+    ref.target.size[0] = 4, ref.target.size[1] = 3;
+    o.mask_extent = 4;
+    dk_case_data c, r;
+    CU_ASSERT_FATAL(dk_case_load(&c, &l, 0, &o) == DK_OK);
+    CU_ASSERT_FATAL(dk_case_load(&r, &l, 0, &ref) == DK_OK);
+    CU_ASSERT(c.image.nx == 4 && c.image.ny == 3 && c.label.nx == 4 && c.mask.ny == 3);
+    CU_ASSERT_EQUAL(c.image.geom.spacing[0], 2.0);
+    CU_ASSERT_EQUAL(memcmp(c.image.data, r.image.data, 12 * sizeof(float)), 0);
+    CU_ASSERT_EQUAL(memcmp(c.label.data, r.label.data, 12), 0);
+    dk_case_data_free(&c), dk_case_data_free(&r);
+    CU_ASSERT_EQUAL(dk_case_load(&c, &l, 1, &o), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "rgb.png: no mask, and data.mask_extent"));
+    CU_ASSERT_EQUAL(dk_case_load(&c, &l, 2, &o), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "rgb.png: the mask is empty"));
     CU_ASSERT_PTR_NULL(c.image.data);
     dk_cases_free(&l);
 }
@@ -542,6 +577,8 @@ int main(void) {
     CU_add_test(s, "label values checked", test_label_check);
     CU_add_test(s, "image/label grid mismatch", test_grid_mismatch);
     CU_add_test(s, "CSV to preprocessed case, label error names file", test_case_load_chain);
+    CU_add_test(s, "mask_extent scales by the mask's bounding box; no mask is refused",
+                test_case_load_mask_extent);
     CU_add_test(s, "retina cases.csv loads", test_retina_cases);
     add_sampling_tests();
     return dk_test_run();

@@ -676,15 +676,11 @@ static int e2e_train(void) {
     return 0;
 }
 
-/* The training-side path for case `id`: dk_case_load with the trainer's preprocessing,
- * dk_infer_probs with the training patch, probabilities back to 32x32, argmax. */
-static int training_side_labels(uint8_t *out, const char *id) {
-    dk_prep_opts p;
-    dk_prep_defaults(&p);
-    p.norm.kind = DK_INTENSITY_PERCENTILE_ZSCORE;
-    p.norm.lo_pct = 1, p.norm.hi_pct = 99;
-    p.target.spacing[0] = p.target.spacing[1] = 1.25;
-    p.classes = 4;
+/* The training-side path for case `id`: dk_case_load with the preprocessing `p`, the
+ * network of `model` through dk_infer_probs with 32x32 windows, probabilities back to
+ * 32x32, argmax. */
+static int side_labels(uint8_t *out, const char *id, const dk_prep_opts *p, const char *model) {
+    int K = p->classes;
     dk_case_list list = {0};
     dk_case_data cd;
     memset(&cd, 0, sizeof cd);
@@ -694,10 +690,10 @@ static int training_side_labels(uint8_t *out, const char *id) {
     if (dk_cases_read(&list, e2e_csv) != DK_OK) return -1;
     for (int i = 0; i < list.n; i++)
         if (!strcmp(list.cases[i].id, id)) idx = i;
-    if (idx < 0 || dk_case_load(&cd, &list, idx, &p) != DK_OK ||
-        dk_unet_open(&net, e2e_model, NULL) != DK_OK)
+    if (idx < 0 || dk_case_load(&cd, &list, idx, p) != DK_OK ||
+        dk_unet_open(&net, model, NULL) != DK_OK)
         goto out;
-    if (dk_volume_alloc(&pv, cd.image.nx, cd.image.ny, 1, 1, 4, DK_F32) != DK_OK) goto out;
+    if (dk_volume_alloc(&pv, cd.image.nx, cd.image.ny, 1, 1, K, DK_F32) != DK_OK) goto out;
     pv.geom = cd.image.geom;
     dk_infer_opts o;
     dk_infer_defaults(&o);
@@ -706,7 +702,7 @@ static int training_side_labels(uint8_t *out, const char *id) {
     if (dk_infer_probs(pv.data, net, &cd.image, &o) != DK_OK ||
         dk_resample(&back, &pv, &t, DK_INTERP_LINEAR) != DK_OK)
         goto out;
-    dk_infer_argmax(out, back.data, 4, 32 * 32);
+    dk_infer_argmax(out, back.data, K, 32 * 32);
     rc = 0;
 out:
     dk_cases_free(&list);
@@ -714,6 +710,17 @@ out:
     dk_unet_free(net);
     dk_volume_free(&pv), dk_volume_free(&back);
     return rc;
+}
+
+/* The trainer's preprocessing of the end-to-end run. */
+static int training_side_labels(uint8_t *out, const char *id) {
+    dk_prep_opts p;
+    dk_prep_defaults(&p);
+    p.norm.kind = DK_INTENSITY_PERCENTILE_ZSCORE;
+    p.norm.lo_pct = 1, p.norm.hi_pct = 99;
+    p.target.spacing[0] = p.target.spacing[1] = 1.25;
+    p.classes = 4;
+    return side_labels(out, id, &p, e2e_model);
 }
 
 static void test_end_to_end(void) {
@@ -817,6 +824,59 @@ static void expect_predict_fail(dk_predict_opts *o, dk_status want, const char *
 }
 
 static char bad_good[2048], bad_bare[2048], bad_junk[2048], bad_gray[2048], bad_rgb[2048];
+
+/* A model with dakd.data.mask_extent = 14: the cases' disk masks span 28 voxels, so each
+ * 32x32 image is halved to 16x16 before the network and its probabilities brought back to
+ * 32x32; predict equals that path done by hand, and an image without a mask is refused. */
+static void test_mask_extent(void) {
+    if (!e2e_csv[0]) {
+        dk_test_skip("mask_extent prediction", "the end-to-end case list was not made");
+        return;
+    }
+    dk_unet *net = make_net(2, 1, 2, 4, 2, 83);
+    char model[2048];
+    snprintf(model, sizeof model, "%s.safetensors", scratch("extent_model"));
+    /* clang-format off */
+    const char *meta[] = {"dakd.data.channels", "all", "dakd.data.channel_index", "0",
+                          "dakd.data.norm", "zscore", "dakd.data.norm_lo_pct", "0.5",
+                          "dakd.data.norm_hi_pct", "99.5", "dakd.data.ct_level", "40",
+                          "dakd.data.ct_width", "400", "dakd.data.zero_outside_mask", "1",
+                          "dakd.data.norm_in_mask", "0", "dakd.data.spacing", "0,0,0",
+                          "dakd.data.size", "0,0,0", "dakd.data.patch", "1,8,8",
+                          "dakd.data.classes", "2", "dakd.data.mask_extent", "14", NULL};
+    /* clang-format on */
+    CU_ASSERT_EQUAL_FATAL(dk_unet_save(net, model, meta), DK_OK);
+    dk_unet_free(net);
+    dk_predict_opts o;
+    memset(&o, 0, sizeof o);
+    o.model = model, o.cases_csv = e2e_csv, o.filter_column = "split";
+    o.filter_value = "test", o.out_dir = scratch("extent_out");
+    dk_infer_defaults(&o.infer);
+    o.infer.patch[0] = 1, o.infer.patch[1] = o.infer.patch[2] = 32;
+    dk_status st = dk_predict_run(&o);
+    if (st != DK_OK) printf("\n    predict: %s\n", dk_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, DK_OK);
+    dk_prep_opts p;
+    dk_prep_defaults(&p);
+    p.norm_in_mask = 0, p.mask_extent = 14;
+    uint8_t mine[32 * 32];
+    for (int c = 0; c < 2; c++) {
+        const char *id = c ? "t6" : "t5";
+        dk_volume l = {0};
+        CU_ASSERT_EQUAL_FATAL(dk_volume_read(&l, dk_test_path(o.out_dir, c ? "t6.nii.gz" :
+                                                                          "t5.nii.gz")), DK_OK);
+        CU_ASSERT(l.nx == 32 && l.ny == 32);
+        CU_ASSERT_EQUAL_FATAL(side_labels(mine, id, &p, model), 0);
+        CU_ASSERT_EQUAL(memcmp(mine, l.data, sizeof mine), 0);
+        dk_volume_free(&l);
+    }
+    char img[2300];
+    snprintf(img, sizeof img, "%s/t5_img.nii.gz", e2e_dir);
+    const char *one[] = {img, NULL};
+    o.filter_value = "test", o.inputs = one; /* two cases with masks, then one without */
+    o.out_dir = scratch("extent_out2");
+    expect_predict_fail(&o, DK_ERR_ARG, "t5_img.nii.gz: the model");
+}
 
 /* A model with metadata, one without, a file that is no model, a 1- and a 3-channel image. */
 static int bad_files(void) {
@@ -973,6 +1033,8 @@ int main(void) {
         !CU_add_test(s, "outputs on the input's exact grid; PNG in, PNG out", test_geometry) ||
         !CU_add_test(s, "end to end: trained model, case list", test_end_to_end) ||
         !CU_add_test(s, "end to end through the command line", test_end_to_end_cli) ||
+        !CU_add_test(s, "mask_extent: scaled by the mask, back on the input grid",
+                     test_mask_extent) ||
         !CU_add_test(s, "bad input: clear error, nothing written", test_bad_input) ||
         !CU_add_test(s, "bad input on the command line: exit codes", test_bad_input_cli) ||
         !CU_add_test(s, "time per 584x565 image (base-8 5-level student)", test_timing)) {

@@ -225,6 +225,12 @@ typedef struct {
     dk_norm_opts norm;
     int norm_in_mask;         /* statistics inside the case's mask when it has one (default 1) */
     dk_resample_target target;/* all zero = keep the grid (default) */
+    /* > 0: resample so the bounding box of the case's mask spans this many voxels along
+     * its longest axis, one scale factor f for every axis with more than one voxel
+     * (n' = max(1, round(n·f)), the dk_resample grid rule). Retinal fundus studies bring
+     * every image to one field-of-view diameter this way, whatever the camera's
+     * resolution. Needs a mask; replaces `target` (default 0 = off). */
+    double mask_extent;
     int classes;              /* label classes including background (default 2) */
     double grid_tol;          /* image/label/mask grid tolerance, mm and relative (1e-3) */
 } dk_prep_opts;

@@ -253,7 +253,9 @@ dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz
  *  - Preprocessing: dk_case_prepare with the model's dakd.data.* options; the CSV's mask
  *    (when there is one and norm_in_mask is set) bounds the normalisation statistics, as in
  *    training. A model without dakd.data.* keys is refused (DK_ERR_FORMAT naming the key).
- *  - When the model resamples (target spacing or size), the class PROBABILITIES are
+ *    A model with dakd.data.mask_extent > 0 scales each image by its mask's extent, so
+ *    every input needs a mask (DK_ERR_ARG naming the image otherwise).
+ *  - When the model resamples (target spacing or size, or mask extent), the class PROBABILITIES are
  *    resampled back linearly onto the input grid (dk_resample to the input's size, whose
  *    grid rule puts the samples at the input's voxel centres) and the argmax is taken
  *    there (as nnU-Net), then the optional largest-component filter.

@@ -260,6 +260,7 @@ typedef struct {
     double norm_lo_pct, norm_hi_pct, ct_level, ct_width;
     int zero_outside_mask, norm_in_mask, use_mask, centre_in_mask;
     double spacing[3];                     /* (x, y, z) mm; 0 = keep the grid */
+    double mask_extent;                    /* dk_prep_opts.mask_extent; 0 = off */
     int64_t patch[3];                      /* (d, h, w) */
     int batch_size;
     double fg_fraction;
