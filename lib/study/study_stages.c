@@ -254,16 +254,20 @@ static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) 
     snprintf(csv, sizeof csv, "%s/cases.csv", dir);
     FILE *f = st == DK_OK ? fopen(csv, "w") : NULL;
     if (st == DK_OK && !f) st = dk_fail(DK_ERR_IO, "%s: cannot write: %s", csv, strerror(errno));
-    if (f) fprintf(f, "case,image\n");
+    /* the mask goes to prediction whether or not scoring uses it: the model may need it
+     * (normalisation statistics inside the mask, mask_extent), exactly as in training */
+    if (f) fprintf(f, "case,image,mask\n");
     for (int i = 0; i < cs->n && st == DK_OK; i++) {
         const dk_case *c = &cs->cases[i];
-        char abs[PATH_MAX];
+        char abs[PATH_MAX], mabs[PATH_MAX] = "";
         st = link_case(p[0], c->id, c->label);
         if (st == DK_OK && use_mask) st = link_case(p[1], c->id, c->mask);
         if (st == DK_OK) st = link_case(p[2], c->id, c->image);
         if (st == DK_OK && !realpath(c->image, abs))
             st = dk_fail(DK_ERR_IO, "%s: %s", c->image, strerror(errno));
-        if (st == DK_OK) fprintf(f, "\"%s\",\"%s\"\n", c->id, abs);
+        if (st == DK_OK && c->mask && !realpath(c->mask, mabs))
+            st = dk_fail(DK_ERR_IO, "%s: %s", c->mask, strerror(errno));
+        if (st == DK_OK) fprintf(f, "\"%s\",\"%s\",\"%s\"\n", c->id, abs, mabs);
     }
     if (f && fclose(f) != 0 && st == DK_OK) st = dk_fail(DK_ERR_IO, "%s: write failed", csv);
     return st;
