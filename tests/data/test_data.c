@@ -440,19 +440,26 @@ static int px_mask(int i, int c) { return (void)c, i >= 16 ? 255 : 0; } /* rows 
 static int px_bad(int i, int c) { return (void)c, i < 3 ? 7 : 0; }
 static int px_zero(int i, int c) { return (void)i, (void)c, 0; }
 
-/* The whole chain from a CSV: read, green channel, z-score in the mask, 2x downsample. */
-static void test_case_load_chain(void) {
+/* The 8 x 6 RGB image, its label and mask, plus `extra` (a gray PNG of px_extra); a case
+ * list of `rows` read into *l; *o = defaults with the green channel. */
+static void chain_files(dk_case_list *l, dk_prep_opts *o, const char *csv, const char *rows,
+                        const char *extra, int (*px_extra)(int, int)) {
     write_png("rgb.png", 3, px_rgb);
     write_png("lab.png", 1, px_label);
     write_png("fov.png", 1, px_mask);
-    write_png("lab7.png", 1, px_bad);
-    write_text(scratch("chain.csv"), "case,image,label,mask\nok,rgb.png,lab.png,fov.png\n"
-                                     "bad,rgb.png,lab7.png,\n");
+    write_png(extra, 1, px_extra);
+    write_text(scratch(csv), rows);
+    CU_ASSERT_FATAL(dk_cases_read(l, scratch(csv)) == DK_OK);
+    dk_prep_defaults(o);
+    o->channels = DK_CHANNELS_ONE, o->channel_index = 1;
+}
+
+/* The whole chain from a CSV: read, green channel, z-score in the mask, 2x downsample. */
+static void test_case_load_chain(void) {
     dk_case_list l;
-    CU_ASSERT_FATAL(dk_cases_read(&l, scratch("chain.csv")) == DK_OK);
     dk_prep_opts o;
-    dk_prep_defaults(&o);
-    o.channels = DK_CHANNELS_ONE, o.channel_index = 1;
+    chain_files(&l, &o, "chain.csv", "case,image,label,mask\nok,rgb.png,lab.png,fov.png\n"
+                "bad,rgb.png,lab7.png,\n", "lab7.png", px_bad);
     o.target.size[0] = 4, o.target.size[1] = 3;
     dk_case_data c;
     CU_ASSERT_FATAL(dk_case_load(&c, &l, 0, &o) == DK_OK);
@@ -481,17 +488,10 @@ static void test_case_load_chain(void) {
  * so mask_extent = 4 halves both axes, exactly as the explicit 4 x 3 target above; without a
  * mask, or with an empty one, the case is refused by name. */
 static void test_case_load_mask_extent(void) {
-    write_png("rgb.png", 3, px_rgb);
-    write_png("lab.png", 1, px_label);
-    write_png("fov.png", 1, px_mask);
-    write_png("zero.png", 1, px_zero);
-    write_text(scratch("ext.csv"), "case,image,label,mask\nok,rgb.png,lab.png,fov.png\n"
-                                   "nomask,rgb.png,lab.png,\nempty,rgb.png,lab.png,zero.png\n");
     dk_case_list l;
-    CU_ASSERT_FATAL(dk_cases_read(&l, scratch("ext.csv")) == DK_OK);
     dk_prep_opts o, ref;
-    dk_prep_defaults(&o);
-    o.channels = DK_CHANNELS_ONE, o.channel_index = 1;
+    chain_files(&l, &o, "ext.csv", "case,image,label,mask\nok,rgb.png,lab.png,fov.png\n"
+                "nomask,rgb.png,lab.png,\nempty,rgb.png,lab.png,zero.png\n", "zero.png", px_zero);
     ref = o;
     ref.target.size[0] = 4, ref.target.size[1] = 3;
     o.mask_extent = 4;
