@@ -34,7 +34,7 @@ build_pkgs=(build-essential cmake pkg-config git libopenblas-dev libnifti2-dev l
 # network engine (tests/nn/test_parity.c, test_params.c) and the peer in its benchmark.
 test_pkgs=(python3 python3-numpy python3-nibabel mricron-data python3-pydicom python3-pil
            python3-gdcm dcm2niix python3-torch python3-scipy plastimatch chromium
-           fonts-dejavu-core)
+           fonts-dejavu-core unzip)
 
 pkgs=("${build_pkgs[@]}")
 [ $want_tests = 1 ] && pkgs+=("${test_pkgs[@]}")
