@@ -301,12 +301,6 @@ static dk_status prepare_out_dir(const char *dir) {
 
 /* ================================================================ one case */
 
-static int wants_resample(const dk_resample_target *t) {
-    for (int a = 0; a < 3; a++)
-        if (t->spacing[a] > 0 || t->size[a] > 0) return 1;
-    return 0;
-}
-
 /* Probabilities (K, prepared grid) → (K, input grid) by linear resampling onto the input's
  * size (the grid rule keeps the extent, so the sample positions are the input's voxel
  * centres). *probs is replaced. */
@@ -357,7 +351,9 @@ static dk_status infer_case(uint8_t *labels, float **probs, const run_ctx *r, co
     *probs = dk_alloc_aligned((size_t)(K * pv), sizeof(float));
     if (!*probs) return dk_fail(DK_ERR_NOMEM, "%s: no memory for the probabilities", cd->id);
     dk_status st = dk_infer_probs(*probs, r->net, &cd->image, &r->io);
-    if (st == DK_OK && (wants_resample(&r->mi->prep.target) || r->mi->prep.mask_extent > 0))
+    /* the model resampled (target spacing or size, mask extent): back onto the input grid */
+    if (st == DK_OK && (cd->image.nx != img->nx || cd->image.ny != img->ny ||
+                        cd->image.nz != img->nz))
         st = probs_to_input_grid(probs, &cd->image, img, K);
     if (st != DK_OK) return st;
     dk_infer_argmax(labels, *probs, K, nv);

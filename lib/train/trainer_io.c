@@ -161,7 +161,8 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
 /* The exported model also carries the preprocessing it was trained with ("dakd.data.*",
  * read by dk_predict_run so prediction prepares images exactly as training did): channel
  * choice, normalisation and its parameters, target spacing and size "x,y,z" (0 = kept),
- * the mask extent (0 = off), the training patch "d,h,w" and the classes. Numbers in %.17g read back exactly. */
+ * the mask extent (0 = off), the training patch "d,h,w" and the classes. Numbers in %.17g
+ * read back exactly. */
 dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
     static const char *const chans[] = {"all", "one", "luminance"};
     static const char *const norms[] = {"none", "zscore", "percentile_zscore", "ct_window"};

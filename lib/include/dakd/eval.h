@@ -255,10 +255,10 @@ dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz
  *    training. A model without dakd.data.* keys is refused (DK_ERR_FORMAT naming the key).
  *    A model with dakd.data.mask_extent > 0 scales each image by its mask's extent, so
  *    every input needs a mask (DK_ERR_ARG naming the image otherwise).
- *  - When the model resamples (target spacing or size, or mask extent), the class PROBABILITIES are
- *    resampled back linearly onto the input grid (dk_resample to the input's size, whose
- *    grid rule puts the samples at the input's voxel centres) and the argmax is taken
- *    there (as nnU-Net), then the optional largest-component filter.
+ *  - When the model resamples (target spacing or size, or mask extent), the class
+ *    PROBABILITIES are resampled back linearly onto the input grid (dk_resample to the
+ *    input's size, whose grid rule puts the samples at the input's voxel centres) and the
+ *    argmax is taken there (as nnU-Net), then the optional largest-component filter.
  *  - Outputs carry the input's grid, geometry and NIfTI header fields bit for bit, except
  *    cal_min/cal_max (the image's display window), which are cleared.
  *  - Before anything is written: the model is read, every input's header is read and its
