@@ -645,20 +645,24 @@ static void expect_meta_refused(const char *key, const char *v, const char *frag
 }
 
 static void test_prep_meta_refused(void) {
-    expect_meta_refused("dakd.data.norm", "zscored", "one of none|zscore|");
-    expect_meta_refused("dakd.data.channels", "green", "one of all|one|luminance");
-    expect_meta_refused("dakd.data.channel_index", "1.5", "an integer");
-    expect_meta_refused("dakd.data.channel_index", "", "an integer");
-    expect_meta_refused("dakd.data.norm_lo_pct", "0.5x", "a number");
-    expect_meta_refused("dakd.data.ct_width", "nan", "a number");
-    expect_meta_refused("dakd.data.zero_outside_mask", "2", "0 or 1");
-    expect_meta_refused("dakd.data.spacing", "1,2", "3 numbers");
-    expect_meta_refused("dakd.data.spacing", "1,2,3,4", "3 numbers");
-    expect_meta_refused("dakd.data.patch", "1,-64,64", "3 numbers");
-    expect_meta_refused("dakd.data.classes", "1", "an integer in [2, 32]");
-    expect_meta_refused("dakd.data.mask_extent", "-1", "a number");
-    expect_meta_refused("dakd.data.classes", NULL, "lacks");
-    expect_meta_refused("dakd.data.size", NULL, "lacks");
+    static const char *const cases[][3] = {
+        {"dakd.data.norm", "zscored", "one of none|zscore|"},
+        {"dakd.data.channels", "green", "one of all|one|luminance"},
+        {"dakd.data.channel_index", "1.5", "an integer"},
+        {"dakd.data.channel_index", "", "an integer"},
+        {"dakd.data.norm_lo_pct", "0.5x", "a number"},
+        {"dakd.data.ct_width", "nan", "a number"},
+        {"dakd.data.zero_outside_mask", "2", "0 or 1"},
+        {"dakd.data.spacing", "1,2", "3 numbers"},
+        {"dakd.data.spacing", "1,2,3,4", "3 numbers"},
+        {"dakd.data.patch", "1,-64,64", "3 numbers"},
+        {"dakd.data.classes", "1", "an integer in [2, 32]"},
+        {"dakd.data.mask_extent", "-1", "a number"},
+        {"dakd.data.classes", NULL, "lacks"}, /* NULL: the key is missing */
+        {"dakd.data.size", NULL, "lacks"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_meta_refused(cases[i][0], cases[i][1], cases[i][2]);
 }
 
 int main(void) {
