@@ -1,19 +1,15 @@
 /* Batch augmentation: flips and quarter turns move image, label and mask together;
- * intensity scale, shift, gamma and noise change the image only. Defaults in data.h. */
+ * intensity scale, shift, gamma and noise change the image only. Defaults from the option
+ * schema (prep_schema.c). */
 #include "dakd/data.h"
 
 #include <math.h>
 #include <string.h>
 
 void dk_augment_defaults(dk_augment_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->p_flip[0] = o->p_flip[1] = o->p_flip[2] = 0.5;
-    o->p_rot90 = 0.5;
-    o->p_scale = 0.15, o->scale_lo = 0.75, o->scale_hi = 1.25;
-    o->p_shift = 0.15, o->shift_lo = -0.1, o->shift_hi = 0.1;
-    o->p_gamma = 0.3, o->gamma_lo = 0.7, o->gamma_hi = 1.5;
-    o->gamma_retain_stats = 1;
-    o->p_noise = 0.1, o->noise_var_hi = 0.1;
+    dk_data_opts d;
+    dk_data_defaults(&d);
+    memcpy(o, &d.aug, sizeof *o);
 }
 
 /* ------------------------------------------------------------------ spatial */

@@ -45,13 +45,9 @@ dk_status dk_channels_select(dk_volume *out, const dk_volume *in, dk_channel_mod
 /* ------------------------------------------------------------------ normalisation */
 
 void dk_norm_defaults(dk_norm_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->kind = DK_INTENSITY_ZSCORE;
-    o->lo_pct = 0.5;
-    o->hi_pct = 99.5;
-    o->level = 40;
-    o->width = 400;
-    o->zero_outside_mask = 1;
+    dk_prep_opts p;
+    dk_prep_defaults(&p);
+    memcpy(o, &p.norm, sizeof *o);
 }
 
 static void swapf(float *a, float *b) {
@@ -279,12 +275,9 @@ int dk_grid_match(const dk_volume *a, const char *name_a, const dk_volume *b,
 /* ------------------------------------------------------------------ one case */
 
 void dk_prep_defaults(dk_prep_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->channels = DK_CHANNELS_ALL;
-    dk_norm_defaults(&o->norm);
-    o->norm_in_mask = 1;
-    o->classes = 2;
-    o->grid_tol = 1e-3;
+    dk_data_opts d;
+    dk_data_defaults(&d);
+    memcpy(o, &d.prep, sizeof *o);
 }
 
 void dk_case_data_free(dk_case_data *c) {

@@ -4,12 +4,10 @@
  * list) checked before anything is written; per case read → preprocess → sliding window →
  * probabilities back on the input grid → labels → atomic writes.
  *
- * Metadata read from the model ("dakd.data.*", written by the trainer's model export):
- *   channels all|one|luminance, channel_index, norm none|zscore|percentile_zscore|ct_window,
- *   norm_lo_pct, norm_hi_pct, ct_level, ct_width, zero_outside_mask, norm_in_mask,
- *   spacing "x,y,z" (mm, 0 = kept), size "x,y,z" (0 = kept), patch "d,h,w", classes, and
- *   mask_extent (optional, absent = 0: the image is scaled by its mask's extent, so the
- *   mask is read whenever it is > 0).
+ * The model's preprocessing and patch ("dakd.data.*", written by the trainer's model export)
+ * are read by dk_prep_meta_read (dakd/data.h): the option schema says which keys and how.
+ * A model with mask_extent > 0 scales each image by its mask's extent, so the mask is read
+ * whenever it is > 0.
  */
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -42,94 +40,13 @@ typedef struct {
 
 /* ================================================================ model metadata */
 
-static const char *meta_value(const cJSON *m, const char *key) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(m, key);
-    return cJSON_IsString(it) ? it->valuestring : NULL;
-}
-
-static dk_status missing(const char *path, const char *key) {
-    return dk_fail(DK_ERR_FORMAT,
-                   "%s: __metadata__ lacks %s: the model carries no "
-                   "preprocessing (export it with dakd train / distill, which write "
-                   "dakd.data.*)",
-                   path, key);
-}
-
-/* The number under `key`, or an error naming it. */
-static dk_status meta_num(double *out, const cJSON *m, const char *path, const char *key) {
-    const char *v = meta_value(m, key);
-    if (!v) return missing(path, key);
-    char *end;
-    *out = strtod(v, &end);
-    if (end == v || *end)
-        return dk_fail(DK_ERR_FORMAT, "%s: %s = '%s' is not a number", path, key, v);
-    return DK_OK;
-}
-
-/* Three comma-separated numbers under `key`. */
-static dk_status meta_triple(double out[3], const cJSON *m, const char *path, const char *key) {
-    const char *v = meta_value(m, key);
-    if (!v) return missing(path, key);
-    const char *p = v;
-    for (int a = 0; a < 3; a++) {
-        char *end;
-        out[a] = strtod(p, &end);
-        if (end == p || *end != (a < 2 ? ',' : '\0') || !(out[a] >= 0))
-            return dk_fail(DK_ERR_FORMAT,
-                           "%s: %s = '%s' is not three numbers >= 0 "
-                           "separated by commas",
-                           path, key, v);
-        p = end + 1;
-    }
-    return DK_OK;
-}
-
-static dk_status meta_enum(int *out, const cJSON *m, const char *path, const char *key,
-                           const char *const *names) {
-    const char *v = meta_value(m, key);
-    if (!v) return missing(path, key);
-    for (int i = 0; names[i]; i++)
-        if (strcmp(v, names[i]) == 0) return *out = i, DK_OK;
-    return dk_fail(DK_ERR_FORMAT, "%s: %s = '%s' is not a known value", path, key, v);
-}
-
 static dk_status parse_prep(model_info *mi, const cJSON *m, const char *path) {
-    static const char *const chans[] = {"all", "one", "luminance", NULL};
-    static const char *const norms[] = {"none", "zscore", "percentile_zscore", "ct_window", NULL};
-    dk_prep_opts *p = &mi->prep;
-    dk_prep_defaults(p);
-    int ch = 0, nk = 0;
-    double ci, zo, nim, cls, sp[3], sz[3], pt[3];
-    dk_status st;
-    if ((st = meta_enum(&ch, m, path, "dakd.data.channels", chans)) ||
-        (st = meta_num(&ci, m, path, "dakd.data.channel_index")) ||
-        (st = meta_enum(&nk, m, path, "dakd.data.norm", norms)) ||
-        (st = meta_num(&p->norm.lo_pct, m, path, "dakd.data.norm_lo_pct")) ||
-        (st = meta_num(&p->norm.hi_pct, m, path, "dakd.data.norm_hi_pct")) ||
-        (st = meta_num(&p->norm.level, m, path, "dakd.data.ct_level")) ||
-        (st = meta_num(&p->norm.width, m, path, "dakd.data.ct_width")) ||
-        (st = meta_num(&zo, m, path, "dakd.data.zero_outside_mask")) ||
-        (st = meta_num(&nim, m, path, "dakd.data.norm_in_mask")) ||
-        (st = meta_triple(sp, m, path, "dakd.data.spacing")) ||
-        (st = meta_triple(sz, m, path, "dakd.data.size")) ||
-        (st = meta_triple(pt, m, path, "dakd.data.patch")) ||
-        (st = meta_num(&cls, m, path, "dakd.data.classes")))
-        return st;
-    p->channels = (dk_channel_mode)ch;
-    p->channel_index = (int)ci;
-    p->norm.kind = (dk_intensity_kind)nk;
-    p->norm.zero_outside_mask = zo != 0;
-    p->norm_in_mask = nim != 0;
-    for (int a = 0; a < 3; a++) {
-        p->target.spacing[a] = sp[a];
-        p->target.size[a] = (int64_t)sz[a];
-        mi->patch[a] = (int64_t)pt[a];
-    }
-    p->classes = mi->classes = (int)cls;
-    /* optional: models exported before mask_extent existed do not carry it (= off) */
-    if (meta_value(m, "dakd.data.mask_extent") &&
-        (st = meta_num(&p->mask_extent, m, path, "dakd.data.mask_extent")) != DK_OK)
-        return st;
+    dk_data_opts d;
+    dk_status st = dk_prep_meta_read(&d, m, path);
+    if (st != DK_OK) return st;
+    mi->prep = d.prep;
+    for (int a = 0; a < 3; a++) mi->patch[a] = d.patch[a];
+    mi->classes = d.prep.classes;
     return DK_OK;
 }
 

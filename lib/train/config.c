@@ -1,10 +1,12 @@
 /*
- * The training / distillation config (dakd/train.h): its field table, and the cross-field
- * checks that a per-field range cannot express.
+ * The training / distillation config (dakd/train.h): its field table, composed with the
+ * option schema's rows (dakd/data.h), and the cross-field checks that a per-field range
+ * cannot express.
  */
 #include "dakd/train.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -24,11 +26,12 @@ _Static_assert(sizeof(dk_lr_kind) == sizeof(int), "enum members must be int-size
 #define F_STR(s, k, m, d, h)                                                                   \
     {s, k, DK_CFG_STRING, OFF(m), sizeof(((dk_train_config *)0)->m), 0, 0, d, NULL, h}
 #define F_ENUM(s, k, m, names, d, h) {s, k, DK_CFG_ENUM, OFF(m), 0, 0, 0, d, names, h}
+/* A place holder (no section): here go the option schema's rows of group g, the first one
+ * stored at member m and each other at the distance from the first it has in dk_data_opts
+ * (m's group lies in the config as in dk_data_opts: prep, patch, classes, aug). */
+#define SCHEMA(g, m) {NULL, NULL, DK_CFG_INT, OFF(m), (size_t)(g), 0, 0, NULL, NULL, NULL}
 
 static const char *const val_domains[] = {"source", "target", NULL};
-static const char *const channel_modes[] = {"all", "one", "luminance", NULL};
-static const char *const data_norms[] = {"none", "zscore", "percentile_zscore", "ct_window",
-                                         NULL};
 static const char *const net_norms[] = {"batch", "instance", "none", NULL};
 static const char *const ups[] = {"transposed", "interp", NULL};
 static const char *const optims[] = {"sgd", "adamw", NULL};
@@ -47,7 +50,7 @@ static const char *const align_kinds[] = {"mmd", "coral", "none", NULL};
     F_FLT("model", p "_leaky_slope", net.leaky_slope, 0, 1, "0.01", "0 = ReLU"),                   \
     F_FLT("model", p "_dropout", net.dropout, 0, 0.95, "0", "dropout p at the bottleneck")
 
-static const dk_cfg_field table[] = {
+static const dk_cfg_field layout[] = {
     F_STR("data", "cases", cases, "cases.csv", "case list CSV (case, image, label, mask, ...)"),
     F_STR("data", "domain_column", domain_column, "dataset",
           "CSV column naming the domain; empty = every case is source"),
@@ -59,30 +62,16 @@ static const dk_cfg_field table[] = {
     F_STR("data", "target_split", target_split, "train",
           "split value of target cases used in training; empty = all"),
     F_ENUM("data", "val_domain", val_domain, val_domains, "source", "domain validated on"),
-    F_ENUM("data", "channels", channels, channel_modes, "all", "channel choice"),
-    F_INT("data", "channel_index", channel_index, 0, 255, "0", "channel for channels = one"),
-    F_ENUM("data", "norm", norm, data_norms, "zscore", "intensity normalisation"),
-    F_DBL("data", "norm_lo_pct", norm_lo_pct, 0, 100, "0.5", "percentile_zscore lower clip"),
-    F_DBL("data", "norm_hi_pct", norm_hi_pct, 0, 100, "99.5", "percentile_zscore upper clip"),
-    F_DBL("data", "ct_level", ct_level, -INF, INF, "40", "ct_window level (image units)"),
-    F_DBL("data", "ct_width", ct_width, 1e-6, INF, "400", "ct_window width (image units)"),
-    F_BOOL("data", "zero_outside_mask", zero_outside_mask, "true", "0 outside the mask"),
-    F_BOOL("data", "norm_in_mask", norm_in_mask, "true", "statistics inside the mask"),
+    SCHEMA(DK_PREP_INTENSITY, prep.channels),
     F_BOOL("data", "use_mask", use_mask, "true", "use the CSV's mask/fov column"),
     F_BOOL("data", "centre_in_mask", centre_in_mask, "false",
            "centre background patches inside the mask"),
-    F_DBL("data", "spacing_x", spacing[0], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
-    F_DBL("data", "spacing_y", spacing[1], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
-    F_DBL("data", "spacing_z", spacing[2], 0, 1e3, "0", "resample to this spacing, mm; 0 = keep"),
-    F_DBL("data", "mask_extent", mask_extent, 0, 1e5, "0",
-          "resample so the mask's bounding box spans N voxels; 0 = off"),
-    F_I64("data", "patch_d", patch[0], 1, 4096, "1", "patch depth (1 for 2-D)"),
-    F_I64("data", "patch_h", patch[1], 1, 4096, "256", "patch height"),
-    F_I64("data", "patch_w", patch[2], 1, 4096, "256", "patch width"),
+    SCHEMA(DK_PREP_GRID, prep.target.spacing[0]),
+    SCHEMA(DK_PREP_PATCH, patch[0]),
     F_INT("data", "batch_size", batch_size, 1, 4096, "8",
           "patches per step in all (distill: split source/target by the mixing ratio r(e))"),
     F_DBL("data", "fg_fraction", fg_fraction, 0, 1, "0.333333", "foreground-centred share"),
-    F_INT("data", "classes", classes, 2, DK_LOSS_MAX_CLASSES, "2", "classes incl. background"),
+    SCHEMA(DK_PREP_CLASSES, classes),
     F_INT("model", "dims", dims, 2, 3, "2", "2-D or 3-D networks"),
     F_INT("model", "in_channels", in_channels, 1, 64, "1", "network input channels"),
     NET_FIELDS("teacher", teacher, "32", "5"),
@@ -134,53 +123,71 @@ static const dk_cfg_field table[] = {
            "target rows and the exported student"),
     F_STR("distill", "extra_teachers", extra_teachers, "",
           "comma-separated checkpoints of more teachers; empty = none"),
-    F_DBL("augment", "p_flip_d", p_flip[0], 0, 1, "0.5", "flip along d (3-D only)"),
-    F_DBL("augment", "p_flip_h", p_flip[1], 0, 1, "0.5", "flip along h"),
-    F_DBL("augment", "p_flip_w", p_flip[2], 0, 1, "0.5", "flip along w"),
-    F_DBL("augment", "p_rot90", p_rot90, 0, 1, "0.5", "quarter turns in (h, w)"),
-    F_DBL("augment", "p_scale", p_scale, 0, 1, "0.15", "intensity scale"),
-    F_DBL("augment", "scale_lo", scale_lo, 0, 10, "0.75", "intensity scale range"),
-    F_DBL("augment", "scale_hi", scale_hi, 0, 10, "1.25", "intensity scale range"),
-    F_DBL("augment", "p_shift", p_shift, 0, 1, "0.15", "intensity shift"),
-    F_DBL("augment", "shift_lo", shift_lo, -10, 10, "-0.1", "intensity shift range"),
-    F_DBL("augment", "shift_hi", shift_hi, -10, 10, "0.1", "intensity shift range"),
-    F_DBL("augment", "p_gamma", p_gamma, 0, 1, "0.3", "gamma"),
-    F_DBL("augment", "gamma_lo", gamma_lo, 0.01, 10, "0.7", "gamma range"),
-    F_DBL("augment", "gamma_hi", gamma_hi, 0.01, 10, "1.5", "gamma range"),
-    F_BOOL("augment", "gamma_retain_stats", gamma_retain_stats, "true",
-           "restore mean and std after gamma"),
-    F_DBL("augment", "p_noise", p_noise, 0, 1, "0.1", "Gaussian noise"),
-    F_DBL("augment", "noise_var_hi", noise_var_hi, 0, 10, "0.1", "noise variance ~ U(0, hi)"),
+    SCHEMA(DK_PREP_AUGMENT, aug),
     F_STR("output", "run_dir", run_dir, "runs/train", "run directory"),
 };
 
-enum { NFIELDS = sizeof table / sizeof table[0] };
+enum { NLAYOUT = sizeof layout / sizeof layout[0], MAX_FIELDS = 192 };
+
+static dk_cfg_field table[MAX_FIELDS];
+static size_t nfields;
+static pthread_once_t composed = PTHREAD_ONCE_INIT;
+
+/* The layout with each place holder replaced by its group's schema rows. */
+static void compose(void) {
+    size_t ns;
+    const dk_prep_field *s = dk_prep_schema(&ns);
+    for (size_t i = 0; i < NLAYOUT; i++) {
+        if (layout[i].section) {
+            table[nfields++] = layout[i];
+            continue;
+        }
+        size_t first = SIZE_MAX;
+        for (size_t k = 0; k < ns; k++) {
+            if (s[k].group != (dk_prep_group)layout[i].size) continue;
+            if (first == SIZE_MAX) first = s[k].cfg.offset;
+            DK_ASSERT(nfields < MAX_FIELDS && s[k].cfg.offset >= first);
+            table[nfields] = s[k].cfg;
+            table[nfields++].offset = layout[i].offset + (s[k].cfg.offset - first);
+        }
+    }
+}
 
 const dk_cfg_field *dk_train_config_table(size_t *n) {
-    if (n) *n = NFIELDS;
+    pthread_once(&composed, compose);
+    if (n) *n = nfields;
     return table;
 }
 
 void dk_train_config_defaults(dk_train_config *c) {
     memset(c, 0, sizeof *c);
-    dk_cfg_defaults(c, table, NFIELDS);
+    dk_prep_defaults(&c->prep); /* its members that are no keys */
+    size_t n;
+    const dk_cfg_field *t = dk_train_config_table(&n);
+    dk_cfg_defaults(c, t, n);
     dk_status st = dk_train_config_validate(c);
     DK_ASSERT(st == DK_OK);
 }
 
 dk_status dk_train_config_load(dk_train_config *c, const char *path) {
+    size_t n;
+    const dk_cfg_field *t = dk_train_config_table(&n);
     dk_train_config tmp = *c;
-    dk_status st = dk_cfg_load(&tmp, table, NFIELDS, path);
+    dk_status st = dk_cfg_load(&tmp, t, n, path);
     if (st == DK_OK) *c = tmp;
     return st;
 }
 
 dk_status dk_train_config_set(dk_train_config *c, const char *assignment) {
-    return dk_cfg_set(c, table, NFIELDS, assignment);
+    size_t n;
+    const dk_cfg_field *t = dk_train_config_table(&n);
+    return dk_cfg_set(c, t, n, assignment);
 }
 
 dk_status dk_train_config_write(const dk_train_config *c, const char *path) {
-    return dk_cfg_write(c, table, NFIELDS, path);
+    size_t n;
+    const dk_cfg_field *t = dk_train_config_table(&n);
+    return dk_cfg_write(c, t, n, path);
 }
 
 static dk_status check_lo_hi(double lo, double hi, const char *sec, const char *klo,
@@ -208,21 +215,24 @@ static dk_status check_data(const dk_train_config *c) {
     if (c->domain_column[0] && (!c->source[0] || !c->target[0]))
         return dk_fail(DK_ERR_ARG, "config: [data] source and target must be set when "
                                    "domain_column = %s", c->domain_column);
-    if (c->norm_lo_pct >= c->norm_hi_pct)
+    const dk_prep_opts *p = &c->prep;
+    if (p->norm.lo_pct >= p->norm.hi_pct)
         return dk_fail(DK_ERR_ARG, "config: [data] norm_lo_pct = %g must be below norm_hi_pct "
-                                   "= %g", c->norm_lo_pct, c->norm_hi_pct);
-    if (c->channels != 0 && c->in_channels != 1)
+                                   "= %g", p->norm.lo_pct, p->norm.hi_pct);
+    if (p->channels != DK_CHANNELS_ALL && c->in_channels != 1)
         return dk_fail(DK_ERR_ARG, "config: [data] channels = %s gives 1 channel but [model] "
-                                   "in_channels = %d", channel_modes[c->channels], c->in_channels);
+                                   "in_channels = %d", dk_channel_mode_name(p->channels),
+                       c->in_channels);
     if (c->dims == 2 && c->patch[0] != 1)
         return dk_fail(DK_ERR_ARG, "config: [data] patch_d = %lld must be 1 when [model] dims "
                                    "= 2", (long long)c->patch[0]);
-    if (c->mask_extent > 0 && !c->use_mask)
+    const double *sp = p->target.spacing;
+    if (p->mask_extent > 0 && !c->use_mask)
         return dk_fail(DK_ERR_ARG, "config: [data] mask_extent = %g scales images by their "
-                                   "masks but use_mask = false", c->mask_extent);
-    if (c->mask_extent > 0 && (c->spacing[0] > 0 || c->spacing[1] > 0 || c->spacing[2] > 0))
+                                   "masks but use_mask = false", p->mask_extent);
+    if (p->mask_extent > 0 && (sp[0] > 0 || sp[1] > 0 || sp[2] > 0))
         return dk_fail(DK_ERR_ARG, "config: [data] mask_extent = %g and spacing_x/y/z both set "
-                                   "the grid: choose one", c->mask_extent);
+                                   "the grid: choose one", p->mask_extent);
     dk_status st = check_patch(c, &c->teacher, "teacher");
     return st != DK_OK ? st : check_patch(c, &c->student, "student");
 }
@@ -246,9 +256,10 @@ static dk_status check_distill(const dk_train_config *c) {
     if (st == DK_OK && c->lambda_hint > 0 && !c->hint_tap[0])
         st = dk_fail(DK_ERR_ARG, "config: [distill] hint_tap is empty but lambda_hint = %g",
                      c->lambda_hint);
-    if (st == DK_OK) st = check_lo_hi(c->scale_lo, c->scale_hi, "augment", "scale_lo", "scale_hi");
-    if (st == DK_OK) st = check_lo_hi(c->shift_lo, c->shift_hi, "augment", "shift_lo", "shift_hi");
-    if (st == DK_OK) st = check_lo_hi(c->gamma_lo, c->gamma_hi, "augment", "gamma_lo", "gamma_hi");
+    const dk_augment_opts *a = &c->aug;
+    if (st == DK_OK) st = check_lo_hi(a->scale_lo, a->scale_hi, "augment", "scale_lo", "scale_hi");
+    if (st == DK_OK) st = check_lo_hi(a->shift_lo, a->shift_hi, "augment", "shift_lo", "shift_hi");
+    if (st == DK_OK) st = check_lo_hi(a->gamma_lo, a->gamma_hi, "augment", "gamma_lo", "gamma_hi");
     return st;
 }
 

@@ -11,19 +11,10 @@
 
 #include "trainer_internal.h"
 
+/* The config holds the schema's preprocessing options (dakd/data.h); classes is the
+ * trainer's key, shared with the networks and the sampler. */
 static void prep_from_config(dk_prep_opts *po, const dk_train_config *c) {
-    dk_prep_defaults(po);
-    po->channels = (dk_channel_mode)c->channels;
-    po->channel_index = c->channel_index;
-    po->norm.kind = (dk_intensity_kind)c->norm;
-    po->norm.lo_pct = c->norm_lo_pct;
-    po->norm.hi_pct = c->norm_hi_pct;
-    po->norm.level = c->ct_level;
-    po->norm.width = c->ct_width;
-    po->norm.zero_outside_mask = c->zero_outside_mask;
-    po->norm_in_mask = c->norm_in_mask;
-    for (int a = 0; a < 3; a++) po->target.spacing[a] = c->spacing[a];
-    po->mask_extent = c->mask_extent;
+    *po = c->prep;
     po->classes = c->classes;
 }
 
@@ -159,15 +150,8 @@ static dk_status make_sampler(dk_sampler *s, dk_batch *b, const dk_trainer *t,
 }
 
 static void augment_from_config(dk_augment_opts *a, const dk_train_config *c) {
-    dk_augment_defaults(a);
-    for (int k = 0; k < 3; k++) a->p_flip[k] = c->p_flip[k];
+    *a = c->aug;
     if (c->patch[0] == 1) a->p_flip[0] = 0;
-    a->p_rot90 = c->p_rot90;
-    a->p_scale = c->p_scale, a->scale_lo = c->scale_lo, a->scale_hi = c->scale_hi;
-    a->p_shift = c->p_shift, a->shift_lo = c->shift_lo, a->shift_hi = c->shift_hi;
-    a->p_gamma = c->p_gamma, a->gamma_lo = c->gamma_lo, a->gamma_hi = c->gamma_hi;
-    a->gamma_retain_stats = c->gamma_retain_stats;
-    a->p_noise = c->p_noise, a->noise_var_hi = c->noise_var_hi;
 }
 
 /* A frozen network loaded from `path`, checked against `cfg`. */

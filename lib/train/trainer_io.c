@@ -158,41 +158,19 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
     cJSON_Delete(o);
 }
 
-/* The exported model also carries the preprocessing it was trained with ("dakd.data.*",
- * read by dk_predict_run so prediction prepares images exactly as training did): channel
- * choice, normalisation and its parameters, target spacing and size "x,y,z" (0 = kept),
- * the mask extent (0 = off), the training patch "d,h,w" and the classes. Numbers in %.17g
- * read back exactly. */
+/* The exported model also carries the preprocessing it was trained with and its patch
+ * ("dakd.data.*" after "dakd.epoch", dk_prep_meta_write), which dk_predict_run reads back
+ * through dk_prep_meta_read, so prediction prepares images exactly as training did. */
 dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
-    static const char *const chans[] = {"all", "one", "luminance"};
-    static const char *const norms[] = {"none", "zscore", "percentile_zscore", "ct_window"};
-    const dk_prep_opts *p = &t->prep;
-    const double *sp = p->target.spacing;
-    const int64_t *sz = p->target.size, *pt = t->cfg.patch;
-    char path[DK_TRAIN_PATH_MAX + 32], v[13][80];
+    const int64_t *pt = t->cfg.patch;
+    dk_data_opts d = {.prep = t->prep, .patch = {pt[0], pt[1], pt[2]}};
+    dk_prep_meta pm;
+    dk_prep_meta_write(&pm, &d);
+    char path[DK_TRAIN_PATH_MAX + 32], epoch[16];
     snprintf(path, sizeof path, "%s/%s", t->cfg.run_dir, name);
-    snprintf(v[0], 80, "%d", t->epoch);
-    snprintf(v[1], 80, "%d", p->channel_index);
-    snprintf(v[2], 80, "%.17g", p->norm.lo_pct);
-    snprintf(v[3], 80, "%.17g", p->norm.hi_pct);
-    snprintf(v[4], 80, "%.17g", p->norm.level);
-    snprintf(v[5], 80, "%.17g", p->norm.width);
-    snprintf(v[6], 80, "%d", p->norm.zero_outside_mask);
-    snprintf(v[7], 80, "%d", p->norm_in_mask);
-    snprintf(v[8], 80, "%.17g,%.17g,%.17g", sp[0], sp[1], sp[2]);
-    snprintf(v[9], 80, "%" PRId64 ",%" PRId64 ",%" PRId64, sz[0], sz[1], sz[2]);
-    snprintf(v[10], 80, "%" PRId64 ",%" PRId64 ",%" PRId64, pt[0], pt[1], pt[2]);
-    snprintf(v[11], 80, "%d", p->classes);
-    snprintf(v[12], 80, "%.17g", p->mask_extent);
-    const char *meta[] = {"dakd.epoch", v[0], "dakd.data.channels", chans[p->channels],
-                          "dakd.data.channel_index", v[1], "dakd.data.norm",
-                          norms[p->norm.kind], "dakd.data.norm_lo_pct", v[2],
-                          "dakd.data.norm_hi_pct", v[3], "dakd.data.ct_level", v[4],
-                          "dakd.data.ct_width", v[5], "dakd.data.zero_outside_mask", v[6],
-                          "dakd.data.norm_in_mask", v[7], "dakd.data.spacing", v[8],
-                          "dakd.data.size", v[9], "dakd.data.patch", v[10],
-                          "dakd.data.classes", v[11], "dakd.data.mask_extent", v[12],
-                          NULL};
+    snprintf(epoch, sizeof epoch, "%d", t->epoch);
+    const char *meta[2 * DK_PREP_META_MAX + 3] = {"dakd.epoch", epoch};
+    memcpy(meta + 2, pm.kv, (size_t)(2 * pm.n + 1) * sizeof *meta);
     return dk_unet_save(t->net, path, meta);
 }
 

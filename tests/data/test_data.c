@@ -7,6 +7,7 @@
 #include "test_data.h"
 #include "test_util.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -562,6 +563,108 @@ static void test_retina_cases(void) {
     dk_cases_free(&all);
 }
 
+/* ================================================================ option schema metadata */
+
+/* The metadata of m as the JSON object a model file's __metadata__ parses into. */
+static cJSON *meta_json(const dk_prep_meta *m) {
+    cJSON *o = cJSON_CreateObject();
+    for (int k = 0; o && m->kv[2 * k]; k++)
+        cJSON_AddStringToObject(o, m->kv[2 * k], m->kv[2 * k + 1]);
+    return o;
+}
+
+/* The defaults write the bytes models have always carried, keys in the same order. */
+static void test_prep_meta_format(void) {
+    dk_data_opts d;
+    dk_data_defaults(&d);
+    dk_prep_meta m;
+    dk_prep_meta_write(&m, &d);
+    const char *want[] = {"channels", "all", "channel_index", "0", "norm", "zscore",
+                          "norm_lo_pct", "0.5", "norm_hi_pct", "99.5", "ct_level", "40",
+                          "ct_width", "400", "zero_outside_mask", "1", "norm_in_mask", "1",
+                          "spacing", "0,0,0", "size", "0,0,0", "patch", "1,256,256",
+                          "classes", "2", "mask_extent", "0"};
+    int n = (int)(sizeof want / sizeof want[0]) / 2;
+    CU_ASSERT_EQUAL_FATAL(m.n, n);
+    for (int k = 0; k < n; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "dakd.data.%s", want[2 * k]);
+        CU_ASSERT_STRING_EQUAL(m.kv[2 * k], key);
+        CU_ASSERT_STRING_EQUAL(m.kv[2 * k + 1], want[2 * k + 1]);
+    }
+    CU_ASSERT_PTR_NULL(m.kv[2 * n]);
+    d.prep.target.spacing[0] = 0.1 + 0.2, d.prep.norm.level = -1e300 / 3;
+    dk_prep_meta_write(&m, &d);
+    CU_ASSERT_STRING_EQUAL(m.kv[19], "0.30000000000000004,0,0"); /* %.17g */
+    CU_ASSERT_STRING_EQUAL(m.kv[11], "-3.3333333333333335e+299");
+}
+
+/* A non-default struct written and read back is the same struct. */
+static void test_prep_meta_round_trip(void) {
+    dk_data_opts d, r;
+    dk_data_defaults(&d);
+    dk_prep_opts *p = &d.prep;
+    p->channels = DK_CHANNELS_ONE, p->channel_index = 2;
+    p->norm.kind = DK_INTENSITY_CT_WINDOW, p->norm.lo_pct = 1.5, p->norm.hi_pct = 98.25;
+    p->norm.level = -1000.1, p->norm.width = 0.1, p->norm.zero_outside_mask = 0;
+    p->norm_in_mask = 0, p->mask_extent = 123.456, p->classes = 5;
+    p->target.spacing[0] = 0.7, p->target.spacing[1] = 0.1 + 0.2, p->target.spacing[2] = 2.5;
+    p->target.size[0] = 10, p->target.size[2] = 3;
+    d.patch[0] = 1, d.patch[1] = 64, d.patch[2] = 96;
+    dk_prep_meta m;
+    dk_prep_meta_write(&m, &d);
+    cJSON *j = meta_json(&m);
+    CU_ASSERT_EQUAL_FATAL(dk_prep_meta_read(&r, j, "m.safetensors"), DK_OK);
+    CU_ASSERT_EQUAL(memcmp(&r.prep, &d.prep, sizeof d.prep), 0);
+    CU_ASSERT_EQUAL(memcmp(r.patch, d.patch, sizeof d.patch), 0);
+    /* mask_extent is optional: models from before it read back 0 */
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "dakd.data.mask_extent");
+    CU_ASSERT_EQUAL_FATAL(dk_prep_meta_read(&r, j, "m.safetensors"), DK_OK);
+    CU_ASSERT_EQUAL(r.prep.mask_extent, 0);
+    CU_ASSERT_EQUAL(r.prep.norm.width, 0.1);
+    cJSON_Delete(j);
+}
+
+/* Replace `key`'s value in a default model's metadata by `v` (NULL: drop the key) and
+ * expect the read to fail naming the key (and `v`). */
+static void expect_meta_refused(const char *key, const char *v, const char *frag) {
+    dk_data_opts d;
+    dk_data_defaults(&d);
+    dk_prep_meta m;
+    dk_prep_meta_write(&m, &d);
+    cJSON *j = meta_json(&m);
+    cJSON_DeleteItemFromObjectCaseSensitive(j, key);
+    if (v) cJSON_AddStringToObject(j, key, v);
+    CU_ASSERT_EQUAL(dk_prep_meta_read(&d, j, "m.safetensors"), DK_ERR_FORMAT);
+    const char *e = dk_last_error();
+    int ok = strstr(e, "m.safetensors") && strstr(e, key) && (!v || strstr(e, v)) &&
+             strstr(e, frag);
+    if (!ok) printf("\n  %s = %s: '%s'\n", key, v ? v : "(none)", e);
+    CU_ASSERT(ok);
+    cJSON_Delete(j);
+}
+
+static void test_prep_meta_refused(void) {
+    static const char *const cases[][3] = {
+        {"dakd.data.norm", "zscored", "one of none|zscore|"},
+        {"dakd.data.channels", "green", "one of all|one|luminance"},
+        {"dakd.data.channel_index", "1.5", "an integer"},
+        {"dakd.data.channel_index", "", "an integer"},
+        {"dakd.data.norm_lo_pct", "0.5x", "a number"},
+        {"dakd.data.ct_width", "nan", "a number"},
+        {"dakd.data.zero_outside_mask", "2", "0 or 1"},
+        {"dakd.data.spacing", "1,2", "3 numbers"},
+        {"dakd.data.spacing", "1,2,3,4", "3 numbers"},
+        {"dakd.data.patch", "1,-64,64", "3 numbers"},
+        {"dakd.data.classes", "1", "an integer in [2, 32]"},
+        {"dakd.data.mask_extent", "-1", "a number"},
+        {"dakd.data.classes", NULL, "lacks"}, /* NULL: the key is missing */
+        {"dakd.data.size", NULL, "lacks"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_meta_refused(cases[i][0], cases[i][1], cases[i][2]);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("data_prep", NULL, NULL);
@@ -580,6 +683,9 @@ int main(void) {
     CU_add_test(s, "mask_extent scales by the mask's bounding box; no mask is refused",
                 test_case_load_mask_extent);
     CU_add_test(s, "retina cases.csv loads", test_retina_cases);
+    CU_add_test(s, "model metadata: the bytes and order of the defaults", test_prep_meta_format);
+    CU_add_test(s, "model metadata: written and read back", test_prep_meta_round_trip);
+    CU_add_test(s, "model metadata: bad values refused naming the key", test_prep_meta_refused);
     add_sampling_tests();
     return dk_test_run();
 }

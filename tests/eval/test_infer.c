@@ -19,6 +19,7 @@
 #include "dakd/train.h"
 #include "test_util.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -713,13 +714,17 @@ out:
 }
 
 /* The trainer's preprocessing of the end-to-end run. */
+static void training_prep(dk_prep_opts *p) {
+    dk_prep_defaults(p);
+    p->norm.kind = DK_INTENSITY_PERCENTILE_ZSCORE;
+    p->norm.lo_pct = 1, p->norm.hi_pct = 99;
+    p->target.spacing[0] = p->target.spacing[1] = 1.25;
+    p->classes = 4;
+}
+
 static int training_side_labels(uint8_t *out, const char *id) {
     dk_prep_opts p;
-    dk_prep_defaults(&p);
-    p.norm.kind = DK_INTENSITY_PERCENTILE_ZSCORE;
-    p.norm.lo_pct = 1, p.norm.hi_pct = 99;
-    p.target.spacing[0] = p.target.spacing[1] = 1.25;
-    p.classes = 4;
+    training_prep(&p);
     return side_labels(out, id, &p, e2e_model);
 }
 
@@ -741,7 +746,27 @@ static void test_end_to_end(void) {
         if (!strstr(meta, keys[i])) printf("\n    missing %s in %s\n", keys[i], meta);
         CU_ASSERT_PTR_NOT_NULL(strstr(meta, keys[i]));
     }
+    /* ... as the option schema reads it back: the trainer's struct, the same keys in order */
+    cJSON *mj = cJSON_Parse(meta);
     free(meta);
+    dk_data_opts d;
+    dk_prep_opts want;
+    CU_ASSERT_EQUAL_FATAL(dk_prep_meta_read(&d, mj, e2e_model), DK_OK);
+    training_prep(&want);
+    CU_ASSERT_EQUAL(memcmp(&d.prep, &want, sizeof want), 0);
+    CU_ASSERT(d.patch[0] == 1 && d.patch[1] == 32 && d.patch[2] == 32);
+    dk_prep_meta again;
+    dk_prep_meta_write(&again, &d);
+    int k = 0;
+    for (const cJSON *it = mj ? mj->child : NULL; it; it = it->next) {
+        if (strncmp(it->string, "dakd.data.", 10) != 0) continue;
+        CU_ASSERT_FATAL(k < again.n);
+        CU_ASSERT_STRING_EQUAL(it->string, again.kv[2 * k]);
+        CU_ASSERT_STRING_EQUAL(it->valuestring, again.kv[2 * k + 1]);
+        k++;
+    }
+    CU_ASSERT_EQUAL(k, again.n);
+    cJSON_Delete(mj);
     /* dk_predict_run on the test split of the case list */
     char out[2200];
     snprintf(out, sizeof out, "%s/pred", e2e_dir);
@@ -824,6 +849,7 @@ static void expect_predict_fail(dk_predict_opts *o, dk_status want, const char *
 }
 
 static char bad_good[2048], bad_bare[2048], bad_junk[2048], bad_gray[2048], bad_rgb[2048];
+static char bad_enum[2048], bad_number[2048];
 
 /* A model with dakd.data.mask_extent = 14: the cases' disk masks span 28 voxels, so each
  * 32x32 image is halved to 16x16 before the network and its probabilities brought back to
@@ -878,7 +904,8 @@ static void test_mask_extent(void) {
     expect_predict_fail(&o, DK_ERR_ARG, "t5_img.nii.gz: the model");
 }
 
-/* A model with metadata, one without, a file that is no model, a 1- and a 3-channel image. */
+/* A model with metadata, one without, two with a bad value, a file that is no model, a 1- and
+ * a 3-channel image. */
 static int bad_files(void) {
     dk_unet *net = make_net(2, 1, 2, 4, 3, 71);
     snprintf(bad_good, sizeof bad_good, "%s.safetensors", scratch("bad_good"));
@@ -886,8 +913,12 @@ static int bad_files(void) {
     snprintf(bad_junk, sizeof bad_junk, "%s", scratch("junk.safetensors"));
     snprintf(bad_gray, sizeof bad_gray, "%s", scratch("bad_gray.nii.gz"));
     snprintf(bad_rgb, sizeof bad_rgb, "%s", scratch("bad_rgb.nii.gz"));
+    snprintf(bad_enum, sizeof bad_enum, "%s.safetensors", scratch("bad_enum"));
+    snprintf(bad_number, sizeof bad_number, "%s.safetensors", scratch("bad_number"));
     int rc = !net || save_model(bad_good, net, "all", "zscore", "0,0,0", "1,16,16", "2") ||
-             dk_unet_save(net, bad_bare, NULL) != DK_OK;
+             dk_unet_save(net, bad_bare, NULL) != DK_OK ||
+             save_model(bad_enum, net, "all", "zscored", "0,0,0", "1,16,16", "2") ||
+             save_model(bad_number, net, "all", "zscore", "0,0,0", "1,16,16.5", "2");
     dk_unet_free(net);
     FILE *f = fopen(bad_junk, "w");
     if (!f) return -1;
@@ -916,6 +947,10 @@ static void test_bad_input(void) {
     expect_predict_fail(&o, DK_ERR_FORMAT, "junk.safetensors");
     o.model = bad_bare; /* network config but no preprocessing */
     expect_predict_fail(&o, DK_ERR_FORMAT, "dakd.data.");
+    o.model = bad_enum; /* an enum name no version wrote */
+    expect_predict_fail(&o, DK_ERR_FORMAT, "dakd.data.norm = 'zscored'");
+    o.model = bad_number;
+    expect_predict_fail(&o, DK_ERR_FORMAT, "dakd.data.patch = '1,16,16.5'");
     o.model = bad_good;
     o.inputs = missing;
     expect_predict_fail(&o, DK_ERR_IO, "/nonexistent/x.nii.gz");

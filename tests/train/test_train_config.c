@@ -63,9 +63,9 @@ static void test_example_loads(void) {
     CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&c), DK_OK);
     CU_ASSERT_STRING_EQUAL(c.source, "drive");
     CU_ASSERT_STRING_EQUAL(c.target, "chase");
-    CU_ASSERT_EQUAL(c.channels, 1);
-    CU_ASSERT_EQUAL(c.channel_index, 1);
-    CU_ASSERT_EQUAL(c.norm, 2); /* percentile_zscore */
+    CU_ASSERT_EQUAL(c.prep.channels, DK_CHANNELS_ONE);
+    CU_ASSERT_EQUAL(c.prep.channel_index, 1);
+    CU_ASSERT_EQUAL(c.prep.norm.kind, DK_INTENSITY_PERCENTILE_ZSCORE);
     CU_ASSERT_EQUAL(c.lr.warmup_steps, 500);
     CU_ASSERT_EQUAL(c.lr.total_steps, 100 * 250 - 500);
     CU_ASSERT_STRING_EQUAL(c.run_dir, "runs/drive_to_chase");
@@ -153,6 +153,75 @@ static void test_long_values(void) {
     CU_ASSERT_STRING_EQUAL(d.cases, c.cases);
 }
 
+/* The config's preprocessing and augmentation defaults are the option schema's. */
+static void test_schema_defaults(void) {
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    dk_prep_opts p;
+    dk_augment_opts a;
+    dk_data_opts d;
+    dk_prep_defaults(&p);
+    dk_augment_defaults(&a);
+    dk_data_defaults(&d);
+    CU_ASSERT_EQUAL(memcmp(&c.prep, &p, sizeof p), 0);
+    CU_ASSERT_EQUAL(memcmp(&c.aug, &a, sizeof a), 0);
+    CU_ASSERT_EQUAL(memcmp(c.patch, d.patch, sizeof d.patch), 0);
+    CU_ASSERT_EQUAL(c.classes, p.classes);
+    CU_ASSERT_EQUAL(p.norm.kind, DK_INTENSITY_ZSCORE); /* the documented defaults */
+    CU_ASSERT_EQUAL(a.p_gamma, 0.3);
+    CU_ASSERT_EQUAL(d.patch[1], 256);
+    /* the schema bounds classes by what the losses take */
+    size_t n;
+    const dk_cfg_field *t = dk_train_config_table(&n);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(t[i].section, "data") && !strcmp(t[i].key, "classes")) {
+            found = 1;
+            CU_ASSERT_EQUAL(t[i].max, DK_LOSS_MAX_CLASSES);
+        }
+    CU_ASSERT(found);
+}
+
+/* A value other than the row's default: another name, the other boolean, a bound. */
+static void other_value(char *v, size_t n, const dk_cfg_field *f) {
+    if (f->type == DK_CFG_ENUM)
+        snprintf(v, n, "%s", f->enum_names[strcmp(f->enum_names[0], f->def) ? 0 : 1]);
+    else if (f->type == DK_CFG_BOOL)
+        snprintf(v, n, "%s", strcmp(f->def, "true") ? "true" : "false");
+    else if (isfinite(f->max))
+        snprintf(v, n, "%.17g", f->max);
+    else
+        snprintf(v, n, "%.17g", isfinite(f->min) ? f->min : 7.0);
+}
+
+/* Each schema key set through the config lands in the member it names in dk_data_opts. */
+static void test_schema_keys(void) {
+    size_t ns, nkeys = 0;
+    const dk_prep_field *s = dk_prep_schema(&ns);
+    for (size_t i = 0; i < ns; i++) {
+        const dk_cfg_field *f = &s[i].cfg;
+        if (!f->section) continue;
+        nkeys++;
+        char v[64], set[160];
+        other_value(v, sizeof v, f);
+        CU_ASSERT(strcmp(v, f->def) != 0);
+        snprintf(set, sizeof set, "%s.%s=%s", f->section, f->key, v);
+        dk_train_config c;
+        dk_data_opts d;
+        dk_train_config_defaults(&c);
+        dk_data_defaults(&d);
+        CU_ASSERT_EQUAL_FATAL(dk_train_config_set(&c, set), DK_OK);
+        CU_ASSERT_EQUAL_FATAL(dk_cfg_set(&d, f, 1, set), DK_OK);
+        int same = c.classes == d.prep.classes;
+        d.prep.classes = c.prep.classes; /* the config keeps classes beside prep */
+        same = same && !memcmp(&c.prep, &d.prep, sizeof d.prep) &&
+               !memcmp(&c.aug, &d.aug, sizeof d.aug) && !memcmp(c.patch, d.patch, sizeof c.patch);
+        if (!same) printf("\n  %s lands elsewhere\n", set);
+        CU_ASSERT(same);
+    }
+    CU_ASSERT_EQUAL(nkeys, 9 + 4 + 3 + 1 + 16);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("train.config", NULL, NULL);
@@ -160,7 +229,9 @@ int main(void) {
         !CU_add_test(s, "pipelines/train_example.ini loads", test_example_loads) ||
         !CU_add_test(s, "cross-field validation", test_validation) ||
         !CU_add_test(s, "failed load leaves the config", test_load_keeps_struct_on_error) ||
-        !CU_add_test(s, "long values", test_long_values)) {
+        !CU_add_test(s, "long values", test_long_values) ||
+        !CU_add_test(s, "defaults are the option schema's", test_schema_defaults) ||
+        !CU_add_test(s, "schema keys land in their members", test_schema_keys)) {
         CU_cleanup_registry();
         return 1;
     }

@@ -235,7 +235,7 @@ typedef struct {
     double grid_tol;          /* image/label/mask grid tolerance, mm and relative (1e-3) */
 } dk_prep_opts;
 
-void dk_prep_defaults(dk_prep_opts *o);
+void dk_prep_defaults(dk_prep_opts *o); /* the option schema's (dk_data_defaults) */
 
 /* One preprocessed case: everything owned. */
 typedef struct {
@@ -341,7 +341,7 @@ typedef struct {
     double p_noise, noise_var_hi;  /* N(0, σ²), σ² ~ U(0, var_hi) per patch; 0.1, 0.1 */
 } dk_augment_opts;
 
-void dk_augment_defaults(dk_augment_opts *o);
+void dk_augment_defaults(dk_augment_opts *o); /* the option schema's (dk_data_defaults) */
 
 /* Augment every patch of `b` in place. Draws from `rng` in patch order. */
 void dk_augment_batch(dk_batch *b, const dk_augment_opts *o, dk_rng *rng);
@@ -354,6 +354,92 @@ void dk_augment_rot90(dk_batch *b, int64_t i, int k);    /* k quarter turns, (h,
  * channel's minimum and range (r + 1e-7); with retain_stats the result is then shifted
  * and scaled back to the channel's former mean and std. */
 void dk_augment_gamma(dk_batch *b, int64_t i, double gamma, int retain_stats);
+
+/* ================================================================ the option schema
+ *
+ * ONE table (lib/data/prep_schema.c, dk_prep_schema) owns every option of preprocessing,
+ * of the training patch and of augmentation: its config key, type, bounds, default, help,
+ * and how a model file records it. Nothing else spells them:
+ *   - dk_data_defaults (and dk_prep_defaults, dk_norm_defaults, dk_augment_defaults, which
+ *     read it) take the defaults from the table;
+ *   - the training config (dakd/train.h) composes its [data] preprocessing and [augment]
+ *     keys from the rows of each group (DK_PREP_INTENSITY, ...);
+ *   - an exported model carries the options as "dakd.data.<key>" strings in its
+ *     safetensors __metadata__: dk_prep_meta_write for the trainer, dk_prep_meta_read for
+ *     prediction, both walking the table, so prediction prepares images as training did.
+ *
+ * Adding an option: add its member to dk_prep_opts (or dk_augment_opts) and ONE row to the
+ * table. Its group places the key in the config beside the options of its kind; a metadata
+ * key makes models record it, and then give the row DK_PREP_META_OPTIONAL: the key is
+ * written after the required ones (models written before keep their bytes) and a model
+ * without it reads back the default (as models from before mask_extent do).
+ *
+ * Metadata values: doubles "%.17g" (they read back exactly), ints and booleans "%d" (0/1),
+ * enums by name; consecutive rows with the same metadata key make one value "a,b,c"
+ * (spacing and size "x,y,z", patch "d,h,w"). Keys are written in table order, the required
+ * ones first: dakd.data.channels, channel_index, norm, norm_lo_pct, norm_hi_pct, ct_level,
+ * ct_width, zero_outside_mask, norm_in_mask, spacing, size, patch, classes, mask_extent.
+ */
+
+/* Everything the schema describes: the preprocessing, the training patch (prediction's
+ * default window) and the augmentation. prep.grid_tol is not an option (1e-3). */
+typedef struct {
+    dk_prep_opts prep;
+    int64_t patch[3];     /* (d, h, w) */
+    dk_augment_opts aug;
+} dk_data_opts;
+
+/* Every option at its default, prep.grid_tol 1e-3, padding zeroed. */
+void dk_data_defaults(dk_data_opts *o);
+
+typedef enum {
+    DK_PREP_META_ONLY = 0, /* recorded in models, no config key (prep.target.size) */
+    DK_PREP_INTENSITY,     /* [data] channel choice and normalisation */
+    DK_PREP_GRID,          /* [data] target spacing, mask extent */
+    DK_PREP_PATCH,         /* [data] patch_d, patch_h, patch_w */
+    DK_PREP_CLASSES,       /* [data] classes */
+    DK_PREP_AUGMENT        /* [augment] */
+} dk_prep_group;
+
+enum { DK_PREP_META_OPTIONAL = 1 };
+
+/* A row: `cfg` is a config field whose offset is into dk_data_opts (section and key NULL for
+ * DK_PREP_META_ONLY rows); `meta` the metadata key without "dakd.data." (NULL: not
+ * recorded); flags DK_PREP_META_OPTIONAL or 0. Within a group, rows are in config order. */
+typedef struct {
+    dk_cfg_field cfg;
+    dk_prep_group group;
+    const char *meta;
+    int flags;
+} dk_prep_field;
+
+/* The table; *n receives its length. */
+const dk_prep_field *dk_prep_schema(size_t *n);
+
+/* The option names of the enums ("all", "percentile_zscore", ...; "?" out of range). */
+const char *dk_channel_mode_name(dk_channel_mode m);
+const char *dk_intensity_name(dk_intensity_kind k);
+
+enum { DK_PREP_META_MAX = 16, DK_PREP_META_VALUE = 80 };
+
+/* The "dakd.data.*" metadata of a model: kv is "key", "value", ..., NULL (as dk_unet_save
+ * takes it), pointing into key and value of the same struct (so do not copy it). */
+typedef struct {
+    const char *kv[2 * DK_PREP_META_MAX + 1];
+    int n; /* pairs */
+    char key[DK_PREP_META_MAX][48];
+    char value[DK_PREP_META_MAX][DK_PREP_META_VALUE];
+} dk_prep_meta;
+
+/* The metadata of o's prep and patch (o->aug is not recorded). Cannot fail. */
+void dk_prep_meta_write(dk_prep_meta *m, const dk_data_opts *o);
+
+/* Read a model's metadata (the parsed __metadata__ object) into o: prep and patch from the
+ * keys, aug and everything else at the defaults. DK_ERR_FORMAT naming `path` and the key
+ * for a missing required key, or a value that is not of its row's type and within its
+ * bounds (an unknown enum name, "1.5" for an int, three values where one is expected); o is
+ * zeroed then. */
+dk_status dk_prep_meta_read(dk_data_opts *o, const struct cJSON *meta, const char *path);
 
 /* ================================================================ the stream
  *

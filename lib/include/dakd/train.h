@@ -9,6 +9,7 @@
 #define DAKD_TRAIN_H
 
 #include "dakd/core.h"
+#include "dakd/data.h"
 #include "dakd/nn.h"
 
 #ifdef __cplusplus
@@ -221,19 +222,18 @@ void dk_ema_update(dk_params *ema, const dk_params *p, double m);
  *
  * The training / distillation config: one struct filled from an INI file through one
  * dk_cfg_field table (dakd/core.h), sections [data] [model] [train] [distill] [augment]
- * [output]. Every default is in that table (lib/train/config.c); `dakd train --help` prints
- * it. Strings are fixed arrays inside the struct. Enumerated options are stored as their
- * enum (the index of the name in the table), so values match the C enums:
+ * [output]. The preprocessing keys of [data] (channels ... norm_in_mask, spacing_x/y/z,
+ * mask_extent, patch_d/h/w, classes) and every [augment] key are rows of the option schema
+ * (dakd/data.h dk_prep_schema), composed into the table with the trainer's own keys, whose
+ * defaults are in lib/train/config.c; `dakd train --help` prints the table. Strings are
+ * fixed arrays inside the struct. Enumerated options are stored as their enum (the index of
+ * the name in the table), so values match the C enums:
  *   [data] channels      all | one | luminance              (data.h dk_channel_mode)
- *   [data] norm          none | zscore | percentile_zscore | ct_window
- *                        (data.h's dk_norm_kind values 0..3; kept as an int here because
- *                        nn.h declares another dk_norm_kind, so the two headers cannot meet
- *                        in one translation unit)
+ *   [data] norm          none | zscore | percentile_zscore | ct_window (dk_intensity_kind)
  *   [model] *_norm       batch | instance | none            (nn.h dk_norm_kind)
  *   [model] *_up         transposed | interp                (dk_up_kind)
  *   [train] optimizer    sgd | adamw                        (dk_opt_kind)
  *   [train] lr_schedule  constant | poly | cosine           (dk_lr_kind)
- * The [augment] fields mirror data.h's dk_augment_opts one for one.
  */
 
 enum { DK_TRAIN_PATH_MAX = 512, DK_TRAIN_NAME_MAX = 64, DK_TRAIN_LIST_MAX = 2048 };
@@ -255,16 +255,15 @@ typedef struct {
     char val_split[DK_TRAIN_NAME_MAX];
     char target_split[DK_TRAIN_NAME_MAX]; /* target cases used unlabelled; "" = all */
     int val_domain;                        /* dk_val_domain */
-    int channels, channel_index;           /* dk_channel_mode and its index */
-    int norm;                              /* data.h dk_norm_kind (see above) */
-    double norm_lo_pct, norm_hi_pct, ct_level, ct_width;
-    int zero_outside_mask, norm_in_mask, use_mask, centre_in_mask;
-    double spacing[3];                     /* (x, y, z) mm; 0 = keep the grid */
-    double mask_extent;                    /* dk_prep_opts.mask_extent; 0 = off */
-    int64_t patch[3];                      /* (d, h, w) */
+    /* the schema's preprocessing keys; prep.classes, prep.target.size and prep.grid_tol are
+     * no keys and keep dk_prep_defaults' values (the trainer sets prep's classes from
+     * `classes`) */
+    dk_prep_opts prep;
+    int use_mask, centre_in_mask;
+    int64_t patch[3];                      /* (d, h, w); schema keys */
     int batch_size;
     double fg_fraction;
-    int classes;
+    int classes;                           /* schema key */
     /* [model]: dims, in_channels and classes (from [data]) are copied into both networks
      * by dk_train_config_validate. */
     int dims, in_channels;
@@ -294,10 +293,8 @@ typedef struct {
     double ema_momentum;
     int target_bn;           /* AdaBN: target batch-norm statistics (see the trainer) */
     char extra_teachers[DK_TRAIN_LIST_MAX]; /* comma-separated checkpoint paths; "" = none */
-    /* [augment] */
-    double p_flip[3], p_rot90, p_scale, scale_lo, scale_hi, p_shift, shift_lo, shift_hi;
-    double p_gamma, gamma_lo, gamma_hi, p_noise, noise_var_hi;
-    int gamma_retain_stats;
+    /* [augment]: the schema's keys */
+    dk_augment_opts aug;
     /* [output] */
     char run_dir[DK_TRAIN_PATH_MAX];
 } dk_train_config;
