@@ -250,6 +250,31 @@ static void cases_free(dk_rep_case *c, int n) {
     free(c);
 }
 
+void dk_eval_results_free(dk_eval_results *r) {
+    if (!r) return;
+    for (int i = 0; r->ids && i < r->n_cases; i++) free(r->ids[i]);
+    free(r->ids), free(r->labels), free(r->m);
+    memset(r, 0, sizeof *r);
+}
+
+/* A copy of the evaluated cases' ids and metrics into out (zeroed). */
+static dk_status keep_results(dk_eval_results *out, const dk_rep_run *r) {
+    int nc = r->n_cases, nl = r->n_labels;
+    out->ids = calloc((size_t)nc, sizeof *out->ids);
+    out->labels = malloc((size_t)nl * sizeof *out->labels);
+    out->m = malloc((size_t)nc * (size_t)nl * sizeof *out->m);
+    if (!out->ids || !out->labels || !out->m)
+        return dk_fail(DK_ERR_NOMEM, "results of %d cases", nc);
+    out->n_cases = nc, out->n_labels = nl;
+    memcpy(out->labels, r->labels, (size_t)nl * sizeof *out->labels);
+    for (int i = 0; i < nc; i++) {
+        if (!(out->ids[i] = strdup(r->cases[i].id)))
+            return dk_fail(DK_ERR_NOMEM, "results of %d cases", nc);
+        memcpy(out->m + (size_t)i * nl, r->cases[i].m, (size_t)nl * sizeof *out->m);
+    }
+    return DK_OK;
+}
+
 /* The optional file of case `id` in the listing (NULL listing: none). */
 static dk_status optional_file(char **out, const listing *l, const char *dir, const char *id,
                                const char *const *sfx, int ns, const char *what) {
@@ -424,6 +449,7 @@ static dk_status evaluate(const dk_eval_opts *o, const char *dir) {
     if (st == DK_OK) st = dk_rep_write_json(&r, dir);
     if (st == DK_OK) st = dk_rep_write_md(&r, dir);
     if (st == DK_OK) st = dk_rep_write_html(&r, dir);
+    if (st == DK_OK && o->results) st = keep_results(o->results, &r);
     cases_free(r.cases, r.n_cases);
     free(found);
     listing_free(&pred), listing_free(&ref), listing_free(&mask), listing_free(&image);
@@ -463,6 +489,7 @@ static dk_status check_opts(const dk_eval_opts *o) {
 }
 
 dk_status dk_eval_run(const dk_eval_opts *o) {
+    if (o->results) memset(o->results, 0, sizeof *o->results);
     dk_status st = check_opts(o);
     if (st != DK_OK) return st;
     char tmp[4096];
@@ -475,5 +502,6 @@ dk_status dk_eval_run(const dk_eval_opts *o) {
         st = evaluate(o, tmp);
     if (st == DK_OK) st = commit_dir(tmp, o->out_dir);
     if (st != DK_OK) remove_flat_dir(tmp);
+    if (st != DK_OK) dk_eval_results_free(o->results);
     return st;
 }

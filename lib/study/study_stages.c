@@ -273,32 +273,29 @@ static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) 
     return st;
 }
 
-/* Mean over labels of one case's Dice and (finite) HD95. */
-static dk_status score_case(double *dice, double *hd95, const char *pred, const char *ref,
-                            const char *mask, int classes) {
-    dk_volume p = {0}, r = {0}, m = {0};
-    dk_label_metrics lm[DK_LOSS_MAX_CLASSES];
-    int labels[DK_LOSS_MAX_CLASSES], nl = classes - 1;
-    for (int k = 0; k < nl; k++) labels[k] = k + 1;
-    dk_metric_opts mo;
-    dk_metric_defaults(&mo);
-    dk_status st = dk_volume_read(&p, pred);
-    if (st == DK_OK) st = dk_volume_read(&r, ref);
-    if (st == DK_OK && mask) st = dk_volume_read(&m, mask);
-    if (st == DK_OK)
-        st = dk_eval_case(lm, &p, pred, &r, ref, mask ? &m : NULL, labels, nl, &mo);
+/* Mean over labels of one case's Dice and of its finite HD95s (NaN when none is). */
+static void case_means(double *dice, double *hd95, const dk_label_metrics *m, int nl) {
     double sd = 0, sh = 0;
     int nh = 0;
-    for (int k = 0; st == DK_OK && k < nl; k++) {
-        sd += lm[k].dice;
-        if (isfinite(lm[k].hd95)) sh += lm[k].hd95, nh++;
+    for (int k = 0; k < nl; k++) {
+        sd += m[k].dice;
+        if (isfinite(m[k].hd95)) sh += m[k].hd95, nh++;
     }
     *dice = nl > 0 ? sd / nl : NAN;
     *hd95 = nh ? sh / nh : NAN;
-    dk_volume_free(&p);
-    dk_volume_free(&r);
-    dk_volume_free(&m);
-    return st;
+}
+
+/* Per-case Dice and HD95 means of the evaluation, in the order of the case list. */
+static dk_status table_values(double *dice, double *hd, const dk_eval_results *r,
+                              const dk_case_list *cs, const char *rep) {
+    for (int i = 0; i < cs->n; i++) {
+        int j = 0;
+        while (j < r->n_cases && strcmp(r->ids[j], cs->cases[i].id) != 0) j++;
+        if (j == r->n_cases)
+            return dk_fail(DK_ERR_IO, "%s: case %s was not evaluated", rep, cs->cases[i].id);
+        case_means(&dice[i], &hd[i], r->m + (size_t)j * r->n_labels, r->n_labels);
+    }
+    return DK_OK;
 }
 
 static void mean_std(const double *v, int n, double *mean, double *sd, int *used) {
@@ -313,16 +310,7 @@ static void mean_std(const double *v, int n, double *mean, double *sd, int *used
     *used = k;
 }
 
-static dk_status find_pred(char *buf, size_t n, const char *dir, const char *id) {
-    static const char *const exts[] = {".nii.gz", ".png", NULL};
-    for (int i = 0; exts[i]; i++) {
-        snprintf(buf, n, "%s/%s%s", dir, id, exts[i]);
-        if (access(buf, R_OK) == 0) return DK_OK;
-    }
-    return dk_fail(DK_ERR_IO, "%s/%s.nii.gz: prediction missing", dir, id);
-}
-
-/* Predict the set with one model, run the evaluation report, and score it for the table. */
+/* Predict the set with one model and evaluate it; the table's numbers are the evaluation's. */
 static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
                             const study_stage *g, const dk_study *s, const study_stage *model,
                             int classes) {
@@ -351,21 +339,15 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
     char title[256];
     snprintf(title, sizeof title, "%s: %s on %s%s%s", s->set.name, model->name, g->f.domain,
              g->f.split[0] ? "/" : "", g->f.split);
+    dk_eval_results res = {0};
     dk_eval_opts eo = {pred, sub[0], g->f.use_mask ? sub[1] : NULL, sub[2], labels,
-                       classes - 1, {1.0, 1}, rep, NULL, NULL, title};
+                       classes - 1, {1.0, 1}, rep, NULL, NULL, title, &res};
     dk_metric_defaults(&eo.metric);
     if (st == DK_OK) st = dk_eval_run(&eo);
     double *dice = calloc((size_t)cs->n, sizeof *dice), *hd = calloc((size_t)cs->n, sizeof *hd);
     if (st == DK_OK && (!dice || !hd)) st = dk_fail(DK_ERR_NOMEM, "%s: out of memory", dir);
-    for (int i = 0; i < cs->n && st == DK_OK; i++) {
-        char pp[Q + 80], rp[Q + 80], mp[Q + 80];
-        const dk_case *c = &cs->cases[i];
-        st = find_pred(pp, sizeof pp, pred, c->id);
-        snprintf(rp, sizeof rp, "%s/%s%s", sub[0], c->id, image_ext(c->label));
-        if (g->f.use_mask) snprintf(mp, sizeof mp, "%s/%s%s", sub[1], c->id, image_ext(c->mask));
-        if (st == DK_OK)
-            st = score_case(&dice[i], &hd[i], pp, rp, g->f.use_mask ? mp : NULL, classes);
-    }
+    if (st == DK_OK) st = table_values(dice, hd, &res, cs, rep);
+    dk_eval_results_free(&res);
     if (st == DK_OK) {
         double m, sd, hm, hsd;
         int n, nh;

@@ -435,7 +435,7 @@ static dk_status validate(dk_trainer *t, int e, double *dice) {
     *dice = NAN;
     if (t->cfg.validate_every <= 0 || (e + 1) % t->cfg.validate_every != 0 || t->nval == 0)
         return DK_OK;
-    dk_status st = dk__eval_dice(dice, t->net, t->val, t->nval, t->cfg.classes);
+    dk_status st = dk__trainer_val_dice(dice, t, t->val, t->nval);
     if (st == DK_OK) st = plan_all(t);
     if (st != DK_OK) return st;
     t->stats.last_val_dice = *dice;
@@ -569,7 +569,7 @@ dk_status dk_trainer_eval(double *dice, dk_trainer *t, const char *domain, const
     if (st == DK_OK && n == 0)
         st = dk_fail(DK_ERR_ARG, "%s: no cases with %s = %s and %s = %s", t->cfg.cases,
                      t->cfg.domain_column, domain, t->cfg.split_column, split);
-    if (st == DK_OK) st = dk__eval_dice(dice, t->net, cs, n, t->cfg.classes);
+    if (st == DK_OK) st = dk__trainer_val_dice(dice, t, cs, n);
     free_cases(cs, n);
     if (st == DK_OK) st = plan_all(t);
     return st;

@@ -68,8 +68,16 @@ dk_status dk__trainer_open_log(dk_trainer *t, int64_t keep_bytes);
 void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_terms *st,
                           double seconds);
 dk_status dk__trainer_save_model(dk_trainer *t, const char *name);
-/* Mean foreground Dice of `net` over cases (whole images). */
-dk_status dk__eval_dice(double *dice, dk_unet *net, const dk_case_data *cases, int n,
-                        int classes);
+/* Mean over cases of the mean foreground Dice (classes 1..classes-1, both empty = 1) of
+ * t->net, scored as `dakd predict` + `dakd eval --mask` score a case: lib/eval's sliding
+ * window (dk_infer_defaults with [data] patch: overlap 0.5, Gaussian blending, no flips),
+ * the argmax of the blended probabilities, dk_eval_case's Dice over the voxels inside the
+ * case's mask (when it has one) whose label is not DK_IGNORE_LABEL. On the PREPARED grid:
+ * equal to the report's Dice when the model keeps the input grid (no target spacing, size
+ * or mask extent) and no ignore voxel lies inside the mask (eval counts them as background);
+ * a resampling model is scored on its own grid here, on the input grid by `dakd eval`.
+ * The network is left planned for the windows (callers re-plan for training). */
+dk_status dk__trainer_val_dice(double *dice, const dk_trainer *t, const dk_case_data *cases,
+                               int n);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * The trainer's files: the resumable checkpoint (flat tensors + metadata, one atomic
- * safetensors write), the per-step JSONL log, model files, and whole-image validation.
+ * safetensors write), the per-step JSONL log, model files, and validation (lib/eval's
+ * sliding window and Dice).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dakd/eval.h"
 #include "trainer_internal.h"
 
 enum { MAX_STATE = 9, META_KEYS = 10 };
@@ -174,72 +176,75 @@ dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
     return dk_unet_save(t->net, path, meta);
 }
 
-/* Per-class Dice of prediction vs labels over n voxels (255 = ignored); both empty = 1. */
-static double case_dice(const uint8_t *pred, const uint8_t *lab, int64_t n, int classes) {
-    double sum = 0;
-    for (int k = 1; k < classes; k++) {
-        int64_t tp = 0, np = 0, ng = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (lab[i] == DK_IGNORE_LABEL) continue;
-            np += pred[i] == k;
-            ng += lab[i] == k;
-            tp += pred[i] == k && lab[i] == k;
-        }
-        sum += np + ng ? 2.0 * (double)tp / (double)(np + ng) : 1.0;
+/* ---------------------------------------------------------------- validation
+ *
+ * A validation case is scored the way `dakd predict` and `dakd eval --mask` score it, with
+ * the same library calls: dk_infer_probs with dk_infer_defaults and the training patch
+ * (what the exported model's dakd.data.patch gives prediction), dk_infer_argmax, and
+ * dk_eval_case's Dice (overlap only) over the counted voxels. See dk__trainer_val_dice. */
+
+/* count (Z*Y*X) = 1 where case c is scored: inside its mask (the trainer keeps one with
+ * [data] use_mask) and not DK_IGNORE_LABEL. Returns 0 when that is every voxel (no mask
+ * is then needed), else 1. */
+static int counted_voxels(uint8_t *count, const dk_case_data *c, int64_t n) {
+    const uint8_t *lab = c->label.data, *msk = c->mask.data;
+    int any = 0;
+    for (int64_t i = 0; i < n; i++) {
+        count[i] = (!msk || msk[i]) && lab[i] != DK_IGNORE_LABEL;
+        any |= !count[i];
     }
-    return sum / (classes - 1);
+    return any;
 }
 
-/* Whole-image prediction of case c into pred (Z*Y*X), the image zero-padded to a multiple
- * of 2^(levels-1) in every planned axis. */
-static dk_status predict(uint8_t *pred, dk_unet *net, const dk_case_data *c, int classes) {
-    const dk_unet_config *g = dk_unet_get_config(net);
-    int64_t m = (int64_t)1 << (g->levels - 1), X = c->image.nx, Y = c->image.ny, Z = c->image.nz;
-    int64_t C = c->image.nc, pd = g->dims == 3 ? (Z + m - 1) / m * m : 1;
-    int64_t ph = (Y + m - 1) / m * m, pw = (X + m - 1) / m * m, ps = pd * ph * pw;
-    dk_status st = dk_unet_plan(net, 1, pd, ph, pw);
+/* Mean over the foreground classes 1..classes-1 of case c's Dice (both empty = 1). pred,
+ * count (Z*Y*X) and probs (classes*Z*Y*X) are the caller's scratch. */
+static dk_status case_dice(double *dice, uint8_t *pred, uint8_t *count, float *probs,
+                           dk_unet *net, const dk_case_data *c, const dk_infer_opts *io,
+                           int classes) {
+    const dk_volume *lab = &c->label;
+    int64_t n = lab->nx * lab->ny * lab->nz;
+    int labels[DK_LOSS_MAX_CLASSES];
+    dk_label_metrics m[DK_LOSS_MAX_CLASSES];
+    dk_metric_opts mo;
+    dk_metric_defaults(&mo);
+    mo.surface = 0;
+    for (int k = 1; k < classes; k++) labels[k - 1] = k;
+    dk_status st = dk_infer_probs(probs, net, &c->image, io);
     if (st != DK_OK) return st;
-    if (g->dims == 2 && Z != 1)
-        return dk_fail(DK_ERR_ARG, "case '%s': a 2-D network needs 2-D images (nz = %lld)",
-                       c->id, (long long)Z);
-    float *x = dk_alloc_aligned((size_t)(C * ps), sizeof(float));
-    if (!x) return dk_fail(DK_ERR_NOMEM, "case '%s': no memory for inference", c->id);
-    memset(x, 0, (size_t)(C * ps) * sizeof(float));
-    const float *img = (const float *)c->image.data;
-    for (int64_t ch = 0; ch < C; ch++)
-        for (int64_t z = 0; z < Z; z++)
-            for (int64_t y = 0; y < Y; y++)
-                memcpy(x + ((ch * pd + z) * ph + y) * pw, img + ((ch * Z + z) * Y + y) * X,
-                       (size_t)X * sizeof(float));
-    dk_unet_forward(net, x, 0, NULL);
-    const float *lg = dk_unet_tap(net, "logits")->value.data;
-    for (int64_t z = 0; z < Z; z++)
-        for (int64_t y = 0; y < Y; y++)
-            for (int64_t xi = 0; xi < X; xi++) {
-                int64_t v = (z * ph + y) * pw + xi;
-                int best = 0;
-                for (int k = 1; k < classes; k++)
-                    if (lg[k * ps + v] > lg[best * ps + v]) best = k;
-                pred[(z * Y + y) * X + xi] = (uint8_t)best;
-            }
-    dk_free(x);
+    dk_infer_argmax(pred, probs, classes, n);
+    /* the prediction and the counted voxels on the label's grid (data borrowed) */
+    dk_volume pv = *lab, cv = *lab;
+    pv.data = pred, cv.data = count;
+    int masked = counted_voxels(count, c, n);
+    st = dk_eval_case(m, &pv, c->id, lab, c->id, masked ? &cv : NULL, labels, classes - 1, &mo);
+    if (st != DK_OK) return st;
+    double sum = 0;
+    for (int k = 0; k < classes - 1; k++) sum += m[k].dice;
+    *dice = sum / (classes - 1);
     return DK_OK;
 }
 
-dk_status dk__eval_dice(double *dice, dk_unet *net, const dk_case_data *cases, int n,
-                        int classes) {
+dk_status dk__trainer_val_dice(double *dice, const dk_trainer *t, const dk_case_data *cases,
+                               int n) {
+    int classes = t->cfg.classes;
+    dk_infer_opts io;
+    dk_infer_defaults(&io);
+    for (int a = 0; a < 3; a++) io.patch[a] = t->cfg.patch[a];
     double sum = 0;
+    dk_status st = DK_OK;
     *dice = NAN;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && st == DK_OK; i++) {
         const dk_case_data *c = &cases[i];
-        int64_t nv = c->image.nx * c->image.ny * c->image.nz;
-        uint8_t *pred = malloc((size_t)nv);
-        if (!pred) return dk_fail(DK_ERR_NOMEM, "case '%s': no memory", c->id);
-        dk_status st = predict(pred, net, c, classes);
-        if (st == DK_OK) sum += case_dice(pred, (const uint8_t *)c->label.data, nv, classes);
-        free(pred);
-        if (st != DK_OK) return st;
+        int64_t nv = c->label.nx * c->label.ny * c->label.nz;
+        uint8_t *pred = malloc((size_t)nv), *count = malloc((size_t)nv);
+        float *probs = dk_alloc_aligned((size_t)(classes * nv), sizeof(float));
+        double d = 0;
+        if (!pred || !count || !probs)
+            st = dk_fail(DK_ERR_NOMEM, "case '%s': no memory for validation", c->id);
+        if (st == DK_OK) st = case_dice(&d, pred, count, probs, t->net, c, &io, classes);
+        sum += d;
+        free(pred), free(count), dk_free(probs);
     }
-    *dice = n ? sum / n : NAN;
-    return DK_OK;
+    if (st == DK_OK) *dice = n ? sum / n : NAN;
+    return st;
 }

@@ -179,11 +179,24 @@ static double csv_cell(const char *csv, const char *case_id, int label, const ch
 static void test_run_2d(void) {
     make_2d();
     dk_eval_opts o = opts_for("d2", "out2");
+    dk_eval_results res;
     o.title = "2-D <check> & escape";
+    o.results = &res;
     CU_ASSERT_EQUAL_FATAL(dk_eval_run(&o), DK_OK);
     char *csv = slurp(path_of("out2", "cases.csv"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
     int f;
+    /* the per-case metrics handed back are the report's, in its order */
+    CU_ASSERT_EQUAL_FATAL(res.n_cases, 3);
+    CU_ASSERT_EQUAL_FATAL(res.n_labels, 2);
+    CU_ASSERT(res.labels[0] == 1 && res.labels[1] == 2);
+    CU_ASSERT_STRING_EQUAL(res.ids[0], "a");
+    CU_ASSERT_STRING_EQUAL(res.ids[2], "c");
+    CU_ASSERT_EQUAL(res.m[0].dice, csv_cell(csv, "a", 1, "dice", &f));
+    CU_ASSERT_EQUAL(res.m[0].tp, 80);
+    CU_ASSERT(res.m[2 * 2 + 0].flagged && isnan(res.m[2 * 2 + 0].hd95));
+    dk_eval_results_free(&res);
+    CU_ASSERT(res.n_cases == 0 && res.m == NULL);
     CU_ASSERT_DOUBLE_EQUAL(csv_cell(csv, "a", 1, "dice", &f), 0.8, 1e-15);
     CU_ASSERT(f);
     CU_ASSERT_DOUBLE_EQUAL(csv_cell(csv, "a", 1, "tp", &f), 80, 0);
@@ -305,9 +318,14 @@ static void test_run_3d(void) {
  * (the report of test_run_2d), no temporary folder left. */
 static void expect_refusal(dk_eval_opts *o, const char *const *want, int n_want) {
     char *before = slurp(path_of("out2", "summary.json"));
+    dk_eval_results res;
+    memset(&res, 0xff, sizeof res);
     o->out_dir = dk_test_path(root, "out2");
+    o->results = &res;
     dk_status st = dk_eval_run(o);
     CU_ASSERT_NOT_EQUAL(st, DK_OK);
+    CU_ASSERT(res.n_cases == 0 && res.ids == NULL && res.m == NULL); /* nothing handed back */
+    o->results = NULL;
     for (int i = 0; i < n_want; i++) {
         int ok = strstr(dk_last_error(), want[i]) != NULL;
         CU_ASSERT(ok);

@@ -7,10 +7,13 @@
  *  - the distilled student (the full method with alignment) scores a target Dice at least
  *    0.05 above the source-only student's for each of two seeds (held-out labelled target
  *    cases; neither training nor selection reads target labels);
+ *  - the validation Dice of a case equals the Dice `dakd predict` + `dakd eval --mask`
+ *    report for the exported model on it (sliding windows, a field-of-view mask);
  *  - bad input stops with a message naming file, case or key;
  *  - the cost beyond teacher forward + student forward/backward is measured (printed).
  */
 #include "dakd/data.h"
+#include "dakd/eval.h"
 #include "dakd/train.h"
 #include "test_util.h"
 #include "trainer_fixture.h"
@@ -270,6 +273,118 @@ static void test_distill_beats_source_only(void) {
     printf("\n  mean target margin %.4f over %d seed(s)\n", sum / nseeds, nseeds);
 }
 
+/* ---------------------------------------------------------------- validation = dakd eval */
+
+/* Phantom `id` (source domain) as valeq/img/<id>.nii.gz, its label as <labdir>/<id>.nii.gz
+ * and a field-of-view mask (a disc of radius 22 voxels, as a fundus camera's, cutting
+ * through the shapes) as valeq/masks/<id>.nii.gz, with its CSV row. 0 on success. */
+static int write_fov_case(FILE *f, const char *root, const char *id, const char *labdir,
+                          const char *split, uint64_t seed) {
+    dk_volume img = {0}, lab = {0}, msk = {0};
+    dk_phantom_opts po = {64, 64, 1, {1, 1, 1}, 0};
+    dk_rng r;
+    dk_rng_seed(&r, seed);
+    char ip[1300], lp[1300], mp[1300];
+    snprintf(ip, sizeof ip, "%s/img/%s.nii.gz", root, id);
+    snprintf(lp, sizeof lp, "%s/%s/%s.nii.gz", root, labdir, id);
+    snprintf(mp, sizeof mp, "%s/masks/%s.nii.gz", root, id);
+    int rc = dk_phantom_generate(&img, &lab, &po, &r) != DK_OK ||
+             dk_volume_alloc(&msk, 64, 64, 1, 1, 1, DK_U8) != DK_OK;
+    if (!rc) {
+        msk.geom = lab.geom;
+        for (int64_t i = 0; i < 64 * 64; i++) {
+            int64_t x = i % 64 - 32, y = i / 64 - 32;
+            ((uint8_t *)msk.data)[i] = x * x + y * y < 22 * 22;
+        }
+        rc = dk_volume_write(&img, ip, NULL) || dk_volume_write(&lab, lp, NULL) ||
+             dk_volume_write(&msk, mp, NULL);
+        fprintf(f, "%s,%s,%s,%s,src,%s\n", id, ip, lp, mp, split);
+    }
+    dk_volume_free(&img), dk_volume_free(&lab), dk_volume_free(&msk);
+    return rc;
+}
+
+/* valeq/: 4 source training cases and one validation case "v0", each with a mask; v0's
+ * label is the only file of valeq/refs. 0 on success. */
+static int write_valeq(const char *root, const char *vcsv) {
+    static const char *const sub[] = {"", "img", "labs", "refs", "masks"};
+    char p[1200];
+    for (int k = 0; k < 5; k++) {
+        snprintf(p, sizeof p, "%s/%s", root, sub[k]);
+        mkdir(p, 0777);
+    }
+    FILE *f = fopen(vcsv, "w");
+    if (!f) return -1;
+    fprintf(f, "case,image,label,mask,dataset,split\n");
+    int rc = 0;
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "s%d", i);
+        rc |= write_fov_case(f, root, id, "labs", "train", 500 + (uint64_t)i);
+    }
+    rc |= write_fov_case(f, root, "v0", "refs", "val", 600);
+    return fclose(f) != 0 || rc;
+}
+
+/* `dakd predict` of the validation rows with the model's defaults, then `dakd eval --mask`:
+ * the report's mean foreground Dice of v0 into *dice. */
+static void predict_and_eval(double *dice, const char *root, const char *vcsv) {
+    char p[4][1200];
+    snprintf(p[0], sizeof p[0], "%s/run/model.safetensors", root);
+    snprintf(p[1], sizeof p[1], "%s/pred", root);
+    snprintf(p[2], sizeof p[2], "%s/refs", root);
+    snprintf(p[3], sizeof p[3], "%s/masks", root);
+    dk_predict_opts po = {p[0], NULL, vcsv, "split", "val", p[1], {{0, 0, 0}, 0, 0, 0, 0, 0}, 0,
+                          NULL};
+    dk_infer_defaults(&po.infer);
+    CU_ASSERT_EQUAL_FATAL(dk_predict_run(&po), DK_OK);
+    static const int labels[] = {1, 2, 3};
+    dk_eval_results res = {0};
+    dk_eval_opts eo;
+    memset(&eo, 0, sizeof eo);
+    dk_metric_defaults(&eo.metric);
+    eo.pred_dir = p[1], eo.ref_dir = p[2], eo.mask_dir = p[3];
+    eo.labels = labels, eo.n_labels = 3, eo.results = &res;
+    eo.out_dir = dk_test_path(root, "report");
+    CU_ASSERT_EQUAL_FATAL(dk_eval_run(&eo), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(res.n_cases, 1);
+    CU_ASSERT_EQUAL_FATAL(res.n_labels, 3);
+    CU_ASSERT_STRING_EQUAL(res.ids[0], "v0");
+    *dice = (res.m[0].dice + res.m[1].dice + res.m[2].dice) / 3;
+    dk_eval_results_free(&res);
+}
+
+/* The trainer's validation Dice of a case is the number `dakd predict` + `dakd eval --mask`
+ * report for it: a student trained with a 32x32 patch on 64x64 phantoms (so the image is
+ * covered by 3x3 blended windows) and a field-of-view mask, validated on one source case;
+ * the exported model (the last epoch's network, the one validated last) predicted with its
+ * defaults and scored with the masks. The model keeps the input grid, so both score the
+ * same voxels. Measured: one whole-image forward instead of the windows, or scoring without
+ * the mask each give another number here. */
+static void test_validation_is_eval(void) {
+    char root[1100], vcsv[1200];
+    snprintf(root, sizeof root, "%s/valeq", dir);
+    snprintf(vcsv, sizeof vcsv, "%s/cases.csv", root);
+    CU_ASSERT_EQUAL_FATAL(write_valeq(root, vcsv), 0);
+    static const char *const sets[] = {
+        "data.domain_column=dataset", "data.source=src", "data.target=tgt", "data.patch_h=32",
+        "data.patch_w=32", "data.batch_size=4", "data.classes=4", "model.student_base=4",
+        "model.student_levels=3", "train.lr=0.1", "train.momentum=0.9", "train.threads=1",
+        "data.fg_fraction=0.5", NULL};
+    dk_train_config c;
+    CU_ASSERT_EQUAL_FATAL(dk_fx_config(&c, sets, vcsv, root, "run", 3, 6, teacher), 0);
+    dk_trainer *t = NULL;
+    CU_ASSERT_EQUAL_FATAL(run(&t, &c, DK_TRAINER_STUDENT, 0, 0), DK_OK);
+    double val = dk_trainer_get_stats(t)->last_val_dice, again = -1, ev = -1;
+    CU_ASSERT_EQUAL(dk_trainer_eval(&again, t, "src", "val"), DK_OK);
+    dk_trainer_free(t);
+    predict_and_eval(&ev, root, vcsv);
+    printf("\n  validation Dice %.17g, dakd eval Dice %.17g\n", val, ev);
+    CU_ASSERT(val >= 0 && val <= 1);
+    CU_ASSERT(fabs(again - val) <= 1e-12);
+    CU_ASSERT(fabs(ev - val) <= 1e-12);
+}
+
 static void expect_fail(dk_train_config *c, dk_trainer_mode mode, dk_status want,
                         const char *needle) {
     dk_trainer *t = NULL;
@@ -327,6 +442,8 @@ int main(void) {
     if (!s || !CU_add_test(s, "bad input is refused with a clear message", test_bad_input) ||
         !CU_add_test(s, "kill and resume gives identical weights", test_resume_identical) ||
         !CU_add_test(s, "FitNets hints run, log and stay out of the model", test_hints) ||
+        !CU_add_test(s, "validation Dice = dakd eval Dice of the exported model",
+                     test_validation_is_eval) ||
         !CU_add_test(s, "distilled student beats source-only on target",
                      test_distill_beats_source_only)) {
         CU_cleanup_registry();

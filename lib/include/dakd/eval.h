@@ -155,6 +155,18 @@ void dk_wilcoxon(const double *d, int count, double *w, double *p, int *n_used);
 
 /* ======================================================================== evaluation run */
 
+/* The per-case metrics of an evaluation run, for a caller that computes with them (the
+ * study runner's table) instead of reading cases.csv back. The numbers are those of the
+ * report, bit for bit. */
+typedef struct {
+    int n_cases, n_labels;
+    char **ids;          /* (n_cases) case ids, in report order (reference names sorted) */
+    int *labels;         /* (n_labels) the labels evaluated, in report order */
+    dk_label_metrics *m; /* (n_cases * n_labels): case i, labels[k] at m[i * n_labels + k] */
+} dk_eval_results;
+
+void dk_eval_results_free(dk_eval_results *r); /* frees and zeroes; accepts NULL */
+
 typedef struct {
     const char *pred_dir, *ref_dir, *mask_dir, *image_dir; /* mask_dir, image_dir optional */
     const int *labels;   /* NULL: every non-zero label present in any reference */
@@ -163,6 +175,10 @@ typedef struct {
     const char *out_dir;             /* written whole or not at all (temp dir, rename) */
     const char *compare_a, *compare_b; /* two earlier eval out_dirs for --compare, or NULL */
     const char *title;               /* report title (NULL: "dakd evaluation") */
+    dk_eval_results *results;        /* out, or NULL: the per-case metrics when the run
+                                      * succeeds (the caller frees them with
+                                      * dk_eval_results_free); zeroed otherwise and for
+                                      * --compare */
 } dk_eval_opts;
 
 /* Pair files of pred_dir and ref_dir (and mask_dir, image_dir) by case id — the file name
@@ -171,7 +187,8 @@ typedef struct {
  * evaluate every case, and write into out_dir: cases.csv (one row per case and label),
  * summary.json, summary.md, report.html (self-contained: overlay PNGs inlined as data
  * URIs or beside it in out_dir/overlays/, SVG box plots, a table sortable by any column),
- * each carrying the convention and the HD95 definition. */
+ * each carrying the convention and the HD95 definition. With o->results, the same per-case
+ * metrics are handed back in memory. */
 dk_status dk_eval_run(const dk_eval_opts *o);
 
 /* ======================================================================== inference */

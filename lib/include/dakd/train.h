@@ -355,7 +355,13 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * its checkpoint ends with the same weights as an uninterrupted one (same thread count).
  *
  * Model selection rule: "best" is the epoch with the highest mean foreground Dice on the
- * held-out SOURCE validation cases ([data] val_split of the source domain). Target labels
+ * held-out SOURCE validation cases ([data] val_split of the source domain), scored as
+ * `dakd predict` + `dakd eval --mask` score them (dakd/eval.h): sliding window with the
+ * training patch and dk_infer_defaults, argmax, Dice over the voxels inside the case's mask
+ * (with [data] use_mask) that are not DK_IGNORE_LABEL. It is computed on the prepared
+ * grid, so it equals the report's Dice of the same model and case whenever the model
+ * keeps the input grid (no spacing_*, mask_extent) and no ignore voxel lies inside the
+ * mask (`dakd eval` counts those as background). Target labels
  * are never read by `train` (teacher/student) or `distill`; target training cases are
  * loaded without their labels. val_domain = target is refused except for the oracle,
  * which trains on target labels and logs that it is an upper bound, not a method result.
@@ -433,8 +439,8 @@ dk_unet *dk_trainer_model(dk_trainer *t);
 const dk_trainer_stats *dk_trainer_get_stats(const dk_trainer *t);
 /* Mean over cases of the mean foreground Dice (classes 1..c-1; both empty = 1) of the
  * trained network on the config's cases with domain_column == domain and split_column ==
- * split (split "" = any), whole images (zero-padded to the network's multiple). Reads
- * labels: for tests and reports, never for selection. */
+ * split (split "" = any), scored as validation scores (the model selection rule above).
+ * Reads labels: for tests and reports, never for selection. */
 dk_status dk_trainer_eval(double *dice, dk_trainer *t, const char *domain, const char *split);
 void dk_trainer_free(dk_trainer *t); /* accepts NULL */
 
