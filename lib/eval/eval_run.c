@@ -209,10 +209,7 @@ static dk_status scan_labels(uint8_t *seen, const dk_volume *v, const char *id,
 
 static dk_status read_case_file(dk_volume *v, const char *id, const char *path) {
     dk_status st = dk_volume_read(v, path);
-    if (st == DK_OK) return DK_OK;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", dk_last_error());
-    return dk_fail(st, "case %s: %s", id, msg);
+    return st == DK_OK ? DK_OK : dk_error_context(st, "case %s", id);
 }
 
 /* Every non-zero label present in any reference, ascending. */
@@ -301,11 +298,7 @@ static dk_status eval_one(dk_rep_case *c, const dk_rep_run *r) {
     if (st == DK_OK) {
         st = dk_eval_case(c->m, &pred, c->pred, &ref, c->ref, c->mask ? &mask : NULL,
                           r->labels, r->n_labels, &r->opts->metric);
-        if (st != DK_OK) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", dk_last_error());
-            st = dk_fail(st, "case %s: %s", c->id, msg);
-        }
+        if (st != DK_OK) st = dk_error_context(st, "case %s", c->id);
     }
     if (st == DK_OK)
         st = dk_rep_overlay(c, &pred, &ref, c->image ? &image : NULL, r->labels, r->n_labels);
