@@ -190,7 +190,7 @@ static dk_status build_teachers(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
     if (!c->teacher_checkpoint[0])
         return dk_fail(DK_ERR_ARG, "[model] teacher_checkpoint is empty: distill needs a "
-                       "trained teacher (dakd train --model teacher first)");
+                       "trained teacher (the model file of a teacher run)");
     dk_status st = load_frozen(&t->teachers[0], &c->teacher, c->teacher_checkpoint,
                                "[model] teacher_checkpoint");
     if (st != DK_OK) return st;
@@ -257,7 +257,7 @@ static dk_status check_options(const dk_trainer *t) {
     dk_trainer_mode m = t->opts.mode;
     if (c->val_domain == DK_VAL_TARGET && m != DK_TRAINER_ORACLE)
         return dk_fail(DK_ERR_ARG, "[data] val_domain = target: model selection must not look "
-                       "at target labels; only an oracle run (--oracle) may validate on target");
+                       "at target labels; only an oracle run may validate on target");
     if (m == DK_TRAINER_DISTILL && c->align != DK_ALIGN_NONE && c->lambda_align > 0 &&
         c->batch_size < 4)
         return dk_fail(DK_ERR_ARG, "[data] batch_size = %d: alignment needs at least 2 source "

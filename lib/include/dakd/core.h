@@ -289,10 +289,10 @@ dk_status dk_cfg_load(void *obj, const dk_cfg_field *t, size_t n, const char *pa
 dk_status dk_cfg_load_string(void *obj, const dk_cfg_field *t, size_t n, const char *text,
                              const char *name);
 
-/* One "--set" override "section.key=value" (blanks around the parts are stripped), with the
- * checks of dk_cfg_load. DK_ERR_ARG "--set <arg>: ..." for a missing '=' or '.', an unknown
- * key (with "did you mean section.key?" when one is close) or a bad value; `obj` is unchanged
- * then. */
+/* One override "section.key=value" (the CLI's --set; blanks around the parts are stripped),
+ * with the checks of dk_cfg_load. DK_ERR_ARG "override '<arg>': ..." for a missing '=' or
+ * '.', "override: ..." for an unknown key (with "did you mean section.key?" when one is
+ * close) or a bad value; `obj` is unchanged then. */
 dk_status dk_cfg_set(void *obj, const dk_cfg_field *t, size_t n, const char *assignment);
 
 /* Format field `f` of `obj` as it is written in a file (doubles with the fewest digits that
