@@ -829,8 +829,8 @@ static char bad_good[2048], bad_bare[2048], bad_junk[2048], bad_gray[2048], bad_
  * 32x32 image is halved to 16x16 before the network and its probabilities brought back to
  * 32x32; predict equals that path done by hand, and an image without a mask is refused. */
 static void test_mask_extent(void) {
-    if (!e2e_csv[0]) {
-        dk_test_skip("mask_extent prediction", "the end-to-end case list was not made");
+    if (!e2e_csv[0]) { /* not a missing oracle: the end-to-end test before this one failed */
+        CU_FAIL("the end-to-end case list was not made");
         return;
     }
     dk_unet *net = make_net(2, 1, 2, 4, 2, 83);
