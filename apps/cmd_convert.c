@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "dakd/volume.h"
@@ -72,5 +73,11 @@ int dk_cmd_convert(int argc, char **argv) {
     if (st == DK_OK) st = dk_volume_write(&v, paths[1], &opts);
     dk_volume_free(&v);
     if (st == DK_OK) printf("%s -> %s\n", paths[0], paths[1]);
-    return dk_cli_report("convert", st);
+    int rc = dk_cli_report("convert", st);
+    struct stat sb;
+    /* a folder of several series: the library names them; say which option picks one */
+    if (st == DK_ERR_ARG && !seg && !ro.series_uid && ro.series_index < 0 &&
+        stat(paths[0], &sb) == 0 && S_ISDIR(sb.st_mode))
+        fprintf(stderr, "(pick one with --series UID|INDEX)\n");
+    return rc;
 }

@@ -23,6 +23,13 @@ static const char *run_help =
     "Writes RUN_DIR/<stage>/ (stage.json last), RUN_DIR/manifest.json (versions, machine,\n"
     "configs, seeds, input hashes, timings). The study file format: pipelines/README.md.\n";
 
+/* 1 if the study has a stage of that name. */
+static int has_stage(const dk_study *s, const char *name) {
+    for (int i = 0; i < dk_study_stage_count(s); i++)
+        if (strcmp(dk_study_stage_name(s, i), name) == 0) return 1;
+    return 0;
+}
+
 int dk_cmd_run(int argc, char **argv) {
     const char *path = NULL, *from = NULL;
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
@@ -56,6 +63,11 @@ int dk_cmd_run(int argc, char **argv) {
     }
     dk_study *s = NULL;
     dk_status st = dk_study_load(&s, path, sets);
+    if (st == DK_OK && from && !has_stage(s, from)) {
+        dk_study_free(s);
+        free(sets);
+        return dk_cli_usage_error("run", "--from %s: no such stage in %s", from, path);
+    }
     if (st == DK_OK) {
         dk_study_opts o = {from, stdout, isatty(fileno(stderr)) ? stderr : NULL, 0};
         st = dk_study_run(s, &o);

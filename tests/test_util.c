@@ -9,6 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Checks skipped in this process (dk_test_skip). */
+static int n_skipped;
+
 int dk_test_run(void) {
     CU_basic_set_mode(CU_BRM_VERBOSE);
     if (CU_basic_run_tests() != CUE_SUCCESS) {
@@ -19,7 +22,13 @@ int dk_test_run(void) {
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
     unsigned suites_failed = CU_get_number_of_suites_failed();
     CU_cleanup_registry();
-    return (failed || suites_failed) ? 1 : 0;
+    if (failed || suites_failed) return 1;
+    if (n_skipped) {
+        printf("\n%d check(s) skipped (SKIP lines above): exit 77, the suite is not a pass\n",
+               n_skipped);
+        return 77;
+    }
+    return 0;
 }
 
 const char *dk_test_shared_data(void) {
@@ -59,7 +68,13 @@ const char *dk_test_path(const char *dir, const char *name) {
 }
 
 void dk_test_skip(const char *what, const char *reason) {
+    n_skipped++;
     printf("\n    SKIP %s: %s\n", what, reason);
+    fflush(stdout);
+}
+
+void dk_test_note(const char *what, const char *text) {
+    printf("\n    note %s: %s\n", what, text);
     fflush(stdout);
 }
 

@@ -9,7 +9,9 @@
 #include <stddef.h>
 
 /* Run every registered suite in CUnit's verbose basic mode; returns the process exit
- * code: 0 all passed, 1 any failure (or CUnit error). */
+ * code: 1 any failure (or CUnit error), else 77 when any check called dk_test_skip (CTest's
+ * SKIP_RETURN_CODE: the suite shows as Skipped, and .ci/run refuses it), else 0. A failure
+ * wins over a skip: a suite with both exits 1. */
 int dk_test_run(void);
 
 /* Path of ../shared/data (env DAKD_SHARED_DATA overrides); NULL if the folder is absent. */
@@ -23,8 +25,14 @@ const char *dk_test_tmpdir(void);
 /* Join `dir` and `name` into a static rotating buffer (8 slots). */
 const char *dk_test_path(const char *dir, const char *name);
 
-/* Print "SKIP <test>: <reason>" so a skipped check is visible in the log. */
+/* A check that could not run because its oracle is missing (PyTorch, scipy, plastimatch,
+ * Chromium, nibabel/pydicom data, the shared data folder, a pseudo-terminal): prints
+ * "SKIP <test>: <reason>" and makes dk_test_run exit 77. Not for conditions the test
+ * handles itself (the CPU lacks a kernel, the user is root): those are dk_test_note. */
 void dk_test_skip(const char *what, const char *reason);
+/* An informative line "note <what>: <text>" (e.g. which kernels this CPU cannot run); it
+ * changes no exit code. */
+void dk_test_note(const char *what, const char *text);
 
 /* Run a shell command, return its exit status (or -1); stdout+stderr captured in `out`
  * (NUL-terminated, truncated to n-1) when out != NULL. */

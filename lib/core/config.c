@@ -157,7 +157,7 @@ static dk_status parse_string(void *obj, const dk_cfg_field *f, const char *v,
 }
 
 /* Parse `v` into the field; on failure the field is unchanged and the message names
- * `where` ("file:line" or "--set"). */
+ * `where` ("file:line" or "override"). */
 static dk_status parse_value(void *obj, const dk_cfg_field *f, const char *v,
                              const char *where) {
     switch (f->type) {
@@ -370,15 +370,15 @@ dk_status dk_cfg_set(void *obj, const dk_cfg_field *t, size_t n, const char *ass
     const char *eq = strchr(assignment, '=');
     const char *dot = eq ? memchr(assignment, '.', (size_t)(eq - assignment)) : NULL;
     if (!eq || !dot)
-        return dk_fail(DK_ERR_ARG, "--set %s: expected section.key=value", assignment);
+        return dk_fail(DK_ERR_ARG, "override '%s': expected section.key=value", assignment);
     char section[NAME_MAX_], key[NAME_MAX_], value[VALUE_MAX];
     if (!copy_trimmed(section, sizeof section, assignment, dot) ||
         !copy_trimmed(key, sizeof key, dot + 1, eq) ||
         !copy_trimmed(value, sizeof value, eq + 1, eq + strlen(eq)))
-        return dk_fail(DK_ERR_ARG, "--set %.64s...: too long", assignment);
+        return dk_fail(DK_ERR_ARG, "override '%.64s...': too long", assignment);
     long i = find_field(t, n, section, key);
-    if (i < 0) return fail_unknown("--set", t, n, section, key, 1);
-    return parse_value(obj, &t[i], value, "--set");
+    if (i < 0) return fail_unknown("override", t, n, section, key, 1);
+    return parse_value(obj, &t[i], value, "override");
 }
 
 /* ---------------------------------------------------------------- writing and help */

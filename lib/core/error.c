@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* One message per thread: concurrent workers (OpenMP, MPI helpers, test threads) each
  * see the failure they detected, never a neighbour's. */
@@ -25,6 +26,26 @@ dk_status dk_fail(dk_status st, const char *fmt, ...) {
     else
         snprintf(last_msg, sizeof last_msg, "%s", tmp);
     /* A caller passing DK_OK by mistake must still see a failure propagate. */
+    return st == DK_OK ? DK_ERR_INTERNAL : st;
+}
+
+dk_status dk_error_context(dk_status st, const char *fmt, ...) {
+    char tmp[MSG_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (k < 0) snprintf(tmp, sizeof tmp, "%s", dk_status_name(st));
+    /* The context first, then as much of the detector's message as still fits. */
+    size_t used = strlen(tmp), len = strlen(last_msg);
+    if (len && used + 2 < sizeof tmp) {
+        memcpy(tmp + used, ": ", 2);
+        used += 2;
+        if (len > sizeof tmp - 1 - used) len = sizeof tmp - 1 - used;
+        memcpy(tmp + used, last_msg, len);
+        tmp[used + len] = '\0';
+    }
+    memcpy(last_msg, tmp, sizeof last_msg);
     return st == DK_OK ? DK_ERR_INTERNAL : st;
 }
 

@@ -196,7 +196,7 @@ static dk_status pair_rows(int *pair, const table *a, const table *b) {
     }
     dk_status st = DK_OK;
     if (missing)
-        st = dk_fail(DK_ERR_ARG, "--compare: the runs evaluated different cases or labels (%d "
+        st = dk_fail(DK_ERR_ARG, "compare: the runs evaluated different cases or labels (%d "
                      "unpaired rows): %s%s", missing, m.s ? m.s : "", missing > 20 ? "; ..." : "");
     dk_sb_free(&m);
     return st;
@@ -213,7 +213,7 @@ static dk_status compute(result *res, const table *a, const table *b, const int 
     int n = 0, count = 0;
     res->d = malloc((size_t)a->n * sizeof *res->d);
     double *fin = malloc((size_t)a->n * sizeof *fin);
-    if (!res->d || !fin) return free(fin), dk_fail(DK_ERR_NOMEM, "--compare: differences");
+    if (!res->d || !fin) return free(fin), dk_fail(DK_ERR_NOMEM, "compare: differences");
     for (int i = 0; i < a->n; i++) {
         if (a->rows[i].label != res->label) continue;
         double x = a->rows[i].v[j], y = b->rows[pair[i]].v[j], d = y - x;
@@ -438,12 +438,12 @@ dk_status dk_rep_compare(const char *run_a, const char *run_b, const char *dir,
     if (st != DK_OK) goto out_a;
     pair = malloc((size_t)a.n * sizeof *pair);
     labels = malloc((size_t)a.n * sizeof *labels);
-    if (!pair || !labels) st = dk_fail(DK_ERR_NOMEM, "--compare: %d rows", a.n);
+    if (!pair || !labels) st = dk_fail(DK_ERR_NOMEM, "compare: %d rows", a.n);
     if (st == DK_OK) st = pair_rows(pair, &a, &b);
     if (st == DK_OK) {
         nl = table_labels(&a, labels);
         res = calloc((size_t)nl * (size_t)nc, sizeof *res);
-        if (!res) st = dk_fail(DK_ERR_NOMEM, "--compare: results");
+        if (!res) st = dk_fail(DK_ERR_NOMEM, "compare: results");
     }
     /* results ordered metric-major, label-minor (the HTML plots take one metric's labels) */
     for (int j = 0; st == DK_OK && j < nc; j++)

@@ -209,10 +209,7 @@ static dk_status scan_labels(uint8_t *seen, const dk_volume *v, const char *id,
 
 static dk_status read_case_file(dk_volume *v, const char *id, const char *path) {
     dk_status st = dk_volume_read(v, path);
-    if (st == DK_OK) return DK_OK;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", dk_last_error());
-    return dk_fail(st, "case %s: %s", id, msg);
+    return st == DK_OK ? DK_OK : dk_error_context(st, "case %s", id);
 }
 
 /* Every non-zero label present in any reference, ascending. */
@@ -229,8 +226,8 @@ static dk_status find_labels(int **labels, int *n, const dk_rep_run *r) {
     *n = 0;
     for (int l = 1; l < 65536; l++) *n += seen[l];
     if (st == DK_OK && *n == 0)
-        st = dk_fail(DK_ERR_ARG, "%s: no reference holds a non-zero label; give --labels",
-                     r->opts->ref_dir);
+        st = dk_fail(DK_ERR_ARG, "%s: no reference holds a non-zero label; name the labels to "
+                     "score", r->opts->ref_dir);
     if (st == DK_OK && !(*labels = malloc((size_t)*n * sizeof **labels)))
         st = dk_fail(DK_ERR_NOMEM, "label list");
     if (st == DK_OK)
@@ -326,11 +323,7 @@ static dk_status eval_one(dk_rep_case *c, const dk_rep_run *r) {
     if (st == DK_OK) {
         st = dk_eval_case(c->m, &pred, c->pred, &ref, c->ref, c->mask ? &mask : NULL,
                           r->labels, r->n_labels, &r->opts->metric);
-        if (st != DK_OK) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", dk_last_error());
-            st = dk_fail(st, "case %s: %s", c->id, msg);
-        }
+        if (st != DK_OK) st = dk_error_context(st, "case %s", c->id);
     }
     if (st == DK_OK)
         st = dk_rep_overlay(c, &pred, &ref, c->image ? &image : NULL, r->labels, r->n_labels);
@@ -372,7 +365,7 @@ static int out_state(const char *out) {
 }
 
 static dk_status check_out(const char *out) {
-    if (!out || !*out) return dk_fail(DK_ERR_ARG, "--out: an output folder is required");
+    if (!out || !*out) return dk_fail(DK_ERR_ARG, "an output folder (out_dir) is required");
     if (out_state(out) < 0)
         return dk_fail(DK_ERR_ARG, "%s: exists and is not a dakd eval output folder (no %s "
                        "marker); refusing to replace it", out, MARKER);
@@ -466,25 +459,28 @@ static int same_dir(const char *a, const char *b) {
 static dk_status check_opts(const dk_eval_opts *o) {
     int cmp = o->compare_a || o->compare_b;
     if (cmp && !(o->compare_a && o->compare_b))
-        return dk_fail(DK_ERR_ARG, "--compare needs two earlier eval output folders");
+        return dk_fail(DK_ERR_ARG, "a comparison needs two earlier eval output folders "
+                       "(compare_a, compare_b)");
     if (!cmp && (!o->pred_dir || !o->ref_dir))
-        return dk_fail(DK_ERR_ARG, "--pred and --ref are required");
+        return dk_fail(DK_ERR_ARG, "the prediction and reference folders (pred_dir, ref_dir) "
+                       "are required");
     if (!cmp && !(isfinite(o->metric.nsd_tol_mm) && o->metric.nsd_tol_mm >= 0))
-        return dk_fail(DK_ERR_ARG, "--nsd-tol: %g is not a distance >= 0 mm",
+        return dk_fail(DK_ERR_ARG, "NSD tolerance (nsd_tol_mm) %g is not a distance >= 0 mm",
                        o->metric.nsd_tol_mm);
     if (o->labels && o->n_labels < 1)
-        return dk_fail(DK_ERR_ARG, "--labels: no label given");
+        return dk_fail(DK_ERR_ARG, "the list of labels to score is empty");
     for (int k = 0; o->labels && k < o->n_labels; k++) {
         if (o->labels[k] < 1)
-            return dk_fail(DK_ERR_ARG, "--labels: %d is not a label (1 or more)", o->labels[k]);
+            return dk_fail(DK_ERR_ARG, "labels to score: %d is not a label (1 or more)",
+                           o->labels[k]);
         for (int j = 0; j < k; j++)
             if (o->labels[j] == o->labels[k])
-                return dk_fail(DK_ERR_ARG, "--labels: %d given twice", o->labels[k]);
+                return dk_fail(DK_ERR_ARG, "labels to score: %d given twice", o->labels[k]);
     }
     if (cmp && o->out_dir && (same_dir(o->out_dir, o->compare_a) ||
                               same_dir(o->out_dir, o->compare_b)))
-        return dk_fail(DK_ERR_ARG, "--out %s is one of the runs compared; choose another "
-                       "folder", o->out_dir);
+        return dk_fail(DK_ERR_ARG, "the output folder %s is one of the runs compared; choose "
+                       "another folder", o->out_dir);
     return check_out(o->out_dir);
 }
 

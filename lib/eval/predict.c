@@ -308,7 +308,7 @@ static dk_status predict_one(const run_ctx *r, const pred_input *in, double *ms)
         goto out;
     }
     if ((st = infer_case(labels, &probs, r, &img, &cd, ms)) != DK_OK) {
-        st = dk_fail(st, "%s: %s", in->image, dk_last_error());
+        st = dk_error_context(st, "%s", in->image);
         goto out;
     }
     char path[PATH_MAX_ + ID_MAX + 32];

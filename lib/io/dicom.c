@@ -91,8 +91,9 @@ dk_status dk_dcm_set_from_dir(dk_dcm_set *s, const char *dir) {
     for (int i = 0; i < n; i++) {
         dk_dcm_file *f = &s->files[kept];
         f->path = paths[i];
-        dk_status fst = dk_dcm_check_structure(paths[i]);
-        if (fst == DK_ERR_FORMAT && strstr(dk_last_error(), "cut short")) {
+        int cut = 0;
+        dk_status fst = dk_dcm_check_structure(paths[i], &cut);
+        if (cut) {
             /* a cut DICOM file in a series: say so, never drop it */
             f->path = NULL;
             s->n = kept;
@@ -124,7 +125,7 @@ dk_status dk_dcm_set_from_file(dk_dcm_set *s, const char *path) {
     }
     s->n = 1;
     s->files[0].path = s->paths[0];
-    dk_status st = dk_dcm_check_structure(path);
+    dk_status st = dk_dcm_check_structure(path, NULL);
     if (st == DK_OK) st = dk_itk_dcm_scan(&s->files[0]);
     if (st == DK_OK && !s->files[0].has_pixels)
         st = dk_fail(DK_ERR_FORMAT, "%s: no image (Rows/Columns absent: %s object)", path,

@@ -103,7 +103,8 @@ static dk_status raw_dataset(const char *path, unsigned char *b, size_t n) {
                                 "and not a bare DICOM dataset)", path);
 }
 
-dk_status dk_dcm_check_structure(const char *path) {
+dk_status dk_dcm_check_structure(const char *path, int *cut_short) {
+    if (cut_short) *cut_short = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return dk_fail(DK_ERR_IO, "%s: cannot open", path);
     unsigned char head[132];
@@ -141,6 +142,7 @@ dk_status dk_dcm_check_structure(const char *path) {
     while (!bad && w.at < end) bad = step(&w, 0) != 0;
     size_t at = w.at;
     free(b);
+    if (bad && cut_short) *cut_short = 1;
     if (bad)
         return dk_fail(DK_ERR_FORMAT, "%s: file cut short or corrupt: the element at byte %zu "
                        "runs past the end of the file (%ld bytes)", path, at, size);

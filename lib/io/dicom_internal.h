@@ -40,8 +40,10 @@ void dk_dcm_set_free(dk_dcm_set *s);
 /* Check that every element of a Part 10 file ("DICM" at byte 128) fits in the file, so a
  * truncated file is reported instead of reaching GDCM's assertions; a file without that
  * header must be a bare little-endian dataset filling the file. DK_ERR_FORMAT naming the
- * file (and the byte where it breaks), DK_ERR_IO when it cannot be read. */
-dk_status dk_dcm_check_structure(const char *path);
+ * file (and the byte where it breaks), DK_ERR_IO when it cannot be read. *cut_short (may be
+ * NULL) is 1 when the file is a Part 10 file whose elements run past its end — a DICOM
+ * file cut short rather than a file that is not DICOM — and 0 otherwise. */
+dk_status dk_dcm_check_structure(const char *path, int *cut_short);
 
 /* Group the files by SeriesInstanceUID in order of first appearance: *groups receives
  * (*ngroups) malloc'd arrays of file indices, counts in *sizes (all malloc'd; free with

@@ -76,8 +76,8 @@ static dk_status ambiguous(const dk_dcm_set *s, int **groups, int *sizes, int ng
         if (k < 0) break;
         len += (size_t)k;
     }
-    return dk_fail(DK_ERR_ARG, "%s: %s; it holds %d series, choose one with --series UID or "
-                   "INDEX:%s", dir, why, ng, list);
+    return dk_fail(DK_ERR_ARG, "%s: %s; it holds %d series, choose one by SeriesInstanceUID "
+                   "or index (series_uid, series_index):%s", dir, why, ng, list);
 }
 
 static int pick_group(const dk_dcm_set *s, int **groups, int ng, const dk_read_opts *opts) {

@@ -160,7 +160,7 @@ static dk_status alloc_image(reader *r, dk_volume *v, int passes) {
         return dk_fail(DK_ERR_INTERNAL, "%s: unexpected decoded layout (%d channels, %d bits)",
                        r->c.path, nc, depth);
     dk_status st = dk_volume_alloc(v, w, h, 1, 1, nc, depth == 16 ? DK_U16 : DK_U8);
-    if (st != DK_OK) return dk_fail(st, "%s: %s", r->c.path, dk_last_error());
+    if (st != DK_OK) return dk_error_context(st, "%s", r->c.path);
     v->ndim = 2;
     v->color = nc == 3 ? DK_COLOR_RGB : nc == 4 ? DK_COLOR_RGBA : DK_COLOR_NONE;
     const size_t nrows = passes > 1 ? h : 1;

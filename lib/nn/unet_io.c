@@ -226,8 +226,7 @@ dk_status dk_unet_open(dk_unet **out, const char *path, char **meta_json) {
     dk_rng r;
     dk_rng_seed(&r, 0);
     if (st == DK_OK && (st = dk_unet_create(out, &g, 0, &r)) != DK_OK)
-        st = dk_fail(st, "%s: the dakd.config.* keys describe no valid network: %s", path,
-                     dk_last_error());
+        st = dk_error_context(st, "%s: the dakd.config.* keys describe no valid network", path);
     if (st == DK_OK) st = dk_unet_load(*out, path, NULL);
     if (st != DK_OK) {
         dk_unet_free(*out);

@@ -140,19 +140,18 @@ int dk__study_find(const dk_study *s, const char *name) {
 }
 
 /* The stage of section "stage.NAME", made (undefined, defaults) on first sight. */
-static dk_status stage_for(study_stage **out, dk_study *s, const char *name, const char *file,
+static dk_status stage_for(study_stage **out, dk_study *s, const char *name, const char *where,
                            int line) {
     if (!valid_name(name) || strcmp(name, "phantoms") == 0)
-        return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s]: bad stage name (a-z, 0-9, _, at most "
-                       "%d characters; 'phantoms' is the built-in data stage)", file, line,
-                       name, STUDY_NAME_MAX - 1);
+        return dk_fail(DK_ERR_ARG, "%s: [stage.%s]: bad stage name (a-z, 0-9, _, at most "
+                       "%d characters; 'phantoms' is the built-in data stage)", where, name,
+                       STUDY_NAME_MAX - 1);
     int i = dk__study_find(s, name);
     if (i < 0) {
         if (s->nstages == STUDY_MAX_STAGES)
-            return dk_fail(DK_ERR_ARG, "%s:%d: more than %d stages", file, line,
-                           STUDY_MAX_STAGES);
+            return dk_fail(DK_ERR_ARG, "%s: more than %d stages", where, STUDY_MAX_STAGES);
         study_stage *nv = realloc(s->stages, (size_t)(s->nstages + 1) * sizeof *nv);
-        if (!nv) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", file);
+        if (!nv) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path);
         s->stages = nv;
         i = s->nstages++;
         memset(&nv[i], 0, sizeof nv[i]);
@@ -165,11 +164,14 @@ static dk_status stage_for(study_stage **out, dk_study *s, const char *name, con
     return DK_OK;
 }
 
-/* One key of the file (line > 0) or one --set (line 0). */
-static dk_status on_entry(dk_study *s, const char *file, int line, const char *section,
-                          const char *key, const char *value) {
-    if (!section[0])
-        return dk_fail(DK_ERR_ARG, "%s:%d: %s outside a [section]", file, line, key);
+/* One key of the file (line > 0) or one override given with the file (line 0). Messages
+ * start with "<file>:<line>" or "override". */
+static dk_status on_entry(dk_study *s, int line, const char *section, const char *key,
+                          const char *value) {
+    const char *file = line ? s->path : "override";
+    char where[STUDY_PATH_MAX + 16] = "override";
+    if (line) snprintf(where, sizeof where, "%s:%d", file, line);
+    if (!section[0]) return dk_fail(DK_ERR_ARG, "%s: %s outside a [section]", where, key);
     if (strcmp(section, "study") == 0 || strcmp(section, "phantoms") == 0) {
         if (strcmp(section, "phantoms") == 0) s->has_phantoms = 1;
         if (strcmp(key, "stages") == 0) s->stages_line = line;
@@ -185,13 +187,13 @@ static dk_status on_entry(dk_study *s, const char *file, int line, const char *s
         return st != DK_OK ? st : add_set(&s->shared, &s->nshared, section, key, value, line);
     }
     if (strcmp(section, "output") == 0)
-        return dk_fail(DK_ERR_ARG, "%s:%d: [output] %s: the study runner sets the output "
-                       "folder (<run_dir>/<stage>); remove the line", file, line, key);
+        return dk_fail(DK_ERR_ARG, "%s: [output] %s: the study runner sets the output "
+                       "folder (<run_dir>/<stage>); remove the line", where, key);
     if (strncmp(section, "stage.", 6) != 0)
-        return dk_fail(DK_ERR_ARG, "%s:%d: unknown section [%s] (study, phantoms, data, model, "
-                       "train, distill, augment, stage.NAME)", file, line, section);
+        return dk_fail(DK_ERR_ARG, "%s: unknown section [%s] (study, phantoms, data, model, "
+                       "train, distill, augment, stage.NAME)", where, section);
     study_stage *st = NULL;
-    dk_status rc = stage_for(&st, s, section + 6, file, line);
+    dk_status rc = stage_for(&st, s, section + 6, where, line);
     if (rc != DK_OK) return rc;
     const char *dot = strchr(key, '.');
     if (!dot) {
@@ -204,9 +206,9 @@ static dk_status on_entry(dk_study *s, const char *file, int line, const char *s
     size_t sl = (size_t)(dot - key);
     if (sl >= sizeof sec || !is_shared_section((snprintf(sec, sizeof sec, "%.*s", (int)sl, key),
                                                 sec)))
-        return dk_fail(DK_ERR_ARG, "%s:%d: [%s] %s: an override names a section of the "
-                       "training config (data, model, train, distill, augment)", file, line,
-                       section, key);
+        return dk_fail(DK_ERR_ARG, "%s: [%s] %s: an override names a section of the "
+                       "training config (data, model, train, distill, augment)", where, section,
+                       key);
     dk_train_config scratch;
     size_t n;
     const dk_cfg_field *t = dk_train_config_table(&n);
@@ -255,7 +257,7 @@ static int on_key(void *user, const char *section, const char *key, const char *
         snprintf(c->seen[c->nseen], sizeof c->seen[0], "%s", id);
         c->seen_line[c->nseen++] = c->line;
     }
-    c->st = on_entry(c->s, c->s->path, c->line, section, key, value);
+    c->st = on_entry(c->s, c->line, section, key, value);
     return c->st == DK_OK;
 }
 
@@ -280,19 +282,19 @@ static dk_status parse_file(dk_study *s) {
     return st;
 }
 
-/* "section.key=value" of a --set; stage sections are "stage.NAME.key=value". */
+/* One override "section.key=value"; stage sections are "stage.NAME.key=value". */
 static dk_status apply_cli_set(dk_study *s, const char *arg) {
     char sec[128], key[128];
     const char *eq = strchr(arg, '=');
     const char *d1 = eq ? memchr(arg, '.', (size_t)(eq - arg)) : NULL;
-    if (!eq || !d1) return dk_fail(DK_ERR_ARG, "--set %s: expected section.key=value", arg);
+    if (!eq || !d1) return dk_fail(DK_ERR_ARG, "override '%s': expected section.key=value", arg);
     if (strncmp(arg, "stage.", 6) == 0) {
         d1 = memchr(arg + 6, '.', (size_t)(eq - arg - 6));
-        if (!d1) return dk_fail(DK_ERR_ARG, "--set %s: expected stage.NAME.key=value", arg);
+        if (!d1) return dk_fail(DK_ERR_ARG, "override '%s': expected stage.NAME.key=value", arg);
     }
     snprintf(sec, sizeof sec, "%.*s", (int)(d1 - arg), arg);
     snprintf(key, sizeof key, "%.*s", (int)(eq - d1 - 1), d1 + 1);
-    return on_entry(s, "--set", 0, sec, key, eq + 1);
+    return on_entry(s, 0, sec, key, eq + 1);
 }
 
 /* ---------------------------------------------------------------- cross-stage checks */

@@ -289,7 +289,7 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
     dk_study_opts o = opts ? *opts : (dk_study_opts){NULL, NULL, NULL, 0};
     int from = -1;
     if (o.from && (from = dk__study_find(s, o.from)) < 0)
-        return dk_fail(DK_ERR_ARG, "--from %s: no such stage in %s", o.from, s->path);
+        return dk_fail(DK_ERR_ARG, "%s: no stage '%s' to start from", s->path, o.from);
     dk_set_threads(s->set.threads);
     dk_status rc = dk_mkdirs(s->set.run_dir);
     int stopped = 0;

@@ -71,10 +71,10 @@ static dk_status phantom_defaults(dk_train_config *c, const dk_study *s) {
 
 static dk_status apply_sets(dk_train_config *c, const dk_study *s, const study_set *v, int n) {
     for (int i = 0; i < n; i++) {
-        if (dk_train_config_set(c, v[i].text) == DK_OK) continue;
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", dk_last_error());
-        return dk_fail(DK_ERR_ARG, "%s:%d: %s", v[i].line ? s->path : "--set", v[i].line, msg);
+        dk_status st = dk_train_config_set(c, v[i].text);
+        if (st == DK_OK) continue;
+        return v[i].line ? dk_error_context(st, "%s:%d", s->path, v[i].line)
+                         : dk_error_context(st, "%s", s->path);
     }
     return DK_OK;
 }
@@ -95,13 +95,9 @@ dk_status dk__study_train_config(dk_train_config *c, const dk_study *s, const st
         if (k >= 0) rc = set1(c, "model.teacher_checkpoint=%s", buf);
     }
     if (rc != DK_OK) return rc;
-    if (dk_train_config_validate(c) != DK_OK) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", dk_last_error());
-        return dk_fail(DK_ERR_ARG, "%s: [stage.%s]: %s", s->path, st ? st->name : "shared",
-                       msg);
-    }
-    return DK_OK;
+    rc = dk_train_config_validate(c);
+    return rc == DK_OK ? DK_OK
+                       : dk_error_context(rc, "%s: [stage.%s]", s->path, st ? st->name : "shared");
 }
 
 /* ---------------------------------------------------------------- phantoms */

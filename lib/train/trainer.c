@@ -42,7 +42,7 @@ static dk_status load_case(dk_case_data *out, const dk_case_list *sel, int i,
     view.n = 1;
     dk_status st = dk_case_load(out, &view, 0, &t->prep);
     if (st != DK_OK)
-        st = dk_fail(st, "%s:%d: case '%s': %s", t->cfg.cases, one.line, one.id, dk_last_error());
+        st = dk_error_context(st, "%s:%d: case '%s'", t->cfg.cases, one.line, one.id);
     return st;
 }
 
@@ -164,9 +164,8 @@ static dk_status load_frozen(dk_unet **out, const dk_unet_config *cfg, const cha
     if ((st = dk_unet_load(*out, path, NULL)) != DK_OK) {
         dk_unet_free(*out);
         *out = NULL;
-        return dk_fail(st, "%s %s: %s%s", what, path, dk_last_error(),
-                       st == DK_ERR_FORMAT ? " (it must be a checkpoint of the [model] teacher_* "
-                                             "network)" : "");
+        return dk_error_context(st, "%s%s", what, st == DK_ERR_FORMAT ? " (a checkpoint of the "
+                                "[model] teacher_* network)" : "");
     }
     return DK_OK;
 }
@@ -175,7 +174,7 @@ static dk_status build_teachers(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
     if (!c->teacher_checkpoint[0])
         return dk_fail(DK_ERR_ARG, "[model] teacher_checkpoint is empty: distill needs a "
-                       "trained teacher (dakd train --model teacher first)");
+                       "trained teacher (the model file of a teacher run)");
     dk_status st = load_frozen(&t->teachers[0], &c->teacher, c->teacher_checkpoint,
                                "[model] teacher_checkpoint");
     if (st != DK_OK) return st;
@@ -242,7 +241,7 @@ static dk_status check_options(const dk_trainer *t) {
     dk_trainer_mode m = t->opts.mode;
     if (c->val_domain == DK_VAL_TARGET && m != DK_TRAINER_ORACLE)
         return dk_fail(DK_ERR_ARG, "[data] val_domain = target: model selection must not look "
-                       "at target labels; only an oracle run (--oracle) may validate on target");
+                       "at target labels; only an oracle run may validate on target");
     if (m == DK_TRAINER_DISTILL && c->align != DK_ALIGN_NONE && c->lambda_align > 0 &&
         c->batch_size < 4)
         return dk_fail(DK_ERR_ARG, "[data] batch_size = %d: alignment needs at least 2 source "
@@ -468,24 +467,6 @@ static void add_terms(step_terms *sum, const step_terms *s) {
     sum->T = s->T, sum->mix = s->mix, sum->alpha = s->alpha, sum->lr = s->lr;
 }
 
-/* After a failed step: the step's message plus the terms that are not finite and the
- * step's place in steps.jsonl (0-based epoch and step, as logged). */
-static dk_status name_bad_terms(const dk_trainer *t, const step_terms *s, int e, int64_t step) {
-    const char *k[] = {"loss", "kd", "sup", "ce", "dice", "at", "hint", "align", "ent",
-                       "grad_norm"};
-    double v[] = {s->total, s->kd, s->sup, s->ce, s->dice, s->at, s->hint, s->align, s->ent,
-                  s->grad_norm};
-    char list[128] = "";
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
-        if (!isfinite(v[i])) {
-            size_t used = strlen(list);
-            snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", k[i]);
-        }
-    return dk_fail(DK_ERR_NUMERIC, "%s; non-finite terms: %s (steps.jsonl \"epoch\": %d, "
-                   "\"step\": %lld, \"global_step\": %lld)", dk_last_error(),
-                   list[0] ? list : "none", e, (long long)step, (long long)t->optim.step);
-}
-
 /* The count of non-finite values among the network's weights and buffers and the adapter's
  * weights: an update that overflowed (the loss and gradient were finite). */
 static int64_t nonfinite_weights(dk_trainer *t) {
@@ -509,7 +490,6 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
         step_terms st1;
         double ts = dk_time_now();
         dk_status st = dk__trainer_step(t, e, s, &st1);
-        if (st == DK_ERR_NUMERIC) return name_bad_terms(t, &st1, e, s);
         if (st != DK_OK) return st;
         int64_t bad = nonfinite_weights(t);
         if (bad)

@@ -79,8 +79,8 @@ static dk_status apply_meta(dk_trainer *t, const cJSON *m, double *log_bytes) {
         return dk_fail(DK_ERR_FORMAT, "%s: __metadata__ lacks a trainer field (dakd.epoch, "
                        "dakd.optim_step, ...): not a dakd training checkpoint", t->path_ckpt);
     if ((int)mode != (int)t->opts.mode)
-        return dk_fail(DK_ERR_ARG, "%s: dakd.mode = %d was written by another command (train "
-                       "--model teacher/student, --oracle, distill) than this one (%d)",
+        return dk_fail(DK_ERR_ARG, "%s: dakd.mode = %d was written by a run of another mode (0 "
+                       "teacher, 1 student, 2 oracle, 3 distill) than this one (%d)",
                        t->path_ckpt, (int)mode, (int)t->opts.mode);
     if ((int64_t)seed != t->cfg.seed)
         return dk_fail(DK_ERR_ARG, "%s: dakd.seed = %.0f but [train] seed = %" PRId64
@@ -102,8 +102,8 @@ static dk_status apply_meta(dk_trainer *t, const cJSON *m, double *log_bytes) {
 
 dk_status dk__trainer_load_state(dk_trainer *t) {
     if (access(t->path_ckpt, F_OK) != 0)
-        return dk_fail(DK_ERR_IO, "%s: --resume but there is no checkpoint (the run has not "
-                       "reached [train] checkpoint_every)", t->path_ckpt);
+        return dk_fail(DK_ERR_IO, "%s: no checkpoint to resume from (the run has not reached "
+                       "[train] checkpoint_every)", t->path_ckpt);
     dk_tensor_ref r[MAX_STATE];
     int n = state_refs(r, t);
     char *meta = NULL;

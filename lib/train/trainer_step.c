@@ -28,21 +28,41 @@ static void put_row(dk_trainer *t, int64_t r, const dk_batch *b, int64_t i, int 
     else memset(t->lab + r * t->nvox, DK_IGNORE_LABEL, (size_t)t->nvox);
 }
 
+/* The names of the terms of `s` that are not finite, ", "-separated ("none" if all are). */
+static void bad_terms(char *list, size_t n, const step_terms *s) {
+    const char *k[] = {"loss", "kd", "sup", "ce", "dice", "at", "hint", "align", "ent",
+                       "grad_norm"};
+    double v[] = {s->total, s->kd, s->sup, s->ce, s->dice, s->at, s->hint, s->align, s->ent,
+                  s->grad_norm};
+    list[0] = '\0';
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (!isfinite(v[i])) {
+            size_t used = strlen(list);
+            snprintf(list + used, n - used, "%s%s", used ? ", " : "", k[i]);
+        }
+    if (!list[0]) snprintf(list, n, "none");
+}
+
+/* A step whose `term` is not finite: the cases of the batch, the terms that are not finite
+ * and the step's place in steps.jsonl (0-based epoch and step, as logged). */
 static dk_status numeric_fail(const dk_trainer *t, int epoch, int64_t step, const char *term,
-                              double v, int64_t ns) {
-    char cases[256] = "";
+                              double v, const step_terms *s) {
+    char cases[256] = "", list[128];
     size_t used = 0;
     for (int64_t i = 0; i < t->batch && used + 1 < sizeof cases; i++) {
-        const dk_case_data *cd = i < ns ? &t->src[t->bsrc.case_index[i]]
-                                        : &t->tgt[t->btgt.case_index[i - ns]];
+        const dk_case_data *cd = i < s->ns ? &t->src[t->bsrc.case_index[i]]
+                                           : &t->tgt[t->btgt.case_index[i - s->ns]];
         int k = snprintf(cases + used, sizeof cases - used, "%s%s", i ? "," : "", cd->id);
         if (k < 0) break;
         used += (size_t)k;
         if (used >= sizeof cases) used = sizeof cases - 1;
     }
+    bad_terms(list, sizeof list, s);
     return dk_fail(DK_ERR_NUMERIC, "%s: epoch %d step %lld: %s is %g (cases in the batch: %s); "
-                   "stopped before the update, no checkpoint written", t->cfg.run_dir,
-                   epoch + 1, (long long)step, term, v, cases);
+                   "stopped before the update, no checkpoint written; non-finite terms: %s "
+                   "(steps.jsonl \"epoch\": %d, \"step\": %lld, \"global_step\": %lld)",
+                   t->cfg.run_dir, epoch + 1, (long long)step, term, v, cases, list, epoch,
+                   (long long)step, (long long)t->optim.step);
 }
 
 /* Supervised CE + Dice of sample i (n = 1), gradient scaled by `scale` when grad != NULL. */
@@ -262,14 +282,14 @@ dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *s
         st->total = st->sup;
     }
     t->stats.sec_loss += dk_time_now() - tl;
-    if (!isfinite(st->total)) return numeric_fail(t, epoch, step, "the loss", st->total, ns);
+    if (!isfinite(st->total)) return numeric_fail(t, epoch, step, "the loss", st->total, st);
     double t0 = dk_time_now();
     dk_unet_backward(t->net);
     t->stats.sec_student_bwd += dk_time_now() - t0;
     dk_params *p = dk_unet_params(t->net);
     st->grad_norm = clip_joint(t, p);
     if (!isfinite(st->grad_norm))
-        return numeric_fail(t, epoch, step, "the gradient norm", st->grad_norm, ns);
+        return numeric_fail(t, epoch, step, "the gradient norm", st->grad_norm, st);
     st->lr = dk_lr_at(&c->lr, t->optim.step);
     dk_optim_step(&t->optim, p, st->lr);
     dk_params_zero_grad(p);

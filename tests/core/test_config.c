@@ -163,16 +163,16 @@ static void test_set(void) {
     toy before = t;
     CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.lr=0.1"), DK_ERR_ARG);
     CU_ASSERT_STRING_EQUAL(dk_last_error(),
-                           "--set: unknown key train.lr; did you mean train.lr_base?");
+                           "override: unknown key train.lr; did you mean train.lr_base?");
     CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.epoks=3"), DK_ERR_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "did you mean train.epochs?"));
     CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.epochs=1000"), DK_ERR_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "--set: [train] epochs = 1000 is out of "
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "override: [train] epochs = 1000 is out of "
                                                    "range [1, 100]"));
     CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "model.flag=2"), DK_ERR_ARG);
     CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "model.name=a ; b"), DK_ERR_ARG);
     CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "epochs=3"), DK_ERR_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "expected section.key=value"));
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "override 'epochs=3': expected section.key=value");
     CU_ASSERT_EQUAL(dk_cfg_set(&t, fields, NF, "train.epochs"), DK_ERR_ARG);
     CU_ASSERT_EQUAL(memcmp(&t, &before, sizeof t), 0); /* failures changed nothing */
 }
@@ -236,7 +236,7 @@ int main(void) {
         !CU_add_test(s, "out of range", test_range) ||
         !CU_add_test(s, "bad bool, enum, number, string", test_bad_values) ||
         !CU_add_test(s, "duplicate key, syntax, long line, missing file", test_file_errors) ||
-        !CU_add_test(s, "--set", test_set) ||
+        !CU_add_test(s, "overrides (section.key=value)", test_set) ||
         !CU_add_test(s, "write -> load round trip", test_round_trip) ||
         !CU_add_test(s, "help", test_help)) {
         CU_cleanup_registry();

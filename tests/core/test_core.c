@@ -28,12 +28,43 @@ static void test_fail_records_message(void) {
     dk_status st = dk_fail(DK_ERR_FORMAT, "%s: dim[%d]=%d exceeds %d", "scan.nii", 3, 70000, 32767);
     CU_ASSERT_EQUAL(st, DK_ERR_FORMAT);
     CU_ASSERT_STRING_EQUAL(dk_last_error(), "scan.nii: dim[3]=70000 exceeds 32767");
-    /* The next failure overwrites, and may quote the previous message safely. */
-    st = dk_fail(DK_ERR_IO, "while loading: %s", dk_last_error());
+    /* The next failure overwrites. */
+    st = dk_fail(DK_ERR_IO, "%s: cannot open", "b.nii");
     CU_ASSERT_EQUAL(st, DK_ERR_IO);
-    CU_ASSERT_STRING_EQUAL(dk_last_error(), "while loading: scan.nii: dim[3]=70000 exceeds 32767");
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "b.nii: cannot open");
     dk_clear_error();
     CU_ASSERT_STRING_EQUAL(dk_last_error(), "");
+}
+
+/* A caller adds what it knows in front; the detector's text and status pass through. */
+static void test_error_context(void) {
+    dk_status st = dk_fail(DK_ERR_FORMAT, "%s: file cut short", "cut.nii.gz");
+    st = dk_error_context(st, "%s:%d: case '%s'", "cases.csv", 7, "s05");
+    CU_ASSERT_EQUAL(st, DK_ERR_FORMAT);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "cases.csv:7: case 's05': cut.nii.gz: file cut short");
+    /* layers of context stack outside-in */
+    CU_ASSERT_EQUAL(dk_error_context(st, "study.ini"), DK_ERR_FORMAT);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(),
+                           "study.ini: cases.csv:7: case 's05': cut.nii.gz: file cut short");
+    /* an argument may point at the message itself */
+    dk_fail(DK_ERR_IO, "x");
+    dk_error_context(DK_ERR_IO, "[%s]", dk_last_error());
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "[x]: x");
+    /* without a message the context stands alone; DK_OK still propagates as a failure */
+    dk_clear_error();
+    CU_ASSERT_EQUAL(dk_error_context(DK_OK, "a.nii"), DK_ERR_INTERNAL);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "a.nii");
+    /* a message that no longer fits loses its end, never the context */
+    char big[2000];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    dk_fail(DK_ERR_ARG, "%s", big);
+    CU_ASSERT_EQUAL(dk_error_context(DK_ERR_ARG, "ctx"), DK_ERR_ARG);
+    const char *m = dk_last_error();
+    CU_ASSERT(strncmp(m, "ctx: yyy", 8) == 0);
+    CU_ASSERT(strlen(m) > 500 && strlen(m) < sizeof big - 1);
+    CU_ASSERT_EQUAL(m[strlen(m) - 1], 'y');
+    dk_clear_error();
 }
 
 static void test_fail_edge_cases(void) {
@@ -652,6 +683,7 @@ int main(void) {
     static const test_entry errors[] = {
         {"fail records message", test_fail_records_message},
         {"fail edge cases", test_fail_edge_cases},
+        {"context goes in front", test_error_context},
         {"message is thread-local", test_error_thread_local},
         {"status names", test_status_names},
         {"DK_ASSERT aborts with file:line", test_assert_aborts},

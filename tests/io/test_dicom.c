@@ -337,6 +337,15 @@ static void test_bad_files(void) {
     const char *empty = dk_test_path(dir, "empty_dir");
     CU_ASSERT_EQUAL(dk_test_sh(NULL, 0, "mkdir -p '%s' && cp '%s' '%s'", empty, txt, empty), 0);
     expect_failure(empty, DK_ERR_IO, "no DICOM images");
+    /* In a folder a file that is not DICOM is passed over, a DICOM file cut short is not */
+    const char *mixed = dk_test_path(dir, "mixed_dir");
+    CU_ASSERT_EQUAL(dk_test_sh(NULL, 0, "mkdir -p '%s' && cp '%s' '%s' '%s'", mixed, txt, ct,
+                               mixed), 0);
+    dk_volume v;
+    CU_ASSERT_EQUAL(dk_volume_read(&v, mixed), DK_OK);
+    dk_volume_free(&v);
+    CU_ASSERT_EQUAL(dk_test_sh(NULL, 0, "cp '%s' '%s'", cut_pixels, mixed), 0);
+    expect_failure(mixed, DK_ERR_FORMAT, "cut_pixels.dcm: file cut short");
 }
 
 static void test_bad_series(void) {

@@ -65,8 +65,8 @@ static void test_kernels_correct(void) {
                  __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")};
     for (int i = 0; i < 3; i++) {
-        if (!can[i]) {
-            dk_test_skip(kernels[i], "this CPU cannot run that kernel");
+        if (!can[i]) { /* not a missing oracle: there is nothing here to run it on */
+            dk_test_note(kernels[i], "this CPU cannot run that kernel; not checked here");
             continue;
         }
         int rc = dk_test_sh(out, sizeof out, "OPENBLAS_CORETYPE=%s %s --child", kernels[i],

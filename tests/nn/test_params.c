@@ -662,13 +662,17 @@ static void test_st_unwritable(void) {
     expect_fail(st, DK_ERR_IO, full, "write failed");
     CU_ASSERT(!dk_test_exists(full) && count_tmp(dir) == 0);
 
-    /* A read-only directory (only meaningful when not root, who may write anyway). */
-    if (geteuid() == 0) {
-        dk_test_skip("write into a read-only directory", "running as root");
-        return;
-    }
-    CU_ASSERT_FATAL(chmod(dir, 0555) == 0);
+    /* A folder no file can be made in. Root writes into a 0555 directory anyway, so for
+     * root the folder is a regular file's path, which refuses everyone. */
     const char *ro = dk_test_path(dir, "ro.safetensors");
+    if (geteuid() != 0) {
+        CU_ASSERT_FATAL(chmod(dir, 0555) == 0);
+    } else {
+        FILE *f = fopen(dk_test_path(dir, "plain_file"), "w");
+        CU_ASSERT_FATAL(f != NULL);
+        fclose(f);
+        ro = dk_test_path(dir, "plain_file/ro.safetensors");
+    }
     expect_fail(dk_safetensors_write(ro, t, 2, NULL), DK_ERR_IO, ro, "cannot create");
     CU_ASSERT(!dk_test_exists(ro) && count_tmp(dir) == 0);
     chmod(dir, 0755);

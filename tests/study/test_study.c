@@ -193,6 +193,24 @@ static void test_parse_errors(void) {
     dk_study *s = NULL;
     CU_ASSERT_EQUAL(dk_study_load(&s, "/nonexistent/study.ini", NULL), DK_ERR_IO);
     CU_ASSERT_PTR_NULL(s);
+    /* overrides given with the file are named as such, by key, never by a command-line flag */
+    char path[1300];
+    snprintf(path, sizeof path, "%s/sets.ini", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(head, f);
+    fclose(f);
+    const char *bad[][2] = {{"train.epochz=2", "override: unknown key train.epochz"},
+                            {"epochs", "override 'epochs': expected section.key=value"},
+                            {"output.run_dir=y", "override: [output] run_dir"},
+                            {"stage.Bad.mode=teacher", "override: [stage.Bad]: bad stage name"}};
+    for (int i = 0; i < 4; i++) {
+        const char *sets[] = {bad[i][0], NULL};
+        CU_ASSERT_EQUAL(dk_study_load(&s, path, sets), DK_ERR_ARG);
+        const char *m = dk_last_error();
+        if (!strstr(m, bad[i][1]) || strstr(m, "--")) printf("\n    %s -> %s\n", bad[i][0], m);
+        CU_ASSERT(strstr(m, bad[i][1]) && !strstr(m, "--"));
+    }
 }
 
 /* ---------------------------------------------------------------- runs */

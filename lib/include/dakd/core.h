@@ -6,10 +6,21 @@
  *
  * Errors. A library function that can fail on bad data or environment returns a
  * dk_status (DK_OK = 0). The function that DETECTS the failure records one message with
- * dk_fail(); callers pass the status up unchanged. dk_last_error() returns the message
- * of the most recent failure on the calling thread (thread-local, overwritten by the next
- * dk_fail). The library never exits and never prints on its own; it logs through the
- * callback set with dk_log_set_sink().
+ * dk_fail(), naming the file and the field; callers pass the status up unchanged.
+ * dk_last_error() returns the message of the most recent failure on the calling thread
+ * (thread-local, overwritten by the next dk_fail). The library never exits and never prints
+ * on its own; it logs through the callback set with dk_log_set_sink().
+ *
+ * Three rules keep one owner per message:
+ *  - A caller that knows what the detector cannot (which case-list line and case, which
+ *    study file and stage, which model file) adds it IN FRONT with dk_error_context(); the
+ *    detector's text stays whole and the status passes through. Formatting dk_last_error()
+ *    into a new dk_fail() is never done: it copies the message and can cut it.
+ *  - Decisions branch on the returned status, or on a result the detector returns for that
+ *    purpose (e.g. dk_dcm_check_structure's `cut_short`), never on the message text.
+ *  - Messages name config keys ("[train] epochs", "model.teacher_checkpoint"), option
+ *    fields and files, never command-line flags: the library does not know how it was
+ *    called. apps/ adds the flag where it wants to say it.
  *
  * Programmer errors (inconsistent shapes between internal calls) are DK_ASSERT: it prints
  * file:line and the expression to stderr and aborts.
@@ -47,8 +58,21 @@ dk_status dk_fail(dk_status st, const char *fmt, ...)
 #endif
     ;
 
+/* Put what the caller knows in front of the thread's message, keeping the detector's text:
+ *   st = dk_case_load(...);                       "cut.nii.gz: file cut short ..."
+ *   return dk_error_context(st, "%s:%d: case '%s'", csv, line, id);
+ *                                                 "cases.csv:7: case 's05': cut.nii.gz: ..."
+ * The result is "<context>: <message>" (the context alone when there was no message); a
+ * message that no longer fits loses its end, never the context. Returns `st` (so the status
+ * is the detector's), DK_ERR_INTERNAL for DK_OK as dk_fail does. */
+dk_status dk_error_context(dk_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* The last message recorded on this thread ("" if none). Borrowed; valid until the next
- * dk_fail on this thread. */
+ * dk_fail or dk_error_context on this thread. For showing to a person, never for deciding. */
 const char *dk_last_error(void);
 
 /* A short constant name for a status ("format error", ...). */
@@ -265,10 +289,10 @@ dk_status dk_cfg_load(void *obj, const dk_cfg_field *t, size_t n, const char *pa
 dk_status dk_cfg_load_string(void *obj, const dk_cfg_field *t, size_t n, const char *text,
                              const char *name);
 
-/* One "--set" override "section.key=value" (blanks around the parts are stripped), with the
- * checks of dk_cfg_load. DK_ERR_ARG "--set <arg>: ..." for a missing '=' or '.', an unknown
- * key (with "did you mean section.key?" when one is close) or a bad value; `obj` is unchanged
- * then. */
+/* One override "section.key=value" (the CLI's --set; blanks around the parts are stripped),
+ * with the checks of dk_cfg_load. DK_ERR_ARG "override '<arg>': ..." for a missing '=' or
+ * '.', "override: ..." for an unknown key (with "did you mean section.key?" when one is
+ * close) or a bad value; `obj` is unchanged then. */
 dk_status dk_cfg_set(void *obj, const dk_cfg_field *t, size_t n, const char *assignment);
 
 /* Format field `f` of `obj` as it is written in a file (doubles with the fewest digits that
