@@ -631,6 +631,90 @@ static void test_rng_split(void) {
     CU_ASSERT_EQUAL(streams_collide(a, dk_rng_split(&r, 0)), 0);
 }
 
+/* ------------------------------------------------------------------ order statistics */
+
+static void test_sort_median(void) {
+    double v[] = {3, -1, 2.5, 7, 0};
+    dk_sort_doubles(v, 5);
+    for (int i = 1; i < 5; i++) CU_ASSERT(v[i - 1] <= v[i]);
+    double odd[] = {9, 1, 5}, even[] = {4, 1, 3, 2}, one[] = {-2};
+    CU_ASSERT_EQUAL(dk_median(odd, 3), 5.0);
+    CU_ASSERT_EQUAL(dk_median(even, 4), 2.5);
+    CU_ASSERT_EQUAL(dk_median(one, 1), -2.0);
+}
+
+/* Selection finds what a sort puts at k, and leaves nothing smaller right of k. */
+static void test_select(void) {
+    enum { N = 257 };
+    dk_rng r;
+    dk_rng_seed(&r, 5);
+    double d[N], ds[N];
+    float f[N];
+    for (int trial = 0; trial < 40; trial++) {
+        int n = 1 + (int)dk_rng_below(&r, N);
+        for (int i = 0; i < n; i++) /* few distinct values: many ties */
+            ds[i] = (double)(int)dk_rng_below(&r, trial % 2 ? 7 : 1000) - 3;
+        dk_sort_doubles(ds, n);
+        for (int k = 0; k < n; k += 1 + n / 9) {
+            memcpy(d, ds, (size_t)n * sizeof *d);
+            for (int i = n - 1; i > 0; i--) { /* shuffle */
+                int j = (int)dk_rng_below(&r, (uint64_t)i + 1);
+                double t = d[i];
+                d[i] = d[j], d[j] = t;
+            }
+            for (int i = 0; i < n; i++) f[i] = (float)d[i];
+            CU_ASSERT_EQUAL(dk_select_double(d, n, k), ds[k]);
+            CU_ASSERT_EQUAL(dk_select_float(f, n, k), (float)ds[k]);
+            for (int i = k + 1; i < n; i++) {
+                CU_ASSERT(d[i] >= d[k]);
+                CU_ASSERT(f[i] >= f[k]);
+            }
+        }
+    }
+}
+
+/* numpy.percentile([4, 1, 3, 2, 10], p) with numpy 1.24, to the last bit. */
+static void test_percentile_numpy(void) {
+    static const double p[] = {0, 10, 25, 50, 62.5, 90, 95, 100};
+    static const double want[] = {1.0, 1.4, 2.0, 3.0, 3.5, 7.6000000000000005,
+                                  8.799999999999999, 10.0};
+    const double v[] = {4, 1, 3, 2, 10};
+    double sorted[] = {1, 2, 3, 4, 10}, w[5];
+    for (int i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(dk_percentile_sorted(sorted, 5, p[i]), want[i]);
+        memcpy(w, v, sizeof v);
+        CU_ASSERT_EQUAL(dk_percentile_select(w, 5, p[i]), want[i]);
+    }
+    double one = 7;
+    CU_ASSERT_EQUAL(dk_percentile_sorted(&one, 1, 95), 7.0);
+    CU_ASSERT_EQUAL(dk_percentile_select(&one, 1, 5), 7.0);
+}
+
+/* Selection and sorting give the same bits for every p; the float form is within an ulp. */
+static void test_percentile_forms_agree(void) {
+    enum { N = 301 };
+    dk_rng r;
+    dk_rng_seed(&r, 11);
+    double v[N], s[N], w[N];
+    float fv[N], fw[N];
+    for (int trial = 0; trial < 30; trial++) {
+        int n = 1 + (int)dk_rng_below(&r, N);
+        for (int i = 0; i < n; i++) {
+            fv[i] = (float)(dk_rng_normal(&r) * 100.0);
+            v[i] = s[i] = fv[i];
+        }
+        dk_sort_doubles(s, n);
+        for (double p = 0; p <= 100; p += 2.5) {
+            memcpy(w, v, (size_t)n * sizeof *w);
+            double a = dk_percentile_sorted(s, n, p), b = dk_percentile_select(w, n, p);
+            CU_ASSERT_EQUAL(a, b);
+            double c = dk_percentile(fv, n, p, fw);
+            CU_ASSERT(fabs(c - a) <= 4e-16 * fmax(fabs(a), 1.0));
+        }
+        for (int i = 0; i < n; i++) CU_ASSERT_EQUAL(v[i], (double)fv[i]); /* vals unchanged */
+    }
+}
+
 /* ------------------------------------------------------------------ main */
 
 typedef struct {
@@ -687,10 +771,16 @@ int main(void) {
         {"normal", test_rng_normal},
         {"split", test_rng_split},
     };
+    static const test_entry order[] = {
+        {"sort and median", test_sort_median},
+        {"selection", test_select},
+        {"percentiles as numpy", test_percentile_numpy},
+        {"percentile forms agree", test_percentile_forms_agree},
+    };
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     if (ADD_SUITE("core.errors", errors) || ADD_SUITE("core.log_timer", logging) ||
         ADD_SUITE("core.progress", progress) || ADD_SUITE("core.memory", arena) ||
-        ADD_SUITE("core.rng", rng)) {
+        ADD_SUITE("core.rng", rng) || ADD_SUITE("core.order", order)) {
         CU_cleanup_registry();
         return 1;
     }

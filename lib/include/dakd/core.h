@@ -90,10 +90,33 @@ void dk_log(dk_log_level level, const char *fmt, ...)
 /* Seconds on a monotonic clock (CLOCK_MONOTONIC); only differences are meaningful. */
 double dk_time_now(void);
 
-/* Timings: sort ascending in place; the median of n >= 1 values (sorted in place; the mean of
- * the two middle values for an even count). */
+/* ---------------------------------------------------------------- order statistics */
+
+/* Sort ascending in place. NaN compares equal to everything, so leave NaN out first. */
 void dk_sort_doubles(double *v, int64_t n);
+/* The median of n >= 1 values (sorted in place; the mean of the two middle values for an
+ * even count). */
 double dk_median(double *v, int64_t n);
+
+/* The k-th smallest (0-based, 0 <= k < n) of v[0..n) by Hoare selection, O(n) on average;
+ * v is reordered so that v[k] holds it and nothing right of k is smaller. No NaN. */
+double dk_select_double(double *v, int64_t n, int64_t k);
+float dk_select_float(float *v, int64_t n, int64_t k);
+
+/* Percentile p in [0, 100] of n >= 1 values, numpy's default "linear" rule: the virtual
+ * index (n − 1)·p/100 falls between the order statistics a and b with weight g.
+ *
+ * dk_percentile_sorted (of sorted values) and dk_percentile_select (by selection; v is
+ * reordered) interpolate as numpy's _lerp does, to the last bit: a + (b − a)·g when
+ * g < 0.5, b − (b − a)(1 − g) otherwise. Reports, box plots and HD95 use these.
+ *
+ * dk_percentile (floats, by selection into `work`: n floats, caller-allocated, overwritten;
+ * vals is not) interpolates as a + g·(b − a) for every g, which can differ from numpy in
+ * the last bit. Intensity normalisation and the overlays' grey windows have always used
+ * this form; it stays so that prepared images (and so models) do not move by an ulp. */
+double dk_percentile_sorted(const double *sorted, int64_t n, double p);
+double dk_percentile_select(double *v, int64_t n, double p);
+double dk_percentile(const float *vals, int64_t n, double p, float *work);
 
 /* ---------------------------------------------------------------- progress */
 
