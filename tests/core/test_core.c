@@ -715,6 +715,59 @@ static void test_percentile_forms_agree(void) {
     }
 }
 
+/* ------------------------------------------------------------------ text */
+
+static void test_sbuf(void) {
+    dk_sbuf b = {0};
+    dk_sb_puts(&b, "a");
+    dk_sb_printf(&b, "%d-%s", 42, "x");
+    dk_sb_putn(&b, "yz!", 2);
+    CU_ASSERT_STRING_EQUAL(b.s, "a42-xyz");
+    CU_ASSERT_EQUAL(b.len, 7);
+    for (int i = 0; i < 1000; i++) dk_sb_puts(&b, "0123456789");
+    CU_ASSERT_EQUAL(b.len, 10007);
+    CU_ASSERT_EQUAL(strlen(b.s), 10007);
+    CU_ASSERT_EQUAL(b.oom, 0);
+    dk_sb_free(&b);
+    CU_ASSERT_PTR_NULL(b.s);
+    dk_sb_free(NULL);
+    dk_sb_html(&b, "<a href=\"x\">Tom & 'Jerry'</a>");
+    CU_ASSERT_STRING_EQUAL(b.s, "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;");
+    dk_sb_free(&b);
+    dk_sb_num(&b, 0.1);
+    dk_sb_puts(&b, " ");
+    dk_sb_num(&b, NAN);
+    dk_sb_puts(&b, " ");
+    dk_sb_num(&b, -INFINITY);
+    CU_ASSERT_STRING_EQUAL(b.s, "0.10000000000000001 nan -inf");
+    dk_sb_free(&b);
+    /* RFC 4648 test vectors */
+    static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
+                                       "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        dk_sb_puts(&b, "");
+        dk_sb_base64(&b, (const unsigned char *)in[i], strlen(in[i]));
+        CU_ASSERT_STRING_EQUAL(b.s, want[i]);
+        dk_sb_free(&b);
+    }
+}
+
+static void test_sbuf_write_file(void) {
+    const char *p = dk_test_path(dk_test_tmpdir(), "sbuf.txt");
+    dk_sbuf b = {0};
+    dk_sb_puts(&b, "hello\n");
+    CU_ASSERT_EQUAL(dk_sb_write_file(&b, p), DK_OK);
+    char *got = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_read_file(&got, NULL, p), DK_OK);
+    CU_ASSERT_STRING_EQUAL(got, "hello\n");
+    free(got);
+    b.oom = 1; /* an incomplete text is refused, not written */
+    CU_ASSERT_EQUAL(dk_sb_write_file(&b, p), DK_ERR_NOMEM);
+    dk_sb_free(&b);
+    CU_ASSERT_EQUAL(dk_sb_write_file(&b, dk_test_path(p, "under_a_file.txt")), DK_ERR_IO);
+}
+
 /* ------------------------------------------------------------------ main */
 
 typedef struct {
@@ -777,10 +830,15 @@ int main(void) {
         {"percentiles as numpy", test_percentile_numpy},
         {"percentile forms agree", test_percentile_forms_agree},
     };
+    static const test_entry files[] = {
+        {"text builder", test_sbuf},
+        {"text written atomically", test_sbuf_write_file},
+    };
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     if (ADD_SUITE("core.errors", errors) || ADD_SUITE("core.log_timer", logging) ||
         ADD_SUITE("core.progress", progress) || ADD_SUITE("core.memory", arena) ||
-        ADD_SUITE("core.rng", rng) || ADD_SUITE("core.order", order)) {
+        ADD_SUITE("core.rng", rng) || ADD_SUITE("core.order", order) ||
+        ADD_SUITE("core.files", files)) {
         CU_cleanup_registry();
         return 1;
     }

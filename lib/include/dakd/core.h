@@ -227,6 +227,36 @@ struct cJSON;
 dk_status dk_json_write_file(const struct cJSON *j, const char *path);
 void dk_json_add_number(struct cJSON *o, const char *key, double x);
 
+/* ---------------------------------------------------------------- text */
+
+/* A growable NUL-terminated text for reports and tables, written to a file once at the end.
+ * A zeroed struct is empty. An allocation failure sets `oom` and later appends do nothing,
+ * so a writer checks once (dk_sb_write_file refuses an incomplete text). */
+typedef struct {
+    char *s;      /* NUL-terminated text, owned (NULL until the first append) */
+    size_t len, cap;
+    int oom;      /* an append failed: the text is incomplete */
+} dk_sbuf;
+
+/* Free the text and zero the struct; accepts NULL. */
+void dk_sb_free(dk_sbuf *b);
+void dk_sb_putn(dk_sbuf *b, const char *s, size_t n);
+void dk_sb_puts(dk_sbuf *b, const char *s);
+void dk_sb_printf(dk_sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Text with & < > " ' escaped for HTML (element content and quoted attributes). */
+void dk_sb_html(dk_sbuf *b, const char *s);
+/* A number that reads back to the same double (%.17g), "nan" / "inf" / "-inf" otherwise. */
+void dk_sb_num(dk_sbuf *b, double x);
+/* Standard base64 (RFC 4648, with '=' padding) of n bytes. */
+void dk_sb_base64(dk_sbuf *b, const unsigned char *p, size_t n);
+/* Write the text to `path` atomically (dk_tmp_path_for + dk_commit_file). DK_ERR_NOMEM when
+ * `oom` is set, DK_ERR_IO naming the file. */
+dk_status dk_sb_write_file(const dk_sbuf *b, const char *path);
+
 /* ---------------------------------------------------------------- configs */
 
 /* Configs are INI files read into a plain struct through ONE table of fields per struct
