@@ -491,17 +491,6 @@ void describe_for_write(itk::ImageIOBase *io, const dk_volume *v) {
     io->SetPixelType(v->nc > 1 ? itk::IOPixelEnum::VECTOR : itk::IOPixelEnum::SCALAR);
 }
 
-/* Remove a temporary directory and what is in it. */
-void remove_tree(const std::string &dir) {
-    if (DIR *d = opendir(dir.c_str())) {
-        while (struct dirent *e = readdir(d))
-            if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, ".."))
-                unlink((dir + "/" + e->d_name).c_str());
-        closedir(d);
-    }
-    rmdir(dir.c_str());
-}
-
 /* Move every file of `tmpdir` into `dir`, the header (`base`) last so that it appears
  * only when its data file is in place. */
 dk_status commit_tree(const std::string &tmpdir, const std::string &dir, const std::string &base) {
@@ -686,6 +675,6 @@ extern "C" dk_status dk_itk_image_write(const dk_volume *v, const char *path, in
         if (inter != v->data) dk_free(inter);
         st = fail_from_exception(path, "cannot write image");
     }
-    remove_tree(tmpdir);
+    dk_discard_tree(tmpdir.c_str());
     return st;
 }

@@ -1,10 +1,7 @@
 /*
- * The study's bookkeeping: SHA-256 of files and texts (OpenSSL libcrypto), JSON files
- * written atomically, folders, and <run_dir>/manifest.json (versions, machine, stages).
+ * The study's bookkeeping: SHA-256 of files and texts (OpenSSL libcrypto), reading JSON
+ * records, and <run_dir>/manifest.json (versions, machine, stages).
  */
-/* nftw() is an X/Open function */
-#define _XOPEN_SOURCE 700
-
 #include "study_internal.h"
 
 #include <cJSON.h>
@@ -17,7 +14,6 @@
 #include "dakd/nn.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +82,7 @@ dk_status dk__study_hash_cached(char hex[65], dk_study *s, const char *path) {
     return st;
 }
 
-/* ---------------------------------------------------------------- files and folders */
+/* ---------------------------------------------------------------- JSON records */
 
 cJSON *dk__study_read_json(const char *path) {
     char *buf = NULL;
@@ -94,19 +90,6 @@ cJSON *dk__study_read_json(const char *path) {
     cJSON *j = cJSON_Parse(buf);
     free(buf);
     return j;
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-dk_status dk__study_remove_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return DK_OK;
-    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return dk_fail(DK_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-    return DK_OK;
 }
 
 /* ---------------------------------------------------------------- versions and machine */

@@ -768,6 +768,60 @@ static void test_sbuf_write_file(void) {
     CU_ASSERT_EQUAL(dk_sb_write_file(&b, dk_test_path(p, "under_a_file.txt")), DK_ERR_IO);
 }
 
+/* ------------------------------------------------------------------ folders */
+
+static void touch(const char *path) {
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("x", f);
+    fclose(f);
+}
+
+static void test_remove_tree(void) {
+    const char *root = dk_test_path(dk_test_tmpdir(), "tree");
+    const char *keep = dk_test_path(dk_test_tmpdir(), "tree_keep.txt");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/a/b/c", root);
+    CU_ASSERT_EQUAL_FATAL(dk_mkdirs(p), DK_OK);
+    touch(keep);
+    snprintf(p, sizeof p, "%s/a/b/c/f.txt", root);
+    touch(p);
+    snprintf(p, sizeof p, "%s/top.txt", root);
+    touch(p);
+    snprintf(p, sizeof p, "%s/a/link", root); /* a link is removed, its target kept */
+    CU_ASSERT_EQUAL_FATAL(symlink(keep, p), 0);
+    snprintf(p, sizeof p, "%s/a/dirlink", root);
+    CU_ASSERT_EQUAL_FATAL(symlink(dk_test_tmpdir(), p), 0);
+    CU_ASSERT_EQUAL(dk_remove_tree(root), DK_OK);
+    CU_ASSERT(!dk_test_exists(root));
+    CU_ASSERT(dk_test_exists(keep));
+    CU_ASSERT(dk_test_exists(dk_test_tmpdir()));
+    CU_ASSERT_EQUAL(dk_remove_tree(root), DK_OK); /* absent: nothing to do */
+    touch(root);                                   /* a plain file goes too */
+    CU_ASSERT_EQUAL(dk_remove_tree(root), DK_OK);
+    CU_ASSERT(!dk_test_exists(root));
+    remove(keep);
+}
+
+/* A failure names the entry; the clean-up form keeps the caller's message. */
+static void test_remove_tree_failure(void) {
+    const char *root = dk_test_path(dk_test_tmpdir(), "tree_fail");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/sub", root);
+    CU_ASSERT_EQUAL_FATAL(dk_mkdirs(p), DK_OK);
+    char longname[5000];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    CU_ASSERT_EQUAL(dk_remove_tree(longname), DK_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "cannot remove"));
+    dk_fail(DK_ERR_FORMAT, "the first failure");
+    dk_discard_tree(longname);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "the first failure");
+    dk_discard_tree(root);
+    CU_ASSERT(!dk_test_exists(root));
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "the first failure");
+}
+
 /* ------------------------------------------------------------------ main */
 
 typedef struct {
@@ -833,6 +887,8 @@ int main(void) {
     static const test_entry files[] = {
         {"text builder", test_sbuf},
         {"text written atomically", test_sbuf_write_file},
+        {"remove a tree", test_remove_tree},
+        {"remove a tree: failures", test_remove_tree_failure},
     };
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     if (ADD_SUITE("core.errors", errors) || ADD_SUITE("core.log_timer", logging) ||

@@ -216,6 +216,14 @@ dk_status dk_commit_file(const char *tmp_path, const char *final_path);
  * naming the folder that could not be made, DK_ERR_ARG for a path over 4095 bytes. */
 dk_status dk_mkdirs(const char *path);
 
+/* Remove `path` and, when it is a folder, everything below it (as rm -rf: links are removed,
+ * never followed); an absent path is fine. DK_ERR_IO naming the entry that could not be
+ * removed (a path over 4095 bytes is one). */
+dk_status dk_remove_tree(const char *path);
+/* The same for cleaning up after a failure: records no message, so the caller's stays, and
+ * logs a warning naming what could not be removed. */
+void dk_discard_tree(const char *path);
+
 /* Read a whole file into a new NUL-terminated buffer (*buf, caller frees; *len bytes without
  * the NUL; len may be NULL). DK_ERR_IO naming the file and the system's reason, DK_ERR_NOMEM.
  * On failure *buf is NULL. */
