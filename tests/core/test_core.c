@@ -822,6 +822,83 @@ static void test_remove_tree_failure(void) {
     CU_ASSERT_STRING_EQUAL(dk_last_error(), "the first failure");
 }
 
+/* ------------------------------------------------------------------ INI parsing */
+
+typedef struct {
+    dk_ini_source src;
+    char log[512];
+    int fail_on; /* key that fails ("" = none) */
+} ini_probe;
+
+static int probe_key(void *user, const char *section, const char *key, const char *value) {
+    ini_probe *c = user;
+    size_t n = strlen(c->log);
+    snprintf(c->log + n, sizeof c->log - n, "%d:[%s]%s=%s;", c->src.line, section, key, value);
+    if (strcmp(key, "bad") == 0) {
+        c->src.st = dk_fail(DK_ERR_ARG, "%s:%d: bad key", c->src.name, c->src.line);
+        return 0;
+    }
+    return 1;
+}
+
+static dk_status parse_text(ini_probe *c, const char *text) {
+    memset(c, 0, sizeof *c);
+    c->src.name = "t.ini";
+    c->src.text = text;
+    return dk_ini_parse(&c->src, probe_key, c);
+}
+
+static void test_ini_parse_text(void) {
+    ini_probe c;
+    CU_ASSERT_EQUAL(parse_text(&c, "; comment\n[a]\nx = 1\n\n[b]\ny = two ; note\n"), DK_OK);
+    CU_ASSERT_STRING_EQUAL(c.log, "3:[a]x=1;6:[b]y=two;");
+    CU_ASSERT_EQUAL(parse_text(&c, "[a]\nx = 1\nbad = 2\ny = 3\n"), DK_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "t.ini:3: bad key");
+    CU_ASSERT_STRING_EQUAL(c.log, "2:[a]x=1;3:[a]bad=2;"); /* reading stopped */
+    /* the earliest line wins: a syntax error before the handler's failure */
+    CU_ASSERT_EQUAL(parse_text(&c, "[a]\nnot a pair\nbad = 2\n"), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "t.ini:2: syntax error"));
+    CU_ASSERT_EQUAL(parse_text(&c, "[a]\nbad = 2\nnot a pair\n"), DK_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "t.ini:2: bad key");
+    char longline[400];
+    snprintf(longline, sizeof longline, "[a]\nk = %0250d\nz = 1\n", 7);
+    CU_ASSERT_EQUAL(parse_text(&c, longline), DK_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "t.ini:2: line longer than 197 characters");
+    CU_ASSERT_STRING_EQUAL(c.log, "");
+}
+
+/* From a file: the same, and a longest line that ends the file without a newline is whole. */
+static void test_ini_parse_file(void) {
+    const char *p = dk_test_path(dk_test_tmpdir(), "probe.ini");
+    char text[256];
+    int k = snprintf(text, sizeof text, "[a]\nx = 1\nk = ");
+    while (k < 4 + 6 + 199) text[k++] = 'v'; /* "k = vvv..." of 199 characters, no newline */
+    text[k] = '\0';
+    FILE *f = fopen(p, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+    ini_probe c;
+    memset(&c, 0, sizeof c);
+    c.src.name = p;
+    c.src.file = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c.src.file);
+    CU_ASSERT_EQUAL(dk_ini_parse(&c.src, probe_key, &c), DK_OK);
+    fclose(c.src.file);
+    CU_ASSERT_EQUAL(c.src.line, 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.log, "2:[a]x=1;3:[a]k=vvvv"));
+    /* the same line followed by another one does not fit */
+    f = fopen(p, "a");
+    fputs("\ny = 2\n", f);
+    fclose(f);
+    memset(&c, 0, sizeof c);
+    c.src.name = p;
+    c.src.file = fopen(p, "r");
+    CU_ASSERT_EQUAL(dk_ini_parse(&c.src, probe_key, &c), DK_ERR_ARG);
+    fclose(c.src.file);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), ":3: line longer than 197 characters"));
+}
+
 /* ------------------------------------------------------------------ main */
 
 typedef struct {
@@ -889,6 +966,8 @@ int main(void) {
         {"text written atomically", test_sbuf_write_file},
         {"remove a tree", test_remove_tree},
         {"remove a tree: failures", test_remove_tree_failure},
+        {"INI lines from a text", test_ini_parse_text},
+        {"INI lines from a file", test_ini_parse_file},
     };
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     if (ADD_SUITE("core.errors", errors) || ADD_SUITE("core.log_timer", logging) ||

@@ -346,6 +346,30 @@ dk_status dk_cfg_write(const void *obj, const dk_cfg_field *t, size_t n, const c
  * its help text below. Prints to `out` only. */
 void dk_cfg_print_help(const dk_cfg_field *t, size_t n, FILE *out);
 
+/* The INI syntax through inih, for dk_cfg_load and other readers with their own handler:
+ * lines from an open FILE or from a text, counted in `line` so that a handler can name
+ * "<name>:<line>" (Debian's inih passes no line number). A line longer than inih's buffer
+ * allows (197 characters; it would be split and misread) is refused. */
+typedef struct {
+    const char *name;  /* the file, in messages (borrowed) */
+    FILE *file;        /* read from this open file, or, when NULL, */
+    const char *text;  /* from this text (borrowed; advanced past each line read) */
+    int line;          /* 1-based number of the line last read; 0 before the first */
+    dk_status st;      /* DK_OK; a failure (the handler's too) stops the reading */
+} dk_ini_source;
+
+/* Called for every "key = value" of the current line (src->line). Returns 1 to go on; on a
+ * failure it records the message, stores its status in the source's `st` and returns 0. */
+typedef int (*dk_ini_handler)(void *user, const char *section, const char *key,
+                              const char *value);
+
+/* Parse every line of `src` (name, file or text set, line 0, st DK_OK), calling on_key. The
+ * failure on the earliest line wins: a syntax error is DK_ERR_ARG "<name>:<line>: syntax
+ * error (expected [section] or key = value)", an overlong line DK_ERR_ARG "<name>:<line>:
+ * line longer than 197 characters", else the handler's; DK_ERR_NOMEM / DK_ERR_INTERNAL when
+ * inih fails otherwise. Reading errors of the FILE are the caller's to check (ferror). */
+dk_status dk_ini_parse(dk_ini_source *src, dk_ini_handler on_key, void *user);
+
 /* ---------------------------------------------------------------- RNG */
 
 /* xoshiro256** seeded through splitmix64: fast, 2^256 period, and a state of four
