@@ -15,10 +15,12 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef DAKD_INIH_VERSION
@@ -47,7 +49,7 @@ dk_status dk_sha256_file(char hex[65], const char *path) {
     dk_status st = DK_OK;
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
         st = dk_fail(DK_ERR_INTERNAL, "%s: OpenSSL SHA-256 init failed", path);
-    static unsigned char buf[1 << 16];
+    unsigned char buf[16384]; /* on the stack: threads may hash files at the same time */
     size_t got;
     while (st == DK_OK && (got = fread(buf, 1, sizeof buf, f)) > 0)
         if (!EVP_DigestUpdate(ctx, buf, got))
@@ -94,24 +96,43 @@ cJSON *dk__study_read_json(const char *path) {
 
 /* ---------------------------------------------------------------- versions and machine */
 
-/* nifticlib has no version getter; nifti_disp_lib_version() prints it to stdout. Read once
- * per process through a temporary file in place of stdout. */
+/* What fn() prints to stdout, run in a child process whose stdout is a pipe, into buf (""
+ * when it cannot run). This process's stdout is not touched. */
+static void child_stdout(char *buf, size_t n, void (*fn)(void)) {
+    buf[0] = '\0';
+    int fd[2];
+    if (pipe(fd) != 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        __fpurge(stdout); /* drop the child's copy of this process's unwritten output */
+        if (dup2(fd[1], STDOUT_FILENO) >= 0) {
+            fn();
+            fflush(stdout);
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    size_t len = 0;
+    while (pid > 0 && len + 1 < n) {
+        ssize_t k = read(fd[0], buf + len, n - 1 - len);
+        if (k > 0) len += (size_t)k;
+        else if (k == 0 || errno != EINTR) break;
+    }
+    buf[len] = '\0';
+    close(fd[0]);
+    while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+/* nifticlib has no version getter; nifti_disp_lib_version() prints its version line to
+ * stdout. Read once per process. */
 static void nifti_version(char *buf, size_t n) {
     static char cached[128];
     if (!cached[0]) {
-        snprintf(cached, sizeof cached, "unknown");
-        FILE *tmp = tmpfile();
-        fflush(stdout);
-        int saved = tmp ? dup(STDOUT_FILENO) : -1;
-        if (saved >= 0 && dup2(fileno(tmp), STDOUT_FILENO) >= 0) {
-            nifti_disp_lib_version();
-            fflush(stdout);
-            dup2(saved, STDOUT_FILENO);
-            rewind(tmp);
-            if (fgets(cached, (int)sizeof cached, tmp)) cached[strcspn(cached, "\n")] = '\0';
-        }
-        if (saved >= 0) close(saved);
-        if (tmp) fclose(tmp);
+        child_stdout(cached, sizeof cached, nifti_disp_lib_version);
+        cached[strcspn(cached, "\n")] = '\0';
+        if (!cached[0]) snprintf(cached, sizeof cached, "unknown");
     }
     snprintf(buf, n, "%s", cached);
 }
