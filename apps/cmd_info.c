@@ -33,16 +33,18 @@ static void print_text(const char *path, const dk_volume *v, const dk_volume_sta
            v->color == DK_COLOR_RGB ? " (RGB)" : v->color == DK_COLOR_RGBA ? " (RGBA)" : "");
     printf("  datatype    %s\n", dk_dtype_name(v->dtype));
     printf("  spacing     %g %g %g mm\n", g->spacing[0], g->spacing[1], g->spacing[2]);
-    printf("  origin      %g %g %g (LPS mm)\n", g->origin[0], g->origin[1], g->origin[2]);
+    /* + 0.0 prints -0 (a sign flip of 0 between RAS and LPS) as 0 */
+    printf("  origin      %g %g %g (LPS mm)\n", g->origin[0] + 0.0, g->origin[1] + 0.0,
+           g->origin[2] + 0.0);
     printf("  direction   [");
-    for (int r = 0; r < 3; r++) /* + 0.0 prints -0 as 0 */
+    for (int r = 0; r < 3; r++)
         printf("%g %g %g%s", g->direction[r][0] + 0.0, g->direction[r][1] + 0.0,
                g->direction[r][2] + 0.0, r < 2 ? "; " : "");
     printf("] (LPS, columns = i j k)\n");
     printf("  orientation %s\n", code);
     for (int r = 0; r < 4; r++)
         printf("  %s [%12.6g %12.6g %12.6g %12.6g]\n", r ? "           " : "affine (RAS)",
-               m[r][0], m[r][1], m[r][2], m[r][3]);
+               m[r][0] + 0.0, m[r][1] + 0.0, m[r][2] + 0.0, m[r][3] + 0.0);
     if (v->meta.nifti_version)
         printf("  nifti       version %d  sform_code %d  qform_code %d\n", v->meta.nifti_version,
                v->meta.sform_code, v->meta.qform_code);
@@ -65,7 +67,8 @@ static void print_text(const char *path, const dk_volume *v, const dk_volume_sta
 
 static cJSON *number_array(const double *x, int n) {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    for (int i = 0; i < n; i++) /* + 0.0: no -0 */
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i] + 0.0));
     return a;
 }
 

@@ -248,110 +248,117 @@ static dk_status fail_unknown(const char *where, const dk_cfg_field *t, size_t n
 
 /* ---------------------------------------------------------------- loading */
 
+/* The next line of a file into str (num bytes); its length, or -1 at the end. *at_end: no
+ * more text follows it. */
+static long next_file_line(char *str, int num, FILE *f, int *at_end) {
+    if (!fgets(str, num, f)) return -1;
+    size_t len = strlen(str);
+    *at_end = 0;
+    if (len > 0 && str[len - 1] != '\n') {
+        int ch = fgetc(f);
+        *at_end = ch == EOF;
+        if (!*at_end) ungetc(ch, f);
+    }
+    return (long)len;
+}
+
+/* The same from a text, advancing *text past the line. */
+static long next_text_line(char *str, int num, const char **text, int *at_end) {
+    if (**text == '\0') return -1;
+    const char *nl = strchr(*text, '\n');
+    size_t len = nl ? (size_t)(nl - *text) + 1 : strlen(*text);
+    if (len > (size_t)num - 1) len = (size_t)num - 1;
+    memcpy(str, *text, len);
+    str[len] = '\0';
+    *text += len;
+    *at_end = **text == '\0';
+    return (long)len;
+}
+
 /* inih (Debian's build) calls the handler without a line number, so the reader counts the
  * lines it hands over: the handler of a line runs before the next line is read. */
-typedef struct {
-    void *obj;
-    const dk_cfg_field *t;
-    size_t n;
-    const char *name;
-    FILE *file;        /* file source, or */
-    const char *text;  /* string source (advanced as lines are read) */
-    int line;          /* 1-based line last handed to inih */
-    int *seen;         /* (n) line where each field was set, 0 = not yet */
-    int err_line;      /* first line that failed in the reader or handler, 0 = none */
-    dk_status st;
-} load_ctx;
-
-/* Refuse a line that does not fit inih's buffer: it would be split and misread. */
-static char *check_line_fits(load_ctx *c, char *str, int num, size_t len, int at_end) {
-    if (len + 1 >= (size_t)num && str[len - 1] != '\n' && !at_end) {
-        c->err_line = c->line;
-        c->st = dk_fail(DK_ERR_ARG, "%s:%d: line longer than %d characters", c->name, c->line,
+static char *read_line(char *str, int num, void *source) {
+    dk_ini_source *s = source;
+    if (s->st != DK_OK) return NULL;
+    int at_end = 0;
+    long len = s->file ? next_file_line(str, num, s->file, &at_end)
+                       : next_text_line(str, num, &s->text, &at_end);
+    if (len < 0) return NULL;
+    s->line++;
+    /* a line that does not fit inih's buffer would be split and misread */
+    if ((size_t)len + 1 >= (size_t)num && str[len - 1] != '\n' && !at_end) {
+        s->st = dk_fail(DK_ERR_ARG, "%s:%d: line longer than %d characters", s->name, s->line,
                         num - 3);
         return NULL;
     }
     return str;
 }
 
-static char *read_line_file(char *str, int num, void *stream) {
-    load_ctx *c = stream;
-    if (c->st != DK_OK || !fgets(str, num, c->file)) return NULL;
-    c->line++;
-    size_t len = strlen(str);
-    if (len == 0) return str;
-    int at_end = 0;
-    if (str[len - 1] != '\n') {
-        int ch = fgetc(c->file);
-        at_end = ch == EOF;
-        if (!at_end) ungetc(ch, c->file);
-    }
-    return check_line_fits(c, str, num, len, at_end);
-}
-
-static char *read_line_string(char *str, int num, void *stream) {
-    load_ctx *c = stream;
-    if (c->st != DK_OK || *c->text == '\0') return NULL;
-    const char *nl = strchr(c->text, '\n');
-    size_t len = nl ? (size_t)(nl - c->text) + 1 : strlen(c->text);
-    size_t take = len < (size_t)num - 1 ? len : (size_t)num - 1;
-    memcpy(str, c->text, take);
-    str[take] = '\0';
-    c->text += take;
-    c->line++;
-    return check_line_fits(c, str, num, take, *c->text == '\0');
-}
-
-static int on_key(void *user, const char *section, const char *key, const char *value) {
-    load_ctx *c = user;
-    if (c->st != DK_OK) return 1; /* report the first failure only */
-    char where[NAME_MAX_ * 4];
-    snprintf(where, sizeof where, "%s:%d", c->name, c->line);
-    long i = find_field(c->t, c->n, section, key);
-    if (i < 0) {
-        c->st = fail_unknown(where, c->t, c->n, section, key, 0);
-    } else if (c->seen[i]) {
-        c->st = dk_fail(DK_ERR_ARG, "%s: duplicate key [%s] %s (first set on line %d)", where,
-                        section, key, c->seen[i]);
-    } else {
-        c->st = parse_value(c->obj, &c->t[i], value, where);
-        c->seen[i] = c->line;
-    }
-    if (c->st != DK_OK) c->err_line = c->line;
-    return c->st == DK_OK;
-}
-
-static dk_status run_parse(load_ctx *c, ini_reader reader) {
-    c->seen = calloc(c->n ? c->n : 1, sizeof *c->seen);
-    if (!c->seen) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", c->name);
-    int rc = ini_parse_stream(reader, c, on_key, c);
-    free(c->seen);
-    c->seen = NULL;
-    /* inih keeps going after a syntax error; its return value is the first bad line. */
-    if (rc > 0 && (c->err_line == 0 || rc < c->err_line))
+dk_status dk_ini_parse(dk_ini_source *src, dk_ini_handler on_key, void *user) {
+    int rc = ini_parse_stream(read_line, src, on_key, user);
+    /* inih keeps going after a syntax error; its return value is the first bad line. A
+     * failure of ours stops the reading on its own line (src->line). */
+    if (rc > 0 && (src->st == DK_OK || rc < src->line))
         return dk_fail(DK_ERR_ARG, "%s:%d: syntax error (expected [section] or key = value)",
-                       c->name, rc);
-    if (c->st != DK_OK) return c->st;
-    if (rc == -2) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", c->name);
-    if (rc != 0) return dk_fail(DK_ERR_INTERNAL, "%s: inih failed (%d)", c->name, rc);
+                       src->name, rc);
+    if (src->st != DK_OK) return src->st;
+    if (rc == -2) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", src->name);
+    if (rc != 0) return dk_fail(DK_ERR_INTERNAL, "%s: inih failed (%d)", src->name, rc);
     return DK_OK;
 }
 
+typedef struct {
+    void *obj;
+    const dk_cfg_field *t;
+    size_t n;
+    dk_ini_source src; /* the lines; src.st also holds the handler's first failure */
+    int *seen;         /* (n) line where each field was set, 0 = not yet */
+} load_ctx;
+
+static int on_key(void *user, const char *section, const char *key, const char *value) {
+    load_ctx *c = user;
+    dk_ini_source *src = &c->src;
+    if (src->st != DK_OK) return 1; /* report the first failure only */
+    char where[NAME_MAX_ * 4];
+    snprintf(where, sizeof where, "%s:%d", src->name, src->line);
+    long i = find_field(c->t, c->n, section, key);
+    if (i < 0) {
+        src->st = fail_unknown(where, c->t, c->n, section, key, 0);
+    } else if (c->seen[i]) {
+        src->st = dk_fail(DK_ERR_ARG, "%s: duplicate key [%s] %s (first set on line %d)", where,
+                          section, key, c->seen[i]);
+    } else {
+        src->st = parse_value(c->obj, &c->t[i], value, where);
+        c->seen[i] = src->line;
+    }
+    return src->st == DK_OK;
+}
+
+static dk_status run_parse(load_ctx *c) {
+    c->seen = calloc(c->n ? c->n : 1, sizeof *c->seen);
+    if (!c->seen) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", c->src.name);
+    dk_status st = dk_ini_parse(&c->src, on_key, c);
+    free(c->seen);
+    c->seen = NULL;
+    return st;
+}
+
 dk_status dk_cfg_load(void *obj, const dk_cfg_field *t, size_t n, const char *path) {
-    load_ctx c = {.obj = obj, .t = t, .n = n, .name = path, .st = DK_OK};
-    c.file = fopen(path, "r");
-    if (!c.file) return dk_fail(DK_ERR_IO, "%s: cannot open config: %s", path, strerror(errno));
-    dk_status st = run_parse(&c, read_line_file);
-    if (st == DK_OK && ferror(c.file)) st = dk_fail(DK_ERR_IO, "%s: read error", path);
-    fclose(c.file);
+    load_ctx c = {.obj = obj, .t = t, .n = n, .src = {.name = path, .st = DK_OK}};
+    c.src.file = fopen(path, "r");
+    if (!c.src.file)
+        return dk_fail(DK_ERR_IO, "%s: cannot open config: %s", path, strerror(errno));
+    dk_status st = run_parse(&c);
+    if (st == DK_OK && ferror(c.src.file)) st = dk_fail(DK_ERR_IO, "%s: read error", path);
+    fclose(c.src.file);
     return st;
 }
 
 dk_status dk_cfg_load_string(void *obj, const dk_cfg_field *t, size_t n, const char *text,
                              const char *name) {
-    load_ctx c = {.obj = obj, .t = t, .n = n, .name = name ? name : "<string>", .text = text,
-                  .st = DK_OK};
-    return run_parse(&c, read_line_string);
+    load_ctx c = {.obj = obj, .t = t, .n = n,
+                  .src = {.name = name ? name : "<string>", .text = text, .st = DK_OK}};
+    return run_parse(&c);
 }
 
 /* ---------------------------------------------------------------- --set */

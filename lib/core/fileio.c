@@ -1,7 +1,9 @@
 /* Temporary name + fsync + rename: the protocol every writer uses so an output appears
- * complete or not at all (see dakd/core.h); making folders; reading a whole file. */
+ * complete or not at all (see dakd/core.h); making and removing folders; reading a whole
+ * file. */
 #include "dakd/core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -69,6 +71,66 @@ dk_status dk_mkdirs(const char *path) {
         if (!c) break;
     }
     return DK_OK;
+}
+
+enum { TREE_PATH_MAX = 4096 };
+
+/* Remove the entry named in buf (len characters) and, for a folder, what is below it, with
+ * lstat (a link is removed, never followed). Names below are built in buf. 0, or -1 with
+ * errno set and buf naming the entry that could not be removed. */
+static int remove_below(char *buf, size_t len) {
+    struct stat sb;
+    if (lstat(buf, &sb) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(sb.st_mode)) return unlink(buf);
+    DIR *d = opendir(buf);
+    if (!d) return -1;
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        size_t k = strlen(e->d_name);
+        if (len + 1 + k >= TREE_PATH_MAX) {
+            errno = ENAMETOOLONG;
+            rc = -1;
+            break;
+        }
+        buf[len] = '/';
+        memcpy(buf + len + 1, e->d_name, k + 1);
+        rc = remove_below(buf, len + 1 + k);
+        if (rc == 0) buf[len] = '\0';
+    }
+    int e = errno;
+    closedir(d);
+    errno = e;
+    return rc == 0 ? rmdir(buf) : rc;
+}
+
+/* 0, or -1 with `bad` naming what could not be removed and `e` the reason. */
+static int remove_tree(const char *path, char bad[TREE_PATH_MAX], int *e) {
+    size_t len = strlen(path);
+    if (len >= TREE_PATH_MAX) {
+        snprintf(bad, TREE_PATH_MAX, "%.64s...", path);
+        *e = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(bad, path, len + 1);
+    int rc = remove_below(bad, len);
+    *e = errno;
+    return rc;
+}
+
+dk_status dk_remove_tree(const char *path) {
+    char bad[TREE_PATH_MAX];
+    int e;
+    if (remove_tree(path, bad, &e) != 0)
+        return dk_fail(DK_ERR_IO, "%s: cannot remove: %s", bad, strerror(e));
+    return DK_OK;
+}
+
+void dk_discard_tree(const char *path) {
+    char bad[TREE_PATH_MAX];
+    int e;
+    if (remove_tree(path, bad, &e) != 0)
+        dk_log(DK_LOG_WARN, "%s: cannot remove: %s", bad, strerror(e));
 }
 
 dk_status dk_read_file(char **buf, size_t *len, const char *path) {

@@ -50,50 +50,6 @@ void dk_norm_defaults(dk_norm_opts *o) {
     memcpy(o, &p.norm, sizeof *o);
 }
 
-static void swapf(float *a, float *b) {
-    float t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* k-th smallest of w[0..n) (Hoare quickselect, median-of-three pivot); reorders w. */
-static float select_kth(float *w, int64_t n, int64_t k) {
-    int64_t lo = 0, hi = n - 1;
-    while (hi > lo) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (w[mid] < w[lo]) swapf(&w[mid], &w[lo]);
-        if (w[hi] < w[lo]) swapf(&w[hi], &w[lo]);
-        if (w[hi] < w[mid]) swapf(&w[hi], &w[mid]);
-        float pivot = w[mid];
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (w[i] < pivot) i++;
-            while (w[j] > pivot) j--;
-            if (i <= j) swapf(&w[i++], &w[j--]);
-        }
-        if (k <= j) hi = j;
-        else if (k >= i) lo = i;
-        else return w[k];
-    }
-    return w[k];
-}
-
-double dk_percentile(const float *vals, int64_t n, double p, float *work) {
-    DK_ASSERT(n > 0 && p >= 0 && p <= 100);
-    memcpy(work, vals, (size_t)n * sizeof *work);
-    double pos = p / 100.0 * (double)(n - 1);
-    int64_t k = (int64_t)floor(pos);
-    double frac = pos - (double)k;
-    double a = select_kth(work, n, k);
-    if (frac == 0 || k + 1 >= n) return a;
-    /* After selection everything right of k is >= w[k]; the next order statistic is the
-     * minimum of that part. */
-    float b = work[k + 1];
-    for (int64_t i = k + 2; i < n; i++)
-        if (work[i] < b) b = work[i];
-    return a + frac * ((double)b - a);
-}
-
 /* Mean and population std of the gathered values. */
 static void mean_std(const float *v, int64_t n, double *mean, double *sd) {
     double s = 0, ss = 0;

@@ -202,11 +202,6 @@ static dk_status pair_rows(int *pair, const table *a, const table *b) {
     return st;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double p = *(const double *)x, q = *(const double *)y;
-    return (p > q) - (p < q);
-}
-
 /* Fill one result over the rows of a with label `label`. */
 static dk_status compute(result *res, const table *a, const table *b, const int *pair, int j) {
     double sa = 0, sb = 0, sd = 0;
@@ -228,7 +223,7 @@ static dk_status compute(result *res, const table *a, const table *b, const int 
     res->mean_a = n ? sa / n : NAN;
     res->mean_b = n ? sb / n : NAN;
     res->mean_d = n ? sd / n : NAN;
-    qsort(fin, (size_t)n, sizeof *fin, cmp_double);
+    dk_sort_doubles(fin, n);
     res->median_d = n ? dk_percentile_sorted(fin, n, 50) : NAN;
     free(fin);
     dk_wilcoxon(res->d, count, &res->w, &res->p, &res->n_used);

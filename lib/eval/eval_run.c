@@ -333,20 +333,6 @@ static dk_status eval_one(dk_rep_case *c, const dk_rep_run *r) {
 
 /* ---------------------------------------------------------------- the output folder */
 
-/* Remove the plain files of a flat folder and the folder. */
-static void remove_flat_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char p[4096];
-    while (d && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        if (unlink(p) != 0) dk_log(DK_LOG_WARN, "%s: cannot remove: %s", p, strerror(errno));
-    }
-    if (d) closedir(d);
-    if (rmdir(dir) != 0) dk_log(DK_LOG_WARN, "%s: cannot remove: %s", dir, strerror(errno));
-}
-
 /* 0 = absent, 1 = empty folder, 2 = dakd eval output, -1 = anything else. */
 static int out_state(const char *out) {
     struct stat sb;
@@ -388,7 +374,7 @@ static dk_status make_tmp_dir(char *tmp, size_t n, const char *out) {
                    "whole.\n");
     st = dk_sb_write_file(&b, p);
     dk_sb_free(&b);
-    if (st != DK_OK) remove_flat_dir(tmp);
+    if (st != DK_OK) dk_discard_tree(tmp);
     return st;
 }
 
@@ -412,7 +398,7 @@ static dk_status commit_dir(const char *tmp, const char *out) {
         if (old[0] && rename(old, out) != 0) dk_log(DK_LOG_ERROR, "%s: left at %s", out, old);
         return dk_fail(DK_ERR_IO, "%s: cannot rename from %s: %s", out, tmp, strerror(e));
     }
-    if (old[0]) remove_flat_dir(old);
+    if (old[0]) dk_discard_tree(old);
     return DK_OK;
 }
 
@@ -497,7 +483,7 @@ dk_status dk_eval_run(const dk_eval_opts *o) {
     else
         st = evaluate(o, tmp);
     if (st == DK_OK) st = commit_dir(tmp, o->out_dir);
-    if (st != DK_OK) remove_flat_dir(tmp);
+    if (st != DK_OK) dk_discard_tree(tmp);
     if (st != DK_OK) dk_eval_results_free(o->results);
     return st;
 }

@@ -58,18 +58,6 @@ static int64_t pick_slice(const dk_volume *pred, const dk_volume *ref, const int
     return best_d > 0 ? best : best_rz;
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* numpy's "linear" percentile p of sorted floats s[0..n-1]. */
-static double percentile_f(const float *s, int64_t n, double p) {
-    double pos = p / 100.0 * (double)(n - 1);
-    int64_t i = (int64_t)floor(pos), j = i + 1 < n ? i + 1 : i;
-    return s[i] + ((double)s[j] - s[i]) * (pos - (double)i);
-}
-
 /* Grey background of slice z into g (nx*ny bytes). */
 static dk_status background(uint8_t *g, const dk_volume *image, const dk_volume *ref,
                             int64_t z, const int *labels, int n_labels) {
@@ -81,7 +69,7 @@ static dk_status background(uint8_t *g, const dk_volume *image, const dk_volume 
         }
         return DK_OK;
     }
-    float *v = malloc((size_t)plane * 2 * sizeof *v);
+    float *v = malloc((size_t)plane * 3 * sizeof *v); /* slice, finite slice, work */
     if (!v) return dk_fail(DK_ERR_NOMEM, "overlay: %lld pixels", (long long)plane);
     int64_t vol = image->nx * image->ny * image->nz * image->nt;
     for (int64_t i = 0; i < plane; i++) {
@@ -90,8 +78,8 @@ static dk_status background(uint8_t *g, const dk_volume *image, const dk_volume 
         v[i] = (float)(s / (double)image->nc);
         v[plane + i] = isfinite(v[i]) ? v[i] : 0.0f;
     }
-    qsort(v + plane, (size_t)plane, sizeof *v, cmp_float);
-    double lo = percentile_f(v + plane, plane, 1.0), hi = percentile_f(v + plane, plane, 99.0);
+    double lo = dk_percentile(v + plane, plane, 1.0, v + 2 * plane);
+    double hi = dk_percentile(v + plane, plane, 99.0, v + 2 * plane);
     double span = hi > lo ? hi - lo : 1.0;
     for (int64_t i = 0; i < plane; i++) {
         double t = isfinite(v[i]) ? (v[i] - lo) / span : 0.0;

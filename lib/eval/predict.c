@@ -326,17 +326,6 @@ out:
 
 /* ================================================================ the run */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    if (n == 0) return 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 dk_status dk_predict_run(const dk_predict_opts *o) {
     if (o->ms_per_image) *o->ms_per_image = 0;
     if (!o->model || !o->out_dir || (!o->inputs && !o->cases_csv))
@@ -369,7 +358,7 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
     }
     for (int i = 0; i < n && st == DK_OK; i++)
         st = predict_one(&r, &in[i], &ms[i]);
-    if (st == DK_OK && o->ms_per_image) *o->ms_per_image = median(ms, n);
+    if (st == DK_OK && o->ms_per_image) *o->ms_per_image = n ? dk_median(ms, n) : 0;
 out:
     dk_unet_free(net);
     dk_cases_free(&list);

@@ -3,36 +3,12 @@
  * folder), report.c (cases.csv, summary.json, summary.md, report.html, the comparison
  * files), svg.c (box plots) and overlay.c (overlay PNGs inlined as data URIs).
  *
- * Text is assembled in a dk_sbuf (a growable NUL-terminated string); an allocation failure
- * sets `oom` and later appends do nothing, so writers check once at the end.
+ * Text is assembled in a dk_sbuf (dakd/core.h) and written once at the end.
  */
 #ifndef DAKD_REPORT_INTERNAL_H
 #define DAKD_REPORT_INTERNAL_H
 
 #include "dakd/eval.h"
-
-typedef struct {
-    char *s;      /* NUL-terminated text, owned (NULL until the first append) */
-    size_t len, cap;
-    int oom;      /* an append failed: the text is incomplete */
-} dk_sbuf;
-
-void dk_sb_free(dk_sbuf *b);
-void dk_sb_putn(dk_sbuf *b, const char *s, size_t n);
-void dk_sb_puts(dk_sbuf *b, const char *s);
-void dk_sb_printf(dk_sbuf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-/* Text with & < > " ' escaped for HTML (element content and quoted attributes). */
-void dk_sb_html(dk_sbuf *b, const char *s);
-/* A number that reads back to the same double (%.17g), "nan" / "inf" / "-inf" otherwise. */
-void dk_sb_num(dk_sbuf *b, double x);
-/* Standard base64 (RFC 4648, with '=' padding) of n bytes. */
-void dk_sb_base64(dk_sbuf *b, const unsigned char *p, size_t n);
-/* Write the buffer to `path` atomically (dk_tmp_path_for + dk_commit_file). */
-dk_status dk_sb_write_file(const dk_sbuf *b, const char *path);
 
 /* One evaluated case. */
 typedef struct {

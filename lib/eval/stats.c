@@ -1,27 +1,10 @@
-/* Summaries over cases, numpy's percentile, and the Wilcoxon signed-rank test exactly as
- * scipy.stats.wilcoxon(d) 1.10 computes it with its defaults (dakd/eval.h). */
+/* Summaries over cases (percentiles from dakd/core.h) and the Wilcoxon signed-rank test
+ * exactly as scipy.stats.wilcoxon(d) 1.10 computes it with its defaults (dakd/eval.h). */
 #include "dakd/eval.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* numpy "linear" (Hyndman & Fan 7): virtual index (n − 1)·p/100 between the neighbouring
- * order statistics a, b with weight g; numpy's _lerp computes b − (b − a)(1 − g) when
- * g >= 0.5 and a + (b − a)g otherwise, and so do we, to the last bit. */
-double dk_percentile_sorted(const double *sorted, int64_t n, double p) {
-    DK_ASSERT(n >= 1 && p >= 0 && p <= 100);
-    double vi = (double)(n - 1) * (p / 100.0);
-    if (vi >= (double)(n - 1)) return sorted[n - 1];
-    int64_t k = (int64_t)floor(vi);
-    double g = vi - (double)k, a = sorted[k], b = sorted[k + 1], diff = b - a;
-    return g >= 0.5 ? b - diff * (1.0 - g) : a + diff * g;
-}
 
 void dk_metric_summarize(dk_metric_summary *s, const double *values, int count, int flagged) {
     memset(s, 0, sizeof *s);
@@ -38,7 +21,7 @@ void dk_metric_summarize(dk_metric_summary *s, const double *values, int count, 
         free(v);
         return;
     }
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    dk_sort_doubles(v, n);
     double sum = 0, ss = 0;
     for (int i = 0; i < n; i++) sum += v[i];
     s->mean = sum / n;

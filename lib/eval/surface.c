@@ -174,37 +174,8 @@ static void sample(double *dist, const dk_surface_bufs *b, const int64_t *row_of
     }
 }
 
-static void swap_d(double *a, double *b) {
-    double t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* The k-th smallest of v[0..n) (Hoare selection, median-of-three); v is reordered so that
- * v[k] holds it and everything right of k is >= it. */
-static double select_kth(double *v, int64_t n, int64_t k) {
-    int64_t lo = 0, hi = n - 1;
-    while (hi > lo) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (v[mid] < v[lo]) swap_d(&v[mid], &v[lo]);
-        if (v[hi] < v[lo]) swap_d(&v[hi], &v[lo]);
-        if (v[hi] < v[mid]) swap_d(&v[hi], &v[mid]);
-        double pivot = v[mid];
-        int64_t i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot) i++;
-            while (v[j] > pivot) j--;
-            if (i <= j) swap_d(&v[i++], &v[j--]);
-        }
-        if (k <= j) hi = j;
-        else if (k >= i) lo = i;
-        else break;
-    }
-    return v[k];
-}
-
 /* HD, ASSD, NSD from the pooled distances (in their scan order), then HD95 by selection
- * with numpy's "linear" rule (the same arithmetic as dk_percentile_sorted). */
+ * (reorders d) with numpy's "linear" rule. */
 static void pooled_stats(dk_label_metrics *m, double *d, int64_t n, double tau) {
     double sum = 0, mx = 0;
     int64_t close = 0;
@@ -218,16 +189,7 @@ static void pooled_stats(dk_label_metrics *m, double *d, int64_t n, double tau) 
     m->hd = mx;
     m->assd = sum / (double)n;
     m->nsd = (double)close / (double)n;
-    double vi = (double)(n - 1) * (95.0 / 100.0);
-    int64_t k = (int64_t)floor(vi);
-    if (k >= n - 1) {
-        m->hd95 = mx;
-        return;
-    }
-    double a = select_kth(d, n, k), bnext = d[k + 1];
-    for (int64_t i = k + 2; i < n; i++) bnext = d[i] < bnext ? d[i] : bnext;
-    double g = vi - (double)k, diff = bnext - a;
-    m->hd95 = g >= 0.5 ? bnext - diff * (1.0 - g) : a + diff * g;
+    m->hd95 = dk_percentile_select(d, n, 95);
 }
 
 dk_status dk_surface_metrics(dk_label_metrics *m, dk_surface_bufs *b, const dk_volume *pred,

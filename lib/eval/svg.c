@@ -14,11 +14,6 @@
 
 enum { PLOT_H = 230, MARGIN_L = 56, MARGIN_R = 12, MARGIN_T = 30, MARGIN_B = 40, BOX_W = 64 };
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* A tick step of 1, 2, 2.5 or 5 × 10^k giving about 5 intervals over `range`. */
 static double nice_step(double range) {
     double raw = range / 5.0, p = pow(10.0, floor(log10(raw))), f = raw / p;
@@ -155,7 +150,7 @@ void dk_svg_boxplot(dk_sbuf *b, const char *metric, const char *const *group_nam
         int n = 0;
         for (int i = 0; i < counts[g]; i++)
             if (isfinite(values[g][i])) s[n++] = values[g][i];
-        qsort(s, (size_t)n, sizeof *s, cmp_double);
+        dk_sort_doubles(s, n);
         draw_box(b, &a, MARGIN_L + 8 + BOX_W * (g + 0.5), group_names[g], s, n);
     }
     free(s);

@@ -1,6 +1,6 @@
 /*
- * itk_bridge.h — private C interface to the one C++ file (itk_bridge.cxx) that talks to ITK
- * and GDCM. Not installed, not part of the public API.
+ * itk_bridge.h — private C interface to the C++ files that talk to ITK and GDCM
+ * (itk_bridge.cxx, itk_dicom.cxx, itk_image.cxx). Not installed, not part of the public API.
  *
  * What it does: parse DICOM headers (including multi-frame functional groups and the
  * DICOM SEG attributes dakd needs) into plain structs with GDCM; decode a file's pixels

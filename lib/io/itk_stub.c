@@ -1,6 +1,6 @@
 /* The ITK bridge when dakd is built without ITK (-DDAKD_WITH_ITK=OFF): every entry point
  * fails with DK_ERR_UNSUPPORTED naming the file, so DICOM, MetaImage and NRRD requests
- * get a clear answer instead of a link error. Built with ITK, itk_bridge.cxx defines them. */
+ * get a clear answer instead of a link error. Built with ITK, the itk_*.cxx files define them. */
 #include "itk_bridge.h"
 
 #include <string.h>

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "dakd/nn.h"
-#include "dakd/volume.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "dakd's safetensors code copies float32 bytes as they are: a little-endian host is required"

@@ -113,7 +113,5 @@ dk_status dk__study_sha256_text(char hex[65], const char *text, size_t n);
 dk_status dk__study_write_manifest(dk_study *s);
 /* Read a JSON file; NULL when missing or invalid (no message). */
 cJSON *dk__study_read_json(const char *path);
-/* rm -rf of a folder inside the run directory (missing is fine). */
-dk_status dk__study_remove_tree(const char *path);
 
 #endif

@@ -1,10 +1,7 @@
 /*
- * The study's bookkeeping: SHA-256 of files and texts (OpenSSL libcrypto), JSON files
- * written atomically, folders, and <run_dir>/manifest.json (versions, machine, stages).
+ * The study's bookkeeping: SHA-256 of files and texts (OpenSSL libcrypto), reading JSON
+ * records, and <run_dir>/manifest.json (versions, machine, stages).
  */
-/* nftw() is an X/Open function */
-#define _XOPEN_SOURCE 700
-
 #include "study_internal.h"
 
 #include <cJSON.h>
@@ -17,12 +14,13 @@
 #include "dakd/nn.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef DAKD_INIH_VERSION
@@ -51,7 +49,7 @@ dk_status dk_sha256_file(char hex[65], const char *path) {
     dk_status st = DK_OK;
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
         st = dk_fail(DK_ERR_INTERNAL, "%s: OpenSSL SHA-256 init failed", path);
-    static unsigned char buf[1 << 16];
+    unsigned char buf[16384]; /* on the stack: threads may hash files at the same time */
     size_t got;
     while (st == DK_OK && (got = fread(buf, 1, sizeof buf, f)) > 0)
         if (!EVP_DigestUpdate(ctx, buf, got))
@@ -86,7 +84,7 @@ dk_status dk__study_hash_cached(char hex[65], dk_study *s, const char *path) {
     return st;
 }
 
-/* ---------------------------------------------------------------- files and folders */
+/* ---------------------------------------------------------------- JSON records */
 
 cJSON *dk__study_read_json(const char *path) {
     char *buf = NULL;
@@ -96,39 +94,45 @@ cJSON *dk__study_read_json(const char *path) {
     return j;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-dk_status dk__study_remove_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return DK_OK;
-    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return dk_fail(DK_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-    return DK_OK;
-}
-
 /* ---------------------------------------------------------------- versions and machine */
 
-/* nifticlib has no version getter; nifti_disp_lib_version() prints it to stdout. Read once
- * per process through a temporary file in place of stdout. */
+/* What fn() prints to stdout, run in a child process whose stdout is a pipe, into buf (""
+ * when it cannot run). This process's stdout is not touched. */
+static void child_stdout(char *buf, size_t n, void (*fn)(void)) {
+    buf[0] = '\0';
+    int fd[2];
+    if (pipe(fd) != 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        __fpurge(stdout); /* drop the child's copy of this process's unwritten output */
+        if (dup2(fd[1], STDOUT_FILENO) >= 0) {
+            fn();
+            fflush(stdout);
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    size_t len = 0;
+    while (pid > 0 && len + 1 < n) {
+        ssize_t k = read(fd[0], buf + len, n - 1 - len);
+        if (k > 0) len += (size_t)k;
+        else if (k == 0 || errno != EINTR) break;
+    }
+    buf[len] = '\0';
+    close(fd[0]);
+    while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+/* nifticlib has no version getter; nifti_disp_lib_version() prints its version line to
+ * stdout. Read once per process. */
 static void nifti_version(char *buf, size_t n) {
     static char cached[128];
     if (!cached[0]) {
-        snprintf(cached, sizeof cached, "unknown");
-        FILE *tmp = tmpfile();
-        fflush(stdout);
-        int saved = tmp ? dup(STDOUT_FILENO) : -1;
-        if (saved >= 0 && dup2(fileno(tmp), STDOUT_FILENO) >= 0) {
-            nifti_disp_lib_version();
-            fflush(stdout);
-            dup2(saved, STDOUT_FILENO);
-            rewind(tmp);
-            if (fgets(cached, (int)sizeof cached, tmp)) cached[strcspn(cached, "\n")] = '\0';
-        }
-        if (saved >= 0) close(saved);
-        if (tmp) fclose(tmp);
+        child_stdout(cached, sizeof cached, nifti_disp_lib_version);
+        cached[strcspn(cached, "\n")] = '\0';
+        if (!cached[0]) snprintf(cached, sizeof cached, "unknown");
     }
     snprintf(buf, n, "%s", cached);
 }

@@ -1,11 +1,9 @@
 /*
- * Reading a study file (dakd/study.h): inih over the file with a line-counting reader, each
+ * Reading a study file (dakd/study.h): dk_ini_parse over the file (inih, lines counted), each
  * key checked through the typed tables of dakd/core.h so messages name file and line, then
  * the cross-stage checks (names, dependencies, cycles, order).
  */
 #include "study_internal.h"
-
-#include <ini.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -221,63 +219,43 @@ static dk_status on_entry(dk_study *s, int line, const char *section, const char
 
 typedef struct {
     dk_study *s;
-    FILE *f;
-    int line;
+    dk_ini_source src;  /* the lines; src.st also holds on_key's first failure */
     char seen[256][96]; /* "section\nkey" of every key so far (duplicates are errors) */
     int seen_line[256];
     int nseen;
-    dk_status st;
 } parse_ctx;
-
-static char *read_line(char *str, int num, void *stream) {
-    parse_ctx *c = stream;
-    if (c->st != DK_OK || !fgets(str, num, c->f)) return NULL;
-    c->line++;
-    size_t len = strlen(str);
-    if (len + 1 >= (size_t)num && str[len - 1] != '\n' && !feof(c->f)) {
-        c->st = dk_fail(DK_ERR_ARG, "%s:%d: line longer than %d characters", c->s->path,
-                        c->line, num - 3);
-        return NULL;
-    }
-    return str;
-}
 
 static int on_key(void *user, const char *section, const char *key, const char *value) {
     parse_ctx *c = user;
-    if (c->st != DK_OK) return 1;
+    if (c->src.st != DK_OK) return 1;
     char id[96];
     snprintf(id, sizeof id, "%s\n%s", section, key);
     for (int i = 0; i < c->nseen; i++)
         if (strcmp(c->seen[i], id) == 0) {
-            c->st = dk_fail(DK_ERR_ARG, "%s:%d: duplicate key [%s] %s (first set on line %d)",
-                            c->s->path, c->line, section, key, c->seen_line[i]);
+            c->src.st = dk_fail(DK_ERR_ARG, "%s:%d: duplicate key [%s] %s (first set on line %d)",
+                                c->s->path, c->src.line, section, key, c->seen_line[i]);
             return 0;
         }
     if (c->nseen < 256) {
         snprintf(c->seen[c->nseen], sizeof c->seen[0], "%s", id);
-        c->seen_line[c->nseen++] = c->line;
+        c->seen_line[c->nseen++] = c->src.line;
     }
-    c->st = on_entry(c->s, c->line, section, key, value);
-    return c->st == DK_OK;
+    c->src.st = on_entry(c->s, c->src.line, section, key, value);
+    return c->src.st == DK_OK;
 }
 
 static dk_status parse_file(dk_study *s) {
     parse_ctx *c = calloc(1, sizeof *c);
     if (!c) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path);
     c->s = s;
-    c->f = fopen(s->path, "r");
-    if (!c->f) {
+    c->src.name = s->path;
+    c->src.file = fopen(s->path, "r");
+    if (!c->src.file) {
         free(c);
         return dk_fail(DK_ERR_IO, "%s: cannot open study file: %s", s->path, strerror(errno));
     }
-    int rc = ini_parse_stream(read_line, c, on_key, c);
-    dk_status st = c->st;
-    if (st == DK_OK && rc > 0)
-        st = dk_fail(DK_ERR_ARG, "%s:%d: syntax error (expected [section] or key = value)",
-                     s->path, rc);
-    else if (st == DK_OK && rc != 0)
-        st = dk_fail(DK_ERR_INTERNAL, "%s: inih failed (%d)", s->path, rc);
-    fclose(c->f);
+    dk_status st = dk_ini_parse(&c->src, on_key, c);
+    fclose(c->src.file);
     free(c);
     return st;
 }

@@ -62,102 +62,95 @@ static double ms_of(const dk_study *s, const study_stage *r, const char *m) {
     return -1;
 }
 
-static void write_md(FILE *f, const dk_study *s, const study_stage *r, const int *rows, int n) {
-    fprintf(f, "# %s\n\n", r->f.title[0] ? r->f.title : s->set.name);
-    fprintf(f, "Dice: mean ± sample std over cases of the mean foreground Dice; HD95 (mm): "
-               "mean over cases (pooled 95th percentile, MedPy).\n\n");
+static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows, int n) {
+    dk_sb_printf(b, "# %s\n\n", r->f.title[0] ? r->f.title : s->set.name);
+    dk_sb_puts(b, "Dice: mean ± sample std over cases of the mean foreground Dice; HD95 (mm): "
+                  "mean over cases (pooled 95th percentile, MedPy).\n\n");
     for (int j = 0; j < r->ndeps; j++) {
         const study_stage *e = &s->stages[r->deps[j]];
-        fprintf(f, "- **%s**: domain %s, split %s, %d cases, %s\n", e->name, e->f.domain,
-                e->f.split[0] ? e->f.split : "any",
-                (int)num(get(e->record, "result"), "cases", 0),
-                e->f.use_mask ? "inside the mask" : "whole image");
+        dk_sb_printf(b, "- **%s**: domain %s, split %s, %d cases, %s\n", e->name, e->f.domain,
+                     e->f.split[0] ? e->f.split : "any",
+                     (int)num(get(e->record, "result"), "cases", 0),
+                     e->f.use_mask ? "inside the mask" : "whole image");
     }
-    fprintf(f, "\n| model | stage | params |");
+    dk_sb_puts(b, "\n| model | stage | params |");
     for (int j = 0; j < r->ndeps; j++)
-        fprintf(f, " Dice %s | HD95 %s |", s->stages[r->deps[j]].name,
-                s->stages[r->deps[j]].name);
-    fprintf(f, " ms/image | train s |\n|---|---|---:|");
-    for (int j = 0; j < r->ndeps; j++) fprintf(f, "---:|---:|");
-    fprintf(f, "---:|---:|\n");
+        dk_sb_printf(b, " Dice %s | HD95 %s |", s->stages[r->deps[j]].name,
+                     s->stages[r->deps[j]].name);
+    dk_sb_puts(b, " ms/image | train s |\n|---|---|---:|");
+    for (int j = 0; j < r->ndeps; j++)
+        dk_sb_puts(b, "---:|---:|");
+    dk_sb_puts(b, "---:|---:|\n");
     for (int i = 0; i < n; i++) {
         const study_stage *t = &s->stages[rows[i]];
-        fprintf(f, "| %s | %s | %.0f |", label_of(t), t->name,
-                num(get(t->record, "result"), "params", 0));
+        dk_sb_printf(b, "| %s | %s | %.0f |", label_of(t), t->name,
+                     num(get(t->record, "result"), "params", 0));
         for (int j = 0; j < r->ndeps; j++) {
             char d[64], h[32];
             const cJSON *m = model_result(&s->stages[r->deps[j]], t->name);
             fmt_dice(d, sizeof d, m);
             fmt_hd(h, sizeof h, m);
-            fprintf(f, " %s | %s |", d, h);
+            dk_sb_printf(b, " %s | %s |", d, h);
         }
-        fprintf(f, " %.1f | %.1f |\n", ms_of(s, r, t->name), t->seconds);
+        dk_sb_printf(b, " %.1f | %.1f |\n", ms_of(s, r, t->name), t->seconds);
     }
-    fprintf(f, "\n| stage | kind | wall s |\n|---|---|---:|\n");
+    dk_sb_puts(b, "\n| stage | kind | wall s |\n|---|---|---:|\n");
     for (int i = 0; i < s->nstages; i++) {
         static const char *const kinds[] = {"train", "eval", "report", "phantoms"};
         const study_stage *x = &s->stages[i];
         if (x == r) continue;
-        fprintf(f, "| %s | %s | %.1f |\n", x->name, kinds[x->f.kind], x->seconds);
-    }
-}
-
-static void html_escape(FILE *f, const char *t) {
-    for (; *t; t++) {
-        if (*t == '<') fputs("&lt;", f);
-        else if (*t == '>') fputs("&gt;", f);
-        else if (*t == '&') fputs("&amp;", f);
-        else if (*t == '"') fputs("&quot;", f);
-        else fputc(*t, f);
+        dk_sb_printf(b, "| %s | %s | %.1f |\n", x->name, kinds[x->f.kind], x->seconds);
     }
 }
 
 /* The HTML page: the same table, each Dice cell linking to that evaluation's report. */
-static void write_html(FILE *f, const dk_study *s, const study_stage *r, const int *rows,
+static void write_html(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
                        int n) {
     const char *title = r->f.title[0] ? r->f.title : s->set.name;
-    fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
-    html_escape(f, title);
-    fprintf(f, "</title><style>body{font-family:sans-serif}table{border-collapse:collapse}"
-               "td,th{border:1px solid #999;padding:3px 8px;text-align:right}"
-               "td:first-child,th:first-child{text-align:left}</style></head><body>\n<h1>");
-    html_escape(f, title);
-    fprintf(f, "</h1>\n<p>Dice: mean &plusmn; sample std over cases of the mean foreground "
-               "Dice; HD95 in mm (pooled 95th percentile, MedPy), mean over cases. Each Dice "
-               "links to its evaluation report.</p>\n<table><tr><th>model</th><th>stage</th>"
-               "<th>params</th>");
+    dk_sb_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
+    dk_sb_html(b, title);
+    dk_sb_puts(b, "</title><style>body{font-family:sans-serif}table{border-collapse:collapse}"
+                  "td,th{border:1px solid #999;padding:3px 8px;text-align:right}"
+                  "td:first-child,th:first-child{text-align:left}</style></head><body>\n<h1>");
+    dk_sb_html(b, title);
+    dk_sb_puts(b, "</h1>\n<p>Dice: mean &plusmn; sample std over cases of the mean foreground "
+                  "Dice; HD95 in mm (pooled 95th percentile, MedPy), mean over cases. Each Dice "
+                  "links to its evaluation report.</p>\n<table><tr><th>model</th><th>stage</th>"
+                  "<th>params</th>");
     for (int j = 0; j < r->ndeps; j++) {
         const study_stage *e = &s->stages[r->deps[j]];
-        fprintf(f, "<th>Dice %s<br>(%s/%s)</th><th>HD95 %s</th>", e->name, e->f.domain,
-                e->f.split[0] ? e->f.split : "any", e->name);
+        dk_sb_printf(b, "<th>Dice %s<br>(%s/%s)</th><th>HD95 %s</th>", e->name, e->f.domain,
+                     e->f.split[0] ? e->f.split : "any", e->name);
     }
-    fprintf(f, "<th>ms/image</th><th>train s</th></tr>\n");
+    dk_sb_puts(b, "<th>ms/image</th><th>train s</th></tr>\n");
     for (int i = 0; i < n; i++) {
         const study_stage *t = &s->stages[rows[i]];
-        fprintf(f, "<tr><td>");
-        html_escape(f, label_of(t));
-        fprintf(f, "</td><td>%s</td><td>%.0f</td>", t->name,
-                num(get(t->record, "result"), "params", 0));
+        dk_sb_puts(b, "<tr><td>");
+        dk_sb_html(b, label_of(t));
+        dk_sb_printf(b, "</td><td>%s</td><td>%.0f</td>", t->name,
+                     num(get(t->record, "result"), "params", 0));
         for (int j = 0; j < r->ndeps; j++) {
             const study_stage *e = &s->stages[r->deps[j]];
             const cJSON *m = model_result(e, t->name);
             char d[64], h[32];
             fmt_dice(d, sizeof d, m);
             fmt_hd(h, sizeof h, m);
-            if (m) fprintf(f, "<td><a href=\"../%s/%s/report/report.html\">%s</a></td>", e->name,
-                           t->name, d);
-            else fprintf(f, "<td>-</td>");
-            fprintf(f, "<td>%s</td>", h);
+            if (m)
+                dk_sb_printf(b, "<td><a href=\"../%s/%s/report/report.html\">%s</a></td>", e->name,
+                             t->name, d);
+            else
+                dk_sb_puts(b, "<td>-</td>");
+            dk_sb_printf(b, "<td>%s</td>", h);
         }
-        fprintf(f, "<td>%.1f</td><td>%.1f</td></tr>\n", ms_of(s, r, t->name), t->seconds);
+        dk_sb_printf(b, "<td>%.1f</td><td>%.1f</td></tr>\n", ms_of(s, r, t->name), t->seconds);
     }
-    fprintf(f, "</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>wall s</th></tr>\n");
+    dk_sb_puts(b, "</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>wall s</th></tr>\n");
     for (int i = 0; i < s->nstages; i++)
         if (&s->stages[i] != r)
-            fprintf(f, "<tr><td>%s</td><td>%.1f</td></tr>\n", s->stages[i].name,
-                    s->stages[i].seconds);
-    fprintf(f, "</table>\n<p>Machine, versions, configs and input hashes: "
-               "<code>manifest.json</code> in the run folder.</p>\n</body></html>\n");
+            dk_sb_printf(b, "<tr><td>%s</td><td>%.1f</td></tr>\n", s->stages[i].name,
+                         s->stages[i].seconds);
+    dk_sb_puts(b, "</table>\n<p>Machine, versions, configs and input hashes: "
+                  "<code>manifest.json</code> in the run folder.</p>\n</body></html>\n");
 }
 
 static cJSON *table_json(const dk_study *s, const study_stage *r, const int *rows, int n) {
@@ -185,20 +178,15 @@ static cJSON *table_json(const dk_study *s, const study_stage *r, const int *row
     return j;
 }
 
-typedef void (*writer_fn)(FILE *, const dk_study *, const study_stage *, const int *, int);
+typedef void (*writer_fn)(dk_sbuf *, const dk_study *, const study_stage *, const int *, int);
 
 static dk_status write_text(const char *path, writer_fn fn, const dk_study *s,
                             const study_stage *r, const int *rows, int n) {
-    char tmp[STUDY_PATH_MAX + 64];
-    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, path);
-    if (st != DK_OK) return st;
-    FILE *f = fopen(tmp, "w");
-    if (!f) return dk_fail(DK_ERR_IO, "%s: cannot write", path);
-    fn(f, s, r, rows, n);
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad) return remove(tmp), dk_fail(DK_ERR_IO, "%s: write failed", path);
-    return dk_commit_file(tmp, path);
+    dk_sbuf b = {0};
+    fn(&b, s, r, rows, n);
+    dk_status st = dk_sb_write_file(&b, path);
+    dk_sb_free(&b);
+    return st;
 }
 
 dk_status dk__study_run_report(dk_study *s, study_stage *r, cJSON *result, FILE *out) {

@@ -173,7 +173,7 @@ static dk_status clear_stage_dir(const char *dir) {
     if (entries && access(marker_path(p, sizeof p, dir), F_OK) != 0)
         return dk_fail(DK_ERR_IO, "%s: not a stage folder made by dakd run (no .dakd-stage); "
                        "refusing to clear it: choose another run_dir or stage name", dir);
-    return dk__study_remove_tree(dir);
+    return dk_remove_tree(dir);
 }
 
 /* Clear the stage's folder, or keep it for a resumable training run. *resume is set when

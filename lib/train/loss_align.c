@@ -11,7 +11,6 @@
 #include "dakd/train.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const double MMD_FACTORS[] = {0.25, 0.5, 1.0, 2.0, 4.0};
@@ -20,11 +19,6 @@ enum { MMD_NK = (int)(sizeof MMD_FACTORS / sizeof MMD_FACTORS[0]) };
 size_t dk_loss_mmd_work_doubles(int64_t ns, int64_t nt) {
     const int64_t n = ns + nt;
     return (size_t)(n * n + n * (n - 1) / 2);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static const float *row_of(const float *xs, const float *xt, int64_t ns, int64_t dim,
@@ -50,8 +44,7 @@ static double mmd_distances(double *D, double *tri, const float *xs, const float
             D[i * n + j] = D[j * n + i] = tri[m++] = d2;
         }
     }
-    qsort(tri, (size_t)m, sizeof *tri, cmp_double);
-    double med = m % 2 ? tri[m / 2] : 0.5 * (tri[m / 2 - 1] + tri[m / 2]);
+    double med = dk_median(tri, m);
     return med > 0 ? med : 1.0;
 }
 

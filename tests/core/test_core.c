@@ -662,6 +662,274 @@ static void test_rng_split(void) {
     CU_ASSERT_EQUAL(streams_collide(a, dk_rng_split(&r, 0)), 0);
 }
 
+/* ------------------------------------------------------------------ order statistics */
+
+static void test_sort_median(void) {
+    double v[] = {3, -1, 2.5, 7, 0};
+    dk_sort_doubles(v, 5);
+    for (int i = 1; i < 5; i++) CU_ASSERT(v[i - 1] <= v[i]);
+    double odd[] = {9, 1, 5}, even[] = {4, 1, 3, 2}, one[] = {-2};
+    CU_ASSERT_EQUAL(dk_median(odd, 3), 5.0);
+    CU_ASSERT_EQUAL(dk_median(even, 4), 2.5);
+    CU_ASSERT_EQUAL(dk_median(one, 1), -2.0);
+}
+
+/* Selection finds what a sort puts at k, and leaves nothing smaller right of k. */
+static void test_select(void) {
+    enum { N = 257 };
+    dk_rng r;
+    dk_rng_seed(&r, 5);
+    double d[N], ds[N];
+    float f[N];
+    for (int trial = 0; trial < 40; trial++) {
+        int n = 1 + (int)dk_rng_below(&r, N);
+        for (int i = 0; i < n; i++) /* few distinct values: many ties */
+            ds[i] = (double)(int)dk_rng_below(&r, trial % 2 ? 7 : 1000) - 3;
+        dk_sort_doubles(ds, n);
+        for (int k = 0; k < n; k += 1 + n / 9) {
+            memcpy(d, ds, (size_t)n * sizeof *d);
+            for (int i = n - 1; i > 0; i--) { /* shuffle */
+                int j = (int)dk_rng_below(&r, (uint64_t)i + 1);
+                double t = d[i];
+                d[i] = d[j], d[j] = t;
+            }
+            for (int i = 0; i < n; i++) f[i] = (float)d[i];
+            CU_ASSERT_EQUAL(dk_select_double(d, n, k), ds[k]);
+            CU_ASSERT_EQUAL(dk_select_float(f, n, k), (float)ds[k]);
+            for (int i = k + 1; i < n; i++) {
+                CU_ASSERT(d[i] >= d[k]);
+                CU_ASSERT(f[i] >= f[k]);
+            }
+        }
+    }
+}
+
+/* numpy.percentile([4, 1, 3, 2, 10], p) with numpy 1.24, to the last bit. */
+static void test_percentile_numpy(void) {
+    static const double p[] = {0, 10, 25, 50, 62.5, 90, 95, 100};
+    static const double want[] = {1.0, 1.4, 2.0, 3.0, 3.5, 7.6000000000000005,
+                                  8.799999999999999, 10.0};
+    const double v[] = {4, 1, 3, 2, 10};
+    double sorted[] = {1, 2, 3, 4, 10}, w[5];
+    for (int i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(dk_percentile_sorted(sorted, 5, p[i]), want[i]);
+        memcpy(w, v, sizeof v);
+        CU_ASSERT_EQUAL(dk_percentile_select(w, 5, p[i]), want[i]);
+    }
+    double one = 7;
+    CU_ASSERT_EQUAL(dk_percentile_sorted(&one, 1, 95), 7.0);
+    CU_ASSERT_EQUAL(dk_percentile_select(&one, 1, 5), 7.0);
+}
+
+/* Selection and sorting give the same bits for every p; the float form is within an ulp. */
+static void test_percentile_forms_agree(void) {
+    enum { N = 301 };
+    dk_rng r;
+    dk_rng_seed(&r, 11);
+    double v[N], s[N], w[N];
+    float fv[N], fw[N];
+    for (int trial = 0; trial < 30; trial++) {
+        int n = 1 + (int)dk_rng_below(&r, N);
+        for (int i = 0; i < n; i++) {
+            fv[i] = (float)(dk_rng_normal(&r) * 100.0);
+            v[i] = s[i] = fv[i];
+        }
+        dk_sort_doubles(s, n);
+        for (double p = 0; p <= 100; p += 2.5) {
+            memcpy(w, v, (size_t)n * sizeof *w);
+            double a = dk_percentile_sorted(s, n, p), b = dk_percentile_select(w, n, p);
+            CU_ASSERT_EQUAL(a, b);
+            double c = dk_percentile(fv, n, p, fw);
+            CU_ASSERT(fabs(c - a) <= 4e-16 * fmax(fabs(a), 1.0));
+        }
+        for (int i = 0; i < n; i++) CU_ASSERT_EQUAL(v[i], (double)fv[i]); /* vals unchanged */
+    }
+}
+
+/* ------------------------------------------------------------------ text */
+
+static void test_sbuf(void) {
+    dk_sbuf b = {0};
+    dk_sb_puts(&b, "a");
+    dk_sb_printf(&b, "%d-%s", 42, "x");
+    dk_sb_putn(&b, "yz!", 2);
+    CU_ASSERT_STRING_EQUAL(b.s, "a42-xyz");
+    CU_ASSERT_EQUAL(b.len, 7);
+    for (int i = 0; i < 1000; i++) dk_sb_puts(&b, "0123456789");
+    CU_ASSERT_EQUAL(b.len, 10007);
+    CU_ASSERT_EQUAL(strlen(b.s), 10007);
+    CU_ASSERT_EQUAL(b.oom, 0);
+    dk_sb_free(&b);
+    CU_ASSERT_PTR_NULL(b.s);
+    dk_sb_free(NULL);
+    dk_sb_html(&b, "<a href=\"x\">Tom & 'Jerry'</a>");
+    CU_ASSERT_STRING_EQUAL(b.s, "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;");
+    dk_sb_free(&b);
+    dk_sb_num(&b, 0.1);
+    dk_sb_puts(&b, " ");
+    dk_sb_num(&b, NAN);
+    dk_sb_puts(&b, " ");
+    dk_sb_num(&b, -INFINITY);
+    CU_ASSERT_STRING_EQUAL(b.s, "0.10000000000000001 nan -inf");
+    dk_sb_free(&b);
+    /* RFC 4648 test vectors */
+    static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
+                                       "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        dk_sb_puts(&b, "");
+        dk_sb_base64(&b, (const unsigned char *)in[i], strlen(in[i]));
+        CU_ASSERT_STRING_EQUAL(b.s, want[i]);
+        dk_sb_free(&b);
+    }
+}
+
+static void test_sbuf_write_file(void) {
+    const char *p = dk_test_path(dk_test_tmpdir(), "sbuf.txt");
+    dk_sbuf b = {0};
+    dk_sb_puts(&b, "hello\n");
+    CU_ASSERT_EQUAL(dk_sb_write_file(&b, p), DK_OK);
+    char *got = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_read_file(&got, NULL, p), DK_OK);
+    CU_ASSERT_STRING_EQUAL(got, "hello\n");
+    free(got);
+    b.oom = 1; /* an incomplete text is refused, not written */
+    CU_ASSERT_EQUAL(dk_sb_write_file(&b, p), DK_ERR_NOMEM);
+    dk_sb_free(&b);
+    CU_ASSERT_EQUAL(dk_sb_write_file(&b, dk_test_path(p, "under_a_file.txt")), DK_ERR_IO);
+}
+
+/* ------------------------------------------------------------------ folders */
+
+static void touch(const char *path) {
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("x", f);
+    fclose(f);
+}
+
+static void test_remove_tree(void) {
+    const char *root = dk_test_path(dk_test_tmpdir(), "tree");
+    const char *keep = dk_test_path(dk_test_tmpdir(), "tree_keep.txt");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/a/b/c", root);
+    CU_ASSERT_EQUAL_FATAL(dk_mkdirs(p), DK_OK);
+    touch(keep);
+    snprintf(p, sizeof p, "%s/a/b/c/f.txt", root);
+    touch(p);
+    snprintf(p, sizeof p, "%s/top.txt", root);
+    touch(p);
+    snprintf(p, sizeof p, "%s/a/link", root); /* a link is removed, its target kept */
+    CU_ASSERT_EQUAL_FATAL(symlink(keep, p), 0);
+    snprintf(p, sizeof p, "%s/a/dirlink", root);
+    CU_ASSERT_EQUAL_FATAL(symlink(dk_test_tmpdir(), p), 0);
+    CU_ASSERT_EQUAL(dk_remove_tree(root), DK_OK);
+    CU_ASSERT(!dk_test_exists(root));
+    CU_ASSERT(dk_test_exists(keep));
+    CU_ASSERT(dk_test_exists(dk_test_tmpdir()));
+    CU_ASSERT_EQUAL(dk_remove_tree(root), DK_OK); /* absent: nothing to do */
+    touch(root);                                   /* a plain file goes too */
+    CU_ASSERT_EQUAL(dk_remove_tree(root), DK_OK);
+    CU_ASSERT(!dk_test_exists(root));
+    remove(keep);
+}
+
+/* A failure names the entry; the clean-up form keeps the caller's message. */
+static void test_remove_tree_failure(void) {
+    const char *root = dk_test_path(dk_test_tmpdir(), "tree_fail");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/sub", root);
+    CU_ASSERT_EQUAL_FATAL(dk_mkdirs(p), DK_OK);
+    char longname[5000];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    CU_ASSERT_EQUAL(dk_remove_tree(longname), DK_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "cannot remove"));
+    dk_fail(DK_ERR_FORMAT, "the first failure");
+    dk_discard_tree(longname);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "the first failure");
+    dk_discard_tree(root);
+    CU_ASSERT(!dk_test_exists(root));
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "the first failure");
+}
+
+/* ------------------------------------------------------------------ INI parsing */
+
+typedef struct {
+    dk_ini_source src;
+    char log[512];
+    int fail_on; /* key that fails ("" = none) */
+} ini_probe;
+
+static int probe_key(void *user, const char *section, const char *key, const char *value) {
+    ini_probe *c = user;
+    size_t n = strlen(c->log);
+    snprintf(c->log + n, sizeof c->log - n, "%d:[%s]%s=%s;", c->src.line, section, key, value);
+    if (strcmp(key, "bad") == 0) {
+        c->src.st = dk_fail(DK_ERR_ARG, "%s:%d: bad key", c->src.name, c->src.line);
+        return 0;
+    }
+    return 1;
+}
+
+static dk_status parse_text(ini_probe *c, const char *text) {
+    memset(c, 0, sizeof *c);
+    c->src.name = "t.ini";
+    c->src.text = text;
+    return dk_ini_parse(&c->src, probe_key, c);
+}
+
+static void test_ini_parse_text(void) {
+    ini_probe c;
+    CU_ASSERT_EQUAL(parse_text(&c, "; comment\n[a]\nx = 1\n\n[b]\ny = two ; note\n"), DK_OK);
+    CU_ASSERT_STRING_EQUAL(c.log, "3:[a]x=1;6:[b]y=two;");
+    CU_ASSERT_EQUAL(parse_text(&c, "[a]\nx = 1\nbad = 2\ny = 3\n"), DK_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "t.ini:3: bad key");
+    CU_ASSERT_STRING_EQUAL(c.log, "2:[a]x=1;3:[a]bad=2;"); /* reading stopped */
+    /* the earliest line wins: a syntax error before the handler's failure */
+    CU_ASSERT_EQUAL(parse_text(&c, "[a]\nnot a pair\nbad = 2\n"), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "t.ini:2: syntax error"));
+    CU_ASSERT_EQUAL(parse_text(&c, "[a]\nbad = 2\nnot a pair\n"), DK_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "t.ini:2: bad key");
+    char longline[400];
+    snprintf(longline, sizeof longline, "[a]\nk = %0250d\nz = 1\n", 7);
+    CU_ASSERT_EQUAL(parse_text(&c, longline), DK_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(dk_last_error(), "t.ini:2: line longer than 197 characters");
+    CU_ASSERT_STRING_EQUAL(c.log, "");
+}
+
+/* From a file: the same, and a longest line that ends the file without a newline is whole. */
+static void test_ini_parse_file(void) {
+    const char *p = dk_test_path(dk_test_tmpdir(), "probe.ini");
+    char text[256];
+    int k = snprintf(text, sizeof text, "[a]\nx = 1\nk = ");
+    while (k < 4 + 6 + 199) text[k++] = 'v'; /* "k = vvv..." of 199 characters, no newline */
+    text[k] = '\0';
+    FILE *f = fopen(p, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+    ini_probe c;
+    memset(&c, 0, sizeof c);
+    c.src.name = p;
+    c.src.file = fopen(p, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c.src.file);
+    CU_ASSERT_EQUAL(dk_ini_parse(&c.src, probe_key, &c), DK_OK);
+    fclose(c.src.file);
+    CU_ASSERT_EQUAL(c.src.line, 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.log, "2:[a]x=1;3:[a]k=vvvv"));
+    /* the same line followed by another one does not fit */
+    f = fopen(p, "a");
+    fputs("\ny = 2\n", f);
+    fclose(f);
+    memset(&c, 0, sizeof c);
+    c.src.name = p;
+    c.src.file = fopen(p, "r");
+    CU_ASSERT_EQUAL(dk_ini_parse(&c.src, probe_key, &c), DK_ERR_ARG);
+    fclose(c.src.file);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), ":3: line longer than 197 characters"));
+}
+
 /* ------------------------------------------------------------------ main */
 
 typedef struct {
@@ -719,10 +987,25 @@ int main(void) {
         {"normal", test_rng_normal},
         {"split", test_rng_split},
     };
+    static const test_entry order[] = {
+        {"sort and median", test_sort_median},
+        {"selection", test_select},
+        {"percentiles as numpy", test_percentile_numpy},
+        {"percentile forms agree", test_percentile_forms_agree},
+    };
+    static const test_entry files[] = {
+        {"text builder", test_sbuf},
+        {"text written atomically", test_sbuf_write_file},
+        {"remove a tree", test_remove_tree},
+        {"remove a tree: failures", test_remove_tree_failure},
+        {"INI lines from a text", test_ini_parse_text},
+        {"INI lines from a file", test_ini_parse_file},
+    };
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     if (ADD_SUITE("core.errors", errors) || ADD_SUITE("core.log_timer", logging) ||
         ADD_SUITE("core.progress", progress) || ADD_SUITE("core.memory", arena) ||
-        ADD_SUITE("core.rng", rng)) {
+        ADD_SUITE("core.rng", rng) || ADD_SUITE("core.order", order) ||
+        ADD_SUITE("core.files", files)) {
         CU_cleanup_registry();
         return 1;
     }

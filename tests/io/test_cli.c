@@ -1,10 +1,12 @@
 /* The dakd command line end to end: help, version, phantom → info → convert, refusals and
  * bad input with their exit codes, and no partial output after a failure. */
+#include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dakd/volume.h"
 #include "test_util.h"
 
 static char out[1 << 16];
@@ -61,6 +63,35 @@ static void test_info_text_and_json(void) {
     CU_ASSERT_EQUAL(dakd(a), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"datatype\":\t\"float32\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"affine_ras\""));
+}
+
+/* 1 when s holds a negative zero: "-0" followed by neither a digit nor a '.'. */
+static int has_negative_zero(const char *s) {
+    for (const char *p = strstr(s, "-0"); p; p = strstr(p + 1, "-0"))
+        if (p[2] != '.' && !isdigit((unsigned char)p[2])) return 1;
+    return 0;
+}
+
+/* A NIfTI whose RAS affine is the identity (the commonest header) has the LPS origin -0, -0,
+ * 0 and directions with -0 in them: info prints and writes 0, never -0. */
+static void test_info_no_negative_zero(void) {
+    dk_volume v;
+    CU_ASSERT_EQUAL_FATAL(dk_volume_alloc(&v, 4, 4, 2, 1, 1, DK_U8), DK_OK);
+    v.geom.origin[0] = v.geom.origin[1] = -0.0;
+    v.geom.direction[0][0] = v.geom.direction[1][1] = -1.0;
+    const char *p = dk_test_path(dir, "ras_identity.nii.gz");
+    CU_ASSERT_EQUAL_FATAL(dk_volume_write(&v, p, NULL), DK_OK);
+    dk_volume_free(&v);
+    static const char *const form[] = {"info", "info --json"};
+    static const char *const origin[] = {"origin      0 0 0 (LPS mm)",
+                                         "\"origin_lps\":\t[0, 0, 0]"};
+    for (int i = 0; i < 2; i++) {
+        char a[4096];
+        snprintf(a, sizeof a, "%s %s", form[i], p);
+        CU_ASSERT_EQUAL(dakd(a), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, origin[i]));
+        CU_ASSERT(!has_negative_zero(out));
+    }
 }
 
 static void test_convert_round_trip(void) {
@@ -127,6 +158,7 @@ int main(void) {
     CU_pSuite s = CU_add_suite("cli", setup, NULL);
     CU_add_test(s, "help, version, usage errors", test_help_version);
     CU_add_test(s, "info text and JSON", test_info_text_and_json);
+    CU_add_test(s, "info prints no -0", test_info_no_negative_zero);
     CU_add_test(s, "convert PNG <-> NIfTI", test_convert_round_trip);
     CU_add_test(s, "convert refusals and exit codes", test_convert_refusals);
     CU_add_test(s, "truncated inputs", test_truncated_input);

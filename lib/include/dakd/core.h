@@ -114,10 +114,33 @@ void dk_log(dk_log_level level, const char *fmt, ...)
 /* Seconds on a monotonic clock (CLOCK_MONOTONIC); only differences are meaningful. */
 double dk_time_now(void);
 
-/* Timings: sort ascending in place; the median of n >= 1 values (sorted in place; the mean of
- * the two middle values for an even count). */
+/* ---------------------------------------------------------------- order statistics */
+
+/* Sort ascending in place. NaN compares equal to everything, so leave NaN out first. */
 void dk_sort_doubles(double *v, int64_t n);
+/* The median of n >= 1 values (sorted in place; the mean of the two middle values for an
+ * even count). */
 double dk_median(double *v, int64_t n);
+
+/* The k-th smallest (0-based, 0 <= k < n) of v[0..n) by Hoare selection, O(n) on average;
+ * v is reordered so that v[k] holds it and nothing right of k is smaller. No NaN. */
+double dk_select_double(double *v, int64_t n, int64_t k);
+float dk_select_float(float *v, int64_t n, int64_t k);
+
+/* Percentile p in [0, 100] of n >= 1 values, numpy's default "linear" rule: the virtual
+ * index (n − 1)·p/100 falls between the order statistics a and b with weight g.
+ *
+ * dk_percentile_sorted (of sorted values) and dk_percentile_select (by selection; v is
+ * reordered) interpolate as numpy's _lerp does, to the last bit: a + (b − a)·g when
+ * g < 0.5, b − (b − a)(1 − g) otherwise. Reports, box plots and HD95 use these.
+ *
+ * dk_percentile (floats, by selection into `work`: n floats, caller-allocated, overwritten;
+ * vals is not) interpolates as a + g·(b − a) for every g, which can differ from numpy in
+ * the last bit. Intensity normalisation and the overlays' grey windows have always used
+ * this form; it stays so that prepared images (and so models) do not move by an ulp. */
+double dk_percentile_sorted(const double *sorted, int64_t n, double p);
+double dk_percentile_select(double *v, int64_t n, double p);
+double dk_percentile(const float *vals, int64_t n, double p, float *work);
 
 /* ---------------------------------------------------------------- progress */
 
@@ -217,6 +240,14 @@ dk_status dk_commit_file(const char *tmp_path, const char *final_path);
  * naming the folder that could not be made, DK_ERR_ARG for a path over 4095 bytes. */
 dk_status dk_mkdirs(const char *path);
 
+/* Remove `path` and, when it is a folder, everything below it (as rm -rf: links are removed,
+ * never followed); an absent path is fine. DK_ERR_IO naming the entry that could not be
+ * removed (a path over 4095 bytes is one). */
+dk_status dk_remove_tree(const char *path);
+/* The same for cleaning up after a failure: records no message, so the caller's stays, and
+ * logs a warning naming what could not be removed. */
+void dk_discard_tree(const char *path);
+
 /* Read a whole file into a new NUL-terminated buffer (*buf, caller frees; *len bytes without
  * the NUL; len may be NULL). DK_ERR_IO naming the file and the system's reason, DK_ERR_NOMEM.
  * On failure *buf is NULL. */
@@ -227,6 +258,36 @@ dk_status dk_read_file(char **buf, size_t *len, const char *path);
 struct cJSON;
 dk_status dk_json_write_file(const struct cJSON *j, const char *path);
 void dk_json_add_number(struct cJSON *o, const char *key, double x);
+
+/* ---------------------------------------------------------------- text */
+
+/* A growable NUL-terminated text for reports and tables, written to a file once at the end.
+ * A zeroed struct is empty. An allocation failure sets `oom` and later appends do nothing,
+ * so a writer checks once (dk_sb_write_file refuses an incomplete text). */
+typedef struct {
+    char *s;      /* NUL-terminated text, owned (NULL until the first append) */
+    size_t len, cap;
+    int oom;      /* an append failed: the text is incomplete */
+} dk_sbuf;
+
+/* Free the text and zero the struct; accepts NULL. */
+void dk_sb_free(dk_sbuf *b);
+void dk_sb_putn(dk_sbuf *b, const char *s, size_t n);
+void dk_sb_puts(dk_sbuf *b, const char *s);
+void dk_sb_printf(dk_sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Text with & < > " ' escaped for HTML (element content and quoted attributes). */
+void dk_sb_html(dk_sbuf *b, const char *s);
+/* A number that reads back to the same double (%.17g), "nan" / "inf" / "-inf" otherwise. */
+void dk_sb_num(dk_sbuf *b, double x);
+/* Standard base64 (RFC 4648, with '=' padding) of n bytes. */
+void dk_sb_base64(dk_sbuf *b, const unsigned char *p, size_t n);
+/* Write the text to `path` atomically (dk_tmp_path_for + dk_commit_file). DK_ERR_NOMEM when
+ * `oom` is set, DK_ERR_IO naming the file. */
+dk_status dk_sb_write_file(const dk_sbuf *b, const char *path);
 
 /* ---------------------------------------------------------------- configs */
 
@@ -308,6 +369,30 @@ dk_status dk_cfg_write(const void *obj, const dk_cfg_field *t, size_t n, const c
 /* Print the table for --help: one line per key "  section.key  type  range  default" and
  * its help text below. Prints to `out` only. */
 void dk_cfg_print_help(const dk_cfg_field *t, size_t n, FILE *out);
+
+/* The INI syntax through inih, for dk_cfg_load and other readers with their own handler:
+ * lines from an open FILE or from a text, counted in `line` so that a handler can name
+ * "<name>:<line>" (Debian's inih passes no line number). A line longer than inih's buffer
+ * allows (197 characters; it would be split and misread) is refused. */
+typedef struct {
+    const char *name;  /* the file, in messages (borrowed) */
+    FILE *file;        /* read from this open file, or, when NULL, */
+    const char *text;  /* from this text (borrowed; advanced past each line read) */
+    int line;          /* 1-based number of the line last read; 0 before the first */
+    dk_status st;      /* DK_OK; a failure (the handler's too) stops the reading */
+} dk_ini_source;
+
+/* Called for every "key = value" of the current line (src->line). Returns 1 to go on; on a
+ * failure it records the message, stores its status in the source's `st` and returns 0. */
+typedef int (*dk_ini_handler)(void *user, const char *section, const char *key,
+                              const char *value);
+
+/* Parse every line of `src` (name, file or text set, line 0, st DK_OK), calling on_key. The
+ * failure on the earliest line wins: a syntax error is DK_ERR_ARG "<name>:<line>: syntax
+ * error (expected [section] or key = value)", an overlong line DK_ERR_ARG "<name>:<line>:
+ * line longer than 197 characters", else the handler's; DK_ERR_NOMEM / DK_ERR_INTERNAL when
+ * inih fails otherwise. Reading errors of the FILE are the caller's to check (ferror). */
+dk_status dk_ini_parse(dk_ini_source *src, dk_ini_handler on_key, void *user);
 
 /* ---------------------------------------------------------------- RNG */
 

@@ -170,10 +170,6 @@ void dk_norm_defaults(dk_norm_opts *o); /* z-score, 0.5/99.5, 40/400, zero_outsi
 dk_status dk_normalize(dk_volume *img, const uint8_t *mask, const dk_norm_opts *o,
                        const char *name);
 
-/* Percentile p in [0, 100] of the n values (numpy "linear": position p/100·(n-1) between
- * the order statistics). `work` (n floats, caller-allocated) is overwritten; vals is not. */
-double dk_percentile(const float *vals, int64_t n, double p, float *work);
-
 /* Target grid of a resampling, per index axis (x, y, z): spacing[a] > 0 asks for that
  * spacing, else size[a] > 0 asks for that many voxels, else the axis is kept. */
 typedef struct {

@@ -140,9 +140,6 @@ typedef struct {
 /* values (count) may contain NaN; flagged is passed through. */
 void dk_metric_summarize(dk_metric_summary *s, const double *values, int count, int flagged);
 
-/* numpy's default "linear" percentile of sorted[0..n-1] (n >= 1), p in [0, 100]. */
-double dk_percentile_sorted(const double *sorted, int64_t n, double p);
-
 /* Wilcoxon signed-rank test on paired differences d (NaN pairs dropped, zero differences
  * dropped as scipy's zero_method="wilcox"), two-sided. Statistic W = min(W+, W−) (scipy's).
  * p-value as scipy 1.10's method="auto": exact (distribution of W+ by enumeration) when the

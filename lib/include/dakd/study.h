@@ -121,7 +121,8 @@ int dk_study_stage_ran(const dk_study *s, int i);
 /* Path of the report stage's report.html ("" when the study has no report stage). */
 const char *dk_study_report_path(const dk_study *s);
 
-/* SHA-256 of a file as 64 lower-case hex digits. DK_ERR_IO naming the file. */
+/* SHA-256 of a file as 64 lower-case hex digits into hex (caller's). DK_ERR_IO naming the
+ * file. Thread-safe: no shared state. */
 dk_status dk_sha256_file(char hex[65], const char *path);
 
 #ifdef __cplusplus

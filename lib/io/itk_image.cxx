@@ -1,0 +1,236 @@
+/*
+ * MetaImage (.mha/.mhd) and NRRD (.nrrd/.nhdr) for the ITK bridge (itk_bridge.h), through
+ * ITK's MetaImageIO and NrrdImageIO. Channels are planar in a dk_volume and interleaved in
+ * the files. A write goes to a temporary folder beside the output whose files are then
+ * moved into place one by one, the header last, so that a reader never finds a header
+ * without its data.
+ */
+#include "itk_bridge_internal.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <itkMetaImageIO.h>
+#include <itkNrrdImageIO.h>
+
+namespace {
+
+bool ends_with(const std::string &s, const char *suffix) {
+    size_t k = std::strlen(suffix);
+    if (s.size() < k) return false;
+    for (size_t i = 0; i < k; i++)
+        if (std::tolower((unsigned char)s[s.size() - k + i]) != suffix[i]) return false;
+    return true;
+}
+
+itk::ImageIOBase::Pointer io_for(const std::string &path) {
+    if (ends_with(path, ".mha") || ends_with(path, ".mhd"))
+        return itk::MetaImageIO::New().GetPointer();
+    return itk::NrrdImageIO::New().GetPointer();
+}
+
+dk_dtype dtype_of(itk::IOComponentEnum c) {
+    using C = itk::IOComponentEnum;
+    switch (c) {
+    case C::UCHAR: return DK_U8;
+    case C::CHAR: return DK_I8;
+    case C::USHORT: return DK_U16;
+    case C::SHORT: return DK_I16;
+    case C::UINT: return DK_U32;
+    case C::INT: return DK_I32;
+    case C::ULONG:
+    case C::ULONGLONG: return DK_U64;
+    case C::LONG:
+    case C::LONGLONG: return DK_I64;
+    case C::FLOAT: return DK_F32;
+    case C::DOUBLE: return DK_F64;
+    default: return DK_DT_UNKNOWN;
+    }
+}
+
+itk::IOComponentEnum component_of(dk_dtype t) {
+    using C = itk::IOComponentEnum;
+    switch (t) {
+    case DK_U8: return C::UCHAR;
+    case DK_I8: return C::CHAR;
+    case DK_U16: return C::USHORT;
+    case DK_I16: return C::SHORT;
+    case DK_U32: return C::UINT;
+    case DK_I32: return C::INT;
+    case DK_U64: return C::ULONGLONG;
+    case DK_I64: return C::LONGLONG;
+    case DK_F32: return C::FLOAT;
+    case DK_F64: return C::DOUBLE;
+    default: return C::UNKNOWNCOMPONENTTYPE;
+    }
+}
+
+/* Geometry and grid of the image the IO object describes. */
+dk_status header_from_io(dk_volume *v, itk::ImageIOBase *io, const char *path) {
+    unsigned nd = io->GetNumberOfDimensions();
+    if (nd < 2 || nd > 4)
+        return dk_fail(DK_ERR_UNSUPPORTED, "%s: %u dimensions (dakd reads 2-D to 4-D)", path, nd);
+    int64_t n[4] = {1, 1, 1, 1};
+    for (unsigned i = 0; i < nd; i++) n[i] = (int64_t)io->GetDimensions(i);
+    dk_dtype t = dtype_of(io->GetComponentType());
+    if (t == DK_DT_UNKNOWN)
+        return dk_fail(DK_ERR_UNSUPPORTED, "%s: component type %s is not supported", path,
+                       itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType()).c_str());
+    v->nx = n[0], v->ny = n[1], v->nz = n[2], v->nt = n[3];
+    v->nc = (int64_t)io->GetNumberOfComponents();
+    v->ndim = nd == 2 ? 2 : 3;
+    v->dtype = t;
+    dk_geometry_identity(&v->geom);
+    for (unsigned c = 0; c < nd && c < 3; c++) {
+        v->geom.spacing[c] = io->GetSpacing(c);
+        v->geom.origin[c] = io->GetOrigin(c);
+        std::vector<double> d = io->GetDirection(c);
+        for (unsigned r = 0; r < 3; r++) v->geom.direction[r][c] = r < d.size() ? d[r] : 0.0;
+    }
+    if (nd == 4) v->meta.dt = io->GetSpacing(3);
+    v->meta.xyz_units = 2; /* NIFTI_UNITS_MM */
+    v->meta.qform_code = v->meta.sform_code = 1;
+    return DK_OK;
+}
+
+/* Interleaved components (file) <-> planar channels (dk_volume). */
+void deinterleave(void *planar, const void *inter, int64_t npix, int64_t nc, size_t es) {
+    const char *src = (const char *)inter;
+    char *dst = (char *)planar;
+    for (int64_t p = 0; p < npix; p++)
+        for (int64_t c = 0; c < nc; c++)
+            std::memcpy(dst + ((size_t)(c * npix + p)) * es, src + ((size_t)(p * nc + c)) * es, es);
+}
+
+void interleave(void *inter, const void *planar, int64_t npix, int64_t nc, size_t es) {
+    const char *src = (const char *)planar;
+    char *dst = (char *)inter;
+    for (int64_t p = 0; p < npix; p++)
+        for (int64_t c = 0; c < nc; c++)
+            std::memcpy(dst + ((size_t)(p * nc + c)) * es, src + ((size_t)(c * npix + p)) * es, es);
+}
+
+/* Configure `io` to write `v`. */
+void describe_for_write(itk::ImageIOBase *io, const dk_volume *v) {
+    unsigned nd = v->nt > 1 ? 4 : (v->nz > 1 || v->ndim == 3) ? 3 : 2;
+    io->SetNumberOfDimensions(nd);
+    int64_t n[4] = {v->nx, v->ny, v->nz, v->nt};
+    itk::ImageIORegion region(nd);
+    for (unsigned c = 0; c < nd; c++) {
+        io->SetDimensions(c, (itk::SizeValueType)n[c]);
+        region.SetSize(c, (itk::SizeValueType)n[c]);
+        region.SetIndex(c, 0);
+        io->SetSpacing(c, c < 3 ? v->geom.spacing[c] : (v->meta.dt > 0 ? v->meta.dt : 1.0));
+        io->SetOrigin(c, c < 3 ? v->geom.origin[c] : 0.0);
+        std::vector<double> d(nd, 0.0);
+        for (unsigned r = 0; r < nd; r++)
+            d[r] = (c < 3 && r < 3) ? v->geom.direction[r][c] : (r == c ? 1.0 : 0.0);
+        io->SetDirection(c, d);
+    }
+    io->SetIORegion(region);
+    io->SetComponentType(component_of(v->dtype));
+    io->SetNumberOfComponents((unsigned)v->nc);
+    io->SetPixelType(v->nc > 1 ? itk::IOPixelEnum::VECTOR : itk::IOPixelEnum::SCALAR);
+}
+
+/* Move every file of `tmpdir` into `dir`, the header (`base`) last so that it appears
+ * only when its data file is in place. */
+dk_status commit_tree(const std::string &tmpdir, const std::string &dir, const std::string &base) {
+    std::vector<std::string> names;
+    if (DIR *d = opendir(tmpdir.c_str())) {
+        while (struct dirent *e = readdir(d))
+            if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..") && base != e->d_name)
+                names.push_back(e->d_name);
+        closedir(d);
+    }
+    names.push_back(base);
+    for (const std::string &nm : names) {
+        dk_status st = dk_commit_file((tmpdir + "/" + nm).c_str(), (dir + nm).c_str());
+        if (st != DK_OK) return st;
+    }
+    return DK_OK;
+}
+
+} // namespace
+
+extern "C" dk_status dk_itk_image_read(dk_volume *v, const char *path, int header_only) {
+    dk_itk::quiet();
+    std::memset(v, 0, sizeof *v);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return dk_fail(DK_ERR_IO, "%s: cannot open: %s", path, std::strerror(errno));
+    void *inter = nullptr;
+    try {
+        itk::ImageIOBase::Pointer io = io_for(path);
+        if (!io->CanReadFile(path))
+            return dk_fail(DK_ERR_FORMAT, "%s: not a readable %s file", path, io->GetNameOfClass());
+        io->SetFileName(path);
+        io->ReadImageInformation();
+        dk_status st = header_from_io(v, io, path);
+        if (st != DK_OK || header_only) {
+            if (st != DK_OK) std::memset(v, 0, sizeof *v);
+            return st;
+        }
+        size_t es = dk_dtype_size(v->dtype);
+        int64_t npix = v->nx * v->ny * v->nz * v->nt;
+        v->data = dk_alloc_aligned((size_t)(npix * v->nc), es);
+        inter = v->nc > 1 ? dk_alloc_aligned((size_t)(npix * v->nc), es) : v->data;
+        if (!v->data || !inter) throw std::bad_alloc();
+        itk::ImageIORegion region(io->GetNumberOfDimensions()); /* MetaImageIO reads only it */
+        for (unsigned c = 0; c < io->GetNumberOfDimensions(); c++) {
+            region.SetIndex(c, 0);
+            region.SetSize(c, io->GetDimensions(c));
+        }
+        io->SetIORegion(region);
+        io->Read(inter);
+        if (v->nc > 1) deinterleave(v->data, inter, npix, v->nc, es);
+        if (inter != v->data) dk_free(inter);
+        return DK_OK;
+    } catch (...) {
+        if (inter != v->data) dk_free(inter);
+        dk_volume_free(v);
+        return dk_itk::fail_from_exception(path, "cannot read image");
+    }
+}
+
+extern "C" dk_status dk_itk_image_write(const dk_volume *v, const char *path, int gzip_level) {
+    dk_itk::quiet();
+    char tmp[4200];
+    dk_status st = dk_tmp_path_for(tmp, sizeof tmp, path);
+    if (st != DK_OK) return st;
+    std::string p(path), tmpdir(tmp);
+    size_t slash = p.rfind('/');
+    std::string dir = slash == std::string::npos ? std::string() : p.substr(0, slash + 1);
+    std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
+    if (mkdir(tmp, 0700) != 0)
+        return dk_fail(DK_ERR_IO, "%s: cannot create temporary folder %s: %s", path, tmp,
+                       std::strerror(errno));
+    void *inter = nullptr;
+    try {
+        itk::ImageIOBase::Pointer io = io_for(path);
+        describe_for_write(io, v);
+        io->SetUseCompression(gzip_level > 0);
+        io->SetFileName(tmpdir + "/" + base);
+        size_t es = dk_dtype_size(v->dtype);
+        int64_t npix = v->nx * v->ny * v->nz * v->nt;
+        inter = v->nc > 1 ? dk_alloc_aligned((size_t)(npix * v->nc), es) : v->data;
+        if (!inter) throw std::bad_alloc();
+        if (v->nc > 1) interleave(inter, v->data, npix, v->nc, es);
+        io->Write(inter);
+        if (inter != v->data) dk_free(inter);
+        inter = nullptr;
+        st = commit_tree(tmpdir, dir, base);
+    } catch (...) {
+        if (inter != v->data) dk_free(inter);
+        st = dk_itk::fail_from_exception(path, "cannot write image");
+    }
+    dk_discard_tree(tmpdir.c_str());
+    return st;
+}
