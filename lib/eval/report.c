@@ -163,7 +163,7 @@ dk_status dk_rep_write_json(const dk_rep_run *r, const char *dir) {
     for (int k = 0; k < r->n_labels; k++)
         cJSON_AddItemToArray(labels, cJSON_CreateNumber(r->labels[k]));
     cJSON_AddStringToObject(o, "labels_source",
-                            r->labels_given ? "given (--labels)"
+                            r->labels_given ? "given (the labels option)"
                                             : "every non-zero label present in any reference");
     cJSON_AddNumberToObject(o, "n_cases", r->n_cases);
     cJSON_AddItemToObject(o, "summary", per_label_summary(r, vals));
@@ -224,7 +224,7 @@ dk_status dk_rep_write_md(const dk_rep_run *r, const char *dir) {
     dk_sb_printf(&b, "# %s\n\n%d cases; labels", r->title, r->n_cases);
     for (int k = 0; k < r->n_labels; k++) dk_sb_printf(&b, " %d", r->labels[k]);
     dk_sb_printf(&b, " (%s); NSD tolerance %g mm; %s.\n\n",
-                 r->labels_given ? "given by --labels"
+                 r->labels_given ? "given by the labels option"
                                  : "every non-zero label present in any reference",
                  r->opts->metric.nsd_tol_mm, dk_version_string());
     dk_sb_puts(&b, "Cells: mean ± std (median) over the n finite values; flagged = cases "

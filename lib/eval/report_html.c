@@ -62,7 +62,7 @@ static void head(dk_sbuf *b, const dk_rep_run *r) {
     dk_sb_printf(b, "</h1>\n<p class='facts'>%d cases; labels", r->n_cases);
     for (int k = 0; k < r->n_labels; k++) dk_sb_printf(b, " %d", r->labels[k]);
     dk_sb_printf(b, " (%s); NSD tolerance %g mm; predictions <code>",
-                 r->labels_given ? "given by --labels"
+                 r->labels_given ? "given by the labels option"
                                  : "every non-zero label present in any reference",
                  r->opts->metric.nsd_tol_mm);
     dk_sb_html(b, r->opts->pred_dir);
@@ -231,7 +231,7 @@ static void overlays(dk_sbuf *b, const dk_rep_run *r) {
     dk_sb_puts(b, "<h2>Overlays</h2>\n<p class='facts'>");
     dk_sb_puts(b, r->opts->image_dir ? "Image (mean of its channels) windowed to its 1st–99th "
                                        "percentile"
-                                     : "Reference labels in grey (no --image given)");
+                                     : "Reference labels in grey (no image folder given)");
     dk_sb_puts(b, "; 3-D cases show the axial slice with the most disagreement (FP + FN over "
                   "the labels).<span class='sw' style='background:#00dc00'></span>reference"
                   "<span class='sw' style='background:#ff00ff'></span>prediction"

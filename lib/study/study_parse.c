@@ -330,9 +330,14 @@ static dk_status order_stages(dk_study *s) {
     }
     /* a section not listed is unused (so --set study.stages=... can run a subset) */
     for (int k = 0; k < s->nstages && st == DK_OK; k++)
-        if (s->stages[k].defined)
-            dk_log(DK_LOG_WARN, "%s:%d: [stage.%s] is not in [study] stages: not run", s->path,
-                   s->stages[k].line, s->stages[k].name);
+        if (s->stages[k].defined) {
+            if (s->stages[k].line > 0) /* line 0: a stage that only an override defines */
+                dk_log(DK_LOG_WARN, "%s:%d: [stage.%s] is not in [study] stages: not run",
+                       s->path, s->stages[k].line, s->stages[k].name);
+            else
+                dk_log(DK_LOG_WARN, "override: [stage.%s] is not in [study] stages: not run",
+                       s->stages[k].name);
+        }
     if (st == DK_OK && s->has_phantoms) {
         int found = 0;
         for (int i = 0; i < n; i++) found |= strcmp(names[i], "phantoms") == 0;

@@ -9,7 +9,7 @@
  * Tensors are float32, contiguous NCDHW, W fastest; a 2-D network is the same code with
  * D = 1 (its kernels have depth 1, its pools and upsampling leave D alone).
  *
- * Kernel conventions (STYLE.md §5):
+ * Kernel conventions (docs/style.md, "Models"):
  *  - forward(out, saved..., in, weights, &shape, work): OVERWRITES out.
  *  - backward(din, dweights..., dout, saved..., in, weights, &shape, work): ACCUMULATES
  *    into din and the weight gradients (+=); the caller zeroes gradients once a step.
