@@ -222,7 +222,7 @@ static void train_and_score(double *src, double *tgt, dk_train_config *c, dk_tra
 
 /* The phantom recipe (pipelines/README.md "Phantom recipe"): every term of the method on,
  * KD weight alpha 0.5, dynamic weights at beta 1 (mean weight ~1: the default beta 0.5 halves
- * the KD and supervised gradients against the other terms), and AdaBN target statistics. */
+ * the KD gradient against the other terms), and AdaBN target statistics. */
 static const char *margin_sets[] = {"distill.alpha=0.5", "distill.align=mmd",
                                     "distill.lambda_align=0.1", "distill.align_tap=bottleneck",
                                     "distill.lambda_at=1", "distill.lambda_ent=0.01",
