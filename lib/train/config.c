@@ -99,8 +99,9 @@ static const dk_cfg_field layout[] = {
     F_INT("train", "checkpoint_every", checkpoint_every, 0, 100000, "10", "epochs; 0 = never"),
     F_DBL("distill", "alpha", alpha, 0, 1, "0.8", "total = alpha L_KD + (1 - alpha) L_sup"),
     F_ENUM("distill", "temp_schedule", temp_schedule, temp_kinds, "adaptive",
-           "KD temperature: adaptive T0 gamma^e, halving T0 0.5^e, constant T0"),
-    F_DBL("distill", "temp_t0", temp_t0, 1e-3, 100, "5", "initial temperature T0"),
+           "KD temperature: adaptive T0 gamma^e, halving T0 0.5^e, constant T0 (floor temp_min)"),
+    F_DBL("distill", "temp_t0", temp_t0, 0, 100, "0",
+          "initial temperature T0; 0 = the schedule's own: adaptive 5, halving 10, constant 4"),
     F_DBL("distill", "temp_gamma", temp_gamma, 1e-3, 1, "0.95", "adaptive decay per epoch"),
     F_DBL("distill", "temp_min", temp_min, 1e-3, 100, "1", "lowest temperature T_min"),
     F_DBL("distill", "mix_r0", mix_r0, 0, 1, "0.8", "initial source share of a step r0"),
@@ -118,6 +119,8 @@ static const dk_cfg_field layout[] = {
     F_DBL("distill", "dyn_beta", dyn_beta, 0, 10, "0.5", "dynamic weight scale beta"),
     F_BOOL("distill", "ema", ema, "false", "mean-teacher self-distillation"),
     F_DBL("distill", "ema_momentum", ema_momentum, 0, 1, "0.99", "EMA momentum"),
+    F_DBL("distill", "ema_rampup_epochs", ema_rampup_epochs, 0, 1e5, "5",
+          "the EMA teacher's KD weight ramps in as exp(-5 (1 - t/R)^2) over R epochs; 0 = none"),
     F_BOOL("distill", "target_bn", target_bn, "false",
            "AdaBN: batch-norm statistics re-estimated on target patches for the teacher on "
            "target rows and the exported student"),
@@ -247,9 +250,28 @@ static dk_status check_train(const dk_train_config *c) {
     return DK_OK;
 }
 
+/* T0 of the temperature schedule: temp_t0, or when it is 0 the schedule's own. */
+static double temp_t0(const dk_train_config *c) {
+    if (c->temp_t0 > 0) return c->temp_t0;
+    if (c->temp_schedule == DK_TEMP_HALVING) return dk_schedule_temp_halving().v0;
+    if (c->temp_schedule == DK_TEMP_CONSTANT) return 4.0;
+    return dk_schedule_temp_adaptive().v0;
+}
+
+/* Deep-supervision heads are built by the network but no loss trains them yet. */
+static dk_status check_deep_supervision(const dk_unet_config *net, const char *which) {
+    if (!net->deep_supervision) return DK_OK;
+    return dk_fail(DK_ERR_ARG, "config: [model] %s_deep_supervision = true: no loss trains the "
+                               "deep-supervision heads yet; set it to false", which);
+}
+
 static dk_status check_distill(const dk_train_config *c) {
     dk_status st = check_lo_hi(c->mix_min, c->mix_r0, "distill", "mix_min", "mix_r0");
-    if (st == DK_OK) st = check_lo_hi(c->temp_min, c->temp_t0, "distill", "temp_min", "temp_t0");
+    if (st == DK_OK && c->temp_min > temp_t0(c))
+        st = dk_fail(DK_ERR_ARG, "config: [distill] temp_min = %g exceeds T0 = %g (temp_t0%s)",
+                     c->temp_min, temp_t0(c), c->temp_t0 > 0 ? "" : " 0: the schedule's own");
+    if (st == DK_OK) st = check_deep_supervision(&c->teacher, "teacher");
+    if (st == DK_OK) st = check_deep_supervision(&c->student, "student");
     if (st == DK_OK && c->align != DK_ALIGN_NONE && c->lambda_align > 0 && !c->align_tap[0])
         st = dk_fail(DK_ERR_ARG, "config: [distill] align_tap is empty but align = %s",
                      align_kinds[c->align]);
@@ -283,7 +305,7 @@ dk_status dk_train_config_validate(dk_train_config *c) {
 }
 
 dk_schedule dk_train_config_temperature(const dk_train_config *c) {
-    dk_schedule s = dk_schedule_constant(c->temp_t0);
+    dk_schedule s = dk_schedule_constant(temp_t0(c));
     if (c->temp_schedule == DK_TEMP_ADAPTIVE) {
         s.kind = DK_SCHED_EXP;
         s.rate = c->temp_gamma;

@@ -74,8 +74,15 @@ static double at_sample(float *dfs, const float *fs, float *As, float *At, int64
     return loss;
 }
 
-double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, float scale,
-                  float *work) {
+/* The maps at voxels the mask (s) excludes are 0: they add nothing to the norms or the loss,
+ * and their gradient (G - a_s dot) / |A_s| is 0 there. */
+static void at_apply_mask(float *As, float *At, const uint8_t *mask, int64_t s) {
+    for (int64_t v = 0; v < s; v++)
+        if (!mask[v]) As[v] = At[v] = 0;
+}
+
+double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, const uint8_t *mask,
+                  float scale, float *work) {
     DK_ASSERT(fs && ft && fs->data && ft->data && work && fs->n == ft->n && fs->n > 0);
     DK_ASSERT(ft->d % fs->d == 0 && ft->h % fs->h == 0 && ft->w % fs->w == 0);
     const int64_t s = spatial(fs), st = spatial(ft), n = fs->n;
@@ -95,6 +102,7 @@ double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, float sc
                 at_map_same(At, t, ft->c, s);
             else
                 at_map_pooled(At, t, fs, ft);
+            if (mask) at_apply_mask(As, At, mask + i * s, s);
             part[j] = at_sample(dfs ? dfs + i * fs->c * s : NULL, f, As, At, fs->c, s,
                                 (double)scale / (double)n);
         }
@@ -161,16 +169,39 @@ void dk_feat_gap_backward(float *din, const float *dout, const dk_tensor *in) {
     }
 }
 
-void dk_feat_sample_draw(int64_t *idx, int64_t m, const dk_tensor *in, dk_rng *rng) {
-    const int64_t total = in->n * spatial(in);
-    DK_ASSERT(idx && rng && m >= 0 && m <= total);
-    for (int64_t r = 0, j = total - m; j < total; j++, r++) { /* Floyd */
+/* idx (m) = m distinct values of 0..k-1, uniformly (Floyd's algorithm). */
+static void floyd(int64_t *idx, int64_t m, int64_t k, dk_rng *rng) {
+    for (int64_t r = 0, j = k - m; j < k; j++, r++) {
         int64_t t = (int64_t)dk_rng_below(rng, (uint64_t)(j + 1));
         int seen = 0;
         for (int64_t u = 0; u < r && !seen; u++)
             seen = idx[u] == t;
         idx[r] = seen ? j : t;
     }
+}
+
+void dk_feat_sample_draw(int64_t *idx, int64_t m, const dk_tensor *in, const uint8_t *mask,
+                         dk_rng *rng) {
+    const int64_t total = in->n * spatial(in);
+    int64_t k = total;
+    if (mask) {
+        k = 0;
+        for (int64_t p = 0; p < total; p++)
+            k += mask[p] != 0;
+    }
+    DK_ASSERT(idx && rng && m >= 0 && m <= k);
+    floyd(idx, m, k, rng);
+    if (!mask) return;
+    for (int64_t r = 1; r < m; r++) /* ranks in increasing order (insertion sort, m small) */
+        for (int64_t u = r; u > 0 && idx[u - 1] > idx[u]; u--) {
+            int64_t tmp = idx[u];
+            idx[u] = idx[u - 1], idx[u - 1] = tmp;
+        }
+    for (int64_t p = 0, rank = 0, r = 0; p < total && r < m; p++) /* rank -> position */
+        if (mask[p]) {
+            if (rank == idx[r]) idx[r++] = p;
+            rank++;
+        }
 }
 
 /* Offset of channel 0 of flat position p (sample i = p / s, voxel p % s). */

@@ -69,3 +69,23 @@ void dk_labels_apply_mask(uint8_t *labels, const uint8_t *mask, int64_t nv) {
     for (int64_t v = 0; v < nv; v++)
         if (!mask[v]) labels[v] = DK_IGNORE_LABEL;
 }
+
+void dk_mask_pool(uint8_t *out, const uint8_t *mask, int64_t n, int64_t d, int64_t h, int64_t w,
+                  int64_t fd, int64_t fh, int64_t fw) {
+    DK_ASSERT(out && n >= 0 && fd >= 1 && fh >= 1 && fw >= 1);
+    DK_ASSERT(d % fd == 0 && h % fh == 0 && w % fw == 0);
+    const int64_t od = d / fd, oh = h / fh, ow = w / fw, os = od * oh * ow, s = d * h * w;
+    if (!mask) {
+        memset(out, 1, (size_t)(n * os));
+        return;
+    }
+    memset(out, 0, (size_t)(n * os));
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t z = 0; z < d; z++)
+            for (int64_t y = 0; y < h; y++) {
+                const uint8_t *row = mask + i * s + (z * h + y) * w;
+                uint8_t *dst = out + i * os + ((z / fd) * oh + y / fh) * ow;
+                for (int64_t x = 0; x < w; x++)
+                    dst[x / fw] |= row[x] != 0;
+            }
+}

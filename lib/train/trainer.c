@@ -224,6 +224,7 @@ static dk_status alloc_step_buffers(dk_trainer *t) {
     size_t nc = dk_loss_coral_work_doubles(ch);
     t->align_work = calloc(nw > nc ? nw : nc, sizeof(double));
     t->align_idx = calloc(2 * ALIGN_ROWS, sizeof(int64_t));
+    t->tap_mask = malloc((size_t)(t->batch * t->nvox));
     t->at_work_n = 1;
     for (int i = 0; i < dk_unet_tap_count(t->net); i++) {
         size_t k = dk_loss_at_work_floats(&dk_unet_tap_at(t->net, i)->value);
@@ -231,7 +232,7 @@ static dk_status alloc_step_buffers(dk_trainer *t) {
     }
     t->at_work = calloc(t->at_work_n, sizeof(float));
     if (!t->x || !t->lab || !t->mask || !t->sample_loss || !t->sample_w || !t->grad_rows || !t->align_x ||
-        !t->align_work || !t->align_idx || !t->at_work)
+        !t->align_work || !t->align_idx || !t->at_work || !t->tap_mask)
         return dk_fail(DK_ERR_NOMEM, "trainer: no memory for the step buffers");
     return DK_OK;
 }
@@ -421,6 +422,7 @@ void dk_trainer_free(dk_trainer *t) {
     free(t->align_x);
     free(t->align_work);
     free(t->align_idx);
+    free(t->tap_mask);
     dk_params_free(&t->hint);
     free(t->hint_work);
     free(t);

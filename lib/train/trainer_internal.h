@@ -10,10 +10,12 @@
 
 enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64, ADABN_STEPS = 50 };
 
-/* The loss terms of one step (unweighted), as logged. */
+/* The loss terms of one step (unweighted; total is the objective L), as logged. */
 typedef struct {
     double total, kd, sup, ce, dice, at, hint, align, ent;
     double grad_norm, lr, T, alpha, mix;
+    double ema_w;            /* the EMA teacher's KD weight rho (0 without one) */
+    double w_src[3], w_tgt[3]; /* dynamic weights: mean, min, max over source / target rows */
     int64_t ns, nt;
 } step_terms;
 
@@ -46,7 +48,9 @@ struct dk_trainer {
     size_t at_work_n;
     float *align_x;                 /* (2 ALIGN_ROWS, c) rows, then their gradients */
     double *align_work;
-    int64_t *align_idx;             /* (2 ALIGN_ROWS) */
+    int64_t *align_idx;             /* (2 ALIGN_ROWS) the last step's source, target positions */
+    int64_t align_ms, align_mt;     /* how many of each the last step drew (0: no term) */
+    uint8_t *tap_mask;              /* (B, nvox) the mask pooled onto a tap's grid */
     dk_params hint;                 /* FitNets adapter "hint.weight" (ct, cs, 1, 1, 1), "hint.bias"
                                      * (ct); total 0 when hints are off */
     dk_optim hint_optim;            /* its optimiser state; step follows optim.step */
@@ -56,8 +60,16 @@ struct dk_trainer {
     char path_ckpt[DK_TRAIN_PATH_MAX + 32], path_log[DK_TRAIN_PATH_MAX + 32];
 };
 
-/* trainer_step.c: one step of (epoch, step); fills the terms; DK_ERR_NUMERIC on NaN/Inf. */
+/* trainer_step.c: one step of (epoch, step) = fill + grad + clipping, the optimisers and the
+ * EMA update; fills the terms; DK_ERR_NUMERIC on NaN/Inf. */
 dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *st);
+/* The batch of (epoch, step) into x, lab, mask (labels masked); returns its ns. */
+int64_t dk__trainer_fill(dk_trainer *t, int epoch, int64_t step);
+/* The forwards, losses and backward of (epoch, step) on the batch in x, lab, mask with ns
+ * source rows: ADDS the step's gradient into the student's and the adapter's g (zero after
+ * each update) and fills the terms; no clipping, no update. Tests call it on a batch of
+ * their own. */
+dk_status dk__trainer_grad(dk_trainer *t, int epoch, int64_t step, int64_t ns, step_terms *st);
 /* Number of source samples in a distillation batch of epoch e. */
 int64_t dk__trainer_nsrc(const dk_trainer *t, int epoch);
 

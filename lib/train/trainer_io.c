@@ -14,7 +14,7 @@
 #include "dakd/eval.h"
 #include "trainer_internal.h"
 
-enum { MAX_STATE = 9, META_KEYS = 10 };
+enum { MAX_STATE = 9, META_KEYS = 11 };
 
 /* The flat tensors of the resumable state; returns their count. */
 static int state_refs(dk_tensor_ref *r, dk_trainer *t) {
@@ -54,10 +54,11 @@ dk_status dk__trainer_save_state(dk_trainer *t) {
     snprintf(v[6], 64, "%ld", bytes);
     snprintf(v[7], 64, "%d", (int)t->opts.mode);
     snprintf(v[8], 64, "%" PRId64, t->cfg.seed);
+    snprintf(v[9], 64, "%.17g", t->dyn.dbar);
     const char *meta[] = {"dakd.epoch", v[0], "dakd.optim_step", v[1], "dakd.dyn_lbar", v[2],
                           "dakd.dyn_updates", v[3], "dakd.best_dice", v[4], "dakd.best_epoch",
                           v[5], "dakd.log_bytes", v[6], "dakd.mode", v[7], "dakd.seed", v[8],
-                          NULL};
+                          "dakd.dyn_dbar", v[9], NULL};
     return dk_safetensors_write(t->path_ckpt, r, n, meta);
 }
 
@@ -70,9 +71,10 @@ static int meta_get(const cJSON *m, const char *key, double *out) {
 }
 
 static dk_status apply_meta(dk_trainer *t, const cJSON *m, double *log_bytes) {
-    double ep, os, lb, du, bd, be, mode, seed;
+    double ep, os, lb, db, du, bd, be, mode, seed;
     if (meta_get(m, "dakd.epoch", &ep) || meta_get(m, "dakd.optim_step", &os) ||
         meta_get(m, "dakd.dyn_lbar", &lb) || meta_get(m, "dakd.dyn_updates", &du) ||
+        meta_get(m, "dakd.dyn_dbar", &db) ||
         meta_get(m, "dakd.best_dice", &bd) || meta_get(m, "dakd.best_epoch", &be) ||
         meta_get(m, "dakd.log_bytes", log_bytes) || meta_get(m, "dakd.mode", &mode) ||
         meta_get(m, "dakd.seed", &seed))
@@ -94,6 +96,7 @@ static dk_status apply_meta(dk_trainer *t, const cJSON *m, double *log_bytes) {
     t->optim.step = (int64_t)os;
     t->hint_optim.step = t->optim.step;
     t->dyn.lbar = lb;
+    t->dyn.dbar = db;
     t->dyn.updates = (int64_t)du;
     t->stats.best_val_dice = bd;
     t->stats.best_epoch = (int)be;
@@ -153,6 +156,12 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cJSON_AddNumberToObject(o, k[i], v[i]);
     cJSON_AddNumberToObject(o, "ns", (double)s->ns);
     cJSON_AddNumberToObject(o, "nt", (double)s->nt);
+    if (t->ema) cJSON_AddNumberToObject(o, "ema_weight", s->ema_w);
+    static const char *const wk[2][3] = {{"w_src_mean", "w_src_min", "w_src_max"},
+                                         {"w_tgt_mean", "w_tgt_min", "w_tgt_max"}};
+    for (int d = 0; d < 2 && t->opts.mode == DK_TRAINER_DISTILL && t->cfg.dynamic_weights; d++)
+        for (int j = 0; j < 3 && (d ? s->nt : s->ns) > 0; j++)
+            cJSON_AddNumberToObject(o, wk[d][j], d ? s->w_tgt[j] : s->w_src[j]);
     cJSON_AddNumberToObject(o, "sec", seconds);
     char *line = cJSON_PrintUnformatted(o);
     if (line) fprintf(t->log, "%s\n", line);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "loss_internal.h"
 #include "trainer_internal.h"
 
 int64_t dk__trainer_nsrc(const dk_trainer *t, int epoch) {
@@ -65,104 +66,171 @@ static dk_status numeric_fail(const dk_trainer *t, int epoch, int64_t step, cons
                    (long long)step, (long long)t->optim.step);
 }
 
-/* Supervised CE + Dice of sample i (n = 1), gradient scaled by `scale` when grad != NULL. */
-static double sup_sample(step_terms *st, float *grad, const float *logits, const uint8_t *lab,
-                         int64_t c, int64_t s, float scale) {
-    double ce = dk_loss_ce(grad, logits, lab, 1, c, s, scale);
-    double di = dk_loss_dice(grad, logits, lab, 1, c, s, 0, 1e-5, scale);
-    if (st) st->ce += ce, st->dice += di;
-    return ce + di;
+/* L_sup = CE + batch Dice over rows [0, n) (labels masked): the one supervised loss of every
+ * mode, gradient scaled by `scale` into the logits' grad. */
+static void sup_terms(dk_trainer *t, step_terms *st, int64_t n, float scale) {
+    if (n == 0) return;
+    dk_tap *lg = dk_unet_tap(t->net, "logits");
+    int64_t c = t->cfg.classes, s = t->nvox;
+    st->ce = dk_loss_ce(lg->grad, lg->value.data, t->lab, n, c, s, scale);
+    st->dice = dk_loss_dice(lg->grad, lg->value.data, t->lab, n, c, s, 0, 1e-5, scale);
+    st->sup = st->ce + st->dice;
 }
 
-/* Per-sample KD of sample i against the teachers (and the EMA student on target rows
- * i >= ns; the EMA network ran on those rows only, so its row is i - ns). */
+/* KD of row i against its teachers: every teacher at weight 1 (on a target row i >= ns the
+ * first one's target_bn copy instead of it) and, on a target row, the EMA student at weight
+ * rho. The target_bn teacher and the EMA network ran on the target rows only: row i - ns. */
 static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64_t i, int64_t ns,
-                        float T, float scale) {
+                        float T, float rho, float scale) {
     const float *tz[MAX_TEACHERS];
+    float tw[MAX_TEACHERS];
     int64_t cs = t->cfg.classes * t->nvox;
     int nt = 0;
-    for (int k = 0; k < t->nteachers; k++)
-        tz[nt++] = dk_unet_tap(t->teachers[k], "logits")->value.data + i * cs;
-    if (t->teacher_tgt && i >= ns) /* target_bn: the first teacher with target statistics */
+    for (int k = 0; k < t->nteachers; k++, nt++) {
+        tz[nt] = dk_unet_tap(t->teachers[k], "logits")->value.data + i * cs;
+        tw[nt] = 1.0f;
+    }
+    if (t->teacher_tgt && i >= ns)
         tz[0] = dk_unet_tap(t->teacher_tgt, "logits")->value.data + (i - ns) * cs;
-    if (t->ema && i >= ns)
-        tz[nt++] = dk_unet_tap(t->ema, "logits")->value.data + (i - ns) * cs;
+    if (t->ema && i >= ns) {
+        tz[nt] = dk_unet_tap(t->ema, "logits")->value.data + (i - ns) * cs;
+        tw[nt++] = rho;
+    }
     float *gi = grad ? grad + i * cs : NULL; /* sample i's rows, like its logits */
-    return dk_loss_kd(gi, zs + i * cs, tz, NULL, nt, t->mask + i * t->nvox, 1,
-                      t->cfg.classes, t->nvox, T, scale);
+    return dk_loss_kd(gi, zs + i * cs, tz, tw, nt, t->mask + i * t->nvox, 1, t->cfg.classes,
+                      t->nvox, T, scale);
 }
 
-/* KD + supervised terms with per-sample (dynamic) weights. With dynamic weights each
- * sample's gradient goes to a scratch row first (one loss pass), and is added into the
- * logits' gradient times its weight once the batch's losses have set the weights. */
-static void kd_sup_terms(dk_trainer *t, step_terms *st, int64_t ns, float T) {
+/* Mean, min, max of w over rows [r0, r1) into out (3); nothing when the range is empty. */
+static void weight_stats(double *out, const float *w, int64_t r0, int64_t r1) {
+    if (r1 <= r0) return;
+    out[0] = 0, out[1] = w[r0], out[2] = w[r0];
+    for (int64_t i = r0; i < r1; i++) {
+        out[0] += w[i];
+        out[1] = w[i] < out[1] ? w[i] : out[1];
+        out[2] = w[i] > out[2] ? w[i] : out[2];
+    }
+    out[0] /= (double)(r1 - r0);
+}
+
+/* alpha (1/B) sum_i w_i KD_i. With dynamic weights each row's KD gradient goes to a scratch
+ * row first (one loss pass) and is added into the logits' gradient times its weight once the
+ * batch's KD losses have set the weights. Returns the weighted mean (1/B) sum_i w_i KD_i. */
+static double kd_terms(dk_trainer *t, step_terms *st, int64_t ns, float T, float rho) {
     dk_tap *lg = dk_unet_tap(t->net, "logits");
     const float *z = lg->value.data;
-    int64_t c = t->cfg.classes, cs = c * t->nvox, B = t->batch;
-    double a = st->alpha;
+    int64_t cs = t->cfg.classes * t->nvox, B = t->batch;
     int dyn = t->cfg.dynamic_weights;
     float *g = dyn ? t->grad_rows : lg->grad;
     if (dyn) memset(g, 0, (size_t)(B * cs) * sizeof(float));
     for (int64_t i = 0; i < B; i++) {
-        double kd = kd_sample(t, g, z, i, ns, T, (float)(a / (double)B));
-        double sup = 0;
-        if (i < ns)
-            sup = sup_sample(st, g + i * cs, z + i * cs, t->lab + i * t->nvox, c, t->nvox,
-                             (float)((1 - a) / (double)ns));
-        st->kd += kd / (double)B;
-        if (i < ns) st->sup += sup / (double)ns;
-        t->sample_loss[i] = a * kd + (i < ns ? (1 - a) * sup : 0);
+        t->sample_loss[i] = kd_sample(t, g, z, i, ns, T, rho, (float)(st->alpha / (double)B));
+        st->kd += t->sample_loss[i] / (double)B;
     }
-    if (ns > 0) st->ce /= (double)ns, st->dice /= (double)ns;
-    if (!dyn) return;
+    if (!dyn) return st->kd;
     dk_dynweights_update(&t->dyn, t->sample_loss, B);
     dk_dynweights_compute(t->sample_w, &t->dyn, t->sample_loss, B);
+    double kdw = 0;
     for (int64_t i = 0; i < B; i++) {
         float w = t->sample_w[i], *dst = lg->grad + i * cs;
         const float *src = g + i * cs;
         for (int64_t k = 0; k < cs; k++) dst[k] += w * src[k];
+        kdw += (double)w * t->sample_loss[i] / (double)B;
     }
+    weight_stats(st->w_src, t->sample_w, 0, ns);
+    weight_stats(st->w_tgt, t->sample_w, ns, B);
+    return kdw;
 }
 
-/* Attention transfer on every encoder tap both networks have. */
-static double at_terms(dk_trainer *t, float scale) {
+/* Rows [r0, r0 + n) of a (B, ...) tensor. */
+static dk_tensor rows(const dk_tensor *v, int64_t r0, int64_t n) {
+    return dk_tensor_view(v->data + r0 * v->c * v->d * v->h * v->w, n, v->c, v->d, v->h, v->w);
+}
+
+/* The patch mask max-pooled onto the grid of v (a tap's value), (B, v's d*h*w) in tap_mask. */
+static const uint8_t *tap_mask(dk_trainer *t, const dk_tensor *v) {
+    const int64_t *p = t->cfg.patch;
+    dk_mask_pool(t->tap_mask, t->mask, t->batch, p[0], p[1], p[2], p[0] / v->d, p[1] / v->h,
+                 p[2] / v->w);
+    return t->tap_mask;
+}
+
+/* A feature loss between student rows fs and teacher rows ft (mask at fs's grid), gradient
+ * scale * d/dfs into dfs. */
+typedef double (*pair_loss)(dk_trainer *t, float *dfs, const dk_tensor *fs, const dk_tensor *ft,
+                            const uint8_t *mask, float scale);
+
+static double at_pair(dk_trainer *t, float *dfs, const dk_tensor *fs, const dk_tensor *ft,
+                      const uint8_t *mask, float scale) {
+    return dk_loss_at(dfs, fs, ft, mask, scale, t->at_work);
+}
+
+static double hint_pair(dk_trainer *t, float *dfs, const dk_tensor *fs, const dk_tensor *ft,
+                        const uint8_t *mask, float scale) {
+    dk_params *h = &t->hint;
+    int64_t wo = dk_params_find(h, "hint.weight")->offset;
+    int64_t bo = dk_params_find(h, "hint.bias")->offset;
+    (void)mask;
+    return dk_loss_hint(dfs, h->g + wo, h->g + bo, fs, ft, h->w + wo, h->w + bo, scale,
+                        t->hint_work);
+}
+
+/* fn at tap `name` as (1/B) (ns L_src + nt L_tgt): the source rows against the first teacher,
+ * the target rows against the teacher that teaches them (target_bn: its adapted copy, which
+ * ran on the target rows only). A loss that is a mean over its rows splits exactly so. */
+static double by_domain(dk_trainer *t, const char *name, int64_t ns, const uint8_t *mask,
+                        float scale, pair_loss fn) {
+    dk_tap *fs = dk_unet_tap(t->net, name);
+    const dk_tensor *tv = &dk_unet_tap(t->teachers[0], name)->value;
+    int64_t B = t->batch, per = fs->value.c * fs->value.d * fs->value.h * fs->value.w;
+    int64_t s = fs->value.d * fs->value.h * fs->value.w;
+    double sum = 0;
+    for (int tgt = 0; tgt < 2; tgt++) {
+        int64_t r0 = tgt ? ns : 0, n = tgt ? B - ns : ns;
+        if (n == 0) continue;
+        dk_tensor vs = rows(&fs->value, r0, n);
+        dk_tensor vt = tgt && t->teacher_tgt
+                           ? rows(&dk_unet_tap(t->teacher_tgt, name)->value, 0, n)
+                           : rows(tv, r0, n);
+        double frac = (double)n / (double)B;
+        sum += frac * fn(t, fs->grad + r0 * per, &vs, &vt, mask ? mask + r0 * s : NULL,
+                         (float)(scale * frac));
+    }
+    return sum;
+}
+
+/* Attention transfer on every encoder tap both networks have, inside the pooled masks. */
+static double at_terms(dk_trainer *t, int64_t ns, float scale) {
     double sum = 0;
     int lv = dk_unet_get_config(t->net)->levels, lt = dk_unet_get_config(t->teachers[0])->levels;
     int n = (lv < lt ? lv : lt) - 1;
     for (int l = 0; l < n; l++) {
         char name[16];
         snprintf(name, sizeof name, "enc%d", l);
-        dk_tap *fs = dk_unet_tap(t->net, name), *ft = dk_unet_tap(t->teachers[0], name);
-        sum += dk_loss_at(fs->grad, &fs->value, &ft->value, scale, t->at_work);
+        const uint8_t *m = tap_mask(t, &dk_unet_tap(t->net, name)->value);
+        sum += by_domain(t, name, ns, m, scale, at_pair);
     }
     return sum;
 }
 
-/* FitNets hint at hint_tap: the first teacher's value against the adapted student's. */
-static double hint_term(dk_trainer *t, float scale) {
-    dk_tap *fs = dk_unet_tap(t->net, t->cfg.hint_tap);
-    dk_tap *ft = dk_unet_tap(t->teachers[0], t->cfg.hint_tap);
-    dk_params *h = &t->hint;
-    int64_t wo = dk_params_find(h, "hint.weight")->offset;
-    int64_t bo = dk_params_find(h, "hint.bias")->offset;
-    return dk_loss_hint(fs->grad, h->g + wo, h->g + bo, &fs->value, &ft->value, h->w + wo,
-                        h->w + bo, scale, t->hint_work);
-}
-
-/* MMD / CORAL between per-voxel student features of source and target rows at align_tap. */
+/* MMD / CORAL between per-voxel student features of source and target rows at align_tap,
+ * drawn inside the rows' masks at the tap's grid (the positions stay in align_idx). */
 static double align_term(dk_trainer *t, int64_t ns, dk_rng *rng, float scale) {
     dk_tap *tap = dk_unet_tap(t->net, t->cfg.align_tap);
     const dk_tensor *v = &tap->value;
     int64_t per = v->c * v->d * v->h * v->w, vox = v->d * v->h * v->w, ch = v->c;
-    dk_tensor vs = dk_tensor_view(v->data, ns, ch, v->d, v->h, v->w);
-    dk_tensor vt = dk_tensor_view(v->data + ns * per, t->batch - ns, ch, v->d, v->h, v->w);
-    int64_t ms = ns * vox < ALIGN_ROWS ? ns * vox : ALIGN_ROWS;
-    int64_t mt = vt.n * vox < ALIGN_ROWS ? vt.n * vox : ALIGN_ROWS;
+    const uint8_t *m = tap_mask(t, v);
+    dk_tensor vs = rows(v, 0, ns), vt = rows(v, ns, t->batch - ns);
+    int64_t ks = dk_loss_count_mask(m, ns * vox), kt = dk_loss_count_mask(m + ns * vox, vt.n * vox);
+    int64_t ms = ks < ALIGN_ROWS ? ks : ALIGN_ROWS, mt = kt < ALIGN_ROWS ? kt : ALIGN_ROWS;
+    t->align_ms = t->align_mt = 0;
+    if (ms < 2 || mt < 2) return 0;
     int64_t *is = t->align_idx, *it = t->align_idx + ALIGN_ROWS;
     float *xs = t->align_x, *xt = xs + ALIGN_ROWS * ch;
     float *gs = xt + ALIGN_ROWS * ch, *gt = gs + ALIGN_ROWS * ch;
-    dk_feat_sample_draw(is, ms, &vs, rng);
-    dk_feat_sample_draw(it, mt, &vt, rng);
+    dk_feat_sample_draw(is, ms, &vs, m, rng);
+    dk_feat_sample_draw(it, mt, &vt, m + ns * vox, rng);
+    t->align_ms = ms, t->align_mt = mt;
     dk_feat_sample_forward(xs, &vs, is, ms);
     dk_feat_sample_forward(xt, &vt, it, mt);
     memset(gs, 0, (size_t)(2 * ALIGN_ROWS * ch) * sizeof(float));
@@ -183,15 +251,19 @@ static void fill_batch(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
     for (int64_t i = ns; i < t->batch; i++) put_row(t, i, &t->btgt, i - ns, 0);
 }
 
-/* The losses of the distillation step, after the forwards. */
+/* The losses of the distillation step, after the forwards (dakd/train.h's formula). */
 static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t step, int64_t ns) {
     const dk_train_config *c = &t->cfg;
     dk_schedule ts = dk_train_config_temperature(c);
     float T = (float)dk_schedule_at(&ts, epoch, 0);
+    double te = (double)epoch + (double)step / (double)c->steps_per_epoch;
     st->T = T;
-    kd_sup_terms(t, st, ns, T);
-    if (c->lambda_at > 0) st->at = at_terms(t, (float)c->lambda_at);
-    if (t->hint.total) st->hint = hint_term(t, (float)c->lambda_hint);
+    st->ema_w = t->ema ? dk_ema_rampup(te, c->ema_rampup_epochs) : 0;
+    sup_terms(t, st, ns, (float)(1 - st->alpha));
+    double kdw = kd_terms(t, st, ns, T, (float)st->ema_w);
+    if (c->lambda_at > 0) st->at = at_terms(t, ns, (float)c->lambda_at);
+    if (t->hint.total)
+        st->hint = by_domain(t, c->hint_tap, ns, NULL, (float)c->lambda_hint, hint_pair);
     if (c->align != DK_ALIGN_NONE && c->lambda_align > 0) {
         dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * c->steps_per_epoch + step));
         dk_rng ra = dk_rng_split(&r, 7);
@@ -203,7 +275,7 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
         st->ent = dk_loss_entropy(lg->grad + off, lg->value.data + off, t->mask + ns * t->nvox,
                                   t->batch - ns, c->classes, t->nvox, (float)c->lambda_ent);
     }
-    st->total = st->alpha * st->kd + (1 - st->alpha) * st->sup + c->lambda_at * st->at +
+    st->total = st->alpha * kdw + (1 - st->alpha) * st->sup + c->lambda_at * st->at +
                 c->lambda_hint * st->hint + c->lambda_align * st->align + c->lambda_ent * st->ent;
 }
 
@@ -257,35 +329,36 @@ static dk_status forward_all(dk_trainer *t, int epoch, int64_t step, int64_t ns)
     return DK_OK;
 }
 
-dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *st) {
-    const dk_train_config *c = &t->cfg;
-    memset(st, 0, sizeof *st);
+int64_t dk__trainer_fill(dk_trainer *t, int epoch, int64_t step) {
     int64_t ns = dk__trainer_nsrc(t, epoch);
-    st->ns = ns, st->nt = t->batch - ns;
-    st->mix = (double)ns / (double)t->batch;
-    st->alpha = t->opts.mode == DK_TRAINER_DISTILL ? c->alpha : 0;
     double td = dk_time_now();
     fill_batch(t, epoch, step, ns);
     dk_labels_apply_mask(t->lab, t->mask, t->batch * t->nvox);
     t->stats.sec_data += dk_time_now() - td;
+    return ns;
+}
+
+dk_status dk__trainer_grad(dk_trainer *t, int epoch, int64_t step, int64_t ns, step_terms *st) {
+    memset(st, 0, sizeof *st);
+    st->ns = ns, st->nt = t->batch - ns;
+    st->mix = (double)ns / (double)t->batch;
+    st->alpha = t->opts.mode == DK_TRAINER_DISTILL ? t->cfg.alpha : 0;
     dk_status fst = forward_all(t, epoch, step, ns);
     if (fst != DK_OK) return fst;
-    dk_tap *lg = dk_unet_tap(t->net, "logits");
     double tl = dk_time_now();
-    if (t->opts.mode == DK_TRAINER_DISTILL) {
-        distill_losses(t, st, epoch, step, ns);
-    } else {
-        int64_t n = t->batch, k = c->classes, s = t->nvox;
-        st->ce = dk_loss_ce(lg->grad, lg->value.data, t->lab, n, k, s, 1.0f);
-        st->dice = dk_loss_dice(lg->grad, lg->value.data, t->lab, n, k, s, 0, 1e-5, 1.0f);
-        st->sup = st->ce + st->dice;
-        st->total = st->sup;
-    }
+    if (t->opts.mode == DK_TRAINER_DISTILL) distill_losses(t, st, epoch, step, ns);
+    else sup_terms(t, st, t->batch, 1.0f), st->total = st->sup;
     t->stats.sec_loss += dk_time_now() - tl;
     if (!isfinite(st->total)) return numeric_fail(t, epoch, step, "the loss", st->total, st);
     double t0 = dk_time_now();
     dk_unet_backward(t->net);
     t->stats.sec_student_bwd += dk_time_now() - t0;
+    return DK_OK;
+}
+
+/* After dk__trainer_grad: clipping, the optimisers and the EMA update. */
+static dk_status update(dk_trainer *t, int epoch, int64_t step, int64_t ns, step_terms *st) {
+    const dk_train_config *c = &t->cfg;
     dk_params *p = dk_unet_params(t->net);
     st->grad_norm = clip_joint(t, p);
     if (!isfinite(st->grad_norm))
@@ -303,4 +376,10 @@ dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *s
             dk_ema_update(dk_unet_buffers(t->ema), dk_unet_buffers(t->net), c->ema_momentum);
     }
     return DK_OK;
+}
+
+dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *st) {
+    int64_t ns = dk__trainer_fill(t, epoch, step);
+    dk_status s = dk__trainer_grad(t, epoch, step, ns, st);
+    return s != DK_OK ? s : update(t, epoch, step, ns, st);
 }

@@ -11,6 +11,7 @@ void dk_dynweights_init(dk_dynweights *d, double beta, double gain, double momen
     d->gain = gain;
     d->momentum = momentum;
     d->lbar = 0;
+    d->dbar = 0;
     d->updates = 0;
 }
 
@@ -18,18 +19,31 @@ void dk_dynweights_defaults(dk_dynweights *d) { dk_dynweights_init(d, 0.5, 0.3, 
 
 void dk_dynweights_update(dk_dynweights *d, const double *loss, int64_t n) {
     DK_ASSERT(d && loss && n > 0);
-    double mean = 0;
+    double mean = 0, dev = 0;
     for (int64_t i = 0; i < n; i++)
         mean += loss[i];
     mean /= (double)n;
-    d->lbar = d->updates == 0 ? mean : d->momentum * d->lbar + (1.0 - d->momentum) * mean;
+    const double m = d->momentum;
+    const int first = d->updates == 0;
+    d->lbar = first ? mean : m * d->lbar + (1.0 - m) * mean;
+    for (int64_t i = 0; i < n; i++)
+        dev += fabs(loss[i] - d->lbar);
+    dev /= (double)n;
+    d->dbar = first ? dev : m * d->dbar + (1.0 - m) * dev;
     d->updates++;
 }
 
 void dk_dynweights_compute(float *w, const dk_dynweights *d, const double *loss, int64_t n) {
     DK_ASSERT(w && d && loss && n >= 0);
+    const double scale = 1.0 / fmax(d->dbar, 1e-12);
     for (int64_t i = 0; i < n; i++)
-        w[i] = (float)(d->beta * (1.0 + d->gain * tanh(loss[i] - d->lbar)));
+        w[i] = (float)(d->beta * (1.0 + d->gain * tanh((loss[i] - d->lbar) * scale)));
+}
+
+double dk_ema_rampup(double t, double ramp) {
+    if (ramp <= 0) return 1.0;
+    double x = 1.0 - fmin(1.0, fmax(0.0, t) / ramp);
+    return exp(-5.0 * x * x);
 }
 
 /* One pass over the flat buffers, e = a e + b w in float (a = m, b = 1 - m rounded once);

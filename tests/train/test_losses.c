@@ -56,7 +56,7 @@ static double lc_eval(lcase *L, int grad, float scale) {
         return dk_loss_kd(dx, L->x, L->teach, L->tw, L->nteach, L->mask, L->n, L->c, L->s, L->T,
                           scale);
     case K_ENT: return dk_loss_entropy(dx, L->x, L->mask, L->n, L->c, L->s, scale);
-    case K_AT: return dk_loss_at(dx, &L->fs, &L->ft, scale, L->work);
+    case K_AT: return dk_loss_at(dx, &L->fs, &L->ft, L->mask, scale, L->work);
     case K_HINT:
         return dk_loss_hint(dx, grad ? L->dw : NULL, grad && L->b ? L->db : NULL, &L->fs, &L->ft,
                             L->w, L->b, scale, L->work);
@@ -332,7 +332,7 @@ static double par_call(const par_case *P, int which, float *g, int64_t ne) {
     default: {
         dk_tensor a = dk_tensor_view(P->fs, 4, 4, 1, 64, 64);
         dk_tensor b = dk_tensor_view(P->ft, 4, 8, 1, 64, 64);
-        return dk_loss_at(g, &a, &b, 0.5f, P->work);
+        return dk_loss_at(g, &a, &b, NULL, 0.5f, P->work);
     }
     }
 }
@@ -483,7 +483,7 @@ static void test_at(void) {
         lcase L = at_case(pooled);
         /* numpy: A = sum_c F^2, a = A / |A| per sample, mean over samples of |a_s - a_t|^2;
          * pooled: the teacher map averaged over 2x2 blocks first */
-        CHECK_CLOSE(dk_loss_at(NULL, &L.fs, &L.ft, 1.0f, L.work),
+        CHECK_CLOSE(dk_loss_at(NULL, &L.fs, &L.ft, NULL, 1.0f, L.work),
                     pooled ? 0.4573246135619775 : 0.8337578746725915, 1e-6);
         dk_gc_var v = {"fs", L.x, L.dx, 16};
         CU_ASSERT_EQUAL(lc_check(&L, pooled ? "at pooled" : "at", &v, 1, 1), 0);
@@ -493,7 +493,65 @@ static void test_at(void) {
     float a[4] = {1.0f, 2.0f, 3.0f, 0.5f}, b[8] = {2.0f, 4.0f, 6.0f, 1.0f}, w[8];
     dk_tensor ta = dk_tensor_view(a, 1, 1, 1, 2, 2), tb = dk_tensor_view(b, 1, 2, 1, 2, 2);
     for (int i = 0; i < 4; i++) b[4 + i] = 0;
-    CHECK_CLOSE(dk_loss_at(NULL, &ta, &tb, 1.0f, w), 0.0, 1e-12);
+    CHECK_CLOSE(dk_loss_at(NULL, &ta, &tb, NULL, 1.0f, w), 0.0, 1e-12);
+}
+
+/* A field-of-view mask at the student's grid: the loss equals the unmasked loss of features
+ * zeroed outside the mask; features (student or teacher) outside change neither the loss nor
+ * the gradient, and get no gradient; the gradient checks with the mask. */
+static void test_at_masked(void) {
+    static const uint8_t mask[8] = {1, 0, 1, 1, 0, 1, 1, 0}; /* (n 2, s 4) */
+    for (int pooled = 0; pooled <= 1; pooled++) {
+        lcase L = at_case(pooled);
+        L.mask = (uint8_t *)mask;
+        double masked = dk_loss_at(NULL, &L.fs, &L.ft, mask, 1.0f, L.work);
+        dk_gc_var v = {"fs", L.x, L.dx, 16};
+        CU_ASSERT_EQUAL(lc_check(&L, pooled ? "at pooled masked" : "at masked", &v, 1, 1), 0);
+        float g0[16], g1[16];
+        memset(g0, 0, sizeof g0);
+        dk_loss_at(g0, &L.fs, &L.ft, mask, 1.0f, L.work);
+        int64_t tw = L.ft.w, th = L.ft.h, f = pooled ? 2 : 1, ts = th * tw;
+        for (int64_t i = 0; i < 2; i++) /* perturb both networks outside the mask */
+            for (int64_t v4 = 0; v4 < 4; v4++) {
+                if (mask[i * 4 + v4]) continue;
+                for (int64_t k = 0; k < 2; k++) L.x[(i * 2 + k) * 4 + v4] += 3.0f;
+                for (int64_t y = 0; y < th; y++)
+                    for (int64_t x = 0; x < tw; x++)
+                        if ((y / f) * 2 + x / f == v4) L.x2[i * ts + y * tw + x] -= 2.0f;
+            }
+        memset(g1, 0, sizeof g1);
+        CU_ASSERT_EQUAL(dk_loss_at(g1, &L.fs, &L.ft, mask, 1.0f, L.work), masked);
+        CU_ASSERT(memcmp(g0, g1, sizeof g0) == 0);
+        for (int64_t i = 0; i < 2; i++)
+            for (int64_t v4 = 0; v4 < 4; v4++)
+                for (int64_t k = 0; k < 2 && !mask[i * 4 + v4]; k++)
+                    CU_ASSERT_EQUAL(g1[(i * 2 + k) * 4 + v4], 0.0f);
+        /* and the unmasked loss of the features zeroed outside is the masked one */
+        for (int64_t i = 0; i < 2; i++)
+            for (int64_t v4 = 0; v4 < 4; v4++) {
+                if (mask[i * 4 + v4]) continue;
+                for (int64_t k = 0; k < 2; k++) L.x[(i * 2 + k) * 4 + v4] = 0;
+                for (int64_t y = 0; y < th; y++)
+                    for (int64_t x = 0; x < tw; x++)
+                        if ((y / f) * 2 + x / f == v4) L.x2[i * ts + y * tw + x] = 0;
+            }
+        CHECK_CLOSE(dk_loss_at(NULL, &L.fs, &L.ft, NULL, 1.0f, L.work), masked, 1e-12);
+        CU_ASSERT(fabs(masked - (pooled ? 0.4573246135619775 : 0.8337578746725915)) > 1e-3);
+        L.mask = NULL;
+        lc_free(&L);
+    }
+}
+
+/* dk_mask_pool: a block counts when any of its voxels does. */
+static void test_mask_pool(void) {
+    const uint8_t m[2 * 16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,  /* sample 0 */
+                               1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}; /* sample 1 */
+    uint8_t out[8];
+    dk_mask_pool(out, m, 2, 1, 4, 4, 1, 2, 2);
+    const uint8_t want[8] = {0, 0, 0, 1, 1, 0, 0, 0};
+    CU_ASSERT(memcmp(out, want, 8) == 0);
+    dk_mask_pool(out, NULL, 2, 1, 4, 4, 1, 2, 2);
+    for (int i = 0; i < 8; i++) CU_ASSERT_EQUAL(out[i], 1);
 }
 
 /* ------------------------------------------------------------------ hints */
@@ -557,11 +615,11 @@ static void test_feat_sample(void) {
     L.idx = calloc(6, sizeof(int64_t));
     dk_rng r;
     dk_rng_seed(&r, 5);
-    dk_feat_sample_draw(L.idx, 6, &L.fs, &r); /* all 6: a permutation */
+    dk_feat_sample_draw(L.idx, 6, &L.fs, NULL, &r); /* all 6: a permutation */
     int seen[6] = {0};
     for (int i = 0; i < 6; i++) seen[L.idx[i]]++;
     for (int i = 0; i < 6; i++) CU_ASSERT_EQUAL(seen[i], 1);
-    dk_feat_sample_draw(L.idx, 4, &L.fs, &r);
+    dk_feat_sample_draw(L.idx, 4, &L.fs, NULL, &r);
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < i; j++) CU_ASSERT(L.idx[i] != L.idx[j]);
     dk_feat_sample_forward(L.out, &L.fs, L.idx, 4);
@@ -573,6 +631,28 @@ static void test_feat_sample(void) {
     dk_gc_var v = {"in", L.x, L.dx, 12};
     CU_ASSERT_EQUAL(lc_check(&L, "sample", &v, 1, 8), 0);
     lc_free(&L);
+}
+
+/* With a mask the draw picks only counted positions, distinct, every one of them when m = K,
+ * uniformly (each of 4 counted positions about m / K of 4000 draws of 2). */
+static void test_feat_sample_masked(void) {
+    float x[12] = {0};
+    dk_tensor in = dk_tensor_view(x, 2, 2, 1, 1, 3);
+    const uint8_t mask[6] = {0, 1, 1, 0, 1, 1};
+    int64_t idx[4];
+    int hits[6] = {0};
+    dk_rng r;
+    dk_rng_seed(&r, 9);
+    dk_feat_sample_draw(idx, 4, &in, mask, &r);
+    CU_ASSERT(idx[0] == 1 && idx[1] == 2 && idx[2] == 4 && idx[3] == 5);
+    for (int k = 0; k < 4000; k++) {
+        dk_feat_sample_draw(idx, 2, &in, mask, &r);
+        CU_ASSERT(idx[0] < idx[1] && mask[idx[0]] && mask[idx[1]]);
+        hits[idx[0]]++, hits[idx[1]]++;
+    }
+    CU_ASSERT(hits[0] == 0 && hits[3] == 0);
+    for (int p = 0; p < 6; p++)
+        if (mask[p]) CU_ASSERT(abs(hits[p] - 2000) < 150);
 }
 
 /* ------------------------------------------------------------------ MMD and CORAL */
@@ -671,9 +751,12 @@ int main(void) {
         !CU_add_test(s, "parallel losses repeat; 1 and 2 threads agree", test_parallel_repeat) ||
         !CU_add_test(s, "losses against libm exp/log on wide logits", test_against_libm) ||
         !CU_add_test(s, "attention transfer", test_at) ||
+        !CU_add_test(s, "attention transfer inside a mask", test_at_masked) ||
+        !CU_add_test(s, "masks pooled onto a coarser grid", test_mask_pool) ||
         !CU_add_test(s, "hints (1x1 adapter)", test_hint) ||
         !CU_add_test(s, "global average pooling", test_feat_gap) ||
         !CU_add_test(s, "sampled voxel features", test_feat_sample) ||
+        !CU_add_test(s, "sampled voxel features inside a mask", test_feat_sample_masked) ||
         !CU_add_test(s, "MMD", test_mmd) || !CU_add_test(s, "CORAL", test_coral)) {
         CU_cleanup_registry();
         return 1;

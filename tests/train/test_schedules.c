@@ -79,30 +79,55 @@ static void test_dynweights(void) {
     CHECK_CLOSE(d.beta, 0.5);
     CHECK_CLOSE(d.gain, 0.3);
     CHECK_CLOSE(d.momentum, 0.9);
-    /* batch 1: losses 1, 2, 3 -> lbar = 2 (first batch sets it);
-     * w = 0.5 (1 + 0.3 tanh(l - 2)): tanh(-1) = -0.7615941559557649 -> 0.3857608766066353,
-     * 0.5, 0.6142391233933647 */
+    /* batch 1: losses 1, 2, 3 -> lbar = 2, dbar = mean |l - 2| = 2/3 (the first batch sets
+     * both); Delta = (l - 2) / (2/3) = -1.5, 0, 1.5; w = 0.5 (1 + 0.3 tanh(Delta)):
+     * tanh(1.5) = 0.9051482536448664 -> 0.36422776195327006, 0.5, 0.6357722380467299 */
     const double l1[3] = {1.0, 2.0, 3.0};
     float w[3];
     dk_dynweights_update(&d, l1, 3);
     CHECK_CLOSE(d.lbar, 2.0);
+    CU_ASSERT_DOUBLE_EQUAL(d.dbar, 2.0 / 3.0, 1e-15);
     dk_dynweights_compute(w, &d, l1, 3);
-    CU_ASSERT_DOUBLE_EQUAL(w[0], 0.3857608766066353, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(w[0], 0.36422776195327006, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(w[1], 0.5, 1e-7);
-    CU_ASSERT_DOUBLE_EQUAL(w[2], 0.6142391233933647, 1e-7);
-    /* batch 2: mean 5 -> lbar = 0.9 * 2 + 0.1 * 5 = 2.3; w(5) = 0.5 (1 + 0.3 tanh(2.7)) =
-     * 0.5 (1 + 0.3 * 0.9910074536781176) = 0.6486511180517176 */
+    CU_ASSERT_DOUBLE_EQUAL(w[2], 0.6357722380467299, 1e-7);
+    /* batch 2: mean 5 -> lbar = 0.9 * 2 + 0.1 * 5 = 2.3; mean |l - 2.3| = 2.7 -> dbar =
+     * 0.9 * 2/3 + 0.1 * 2.7 = 0.87; w(5) = 0.5 (1 + 0.3 tanh(2.7 / 0.87)) = 0.6493965713855896 */
     const double l2[2] = {4.0, 6.0};
     dk_dynweights_update(&d, l2, 2);
     CU_ASSERT_DOUBLE_EQUAL(d.lbar, 2.3, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(d.dbar, 0.87, 1e-15);
     const double five = 5.0;
     dk_dynweights_compute(w, &d, &five, 1);
-    CU_ASSERT_DOUBLE_EQUAL(w[0], 0.6486511180517176, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(w[0], 0.6493965713855896, 1e-7);
     /* weights stay within beta (1 -+ gain) whatever the loss */
     const double far[2] = {-1e6, 1e6};
     dk_dynweights_compute(w, &d, far, 2);
     CU_ASSERT_DOUBLE_EQUAL(w[0], 0.35, 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(w[1], 0.65, 1e-7);
+    /* normalised by the spread: losses 1000 times smaller (late in training) or larger give
+     * the same weights, neither all beta (tanh vanishing) nor all beta (1 -+ gain) */
+    for (int k = 0; k < 2; k++) {
+        double sc = k ? 1e3 : 1e-3, ls[3] = {1.0 * sc, 2.0 * sc, 3.0 * sc};
+        float ws[3];
+        dk_dynweights d2;
+        dk_dynweights_defaults(&d2);
+        dk_dynweights_update(&d2, ls, 3);
+        dk_dynweights_compute(ws, &d2, ls, 3);
+        CU_ASSERT_DOUBLE_EQUAL(ws[0], 0.36422776195327006, 1e-6);
+        CU_ASSERT_DOUBLE_EQUAL(ws[2], 0.6357722380467299, 1e-6);
+    }
+}
+
+/* The mean teacher's ramp-up: exp(-5) at 0, exp(-5 (1 - 2/5)^2) at 2 of 5 epochs, 1 after;
+ * no ramp: 1 throughout. */
+static void test_ema_rampup(void) {
+    CU_ASSERT_DOUBLE_EQUAL(dk_ema_rampup(0, 5), 0.006737946999085467, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(dk_ema_rampup(2, 5), 0.16529888822158656, 1e-15);
+    CHECK_CLOSE(dk_ema_rampup(5, 5), 1.0);
+    CHECK_CLOSE(dk_ema_rampup(40, 5), 1.0);
+    CHECK_CLOSE(dk_ema_rampup(0, 0), 1.0);
+    CU_ASSERT(dk_ema_rampup(1, 5) < dk_ema_rampup(1.5, 5));
 }
 
 static void test_ema(void) {
@@ -134,6 +159,7 @@ int main(void) {
         !CU_add_test(s, "temperature", test_temperature) ||
         !CU_add_test(s, "alpha", test_alpha) ||
         !CU_add_test(s, "dynamic sample weights", test_dynweights) ||
+        !CU_add_test(s, "EMA teacher ramp-up", test_ema_rampup) ||
         !CU_add_test(s, "EMA update", test_ema)) {
         CU_cleanup_registry();
         return 1;

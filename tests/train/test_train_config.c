@@ -22,7 +22,7 @@ static void test_defaults(void) {
     dk_train_config_defaults(&c);
     CU_ASSERT_EQUAL(c.alpha, 0.8);
     CU_ASSERT_EQUAL(c.temp_schedule, DK_TEMP_ADAPTIVE);
-    CU_ASSERT_EQUAL(c.temp_t0, 5.0);
+    CU_ASSERT_EQUAL(c.temp_t0, 0.0); /* the schedule's own T0 (test_temperature_defaults) */
     CU_ASSERT_EQUAL(c.temp_gamma, 0.95);
     CU_ASSERT_EQUAL(c.temp_min, 1.0);
     CU_ASSERT_EQUAL(c.mix_r0, 0.8);
@@ -31,6 +31,7 @@ static void test_defaults(void) {
     CU_ASSERT_EQUAL(c.clip_norm, 1.0);
     CU_ASSERT_EQUAL(c.dyn_beta, 0.5);
     CU_ASSERT_EQUAL(c.ema_momentum, 0.99);
+    CU_ASSERT_EQUAL(c.ema_rampup_epochs, 5.0);
     CU_ASSERT_STRING_EQUAL(c.align_tap, "bottleneck");
     CU_ASSERT_EQUAL(c.optim.kind, DK_OPT_SGD);
     CU_ASSERT_EQUAL(c.lr.kind, DK_LR_POLY);
@@ -46,10 +47,39 @@ static void test_defaults(void) {
         CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, e, 0), dk_schedule_at(&t_ref, e, 0), 1e-12);
         CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&m, e, 0), dk_schedule_at(&m_ref, e, 0), 1e-12);
     }
+}
+
+/* Each temperature schedule's default is the header's: halving 10, 5, 2.5, 1.25, then the
+ * floor 1; constant 4; adaptive 5 * 0.95^e (floor 1). A temp_t0 set in a config still wins. */
+static void test_temperature_defaults(void) {
+    static const double halving[6] = {10, 5, 2.5, 1.25, 1, 1};
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.temp_schedule=halving"), DK_OK);
+    CU_ASSERT_EQUAL(dk_train_config_validate(&c), DK_OK);
+    dk_schedule t = dk_train_config_temperature(&c), ref = dk_schedule_temp_halving();
+    for (int e = 0; e < 6; e++) {
+        CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, e, 0), halving[e], 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&ref, e, 0), halving[e], 1e-12);
+    }
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.temp_schedule=constant"), DK_OK);
+    CU_ASSERT_EQUAL(dk_train_config_validate(&c), DK_OK);
+    t = dk_train_config_temperature(&c);
+    for (int e = 0; e < 30; e += 7) CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, e, 0), 4.0, 1e-12);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.temp_schedule=adaptive"), DK_OK);
+    t = dk_train_config_temperature(&c);
+    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 0, 0), 5.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 3, 0), 5.0 * pow(0.95, 3), 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 40, 0), 1.0, 1e-12);
+    /* an explicit T0 is kept for every kind */
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.temp_t0=7"), DK_OK);
     CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.temp_schedule=halving"), DK_OK);
     t = dk_train_config_temperature(&c);
-    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 2, 0), 1.25, 1e-12);
-    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 5, 0), 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 0, 0), 7.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 1, 0), 3.5, 1e-12);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.temp_schedule=constant"), DK_OK);
+    t = dk_train_config_temperature(&c);
+    CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 9, 0), 7.0, 1e-12);
 }
 
 static void test_example_loads(void) {
@@ -94,7 +124,13 @@ static void expect_invalid(const char *set, const char *frag) { expect_invalid2(
 
 static void test_validation(void) {
     expect_invalid("distill.mix_min=0.9", "[distill] mix_min = 0.9 exceeds mix_r0 = 0.8");
-    expect_invalid("distill.temp_min=6", "temp_min");
+    expect_invalid("distill.temp_min=6", "temp_min = 6 exceeds T0 = 5");
+    expect_invalid2("distill.temp_schedule=halving", "distill.temp_min=11", "T0 = 10");
+    expect_invalid2("distill.temp_t0=2", "distill.temp_min=3", "temp_min = 3 exceeds T0 = 2");
+    expect_invalid("model.student_deep_supervision=true",
+                   "[model] student_deep_supervision = true: no loss trains the deep-supervision "
+                   "heads");
+    expect_invalid("model.teacher_deep_supervision=true", "teacher_deep_supervision");
     expect_invalid("data.patch_h=200", "[data] patch_h = 200 is not divisible by 2^(teacher");
     expect_invalid2("data.patch_w=48", "model.student_levels=6",
                     "[data] patch_w = 48 is not divisible by 2^(student_levels-1) = 32");
@@ -226,6 +262,7 @@ int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("train.config", NULL, NULL);
     if (!s || !CU_add_test(s, "defaults are the method's", test_defaults) ||
+        !CU_add_test(s, "temperature defaults follow the schedule", test_temperature_defaults) ||
         !CU_add_test(s, "pipelines/train_example.ini loads", test_example_loads) ||
         !CU_add_test(s, "cross-field validation", test_validation) ||
         !CU_add_test(s, "failed load leaves the config", test_load_keeps_struct_on_error) ||

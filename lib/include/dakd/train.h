@@ -43,6 +43,12 @@ enum { DK_LOSS_MAX_CLASSES = 32, DK_IGNORE_LABEL = 255 };
  * dk_loss_dice (L_sup = CE + Dice, summed by the trainer) see the same counted voxels. */
 void dk_labels_apply_mask(uint8_t *labels, const uint8_t *mask, int64_t nv);
 
+/* A voxel mask on a coarser grid (a tap's): out (n, d/fd, h/fh, w/fw) is 1 where ANY voxel of
+ * the fd x fh x fw block of mask (n, d, h, w) is counted, else 0 (max-pooling, as the network
+ * pools its features). fd, fh, fw >= 1 divide d, h, w. mask NULL: out all 1. */
+void dk_mask_pool(uint8_t *out, const uint8_t *mask, int64_t n, int64_t d, int64_t h, int64_t w,
+                  int64_t fd, int64_t fh, int64_t fw);
+
 /* ======================================================================== supervised */
 
 /* Soft Dice over the batch ("batch Dice" as nnU-Net), p = softmax(logits), y = one-hot(label),
@@ -74,18 +80,21 @@ double dk_loss_kd(float *dstudent, const float *student, const float *const *tea
                   const float *tweights, int nteachers, const uint8_t *mask, int64_t n, int64_t c,
                   int64_t s, float T, float scale);
 
-/* Attention transfer (Zagoruyko & Komodakis 2017) at a tap. Per sample i and voxel v:
- *   A_i(v) = sum_c F_i(c, v)^2,   a_i = A_i / max(||A_i||_2, 1e-12)   (L2 over voxels)
+/* Attention transfer (Zagoruyko & Komodakis 2017) at a tap. Per sample i and counted voxel v
+ * (mask m_i at the student's grid; the maps are 0 at voxels the mask excludes):
+ *   A_i(v) = m_i(v) sum_c F_i(c, v)^2,   a_i = A_i / max(||A_i||_2, 1e-12)   (L2 over voxels)
  *   L = (1/n) sum_i ||a_s,i - a_t,i||_2^2   (mean over samples of the SUM over voxels; the
  *                                            reference code's .mean() is this / s)
  * fs (n, cs, d, h, w) student, ft (n, ct, d*fd, h*fh, w*fw) teacher with integer factors
  * fd, fh, fw >= 1 (channels may differ): the teacher map A_t is AVERAGE-POOLED over each
- * fd x fh x fw block onto the student grid before its normalisation. work: caller scratch
- * of dk_loss_at_work_floats(fs) floats. Adds scale * dL/dF_s into dfs (fs's shape; NULL:
- * forward only); the teacher gets no gradient. */
+ * fd x fh x fw block onto the student grid before its mask and normalisation. mask (n, d*h*w)
+ * uint8 at the student's grid (dk_mask_pool reduces a patch mask to it), NULL = every voxel:
+ * features at excluded voxels change neither the loss nor the gradient, and get none. work:
+ * caller scratch of dk_loss_at_work_floats(fs) floats. Adds scale * dL/dF_s into dfs (fs's
+ * shape; NULL: forward only); the teacher gets no gradient. */
 size_t dk_loss_at_work_floats(const dk_tensor *fs);
-double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, float scale,
-                  float *work);
+double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, const uint8_t *mask,
+                  float scale, float *work);
 
 /* Hint (FitNets, Romero et al.): a 1x1 convolution adapter r(F_s) = W F_s + b maps the
  * student feature fs (n, cs, d, h, w) to the teacher's channels; ft (n, ct, d, h, w):
@@ -109,10 +118,13 @@ void dk_feat_gap_forward(float *out, const dk_tensor *in);
 void dk_feat_gap_backward(float *din, const float *dout, const dk_tensor *in);
 
 /* Per-voxel features: m distinct flat positions p = i*s + v (sample i, voxel v) drawn
- * uniformly WITHOUT replacement from the n*s voxels of `in` (Floyd's algorithm, m <= n*s,
- * O(m^2); meant for m up to a few hundred), from rng. Then out (m, c) row r = in(i, :, v) at
- * idx[r]; backward adds dout row r into din at the same voxel. */
-void dk_feat_sample_draw(int64_t *idx, int64_t m, const dk_tensor *in, dk_rng *rng);
+ * uniformly WITHOUT replacement from the counted voxels of `in`'s n*s (mask (n, s) at in's
+ * grid, NULL = all; Floyd's algorithm over the K counted positions, m <= K, O(m^2); meant for
+ * m up to a few hundred), from rng. With a mask the positions come out in increasing order
+ * (the alignment losses do not depend on the order of their rows). Then out (m, c) row r =
+ * in(i, :, v) at idx[r]; backward adds dout row r into din at the same voxel. */
+void dk_feat_sample_draw(int64_t *idx, int64_t m, const dk_tensor *in, const uint8_t *mask,
+                         dk_rng *rng);
 void dk_feat_sample_forward(float *out, const dk_tensor *in, const int64_t *idx, int64_t m);
 void dk_feat_sample_backward(float *din, const float *dout, const dk_tensor *in,
                              const int64_t *idx, int64_t m);
@@ -193,22 +205,29 @@ dk_schedule dk_schedule_ramp(double a0, double a1, double ramp_epochs);
 
 /* ======================================================================== sample weights */
 
-/* Dynamic per-sample weights from per-sample losses l_i:
- *   w_i = beta * (1 + gain * tanh(l_i - lbar)),   beta = 0.5, gain = 0.3
- * lbar is a running mean: the FIRST update sets lbar = mean(l) of that batch, each later one
- * lbar = momentum * lbar + (1 - momentum) * mean(l)  (momentum 0.9). The trainer calls
- * update with a batch's losses, then weights for the same batch; it scales each sample's
- * loss gradient by w_i (the `scale` of that sample's loss call). */
+/* Dynamic per-sample weights from per-sample losses l_i (the trainer passes each sample's
+ * distillation loss, the same quantity for a source and a target sample, so the weight
+ * measures difficulty, not domain):
+ *   Delta_i = (l_i - lbar) / max(dbar, 1e-12),   w_i = beta * (1 + gain * tanh(Delta_i))
+ * beta = 0.5, gain = 0.3. lbar is a running mean and dbar a running mean absolute deviation
+ * of the loss, so Delta is in units of the loss's own spread (tanh neither saturates on a
+ * large loss nor vanishes on a small one). The FIRST update sets lbar = mean_i l_i and
+ * dbar = mean_i |l_i - lbar| of that batch; each later one, with momentum m (0.9),
+ *   lbar = m lbar + (1 - m) mean_i l_i,   then   dbar = m dbar + (1 - m) mean_i |l_i - lbar|.
+ * The trainer calls update with a batch's losses, then compute for the same batch; it scales
+ * each sample's loss gradient by w_i (the weights are constants of the step). */
 typedef struct {
     double beta, gain, momentum;
     double lbar;     /* running mean of the per-sample loss */
-    int64_t updates; /* batches seen; 0 = lbar not set */
+    double dbar;     /* running mean absolute deviation of the loss from lbar */
+    int64_t updates; /* batches seen; 0 = lbar, dbar not set */
 } dk_dynweights;
 
 void dk_dynweights_init(dk_dynweights *d, double beta, double gain, double momentum);
 void dk_dynweights_defaults(dk_dynweights *d); /* 0.5, 0.3, 0.9 */
 void dk_dynweights_update(dk_dynweights *d, const double *loss, int64_t n);
-/* w (n) = the weights of losses (n) against the current lbar (before any update: lbar 0). */
+/* w (n) = the weights of losses (n) against the current lbar, dbar (before any update: 0, 0,
+ * so every Delta is +-1e12 or 0). */
 void dk_dynweights_compute(float *w, const dk_dynweights *d, const double *loss, int64_t n);
 
 /* ======================================================================== mean teacher */
@@ -217,6 +236,12 @@ void dk_dynweights_compute(float *w, const dk_dynweights *d, const double *loss,
  * (m = 0.99 default), both dk_params with the same layout (asserted: same total). Use it on
  * the trainable parameters and, for batch-norm running statistics, on the buffers. */
 void dk_ema_update(dk_params *ema, const dk_params *p, double m);
+
+/* The mean teacher's ramp-up (Tarvainen & Valpola 2017): the EMA student starts as the random
+ * student, so its say grows as rho(t) = exp(-5 (1 - min(1, t / ramp))^2) with t in epochs
+ * (fractional, epoch + step / steps_per_epoch): exp(-5) = 0.0067 at t = 0, 1 from t = ramp.
+ * ramp <= 0: 1 throughout. */
+double dk_ema_rampup(double t, double ramp);
 
 /* ======================================================================== config
  *
@@ -281,7 +306,8 @@ typedef struct {
     /* [distill] */
     double alpha;            /* total = alpha L_KD + (1 - alpha) L_sup */
     int temp_schedule;       /* dk_temp_kind */
-    double temp_t0, temp_gamma, temp_min;
+    double temp_t0;          /* T0; 0 = the schedule's own (adaptive 5, halving 10, constant 4) */
+    double temp_gamma, temp_min;
     double mix_r0, mix_delta, mix_min; /* source share r(e) = max(mix_min, r0 - delta e) */
     double lambda_at, lambda_hint, lambda_align, lambda_ent;
     int align;               /* dk_align_kind */
@@ -291,6 +317,7 @@ typedef struct {
     double dyn_beta;
     int ema;
     double ema_momentum;
+    double ema_rampup_epochs; /* the EMA teacher's weight ramps in over these (dk_ema_rampup) */
     int target_bn;           /* AdaBN: target batch-norm statistics (see the trainer) */
     char extra_teachers[DK_TRAIN_LIST_MAX]; /* comma-separated checkpoint paths; "" = none */
     /* [augment]: the schema's keys */
@@ -302,8 +329,9 @@ typedef struct {
 /* The field table (for --help and tools); *n receives its length. */
 const dk_cfg_field *dk_train_config_table(size_t *n);
 
-/* Every field at its default (the method's: alpha 0.8, T0 5, gamma 0.95, T_min 1, r0 0.8,
- * delta 0.05, r_min 0.2, clip 1.0, beta 0.5), then the derived fields as validate sets them. */
+/* Every field at its default (the method's: alpha 0.8, the adaptive temperature 5 * 0.95^e
+ * with T_min 1, r0 0.8, delta 0.05, r_min 0.2, clip 1.0, beta 0.5), then the derived fields as
+ * validate sets them. */
 void dk_train_config_defaults(dk_train_config *c);
 
 /* Load `path` over the current values of c (call defaults first). On failure c is
@@ -316,7 +344,8 @@ dk_status dk_train_config_set(dk_train_config *c, const char *assignment);
 
 /* Cross-field checks after load and --set, and the derived fields: copies dims,
  * in_channels and classes into teacher and student, sets lr.total_steps. DK_ERR_ARG naming
- * the keys for: mix_min > mix_r0, temp_min > temp_t0, norm_lo_pct >= norm_hi_pct,
+ * the keys for: mix_min > mix_r0, temp_min > T0 (temp_t0 or the schedule's own), a network
+ * with deep_supervision (no loss trains its heads yet), norm_lo_pct >= norm_hi_pct,
  * scale/shift/gamma lo > hi, a patch side not divisible by 2^(levels-1) of either network,
  * dims 2 with patch d != 1, channels one/luminance with in_channels != 1, an empty cases
  * path or run_dir, an empty source or target with a domain column, warmup_steps >= the
@@ -330,7 +359,8 @@ dk_status dk_train_config_write(const dk_train_config *c, const char *path);
 
 /* The schedules the config describes (per epoch):
  *   temperature: adaptive T(e) = max(T_min, T0 gamma^e); halving max(T_min, T0 0.5^e);
- *                constant T0
+ *                constant T0; T0 = temp_t0, or when it is 0 (the default) the schedule's own:
+ *                adaptive 5, halving 10, constant 4 (dk_schedule_temp_adaptive / _halving)
  *   mixing:      r(e) = min(1, max(mix_min, mix_r0 - mix_delta e)) */
 dk_schedule dk_train_config_temperature(const dk_train_config *c);
 dk_schedule dk_train_config_mixing(const dk_train_config *c);
@@ -344,13 +374,16 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *   run_dir/checkpoint.safetensors resumable state (flat tensors "params", "buffers",
  *                                 "optim.m", "optim.v", "ema.params", "ema.buffers",
  *                                 "hint.params", "hint.optim.m", "hint.optim.v" and
- *                                 __metadata__ dakd.epoch, dakd.optim_step, dynamic-weight
- *                                 and best-model state, the step log's length); written
+ *                                 __metadata__ dakd.epoch, dakd.optim_step, the dynamic
+ *                                 weights' running lbar and dbar, best-model state, the
+ *                                 step log's length); written
  *                                 atomically every checkpoint_every epochs and at the end
  *   run_dir/model.safetensors     the final trained network (dk_unet_save; a teacher file)
  *   run_dir/best.safetensors      the network of the best validation epoch
  *   run_dir/steps.jsonl           one JSON object per step (every loss term, T, mixing
- *                                 ratio, alpha, LR, pre-clip gradient norm, seconds)
+ *                                 ratio, alpha, LR, pre-clip gradient norm, seconds; with
+ *                                 dynamic weights their mean / min / max over the source
+ *                                 rows "w_src_mean", ... and the target rows "w_tgt_mean", ...)
  * Batches and every random draw depend only on (seed, epoch, step), so a run resumed from
  * its checkpoint ends with the same weights as an uninterrupted one (same thread count).
  *
@@ -367,20 +400,44 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * which trains on target labels and logs that it is an upper bound, not a method result.
  *
  * Modes: TEACHER / STUDENT train the [model] teacher_* / student_* network on labelled
- * source cases (L = CE + soft Dice); ORACLE trains the student on labelled target cases
- * (target_split); DISTILL trains the student from the teacher_checkpoint (and
- * extra_teachers) with the loss of the method:
- *   L = alpha L_KD + (1 - alpha) L_sup + lambda_at L_AT + lambda_hint L_hint
- *       + lambda_align L_align + lambda_ent L_ent
- * where a batch of batch_size patches holds ns = round(r(e) batch_size) source patches and
- * the rest target patches (ns kept in [2, batch_size - 2] when alignment is on); L_sup is
- * CE + Dice on source samples, L_KD on all samples (the EMA student is an extra teacher on
- * target samples when ema is on), L_AT on every encoder tap both networks have, L_align
- * MMD/CORAL between per-voxel student features of source and target samples at align_tap,
- * L_ent on target predictions, L_hint (FitNets, dk_loss_hint) between the first teacher's
- * value at hint_tap (default "bottleneck", the middle of the U-Net as FitNets' guided layer;
- * both networks must have the tap on the same grid) and a 1x1-conv adapter (with bias) of
- * the student's value there, on all samples. The adapter ("hint.weight", "hint.bias";
+ * source cases with L_sup (below) over the whole batch; ORACLE trains the student on labelled
+ * target cases (target_split); DISTILL trains the student from the teacher_checkpoint (and
+ * extra_teachers). A distillation batch of B = batch_size patches holds ns = round(r(e) B)
+ * source rows i < ns (labelled) and nt = B - ns target rows (unlabelled; ns kept in [2, B - 2]
+ * when alignment is on); m_i is row i's field-of-view mask (every voxel without one). The
+ * step minimises
+ *   L = alpha (1/B) sum_i w_i KD_i + (1 - alpha) L_sup + lambda_at (1/B) sum_l sum_i AT_l,i
+ *       + lambda_hint L_hint + lambda_align L_align + lambda_ent L_ent
+ * (a term whose lambda is 0 is not computed), where
+ *   L_sup    = dk_loss_ce + dk_loss_dice (batch Dice over the rows together, background
+ *              excluded, smooth 1e-5) over the ns source rows, labels masked by m: the SAME
+ *              supervised loss as TEACHER / STUDENT training (there over all B rows), so a
+ *              source-only and a distilled student differ by the method only (nnU-Net's CE +
+ *              batch Dice);
+ *   KD_i     = dk_loss_kd of row i alone (n = 1: the mean over its counted voxels) at T(e),
+ *              against the mixture of row i's teachers: the first teacher and the
+ *              extra_teachers at weight 1 each; on a TARGET row the first teacher is replaced
+ *              by its target-statistics copy under target_bn, and the EMA student (ema) joins
+ *              at weight rho(t) = dk_ema_rampup(epoch + step / steps_per_epoch,
+ *              ema_rampup_epochs) (the weights are normalised inside dk_loss_kd);
+ *   w_i      = the dynamic weight of row i (dk_dynweights updated with, then computed from,
+ *              the batch's KD_i: one quantity for source and target rows), 1 when
+ *              dynamic_weights is off; a constant of the step (no gradient through it);
+ *   AT_l,i   = dk_loss_at of row i (n = 1) at each encoder tap enc<l> both networks have,
+ *              against row i's first teacher (the target-statistics copy on target rows under
+ *              target_bn), mask m_i max-pooled to the tap's grid (dk_mask_pool);
+ *   L_hint   = (1/B) (ns H_src + nt H_tgt), H = dk_loss_hint over the source rows and over
+ *              the target rows (each the mean over its elements), against row i's first
+ *              teacher as for AT, at hint_tap (default "bottleneck", the middle of the U-Net
+ *              as FitNets' guided layer; both networks must have the tap on the same grid),
+ *              through a 1x1-conv adapter (with bias) of the student's value;
+ *   L_align  = MMD / CORAL between min(ALIGN_ROWS, K) per-voxel student features at align_tap
+ *              drawn without replacement among the K voxels of the source rows inside their
+ *              masks (max-pooled to the tap's grid), and as many of the target rows (the term
+ *              is 0 when either side has fewer than 2 such voxels);
+ *   L_ent    = dk_loss_entropy over the nt target rows (masked).
+ * So every term on a target row sees one teacher: the target-statistics copy under
+ * target_bn. The adapter ("hint.weight", "hint.bias";
  * Kaiming init, seeded) is trained with its own optimiser state of the [train] settings and
  * learning rate; clip_norm bounds the global gradient norm over student AND adapter (the
  * logged grad_norm is that joint norm). The adapter is in checkpoint.safetensors ("hint.*"
@@ -388,8 +445,8 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * target_bn (AdaBN, Li et al. 2017; batch-norm networks): the batch-norm running statistics
  * are re-estimated on target training patches — ADABN_STEPS (trainer_internal.h) train-mode
  * forwards over un-augmented target batches drawn from the seed, no weight changes — for (1)
- * a copy of the first teacher, made at create, whose logits replace the first teacher's on
- * TARGET rows in L_KD (source rows keep the source statistics), and (2) the student after
+ * a copy of the first teacher, made at create, which teaches the TARGET rows (source rows
+ * keep the source statistics), and (2) the student after
  * the last epoch, before model.safetensors is written (checkpoint.safetensors and
  * best.safetensors keep the statistics of training). Target labels are never read.
  * Logging: one dk_log INFO line per epoch; the progress bar goes to opts.progress. */
