@@ -18,6 +18,8 @@ static const dk_cli_command commands[] = {
     {"run", "run a study: data, training, evaluation, report (resumable)", dk_cmd_run},
     {"predict", "predict label maps with a model: sliding window, Gaussian blending, TTA",
      dk_cmd_predict},
+    {"adapt", "re-estimate a model's batch-norm statistics on target images (AdaBN)",
+     dk_cmd_adapt},
     {"eval", "score predictions against references (CSV, JSON, HTML); compare two runs",
      dk_cmd_eval},
 };

@@ -301,30 +301,11 @@ static dk_status build_hint(dk_trainer *t) {
     return DK_OK;
 }
 
-/* AdaBN (Li et al. 2017): the batch-norm running statistics of `net` re-estimated on target
- * training patches, ADABN_STEPS train-mode forwards over un-augmented target batches drawn
- * from the seed (their own stream), no weight changes. The running-stat momentum (0.1) leaves
- * the previous statistics a weight of 0.9^ADABN_STEPS (0.5 %). Nothing for other norms. */
+/* target_bn: the batch-norm statistics of `net` re-estimated on target training patches
+ * (dk_adabn over the target sampler, the run's seed); nothing for other norms. */
 static dk_status adapt_bn(dk_trainer *t, dk_unet *net) {
     if (dk_unet_get_config(net)->norm != DK_NORM_BATCH) return DK_OK;
-    const int64_t *p = t->cfg.patch;
-    dk_status st = dk_unet_plan(net, t->batch, p[0], p[1], p[2]);
-    if (st != DK_OK) return st;
-    dk_augment_opts none;
-    dk_augment_defaults(&none);
-    none.p_flip[0] = none.p_flip[1] = none.p_flip[2] = 0;
-    none.p_rot90 = none.p_scale = none.p_shift = none.p_gamma = none.p_noise = 0;
-    dk_rng r;
-    dk_rng_seed(&r, (uint64_t)t->cfg.seed);
-    dk_rng base = dk_rng_split(&r, 4);
-    size_t nx = (size_t)(t->batch * t->cfg.in_channels * t->nvox);
-    for (int64_t k = 0; k < ADABN_STEPS; k++) {
-        dk_sampler_step(&t->btgt, &t->stgt, &none, &base, 0, k);
-        memcpy(t->x, t->btgt.image.data, nx * sizeof(float));
-        dk_rng rd = dk_rng_split(&base, (uint64_t)(1000000 + k)); /* dropout, if any */
-        dk_unet_forward(net, t->x, 1, &rd);
-    }
-    return DK_OK;
+    return dk_adabn(net, &t->btgt, &t->stgt, DK_ADABN_BATCHES, (uint64_t)t->cfg.seed);
 }
 
 /* target_bn: a copy of the first teacher with target batch-norm statistics. */
@@ -573,7 +554,7 @@ dk_status dk_trainer_run(dk_trainer *t) {
     if (t->opts.mode == DK_TRAINER_DISTILL && t->cfg.target_bn) {
         if ((st = adapt_bn(t, t->net)) != DK_OK) return st;
         dk_log(DK_LOG_INFO, "target_bn: the student's batch-norm statistics re-estimated on "
-               "%d target patches", ADABN_STEPS * (int)t->batch);
+               "%d target patches", DK_ADABN_BATCHES * (int)t->batch);
     }
     return dk__trainer_save_model(t, "model.safetensors");
 }

@@ -8,7 +8,7 @@
 #include "dakd/data.h"
 #include "dakd/train.h"
 
-enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64, ADABN_STEPS = 50 };
+enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64 };
 
 /* The loss terms of one step (unweighted), as logged. */
 typedef struct {
