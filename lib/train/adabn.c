@@ -116,8 +116,9 @@ static dk_status select_rows(dk_case_list *out, const dk_adapt_opts *o, char *so
     dk_case_list cur = {0}, next = {0};
     dk_status st = dk_cases_read(&cur, o->cases_csv);
     size_t used = strlen(source);
+    const char *slash = strrchr(o->cases_csv, '/'); /* the file's name: not where it lies */
     used += (size_t)snprintf(source + used, n - used, "%s%s", used ? " and " : "",
-                             o->cases_csv);
+                             slash ? slash + 1 : o->cases_csv);
     for (int i = 0; o->where && o->where[i] && st == DK_OK; i++) {
         const char *w = o->where[i], *eq = strchr(w, '=');
         char col[256];

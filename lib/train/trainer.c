@@ -301,20 +301,13 @@ static dk_status build_hint(dk_trainer *t) {
     return DK_OK;
 }
 
-/* target_bn: the batch-norm statistics of `net` re-estimated on target training patches
- * (dk_adabn over the target sampler, the run's seed); nothing for other norms. */
-static dk_status adapt_bn(dk_trainer *t, dk_unet *net) {
-    if (dk_unet_get_config(net)->norm != DK_NORM_BATCH) return DK_OK;
-    return dk_adabn(net, &t->btgt, &t->stgt, DK_ADABN_BATCHES, (uint64_t)t->cfg.seed);
-}
-
 /* target_bn: a copy of the first teacher with target batch-norm statistics. */
 static dk_status build_teacher_tgt(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
     if (t->opts.mode != DK_TRAINER_DISTILL || !c->target_bn) return DK_OK;
     dk_status st = load_frozen(&t->teacher_tgt, &c->teacher, c->teacher_checkpoint,
                                "[model] teacher_checkpoint");
-    return st != DK_OK ? st : adapt_bn(t, t->teacher_tgt);
+    return st != DK_OK ? st : dk__trainer_adapt_bn(t, t->teacher_tgt);
 }
 
 static dk_status build_nets(dk_trainer *t) {
@@ -552,11 +545,14 @@ dk_status dk_trainer_run(dk_trainer *t) {
         dk_log(DK_LOG_WARN, "oracle run: trained on TARGET labels; an upper bound, not a result "
                "of the method");
     if (t->opts.mode == DK_TRAINER_DISTILL && t->cfg.target_bn) {
-        if ((st = adapt_bn(t, t->net)) != DK_OK) return st;
+        if ((st = dk__trainer_adapt_bn(t, t->net)) != DK_OK) return st;
         dk_log(DK_LOG_INFO, "target_bn: the student's batch-norm statistics re-estimated on "
                "%d target patches", DK_ADABN_BATCHES * (int)t->batch);
     }
-    return dk__trainer_save_model(t, "model.safetensors");
+    st = dk__trainer_save_model(t, "model.safetensors");
+    if (st == DK_OK && t->opts.mode == DK_TRAINER_DISTILL && t->cfg.target_bn)
+        st = dk__trainer_adapt_files(t);
+    return st;
 }
 
 dk_status dk_trainer_eval(double *dice, dk_trainer *t, const char *domain, const char *split) {

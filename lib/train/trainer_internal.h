@@ -56,6 +56,13 @@ struct dk_trainer {
     char path_ckpt[DK_TRAIN_PATH_MAX + 32], path_log[DK_TRAIN_PATH_MAX + 32];
 };
 
+/* trainer_adabn.c: target_bn. The batch-norm statistics of `net` re-estimated on the target
+ * training patches (dk_adabn over the target sampler, the run's seed; nothing for other
+ * norms); after model.safetensors is written, its record added and best.safetensors
+ * re-estimated alike. */
+dk_status dk__trainer_adapt_bn(dk_trainer *t, dk_unet *net);
+dk_status dk__trainer_adapt_files(dk_trainer *t);
+
 /* trainer_step.c: one step of (epoch, step); fills the terms; DK_ERR_NUMERIC on NaN/Inf. */
 dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *st);
 /* Number of source samples in a distillation batch of epoch e. */

@@ -3,6 +3,8 @@
  * classes): a teacher and a distilled student with target_bn, one epoch each, then
  *  - the library function (dk_adabn) and `dakd adapt`'s run (dk_adapt_run) on the
  *    student's unadapted weights give the trainer's target_bn statistics bit for bit;
+ *  - the model file a target_bn run hands on as best.safetensors carries the target
+ *    statistics too (with one epoch, best and final are the same weights: same tensors);
  *  - bad input: a model without batch norm, the output naming the input (same path, a hard
  *    link), a mask_extent model without masks, filters that leave no case, a bad filter;
  *    nothing is written;
@@ -206,6 +208,17 @@ static void test_library_equals_trainer(void) {
               strstr(rec, "where dataset=tgt, split=train"));
 }
 
+/* Fix: the file a target_bn run hands on as "best" carries the target statistics. With one
+ * epoch the best epoch is the last, so best.safetensors and model.safetensors hold the same
+ * weights and, adapted alike, the same statistics; before, best kept training's. */
+static void test_best_is_adapted(void) {
+    CU_ASSERT_EQUAL_FATAL(dk_test_exists(best), 1);
+    CU_ASSERT(files_same_tensors(best, model));
+    CU_ASSERT_FALSE(files_same_tensors(best, unadapted));
+    CU_ASSERT_PTR_NOT_NULL(meta_of(best, "dakd.adabn"));
+    CU_ASSERT_PTR_NOT_NULL(meta_of(model, "dakd.adabn"));
+}
+
 static void expect(dk_adapt_opts *o, dk_status want, const char *needle) {
     dk_status st = dk_adapt_run(o);
     CU_ASSERT_EQUAL(st, want);
@@ -303,6 +316,7 @@ int main(void) {
     if (!s ||
         !CU_add_test(s, "dk_adabn and dk_adapt_run equal the trainer's target_bn",
                      test_library_equals_trainer) ||
+        !CU_add_test(s, "a target_bn run hands on adapted statistics", test_best_is_adapted) ||
         !CU_add_test(s, "bad input is refused, nothing written", test_bad_input) ||
         !CU_add_test(s, "dakd adapt through the binary", test_cli)) {
         CU_cleanup_registry();

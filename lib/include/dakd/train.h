@@ -352,7 +352,8 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *                                 and best-model state, the step log's length); written
  *                                 atomically every checkpoint_every epochs and at the end
  *   run_dir/model.safetensors     the final trained network (dk_unet_save; a teacher file)
- *   run_dir/best.safetensors      the network of the best validation epoch
+ *   run_dir/best.safetensors      the network of the best validation epoch (with target_bn:
+ *                                 its statistics re-estimated at the end, as the final's)
  *   run_dir/steps.jsonl           one JSON object per step (every loss term, T, mixing
  *                                 ratio, alpha, LR, pre-clip gradient norm, seconds)
  * Batches and every random draw depend only on (seed, epoch, step), so a run resumed from
@@ -388,8 +389,11 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * forwards over un-augmented target batches drawn from the seed, no weight changes — for (1)
  * a copy of the first teacher, made at create, whose logits replace the first teacher's on
  * TARGET rows in L_KD (source rows keep the source statistics), and (2) the student after
- * the last epoch, before model.safetensors is written (checkpoint.safetensors and
- * best.safetensors keep the statistics of training). Target labels are never read.
+ * the last epoch, before model.safetensors is written, and the best epoch's weights in
+ * best.safetensors, from the same patches and seed: whichever file a run hands on (a study's
+ * model_file = best or final) carries the target statistics. Both files then record it
+ * ("dakd.adabn", dk_adabn_save); checkpoint.safetensors keeps the statistics of training,
+ * which a resumed run continues from. Target labels are never read.
  * Logging: one dk_log INFO line per epoch; the progress bar goes to opts.progress. */
 
 typedef enum {
@@ -469,7 +473,9 @@ typedef struct {
     int64_t batches, batch_size; /* forwards, patches per forward */
     int images;                  /* the images the patches came from */
     uint64_t seed;
-    const char *source;          /* where they came from, e.g. "cases.csv where dataset=chase" */
+    const char *source;          /* where they came from, e.g. "cases.csv where dataset=chase"
+                                  * (a case list by its file name, so that a model file does
+                                  * not depend on the folder a study runs in) */
 } dk_adabn_record;
 
 /* Write `net` to the model file `path` (dk_unet_save: atomic) with every __metadata__ key of
