@@ -44,7 +44,15 @@ typedef struct {
     int n_inputs, n_where;
 } adapt_args;
 
-static int parse_value(adapt_args *a, const char *k, const char *v) {
+static int parse_flag(void *ctx, const char *k) {
+    adapt_args *a = ctx;
+    if (strcmp(k, "--centre-in-mask") != 0) return 0;
+    a->o.centre_in_mask = 1;
+    return 1;
+}
+
+static int parse_value(void *ctx, const char *k, const char *v) {
+    adapt_args *a = ctx;
     long long x;
     if (strcmp(k, "--model") == 0)
         a->o.model = v;
@@ -72,25 +80,12 @@ static int parse_value(adapt_args *a, const char *k, const char *v) {
 
 static int parse(int argc, char **argv, adapt_args *a) {
     const char *cmd = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i];
-        if (strcmp(k, "--centre-in-mask") == 0)
-            a->o.centre_in_mask = 1;
-        else if (k[0] != '-' || !k[1])
-            a->inputs[a->n_inputs++] = k;
-        else if (i + 1 >= argc)
-            return dk_cli_usage_error(cmd, "%s needs a value", k);
-        else {
-            int rc = parse_value(a, k, argv[++i]);
-            if (rc == -2) return dk_cli_usage_error(cmd, "unknown option '%s'", k);
-            if (rc) return dk_cli_usage_error(cmd, "bad value '%s' for %s", argv[i], k);
-        }
-    }
-    if (!a->o.model) return dk_cli_usage_error(cmd, "--model is required");
-    if (!a->o.out) return dk_cli_usage_error(cmd, "--out NEW.safetensors is required");
-    if (!a->o.cases_csv && a->n_inputs == 0)
-        return dk_cli_usage_error(cmd, "give --cases CSV or image files");
-    if (a->n_where && !a->o.cases_csv) return dk_cli_usage_error(cmd, "--where needs --cases");
+    dk_cli_options opt = {a, parse_flag, parse_value, a->inputs, 0};
+    int rc = dk_cli_parse_options(argc, argv, &opt);
+    a->n_inputs = opt.n_inputs;
+    if (rc || (rc = dk_cli_check_model_inputs(cmd, a->o.model, a->o.out, "NEW.safetensors",
+                                              a->o.cases_csv, a->n_inputs, a->n_where)))
+        return rc;
     a->o.inputs = a->n_inputs ? a->inputs : NULL;
     a->o.where = a->n_where ? a->where : NULL;
     return 0;

@@ -59,6 +59,34 @@ int dk_cli_is_help(const char *arg) {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+int dk_cli_parse_options(int argc, char **argv, dk_cli_options *o) {
+    const char *cmd = argv[0];
+    o->n_inputs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (k[0] != '-' || !k[1]) {
+            o->inputs[o->n_inputs++] = k;
+            continue;
+        }
+        if (o->flag(o->ctx, k)) continue;
+        if (i + 1 >= argc) return dk_cli_usage_error(cmd, "%s needs a value", k);
+        int rc = o->value(o->ctx, k, argv[++i]);
+        if (rc == -2) return dk_cli_usage_error(cmd, "unknown option '%s'", k);
+        if (rc) return dk_cli_usage_error(cmd, "bad value '%s' for %s", argv[i], k);
+    }
+    return 0;
+}
+
+int dk_cli_check_model_inputs(const char *cmd, const char *model, const char *out,
+                              const char *out_form, const char *cases, int n_inputs,
+                              int where) {
+    if (!model) return dk_cli_usage_error(cmd, "--model is required");
+    if (!out) return dk_cli_usage_error(cmd, "--out %s is required", out_form);
+    if (!cases && n_inputs == 0) return dk_cli_usage_error(cmd, "give --cases CSV or image files");
+    if (where && !cases) return dk_cli_usage_error(cmd, "--where needs --cases");
+    return 0;
+}
+
 int dk_cli_parse_series(const char *arg, dk_read_opts *ro) {
     if (!arg[0]) return -1;
     size_t digits = strspn(arg, "0123456789");

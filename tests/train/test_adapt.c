@@ -31,12 +31,8 @@ static int64_t seed = 5;
 
 /* 4 source train, 2 source val, 4 target train (unlabelled), 2 target test. */
 static int make_data(void) {
-    snprintf(dir, sizeof dir, "%s/adapt", dk_test_tmpdir());
-    mkdir(dir, 0777);
-    snprintf(csv, sizeof csv, "%s/cases.csv", dir);
-    FILE *f = fopen(csv, "w");
+    FILE *f = dk_fx_open_cases(dir, csv, sizeof dir, "adapt");
     if (!f) return -1;
-    fprintf(f, "case,image,label,dataset,split\n");
     int rc = 0;
     char name[32];
     for (int i = 0; i < 12 && rc == 0; i++) {
