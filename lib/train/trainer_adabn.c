@@ -30,7 +30,7 @@ static int has_record(const char *path) {
 
 /* best.safetensors re-estimated in place, unless it already was (a resumed finished run). */
 static dk_status adapt_best(dk_trainer *t, const char *path, const dk_adabn_record *r) {
-    if (access(path, F_OK) != 0 || has_record(path)) return DK_OK;
+    if (t->stats.best_epoch < 0 || access(path, F_OK) != 0 || has_record(path)) return DK_OK;
     dk_unet *net = NULL;
     dk_status st = dk_unet_open(&net, path, NULL);
     if (st == DK_OK) st = dk__trainer_adapt_bn(t, net);
