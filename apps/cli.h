@@ -22,6 +22,7 @@ int dk_cmd_train(int argc, char **argv);
 int dk_cmd_distill(int argc, char **argv);
 int dk_cmd_run(int argc, char **argv);
 int dk_cmd_predict(int argc, char **argv);
+int dk_cmd_adapt(int argc, char **argv);
 int dk_cmd_eval(int argc, char **argv);
 
 /* The body of dakd train (distill = 0) and dakd distill (1): options, config, trainer. */
@@ -39,6 +40,29 @@ int dk_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* The options of a command that also takes image paths, argv[1..] walked once: a word not
+ * starting with '-' (or "-" alone) is an input, appended to inputs (caller-allocated, argc
+ * slots); an option goes first to flag(ctx, name), which returns 1 when it is a flag (no
+ * value); any other option takes the next argument as its value, given to value(ctx, name,
+ * v), which returns 0 (taken), -1 (a bad value) or -2 (no such option). */
+typedef struct {
+    void *ctx;
+    int (*flag)(void *ctx, const char *name);
+    int (*value)(void *ctx, const char *name, const char *v);
+    const char **inputs;
+    int n_inputs; /* out */
+} dk_cli_options;
+
+/* 0, or the usage error printed for argv[0] and its exit code. */
+int dk_cli_parse_options(int argc, char **argv, dk_cli_options *o);
+
+/* After the options of a command over a model and images (predict, adapt): a --model, an
+ * --out (`out_form` names its value in the message), a case list or image paths, and
+ * --where only with --cases. 0, or the usage error printed for cmd and its exit code. */
+int dk_cli_check_model_inputs(const char *cmd, const char *model, const char *out,
+                              const char *out_form, const char *cases, int n_inputs,
+                              int where);
 
 /* 1 if argv[i] is -h or --help. */
 int dk_cli_is_help(const char *arg);

@@ -50,7 +50,8 @@ static int parse_patch(const char *v, int64_t patch[3]) {
     return 0;
 }
 
-static int parse_value(predict_args *a, const char *k, const char *v) {
+static int parse_value(void *ctx, const char *k, const char *v) {
+    predict_args *a = ctx;
     dk_predict_opts *o = &a->o;
     char *end;
     if (strcmp(k, "--model") == 0)
@@ -81,34 +82,30 @@ static int parse_value(predict_args *a, const char *k, const char *v) {
     return 0;
 }
 
+static int parse_flag(void *ctx, const char *k) {
+    predict_args *a = ctx;
+    if (strcmp(k, "--no-gaussian") == 0)
+        a->o.infer.gaussian = 0;
+    else if (strcmp(k, "--tta") == 0)
+        a->o.infer.tta_flips = 1;
+    else if (strcmp(k, "--largest-cc") == 0)
+        a->o.infer.largest_cc = 1;
+    else if (strcmp(k, "--probs") == 0)
+        a->o.write_probs = 1;
+    else
+        return 0;
+    return 1;
+}
+
 static int parse(int argc, char **argv, predict_args *a) {
     const char *cmd = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i];
-        if (strcmp(k, "--no-gaussian") == 0)
-            a->o.infer.gaussian = 0;
-        else if (strcmp(k, "--tta") == 0)
-            a->o.infer.tta_flips = 1;
-        else if (strcmp(k, "--largest-cc") == 0)
-            a->o.infer.largest_cc = 1;
-        else if (strcmp(k, "--probs") == 0)
-            a->o.write_probs = 1;
-        else if (k[0] != '-' || !k[1])
-            a->inputs[a->n_inputs++] = k;
-        else if (i + 1 >= argc)
-            return dk_cli_usage_error(cmd, "%s needs a value", k);
-        else {
-            int rc = parse_value(a, k, argv[++i]);
-            if (rc == -2) return dk_cli_usage_error(cmd, "unknown option '%s'", k);
-            if (rc) return dk_cli_usage_error(cmd, "bad value '%s' for %s", argv[i], k);
-        }
-    }
-    if (!a->o.model) return dk_cli_usage_error(cmd, "--model is required");
-    if (!a->o.out_dir) return dk_cli_usage_error(cmd, "--out DIR is required");
-    if (!a->o.cases_csv && a->n_inputs == 0)
-        return dk_cli_usage_error(cmd, "give --cases CSV or image files");
-    if (a->o.filter_column && !a->o.cases_csv)
-        return dk_cli_usage_error(cmd, "--where needs --cases");
+    dk_cli_options opt = {a, parse_flag, parse_value, a->inputs, 0};
+    int rc = dk_cli_parse_options(argc, argv, &opt);
+    a->n_inputs = opt.n_inputs;
+    if (rc || (rc = dk_cli_check_model_inputs(cmd, a->o.model, a->o.out_dir, "DIR",
+                                              a->o.cases_csv, a->n_inputs,
+                                              a->o.filter_column != NULL)))
+        return rc;
     a->o.inputs = a->n_inputs ? a->inputs : NULL;
     return 0;
 }

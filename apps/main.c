@@ -18,6 +18,8 @@ static const dk_cli_command commands[] = {
     {"run", "run a study: data, training, evaluation, report (resumable)", dk_cmd_run},
     {"predict", "predict label maps with a model: sliding window, Gaussian blending, TTA",
      dk_cmd_predict},
+    {"adapt", "re-estimate a model's batch-norm statistics on target images (AdaBN)",
+     dk_cmd_adapt},
     {"eval", "score predictions against references (CSV, JSON, HTML); compare two runs",
      dk_cmd_eval},
 };
@@ -55,6 +57,34 @@ int dk_cli_usage_error(const char *cmd, const char *fmt, ...) {
 
 int dk_cli_is_help(const char *arg) {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+int dk_cli_parse_options(int argc, char **argv, dk_cli_options *o) {
+    const char *cmd = argv[0];
+    o->n_inputs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (k[0] != '-' || !k[1]) {
+            o->inputs[o->n_inputs++] = k;
+            continue;
+        }
+        if (o->flag(o->ctx, k)) continue;
+        if (i + 1 >= argc) return dk_cli_usage_error(cmd, "%s needs a value", k);
+        int rc = o->value(o->ctx, k, argv[++i]);
+        if (rc == -2) return dk_cli_usage_error(cmd, "unknown option '%s'", k);
+        if (rc) return dk_cli_usage_error(cmd, "bad value '%s' for %s", argv[i], k);
+    }
+    return 0;
+}
+
+int dk_cli_check_model_inputs(const char *cmd, const char *model, const char *out,
+                              const char *out_form, const char *cases, int n_inputs,
+                              int where) {
+    if (!model) return dk_cli_usage_error(cmd, "--model is required");
+    if (!out) return dk_cli_usage_error(cmd, "--out %s is required", out_form);
+    if (!cases && n_inputs == 0) return dk_cli_usage_error(cmd, "give --cases CSV or image files");
+    if (where && !cases) return dk_cli_usage_error(cmd, "--where needs --cases");
+    return 0;
 }
 
 int dk_cli_parse_series(const char *arg, dk_read_opts *ro) {

@@ -107,41 +107,44 @@ static dk_status check_id(const pred_input *in) {
     return DK_OK;
 }
 
-/* Gather the inputs: explicit paths first, then the (filtered) case list. */
-static dk_status gather(pred_input **out, int *n, dk_case_list *list, dk_case_list *sel,
-                        const dk_predict_opts *o) {
+/* Gather the inputs: the image paths `inputs` (NULL-terminated, or NULL) first, then the
+ * rows of `use` (NULL: none), named "<csv>:<line>" in messages. */
+static dk_status gather(pred_input **out, int *n, const char *const *inputs,
+                        const dk_case_list *use) {
     int np = 0;
-    while (o->inputs && o->inputs[np])
+    while (inputs && inputs[np])
         np++;
-    const dk_case_list *use = list;
-    if (o->cases_csv) {
-        dk_status st = dk_cases_read(list, o->cases_csv);
-        if (st != DK_OK) return st;
-        if (o->filter_column) {
-            st = dk_cases_filter(sel, list, o->filter_column,
-                                 o->filter_value ? o->filter_value : "");
-            if (st != DK_OK) return st;
-            use = sel;
-        }
-    }
-    *n = np + use->n;
+    *n = np + (use ? use->n : 0);
     *out = calloc((size_t)(*n ? *n : 1), sizeof **out);
     if (!*out) return dk_fail(DK_ERR_NOMEM, "predict: no memory for %d inputs", *n);
     for (int i = 0; i < np; i++) {
         pred_input *p = &(*out)[i];
-        id_from_path(p->id, o->inputs[i]);
-        p->image = p->origin = o->inputs[i];
+        id_from_path(p->id, inputs[i]);
+        p->image = p->origin = inputs[i];
     }
-    for (int i = 0; i < use->n; i++) {
+    for (int i = 0; use && i < use->n; i++) {
         pred_input *p = &(*out)[np + i];
         const dk_case *c = &use->cases[i];
         snprintf(p->id, ID_MAX, "%s", c->id);
         p->image = c->image;
         p->mask = c->mask;
-        snprintf(p->where, sizeof p->where, "%.*s:%d", ID_MAX - 1, o->cases_csv, c->line);
+        snprintf(p->where, sizeof p->where, "%.*s:%d", ID_MAX - 1, use->path, c->line);
         p->origin = p->where;
     }
     return DK_OK;
+}
+
+/* The case list of o, filtered when o names a column; *use = the rows to predict (NULL
+ * without a list). */
+static dk_status read_list(dk_case_list *list, dk_case_list *sel, const dk_case_list **use,
+                           const dk_predict_opts *o) {
+    *use = NULL;
+    if (!o->cases_csv) return DK_OK;
+    dk_status st = dk_cases_read(list, o->cases_csv);
+    if (st != DK_OK) return st;
+    *use = o->filter_column ? sel : list;
+    if (!o->filter_column) return DK_OK;
+    return dk_cases_filter(sel, list, o->filter_column, o->filter_value ? o->filter_value : "");
 }
 
 /* Channels dk_channels_select makes from nc channels (-1 when it would refuse). */
@@ -165,8 +168,8 @@ static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk
                              in[i].origin, in[i].id, in[j].origin);
         if (st == DK_OK && mi->prep.mask_extent > 0 && !in[i].mask)
             st = dk_fail(DK_ERR_ARG, "%s: the model %s scales each image by its mask's extent "
-                         "(dakd.data.mask_extent = %g) but this image has no mask: predict "
-                         "from a case list with a mask column", in[i].image, model,
+                         "(dakd.data.mask_extent = %g) but this image has no mask: give it "
+                         "in a case list with a mask column", in[i].image, model,
                          mi->prep.mask_extent);
         if (st != DK_OK) return st;
         dk_volume h;
@@ -291,17 +294,26 @@ static dk_status write_outputs(const run_ctx *r, const pred_input *in, const dk_
     return dk_volume_write(&pvol, pp, NULL);
 }
 
+/* Input `in` read into *img and preprocessed by the model's options into *cd, without a
+ * label; its mask is read when the model uses one (statistics inside it, or its extent). */
+static dk_status read_prepared(dk_volume *img, dk_case_data *cd, const model_info *mi,
+                               const pred_input *in) {
+    dk_volume msk = {0};
+    int use_mask = in->mask && (mi->prep.norm_in_mask || mi->prep.mask_extent > 0);
+    dk_status st = dk_volume_read(img, in->image);
+    if (st == DK_OK && use_mask) st = dk_volume_read(&msk, in->mask);
+    if (st == DK_OK) st = dk_case_prepare(cd, img, NULL, use_mask ? &msk : NULL, &mi->prep, in->id);
+    dk_volume_free(&msk);
+    return st;
+}
+
 static dk_status predict_one(const run_ctx *r, const pred_input *in, double *ms) {
-    dk_volume img = {0}, msk = {0};
+    dk_volume img = {0};
     dk_case_data cd;
     memset(&cd, 0, sizeof cd);
     uint8_t *labels = NULL;
     float *probs = NULL;
-    int use_mask = in->mask && (r->mi->prep.norm_in_mask || r->mi->prep.mask_extent > 0);
-    dk_status st = dk_volume_read(&img, in->image);
-    if (st == DK_OK && use_mask) st = dk_volume_read(&msk, in->mask);
-    if (st == DK_OK)
-        st = dk_case_prepare(&cd, &img, NULL, use_mask ? &msk : NULL, &r->mi->prep, in->id);
+    dk_status st = read_prepared(&img, &cd, r->mi, in);
     if (st != DK_OK) goto out;
     if (!(labels = malloc((size_t)(img.nx * img.ny * img.nz)))) {
         st = dk_fail(DK_ERR_NOMEM, "%s: no memory for the labels", in->image);
@@ -317,7 +329,6 @@ static dk_status predict_one(const run_ctx *r, const pred_input *in, double *ms)
            (long long)img.ny, (long long)img.nz, path, *ms);
 out:
     dk_volume_free(&img);
-    dk_volume_free(&msk);
     dk_case_data_free(&cd);
     free(labels);
     dk_free(probs);
@@ -334,12 +345,14 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
     dk_unet *net = NULL;
     model_info mi;
     dk_case_list list = {0}, sel = {0};
+    const dk_case_list *use = NULL;
     pred_input *in = NULL;
     double *ms = NULL;
     int n = 0;
     dk_status st = open_model(&net, &mi, o->model);
+    if (st == DK_OK) st = read_list(&list, &sel, &use, o);
     if (st != DK_OK) goto out;
-    if ((st = gather(&in, &n, &list, &sel, o)) != DK_OK) goto out;
+    if ((st = gather(&in, &n, o->inputs, use)) != DK_OK) goto out;
     if (n == 0) {
         st = !o->cases_csv      ? dk_fail(DK_ERR_ARG, "predict: no input images")
              : o->filter_column ? dk_fail(DK_ERR_ARG, "%s: no case has %s = %s", o->cases_csv,
@@ -366,4 +379,40 @@ out:
     free(in);
     free(ms);
     return st;
+}
+
+/* ================================================================ a model's images */
+
+dk_status dk_predict_inputs_read(dk_predict_inputs *out, const char *model,
+                                 const char *const *inputs, const dk_case_list *list) {
+    memset(out, 0, sizeof *out);
+    model_info mi;
+    pred_input *in = NULL;
+    int n = 0;
+    dk_status st = open_model(&out->net, &mi, model);
+    if (st == DK_OK) st = gather(&in, &n, inputs, list);
+    if (st == DK_OK && n == 0)
+        st = dk_fail(DK_ERR_ARG, "%s: no input images", list ? list->path : model);
+    if (st == DK_OK) st = preflight(in, n, &mi, dk_unet_get_config(out->net), model);
+    if (st == DK_OK && !(out->cases = calloc((size_t)n, sizeof *out->cases)))
+        st = dk_fail(DK_ERR_NOMEM, "%s: no memory for %d cases", model, n);
+    for (int i = 0; i < n && st == DK_OK; i++) {
+        dk_volume img = {0};
+        st = read_prepared(&img, &out->cases[i], &mi, &in[i]);
+        dk_volume_free(&img);
+        out->n = st == DK_OK ? i + 1 : i;
+    }
+    for (int a = 0; a < 3; a++) out->patch[a] = mi.patch[a];
+    out->classes = mi.classes;
+    free(in);
+    if (st != DK_OK) dk_predict_inputs_free(out);
+    return st;
+}
+
+void dk_predict_inputs_free(dk_predict_inputs *p) {
+    if (!p) return;
+    dk_unet_free(p->net);
+    for (int i = 0; p->cases && i < p->n; i++) dk_case_data_free(&p->cases[i]);
+    free(p->cases);
+    memset(p, 0, sizeof *p);
 }

@@ -14,7 +14,13 @@ enum {
     STUDY_MAX_DEPS = STUDY_MAX_STAGES
 };
 
-typedef enum { STAGE_TRAIN = 0, STAGE_EVAL = 1, STAGE_REPORT = 2, STAGE_PHANTOMS = 3 } stage_kind;
+typedef enum {
+    STAGE_TRAIN = 0,
+    STAGE_EVAL = 1,
+    STAGE_REPORT = 2,
+    STAGE_ADAPT = 3,
+    STAGE_PHANTOMS = 4
+} stage_kind;
 typedef enum { FILE_BEST = 0, FILE_FINAL = 1 } model_file_kind;
 
 /* One "section.key=value" assignment and the line it came from (0 = --set). */
@@ -28,10 +34,11 @@ typedef struct {
     int kind;             /* stage_kind (train, eval, report) */
     int mode;             /* dk_trainer_mode order: teacher, student, oracle, distill */
     char teacher[STUDY_NAME_MAX];
+    char model[STUDY_NAME_MAX]; /* adapt: the train stage whose model it adapts */
     char label[128];
     int model_file;       /* model_file_kind */
     char models[512];     /* eval: comma-separated train stages */
-    char domain[64], split[64];
+    char domain[64], split[64]; /* eval, adapt: the cases */
     int use_mask;
     double overlap;
     int gaussian, tta_flips, largest_cc, batch;
@@ -44,7 +51,7 @@ typedef struct {
     stage_fields f;
     int defined;          /* a [stage.NAME] section exists (or the built-in phantoms) */
     int line;             /* first line of its section (its first key) */
-    int teacher_line, models_line, evals_line;
+    int teacher_line, models_line, evals_line, model_line;
     study_set *sets;      /* overrides of dk_train_config, in file order */
     int nsets;
     int deps[STUDY_MAX_DEPS];
@@ -96,13 +103,15 @@ dk_status dk__study_train_config(dk_train_config *c, const dk_study *s, const st
 /* Path of <run_dir>/<stage>/<name> into buf. */
 void dk__study_path(char *buf, size_t n, const dk_study *s, const char *stage,
                     const char *name);
-/* The model file a train stage hands on (best or final). */
+/* The model file a train stage hands on (best or final; an adapt stage: its model). */
 void dk__study_model_file(char *buf, size_t n, const dk_study *s, const study_stage *st);
 /* Stage bodies: fill st->record's "result" object (created by the caller). */
 dk_status dk__study_run_phantoms(dk_study *s, study_stage *st, cJSON *result);
 dk_status dk__study_run_train(dk_study *s, study_stage *st, cJSON *result, int resume,
                               FILE *progress, int64_t stop_after, int *stopped);
 dk_status dk__study_run_eval(dk_study *s, study_stage *st, cJSON *result);
+/* study_adapt.c */
+dk_status dk__study_run_adapt(dk_study *s, study_stage *st, cJSON *result);
 
 /* study_report.c */
 dk_status dk__study_run_report(dk_study *s, study_stage *st, cJSON *result, FILE *out);

@@ -203,7 +203,7 @@ static const char *status_of(const study_stage *st) {
 }
 
 static cJSON *stage_entry(const study_stage *st) {
-    static const char *const kinds[] = {"train", "eval", "report", "phantoms"};
+    static const char *const kinds[] = {"train", "eval", "report", "adapt", "phantoms"};
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "name", st->name);
     cJSON_AddStringToObject(j, "kind", kinds[st->f.kind]);

@@ -13,7 +13,7 @@
 
 /* ---------------------------------------------------------------- typed tables */
 
-static const char *const kind_names[] = {"train", "eval", "report", NULL};
+static const char *const kind_names[] = {"train", "eval", "report", "adapt", NULL};
 static const char *const mode_names[] = {"teacher", "student", "oracle", "distill", NULL};
 static const char *const file_names[] = {"best", "final", NULL};
 
@@ -52,15 +52,16 @@ static const dk_cfg_field settings_table[] = {
      0, d, NULL, h}
 
 static const dk_cfg_field stage_table[] = {
-    TF("kind", DK_CFG_ENUM, kind, 0, 0, "train", kind_names, "train | eval | report"),
+    TF("kind", DK_CFG_ENUM, kind, 0, 0, "train", kind_names, "train | eval | report | adapt"),
     TF("mode", DK_CFG_ENUM, mode, 0, 0, "teacher", mode_names, "train: what to train"),
     TS("teacher", teacher, "", "distill: the teacher's train stage"),
+    TS("model", model, "", "adapt: the train stage whose model to adapt"),
     TS("label", label, "", "the row's name in the study table"),
     TF("model_file", DK_CFG_ENUM, model_file, 0, 0, "best", file_names,
        "best (source validation) or final"),
-    TS("models", models, "", "eval: train stages to evaluate"),
-    TS("domain", domain, "", "eval: value of [data] domain_column"),
-    TS("split", split, "", "eval: value of [data] split_column (empty = any)"),
+    TS("models", models, "", "eval: train and adapt stages to evaluate"),
+    TS("domain", domain, "", "eval, adapt: value of [data] domain_column"),
+    TS("split", split, "", "eval, adapt: value of [data] split_column (empty = any)"),
     TF("use_mask", DK_CFG_BOOL, use_mask, 0, 0, "true", NULL, "eval: score inside the mask"),
     TF("overlap", DK_CFG_DOUBLE, overlap, 0, 0.95, "0.5", NULL, "eval: window overlap"),
     TF("gaussian", DK_CFG_BOOL, gaussian, 0, 0, "true", NULL, "eval: Gaussian blending"),
@@ -197,6 +198,7 @@ static dk_status on_entry(dk_study *s, int line, const char *section, const char
     if (!dot) {
         if (strcmp(key, "teacher") == 0) st->teacher_line = line;
         if (strcmp(key, "models") == 0) st->models_line = line;
+        if (strcmp(key, "model") == 0) st->model_line = line;
         if (strcmp(key, "evals") == 0) st->evals_line = line;
         return apply(&st->f, stage_table, NTAB(stage_table), file, line, "stage", key, value);
     }
@@ -357,13 +359,19 @@ static dk_status order_stages(dk_study *s) {
     return st;
 }
 
+/* kinds: a bit (1 << stage_kind) per kind the dependency may have. */
 static dk_status add_dep(dk_study *s, study_stage *st, const char *name, int line,
-                         const char *key, int want_kind) {
+                         const char *key, unsigned kinds) {
     int k = dk__study_find(s, name);
-    if (k < 0 || s->stages[k].f.kind != want_kind)
+    if (k < 0 || !(kinds >> s->stages[k].f.kind & 1u)) {
+        char want[64] = "";
+        for (int i = 0; kind_names[i]; i++)
+            if (kinds >> i & 1u)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s",
+                         want[0] ? " or " : "", kind_names[i]);
         return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] %s = %s: not a stage of kind %s in "
-                       "[study] stages", s->path, line, st->name, key, name,
-                       kind_names[want_kind]);
+                       "[study] stages", s->path, line, st->name, key, name, want);
+    }
     for (int i = 0; i < st->ndeps; i++)
         if (st->deps[i] == k) return DK_OK;
     st->deps[st->ndeps++] = k;
@@ -371,14 +379,14 @@ static dk_status add_dep(dk_study *s, study_stage *st, const char *name, int lin
 }
 
 static dk_status list_deps(dk_study *s, study_stage *st, const char *list, int line,
-                           const char *key, int want_kind) {
+                           const char *key, unsigned kinds) {
     char names[STUDY_MAX_STAGES][STUDY_NAME_MAX];
     int n = split_list(names, STUDY_MAX_STAGES, list);
     if (n <= 0)
         return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] %s: needs at least one stage", s->path,
                        line ? line : st->line, st->name, key);
     for (int i = 0; i < n; i++) {
-        dk_status rc = add_dep(s, st, names[i], line, key, want_kind);
+        dk_status rc = add_dep(s, st, names[i], line, key, kinds);
         if (rc != DK_OK) return rc;
     }
     return DK_OK;
@@ -397,15 +405,23 @@ static dk_status stage_deps(dk_study *s, int i) {
             return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] teacher is for mode = distill",
                            s->path, st->teacher_line, st->name);
         if (distill)
-            return add_dep(s, st, st->f.teacher, st->teacher_line, "teacher", STAGE_TRAIN);
-    } else if (st->f.kind == STAGE_EVAL) {
+            return add_dep(s, st, st->f.teacher, st->teacher_line, "teacher", 1u << STAGE_TRAIN);
+    } else if (st->f.kind == STAGE_EVAL || st->f.kind == STAGE_ADAPT) {
+        int eval = st->f.kind == STAGE_EVAL;
         if (!st->f.domain[0])
-            return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] kind = eval needs domain = <value of "
-                           "[data] domain_column>", s->path, st->line, st->name);
-        return list_deps(s, st, st->f.models, st->models_line, "models", STAGE_TRAIN);
+            return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] kind = %s needs domain = <value of "
+                           "[data] domain_column>", s->path, st->line, st->name,
+                           kind_names[st->f.kind]);
+        if (eval)
+            return list_deps(s, st, st->f.models, st->models_line, "models",
+                             1u << STAGE_TRAIN | 1u << STAGE_ADAPT);
+        if (!st->f.model[0])
+            return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] kind = adapt needs model = <train "
+                           "stage>", s->path, st->line, st->name);
+        return add_dep(s, st, st->f.model, st->model_line, "model", 1u << STAGE_TRAIN);
     } else if (st->f.kind == STAGE_REPORT) {
         if (st->f.evals[0])
-            return list_deps(s, st, st->f.evals, st->evals_line, "evals", STAGE_EVAL);
+            return list_deps(s, st, st->f.evals, st->evals_line, "evals", 1u << STAGE_EVAL);
         for (int k = 0; k < i; k++)
             if (s->stages[k].f.kind == STAGE_EVAL) st->deps[st->ndeps++] = k;
     }

@@ -25,11 +25,11 @@ static const cJSON *model_result(const study_stage *e, const char *m) {
     return get(get(get(e->record, "result"), "models"), m);
 }
 
-/* Train stages evaluated by any of the report's eval stages, in study order. */
+/* Train and adapt stages evaluated by any of the report's eval stages, in study order. */
 static int collect_rows(const dk_study *s, const study_stage *r, int *rows) {
     int n = 0;
     for (int i = 0; i < s->nstages; i++) {
-        if (s->stages[i].f.kind != STAGE_TRAIN) continue;
+        if (s->stages[i].f.kind != STAGE_TRAIN && s->stages[i].f.kind != STAGE_ADAPT) continue;
         int used = 0;
         for (int j = 0; j < r->ndeps && !used; j++)
             used = model_result(&s->stages[r->deps[j]], s->stages[i].name) != NULL;
@@ -96,7 +96,7 @@ static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const 
     }
     dk_sb_puts(b, "\n| stage | kind | wall s |\n|---|---|---:|\n");
     for (int i = 0; i < s->nstages; i++) {
-        static const char *const kinds[] = {"train", "eval", "report", "phantoms"};
+        static const char *const kinds[] = {"train", "eval", "report", "adapt", "phantoms"};
         const study_stage *x = &s->stages[i];
         if (x == r) continue;
         dk_sb_printf(b, "| %s | %s | %.1f |\n", x->name, kinds[x->f.kind], x->seconds);

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const kind_name[] = {"train", "eval", "report", "phantoms"};
+static const char *const kind_name[] = {"train", "eval", "report", "adapt", "phantoms"};
 static const char *const mode_name[] = {"teacher", "student", "oracle", "distill"};
 
 /* ---------------------------------------------------------------- the keyed text */
@@ -97,6 +97,8 @@ static void stage_options(text_buf *t, const dk_study *s, const study_stage *st)
         for (int k = 0; k < 6; k++) tb_add(t, "n%d=%d\n", k, s->set.n_split[k]);
     } else if (f->kind == STAGE_TRAIN) {
         tb_add(t, "mode=%s\nmodel_file=%d\n", mode_name[f->mode], f->model_file);
+    } else if (f->kind == STAGE_ADAPT) {
+        tb_add(t, "model=%s\ndomain=%s\nsplit=%s\n", f->model, f->domain, f->split);
     } else if (f->kind == STAGE_EVAL) {
         tb_add(t, "domain=%s\nsplit=%s\nuse_mask=%d\noverlap=%.17g\ngaussian=%d\ntta=%d\n"
                "lcc=%d\nbatch=%d\n", f->domain, f->split, f->use_mask, f->overlap, f->gaussian,
@@ -115,9 +117,12 @@ static dk_status compute_key(dk_study *s, study_stage *st) {
     dk_status rc = DK_OK;
     tb_add(&t, "%s\nkind=%s\n", dk_version_string(), kind_name[st->f.kind]);
     stage_options(&t, s, st);
-    if (st->f.kind == STAGE_TRAIN || st->f.kind == STAGE_EVAL) {
+    if (st->f.kind == STAGE_TRAIN || st->f.kind == STAGE_EVAL || st->f.kind == STAGE_ADAPT) {
+        /* an adapt stage samples as its model's training did: that stage's config */
+        int m = st->f.kind == STAGE_ADAPT ? dk__study_find(s, st->f.model) : -1;
+        const study_stage *cs = st->f.kind == STAGE_TRAIN ? st : m >= 0 ? &s->stages[m] : NULL;
         dk_train_config c;
-        rc = dk__study_train_config(&c, s, st->f.kind == STAGE_TRAIN ? st : NULL);
+        rc = dk__study_train_config(&c, s, cs);
         if (rc == DK_OK) config_text(&t, &c);
         free(st->config_text);
         st->config_text = t.buf ? strdup(t.buf) : NULL;
@@ -209,6 +214,7 @@ static dk_status run_body(dk_study *s, study_stage *st, cJSON *result, int resum
         return dk__study_run_train(s, st, result, resume, o->progress, o->stop_after_steps,
                                    stopped);
     case STAGE_EVAL: return dk__study_run_eval(s, st, result);
+    case STAGE_ADAPT: return dk__study_run_adapt(s, st, result);
     case STAGE_REPORT: return dk__study_run_report(s, st, result, o->out);
     }
     return dk_fail(DK_ERR_INTERNAL, "stage %s: unknown kind", st->name);

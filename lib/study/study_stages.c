@@ -31,7 +31,8 @@ void dk__study_path(char *buf, size_t n, const dk_study *s, const char *stage,
 
 void dk__study_model_file(char *buf, size_t n, const dk_study *s, const study_stage *st) {
     dk__study_path(buf, n, s, st->name, "best.safetensors");
-    if (st->f.model_file == FILE_BEST && access(buf, R_OK) == 0) return;
+    if (st->f.kind == STAGE_TRAIN && st->f.model_file == FILE_BEST && access(buf, R_OK) == 0)
+        return;
     dk__study_path(buf, n, s, st->name, "model.safetensors");
 }
 
@@ -378,7 +379,8 @@ dk_status dk__study_run_eval(dk_study *s, study_stage *g, cJSON *result) {
     cJSON *models = cJSON_AddObjectToObject(result, "models");
     for (int i = 0; i < g->ndeps && st == DK_OK; i++) {
         const study_stage *m = &s->stages[g->deps[i]];
-        if (m->f.kind == STAGE_TRAIN) st = eval_model(models, dir, &cs, g, s, m, c.classes);
+        if (m->f.kind == STAGE_TRAIN || m->f.kind == STAGE_ADAPT)
+            st = eval_model(models, dir, &cs, g, s, m, c.classes);
     }
     dk_cases_free(&cs);
     return st;

@@ -285,39 +285,13 @@ static dk_status build_hint(dk_trainer *t) {
     return DK_OK;
 }
 
-/* AdaBN (Li et al. 2017): the batch-norm running statistics of `net` re-estimated on target
- * training patches, ADABN_STEPS train-mode forwards over un-augmented target batches drawn
- * from the seed (their own stream), no weight changes. The running-stat momentum (0.1) leaves
- * the previous statistics a weight of 0.9^ADABN_STEPS (0.5 %). Nothing for other norms. */
-static dk_status adapt_bn(dk_trainer *t, dk_unet *net) {
-    if (dk_unet_get_config(net)->norm != DK_NORM_BATCH) return DK_OK;
-    const int64_t *p = t->cfg.patch;
-    dk_status st = dk_unet_plan(net, t->batch, p[0], p[1], p[2]);
-    if (st != DK_OK) return st;
-    dk_augment_opts none;
-    dk_augment_defaults(&none);
-    none.p_flip[0] = none.p_flip[1] = none.p_flip[2] = 0;
-    none.p_rot90 = none.p_scale = none.p_shift = none.p_gamma = none.p_noise = 0;
-    dk_rng r;
-    dk_rng_seed(&r, (uint64_t)t->cfg.seed);
-    dk_rng base = dk_rng_split(&r, 4);
-    size_t nx = (size_t)(t->batch * t->cfg.in_channels * t->nvox);
-    for (int64_t k = 0; k < ADABN_STEPS; k++) {
-        dk_sampler_step(&t->btgt, &t->stgt, &none, &base, 0, k);
-        memcpy(t->x, t->btgt.image.data, nx * sizeof(float));
-        dk_rng rd = dk_rng_split(&base, (uint64_t)(1000000 + k)); /* dropout, if any */
-        dk_unet_forward(net, t->x, 1, &rd);
-    }
-    return DK_OK;
-}
-
 /* target_bn: a copy of the first teacher with target batch-norm statistics. */
 static dk_status build_teacher_tgt(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
     if (t->opts.mode != DK_TRAINER_DISTILL || !c->target_bn) return DK_OK;
     dk_status st = load_frozen(&t->teacher_tgt, &c->teacher, c->teacher_checkpoint,
                                "[model] teacher_checkpoint");
-    return st != DK_OK ? st : adapt_bn(t, t->teacher_tgt);
+    return st != DK_OK ? st : dk__trainer_adapt_bn(t, t->teacher_tgt);
 }
 
 static dk_status build_nets(dk_trainer *t) {
@@ -537,11 +511,14 @@ dk_status dk_trainer_run(dk_trainer *t) {
         dk_log(DK_LOG_WARN, "oracle run: trained on TARGET labels; an upper bound, not a result "
                "of the method");
     if (t->opts.mode == DK_TRAINER_DISTILL && t->cfg.target_bn) {
-        if ((st = adapt_bn(t, t->net)) != DK_OK) return st;
+        if ((st = dk__trainer_adapt_bn(t, t->net)) != DK_OK) return st;
         dk_log(DK_LOG_INFO, "target_bn: the student's batch-norm statistics re-estimated on "
-               "%d target patches", ADABN_STEPS * (int)t->batch);
+               "%d target patches", DK_ADABN_BATCHES * (int)t->batch);
     }
-    return dk__trainer_save_model(t, "model.safetensors");
+    st = dk__trainer_save_model(t, "model.safetensors");
+    if (st == DK_OK && t->opts.mode == DK_TRAINER_DISTILL && t->cfg.target_bn)
+        st = dk__trainer_adapt_files(t);
+    return st;
 }
 
 dk_status dk_trainer_eval(double *dice, dk_trainer *t, const char *domain, const char *split) {

@@ -8,7 +8,7 @@
 #include "dakd/data.h"
 #include "dakd/train.h"
 
-enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64, ADABN_STEPS = 50 };
+enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64 };
 
 /* The loss terms of one step (unweighted; total is the objective L), as logged. */
 typedef struct {
@@ -59,6 +59,13 @@ struct dk_trainer {
     FILE *log;                      /* steps.jsonl */
     char path_ckpt[DK_TRAIN_PATH_MAX + 32], path_log[DK_TRAIN_PATH_MAX + 32];
 };
+
+/* trainer_adabn.c: target_bn. The batch-norm statistics of `net` re-estimated on the target
+ * training patches (dk_adabn over the target sampler, the run's seed; nothing for other
+ * norms); after model.safetensors is written, its record added and best.safetensors
+ * re-estimated alike. */
+dk_status dk__trainer_adapt_bn(dk_trainer *t, dk_unet *net);
+dk_status dk__trainer_adapt_files(dk_trainer *t);
 
 /* trainer_step.c: one step of (epoch, step) = fill + grad + clipping, the optimisers and the
  * EMA update; fills the terms; DK_ERR_NUMERIC on NaN/Inf. */

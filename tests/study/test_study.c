@@ -12,6 +12,7 @@
  *  - manifest.json has its fields; the same study in two run folders gives identical
  *    model files and keys;
  *  - a stage folder the runner did not make is never deleted;
+ *  - an adapt stage (AdaBN on the student's model) is evaluated and reported beside it;
  *  - `dakd run` through the binary: output, exit codes.
  */
 #include "dakd/study.h"
@@ -190,6 +191,15 @@ static void test_parse_errors(void) {
     expect_error("override", buf, 6, "epochz");
     expect_error("bad_mode", "[study]\nrun_dir = x\nstages = t\n[stage.t]\nmode = teachr\n", 5,
                  "mode");
+    expect_error("adapt_no_model", "[study]\nrun_dir = x\nstages = a\n[stage.a]\nkind = adapt\n"
+                                   "domain = target\n", 5, "needs model = <train stage>");
+    expect_error("adapt_of_eval", "[study]\nrun_dir = x\nstages = t, e, a\n[stage.t]\n"
+                                  "mode = teacher\n[stage.e]\nkind = eval\nmodels = t\n"
+                                  "domain = target\n[stage.a]\nkind = adapt\nmodel = e\n"
+                                  "domain = target\n", 12, "not a stage of kind train");
+    expect_error("eval_of_report", "[study]\nrun_dir = x\nstages = r, e\n[stage.r]\n"
+                                   "kind = report\n[stage.e]\nkind = eval\nmodels = r\n"
+                                   "domain = target\n", 8, "of kind train or adapt");
     dk_study *s = NULL;
     CU_ASSERT_EQUAL(dk_study_load(&s, "/nonexistent/study.ini", NULL), DK_ERR_IO);
     CU_ASSERT_PTR_NULL(s);
@@ -394,6 +404,45 @@ static void test_determinism_and_resume(void) {
     }
 }
 
+/* "source only + AdaBN": an adapt stage of the student, evaluated and reported beside it. */
+static void test_adapt_stage(void) {
+    const char *sets[] = {"study.stages=phantoms, student, student_adabn, eval_target, report",
+                          "stage.student_adabn.kind=adapt", "stage.student_adabn.model=student",
+                          "stage.student_adabn.domain=target", "stage.student_adabn.split=train",
+                          "stage.eval_target.models=student, student_adabn", NULL};
+    int ran[8] = {0};
+    CU_ASSERT_EQUAL_FATAL(run_tiny("adapt", sets, NULL, 0, ran), DK_OK);
+    CU_ASSERT(ran[0] && ran[1] && ran[2] && ran[3] && ran[4]);
+    char p[1400];
+    snprintf(p, sizeof p, "%s/adapt/student_adabn/stage.json", dir);
+    cJSON *rec = read_json(p);
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(rec, "result");
+    const cJSON *patches = cJSON_GetObjectItemCaseSensitive(res, "patches");
+    CU_ASSERT(cJSON_IsNumber(patches) && patches->valuedouble == 50 * 4);
+    CU_ASSERT_STRING_EQUAL(str_at(rec, "result", "model") ? str_at(rec, "result", "model") : "",
+                           dk_test_path(dir, "adapt/student_adabn/model.safetensors"));
+    cJSON_Delete(rec);
+    /* evaluated (its own model file, not the student's) and a row of the table */
+    snprintf(p, sizeof p, "%s/adapt/eval_target/stage.json", dir);
+    rec = read_json(p);
+    const cJSON *models = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(rec, "result"), "models");
+    CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItemCaseSensitive(models, "student_adabn"));
+    CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItemCaseSensitive(models, "student"));
+    cJSON_Delete(rec);
+    snprintf(p, sizeof p, "%s/adapt/report/report.json", dir);
+    rec = read_json(p);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rec, "rows")), 2);
+    cJSON_Delete(rec);
+    snprintf(p, sizeof p, "%s/adapt/student_adabn/model.safetensors", dir);
+    char q[1400];
+    snprintf(q, sizeof q, "%s/adapt/student/model.safetensors", dir);
+    CU_ASSERT(dk_test_exists(p) && !same_file(p, q));
+    /* a rerun skips it */
+    CU_ASSERT_EQUAL_FATAL(run_tiny("adapt", sets, NULL, 0, ran), DK_OK);
+    CU_ASSERT(!ran[2]);
+}
+
 /* ---------------------------------------------------------------- CLI */
 
 static void test_cli(void) {
@@ -437,6 +486,7 @@ int main(void) {
     CU_add_test(s, "a folder the runner did not make is kept", test_foreign_folder_kept);
     CU_add_test(s, "manifest.json fields", test_manifest);
     CU_add_test(s, "two run folders agree; a stopped run resumes", test_determinism_and_resume);
+    CU_add_test(s, "an adapt stage is evaluated and reported", test_adapt_stage);
     CU_add_test(s, "dakd run through the binary", test_cli);
     return dk_test_run();
 }

@@ -1,6 +1,18 @@
 #include "trainer_fixture.h"
 
 #include "dakd/data.h"
+#include "test_util.h"
+
+#include <sys/stat.h>
+
+FILE *dk_fx_open_cases(char *dir, char *csv, size_t n, const char *name) {
+    snprintf(dir, n, "%s/%s", dk_test_tmpdir(), name);
+    mkdir(dir, 0777);
+    snprintf(csv, n, "%s/cases.csv", dir);
+    FILE *f = fopen(csv, "w");
+    if (f) fprintf(f, "case,image,label,dataset,split\n");
+    return f;
+}
 
 int dk_fx_write_case(FILE *csv, const char *dir, const char *name, int nx, int domain,
                      uint64_t seed, const char *split, int with_label, int bad_label) {

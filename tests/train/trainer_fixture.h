@@ -14,6 +14,11 @@
 int dk_fx_write_case(FILE *csv, const char *dir, const char *name, int nx, int domain,
                      uint64_t seed, const char *split, int with_label, int bad_label);
 
+/* Make <dk_test_tmpdir()>/<name> (its path into dir, n bytes) and open <dir>/cases.csv (its
+ * path into csv, n bytes) for writing, with the header of dk_fx_write_case's rows ("case,
+ * image,label,dataset,split"). NULL on failure. */
+FILE *dk_fx_open_cases(char *dir, char *csv, size_t n, const char *name);
+
 /* Defaults, then each of `sets` ("section.key=value", NULL-terminated), then data.cases =
  * csv, output.run_dir = <dir>/<run>, train.epochs, train.steps_per_epoch and
  * model.teacher_checkpoint = teacher. 0 on success; prints the error otherwise. */

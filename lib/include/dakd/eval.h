@@ -57,6 +57,7 @@
 #define DAKD_EVAL_H
 
 #include "dakd/core.h"
+#include "dakd/data.h"
 #include "dakd/nn.h"
 #include "dakd/volume.h"
 
@@ -297,6 +298,30 @@ typedef struct {
 } dk_predict_opts;
 
 dk_status dk_predict_run(const dk_predict_opts *o);
+
+/* ======================================================================== a model's images
+ *
+ * The images a prediction run would segment, read and prepared exactly as dk_predict_run
+ * prepares them, but not predicted: for runs over a model's own inputs (dakd adapt
+ * re-estimates the model's batch-norm statistics on them, dakd/train.h). */
+typedef struct {
+    dk_unet *net;        /* the model (dk_unet_open: frozen); owned */
+    int64_t patch[3];    /* its training patch (d, h, w), dakd.data.patch */
+    int classes;         /* dakd.data.classes */
+    dk_case_data *cases; /* (n) preprocessed images (and masks, when read); no labels; owned */
+    int n;
+} dk_predict_inputs;
+
+/* Open `model` as dk_predict_run does, gather the image paths `inputs` (NULL-terminated, or
+ * NULL) and then the rows of `list` (already filtered; NULL = none), check them as
+ * dk_predict_run does before it writes anything (usable, unique ids; a mask for every image
+ * of a mask_extent model; channel counts), then read and preprocess each with the model's
+ * dakd.data.* options. A row's mask is read when the model uses one (norm_in_mask or
+ * mask_extent > 0); labels are never read. On failure *out is zeroed: DK_ERR_ARG (no input,
+ * the checks above) and the errors of dk_predict_run's reading. */
+dk_status dk_predict_inputs_read(dk_predict_inputs *out, const char *model,
+                                 const char *const *inputs, const dk_case_list *list);
+void dk_predict_inputs_free(dk_predict_inputs *p); /* accepts NULL; zeroes it */
 
 #ifdef __cplusplus
 }

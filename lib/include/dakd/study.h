@@ -28,26 +28,32 @@
  *               shared defaults: any key of dk_train_config (dakd train --help) that every
  *               training stage inherits. [output] is not allowed: the runner sets run_dir.
  *   [stage.NAME] one per stage (NAME: a-z, 0-9, _; at most 31 characters; "phantoms" is
- *               reserved). kind = train | eval | report (default train).
+ *               reserved). kind = train | eval | report | adapt (default train).
  *     train:  mode = teacher | student | oracle | distill; teacher = <train stage> (distill
  *             only: its model becomes model.teacher_checkpoint); label = the row's name in
  *             the table; model_file = best | final (the file later stages use: best =
  *             best.safetensors, chosen on SOURCE validation, when it exists, else
  *             model.safetensors); any "section.key = value" line is an override passed to
  *             dk_train_config_set after the shared defaults.
- *     eval:   models = train stages; domain = a value of [data] domain_column; split = a
+ *     adapt:  model = <train stage>; domain, split = the cases whose images re-estimate that
+ *             stage's model's batch-norm statistics (AdaBN: dk_adapt_run with the [data]
+ *             batch_size, centre_in_mask and seed of the model's stage; labels are never
+ *             read); label. Writes <stage>/model.safetensors, which eval stages use as they
+ *             use a train stage's model ("source only + AdaBN" beside the methods).
+ *     eval:   models = train or adapt stages; domain = a value of [data] domain_column; split = a
  *             value of split_column ("" = any); use_mask = true (score inside the cases'
  *             mask / fov column) | false; overlap, gaussian, tta_flips, largest_cc, batch =
  *             the sliding-window options (dk_infer_opts). Writes per model
  *             <stage>/<model>/pred/ (dk_predict_run) and <stage>/<model>/report/
  *             (dk_eval_run: cases.csv, summary.json/.md, report.html).
  *     report: evals = eval stages (default: every eval stage before it); title. Writes
- *             <stage>/report.md, report.json, report.html: one row per train stage (Dice
- *             mean ± std and HD95 per eval set, parameters, inference ms per image, stage
- *             wall time) and the wall time of every stage.
- *   A stage's dependencies (phantoms; the teacher; the models; the evals) must come before
- *   it in [study] stages; a cycle or an unknown stage is an error naming file and line. A
- *   [stage.NAME] that stages does not list is not run (a warning through dk_log).
+ *             <stage>/report.md, report.json, report.html: one row per train or adapt
+ *             stage (Dice mean ± std and HD95 per eval set, parameters, inference ms per
+ *             image, stage wall time) and the wall time of every stage.
+ *   A stage's dependencies (phantoms; the teacher; an adapt stage's model; the models; the
+ *   evals) must come before it in [study] stages; a cycle or an unknown stage is an error
+ *   naming file and line. A [stage.NAME] that stages does not list is not run (a warning
+ *   through dk_log).
  *
  * ============================================================ keys, skipping, resuming
  *

@@ -379,7 +379,8 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *                                 step log's length); written
  *                                 atomically every checkpoint_every epochs and at the end
  *   run_dir/model.safetensors     the final trained network (dk_unet_save; a teacher file)
- *   run_dir/best.safetensors      the network of the best validation epoch
+ *   run_dir/best.safetensors      the network of the best validation epoch (with target_bn:
+ *                                 its statistics re-estimated at the end, as the final's)
  *   run_dir/steps.jsonl           one JSON object per step (every loss term, T, mixing
  *                                 ratio, alpha, LR, pre-clip gradient norm, seconds; with
  *                                 dynamic weights their mean / min / max over the source
@@ -443,12 +444,15 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * logged grad_norm is that joint norm). The adapter is in checkpoint.safetensors ("hint.*"
  * tensors) but not in model.safetensors / best.safetensors (the exported student).
  * target_bn (AdaBN, Li et al. 2017; batch-norm networks): the batch-norm running statistics
- * are re-estimated on target training patches — ADABN_STEPS (trainer_internal.h) train-mode
+ * are re-estimated on target training patches — DK_ADABN_BATCHES (dk_adabn) train-mode
  * forwards over un-augmented target batches drawn from the seed, no weight changes — for (1)
- * a copy of the first teacher, made at create, which teaches the TARGET rows (source rows
- * keep the source statistics), and (2) the student after
- * the last epoch, before model.safetensors is written (checkpoint.safetensors and
- * best.safetensors keep the statistics of training). Target labels are never read.
+ * a copy of the first teacher, made at create, which teaches the TARGET rows in every term
+ * (source rows keep the source statistics), and (2) the student after the last epoch,
+ * before model.safetensors is written, and the best epoch's weights in best.safetensors,
+ * from the same patches and seed: whichever file a run hands on (a study's model_file = best
+ * or final) carries the target statistics. Both files then record it ("dakd.adabn",
+ * dk_adabn_save); checkpoint.safetensors keeps the statistics of training, which a resumed
+ * run continues from. Target labels are never read.
  * Logging: one dk_log INFO line per epoch; the progress bar goes to opts.progress. */
 
 typedef enum {
@@ -500,6 +504,78 @@ const dk_trainer_stats *dk_trainer_get_stats(const dk_trainer *t);
  * Reads labels: for tests and reports, never for selection. */
 dk_status dk_trainer_eval(double *dice, dk_trainer *t, const char *domain, const char *split);
 void dk_trainer_free(dk_trainer *t); /* accepts NULL */
+
+/* ======================================================================== AdaBN
+ *
+ * AdaBN (Li et al. 2016): a trained network's batch-norm running statistics re-estimated on
+ * target images, the cheapest domain adaptation (no labels, no weight changes). The
+ * trainer's target_bn and `dakd adapt` (dk_adapt_run) both go through dk_adabn.
+ */
+
+enum { DK_ADABN_BATCHES = 50 }; /* forwards of a re-estimation: 0.9^50 = 0.5 % of the old
+                                 * statistics remain */
+
+/* `batches` train-mode forwards of `net` (dk_unet_forward with train = 1; weights unchanged)
+ * over batches drawn into b (its n patches of the sampler's patch size) by
+ * dk_sampler_step(b, s, NULL, base, 0, k) for k = 0..batches-1, base = stream 4 of `seed`
+ * (dk_rng_split), without augmentation; dropout, if any, from stream 1000000 + k of base.
+ * Each forward moves every running mean/var by the layer's momentum (0.1, as PyTorch:
+ * r = 0.9 r + 0.1 batch statistic, the variance unbiased), so after DK_ADABN_BATCHES the
+ * old statistics keep a weight of 0.9^50. The net is re-planned for b. DK_ERR_ARG for a
+ * network without batch norm (instance norm or none: nothing to re-estimate) or whose
+ * in_channels differ from the images'; DK_ERR_NOMEM from the plan. */
+dk_status dk_adabn(dk_unet *net, dk_batch *b, const dk_sampler *s, int64_t batches,
+                   uint64_t seed);
+
+/* What a re-estimation used, recorded in the adapted model file. */
+typedef struct {
+    int64_t batches, batch_size; /* forwards, patches per forward */
+    int images;                  /* the images the patches came from */
+    uint64_t seed;
+    const char *source;          /* where they came from, e.g. "cases.csv where dataset=chase"
+                                  * (a case list by its file name, so that a model file does
+                                  * not depend on the folder a study runs in) */
+} dk_adabn_record;
+
+/* Write `net` to the model file `path` (dk_unet_save: atomic) with every __metadata__ key of
+ * the model file `from` (dakd.data.*, dakd.epoch, ...) except the network config, which
+ * dk_unet_save writes from net, and an older record; plus "dakd.adabn" = the record as a
+ * JSON object {"patches", "batches", "batch_size", "images", "source", "seed"}. `from` may
+ * be `path`. Errors of the read and the write, naming the file. */
+dk_status dk_adabn_save(const dk_unet *net, const char *from, const char *path,
+                        const dk_adabn_record *r);
+
+/* `dakd adapt`: the model file `model` with its batch-norm statistics re-estimated on images,
+ * written to `out`.
+ *  - Images: `inputs` (image paths) and/or the rows of `cases_csv` passing every filter of
+ *    `where` ("column=value", all must hold, e.g. "dataset=chasedb1", "split=train"), read
+ *    and preprocessed exactly as dk_predict_run prepares them (dk_predict_inputs_read: the
+ *    model's dakd.data.* metadata; the CSV's mask where the model was trained with masks,
+ *    required for a mask_extent model). Labels are never read.
+ *  - Patches of the model's training patch size (dakd.data.patch), batch_size a forward,
+ *    each from a case drawn uniformly and placed uniformly (centre_in_mask: centred on a
+ *    mask voxel, as [data] centre_in_mask); then dk_adabn with `batches` and `seed`.
+ *  - Output: the network with every metadata key of the model plus "dakd.adabn"
+ *    (dk_adabn_save), written atomically. `out` must not be the model (same path or the
+ *    same file by another name).
+ * With the trainer's batch size, seed and target cases this gives the statistics target_bn
+ * gives, bit for bit (same thread count). DK_ERR_ARG: missing options, out = model, a
+ * network without batch norm, a malformed filter, no case passing the filters, the input
+ * checks of dk_predict_inputs_read; otherwise the errors of reading and writing. */
+typedef struct {
+    const char *model;         /* the model file to adapt */
+    const char *const *inputs; /* NULL-terminated image paths, or NULL */
+    const char *cases_csv;     /* a case list, or NULL */
+    const char *const *where;  /* NULL-terminated "column=value" filters of its rows, or NULL */
+    const char *out;           /* the adapted model file */
+    int64_t batches;           /* default DK_ADABN_BATCHES */
+    int batch_size;            /* patches per forward; default 8 ([data] batch_size's) */
+    int centre_in_mask;        /* default 0 */
+    uint64_t seed;             /* default 0 */
+} dk_adapt_opts;
+
+void dk_adapt_defaults(dk_adapt_opts *o);
+dk_status dk_adapt_run(const dk_adapt_opts *o);
 
 #ifdef __cplusplus
 }
