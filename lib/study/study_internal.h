@@ -21,6 +21,8 @@ typedef enum {
     STAGE_ADAPT = 3,
     STAGE_PHANTOMS = 4
 } stage_kind;
+/* "train", "eval", "report", "adapt", "phantoms": the one spelling of each (study_parse.c). */
+const char *dk__study_kind_name(int kind);
 typedef enum { FILE_BEST = 0, FILE_FINAL = 1 } model_file_kind;
 
 /* One "section.key=value" assignment and the line it came from (0 = --set). */

@@ -203,10 +203,9 @@ static const char *status_of(const study_stage *st) {
 }
 
 static cJSON *stage_entry(const study_stage *st) {
-    static const char *const kinds[] = {"train", "eval", "report", "adapt", "phantoms"};
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "name", st->name);
-    cJSON_AddStringToObject(j, "kind", kinds[st->f.kind]);
+    cJSON_AddStringToObject(j, "kind", dk__study_kind_name(st->f.kind));
     cJSON_AddStringToObject(j, "status", status_of(st));
     cJSON_AddStringToObject(j, "key", st->key);
     if (st->record) {

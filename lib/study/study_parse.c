@@ -13,7 +13,13 @@
 
 /* ---------------------------------------------------------------- typed tables */
 
+/* The stage kinds a study file names, in the order of the enum (study_internal.h); the
+ * phantoms stage is implied by [phantoms], never named in a file. */
 static const char *const kind_names[] = {"train", "eval", "report", "adapt", NULL};
+
+const char *dk__study_kind_name(int kind) {
+    return kind == STAGE_PHANTOMS ? "phantoms" : kind_names[kind];
+}
 static const char *const mode_names[] = {"teacher", "student", "oracle", "distill", NULL};
 static const char *const file_names[] = {"best", "final", NULL};
 

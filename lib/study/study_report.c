@@ -96,10 +96,10 @@ static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const 
     }
     dk_sb_puts(b, "\n| stage | kind | wall s |\n|---|---|---:|\n");
     for (int i = 0; i < s->nstages; i++) {
-        static const char *const kinds[] = {"train", "eval", "report", "adapt", "phantoms"};
         const study_stage *x = &s->stages[i];
         if (x == r) continue;
-        dk_sb_printf(b, "| %s | %s | %.1f |\n", x->name, kinds[x->f.kind], x->seconds);
+        dk_sb_printf(b, "| %s | %s | %.1f |\n", x->name, dk__study_kind_name(x->f.kind),
+                     x->seconds);
     }
 }
 

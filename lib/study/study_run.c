@@ -14,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const kind_name[] = {"train", "eval", "report", "adapt", "phantoms"};
 static const char *const mode_name[] = {"teacher", "student", "oracle", "distill"};
 
 /* ---------------------------------------------------------------- the keyed text */
@@ -115,7 +114,7 @@ static void stage_options(text_buf *t, const dk_study *s, const study_stage *st)
 static dk_status compute_key(dk_study *s, study_stage *st) {
     text_buf t = {0};
     dk_status rc = DK_OK;
-    tb_add(&t, "%s\nkind=%s\n", dk_version_string(), kind_name[st->f.kind]);
+    tb_add(&t, "%s\nkind=%s\n", dk_version_string(), dk__study_kind_name(st->f.kind));
     stage_options(&t, s, st);
     if (st->f.kind == STAGE_TRAIN || st->f.kind == STAGE_EVAL || st->f.kind == STAGE_ADAPT) {
         /* an adapt stage samples as its model's training did: that stage's config */
@@ -226,7 +225,7 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     dk_status rc = prepare(s, st, forced, &resume);
     if (rc != DK_OK) return rc;
     if (o->out) {
-        fprintf(o->out, "%s %s: running (%s%s%s)%s\n", tag, st->name, kind_name[st->f.kind],
+        fprintf(o->out, "%s %s: running (%s%s%s)%s\n", tag, st->name, dk__study_kind_name(st->f.kind),
                 st->f.kind == STAGE_TRAIN ? ", " : "",
                 st->f.kind == STAGE_TRAIN ? mode_name[st->f.mode] : "",
                 resume ? ", resuming from its checkpoint" : "");
@@ -235,7 +234,7 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     cJSON *rec = cJSON_CreateObject();
     if (!rec) return dk_fail(DK_ERR_NOMEM, "study: out of memory");
     cJSON_AddStringToObject(rec, "stage", st->name);
-    cJSON_AddStringToObject(rec, "kind", kind_name[st->f.kind]);
+    cJSON_AddStringToObject(rec, "kind", dk__study_kind_name(st->f.kind));
     cJSON_AddStringToObject(rec, "key", st->key);
     cJSON_AddStringToObject(rec, "dakd", dk_version_string());
     if (st->f.kind == STAGE_TRAIN) cJSON_AddStringToObject(rec, "mode", mode_name[st->f.mode]);
