@@ -357,7 +357,7 @@ dk_status dk__trainer_grad(dk_trainer *t, int epoch, int64_t step, int64_t ns, s
 }
 
 /* After dk__trainer_grad: clipping, the optimisers and the EMA update. */
-static dk_status update(dk_trainer *t, int epoch, int64_t step, int64_t ns, step_terms *st) {
+static dk_status update(dk_trainer *t, int epoch, int64_t step, step_terms *st) {
     const dk_train_config *c = &t->cfg;
     dk_params *p = dk_unet_params(t->net);
     st->grad_norm = clip_joint(t, p);
@@ -381,5 +381,5 @@ static dk_status update(dk_trainer *t, int epoch, int64_t step, int64_t ns, step
 dk_status dk__trainer_step(dk_trainer *t, int epoch, int64_t step, step_terms *st) {
     int64_t ns = dk__trainer_fill(t, epoch, step);
     dk_status s = dk__trainer_grad(t, epoch, step, ns, st);
-    return s != DK_OK ? s : update(t, epoch, step, ns, st);
+    return s != DK_OK ? s : update(t, epoch, step, st);
 }
