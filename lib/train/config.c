@@ -38,6 +38,7 @@ static const char *const optims[] = {"sgd", "adamw", NULL};
 static const char *const lr_kinds[] = {"constant", "poly", "cosine", NULL};
 static const char *const temp_kinds[] = {"adaptive", "halving", "constant", NULL};
 static const char *const align_kinds[] = {"mmd", "coral", "none", NULL};
+static const char *const at_norms[] = {"l2", "none", NULL}; /* dk_at_norm's order */
 
 /* One network's keys: [model] <prefix>_base, ... into member `net`. */
 #define NET_FIELDS(p, net, def_base, def_levels)                                                   \
@@ -108,6 +109,8 @@ static const dk_cfg_field layout[] = {
     F_DBL("distill", "mix_delta", mix_delta, 0, 1, "0.05", "decrease of r per epoch"),
     F_DBL("distill", "mix_min", mix_min, 0, 1, "0.2", "lowest source share r_min"),
     F_DBL("distill", "lambda_at", lambda_at, 0, 1e3, "0", "attention-transfer weight"),
+    F_ENUM("distill", "at_norm", at_norm, at_norms, "l2",
+           "attention maps compared L2-normalised (Zagoruyko) or raw (none: mean-squared error)"),
     F_DBL("distill", "lambda_hint", lambda_hint, 0, 1e3, "0", "FitNets hint weight"),
     F_DBL("distill", "lambda_align", lambda_align, 0, 1e3, "0.1", "domain-alignment weight"),
     F_ENUM("distill", "align", align, align_kinds, "mmd", "domain-alignment loss"),

@@ -5,8 +5,10 @@
  * Attention transfer, per sample, with a = A / |A| and G = dL/da_s = 2 (a_s - a_t) / n:
  *   dL/dA_s = (G - a_s (a_s . G)) / |A_s|   (G / 1e-12 when |A_s| was clamped to 1e-12)
  *   dL/dF_s(c, v) = 2 F_s(c, v) dL/dA_s(v).
+ * Unnormalised (DK_AT_NONE), per sample with V counted voxels: dL/dA_s = 2 (A_s - A_t) / (n V).
  */
 #include "dakd/train.h"
+#include "loss_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -51,9 +53,17 @@ static double l2norm(const float *a, int64_t s) {
     return sqrt(sum);
 }
 
-/* Loss of one sample from its maps As, At (s); when dfs, the gradient (g = scale / n). */
-static double at_sample(float *dfs, const float *fs, float *As, float *At, int64_t c, int64_t s,
-                        double g) {
+/* dL/dF_s(c, v) = 2 F_s(c, v) dL/dA_s(v), dL/dA_s in dA (s), added into dfs (c, s). */
+static void at_chain(float *dfs, const float *fs, const float *dA, int64_t c, int64_t s) {
+    for (int64_t k = 0; k < c; k++)
+        for (int64_t v = 0; v < s; v++)
+            dfs[k * s + v] += 2.0f * fs[k * s + v] * dA[v];
+}
+
+/* Loss of one sample from its maps As, At (s), L2-normalised; when dfs, the gradient
+ * (g = scale / n). */
+static double at_sample_l2(float *dfs, const float *fs, float *As, float *At, int64_t c, int64_t s,
+                           double g) {
     double ns = l2norm(As, s), nt = l2norm(At, s);
     double is = 1.0 / fmax(ns, AT_EPS), it = 1.0 / fmax(nt, AT_EPS);
     double loss = 0, dot = 0;
@@ -68,10 +78,23 @@ static double at_sample(float *dfs, const float *fs, float *As, float *At, int64
         double as = As[v] * is, G = 2.0 * (as - At[v] * it);
         At[v] = (float)(g * (G - as * dot) * is); /* dL/dA_s, reusing At */
     }
-    for (int64_t k = 0; k < c; k++)
-        for (int64_t v = 0; v < s; v++)
-            dfs[k * s + v] += 2.0f * fs[k * s + v] * At[v];
+    at_chain(dfs, fs, At, c, s);
     return loss;
+}
+
+/* The same without normalisation: the mean over the sample's nv counted voxels of
+ * (A_s - A_t)^2 (0 when nv = 0). */
+static double at_sample_none(float *dfs, const float *fs, float *As, float *At, int64_t c,
+                             int64_t s, double g, int64_t nv) {
+    if (nv == 0) return 0;
+    double loss = 0, gv = 2.0 * g / (double)nv;
+    for (int64_t v = 0; v < s; v++) {
+        double diff = (double)As[v] - (double)At[v];
+        loss += diff * diff;
+        At[v] = (float)(gv * diff); /* dL/dA_s, reusing At */
+    }
+    if (dfs) at_chain(dfs, fs, At, c, s);
+    return loss / (double)nv;
 }
 
 /* The maps at voxels the mask (s) excludes are 0: they add nothing to the norms or the loss,
@@ -82,8 +105,9 @@ static void at_apply_mask(float *As, float *At, const uint8_t *mask, int64_t s) 
 }
 
 double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, const uint8_t *mask,
-                  float scale, float *work) {
+                  dk_at_norm norm, float scale, float *work) {
     DK_ASSERT(fs && ft && fs->data && ft->data && work && fs->n == ft->n && fs->n > 0);
+    DK_ASSERT(norm == DK_AT_L2 || norm == DK_AT_NONE);
     DK_ASSERT(ft->d % fs->d == 0 && ft->h % fs->h == 0 && ft->w % fs->w == 0);
     const int64_t s = spatial(fs), st = spatial(ft), n = fs->n;
     const int same = s == st;
@@ -103,8 +127,12 @@ double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, const ui
             else
                 at_map_pooled(At, t, fs, ft);
             if (mask) at_apply_mask(As, At, mask + i * s, s);
-            part[j] = at_sample(dfs ? dfs + i * fs->c * s : NULL, f, As, At, fs->c, s,
-                                (double)scale / (double)n);
+            float *df = dfs ? dfs + i * fs->c * s : NULL;
+            double g = (double)scale / (double)n;
+            part[j] = norm == DK_AT_NONE
+                          ? at_sample_none(df, f, As, At, fs->c, s, g,
+                                           dk_loss_count_mask(mask ? mask + i * s : NULL, s))
+                          : at_sample_l2(df, f, As, At, fs->c, s, g);
         }
         for (int64_t j = 0; j < nb; j++)
             loss += part[j];

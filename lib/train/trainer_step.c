@@ -162,7 +162,7 @@ typedef double (*pair_loss)(dk_trainer *t, float *dfs, const dk_tensor *fs, cons
 
 static double at_pair(dk_trainer *t, float *dfs, const dk_tensor *fs, const dk_tensor *ft,
                       const uint8_t *mask, float scale) {
-    return dk_loss_at(dfs, fs, ft, mask, scale, t->at_work);
+    return dk_loss_at(dfs, fs, ft, mask, (dk_at_norm)t->cfg.at_norm, scale, t->at_work);
 }
 
 static double hint_pair(dk_trainer *t, float *dfs, const dk_tensor *fs, const dk_tensor *ft,

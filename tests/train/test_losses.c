@@ -34,6 +34,7 @@ typedef struct {
     const float *teach[2];
     float tw[2];
     int nteach, include_bg;
+    dk_at_norm at_norm;
     float T;
     uint8_t *lab, *mask;
     dk_tensor fs, ft;
@@ -56,7 +57,7 @@ static double lc_eval(lcase *L, int grad, float scale) {
         return dk_loss_kd(dx, L->x, L->teach, L->tw, L->nteach, L->mask, L->n, L->c, L->s, L->T,
                           scale);
     case K_ENT: return dk_loss_entropy(dx, L->x, L->mask, L->n, L->c, L->s, scale);
-    case K_AT: return dk_loss_at(dx, &L->fs, &L->ft, L->mask, scale, L->work);
+    case K_AT: return dk_loss_at(dx, &L->fs, &L->ft, L->mask, L->at_norm, scale, L->work);
     case K_HINT:
         return dk_loss_hint(dx, grad ? L->dw : NULL, grad && L->b ? L->db : NULL, &L->fs, &L->ft,
                             L->w, L->b, scale, L->work);
@@ -332,7 +333,7 @@ static double par_call(const par_case *P, int which, float *g, int64_t ne) {
     default: {
         dk_tensor a = dk_tensor_view(P->fs, 4, 4, 1, 64, 64);
         dk_tensor b = dk_tensor_view(P->ft, 4, 8, 1, 64, 64);
-        return dk_loss_at(g, &a, &b, NULL, 0.5f, P->work);
+        return dk_loss_at(g, &a, &b, NULL, DK_AT_L2, 0.5f, P->work);
     }
     }
 }
@@ -483,7 +484,7 @@ static void test_at(void) {
         lcase L = at_case(pooled);
         /* numpy: A = sum_c F^2, a = A / |A| per sample, mean over samples of |a_s - a_t|^2;
          * pooled: the teacher map averaged over 2x2 blocks first */
-        CHECK_CLOSE(dk_loss_at(NULL, &L.fs, &L.ft, NULL, 1.0f, L.work),
+        CHECK_CLOSE(dk_loss_at(NULL, &L.fs, &L.ft, NULL, DK_AT_L2, 1.0f, L.work),
                     pooled ? 0.4573246135619775 : 0.8337578746725915, 1e-6);
         dk_gc_var v = {"fs", L.x, L.dx, 16};
         CU_ASSERT_EQUAL(lc_check(&L, pooled ? "at pooled" : "at", &v, 1, 1), 0);
@@ -493,7 +494,7 @@ static void test_at(void) {
     float a[4] = {1.0f, 2.0f, 3.0f, 0.5f}, b[8] = {2.0f, 4.0f, 6.0f, 1.0f}, w[8];
     dk_tensor ta = dk_tensor_view(a, 1, 1, 1, 2, 2), tb = dk_tensor_view(b, 1, 2, 1, 2, 2);
     for (int i = 0; i < 4; i++) b[4 + i] = 0;
-    CHECK_CLOSE(dk_loss_at(NULL, &ta, &tb, NULL, 1.0f, w), 0.0, 1e-12);
+    CHECK_CLOSE(dk_loss_at(NULL, &ta, &tb, NULL, DK_AT_L2, 1.0f, w), 0.0, 1e-12);
 }
 
 /* A field-of-view mask at the student's grid: the loss equals the unmasked loss of features
@@ -504,12 +505,12 @@ static void test_at_masked(void) {
     for (int pooled = 0; pooled <= 1; pooled++) {
         lcase L = at_case(pooled);
         L.mask = (uint8_t *)mask;
-        double masked = dk_loss_at(NULL, &L.fs, &L.ft, mask, 1.0f, L.work);
+        double masked = dk_loss_at(NULL, &L.fs, &L.ft, mask, DK_AT_L2, 1.0f, L.work);
         dk_gc_var v = {"fs", L.x, L.dx, 16};
         CU_ASSERT_EQUAL(lc_check(&L, pooled ? "at pooled masked" : "at masked", &v, 1, 1), 0);
         float g0[16], g1[16];
         memset(g0, 0, sizeof g0);
-        dk_loss_at(g0, &L.fs, &L.ft, mask, 1.0f, L.work);
+        dk_loss_at(g0, &L.fs, &L.ft, mask, DK_AT_L2, 1.0f, L.work);
         int64_t tw = L.ft.w, th = L.ft.h, f = pooled ? 2 : 1, ts = th * tw;
         for (int64_t i = 0; i < 2; i++) /* perturb both networks outside the mask */
             for (int64_t v4 = 0; v4 < 4; v4++) {
@@ -520,7 +521,7 @@ static void test_at_masked(void) {
                         if ((y / f) * 2 + x / f == v4) L.x2[i * ts + y * tw + x] -= 2.0f;
             }
         memset(g1, 0, sizeof g1);
-        CU_ASSERT_EQUAL(dk_loss_at(g1, &L.fs, &L.ft, mask, 1.0f, L.work), masked);
+        CU_ASSERT_EQUAL(dk_loss_at(g1, &L.fs, &L.ft, mask, DK_AT_L2, 1.0f, L.work), masked);
         CU_ASSERT(memcmp(g0, g1, sizeof g0) == 0);
         for (int64_t i = 0; i < 2; i++)
             for (int64_t v4 = 0; v4 < 4; v4++)
@@ -535,11 +536,62 @@ static void test_at_masked(void) {
                     for (int64_t x = 0; x < tw; x++)
                         if ((y / f) * 2 + x / f == v4) L.x2[i * ts + y * tw + x] = 0;
             }
-        CHECK_CLOSE(dk_loss_at(NULL, &L.fs, &L.ft, NULL, 1.0f, L.work), masked, 1e-12);
+        CHECK_CLOSE(dk_loss_at(NULL, &L.fs, &L.ft, NULL, DK_AT_L2, 1.0f, L.work), masked, 1e-12);
         CU_ASSERT(fabs(masked - (pooled ? 0.4573246135619775 : 0.8337578746725915)) > 1e-3);
         L.mask = NULL;
         lc_free(&L);
     }
+}
+
+/* at_norm = none: the raw maps A = sum_c F^2, the mean over samples of each sample's mean over
+ * its counted voxels of (A_s - A_t)^2; numbers from float64 numpy
+ * (((As - At)**2 * m).sum(1) / m.sum(1)).mean(). Masked features outside change nothing. */
+static void test_at_none(void) {
+    static const uint8_t mask[8] = {1, 0, 1, 1, 0, 1, 1, 0}; /* (n 2, s 4) */
+    static const double plain[2] = {6.591012442728135, 7.039524982508463};
+    static const double masked[2] = {5.666866655055683, 5.388674901418146};
+    for (int pooled = 0; pooled <= 1; pooled++)
+        for (int m = 0; m <= 1; m++) {
+            lcase L = at_case(pooled);
+            L.at_norm = DK_AT_NONE;
+            L.mask = m ? (uint8_t *)mask : NULL;
+            double want = m ? masked[pooled] : plain[pooled];
+            double got = dk_loss_at(NULL, &L.fs, &L.ft, L.mask, DK_AT_NONE, 1.0f, L.work);
+            CHECK_CLOSE(got, want, 1e-5);
+            /* not the normalised loss: the maps' scale stays in it */
+            CU_ASSERT(fabs(want - dk_loss_at(NULL, &L.fs, &L.ft, L.mask, DK_AT_L2, 1.0f,
+                                             L.work)) > 1.0);
+            char label[40];
+            snprintf(label, sizeof label, "at none%s%s", pooled ? " pooled" : "",
+                     m ? " masked" : "");
+            dk_gc_var v = {"fs", L.x, L.dx, 16};
+            CU_ASSERT_EQUAL(lc_check(&L, label, &v, 1, 1), 0);
+            if (m) { /* outside the mask: no gradient, and a change there changes nothing */
+                float g[16] = {0};
+                dk_loss_at(g, &L.fs, &L.ft, mask, DK_AT_NONE, 1.0f, L.work);
+                for (int64_t i = 0; i < 2; i++)
+                    for (int64_t v4 = 0; v4 < 4; v4++)
+                        for (int64_t k = 0; k < 2 && !mask[i * 4 + v4]; k++) {
+                            CU_ASSERT_EQUAL(g[(i * 2 + k) * 4 + v4], 0.0f);
+                            L.x[(i * 2 + k) * 4 + v4] += 3.0f;
+                        }
+                CU_ASSERT_EQUAL(dk_loss_at(NULL, &L.fs, &L.ft, mask, DK_AT_NONE, 1.0f, L.work),
+                                got);
+            }
+            L.mask = NULL;
+            lc_free(&L);
+        }
+    /* identical maps give 0; a sample whose mask counts nothing adds 0 but still counts in
+     * 1/n: zero one sample's mask and the loss is half the other sample's mean */
+    lcase L = at_case(0);
+    const uint8_t only0[8] = {1, 1, 1, 1, 0, 0, 0, 0};
+    double l0 = dk_loss_at(NULL, &L.fs, &L.fs, NULL, DK_AT_NONE, 1.0f, L.work);
+    CHECK_CLOSE(l0, 0.0, 1e-12);
+    dk_tensor s0 = dk_tensor_view(L.x, 1, 2, 1, 2, 2), t0 = dk_tensor_view(L.x2, 1, 1, 1, 2, 2);
+    double first = dk_loss_at(NULL, &s0, &t0, NULL, DK_AT_NONE, 1.0f, L.work);
+    CHECK_CLOSE(dk_loss_at(NULL, &L.fs, &L.ft, only0, DK_AT_NONE, 1.0f, L.work), first / 2,
+                1e-9);
+    lc_free(&L);
 }
 
 /* dk_mask_pool: a block counts when any of its voxels does. */
@@ -752,6 +804,7 @@ int main(void) {
         !CU_add_test(s, "losses against libm exp/log on wide logits", test_against_libm) ||
         !CU_add_test(s, "attention transfer", test_at) ||
         !CU_add_test(s, "attention transfer inside a mask", test_at_masked) ||
+        !CU_add_test(s, "attention transfer unnormalised (at_norm = none)", test_at_none) ||
         !CU_add_test(s, "masks pooled onto a coarser grid", test_mask_pool) ||
         !CU_add_test(s, "hints (1x1 adapter)", test_hint) ||
         !CU_add_test(s, "global average pooling", test_feat_gap) ||

@@ -284,8 +284,8 @@ static terms ref_eval(ref *R, int set_weights) {
     for (int64_t i = 0; i < B; i++) { /* AT at enc0 (the student's only encoder tap) */
         dk_tensor fs = row_of(&dk_unet_tap(t->net, "enc0")->value, i);
         dk_tensor ft = ref_teacher_row(R, 0, i);
-        o.at +=
-            dk_loss_at(NULL, &fs, &ft, R->use_mask ? t->mask + i * R->s : NULL, 1.0f, R->work) / B;
+        const uint8_t *m = R->use_mask ? t->mask + i * R->s : NULL;
+        o.at += dk_loss_at(NULL, &fs, &ft, m, (dk_at_norm)c->at_norm, 1.0f, R->work) / B;
     }
     dk_params *h = &t->hint;
     const float *hw = h->w + dk_params_find(h, "hint.weight")->offset;
@@ -393,13 +393,19 @@ static double rel_err(const double *a, double sa, const double *b, double sb, in
 
 /* ------------------------------------------------------------------ tests */
 
-/* The guard: one step of the real trainer against the documented objective's gradient. */
+/* The guard: one step of the real trainer against the documented objective's gradient;
+ * then clipped to norm 1; then with the unnormalised attention transfer (at_norm = none). */
 static void test_whole_objective(void) {
     static const char *const clip[] = {"train.clip_norm=1", NULL};
+    /* the raw maps' loss is ~100x the normalised one here: a smaller lambda keeps every
+     * other term visible in the gradient */
+    static const char *const none[] = {"distill.at_norm=none", "distill.lambda_at=0.02", NULL};
+    static const char *const *const more[3] = {NULL, clip, none};
+    static const char *const runs[3] = {"guard", "guard_clip", "guard_at_none"};
     double *g_fd = NULL, fd_norm = 0;
-    for (int clipped = 0; clipped <= 1; clipped++) {
-        dk_trainer *t =
-            create(clipped ? "guard_clip" : "guard", clipped ? clip : NULL, DK_TRAINER_DISTILL);
+    for (int run = 0; run < 3; run++) {
+        const int clipped = run == 1;
+        dk_trainer *t = create(runs[run], more[run], DK_TRAINER_DISTILL);
         CU_ASSERT_PTR_NOT_NULL_FATAL(t);
         snap s0 = take(t);
         step_terms st;
@@ -412,7 +418,8 @@ static void test_whole_objective(void) {
         ref_init(&R, t, st.ns, 0.0);
         terms o = ref_eval(&R, 1);
         CU_ASSERT_DOUBLE_EQUAL(st.total, o.total, 1e-5 * fabs(o.total));
-        if (!clipped) {
+        if (!clipped) { /* the clipped run reuses the unclipped run's differences */
+            free(g_fd);
             g_fd = fd_gradient(&R, n);
             fd_norm = norm2(g_fd, n);
         }
@@ -420,8 +427,7 @@ static void test_whole_objective(void) {
         double e = rel_err(g, clipped ? gn : 1.0, g_fd, clipped ? fd_norm : 1.0, n, &out);
         printf("\n  %s: %lld weights, |g| %.5g (logged %.5g, finite differences %.5g), "
                "relative error %.2e, %lld entries off",
-               clipped ? "clip_norm 1" : "no clipping", (long long)n, gn, st.grad_norm, fd_norm, e,
-               (long long)out);
+               runs[run], (long long)n, gn, st.grad_norm, fd_norm, e, (long long)out);
         /* leaky-ReLU kinks within the step 1e-3 leave a few entries off; a term 10 % too
          * large or small, or the weights ignored, puts 16 to 170 entries off */
         CU_ASSERT(e < 1e-2);
@@ -488,6 +494,29 @@ static void test_routing(void) {
         }
         ref_free(&R);
     }
+    dk_trainer_free(t);
+}
+
+/* at_norm = none: the logged AT term is the unnormalised loss of the documented rows,
+ * teachers and masks, not the normalised one. */
+static void test_at_norm_none(void) {
+    /* the raw maps' loss is ~100x the normalised one here: a smaller lambda keeps every
+     * other term visible in the gradient */
+    static const char *const none[] = {"distill.at_norm=none", "distill.lambda_at=0.02", NULL};
+    dk_trainer *t = create("at_none", none, DK_TRAINER_DISTILL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(t->cfg.at_norm, DK_AT_NONE);
+    int64_t ns = dk__trainer_fill(t, 0, 0);
+    step_terms st;
+    CU_ASSERT_EQUAL_FATAL(dk__trainer_grad(t, 0, 0, ns, &st), DK_OK);
+    ref R;
+    ref_init(&R, t, ns, 0);
+    terms o = ref_eval(&R, 1);
+    CU_ASSERT_DOUBLE_EQUAL(st.at, o.at, 1e-6 * o.at);
+    CU_ASSERT_DOUBLE_EQUAL(st.total, o.total, 1e-5 * fabs(o.total));
+    t->cfg.at_norm = DK_AT_L2;
+    CU_ASSERT(fabs(ref_eval(&R, 0).at - o.at) > 1e-3 * o.at);
+    ref_free(&R);
     dk_trainer_free(t);
 }
 
@@ -609,6 +638,7 @@ int main(void) {
     if (!s ||
         !CU_add_test(s, "one step = the documented objective's gradient", test_whole_objective) ||
         !CU_add_test(s, "routing: each term's teacher, rows and mask", test_routing) ||
+        !CU_add_test(s, "at_norm = none: the unnormalised AT", test_at_norm_none) ||
         !CU_add_test(s, "one supervised loss for baseline and method", test_one_supervised_loss) ||
         !CU_add_test(s, "dynamic weights follow the loss, not the domain",
                      test_weights_not_domain) ||

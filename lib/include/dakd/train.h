@@ -80,11 +80,21 @@ double dk_loss_kd(float *dstudent, const float *student, const float *const *tea
                   const float *tweights, int nteachers, const uint8_t *mask, int64_t n, int64_t c,
                   int64_t s, float T, float scale);
 
+/* How the attention maps are compared: DK_AT_L2 normalises each map (Zagoruyko & Komodakis),
+ * DK_AT_NONE compares the raw maps (the [distill] at_norm names "l2", "none"). */
+typedef enum { DK_AT_L2 = 0, DK_AT_NONE = 1 } dk_at_norm;
+
 /* Attention transfer (Zagoruyko & Komodakis 2017) at a tap. Per sample i and counted voxel v
  * (mask m_i at the student's grid; the maps are 0 at voxels the mask excludes):
- *   A_i(v) = m_i(v) sum_c F_i(c, v)^2,   a_i = A_i / max(||A_i||_2, 1e-12)   (L2 over voxels)
+ *   A_i(v) = m_i(v) sum_c F_i(c, v)^2
+ * norm = DK_AT_L2, with a_i = A_i / max(||A_i||_2, 1e-12)   (L2 over voxels):
  *   L = (1/n) sum_i ||a_s,i - a_t,i||_2^2   (mean over samples of the SUM over voxels; the
  *                                            reference code's .mean() is this / s)
+ * norm = DK_AT_NONE, with V_i = the number of voxels m_i counts (s without a mask):
+ *   L = (1/n) sum_i (1/V_i) sum_{counted v} (A_s,i(v) - A_t,i(v))^2
+ *       (the mean over samples of each sample's mean over its counted voxels; a sample with
+ *        V_i = 0 adds 0 but still counts in 1/n; unmasked, this is the mean-squared error
+ *        over every element of the (n, s) maps, as F.mse_loss)
  * fs (n, cs, d, h, w) student, ft (n, ct, d*fd, h*fh, w*fw) teacher with integer factors
  * fd, fh, fw >= 1 (channels may differ): the teacher map A_t is AVERAGE-POOLED over each
  * fd x fh x fw block onto the student grid before its mask and normalisation. mask (n, d*h*w)
@@ -94,7 +104,7 @@ double dk_loss_kd(float *dstudent, const float *student, const float *const *tea
  * shape; NULL: forward only); the teacher gets no gradient. */
 size_t dk_loss_at_work_floats(const dk_tensor *fs);
 double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, const uint8_t *mask,
-                  float scale, float *work);
+                  dk_at_norm norm, float scale, float *work);
 
 /* Hint (FitNets, Romero et al.): a 1x1 convolution adapter r(F_s) = W F_s + b maps the
  * student feature fs (n, cs, d, h, w) to the teacher's channels; ft (n, ct, d, h, w):
@@ -310,6 +320,7 @@ typedef struct {
     double temp_gamma, temp_min;
     double mix_r0, mix_delta, mix_min; /* source share r(e) = max(mix_min, r0 - delta e) */
     double lambda_at, lambda_hint, lambda_align, lambda_ent;
+    int at_norm;             /* dk_at_norm */
     int align;               /* dk_align_kind */
     char align_tap[32];      /* a dk_tap name */
     char hint_tap[32];       /* the FitNets hint tap (both networks; same grid) */
@@ -424,9 +435,10 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *   w_i      = the dynamic weight of row i (dk_dynweights updated with, then computed from,
  *              the batch's KD_i: one quantity for source and target rows), 1 when
  *              dynamic_weights is off; a constant of the step (no gradient through it);
- *   AT_l,i   = dk_loss_at of row i (n = 1) at each encoder tap enc<l> both networks have,
- *              against row i's first teacher (the target-statistics copy on target rows under
- *              target_bn), mask m_i max-pooled to the tap's grid (dk_mask_pool);
+ *   AT_l,i   = dk_loss_at of row i (n = 1, norm at_norm) at each encoder tap enc<l> both
+ *              networks have, against row i's first teacher (the target-statistics copy on
+ *              target rows under target_bn), mask m_i max-pooled to the tap's grid
+ *              (dk_mask_pool);
  *   L_hint   = (1/B) (ns H_src + nt H_tgt), H = dk_loss_hint over the source rows and over
  *              the target rows (each the mean over its elements), against row i's first
  *              teacher as for AT, at hint_tap (default "bottleneck", the middle of the U-Net
