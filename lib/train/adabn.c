@@ -16,18 +16,24 @@
 
 enum { ADABN_STREAM = 4, DROPOUT_STREAM = 1000000 };
 
+/* The one check that a network has batch-norm statistics to re-estimate. */
+static dk_status check_batch_norm(const dk_unet *net) {
+    dk_norm_kind k = dk_unet_get_config(net)->norm;
+    if (k == DK_NORM_BATCH) return DK_OK;
+    return dk_fail(DK_ERR_ARG, "the network has no batch norm (%s): there are no statistics "
+                   "to adapt", k == DK_NORM_INSTANCE ? "instance norm" : "no norm layer");
+}
+
 dk_status dk_adabn(dk_unet *net, dk_batch *b, const dk_sampler *s, int64_t batches,
                    uint64_t seed) {
     const dk_unet_config *g = dk_unet_get_config(net);
     const dk_tensor *x = &b->image;
-    if (g->norm != DK_NORM_BATCH)
-        return dk_fail(DK_ERR_ARG, "AdaBN: the network normalises with %s, so it has no "
-                       "batch-norm statistics to re-estimate",
-                       g->norm == DK_NORM_INSTANCE ? "instance norm" : "no norm layer");
+    dk_status st = check_batch_norm(net);
+    if (st != DK_OK) return dk_error_context(st, "AdaBN");
     if (x->c != g->in_channels)
         return dk_fail(DK_ERR_ARG, "AdaBN: the images have %lld channels, the network takes %d",
                        (long long)x->c, g->in_channels);
-    dk_status st = dk_unet_plan(net, x->n, x->d, x->h, x->w);
+    st = dk_unet_plan(net, x->n, x->d, x->h, x->w);
     if (st != DK_OK) return st;
     dk_rng r;
     dk_rng_seed(&r, seed);
@@ -159,11 +165,8 @@ dk_status dk_adapt_run(const dk_adapt_opts *o) {
     if (o->cases_csv) st = select_rows(&rows, o, source, sizeof source);
     if (st == DK_OK)
         st = dk_predict_inputs_read(&in, o->model, o->inputs, o->cases_csv ? &rows : NULL);
-    if (st == DK_OK && dk_unet_get_config(in.net)->norm != DK_NORM_BATCH)
-        st = dk_fail(DK_ERR_ARG, "%s: the network has no batch norm (%s): there are no "
-                     "statistics to adapt", o->model,
-                     dk_unet_get_config(in.net)->norm == DK_NORM_INSTANCE ? "instance norm"
-                                                                          : "no norm layer");
+    if (st == DK_OK && (st = check_batch_norm(in.net)) != DK_OK) /* before any sampling */
+        st = dk_error_context(st, "%s", o->model);
     dk_sampler_opts so;
     dk_sampler_defaults(&so);
     for (int a = 0; a < 3; a++) so.patch[a] = in.patch[a];
