@@ -35,7 +35,8 @@ typedef struct {
 typedef struct {
     int kind;             /* stage_kind (train, eval, report) */
     int mode;             /* dk_trainer_mode order: teacher, student, oracle, distill */
-    char teacher[STUDY_NAME_MAX];
+    char teacher[512];    /* distill: comma-separated train stages, the first one's model the
+                           * teacher_checkpoint, the others' the extra_teachers */
     char model[STUDY_NAME_MAX]; /* adapt: the train stage whose model it adapts */
     char label[128];
     int model_file;       /* model_file_kind */

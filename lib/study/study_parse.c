@@ -60,7 +60,8 @@ static const dk_cfg_field settings_table[] = {
 static const dk_cfg_field stage_table[] = {
     TF("kind", DK_CFG_ENUM, kind, 0, 0, "train", kind_names, "train | eval | report | adapt"),
     TF("mode", DK_CFG_ENUM, mode, 0, 0, "teacher", mode_names, "train: what to train"),
-    TS("teacher", teacher, "", "distill: the teacher's train stage"),
+    TS("teacher", teacher, "",
+       "distill: the teacher's train stage, then any extra teachers' (a, b, ...)"),
     TS("model", model, "", "adapt: the train stage whose model to adapt"),
     TS("label", label, "", "the row's name in the study table"),
     TF("model_file", DK_CFG_ENUM, model_file, 0, 0, "best", file_names,
@@ -169,6 +170,19 @@ static dk_status stage_for(study_stage **out, dk_study *s, const char *name, con
     return DK_OK;
 }
 
+/* The teachers' model files come from the stages named by teacher = a, b, ...: the keys
+ * that name them are the runner's (section.key, or key in [section]). */
+static dk_status check_teacher_keys(const char *where, const char *section, const char *key) {
+    const char *dot = strchr(key, '.');
+    char sk[96];
+    snprintf(sk, sizeof sk, "%s.%s", dot ? "" : section, key);
+    const char *k = dot ? key : sk;
+    if (strcmp(k, "distill.extra_teachers") && strcmp(k, "model.teacher_checkpoint")) return DK_OK;
+    return dk_fail(DK_ERR_ARG, "%s: %s: the study runner sets the teachers' model files from "
+                   "a stage's teacher = <train stage>[, <more train stages>]; remove the line",
+                   where, k);
+}
+
 /* One key of the file (line > 0) or one override given with the file (line 0). Messages
  * start with "<file>:<line>" or "override". */
 static dk_status on_entry(dk_study *s, int line, const char *section, const char *key,
@@ -183,6 +197,8 @@ static dk_status on_entry(dk_study *s, int line, const char *section, const char
         return apply(&s->set, settings_table, NTAB(settings_table), file, line, section, key,
                      value);
     }
+    dk_status kc = check_teacher_keys(where, section, key);
+    if (kc != DK_OK) return kc;
     if (is_shared_section(section)) {
         dk_train_config scratch;
         size_t n;
@@ -194,6 +210,7 @@ static dk_status on_entry(dk_study *s, int line, const char *section, const char
     if (strcmp(section, "output") == 0)
         return dk_fail(DK_ERR_ARG, "%s: [output] %s: the study runner sets the output "
                        "folder (<run_dir>/<stage>); remove the line", where, key);
+
     if (strncmp(section, "stage.", 6) != 0)
         return dk_fail(DK_ERR_ARG, "%s: unknown section [%s] (study, phantoms, data, model, "
                        "train, distill, augment, stage.NAME)", where, section);
@@ -411,7 +428,8 @@ static dk_status stage_deps(dk_study *s, int i) {
             return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] teacher is for mode = distill",
                            s->path, st->teacher_line, st->name);
         if (distill)
-            return add_dep(s, st, st->f.teacher, st->teacher_line, "teacher", 1u << STAGE_TRAIN);
+            return list_deps(s, st, st->f.teacher, st->teacher_line, "teacher",
+                             1u << STAGE_TRAIN);
     } else if (st->f.kind == STAGE_EVAL || st->f.kind == STAGE_ADAPT) {
         int eval = st->f.kind == STAGE_EVAL;
         if (!st->f.domain[0])
@@ -479,19 +497,11 @@ static dk_status check_graph(dk_study *s) {
 
 /* "a,b[,c]" into n numbers (> 0); the third defaults to `def3`. */
 static int parse_triple(double v[3], const char *text, double def3) {
-    char *end;
-    const char *p = text;
-    int n = 0;
     v[2] = def3;
-    while (n < 3) {
-        v[n] = strtod(p, &end);
-        if (end == p || !(v[n] > 0)) return -1;
-        n++;
-        if (*end == '\0') break;
-        if (*end != ',') return -1;
-        p = end + 1;
-    }
-    return *end == '\0' && n >= 2 ? n : -1;
+    int n = dk_parse_numbers(v, 3, text);
+    for (int i = 0; i < n; i++)
+        if (!(v[i] > 0)) return -1;
+    return n >= 2 ? n : -1;
 }
 
 static dk_status check_phantoms(dk_study *s) {

@@ -55,7 +55,8 @@ static void config_text(text_buf *t, const dk_train_config *c) {
     const dk_cfg_field *tab = dk_train_config_table(&n);
     for (size_t i = 0; i < n; i++) {
         const char *sk = tab[i].key;
-        if (!strcmp(sk, "cases") || !strcmp(sk, "teacher_checkpoint") || !strcmp(sk, "run_dir"))
+        if (!strcmp(sk, "cases") || !strcmp(sk, "teacher_checkpoint") ||
+            !strcmp(sk, "extra_teachers") || !strcmp(sk, "run_dir"))
             continue;
         char v[4096];
         dk_cfg_format(v, sizeof v, c, &tab[i]);

@@ -80,6 +80,34 @@ static dk_status apply_sets(dk_train_config *c, const dk_study *s, const study_s
     return DK_OK;
 }
 
+/* teacher = a, b, ...: a's model file is the teacher_checkpoint, the others' the
+ * extra_teachers (the parser checked that each is a train stage). */
+static dk_status set_teachers(dk_train_config *c, const dk_study *s, const study_stage *st) {
+    char buf[STUDY_PATH_MAX];
+    dk_sbuf extra = {0};
+    dk_sb_puts(&extra, "distill.extra_teachers=");
+    dk_status rc = DK_OK;
+    int n = 0;
+    for (const char *p = st->f.teacher; rc == DK_OK && *p; n++) {
+        while (*p == ' ' || *p == '\t') p++;
+        size_t len = strcspn(p, ","), end = len;
+        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t')) end--;
+        char name[STUDY_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", (int)end, p);
+        int k = dk__study_find(s, name);
+        DK_ASSERT(k >= 0);
+        dk__study_model_file(buf, sizeof buf, s, &s->stages[k]);
+        if (n == 0) rc = set1(c, "model.teacher_checkpoint=%s", buf);
+        else dk_sb_printf(&extra, "%s%s", n > 1 ? "," : "", buf);
+        p += len + (p[len] == ',');
+    }
+    if (rc == DK_OK && n > 1)
+        rc = extra.oom ? dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path)
+                       : dk_train_config_set(c, extra.s);
+    dk_sb_free(&extra);
+    return rc;
+}
+
 dk_status dk__study_train_config(dk_train_config *c, const dk_study *s, const study_stage *st) {
     dk_train_config_defaults(c);
     dk_status rc = s->has_phantoms ? phantom_defaults(c, s) : DK_OK;
@@ -90,11 +118,7 @@ dk_status dk__study_train_config(dk_train_config *c, const dk_study *s, const st
     char buf[STUDY_PATH_MAX];
     dk__study_path(buf, sizeof buf, s, st ? st->name : "", NULL);
     if (rc == DK_OK) rc = set1(c, "output.run_dir=%s", buf);
-    if (rc == DK_OK && st && st->f.mode == DK_TRAINER_DISTILL) {
-        int k = dk__study_find(s, st->f.teacher);
-        if (k >= 0) dk__study_model_file(buf, sizeof buf, s, &s->stages[k]);
-        if (k >= 0) rc = set1(c, "model.teacher_checkpoint=%s", buf);
-    }
+    if (rc == DK_OK && st && st->f.mode == DK_TRAINER_DISTILL) rc = set_teachers(c, s, st);
     if (rc != DK_OK) return rc;
     rc = dk_train_config_validate(c);
     return rc == DK_OK ? DK_OK
