@@ -26,12 +26,17 @@ static const char *distill_help =
     "Distil the teacher ([model] teacher_checkpoint, plus [distill] extra_teachers) into the\n"
     "student on source (labelled) and target (unlabelled) cases:\n"
     "  L = alpha L_KD + (1-alpha) L_sup + lambda_at L_AT + lambda_hint L_hint\n"
-    "      + lambda_align L_align + lambda_ent L_ent\n"
+    "      + lambda_align L_align + lambda_ent L_ent + lambda_self L_self\n"
     "A step takes [data] batch_size patches in all: round(r(e) batch_size) source, the rest\n"
     "target (at least 2 of each with alignment on), with the source share\n"
     "r(e) = max(mix_min, mix_r0 - mix_delta e); then the temperature schedule, gradient\n"
-    "clipping, dynamic sample weights and an optional EMA teacher. Options and outputs as\n"
-    "'dakd train'. Config keys:\n";
+    "clipping, dynamic sample weights. Self-distillation ([distill] self_distill): 'layers'\n"
+    "trains the student's deep-supervision heads ([model] student_deep_supervision = true)\n"
+    "on its own final output (L_self), 'ema' adds a mean teacher, 'both' does both. Extra\n"
+    "teachers may differ from the first in width, depth, norm and up-sampling; their soft\n"
+    "targets mix with teacher_weights, per voxel by confidence with teacher_combine =\n"
+    "confidence; attention transfer and hints use the first teacher. Options and outputs\n"
+    "as 'dakd train'. Config keys:\n";
 
 /* Options in any order; the --set overrides apply after CONFIG is loaded, in their order,
  * so `--set k=v CONFIG` and `CONFIG --set k=v` mean the same. */

@@ -92,6 +92,22 @@ static dk_status parse_integer(void *obj, const dk_cfg_field *f, const char *v,
     return DK_OK;
 }
 
+int dk_parse_numbers(double *v, int max, const char *text) {
+    const char *p = text;
+    while (isspace((unsigned char)*p)) p++;
+    if (!*p) return 0;
+    for (int n = 0;; n++) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || n >= max || !isfinite(x)) return -1;
+        v[n] = x;
+        while (isspace((unsigned char)*end)) end++;
+        if (*end == '\0') return n + 1;
+        if (*end != ',') return -1;
+        p = end + 1;
+    }
+}
+
 static dk_status parse_real(void *obj, const dk_cfg_field *f, const char *v, const char *where) {
     char *end = NULL;
     errno = 0;

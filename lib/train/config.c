@@ -39,6 +39,8 @@ static const char *const lr_kinds[] = {"constant", "poly", "cosine", NULL};
 static const char *const temp_kinds[] = {"adaptive", "halving", "constant", NULL};
 static const char *const align_kinds[] = {"mmd", "coral", "none", NULL};
 static const char *const at_norms[] = {"l2", "none", NULL}; /* dk_at_norm's order */
+static const char *const self_kinds[] = {"none", "layers", "ema", "both", NULL};
+static const char *const combines[] = {"fixed", "confidence", NULL};
 
 /* One network's keys: [model] <prefix>_base, ... into member `net`. */
 #define NET_FIELDS(p, net, def_base, def_levels)                                                   \
@@ -120,7 +122,11 @@ static const dk_cfg_field layout[] = {
     F_DBL("distill", "lambda_ent", lambda_ent, 0, 1e3, "0", "target entropy weight"),
     F_BOOL("distill", "dynamic_weights", dynamic_weights, "true", "per-sample loss weights"),
     F_DBL("distill", "dyn_beta", dyn_beta, 0, 10, "0.5", "dynamic weight scale beta"),
-    F_BOOL("distill", "ema", ema, "false", "mean-teacher self-distillation"),
+    F_ENUM("distill", "self_distill", self_distill, self_kinds, "none",
+           "self-distillation: layers (the student's deep-supervision heads learn its own "
+           "final output), ema (mean teacher), both"),
+    F_DBL("distill", "lambda_self", lambda_self, 0, 1e3, "1",
+          "weight of the layer-wise self-distillation term L_self"),
     F_DBL("distill", "ema_momentum", ema_momentum, 0, 1, "0.99", "EMA momentum"),
     F_DBL("distill", "ema_rampup_epochs", ema_rampup_epochs, 0, 1e5, "5",
           "the EMA teacher's KD weight ramps in as exp(-5 (1 - t/R)^2) over R epochs; 0 = none"),
@@ -128,7 +134,13 @@ static const dk_cfg_field layout[] = {
            "AdaBN: batch-norm statistics re-estimated on target patches for the teacher on "
            "target rows and the exported student"),
     F_STR("distill", "extra_teachers", extra_teachers, "",
-          "comma-separated checkpoints of more teachers; empty = none"),
+          "comma-separated model files of more teachers (any width, depth, norm, up); "
+          "empty = none"),
+    F_STR("distill", "teacher_weights", teacher_weights, "",
+          "comma-separated weight of each teacher (first, then extra_teachers); empty = 1 each"),
+    F_ENUM("distill", "teacher_combine", teacher_combine, combines, "fixed",
+           "teachers' soft targets mixed with fixed weights or per-voxel confidence "
+           "(lower entropy, more weight) times them"),
     SCHEMA(DK_PREP_AUGMENT, aug),
     F_STR("output", "run_dir", run_dir, "runs/train", "run directory"),
 };
@@ -261,20 +273,58 @@ static double temp_t0(const dk_train_config *c) {
     return dk_schedule_temp_adaptive().v0;
 }
 
-/* Deep-supervision heads are built by the network but no loss trains them yet. */
-static dk_status check_deep_supervision(const dk_unet_config *net, const char *which) {
-    if (!net->deep_supervision) return DK_OK;
-    return dk_fail(DK_ERR_ARG, "config: [model] %s_deep_supervision = true: no loss trains the "
-                               "deep-supervision heads yet; set it to false", which);
+/* Deep-supervision heads: only the student's, and only with a loss that trains them (layer
+ * self-distillation), which needs heads (levels >= 3: heads on levels 1 .. levels - 2). */
+static dk_status check_heads(const dk_train_config *c) {
+    int layers = c->self_distill & DK_SELF_LAYERS;
+    if (c->teacher.deep_supervision)
+        return dk_fail(DK_ERR_ARG, "config: [model] teacher_deep_supervision = true: no loss "
+                       "trains the teacher's deep-supervision heads; set it to false");
+    if (c->student.deep_supervision && !layers)
+        return dk_fail(DK_ERR_ARG, "config: [model] student_deep_supervision = true: only "
+                       "[distill] self_distill = layers or both trains the heads (it is %s)",
+                       self_kinds[c->self_distill]);
+    if (layers && !c->student.deep_supervision)
+        return dk_fail(DK_ERR_ARG, "config: [distill] self_distill = %s needs [model] "
+                       "student_deep_supervision = true (the heads it trains)",
+                       self_kinds[c->self_distill]);
+    if (layers && c->student.levels < 3)
+        return dk_fail(DK_ERR_ARG, "config: [distill] self_distill = %s needs [model] "
+                       "student_levels >= 3 (heads sit on levels 1 .. levels - 2; it is %d)",
+                       self_kinds[c->self_distill], c->student.levels);
+    return DK_OK;
 }
 
-static dk_status check_distill(const dk_train_config *c) {
+/* nteachers from extra_teachers, teacher_w from teacher_weights (one per teacher, >= 0, sum
+ * > 0; empty = 1 each). The paths themselves are checked when the trainer loads them. */
+static dk_status check_teachers(dk_train_config *c) {
+    int n = c->extra_teachers[0] ? 2 : 1;
+    for (const char *p = c->extra_teachers; *p; p++) n += *p == ',';
+    if (n > DK_TRAIN_MAX_TEACHERS)
+        return dk_fail(DK_ERR_ARG, "config: [distill] extra_teachers: %d entries, at most %d",
+                       n - 1, DK_TRAIN_MAX_TEACHERS - 1);
+    c->nteachers = n;
+    if (!c->teacher_weights[0]) {
+        for (int i = 0; i < n; i++) c->teacher_w[i] = 1.0;
+        return DK_OK;
+    }
+    double sum = 0;
+    int k = dk_parse_numbers(c->teacher_w, DK_TRAIN_MAX_TEACHERS, c->teacher_weights);
+    for (int i = 0; i < k; i++) sum += c->teacher_w[i] >= 0 ? c->teacher_w[i] : NAN;
+    if (k != n || !(sum > 0))
+        return dk_fail(DK_ERR_ARG, "config: [distill] teacher_weights = '%s': needs %d "
+                       "numbers >= 0 with a positive sum, one per teacher (teacher_checkpoint, "
+                       "then the %d extra_teachers)", c->teacher_weights, n, n - 1);
+    return DK_OK;
+}
+
+static dk_status check_distill(dk_train_config *c) {
     dk_status st = check_lo_hi(c->mix_min, c->mix_r0, "distill", "mix_min", "mix_r0");
     if (st == DK_OK && c->temp_min > temp_t0(c))
         st = dk_fail(DK_ERR_ARG, "config: [distill] temp_min = %g exceeds T0 = %g (temp_t0%s)",
                      c->temp_min, temp_t0(c), c->temp_t0 > 0 ? "" : " 0: the schedule's own");
-    if (st == DK_OK) st = check_deep_supervision(&c->teacher, "teacher");
-    if (st == DK_OK) st = check_deep_supervision(&c->student, "student");
+    if (st == DK_OK) st = check_heads(c);
+    if (st == DK_OK) st = check_teachers(c);
     if (st == DK_OK && c->align != DK_ALIGN_NONE && c->lambda_align > 0 && !c->align_tap[0])
         st = dk_fail(DK_ERR_ARG, "config: [distill] align_tap is empty but align = %s",
                      align_kinds[c->align]);

@@ -7,8 +7,11 @@
  *                 KL = sum_k q_k ((z_t,k - z_s,k) / T + lse_s - lse_t)  (no log per class);
  *   several:      q_k = sum_t w_t softmax(z_t / T)_k, KL = sum_k q_k (log q_k - log p_k)
  *                 (terms with q_k = 0 add 0; a log per class);
- * loss T^2 KL, and dL/dz_s,k = T (p_k - q_k) / V. Tiles of voxels in double
- * (loss_internal.h); the gradient is rounded to float once.
+ * loss T^2 KL, and dL/dz_s,k = T (p_k - q_k) / V. With confidence weights (dk_loss_kd_confidence)
+ * w_t is per voxel: w_t,v = a_t (1 - H_t,v / log c + DK_KD_CONF_EPS), normalised over t, where
+ * H_t,v = lse_t,v - sum_k p_t,k z_t,k is the entropy of the teacher's softmax at T = 1 (one
+ * more softmax per teacher and tile). Tiles of voxels in double (loss_internal.h); the
+ * gradient is rounded to float once.
  */
 #include "loss_internal.h"
 
@@ -20,6 +23,7 @@ typedef struct {
     const float *const *t;
     double w[KD_MAX_TEACHERS]; /* normalised teacher weights */
     int nt;
+    int confidence;            /* per-voxel weights w_t a_t (confidence + eps), normalised */
     const uint8_t *mask;
     int64_t c, s;
     double inv_t, t2, g; /* 1/T, T^2, scale * T / V */
@@ -54,18 +58,47 @@ static inline void kd_one(kd_tile *b, const kd_ctx *q, const float *xs, const fl
     }
 }
 
+/* wv (nt, LOSS_TILE): teacher i's weight at each voxel of the tile, a_i (1 - H_i / log c +
+ * eps) normalised over the teachers, H_i the entropy of softmax(z_i) at T = 1. */
+static void kd_confidence(double *wv, kd_tile *b, const kd_ctx *q, int64_t o, int64_t len) {
+    const int64_t c = q->c, s = q->s;
+    const double inv_logc = 1.0 / log((double)c);
+    double sum[LOSS_TILE] = {0};
+    for (int i = 0; i < q->nt; i++) {
+        double *w = wv + i * LOSS_TILE, pz[LOSS_TILE] = {0};
+        const float *z = q->t[i] + o;
+        dk_loss_softmax_tile(b->et, b->rt, b->lse_t, NULL, z, c, s, len, 1.0);
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t t = 0; t < len; t++)
+                pz[t] += b->et[k * LOSS_TILE + t] * b->rt[t] * (double)z[k * s + t];
+        for (int64_t t = 0; t < len; t++) {
+            w[t] = q->w[i] * (1.0 - (b->lse_t[t] - pz[t]) * inv_logc + DK_KD_CONF_EPS);
+            sum[t] += w[t];
+        }
+    }
+    for (int i = 0; i < q->nt; i++)
+        for (int64_t t = 0; t < len; t++)
+            wv[i * LOSS_TILE + t] /= sum[t];
+}
+
 /* kl (len) for several teachers: q = their weighted mixture. */
 static inline void kd_multi(kd_tile *b, const kd_ctx *q, const float *xs, int64_t o, int64_t len) {
     const int64_t c = q->c, s = q->s;
+    double wv[KD_MAX_TEACHERS * LOSS_TILE];
+    if (q->confidence) kd_confidence(wv, b, q, o, len);
     memset(b->q, 0, (size_t)(c * LOSS_TILE) * sizeof(double));
     for (int i = 0; i < q->nt; i++) {
         dk_loss_softmax_tile(b->et, b->rt, NULL, NULL, q->t[i] + o, c, s, len, q->inv_t);
-        const double w = q->w[i];
+        const double *w = wv + i * LOSS_TILE;
         for (int64_t k = 0; k < c; k++) {
             double *qk = b->q + k * LOSS_TILE;
             const double *ek = b->et + k * LOSS_TILE;
-            for (int64_t t = 0; t < len; t++)
-                qk[t] += w * (ek[t] * b->rt[t]);
+            if (q->confidence)
+                for (int64_t t = 0; t < len; t++)
+                    qk[t] += w[t] * (ek[t] * b->rt[t]);
+            else
+                for (int64_t t = 0; t < len; t++)
+                    qk[t] += q->w[i] * (ek[t] * b->rt[t]);
         }
     }
     memset(b->kl, 0, (size_t)len * sizeof(double));
@@ -115,16 +148,16 @@ static void kd_range(double *acc, void *ctx, int64_t v0, int64_t v1) {
     }
 }
 
-double dk_loss_kd(float *dstudent, const float *student, const float *const *teachers,
-                  const float *tweights, int nteachers, const uint8_t *mask, int64_t n, int64_t c,
-                  int64_t s, float T, float scale) {
+static double kd_run(float *dstudent, const float *student, const float *const *teachers,
+                     const float *tweights, int nteachers, int confidence, const uint8_t *mask,
+                     int64_t n, int64_t c, int64_t s, float T, float scale) {
     DK_ASSERT(student && teachers && nteachers >= 1 && nteachers <= KD_MAX_TEACHERS);
     DK_ASSERT(n > 0 && s > 0 && c >= 1 && c <= DK_LOSS_MAX_CLASSES && T > 0);
     const int64_t nv = n * s;
     int64_t counted = dk_loss_count_mask(mask, nv);
     if (counted == 0) return 0.0;
     kd_ctx q = {.dx = dstudent, .x = student, .t = teachers, .nt = nteachers, .mask = mask,
-                .c = c, .s = s, .inv_t = 1.0 / (double)T, .t2 = (double)T * (double)T,
+                .confidence = confidence && nteachers > 1, .c = c, .s = s, .inv_t = 1.0 / (double)T, .t2 = (double)T * (double)T,
                 .g = (double)scale * (double)T / (double)counted};
     double wsum = 0;
     for (int i = 0; i < nteachers; i++) {
@@ -139,4 +172,18 @@ double dk_loss_kd(float *dstudent, const float *student, const float *const *tea
     double sum;
     dk_loss_chunked_sums(&sum, 1, kd_range, &q, nv, nv * c * (nteachers + 1));
     return sum / (double)counted;
+}
+
+double dk_loss_kd(float *dstudent, const float *student, const float *const *teachers,
+                  const float *tweights, int nteachers, const uint8_t *mask, int64_t n, int64_t c,
+                  int64_t s, float T, float scale) {
+    return kd_run(dstudent, student, teachers, tweights, nteachers, 0, mask, n, c, s, T, scale);
+}
+
+double dk_loss_kd_confidence(float *dstudent, const float *student,
+                             const float *const *teachers, const float *tweights, int nteachers,
+                             const uint8_t *mask, int64_t n, int64_t c, int64_t s, float T,
+                             float scale) {
+    DK_ASSERT(c >= 2);
+    return kd_run(dstudent, student, teachers, tweights, nteachers, 1, mask, n, c, s, T, scale);
 }

@@ -89,3 +89,21 @@ void dk_mask_pool(uint8_t *out, const uint8_t *mask, int64_t n, int64_t d, int64
                     dst[x / fw] |= row[x] != 0;
             }
 }
+
+void dk_mean_pool(float *out, const float *in, int64_t planes, int64_t d, int64_t h, int64_t w,
+                  int64_t fd, int64_t fh, int64_t fw) {
+    DK_ASSERT(out && in && planes >= 0 && fd >= 1 && fh >= 1 && fw >= 1);
+    DK_ASSERT(d % fd == 0 && h % fh == 0 && w % fw == 0);
+    const int64_t od = d / fd, oh = h / fh, ow = w / fw, os = od * oh * ow;
+    const double inv = 1.0 / (double)(fd * fh * fw);
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t o = 0; o < os; o++) {
+            const int64_t z0 = o / (oh * ow) * fd, y0 = o / ow % oh * fh, x0 = o % ow * fw;
+            double sum = 0;
+            for (int64_t z = z0; z < z0 + fd; z++)
+                for (int64_t y = y0; y < y0 + fh; y++)
+                    for (int64_t x = x0; x < x0 + fw; x++)
+                        sum += in[p * d * h * w + (z * h + y) * w + x];
+            out[p * os + o] = (float)(sum * inv);
+        }
+}

@@ -170,6 +170,28 @@ static dk_status load_frozen(dk_unet **out, const dk_unet_config *cfg, const cha
     return DK_OK;
 }
 
+/* An extra teacher: any network of the run's dims, channels and classes (its width, depth,
+ * norm and up-sampling are its file's), whose levels divide the patch. */
+static dk_status load_extra(dk_unet **out, const dk_train_config *c, const char *path) {
+    dk_status st = dk_unet_open(out, path, NULL);
+    if (st != DK_OK) return dk_error_context(st, "[distill] extra_teachers");
+    const dk_unet_config *g = dk_unet_get_config(*out);
+    const char *bad = g->dims != c->dims               ? "dims"
+                      : g->in_channels != c->in_channels ? "in_channels"
+                      : g->classes != c->classes         ? "classes"
+                                                         : NULL;
+    int64_t div = (int64_t)1 << (g->levels - 1);
+    if (!bad && (c->patch[1] % div || c->patch[2] % div || (c->dims == 3 && c->patch[0] % div)))
+        bad = "levels (the patch is not divisible by 2^(levels - 1))";
+    if (!bad) return DK_OK;
+    dk_unet_free(*out);
+    *out = NULL;
+    return dk_fail(DK_ERR_ARG, "[distill] extra_teachers: %s: its %s does not fit this run "
+                   "(dims %d, in_channels %d, classes %d, patch %lldx%lldx%lld)", path, bad,
+                   c->dims, c->in_channels, c->classes, (long long)c->patch[0],
+                   (long long)c->patch[1], (long long)c->patch[2]);
+}
+
 static dk_status build_teachers(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
     if (!c->teacher_checkpoint[0])
@@ -183,17 +205,19 @@ static dk_status build_teachers(dk_trainer *t) {
     while (*p) {
         char path[DK_TRAIN_PATH_MAX];
         size_t len = strcspn(p, ",");
-        if (len == 0 || len >= sizeof path || t->nteachers == MAX_TEACHERS - 1)
-            return dk_fail(DK_ERR_ARG, "[distill] extra_teachers: bad list (empty entry, path "
-                           "too long or more than %d teachers)", MAX_TEACHERS - 2);
+        while (len && p[len - 1] == ' ') len--;
+        if (len == 0 || len >= sizeof path)
+            return dk_fail(DK_ERR_ARG, "[distill] extra_teachers: bad list (an empty entry or "
+                           "a path of more than %d characters)", DK_TRAIN_PATH_MAX - 1);
         memcpy(path, p, len);
         path[len] = '\0';
-        st = load_frozen(&t->teachers[t->nteachers], &c->teacher, path,
-                         "[distill] extra_teachers");
-        if (st != DK_OK) return st;
+        if ((st = load_extra(&t->teachers[t->nteachers], c, path)) != DK_OK) return st;
         t->nteachers++;
-        p += len + (p[len] == ',');
+        p += strcspn(p, ",");
+        p += *p == ',';
+        while (*p == ' ') p++;
     }
+    DK_ASSERT(t->nteachers == c->nteachers);
     return DK_OK;
 }
 
@@ -231,6 +255,10 @@ static dk_status alloc_step_buffers(dk_trainer *t) {
         if (k > t->at_work_n) t->at_work_n = k;
     }
     t->at_work = calloc(t->at_work_n, sizeof(float));
+    if (t->opts.mode == DK_TRAINER_DISTILL && (t->cfg.self_distill & DK_SELF_LAYERS))
+        if (!(t->self_target = malloc((size_t)(t->batch * t->cfg.classes * t->nvox / 4) *
+                                      sizeof(float))))
+            return dk_fail(DK_ERR_NOMEM, "trainer: no memory for the self-distillation targets");
     if (!t->x || !t->lab || !t->mask || !t->sample_loss || !t->sample_w || !t->grad_rows || !t->align_x ||
         !t->align_work || !t->align_idx || !t->at_work || !t->tap_mask)
         return dk_fail(DK_ERR_NOMEM, "trainer: no memory for the step buffers");
@@ -243,6 +271,10 @@ static dk_status check_options(const dk_trainer *t) {
     if (c->val_domain == DK_VAL_TARGET && m != DK_TRAINER_ORACLE)
         return dk_fail(DK_ERR_ARG, "[data] val_domain = target: model selection must not look "
                        "at target labels; only an oracle run may validate on target");
+    if (m != DK_TRAINER_DISTILL && m != DK_TRAINER_TEACHER && c->student.deep_supervision)
+        return dk_fail(DK_ERR_ARG, "[model] student_deep_supervision = true: only distill trains "
+                       "the heads (self_distill = layers); a %s run would leave them random",
+                       m == DK_TRAINER_STUDENT ? "student" : "oracle");
     if (m == DK_TRAINER_DISTILL && c->align != DK_ALIGN_NONE && c->lambda_align > 0 &&
         c->batch_size < 4)
         return dk_fail(DK_ERR_ARG, "[data] batch_size = %d: alignment needs at least 2 source "
@@ -308,7 +340,7 @@ static dk_status build_nets(dk_trainer *t) {
     if ((st = dk_optim_init(&t->optim, dk_unet_params(t->net))) != DK_OK) return st;
     if (m != DK_TRAINER_DISTILL) return DK_OK;
     if ((st = build_teachers(t)) != DK_OK) return st;
-    if (c->ema) {
+    if (c->self_distill & DK_SELF_EMA) {
         if ((st = dk_unet_create(&t->ema, &c->student, 0, &init)) != DK_OK) return st;
         dk_params *ep = dk_unet_params(t->ema), *sp = dk_unet_params(t->net);
         dk_params *eb = dk_unet_buffers(t->ema), *sb = dk_unet_buffers(t->net);
@@ -397,6 +429,7 @@ void dk_trainer_free(dk_trainer *t) {
     free(t->align_work);
     free(t->align_idx);
     free(t->tap_mask);
+    free(t->self_target);
     dk_params_free(&t->hint);
     free(t->hint_work);
     free(t);

@@ -8,11 +8,12 @@
 #include "dakd/data.h"
 #include "dakd/train.h"
 
-enum { MAX_TEACHERS = 16, ALIGN_ROWS = 64 };
+/* the teachers and the EMA student: the most KD targets a row can have */
+enum { MAX_TEACHERS = DK_TRAIN_MAX_TEACHERS + 1, ALIGN_ROWS = 64 };
 
 /* The loss terms of one step (unweighted; total is the objective L), as logged. */
 typedef struct {
-    double total, kd, sup, ce, dice, at, hint, align, ent;
+    double total, kd, sup, ce, dice, at, hint, align, ent, self;
     double grad_norm, lr, T, alpha, mix;
     double ema_w;            /* the EMA teacher's KD weight rho (0 without one) */
     double w_src[3], w_tgt[3]; /* dynamic weights: mean, min, max over source / target rows */
@@ -51,6 +52,8 @@ struct dk_trainer {
     int64_t *align_idx;             /* (2 ALIGN_ROWS) the last step's source, target positions */
     int64_t align_ms, align_mt;     /* how many of each the last step drew (0: no term) */
     uint8_t *tap_mask;              /* (B, nvox) the mask pooled onto a tap's grid */
+    float *self_target;             /* (B, classes, nvox / 4) the final logits on a head's grid
+                                     * (self_distill layers), else NULL */
     dk_params hint;                 /* FitNets adapter "hint.weight" (ct, cs, 1, 1, 1), "hint.bias"
                                      * (ct); total 0 when hints are off */
     dk_optim hint_optim;            /* its optimiser state; step follows optim.step */

@@ -157,6 +157,7 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
     cJSON_AddNumberToObject(o, "ns", (double)s->ns);
     cJSON_AddNumberToObject(o, "nt", (double)s->nt);
     if (t->ema) cJSON_AddNumberToObject(o, "ema_weight", s->ema_w);
+    if (t->self_target) cJSON_AddNumberToObject(o, "self", s->self);
     static const char *const wk[2][3] = {{"w_src_mean", "w_src_min", "w_src_max"},
                                          {"w_tgt_mean", "w_tgt_min", "w_tgt_max"}};
     for (int d = 0; d < 2 && t->opts.mode == DK_TRAINER_DISTILL && t->cfg.dynamic_weights; d++)

@@ -31,10 +31,10 @@ static void put_row(dk_trainer *t, int64_t r, const dk_batch *b, int64_t i, int 
 
 /* The names of the terms of `s` that are not finite, ", "-separated ("none" if all are). */
 static void bad_terms(char *list, size_t n, const step_terms *s) {
-    const char *k[] = {"loss", "kd", "sup", "ce", "dice", "at", "hint", "align", "ent",
+    const char *k[] = {"loss", "kd", "sup", "ce", "dice", "at", "hint", "align", "ent", "self",
                        "grad_norm"};
     double v[] = {s->total, s->kd, s->sup, s->ce, s->dice, s->at, s->hint, s->align, s->ent,
-                  s->grad_norm};
+                  s->self, s->grad_norm};
     list[0] = '\0';
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         if (!isfinite(v[i])) {
@@ -77,9 +77,10 @@ static void sup_terms(dk_trainer *t, step_terms *st, int64_t n, float scale) {
     st->sup = st->ce + st->dice;
 }
 
-/* KD of row i against its teachers: every teacher at weight 1 (on a target row i >= ns the
- * first one's target_bn copy instead of it) and, on a target row, the EMA student at weight
- * rho. The target_bn teacher and the EMA network ran on the target rows only: row i - ns. */
+/* KD of row i against its teachers: teacher k at weight a_k (teacher_weights; on a target
+ * row i >= ns the first one's target_bn copy instead of it) and, on a target row, the EMA
+ * student at weight rho; fixed or per-voxel confidence weights (teacher_combine). The
+ * target_bn teacher and the EMA network ran on the target rows only: row i - ns. */
 static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64_t i, int64_t ns,
                         float T, float rho, float scale) {
     const float *tz[MAX_TEACHERS];
@@ -88,7 +89,7 @@ static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64
     int nt = 0;
     for (int k = 0; k < t->nteachers; k++, nt++) {
         tz[nt] = dk_unet_tap(t->teachers[k], "logits")->value.data + i * cs;
-        tw[nt] = 1.0f;
+        tw[nt] = (float)t->cfg.teacher_w[k];
     }
     if (t->teacher_tgt && i >= ns)
         tz[0] = dk_unet_tap(t->teacher_tgt, "logits")->value.data + (i - ns) * cs;
@@ -97,8 +98,9 @@ static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64
         tw[nt++] = rho;
     }
     float *gi = grad ? grad + i * cs : NULL; /* sample i's rows, like its logits */
-    return dk_loss_kd(gi, zs + i * cs, tz, tw, nt, t->mask + i * t->nvox, 1, t->cfg.classes,
-                      t->nvox, T, scale);
+    return (t->cfg.teacher_combine == DK_COMBINE_CONFIDENCE ? dk_loss_kd_confidence
+                                                             : dk_loss_kd)(
+        gi, zs + i * cs, tz, tw, nt, t->mask + i * t->nvox, 1, t->cfg.classes, t->nvox, T, scale);
 }
 
 /* Mean, min, max of w over rows [r0, r1) into out (3); nothing when the range is empty. */
@@ -213,6 +215,29 @@ static double at_terms(dk_trainer *t, int64_t ns, float scale) {
     return sum;
 }
 
+/* L_self (self_distill layers): each deep-supervision head ds<l> of the student learns the
+ * student's own final output at T, "Be Your Own Teacher" (Zhang et al. 2019): dk_loss_kd of
+ * the head's logits against the final logits mean-pooled onto the head's grid (a constant of
+ * the step), over every row, inside the rows' masks max-pooled alike; the mean over the
+ * heads. Adds scale / heads * d/dhead into each head's tap. */
+static double self_terms(dk_trainer *t, float T, float scale) {
+    const dk_tensor *z = &dk_unet_tap(t->net, "logits")->value;
+    int heads = dk_unet_get_config(t->net)->levels - 2;
+    double sum = 0;
+    for (int l = 1; l <= heads; l++) {
+        char name[16];
+        snprintf(name, sizeof name, "ds%d", l);
+        dk_tap *h = dk_unet_tap(t->net, name);
+        const dk_tensor *v = &h->value;
+        dk_mean_pool(t->self_target, z->data, z->n * z->c, z->d, z->h, z->w, z->d / v->d,
+                     z->h / v->h, z->w / v->w);
+        const float *tz = t->self_target;
+        sum += dk_loss_kd(h->grad, v->data, &tz, NULL, 1, tap_mask(t, v), v->n, v->c,
+                          v->d * v->h * v->w, T, scale / (float)heads);
+    }
+    return sum / heads;
+}
+
 /* MMD / CORAL between per-voxel student features of source and target rows at align_tap,
  * drawn inside the rows' masks at the tap's grid (the positions stay in align_idx). */
 static double align_term(dk_trainer *t, int64_t ns, dk_rng *rng, float scale) {
@@ -262,6 +287,8 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
     sup_terms(t, st, ns, (float)(1 - st->alpha));
     double kdw = kd_terms(t, st, ns, T, (float)st->ema_w);
     if (c->lambda_at > 0) st->at = at_terms(t, ns, (float)c->lambda_at);
+    if ((c->self_distill & DK_SELF_LAYERS) && c->lambda_self > 0)
+        st->self = self_terms(t, T, (float)c->lambda_self);
     if (t->hint.total)
         st->hint = by_domain(t, c->hint_tap, ns, NULL, (float)c->lambda_hint, hint_pair);
     if (c->align != DK_ALIGN_NONE && c->lambda_align > 0) {
@@ -276,7 +303,8 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
                                   t->batch - ns, c->classes, t->nvox, (float)c->lambda_ent);
     }
     st->total = st->alpha * kdw + (1 - st->alpha) * st->sup + c->lambda_at * st->at +
-                c->lambda_hint * st->hint + c->lambda_align * st->align + c->lambda_ent * st->ent;
+                c->lambda_hint * st->hint + c->lambda_align * st->align + c->lambda_ent * st->ent +
+                c->lambda_self * st->self;
 }
 
 static void scale_grad(dk_params *p, float k) {

@@ -113,7 +113,7 @@ static int configure(dk_train_config *c, const bench_opts *o, int ema) {
     int bad = 0;
     dk_train_config_defaults(c);
     for (int i = 0; sets[i]; i++) bad |= dk_train_config_set(c, sets[i]) != DK_OK;
-    bad |= setf(c, "distill.ema=%s", ema ? "true" : "false");
+    bad |= setf(c, "distill.self_distill=%s", ema ? "ema" : "none");
     bad |= setf(c, "data.cases=%s", csv) | setf(c, "output.run_dir=%s/run%d", dir, ema);
     bad |= setf(c, "train.steps_per_epoch=%d", o->steps) | setf(c, "train.epochs=1");
     bad |= setf(c, "train.threads=%d", o->threads);

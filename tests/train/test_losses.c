@@ -24,7 +24,7 @@ static float *fbuf(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(fl
 
 /* ------------------------------------------------------------------ the gradcheck harness */
 
-typedef enum { K_DICE, K_KD, K_ENT, K_AT, K_HINT, K_GAP, K_SAMPLE, K_MMD, K_CORAL } loss_kind;
+typedef enum { K_DICE, K_KD, K_KDC, K_ENT, K_AT, K_HINT, K_GAP, K_SAMPLE, K_MMD, K_CORAL } loss_kind;
 
 /* One loss under test: variables x (and x2 / w / b), constants, workspace. */
 typedef struct {
@@ -56,6 +56,9 @@ static double lc_eval(lcase *L, int grad, float scale) {
     case K_KD:
         return dk_loss_kd(dx, L->x, L->teach, L->tw, L->nteach, L->mask, L->n, L->c, L->s, L->T,
                           scale);
+    case K_KDC:
+        return dk_loss_kd_confidence(dx, L->x, L->teach, L->tw, L->nteach, L->mask, L->n, L->c,
+                                     L->s, L->T, scale);
     case K_ENT: return dk_loss_entropy(dx, L->x, L->mask, L->n, L->c, L->s, scale);
     case K_AT: return dk_loss_at(dx, &L->fs, &L->ft, L->mask, L->at_norm, scale, L->work);
     case K_HINT:
@@ -237,6 +240,41 @@ static void test_kd_grad(void) {
             CU_ASSERT(L.dx[1] == 0 && L.dx[3] == 0 && L.dx[5] == 0);
         lc_free(&L);
     }
+}
+
+/* Per-voxel confidence weights on 3 voxels of 2 classes, teachers A and B at a = (1, 0.5),
+ * T = 2, checked by hand (each step in double, the entropies in nats):
+ *   voxel  A        B        H_A     H_B     w_A       w_B       q_0       T^2 KL
+ *   0      (2, 0)   (0, 0)   0.3653  0.6931  0.989753  0.010247  0.728691  0.434362
+ *   1      (0, 0)   (0, 3)   0.6931  0.1909  0.026503  0.973497  0.190842  1.163149
+ *   2      (0, 0)   (4, 0)   0.6931  0.0901  0.022222  0.977778  0.872335  0.623944
+ * with w_t = a_t (1 - H_t / ln 2 + 0.01) normalised, q = w_A softmax(A / 2) + w_B softmax(B
+ * / 2), the student (0, 0), (0.5, 0), (0, -1); L = the mean 0.740485. Fixed weights (2/3,
+ * 1/3) give 0.140158: the uniform teacher's vote is what the confidence weights remove. */
+static void test_kd_confidence(void) {
+    static const float zs[6] = {0, 0.5f, 0, 0, 0, -1}; /* (c = 2, s = 3): class 0, class 1 */
+    static const float ta[6] = {2, 0, 0, 0, 0, 0}, tb[6] = {0, 0, 4, 0, 3, 0};
+    const float *t[2] = {ta, tb}, a[2] = {1.0f, 0.5f};
+    CHECK_CLOSE(dk_loss_kd_confidence(NULL, zs, t, a, 2, NULL, 1, 2, 3, 2.0f, 1.0f),
+                0.7404848784874455, 1e-6);
+    CHECK_CLOSE(dk_loss_kd(NULL, zs, t, a, 2, NULL, 1, 2, 3, 2.0f, 1.0f), 0.1401581527599817,
+                1e-6);
+    /* voxel 1 alone (the mask): 1.163149 */
+    const uint8_t m010[3] = {0, 1, 0};
+    CHECK_CLOSE(dk_loss_kd_confidence(NULL, zs, t, a, 2, m010, 1, 2, 3, 2.0f, 1.0f),
+                1.1631486755712963, 1e-6);
+    /* one teacher: plain KD */
+    CHECK_CLOSE(dk_loss_kd_confidence(NULL, zs, t, a, 1, NULL, 1, 2, 3, 2.0f, 1.0f),
+                dk_loss_kd(NULL, zs, t, a, 1, NULL, 1, 2, 3, 2.0f, 1.0f), 1e-12);
+    /* the gradient: the weights depend on the teachers only */
+    uint8_t m10[2] = {1, 0};
+    lcase L = logits_case(K_KDC, KD_S, 1, 3, 2);
+    L.teach[0] = KD_T1, L.teach[1] = KD_T2;
+    L.tw[0] = 1.0f, L.tw[1] = 3.0f;
+    L.nteach = 2, L.mask = m10, L.T = 2.0f;
+    dk_gc_var v = {"student", L.x, L.dx, 6};
+    CU_ASSERT_EQUAL(lc_check(&L, "kd confidence 2 teachers masked", &v, 1, 1), 0);
+    lc_free(&L);
 }
 
 /* With the T^2 factor the gradient T (p - q) / V tends to ((z_s - mean z_s) - (z_t - mean
@@ -797,6 +835,7 @@ int main(void) {
         !CU_add_test(s, "gradcheck Dice", test_dice_grad) ||
         !CU_add_test(s, "KD value, multi-teacher, mask", test_kd_value) ||
         !CU_add_test(s, "gradcheck KD", test_kd_grad) ||
+        !CU_add_test(s, "KD with confidence weights: by hand, gradcheck", test_kd_confidence) ||
         !CU_add_test(s, "KD T^2 scaling", test_kd_t2_scaling) ||
         !CU_add_test(s, "entropy value and gradcheck", test_entropy) ||
         !CU_add_test(s, "same bits on 1 and 2 threads", test_thread_invariance) ||

@@ -128,8 +128,19 @@ static void test_validation(void) {
     expect_invalid2("distill.temp_schedule=halving", "distill.temp_min=11", "T0 = 10");
     expect_invalid2("distill.temp_t0=2", "distill.temp_min=3", "temp_min = 3 exceeds T0 = 2");
     expect_invalid("model.student_deep_supervision=true",
-                   "[model] student_deep_supervision = true: no loss trains the deep-supervision "
-                   "heads");
+                   "[model] student_deep_supervision = true: only [distill] self_distill = "
+                   "layers or both trains the heads (it is none)");
+    expect_invalid("distill.self_distill=layers",
+                   "self_distill = layers needs [model] student_deep_supervision = true");
+    expect_invalid2("distill.self_distill=both", "model.student_levels=2",
+                    "needs [model] student_deep_supervision = true");
+    expect_invalid("distill.teacher_weights=1,2",
+                   "teacher_weights = '1,2': needs 1 numbers >= 0 with a positive sum");
+    expect_invalid("distill.teacher_weights=0", "needs 1 numbers >= 0 with a positive sum");
+    expect_invalid2("distill.extra_teachers=a.safetensors, b.safetensors",
+                    "distill.teacher_weights=1,x,2", "needs 3 numbers");
+    expect_invalid2("distill.extra_teachers=a.safetensors", "distill.teacher_weights=1,-1",
+                    "needs 2 numbers >= 0");
     expect_invalid("model.teacher_deep_supervision=true", "teacher_deep_supervision");
     expect_invalid("data.patch_h=200", "[data] patch_h = 200 is not divisible by 2^(teacher");
     expect_invalid2("data.patch_w=48", "model.student_levels=6",
@@ -143,6 +154,19 @@ static void test_validation(void) {
     expect_invalid("data.source=", "source and target");
     /* a key that does not exist is caught by --set already */
     dk_train_config c;
+    dk_train_config_defaults(&c);
+    CU_ASSERT_EQUAL(c.nteachers, 1);
+    CU_ASSERT_EQUAL(c.teacher_w[0], 1.0);
+    /* the derived teacher weights */
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.extra_teachers=a.st, b.st"), DK_OK);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.teacher_weights=1, 0.5 ,0"), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&c), DK_OK);
+    CU_ASSERT_EQUAL(c.nteachers, 3);
+    CU_ASSERT(c.teacher_w[0] == 1.0 && c.teacher_w[1] == 0.5 && c.teacher_w[2] == 0.0);
+    /* layer self-distillation with its heads: valid */
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "distill.self_distill=both"), DK_OK);
+    CU_ASSERT_EQUAL(dk_train_config_set(&c, "model.student_deep_supervision=true"), DK_OK);
+    CU_ASSERT_EQUAL(dk_train_config_validate(&c), DK_OK);
     dk_train_config_defaults(&c);
     CU_ASSERT_EQUAL(dk_train_config_set(&c, "train.clip=2"), DK_ERR_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "did you mean train.clip_norm?"));

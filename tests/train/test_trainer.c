@@ -90,7 +90,7 @@ static int suite_init(void) {
 
 static const char *distill_sets[] = {"distill.align=mmd", "distill.lambda_align=0.1",
                                      "distill.lambda_at=1", "distill.lambda_ent=0.01",
-                                     "distill.ema=true", "distill.target_bn=true", NULL};
+                                     "distill.self_distill=ema", "distill.target_bn=true", NULL};
 
 static void set_all(dk_train_config *c, const char *const *sets) {
     for (int i = 0; sets[i]; i++) CU_ASSERT_EQUAL(dk_train_config_set(c, sets[i]), DK_OK);
@@ -229,7 +229,7 @@ static void train_and_score(double *src, double *tgt, dk_train_config *c, dk_tra
 static const char *margin_sets[] = {"distill.alpha=0.5", "distill.align=mmd",
                                     "distill.lambda_align=0.1", "distill.align_tap=bottleneck",
                                     "distill.lambda_at=1", "distill.lambda_ent=0.01",
-                                    "distill.ema=true", "distill.dynamic_weights=true",
+                                    "distill.self_distill=ema", "distill.dynamic_weights=true",
                                     "distill.dyn_beta=1", "distill.target_bn=true", NULL};
 
 /* The method's claim on the phantoms: per seed, the source-only student (the same student,

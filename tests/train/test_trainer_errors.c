@@ -715,7 +715,7 @@ static int complete_jsonl_lines(const char *path) {
 /* every optional term on: AT, FitNets hint (enc0 is on the same grid in both networks), the
  * EMA teacher, entropy; MMD alignment is on by default */
 static const char *distill_args = "--set distill.lambda_at=1 --set distill.lambda_hint=0.5 "
-                                  "--set distill.hint_tap=enc0 --set distill.ema=true "
+                                  "--set distill.hint_tap=enc0 --set distill.self_distill=ema "
                                   "--set distill.lambda_ent=0.01 --set train.epochs=3 "
                                   "--set train.steps_per_epoch=3";
 

@@ -335,6 +335,11 @@ typedef struct {
     const char *help;               /* one line, written as a comment and by --help */
 } dk_cfg_field;
 
+/* A comma-separated list of finite numbers ("1, 0.5,2"; blanks around each allowed) into
+ * v[0..max): the count, or -1 when an entry is empty or not a number or there are more than
+ * max. An empty or blank text is 0 numbers. For list-valued STRING fields. */
+int dk_parse_numbers(double *v, int max, const char *text);
+
 /* Set every field of `obj` from its default string. A default that does not parse or lies
  * outside its bounds is a programmer error (DK_ASSERT). Members not in the table are left
  * alone. */

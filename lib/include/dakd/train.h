@@ -49,6 +49,12 @@ void dk_labels_apply_mask(uint8_t *labels, const uint8_t *mask, int64_t nv);
 void dk_mask_pool(uint8_t *out, const uint8_t *mask, int64_t n, int64_t d, int64_t h, int64_t w,
                   int64_t fd, int64_t fh, int64_t fw);
 
+/* Values on a coarser grid: out (planes, d/fd, h/fh, w/fw) is the MEAN of each fd x fh x fw
+ * block of in (planes, d, h, w) (planes = n * c), summed in double. fd, fh, fw >= 1 divide
+ * d, h, w. The layer self-distillation brings the final logits to a head's grid with it. */
+void dk_mean_pool(float *out, const float *in, int64_t planes, int64_t d, int64_t h, int64_t w,
+                  int64_t fd, int64_t fh, int64_t fw);
+
 /* ======================================================================== supervised */
 
 /* Soft Dice over the batch ("batch Dice" as nnU-Net), p = softmax(logits), y = one-hot(label),
@@ -79,6 +85,21 @@ double dk_loss_dice(float *dlogits, const float *logits, const uint8_t *labels, 
 double dk_loss_kd(float *dstudent, const float *student, const float *const *teachers,
                   const float *tweights, int nteachers, const uint8_t *mask, int64_t n, int64_t c,
                   int64_t s, float T, float scale);
+
+/* dk_loss_kd with PER-VOXEL teacher weights that favour confident teachers (lower entropy,
+ * more weight): at voxel v teacher t weighs
+ *   w_t,v = a_t (1 - H_t,v / log c + DK_KD_CONF_EPS) / sum_u a_u (1 - H_u,v / log c + eps)
+ * with a_t = tweights[t] (NULL = 1) and H_t,v = -sum_k p log p of softmax(z_t,v) at T = 1 (the
+ * teacher's own prediction, not the softened one; 0 for a one-hot prediction, log c for a
+ * uniform one, so 1 - H / log c is in [0, 1]); eps keeps a uniform teacher's weight above 0
+ * and gives a_t's proportions where every teacher is uniform. q_v then mixes the softened
+ * probabilities with these weights; the rest is dk_loss_kd's (the weights depend on the
+ * teachers only, so the gradient keeps its form). c >= 2. One teacher: dk_loss_kd. */
+#define DK_KD_CONF_EPS 0.01
+double dk_loss_kd_confidence(float *dstudent, const float *student,
+                             const float *const *teachers, const float *tweights, int nteachers,
+                             const uint8_t *mask, int64_t n, int64_t c, int64_t s, float T,
+                             float scale);
 
 /* How the attention maps are compared: DK_AT_L2 normalises each map (Zagoruyko & Komodakis),
  * DK_AT_NONE compares the raw maps (the [distill] at_norm names "l2", "none"). */
@@ -274,6 +295,19 @@ double dk_ema_rampup(double t, double ramp);
 enum { DK_TRAIN_PATH_MAX = 512, DK_TRAIN_NAME_MAX = 64, DK_TRAIN_LIST_MAX = 2048 };
 
 typedef enum { DK_TEMP_ADAPTIVE = 0, DK_TEMP_HALVING = 1, DK_TEMP_CONSTANT = 2 } dk_temp_kind;
+/* [distill] self_distill (names "none", "layers", "ema", "both"): bit 0 = the student's
+ * deep-supervision heads learn from its own final output, bit 1 = the EMA mean teacher. */
+typedef enum {
+    DK_SELF_NONE = 0,
+    DK_SELF_LAYERS = 1,
+    DK_SELF_EMA = 2,
+    DK_SELF_BOTH = 3
+} dk_self_distill;
+/* [distill] teacher_combine (names "fixed", "confidence"): how the teachers' soft targets
+ * mix, with weights a_t (dk_loss_kd) or a_t times per-voxel confidence
+ * (dk_loss_kd_confidence). */
+typedef enum { DK_COMBINE_FIXED = 0, DK_COMBINE_CONFIDENCE = 1 } dk_teacher_combine;
+enum { DK_TRAIN_MAX_TEACHERS = 15 };
 typedef enum { DK_ALIGN_MMD = 0, DK_ALIGN_CORAL = 1, DK_ALIGN_NONE = 2 } dk_align_kind;
 typedef enum { DK_VAL_SOURCE = 0, DK_VAL_TARGET = 1 } dk_val_domain;
 
@@ -326,11 +360,16 @@ typedef struct {
     char hint_tap[32];       /* the FitNets hint tap (both networks; same grid) */
     int dynamic_weights;
     double dyn_beta;
-    int ema;
+    int self_distill;        /* dk_self_distill: layers and / or the EMA mean teacher */
+    double lambda_self;      /* weight of L_self (self_distill layers / both) */
     double ema_momentum;
     double ema_rampup_epochs; /* the EMA teacher's weight ramps in over these (dk_ema_rampup) */
     int target_bn;           /* AdaBN: target batch-norm statistics (see the trainer) */
-    char extra_teachers[DK_TRAIN_LIST_MAX]; /* comma-separated checkpoint paths; "" = none */
+    char extra_teachers[DK_TRAIN_LIST_MAX]; /* comma-separated model files; "" = none */
+    char teacher_weights[DK_TRAIN_LIST_MAX]; /* a_t of each teacher, first then extra; "" = 1 */
+    int teacher_combine;     /* dk_teacher_combine */
+    double teacher_w[DK_TRAIN_MAX_TEACHERS]; /* derived by validate: a_t, one per teacher */
+    int nteachers;           /* derived by validate: 1 + the extra_teachers entries */
     /* [augment]: the schema's keys */
     dk_augment_opts aug;
     /* [output] */
@@ -356,7 +395,10 @@ dk_status dk_train_config_set(dk_train_config *c, const char *assignment);
 /* Cross-field checks after load and --set, and the derived fields: copies dims,
  * in_channels and classes into teacher and student, sets lr.total_steps. DK_ERR_ARG naming
  * the keys for: mix_min > mix_r0, temp_min > T0 (temp_t0 or the schedule's own), a network
- * with deep_supervision (no loss trains its heads yet), norm_lo_pct >= norm_hi_pct,
+ * deep_supervision on the teacher, on the student without self_distill = layers | both (no
+ * other loss trains the heads), self_distill = layers | both without student
+ * deep_supervision or with student_levels < 3, teacher_weights that are not one number >= 0
+ * per teacher (1 + the extra_teachers entries) with a positive sum, norm_lo_pct >= norm_hi_pct,
  * scale/shift/gamma lo > hi, a patch side not divisible by 2^(levels-1) of either network,
  * dims 2 with patch d != 1, channels one/luminance with in_channels != 1, an empty cases
  * path or run_dir, an empty source or target with a domain column, warmup_steps >= the
@@ -414,12 +456,13 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * Modes: TEACHER / STUDENT train the [model] teacher_* / student_* network on labelled
  * source cases with L_sup (below) over the whole batch; ORACLE trains the student on labelled
  * target cases (target_split); DISTILL trains the student from the teacher_checkpoint (and
- * extra_teachers). A distillation batch of B = batch_size patches holds ns = round(r(e) B)
+ * extra_teachers: model files of any width, depth, norm and up-sampling, with the run's dims,
+ * in_channels and classes and levels that divide the patch). A distillation batch of B = batch_size patches holds ns = round(r(e) B)
  * source rows i < ns (labelled) and nt = B - ns target rows (unlabelled; ns kept in [2, B - 2]
  * when alignment is on); m_i is row i's field-of-view mask (every voxel without one). The
  * step minimises
  *   L = alpha (1/B) sum_i w_i KD_i + (1 - alpha) L_sup + lambda_at (1/B) sum_l sum_i AT_l,i
- *       + lambda_hint L_hint + lambda_align L_align + lambda_ent L_ent
+ *       + lambda_hint L_hint + lambda_align L_align + lambda_ent L_ent + lambda_self L_self
  * (a term whose lambda is 0 is not computed), where
  *   L_sup    = dk_loss_ce + dk_loss_dice (batch Dice over the rows together, background
  *              excluded, smooth 1e-5) over the ns source rows, labels masked by m: the SAME
@@ -428,10 +471,13 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *              batch Dice);
  *   KD_i     = dk_loss_kd of row i alone (n = 1: the mean over its counted voxels) at T(e),
  *              against the mixture of row i's teachers: the first teacher and the
- *              extra_teachers at weight 1 each; on a TARGET row the first teacher is replaced
- *              by its target-statistics copy under target_bn, and the EMA student (ema) joins
- *              at weight rho(t) = dk_ema_rampup(epoch + step / steps_per_epoch,
- *              ema_rampup_epochs) (the weights are normalised inside dk_loss_kd);
+ *              extra_teachers at weights a_t (teacher_weights; 1 each by default); on a TARGET
+ *              row the first teacher is replaced by its target-statistics copy under
+ *              target_bn, and the EMA student (self_distill = ema | both) joins at weight
+ *              rho(t) = dk_ema_rampup(epoch + step / steps_per_epoch, ema_rampup_epochs) (the
+ *              weights are normalised inside dk_loss_kd); teacher_combine = confidence
+ *              multiplies each weight per voxel by the teacher's confidence
+ *              (dk_loss_kd_confidence: lower entropy, more weight);
  *   w_i      = the dynamic weight of row i (dk_dynweights updated with, then computed from,
  *              the batch's KD_i: one quantity for source and target rows), 1 when
  *              dynamic_weights is off; a constant of the step (no gradient through it);
@@ -448,9 +494,16 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *              drawn without replacement among the K voxels of the source rows inside their
  *              masks (max-pooled to the tap's grid), and as many of the target rows (the term
  *              is 0 when either side has fewer than 2 such voxels);
- *   L_ent    = dk_loss_entropy over the nt target rows (masked).
+ *   L_ent    = dk_loss_entropy over the nt target rows (masked);
+ *   L_self   = (self_distill = layers | both; the student's deep-supervision heads ds<l>,
+ *              1 <= l <= levels - 2) (1/H) sum_l dk_loss_kd(ds<l>, pool_l(z)) over all B
+ *              rows at T(e), "Be Your Own Teacher" (Zhang et al. 2019): each head learns the
+ *              student's own final logits z mean-pooled onto its grid (dk_mean_pool; a
+ *              constant of the step, no gradient through it), inside the masks max-pooled
+ *              alike (dk_mask_pool). No feature hints between the student's stages.
  * So every term on a target row sees one teacher: the target-statistics copy under
- * target_bn. The adapter ("hint.weight", "hint.bias";
+ * target_bn (the extra teachers keep their own statistics). AT and hints always use the
+ * first teacher. The adapter ("hint.weight", "hint.bias";
  * Kaiming init, seeded) is trained with its own optimiser state of the [train] settings and
  * learning rate; clip_norm bounds the global gradient norm over student AND adapter (the
  * logged grad_norm is that joint norm). The adapter is in checkpoint.safetensors ("hint.*"
