@@ -186,8 +186,9 @@ static dk_status load_extra(dk_unet **out, const dk_train_config *c, const char 
     if (!bad) return DK_OK;
     dk_unet_free(*out);
     *out = NULL;
-    return dk_fail(DK_ERR_ARG, "[distill] extra_teachers: %s: its %s does not fit this run "
-                   "(dims %d, in_channels %d, classes %d, patch %lldx%lldx%lld)", path, bad,
+    return dk_fail(DK_ERR_ARG, "[distill] extra_teachers: %s: the network does not fit this "
+                   "run: %s (the run has dims %d, in_channels %d, classes %d, patch "
+                   "%lldx%lldx%lld)", path, bad,
                    c->dims, c->in_channels, c->classes, (long long)c->patch[0],
                    (long long)c->patch[1], (long long)c->patch[2]);
 }

@@ -13,9 +13,12 @@
  *    model files and keys;
  *  - a stage folder the runner did not make is never deleted;
  *  - an adapt stage (AdaBN on the student's model) is evaluated and reported beside it;
+ *  - a distill stage with two teachers of different width, depth, norm and up-sampling
+ *    (teacher = a, b) and layer self-distillation runs, and is keyed on both teachers;
  *  - `dakd run` through the binary: output, exit codes.
  */
 #include "dakd/study.h"
+#include "dakd/train.h"
 #include "test_util.h"
 
 #include <cJSON.h>
@@ -99,12 +102,12 @@ static int suite_init(void) {
  * ran[i] receives dk_study_stage_ran. Returns the status. */
 static dk_status run_tiny(const char *run, const char *const *extra, const char *from,
                           int64_t stop, int ran[8]) {
-    const char *sets[8];
+    const char *sets[16];
     char rd[1300];
     snprintf(rd, sizeof rd, "study.run_dir=%s/%s", dir, run);
     int n = 0;
     sets[n++] = rd;
-    for (int i = 0; extra && extra[i] && n < 7; i++) sets[n++] = extra[i];
+    for (int i = 0; extra && extra[i] && n < 15; i++) sets[n++] = extra[i];
     sets[n] = NULL;
     dk_study *s = NULL;
     dk_status st = dk_study_load(&s, study, sets);
@@ -197,6 +200,14 @@ static void test_parse_errors(void) {
                                   "mode = teacher\n[stage.e]\nkind = eval\nmodels = t\n"
                                   "domain = target\n[stage.a]\nkind = adapt\nmodel = e\n"
                                   "domain = target\n", 12, "not a stage of kind train");
+    snprintf(buf, sizeof buf, "%s[distill]\nextra_teachers = a.safetensors\n", head);
+    expect_error("extra_teachers", buf, 7, "distill.extra_teachers: the study runner sets");
+    snprintf(buf, sizeof buf, "%smodel.teacher_checkpoint = a.safetensors\n", head);
+    expect_error("teacher_checkpoint", buf, 6, "model.teacher_checkpoint: the study runner");
+    expect_error("unknown_second_teacher", "[study]\nrun_dir = x\nstages = t, kd\n"
+                                           "[stage.t]\nmode = teacher\n[stage.kd]\n"
+                                           "mode = distill\nteacher = t, u\n", 8,
+                 "teacher = u: not a stage");
     expect_error("eval_of_report", "[study]\nrun_dir = x\nstages = r, e\n[stage.r]\n"
                                    "kind = report\n[stage.e]\nkind = eval\nmodels = r\n"
                                    "domain = target\n", 8, "of kind train or adapt");
@@ -443,6 +454,57 @@ static void test_adapt_stage(void) {
     CU_ASSERT(!ran[2]);
 }
 
+/* teacher = teacher, teacher_b: a second teacher of another width, depth, norm and
+ * up-sampling joins through extra_teachers (confidence weights), the student's heads learn
+ * its own output (self_distill = layers); the stage depends on and is keyed on both. */
+static void test_two_teachers_stage(void) {
+    const char *sets[] = {"study.stages=phantoms, teacher, teacher_b, distill, eval_target, report",
+                          "stage.teacher_b.mode=teacher",
+                          "stage.teacher_b.model.teacher_base=6",
+                          "stage.teacher_b.model.teacher_levels=3",
+                          "stage.teacher_b.model.teacher_norm=instance",
+                          "stage.teacher_b.model.teacher_up=interp",
+                          "stage.distill.teacher=teacher, teacher_b",
+                          "stage.distill.distill.teacher_combine=confidence",
+                          "stage.distill.distill.self_distill=layers",
+                          "stage.distill.model.student_deep_supervision=true",
+                          "stage.distill.model.student_levels=3",
+                          "stage.eval_target.models=teacher, teacher_b, distill",
+                          NULL};
+    int ran[8] = {0};
+    CU_ASSERT_EQUAL_FATAL(run_tiny("two", sets, NULL, 0, ran), DK_OK);
+    CU_ASSERT(ran[0] && ran[1] && ran[2] && ran[3] && ran[4] && ran[5]);
+    char p[1400], want[1400];
+    snprintf(p, sizeof p, "%s/two/distill/config.ini", dir);
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_load(&c, p), DK_OK);
+    snprintf(want, sizeof want, "%s/two/teacher_b/best.safetensors", dir);
+    CU_ASSERT_STRING_EQUAL(c.extra_teachers, want);
+    CU_ASSERT_EQUAL(c.self_distill, DK_SELF_LAYERS);
+    /* the heads were trained: every step logs L_self > 0 */
+    snprintf(p, sizeof p, "%s/two/distill/steps.jsonl", dir);
+    FILE *f = fopen(p, "r");
+    CU_ASSERT_FATAL(f != NULL);
+    char line[4096];
+    int steps = 0, with_self = 0;
+    while (fgets(line, sizeof line, f)) {
+        steps++;
+        const char *k = strstr(line, "\"self\":");
+        with_self += k && atof(k + 7) > 0;
+    }
+    fclose(f);
+    CU_ASSERT(steps == 2 && with_self == 2);
+    /* a change of the second teacher reruns the distill stage */
+    const char *more[16];
+    int n = 0;
+    for (; sets[n]; n++) more[n] = sets[n];
+    more[n++] = "stage.teacher_b.model.teacher_base=5";
+    more[n] = NULL;
+    CU_ASSERT_EQUAL_FATAL(run_tiny("two", more, NULL, 0, ran), DK_OK);
+    CU_ASSERT(!ran[1] && ran[2] && ran[3]);
+}
+
 /* ---------------------------------------------------------------- CLI */
 
 static void test_cli(void) {
@@ -487,6 +549,8 @@ int main(void) {
     CU_add_test(s, "manifest.json fields", test_manifest);
     CU_add_test(s, "two run folders agree; a stopped run resumes", test_determinism_and_resume);
     CU_add_test(s, "an adapt stage is evaluated and reported", test_adapt_stage);
+    CU_add_test(s, "two teachers of different shapes, layer self-distillation",
+                test_two_teachers_stage);
     CU_add_test(s, "dakd run through the binary", test_cli);
     return dk_test_run();
 }

@@ -531,6 +531,40 @@ static void test_teacher_checkpoints(void) {
     CU_ASSERT_EQUAL(bad_leftovers("teachers", 0), 0);
 }
 
+/* Extra teachers are read with their own shape: one of another width, norm and up-sampling
+ * distils from the command line; one with other classes is refused, naming file and field. */
+static void test_extra_teacher_shapes(void) {
+    dk_train_config c;
+    CU_ASSERT_EQUAL_FATAL(base_config(&c, "extra", 1, 1), 0);
+    char wide[1200], other[1200], a[4096];
+    snprintf(wide, sizeof wide, "%s/teacher_wide.safetensors", dir);
+    snprintf(other, sizeof other, "%s/teacher_classes.safetensors", dir);
+    dk_unet_config g = c.teacher;
+    g.dims = c.dims, g.in_channels = c.in_channels, g.classes = c.classes;
+    g.base *= 2, g.norm = DK_NORM_INSTANCE, g.up = DK_UP_INTERP;
+    for (int k = 0; k < 2; k++) {
+        dk_unet *net = NULL;
+        dk_rng r;
+        dk_rng_seed(&r, 5);
+        if (k) g.classes += 1;
+        CU_ASSERT_EQUAL_FATAL(dk_unet_create(&net, &g, 0, &r), DK_OK);
+        CU_ASSERT_EQUAL(dk_unet_save(net, k ? other : wide, NULL), DK_OK);
+        dk_unet_free(net);
+    }
+    set1(&c, "distill.extra_teachers=%s", other);
+    const char *need[] = {"[distill] extra_teachers", "teacher_classes.safetensors", "classes",
+                          NULL};
+    expect_fail(&c, "extra", DK_TRAINER_DISTILL, DK_ERR_ARG, need);
+    snprintf(a, sizeof a, "%s distill %s --set distill.extra_teachers=%s --set "
+             "distill.teacher_combine=confidence --set distill.teacher_weights=1,0.5 --set "
+             "train.epochs=1 --set train.steps_per_epoch=2 --set output.run_dir=%s/extra_ok",
+             dk_test_cli(), ini, wide, dir);
+    int rc = dk_test_sh(out, sizeof out, "%s", a);
+    if (rc != 0) printf("\n%s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT(dk_test_exists(run_file("extra_ok", "model.safetensors")));
+}
+
 /* ------------------------------------------------------------------ modes */
 
 /* A command through the binary; its exit code, output in `out`. */
@@ -800,6 +834,7 @@ int main(void) {
         !CU_add_test(s, "missing and unreadable files", test_missing_unreadable) ||
         !CU_add_test(s, "case lists, domains and splits", test_case_lists) ||
         !CU_add_test(s, "teacher checkpoints", test_teacher_checkpoints) ||
+        !CU_add_test(s, "extra teachers of other shapes", test_extra_teacher_shapes) ||
         !CU_add_test(s, "the oracle says so", test_oracle) ||
         !CU_add_test(s, "distill never reads target labels",
                      test_distill_never_reads_target_labels) ||
