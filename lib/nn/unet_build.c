@@ -20,7 +20,10 @@
  * convolution that is cout * kd*2*2 (PyTorch's convention for the (cin, cout, ...) layout,
  * what nnU-Net's InitWeights_He gets), not the true fan-in cin. Biases 0, norm weight 1,
  * bias 0, running_mean 0, running_var 1. Draws follow registration order, so a seed fixes
- * every weight.
+ * every weight; the deep-supervision heads ds<l> draw from a stream of their own
+ * (dk_rng_split of the seed's state, index 0x4453), so a network with heads has every other
+ * weight equal to the same network without them and an ablation of the heads' loss changes
+ * nothing else.
  */
 #include <math.h>
 #include <stdio.h>
@@ -130,13 +133,16 @@ static void register_all(builder *b) {
 }
 
 static void init_weights(dk_unet *m, dk_rng *rng) {
+    dk_rng heads = dk_rng_split(rng, 0x4453);
     for (int i = 0; i < m->params.count; i++) {
         const dk_param_info *e = &m->params.info[i];
         size_t len = strlen(e->name);
         if (e->ndim >= 2) {
             int64_t fan_in = e->shape[1];
             for (int k = 2; k < e->ndim; k++) fan_in *= e->shape[k];
-            dk_params_init_normal(&m->params, e->name, sqrt(2.0 / (double)fan_in), rng);
+            int head = strncmp(e->name, "ds", 2) == 0;
+            dk_params_init_normal(&m->params, e->name, sqrt(2.0 / (double)fan_in),
+                                  head ? &heads : rng);
         } else if (len > 12 && strcmp(e->name + len - 12, ".norm.weight") == 0) {
             dk_params_fill(&m->params, e->name, 1.0f);
         }

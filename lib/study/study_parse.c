@@ -36,7 +36,9 @@ static const dk_cfg_field settings_table[] = {
     SS("study", "run_dir", run_dir, "runs/study", "folder of every stage's outputs"),
     SF("seed", DK_CFG_INT64, seed, 0, 9007199254740991.0, "42", "train.seed of every stage"),
     SF("threads", DK_CFG_INT, threads, 0, 1024, "0", "threads (0 = all cores)"),
-    SS("study", "stages", stages, "", "stage names in run order, comma-separated"),
+    SS("study", "stages", stages, "",
+       "stage names in run order, comma-separated; empty = phantoms, then every [stage.NAME] "
+       "in file order"),
     {"phantoms", "dims", DK_CFG_INT, offsetof(study_settings, dims), 0, 2, 3, "2", NULL,
      "2 or 3"},
     SS("phantoms", "size", size, "64,64", "X,Y[,Z] voxels"),
@@ -320,11 +322,25 @@ static int split_list(char names[][STUDY_NAME_MAX], int max, const char *list) {
     return n;
 }
 
+/* No [study] stages: phantoms (with a [phantoms] section), then every stage in the order
+ * its section first appears (sections of the file, then those only overrides define). */
+static int every_stage(char names[][STUDY_NAME_MAX], const dk_study *s) {
+    int n = 0;
+    if (s->has_phantoms) snprintf(names[n++], STUDY_NAME_MAX, "phantoms");
+    for (int k = 0; k < s->nstages; k++)
+        if (strcmp(s->stages[k].name, "phantoms") != 0) {
+            if (n == STUDY_MAX_STAGES) return -1;
+            snprintf(names[n++], STUDY_NAME_MAX, "%s", s->stages[k].name);
+        }
+    return n;
+}
+
 /* Put the stages in [study] stages order; the built-in phantoms stage is made here. */
 static dk_status order_stages(dk_study *s) {
     char names[STUDY_MAX_STAGES][STUDY_NAME_MAX];
     int line = s->stages_line;
-    int n = split_list(names, STUDY_MAX_STAGES, s->set.stages);
+    int n = s->set.stages[0] ? split_list(names, STUDY_MAX_STAGES, s->set.stages)
+                             : every_stage(names, s);
     if (n <= 0)
         return dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: %s", s->path, line,
                        n < 0 ? "too many stages" : "no stage to run (stages = a, b, ...)");

@@ -153,25 +153,29 @@ size_t dk_loss_hint_work_floats(const dk_tensor *fs, int64_t ct) {
 }
 
 double dk_loss_hint(float *dfs, float *dw, float *db, const dk_tensor *fs, const dk_tensor *ft,
-                    const float *w, const float *b, float scale, float *work) {
+                    const uint8_t *mask, const float *w, const float *b, float scale,
+                    float *work) {
     DK_ASSERT(fs && ft && fs->data && ft->data && w && work);
     DK_ASSERT(fs->n == ft->n && fs->d == ft->d && fs->h == ft->h && fs->w == ft->w);
     DK_ASSERT(dw || (!dfs && !db));
     DK_ASSERT(!db || b);
     dk_conv_shape cs;
     hint_shape(&cs, fs, ft->c);
-    const int64_t ne = ft->n * ft->c * spatial(ft);
+    const int64_t s = spatial(ft), ne = ft->n * ft->c * s;
+    const int64_t counted = ft->c * dk_loss_count_mask(mask, ft->n * s);
+    if (counted == 0) return 0.0;
     float *y = work, *cwork = work + ne;
     dk_conv_forward(y, fs->data, w, b, &cs, cwork);
     double loss = 0;
-    const double g = 2.0 * (double)scale / (double)ne;
+    const double g = 2.0 * (double)scale / (double)counted;
     for (int64_t e = 0; e < ne; e++) {
-        double diff = (double)y[e] - (double)ft->data[e];
+        const int on = !mask || mask[e / (ft->c * s) * s + e % s];
+        double diff = on ? (double)y[e] - (double)ft->data[e] : 0.0;
         loss += diff * diff;
         y[e] = (float)(g * diff); /* dL/dy, reusing y */
     }
     if (dw) dk_conv_backward(dfs, dw, db, y, fs->data, w, &cs, cwork);
-    return loss / (double)ne;
+    return loss / (double)counted;
 }
 
 /* ------------------------------------------------------------------ feature extraction */

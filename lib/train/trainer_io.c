@@ -74,12 +74,15 @@ static dk_status apply_meta(dk_trainer *t, const cJSON *m, double *log_bytes) {
     double ep, os, lb, db, du, bd, be, mode, seed;
     if (meta_get(m, "dakd.epoch", &ep) || meta_get(m, "dakd.optim_step", &os) ||
         meta_get(m, "dakd.dyn_lbar", &lb) || meta_get(m, "dakd.dyn_updates", &du) ||
-        meta_get(m, "dakd.dyn_dbar", &db) ||
         meta_get(m, "dakd.best_dice", &bd) || meta_get(m, "dakd.best_epoch", &be) ||
         meta_get(m, "dakd.log_bytes", log_bytes) || meta_get(m, "dakd.mode", &mode) ||
         meta_get(m, "dakd.seed", &seed))
         return dk_fail(DK_ERR_FORMAT, "%s: __metadata__ lacks a trainer field (dakd.epoch, "
                        "dakd.optim_step, ...): not a dakd training checkpoint", t->path_ckpt);
+    if (meta_get(m, "dakd.dyn_dbar", &db))
+        return dk_fail(DK_ERR_FORMAT, "%s: __metadata__ lacks dakd.dyn_dbar: a checkpoint of an "
+                       "older dakd, whose dynamic weights were another quantity; it cannot be "
+                       "resumed exactly: start the run again without --resume", t->path_ckpt);
     if ((int)mode != (int)t->opts.mode)
         return dk_fail(DK_ERR_ARG, "%s: dakd.mode = %d was written by a run of another mode (0 "
                        "teacher, 1 student, 2 oracle, 3 distill) than this one (%d)",

@@ -172,8 +172,7 @@ static double hint_pair(dk_trainer *t, float *dfs, const dk_tensor *fs, const dk
     dk_params *h = &t->hint;
     int64_t wo = dk_params_find(h, "hint.weight")->offset;
     int64_t bo = dk_params_find(h, "hint.bias")->offset;
-    (void)mask;
-    return dk_loss_hint(dfs, h->g + wo, h->g + bo, fs, ft, h->w + wo, h->w + bo, scale,
+    return dk_loss_hint(dfs, h->g + wo, h->g + bo, fs, ft, mask, h->w + wo, h->w + bo, scale,
                         t->hint_work);
 }
 
@@ -290,7 +289,9 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
     if ((c->self_distill & DK_SELF_LAYERS) && c->lambda_self > 0)
         st->self = self_terms(t, T, (float)c->lambda_self);
     if (t->hint.total)
-        st->hint = by_domain(t, c->hint_tap, ns, NULL, (float)c->lambda_hint, hint_pair);
+        st->hint = by_domain(t, c->hint_tap, ns,
+                             tap_mask(t, &dk_unet_tap(t->net, c->hint_tap)->value),
+                             (float)c->lambda_hint, hint_pair);
     if (c->align != DK_ALIGN_NONE && c->lambda_align > 0) {
         dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * c->steps_per_epoch + step));
         dk_rng ra = dk_rng_split(&r, 7);

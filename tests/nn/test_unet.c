@@ -737,9 +737,38 @@ static void test_teacher_plan_bytes(void) {
                  config(3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 1, 8, 4), 2, 64, 64);
 }
 
+/* The deep-supervision heads draw their initial weights from a stream of their own: with
+ * the same seed, every other weight equals the network's without heads (so an ablation of
+ * the heads' loss starts from the same network), and the heads are not all zero. */
+static void test_heads_keep_init(void) {
+    dk_unet_config a = config(2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 4, 4);
+    dk_unet_config b = a;
+    b.deep_supervision = 1;
+    dk_unet *m = make(&a, 0, 17), *h = make(&b, 0, 17);
+    const dk_params *pm = dk_unet_params(m), *ph = dk_unet_params(h);
+    int same = 0, heads = 0;
+    for (int i = 0; i < ph->count; i++) {
+        const dk_param_info *e = &ph->info[i];
+        const dk_param_info *o = dk_params_find(pm, e->name);
+        if (!o) { /* a head: ds1, ds2 */
+            float mx = 0;
+            for (int64_t k = 0; k < e->numel; k++) mx = fmaxf(mx, fabsf(ph->w[e->offset + k]));
+            heads += strncmp(e->name, "ds", 2) == 0 && (e->ndim == 1 || mx > 0);
+            continue;
+        }
+        same += memcmp(pm->w + o->offset, ph->w + e->offset, (size_t)e->numel * 4) == 0;
+    }
+    CU_ASSERT_EQUAL(same, pm->count);
+    CU_ASSERT_EQUAL(heads, 4); /* ds1, ds2: weight and bias */
+    dk_unet_free(m);
+    dk_unet_free(h);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("unet", NULL, NULL);
+    CU_add_test(s, "heads do not change the other weights' initialisation",
+                test_heads_keep_init);
     CU_add_test(s, "grad 2-D batch norm, transposed up, deep sup",
                 test_grad_2d_batch_transposed_ds);
     CU_add_test(s, "grad 2-D instance norm, interp up, deep sup",

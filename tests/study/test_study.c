@@ -211,7 +211,22 @@ static void test_parse_errors(void) {
     expect_error("eval_of_report", "[study]\nrun_dir = x\nstages = r, e\n[stage.r]\n"
                                    "kind = report\n[stage.e]\nkind = eval\nmodels = r\n"
                                    "domain = target\n", 8, "of kind train or adapt");
+    /* no [study] stages: phantoms, then the sections in file order (and a bad order still
+     * fails) */
+    char noli[1300];
+    snprintf(noli, sizeof noli, "%s/no_list.ini", dir);
+    CU_ASSERT_EQUAL_FATAL(write_text(noli, "[study]\nrun_dir = x\n[phantoms]\nseed = 1\n"
+                                           "[stage.t]\nmode = teacher\n[stage.kd]\n"
+                                           "mode = distill\nteacher = t\n[stage.s]\n"
+                                           "mode = student\n"), 0);
     dk_study *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_study_load(&s, noli, NULL), DK_OK);
+    const char *order[] = {"phantoms", "t", "kd", "s"};
+    CU_ASSERT_EQUAL(dk_study_stage_count(s), 4);
+    for (int i = 0; i < 4 && i < dk_study_stage_count(s); i++)
+        CU_ASSERT_STRING_EQUAL(dk_study_stage_name(s, i), order[i]);
+    dk_study_free(s);
+    s = NULL;
     CU_ASSERT_EQUAL(dk_study_load(&s, "/nonexistent/study.ini", NULL), DK_ERR_IO);
     CU_ASSERT_PTR_NULL(s);
     /* overrides given with the file are named as such, by key, never by a command-line flag */

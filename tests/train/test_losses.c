@@ -63,7 +63,7 @@ static double lc_eval(lcase *L, int grad, float scale) {
     case K_AT: return dk_loss_at(dx, &L->fs, &L->ft, L->mask, L->at_norm, scale, L->work);
     case K_HINT:
         return dk_loss_hint(dx, grad ? L->dw : NULL, grad && L->b ? L->db : NULL, &L->fs, &L->ft,
-                            L->w, L->b, scale, L->work);
+                            L->mask, L->w, L->b, scale, L->work);
     case K_GAP:
         if (grad) dk_feat_gap_backward(dx, L->dout, &L->fs);
         else dk_feat_gap_forward(L->out, &L->fs);
@@ -660,8 +660,13 @@ static void test_hint(void) {
         L.fs = dk_tensor_view(L.x, 1, 2, 1, 1, 3);
         L.ft = dk_tensor_view(L.x2, 1, 1, 1, 1, 3);
         L.work = fbuf((int64_t)dk_loss_hint_work_floats(&L.fs, 1));
-        if (bias)
+        if (bias) { /* by hand: y = (0.3, -1.8, 2.15), squared errors 0.01, 1.96, 1.3225 */
             CHECK_CLOSE(lc_eval(&L, 0, 1.0f), 1.0975000037749616, 1e-6);
+            uint8_t m101[3] = {1, 0, 1}; /* the middle voxel excluded: (0.01 + 1.3225) / 2 */
+            L.mask = m101;
+            CHECK_CLOSE(lc_eval(&L, 0, 1.0f), 0.66625, 1e-6);
+            L.mask = NULL;
+        }
         dk_gc_var v[3] = {{"fs", L.x, L.dx, 6}, {"w", L.w, L.dw, 2}, {"b", L.b, L.db, 1}};
         CU_ASSERT_EQUAL(lc_check(&L, bias ? "hint" : "hint nobias", v, bias ? 3 : 2, 1), 0);
         lc_free(&L);
@@ -678,6 +683,11 @@ static void test_hint(void) {
     L.work = fbuf((int64_t)dk_loss_hint_work_floats(&L.fs, 5));
     dk_gc_var v[3] = {{"fs", L.x, L.dx, nfs}, {"w", L.w, L.dw, 15}, {"b", L.b, L.db, 5}};
     CU_ASSERT_EQUAL(lc_check(&L, "hint 3-D", v, 3, 1), 0);
+    uint8_t m[24];
+    for (int i = 0; i < 24; i++) m[i] = (uint8_t)(i % 5 != 1);
+    L.mask = m; /* masked: excluded voxels get no gradient (the check compares every entry) */
+    CU_ASSERT_EQUAL(lc_check(&L, "hint 3-D masked", v, 3, 1), 0);
+    L.mask = NULL;
     lc_free(&L);
 }
 

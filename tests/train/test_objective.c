@@ -331,10 +331,17 @@ static terms ref_eval(ref *R, int set_weights) {
     dk_params *h = &t->hint;
     const float *hw = h->w + dk_params_find(h, "hint.weight")->offset;
     const float *hb = h->w + dk_params_find(h, "hint.bias")->offset;
-    for (int64_t i = 0; i < B; i++) {
-        dk_tensor fs = row_of(&dk_unet_tap(t->net, "bottleneck")->value, i);
-        dk_tensor ft = ref_teacher_row(R, 2, i);
-        o.hint += dk_loss_hint(NULL, NULL, NULL, &fs, &ft, hw, hb, 1.0f, R->work) / B;
+    for (int tgt = 0; tgt < 2; tgt++) { /* (1/B) (ns H_src + nt H_tgt) */
+        int64_t r0 = tgt ? R->ns : 0, n = tgt ? B - R->ns : R->ns;
+        const dk_tensor *v = &dk_unet_tap(t->net, "bottleneck")->value, *sh = &R->shape[2];
+        int64_t per = v->c * v->h * v->w, pt = sh->c * sh->h * sh->w;
+        dk_tensor fs = dk_tensor_view(v->data + r0 * per, n, v->c, 1, v->h, v->w);
+        const float *src = tgt && R->route_tgt ? R->f1t[2] : R->f1[2];
+        dk_tensor ft = dk_tensor_view((float *)src + r0 * pt, n, sh->c, 1, sh->h, sh->w);
+        uint8_t m[B * 8 * 8]; /* the bottleneck's grid */
+        dk_mask_pool(m, t->mask + r0 * R->s, n, 1, NX, NX, 1, NX / v->h, NX / v->w);
+        o.hint += (double)n / B * dk_loss_hint(NULL, NULL, NULL, &fs, &ft, R->use_mask ? m : NULL,
+                                               hw, hb, 1.0f, R->work);
     }
     const dk_tensor *v = &dk_unet_tap(t->net, "bottleneck")->value;
     int64_t vox = v->d * v->h * v->w, ms = t->align_ms, mt = t->align_mt;
@@ -526,6 +533,7 @@ static void test_routing(void) {
         CU_ASSERT(fabs(wrong.kd - o.kd) > 1e-4 * o.kd && fabs(wrong.at - o.at) > 1e-4 * o.at &&
                   fabs(wrong.hint - o.hint) > 1e-4 * o.hint);
         CU_ASSERT(fabs(unmasked.at - o.at) > 1e-4 * o.at);
+        CU_ASSERT(fabs(unmasked.hint - o.hint) > 1e-4 * o.hint);
         R.use_mask = 1, R.tw2 = 1.0f; /* the teacher weights count */
         CU_ASSERT(fabs(ref_eval(&R, 0).kd - o.kd) > 1e-4 * o.kd);
         R.tw2 = 0.5f;
@@ -677,6 +685,14 @@ static void test_weights_resume(void) {
     CU_ASSERT(memcmp(&a->dyn.dbar, &b->dyn.dbar, sizeof(double)) == 0);
     CU_ASSERT(b->dyn.dbar > 0);
     dk_trainer_free(a);
+    dk_trainer_free(b);
+    /* a checkpoint without the deviation (an older dakd's) is refused with that reason */
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "perl -pi -e 's/dakd\\.dyn_dbar/dakd.dyn_dbaX/' "
+                                     "%s/dynw_resume/checkpoint.safetensors", dir), 0);
+    b = NULL;
+    CU_ASSERT_EQUAL(dk_trainer_create(&b, &c, &o), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "lacks dakd.dyn_dbar: a checkpoint of an "
+                                                   "older dakd"));
     dk_trainer_free(b);
 }
 

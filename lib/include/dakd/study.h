@@ -15,7 +15,9 @@
  * Relative paths are relative to the current directory, as for `dakd train`.
  *
  *   [study]     name, run_dir, seed (every stage's train.seed), threads (train.threads and
- *               dk_set_threads; 0 = all cores), stages = a, b, c (the order they run in)
+ *               dk_set_threads; 0 = all cores), stages = a, b, c (the order they run in;
+ *               empty or absent: "phantoms" when [phantoms] exists, then every
+ *               [stage.NAME] in the order its section first appears)
  *   [phantoms]  optional generated data: the stage named "phantoms" writes
  *               <run_dir>/phantoms/cases.csv (columns case,image,label,domain,split) and
  *               NIfTI cases: dims = 2|3, size = X,Y[,Z], spacing = X,Y,Z, seed, and cases
@@ -29,8 +31,10 @@
  *               training stage inherits. [output] is not allowed: the runner sets run_dir.
  *   [stage.NAME] one per stage (NAME: a-z, 0-9, _; at most 31 characters; "phantoms" is
  *               reserved). kind = train | eval | report | adapt (default train).
- *     train:  mode = teacher | student | oracle | distill; teacher = <train stage> (distill
- *             only: its model becomes model.teacher_checkpoint); label = the row's name in
+ *     train:  mode = teacher | student | oracle | distill; teacher = <train stage>[, <more
+ *             train stages>] (distill only: the first one's model becomes
+ *             model.teacher_checkpoint, the others' distill.extra_teachers; a study file
+ *             may not set those two keys itself); label = the row's name in
  *             the table; model_file = best | final (the file later stages use: best =
  *             best.safetensors, chosen on SOURCE validation, when it exists, else
  *             model.safetensors); any "section.key = value" line is an override passed to

@@ -129,8 +129,10 @@ double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, const ui
 
 /* Hint (FitNets, Romero et al.): a 1x1 convolution adapter r(F_s) = W F_s + b maps the
  * student feature fs (n, cs, d, h, w) to the teacher's channels; ft (n, ct, d, h, w):
- *   L = (1/(n ct d h w)) sum (r(F_s) - F_t)^2          (mean over all elements, MSELoss)
- * w (ct, cs, 1, 1, 1) and b (ct) (b NULL: no bias) live in a dk_params the trainer owns
+ *   L = (1/(ct V)) sum_{counted v} sum_c (r(F_s) - F_t)^2
+ * with V the voxels of (n, d*h*w) that mask counts (mask NULL: every voxel, so L is the mean
+ * over all elements, MSELoss; excluded voxels add nothing and get no gradient; V = 0 gives
+ * 0). w (ct, cs, 1, 1, 1) and b (ct) (b NULL: no bias) live in a dk_params the trainer owns
  * (register "<name>.weight" / "<name>.bias"; Kaiming init with fan_in = cs). work: caller
  * scratch of dk_loss_hint_work_floats(fs, ct) floats. When dw (ct*cs) is not NULL, adds
  * scale * dL/d. into dw, dfs (fs's shape; NULL: skip) and db (ct; NULL: skip, and NULL
@@ -138,7 +140,8 @@ double dk_loss_at(float *dfs, const dk_tensor *fs, const dk_tensor *ft, const ui
  * gradient. */
 size_t dk_loss_hint_work_floats(const dk_tensor *fs, int64_t ct);
 double dk_loss_hint(float *dfs, float *dw, float *db, const dk_tensor *fs, const dk_tensor *ft,
-                    const float *w, const float *b, float scale, float *work);
+                    const uint8_t *mask, const float *w, const float *b, float scale,
+                    float *work);
 
 /* ======================================================================== domain alignment */
 
@@ -486,7 +489,8 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *              target rows under target_bn), mask m_i max-pooled to the tap's grid
  *              (dk_mask_pool);
  *   L_hint   = (1/B) (ns H_src + nt H_tgt), H = dk_loss_hint over the source rows and over
- *              the target rows (each the mean over its elements), against row i's first
+ *              the target rows (each the mean over the elements at the voxels their masks
+ *              count, max-pooled to the tap's grid), against row i's first
  *              teacher as for AT, at hint_tap (default "bottleneck", the middle of the U-Net
  *              as FitNets' guided layer; both networks must have the tap on the same grid),
  *              through a 1x1-conv adapter (with bias) of the student's value;
