@@ -109,6 +109,14 @@ typedef struct {
     int64_t slice_start, slice_end;
     double slice_duration;
     int nifti_version;     /* 1 or 2 as read (0 = Analyze or not from NIfTI) */
+    /* The transforms of a NIfTI-1/2 file as read, so that a read → write round trip keeps
+     * both codes (0 included) and both transforms, also when the qform differs from the
+     * sform (the geometry follows the sform). Written back only while `geom` is still the
+     * geometry read (its RAS affine equals xform_geom): a resampled or reoriented volume
+     * gets qform = sform = its geometry, codes 0 made 1. xforms_kept = 0: not from NIfTI. */
+    int xforms_kept;
+    double qform[4][4];     /* RAS affine of the qform (quaternion, qoffset, pixdim, qfac) */
+    double xform_geom[4][4]; /* RAS affine of `geom` as read */
 } dk_nifti_meta;
 
 typedef struct {
