@@ -48,7 +48,11 @@
  * (per frame in enhanced multi-frame files) in floating point. Data type: when every
  * slope is 1 and every intercept an integer, an integer type: the stored one if all
  * rescaled values fit it, else int16, else int32 (CT stored uint16 with intercept -1024
- * gives int16); otherwise float32 (float64 for 32-bit storage).
+ * gives int16); otherwise float32 (float64 for 32-bit storage). A Siemens mosaic (ImageType
+ * MOSAIC, NumberOfImagesInMosaic in the CSA image header) is split into its slices as
+ * dcm2niix does (tiles of an m x m grid, m = ceil(sqrt(count)); positions along the CSA
+ * SliceNormalVector from the first tile's corrected position); one that cannot be split
+ * that way is refused with DK_ERR_UNSUPPORTED saying why.
  *
  * Ownership: a dk_volume owns `data` (freed by dk_volume_free). Every function that fills
  * a dk_volume* output leaves it zeroed on failure.
