@@ -15,7 +15,9 @@ static const char *info_help =
     "origin and direction (LPS, as ITK), the NIfTI affine (RAS), the orientation code,\n"
     "the value range and, for integer images, the label values with voxel counts.\n"
     "A folder of DICOM files lists its series (index, SeriesInstanceUID, modality,\n"
-    "description, size) and, when it holds one or --series picks one, describes it too.\n\n"
+    "description, size) and the files passed over (not DICOM, no image, or unreadable: cut\n"
+    "short, corrupt, or crashing the DICOM parser), and, when it holds one series or\n"
+    "--series picks one, describes it too.\n\n"
     "  --json            one JSON object per file on stdout (an array when several files)\n"
     "  --header-only     do not read voxels (works for a .hdr without its .img)\n"
     "  --series UID|N    the DICOM series to describe (SeriesInstanceUID or list index)\n";
@@ -121,11 +123,30 @@ static cJSON *to_json(const char *path, const dk_volume *v, const dk_volume_stat
     return o;
 }
 
-/* A DICOM folder: print (or add to `o`) its series; 1 when one of them should be read. */
+/* The files of a DICOM folder that were passed over, each with the reader's reason. */
+static void list_skipped(const dk_dicom_skipped *sk, int n, cJSON *o) {
+    cJSON *arr = o && n ? cJSON_AddArrayToObject(o, "skipped") : NULL;
+    if (!o && n) printf("  %d file%s passed over:\n", n, n == 1 ? "" : "s");
+    for (int k = 0; k < n; k++) {
+        if (!o) {
+            printf("    %s%s\n", sk[k].unreadable ? "unreadable: " : "", sk[k].reason);
+            continue;
+        }
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "path", sk[k].path);
+        cJSON_AddStringToObject(e, "reason", sk[k].reason);
+        cJSON_AddBoolToObject(e, "unreadable", sk[k].unreadable);
+        cJSON_AddItemToArray(arr, e);
+    }
+}
+
+/* A DICOM folder: print (or add to `o`) its series and the files passed over; 1 when one
+ * of the series should be read. */
 static int list_series(const char *dir, const dk_read_opts *ro, cJSON *o, dk_status *st) {
     dk_dicom_series *ser = NULL;
-    int n = 0;
-    *st = dk_dicom_list_series(&ser, &n, dir);
+    dk_dicom_skipped *skipped = NULL;
+    int n = 0, nskipped = 0;
+    *st = dk_dicom_list_series(&ser, &n, &skipped, &nskipped, dir);
     if (*st != DK_OK) return 0;
     cJSON *arr = o ? cJSON_AddArrayToObject(o, "series") : NULL;
     if (!o) printf("%s\n  %d DICOM series\n", dir, n);
@@ -150,7 +171,9 @@ static int list_series(const char *dir, const dk_read_opts *ro, cJSON *o, dk_sta
         cJSON_AddNumberToObject(e, "files", d->nfiles);
         cJSON_AddItemToArray(arr, e);
     }
+    list_skipped(skipped, nskipped, o);
     free(ser);
+    free(skipped);
     return n == 1 || ro->series_uid || ro->series_index >= 0;
 }
 
@@ -184,6 +207,8 @@ static dk_status info_one(const char *path, int json, int header_only, const dk_
     if (json) {
         cJSON *d = to_json(path, &v, header_only ? NULL : &s);
         if (o) cJSON_AddItemToObject(d, "series", cJSON_DetachItemFromObject(o, "series"));
+        if (o && cJSON_GetObjectItem(o, "skipped"))
+            cJSON_AddItemToObject(d, "skipped", cJSON_DetachItemFromObject(o, "skipped"));
         cJSON_Delete(o);
         cJSON_AddItemToArray(all, d);
     } else {

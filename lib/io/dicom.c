@@ -1,15 +1,11 @@
 /*
- * DICOM series: find the files of a folder, group them by series, order their images along
- * the slice normal (and in time for 4-D series), check the grid (orientation, spacing,
- * counts), build dk_volume geometry, and read the pixels through the ITK bridge with the
- * rescale applied per image. The rules are stated in dakd/volume.h.
+ * DICOM series: group the files of a folder (dicom_scan.c) by series, order their images
+ * along the slice normal (and in time for 4-D series), check the grid (orientation,
+ * spacing, counts) and build dk_volume geometry. The rules are stated in dakd/volume.h.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dicom_internal.h"
 
@@ -17,122 +13,6 @@
 #define SAME_POS_MM 0.01
 /* Relative difference between slice steps that counts as uneven spacing. */
 #define SPACING_REL_TOL 0.01
-
-/* ---------------------------------------------------------------- file sets */
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void dk_dcm_set_free(dk_dcm_set *s) {
-    if (!s) return;
-    for (int i = 0; i < s->n; i++) {
-        if (s->files) dk_itk_dcm_clear(&s->files[i]);
-        free(s->paths[i]);
-    }
-    free(s->paths);
-    free(s->files);
-    memset(s, 0, sizeof *s);
-}
-
-/* The regular files directly in `dir`, sorted by name, as malloc'd paths. */
-static dk_status list_dir(char ***out, int *n, const char *dir) {
-    *out = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return dk_fail(DK_ERR_IO, "%s: cannot read folder: %s", dir, strerror(errno));
-    char **paths = NULL;
-    int cap = 0, k = 0;
-    dk_status st = DK_OK;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] == '.') continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = malloc(len);
-        char **grown = k == cap ? realloc(paths, sizeof *paths * (size_t)(cap = cap * 2 + 16))
-                                : paths;
-        if (!p || !grown) {
-            free(p);
-            if (grown) paths = grown;
-            st = dk_fail(DK_ERR_NOMEM, "%s: out of memory listing the folder", dir);
-            break;
-        }
-        paths = grown;
-        snprintf(p, len, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) paths[k++] = p;
-        else free(p);
-    }
-    closedir(d);
-    if (st != DK_OK) {
-        for (int i = 0; i < k; i++) free(paths[i]);
-        free(paths);
-        return st;
-    }
-    if (k) qsort(paths, (size_t)k, sizeof *paths, cmp_str);
-    *out = paths;
-    *n = k;
-    return DK_OK;
-}
-
-dk_status dk_dcm_set_from_dir(dk_dcm_set *s, const char *dir) {
-    memset(s, 0, sizeof *s);
-    char **paths;
-    int n;
-    dk_status st = list_dir(&paths, &n, dir);
-    if (st != DK_OK) return st;
-    s->paths = paths;
-    s->files = calloc((size_t)(n ? n : 1), sizeof *s->files);
-    if (!s->files) {
-        s->n = n;
-        dk_dcm_set_free(s);
-        return dk_fail(DK_ERR_NOMEM, "%s: out of memory for %d file headers", dir, n);
-    }
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        dk_dcm_file *f = &s->files[kept];
-        f->path = paths[i];
-        int cut = 0;
-        dk_status fst = dk_dcm_check_structure(paths[i], &cut);
-        if (cut) {
-            /* a cut DICOM file in a series: say so, never drop it */
-            f->path = NULL;
-            s->n = kept;
-            for (int j = i; j < n; j++) free(paths[j]);
-            dk_dcm_set_free(s);
-            return fst;
-        }
-        if (fst == DK_OK && dk_itk_dcm_scan(f) == DK_OK && f->has_pixels) {
-            paths[kept++] = paths[i];
-        } else {
-            dk_itk_dcm_clear(f);
-            free(paths[i]);
-        }
-    }
-    s->n = kept;
-    dk_clear_error(); /* files skipped as non-DICOM are not an error */
-    return DK_OK;
-}
-
-dk_status dk_dcm_set_from_file(dk_dcm_set *s, const char *path) {
-    memset(s, 0, sizeof *s);
-    s->paths = malloc(sizeof *s->paths);
-    s->files = calloc(1, sizeof *s->files);
-    if (s->paths) s->paths[0] = strdup(path);
-    if (!s->paths || !s->files || !s->paths[0]) {
-        if (s->paths) s->n = 1;
-        dk_dcm_set_free(s);
-        return dk_fail(DK_ERR_NOMEM, "%s: out of memory", path);
-    }
-    s->n = 1;
-    s->files[0].path = s->paths[0];
-    dk_status st = dk_dcm_check_structure(path, NULL);
-    if (st == DK_OK) st = dk_itk_dcm_scan(&s->files[0]);
-    if (st == DK_OK && !s->files[0].has_pixels)
-        st = dk_fail(DK_ERR_FORMAT, "%s: no image (Rows/Columns absent: %s object)", path,
-                     s->files[0].modality[0] ? s->files[0].modality : "non-image");
-    if (st != DK_OK) dk_dcm_set_free(s);
-    return st;
-}
 
 /* ---------------------------------------------------------------- series grouping */
 

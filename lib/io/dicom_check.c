@@ -1,11 +1,14 @@
 /*
  * A structural check of a DICOM Part 10 file before GDCM parses it: every element's
- * declared length must fit in the file. Debian's GDCM is built with assertions, and a file
- * cut inside its dataset makes it abort() the process; dakd must instead report the file
- * as truncated. Handles explicit/implicit VR little endian and explicit big endian, nested
- * sequences and encapsulated pixel data of undefined length. Deflated datasets are not
- * walked (zlib reports their truncation to GDCM without asserting). Files without the
- * Part 10 header must be a bare dataset that fills the file exactly.
+ * declared length must fit in what contains it (the file, or the sequence or item of
+ * defined length around it), and the file meta group must carry real VRs. Debian's GDCM is
+ * built with assertions and abort()s on such files (and allocates whatever length an
+ * element claims); dakd reports them instead, cheaply, and parses what passes in a child
+ * process (dicom_isolate.c) in case GDCM still asserts. Handles explicit/implicit VR little
+ * endian and explicit big endian, nested sequences and encapsulated pixel data of undefined
+ * length. Deflated datasets are not walked (zlib reports their truncation to GDCM without
+ * asserting). Files without the Part 10 header must be a bare dataset that fills the file
+ * exactly.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +20,10 @@
 typedef struct {
     const unsigned char *b;
     size_t n, at;
+    size_t end;         /* end of the innermost container of defined length (<= n) */
     int explicit_vr, big;
+    int fragments;      /* inside encapsulated pixel data: items hold bytes, not elements */
+    const char *why;    /* what broke, for the message ("" = ran past the end) */
 } walker;
 
 static unsigned u16(const walker *w, size_t at) {
@@ -39,6 +45,15 @@ static int long_vr(const unsigned char *vr) {
     return 0;
 }
 
+/* One of the VRs of PS3.5 table 6.2-1. */
+static int known_vr(const unsigned char *vr) {
+    static const char all[] =
+        "AEASATCSDADSDTFDFLISLOLTOBODOFOLOVOWPNSHSLSQSSSTSVTMUCUIULUNURUSUTUV";
+    for (size_t i = 0; i + 1 < sizeof all; i += 2)
+        if (vr[0] == all[i] && vr[1] == all[i + 1]) return 1;
+    return 0;
+}
+
 static int step(walker *w, int depth);
 
 /* Items/elements of undefined length up to their delimiter. */
@@ -49,22 +64,41 @@ static int walk_undefined(walker *w, int depth) {
     }
 }
 
-/* One element at w->at, nested content included: 0 ok, 1 a delimiter, -1 past the end. */
+/* The content of a sequence or item of defined length `len`: it must hold whole elements
+ * (items, for a sequence) and end exactly at its own end. */
+static int walk_defined(walker *w, uint32_t len, int depth) {
+    size_t outer = w->end;
+    w->end = w->at + len;
+    int r = 0;
+    while (r == 0 && w->at < w->end) r = step(w, depth + 1);
+    if (r == 0 && w->at != w->end) r = -1;
+    if (r) w->why = "an element runs past the end of the sequence or item holding it";
+    w->end = outer;
+    return r ? -1 : 0;
+}
+
+/* One element at w->at, nested content included: 0 ok, 1 a delimiter, -1 broken. */
 static int step(walker *w, int depth) {
-    if (w->at + 8 > w->n || depth > 64) return -1;
+    if (w->at + 8 > w->end || depth > 64) return -1;
     unsigned g = u16(w, w->at), e = u16(w, w->at + 2);
     uint32_t len;
-    int un = 0; /* VR UN of undefined length: its content is implicit VR (PS3.5 6.2.2) */
+    int un = 0, sq = 0; /* VR UN of undefined length: its content is implicit VR (PS3.5 6.2.2) */
     if (g == 0xFFFE) { /* items and delimiters are always in the implicit form */
         len = u32(w, w->at + 4);
         w->at += 8;
         if (e == 0xE00D || e == 0xE0DD) return 1;
+        sq = e == 0xE000 && !w->fragments; /* an item of a sequence: its content is elements */
     } else if (w->explicit_vr) {
         const unsigned char *vr = w->b + w->at + 4;
+        if (g == 0x0002 && !known_vr(vr)) { /* GDCM asserts on these */
+            w->why = "the file meta group holds an element without a valid VR";
+            return -1;
+        }
         if (long_vr(vr)) {
-            if (w->at + 12 > w->n) return -1;
+            if (w->at + 12 > w->end) return -1;
             len = u32(w, w->at + 8);
             un = !memcmp(vr, "UN", 2);
+            sq = !memcmp(vr, "SQ", 2);
             w->at += 12;
         } else {
             len = u16(w, w->at + 6);
@@ -80,8 +114,16 @@ static int step(walker *w, int depth) {
         w->explicit_vr = 1;
         return r;
     }
-    if (len == 0xFFFFFFFFu) return walk_undefined(w, depth);
-    if (len > w->n - w->at) return -1;
+    if (len == 0xFFFFFFFFu && (sq || g == 0xFFFE)) return walk_undefined(w, depth);
+    if (len == 0xFFFFFFFFu) { /* encapsulated pixel data (or OB/OW/UT of undefined length) */
+        int outer = w->fragments;
+        w->fragments = 1;
+        int r = walk_undefined(w, depth);
+        w->fragments = outer;
+        return r;
+    }
+    if (len > w->end - w->at) return -1;
+    if (sq) return walk_defined(w, len, depth);
     w->at += len;
     return 0;
 }
@@ -92,7 +134,7 @@ static int step(walker *w, int depth) {
 static dk_status raw_dataset(const char *path, unsigned char *b, size_t n) {
     int ok = 0;
     for (int ex = 1; ex >= 0 && !ok && n >= 8; ex--) {
-        walker w = {b, n, 0, ex, 0};
+        walker w = {b, n, 0, n, ex, 0, 0, ""};
         if (u16(&w, 0) > 0x0008 || u16(&w, 0) % 2) break;
         int bad = 0;
         while (!bad && w.at < w.n) bad = step(&w, 0) != 0;
@@ -103,23 +145,31 @@ static dk_status raw_dataset(const char *path, unsigned char *b, size_t n) {
                                 "and not a bare DICOM dataset)", path);
 }
 
-dk_status dk_dcm_check_structure(const char *path, int *cut_short) {
-    if (cut_short) *cut_short = 0;
+/* The whole file in memory (malloc'd), or NULL with the failure recorded. */
+static unsigned char *slurp(const char *path, long *size) {
     FILE *f = fopen(path, "rb");
-    if (!f) return dk_fail(DK_ERR_IO, "%s: cannot open", path);
-    unsigned char head[132];
-    int part10 = fread(head, 1, 132, f) == 132 && !memcmp(head + 128, "DICM", 4);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    unsigned char *b = size > 0 ? malloc((size_t)size) : NULL;
-    int ok = b && fseek(f, 0, SEEK_SET) == 0 && fread(b, 1, (size_t)size, f) == (size_t)size;
-    fclose(f);
-    if (!ok) {
-        free(b);
-        return dk_fail(DK_ERR_IO, "%s: cannot read", path);
+    if (!f) {
+        dk_fail(DK_ERR_IO, "%s: cannot open", path);
+        return NULL;
     }
-    if (!part10) return raw_dataset(path, b, (size_t)size);
-    walker w = {b, (size_t)size, 132, 1, 0};
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    unsigned char *b = *size > 0 ? malloc((size_t)*size) : NULL;
+    int ok = b && fseek(f, 0, SEEK_SET) == 0 && fread(b, 1, (size_t)*size, f) == (size_t)*size;
+    fclose(f);
+    if (ok) return b;
+    free(b);
+    dk_fail(DK_ERR_IO, "%s: cannot read", path);
+    return NULL;
+}
+
+dk_status dk_dcm_check_structure(const char *path, int *damaged) {
+    if (damaged) *damaged = 0;
+    long size = 0;
+    unsigned char *b = slurp(path, &size);
+    if (!b) return DK_ERR_IO;
+    if (size < 132 || memcmp(b + 128, "DICM", 4)) return raw_dataset(path, b, (size_t)size);
+    walker w = {b, (size_t)size, 132, (size_t)size, 1, 0, 0, ""};
     int bad = 0, explicit_vr = 1, big = 0;
     size_t end = w.n;
     /* the file meta group (0002): explicit VR little endian; it names the transfer syntax */
@@ -142,9 +192,10 @@ dk_status dk_dcm_check_structure(const char *path, int *cut_short) {
     while (!bad && w.at < end) bad = step(&w, 0) != 0;
     size_t at = w.at;
     free(b);
-    if (bad && cut_short) *cut_short = 1;
-    if (bad)
-        return dk_fail(DK_ERR_FORMAT, "%s: file cut short or corrupt: the element at byte %zu "
-                       "runs past the end of the file (%ld bytes)", path, at, size);
-    return DK_OK;
+    if (!bad) return DK_OK;
+    if (damaged) *damaged = 1;
+    if (w.why[0])
+        return dk_fail(DK_ERR_FORMAT, "%s: corrupt: %s (near byte %zu)", path, w.why, at);
+    return dk_fail(DK_ERR_FORMAT, "%s: file cut short or corrupt: the element at byte %zu "
+                   "runs past the end of the file (%ld bytes)", path, at, size);
 }

@@ -51,14 +51,20 @@ static dk_status list_of_set(dk_dicom_series **out, int *nout, const dk_dcm_set 
     return DK_OK;
 }
 
-dk_status dk_dicom_list_series(dk_dicom_series **out, int *n, const char *dir) {
+dk_status dk_dicom_list_series(dk_dicom_series **out, int *n, dk_dicom_skipped **skipped,
+                               int *nskipped, const char *dir) {
     dk_dcm_set s;
     *out = NULL;
     *n = 0;
+    if (skipped) *skipped = NULL, *nskipped = 0;
     dk_status st = dk_itk_require(dir);
     if (st == DK_OK) st = dk_dcm_set_from_dir(&s, dir);
     if (st != DK_OK) return st;
     st = list_of_set(out, n, &s, dir);
+    if (st == DK_OK && skipped) { /* handed over to the caller */
+        *skipped = s.skipped, *nskipped = s.nskipped;
+        s.skipped = NULL;
+    }
     dk_dcm_set_free(&s);
     return st;
 }
@@ -110,21 +116,42 @@ dk_status dk_dcm_plan_series(dk_dcm_plan *p, const dk_dcm_set *s, const dk_read_
 
 /* ---------------------------------------------------------------- pixels */
 
-/* Read every image into `buf` (float or double, nx*ny per image) in plan order. */
-static dk_status read_pixels(void *buf, int dbl, const dk_dcm_plan *p, const dk_dcm_set *s) {
-    int64_t n = p->nz * p->nt;
-    dk_status st = DK_OK;
-    for (int fi = 0; fi < p->nfiles && st == DK_OK; fi++) {
-        const dk_dcm_file *f = &s->files[p->files[fi]];
-        int64_t *slot = malloc(sizeof *slot * (size_t)f->nframes);
-        if (!slot) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", f->path);
-        for (int k = 0; k < f->nframes; k++) slot[k] = -1;
-        for (int64_t i = 0; i < n; i++)
-            if (p->slices[i].file == p->files[fi]) slot[p->slices[i].frame] = i;
-        st = dk_itk_dcm_read_pixels(buf, dbl, f, slot);
-        free(slot);
-    }
+/* The pixels of a plan as a dk_dcm_job: item fi decodes file p->files[fi] in the child,
+ * straight into `buf` (MAP_SHARED, so the parent sees it). */
+typedef struct {
+    void *buf; /* float or double, nx*ny per image, in plan order */
+    int dbl;
+    const dk_dcm_plan *p;
+    const dk_dcm_set *s;
+} pixel_job;
+
+static dk_status pixels_work(void *arg, int fi, int *flag) {
+    const pixel_job *j = arg;
+    const dk_dcm_file *f = &j->s->files[j->p->files[fi]];
+    (void)flag;
+    int64_t *slot = malloc(sizeof *slot * (size_t)f->nframes);
+    if (!slot) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", f->path);
+    for (int k = 0; k < f->nframes; k++) slot[k] = -1;
+    for (int64_t i = 0; i < j->p->nz * j->p->nt; i++)
+        if (j->p->slices[i].file == j->p->files[fi]) slot[j->p->slices[i].frame] = i;
+    dk_status st = f->mosaic_rows ? dk_dcm_mosaic_read_pixels(j->buf, j->dbl, f, slot)
+                                  : dk_itk_dcm_read_pixels(j->buf, j->dbl, f, slot);
+    free(slot);
     return st;
+}
+
+static const char *pixels_path(void *arg, int fi) {
+    const pixel_job *j = arg;
+    return j->s->files[j->p->files[fi]].path;
+}
+
+/* Read every image into `buf` (shared memory) in plan order, in a child process; a series
+ * with an unreadable image is not read. */
+static dk_status read_pixels(void *buf, int dbl, const dk_dcm_plan *p, const dk_dcm_set *s) {
+    pixel_job j = {buf, dbl, p, s};
+    dk_dcm_job job = {p->nfiles, &j, pixels_work, NULL, NULL, NULL, pixels_path,
+                      "decoding the pixel data"};
+    return dk_dcm_run_isolated(&job);
 }
 
 /* The integer type the stored pixels had. */
@@ -173,7 +200,8 @@ static dk_status load(dk_volume *v, const dk_dcm_plan *p, const dk_dcm_set *s) {
     const dk_dcm_file *f0 = &s->files[p->slices[0].file];
     int dbl = f0->bits_alloc > 16;
     int64_t n = p->nx * p->ny * p->nz * p->nt;
-    void *buf = dk_alloc_aligned((size_t)n, dbl ? sizeof(double) : sizeof(float));
+    size_t bytes = (size_t)n * (dbl ? sizeof(double) : sizeof(float));
+    void *buf = dk_dcm_shared_alloc(bytes); /* the child decodes into it */
     if (!buf)
         return dk_fail(DK_ERR_NOMEM, "%s: out of memory for %lld voxels", p->what, (long long)n);
     dk_status st = read_pixels(buf, dbl, p, s);
@@ -187,7 +215,7 @@ static dk_status load(dk_volume *v, const dk_dcm_plan *p, const dk_dcm_set *s) {
         for (int64_t i = 0; i < n; i++)
             dk_volume_set(v, i, dbl ? ((double *)buf)[i] : ((float *)buf)[i]);
     }
-    dk_free(buf);
+    dk_dcm_shared_free(buf, bytes);
     if (st != DK_OK) return st;
     v->geom = p->geom;
     v->ndim = 3;

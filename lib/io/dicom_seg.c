@@ -145,6 +145,53 @@ static dk_status check_seg(const dk_dcm_file *f) {
     return DK_OK;
 }
 
+/* The SEG's decoded pixel buffer, decoded by GDCM in a child process (dicom_isolate.c). */
+typedef struct {
+    const char *path;
+    unsigned char *buf; /* (nbytes) malloc'd: in the child by the decoder, in the parent by
+                         * seg_take */
+    size_t nbytes;
+} seg_job;
+
+static dk_status seg_work(void *arg, int i, int *flag) {
+    seg_job *j = arg;
+    (void)i, (void)flag;
+    return dk_itk_dcm_read_seg_pixels(&j->buf, &j->nbytes, j->path);
+}
+
+static dk_status seg_send(void *arg, int i, int fd) {
+    const seg_job *j = arg;
+    (void)i;
+    dk_status st = dk_dcm_put(fd, &j->nbytes, sizeof j->nbytes);
+    return st == DK_OK ? dk_dcm_put(fd, j->buf, j->nbytes) : st;
+}
+
+static dk_status seg_take(void *arg, int i, int fd) {
+    seg_job *j = arg;
+    (void)i;
+    dk_status st = dk_dcm_get(fd, &j->nbytes, sizeof j->nbytes);
+    if (st != DK_OK) return st;
+    j->buf = malloc(j->nbytes ? j->nbytes : 1);
+    if (!j->buf)
+        return dk_fail(DK_ERR_NOMEM, "%s: SEG pixel data of %zu bytes", j->path, j->nbytes);
+    return dk_dcm_get(fd, j->buf, j->nbytes);
+}
+
+static const char *seg_path(void *arg, int i) {
+    (void)i;
+    return ((seg_job *)arg)->path;
+}
+
+static dk_status read_seg_pixels(unsigned char **buf, size_t *nbytes, const char *path) {
+    seg_job j = {path, NULL, 0};
+    dk_dcm_job job = {1, &j, seg_work, seg_send, seg_take, NULL, seg_path,
+                      "decoding the SEG pixel data"};
+    dk_status st = dk_dcm_run_isolated(&job);
+    if (st != DK_OK) free(j.buf), j.buf = NULL;
+    *buf = j.buf, *nbytes = j.nbytes;
+    return st;
+}
+
 static dk_status seg_onto(dk_volume *lab, const dk_dcm_file *f, const dk_dcm_plan *p,
                           const dk_dcm_set *series) {
     if (p->nt > 1)
@@ -156,7 +203,7 @@ static dk_status seg_onto(dk_volume *lab, const dk_dcm_file *f, const dk_dcm_pla
                        (long long)p->ny);
     unsigned char *buf;
     size_t nbytes;
-    dk_status st = dk_itk_dcm_read_seg_pixels(&buf, &nbytes, f->path);
+    dk_status st = read_seg_pixels(&buf, &nbytes, f->path);
     if (st != DK_OK) return st;
     int maxnum = f->seg_max_number;
     for (int k = 0; k < f->nframes; k++) maxnum = f->frames[k].segment > maxnum

@@ -55,6 +55,12 @@ typedef struct {
     int seg_nsegments;      /* items in SegmentSequence */
     int seg_max_number;     /* largest SegmentNumber */
     char ref_series_uid[65]; /* ReferencedSeriesSequence[0].SeriesInstanceUID */
+    /* Siemens mosaic (ImageType MOSAIC): the slices of one acquisition tiled in one image */
+    int mosaic_images;      /* CSA NumberOfImagesInMosaic, else (0019,100A); 0 = no mosaic */
+    int has_slice_normal;
+    double slice_normal[3]; /* CSA SliceNormalVector: the direction the tiles step along */
+    int mosaic_rows, mosaic_cols; /* the stored image once dk_dcm_demosaic split it (rows,
+                                   * cols, nframes are then the tiles'); 0 = not split */
     dk_dcm_frame *frames;   /* (nframes) owned; free with dk_itk_dcm_clear */
 } dk_dcm_file;
 
@@ -77,6 +83,12 @@ dk_status dk_itk_dcm_read_pixels(void *base, int use_double, const dk_dcm_file *
 /* The decoded pixel buffer of a SEG (BitsAllocated 1: packed bits, LSB first, frames
  * contiguous in the bit stream; 8: one byte a pixel). *buf is malloc'd (caller frees). */
 dk_status dk_itk_dcm_read_seg_pixels(unsigned char **buf, size_t *nbytes, const char *path);
+
+/* Numbers of element `name` of a Siemens CSA2 header ("SV10", the bytes of (0029,xx10)):
+ * up to `max` values into out; returns how many (0 when absent, not CSA2, or malformed;
+ * every offset is checked against n). Plain C (lib/io/dicom_mosaic.c), used by the scan. */
+int dk_dcm_csa_values(double *out, int max, const unsigned char *b, size_t n,
+                      const char *name);
 
 /* MetaImage and NRRD through ITK's MetaImageIO / NrrdImageIO. 2-D to 4-D images with one
  * or more components; header_only leaves data NULL. */

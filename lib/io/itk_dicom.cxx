@@ -36,7 +36,9 @@ namespace {
  * series, with its large private groups, a quarter faster than reading up to PixelData). */
 const std::set<gdcm::Tag> &wanted_tags() {
     static const std::set<gdcm::Tag> tags = [] {
-        const uint32_t t[] = {0x00080016, 0x00080018, 0x00080060, 0x0008103E, 0x00081115,
+        const uint32_t t[] = {0x00080008, 0x00080016, 0x00080018, 0x00080060, 0x0008103E,
+                              0x00081115, 0x00190010, 0x0019100A, 0x00290010, 0x00290011,
+                              0x00291010, 0x00291110,
                               0x00180050, 0x00180088, 0x0020000E, 0x00200012, 0x00200013,
                               0x00200032, 0x00200037, 0x00200052, 0x00200100, 0x00280002,
                               0x00280008, 0x00280010, 0x00280011, 0x00280030, 0x00280100,
@@ -138,6 +140,37 @@ void apply_group(dk_dcm_frame *fr, dk_dcm_file *f, const gdcm::StringFilter &sf,
             copy_str(fr->ref_sop, sizeof fr->ref_sop, get_str(sf, *s, 0x0008, 0x1155));
 }
 
+/* The value bytes of private element (g, 0xXXee) whose creator (g, 0x00XX) is `creator`,
+ * or an empty string. */
+std::string private_bytes(const gdcm::DataSet &ds, uint16_t g, uint8_t ee, const char *creator) {
+    for (uint16_t block = 0x10; block <= 0x11; block++) {
+        const gdcm::Tag ct(g, block), vt(g, (uint16_t)(block << 8 | ee));
+        if (!ds.FindDataElement(ct) || !ds.FindDataElement(vt)) continue;
+        const gdcm::ByteValue *c = ds.GetDataElement(ct).GetByteValue();
+        const gdcm::ByteValue *v = ds.GetDataElement(vt).GetByteValue();
+        if (c && v && trimmed(std::string(c->GetPointer(), c->GetLength())) == creator)
+            return std::string(v->GetPointer(), v->GetLength());
+    }
+    return std::string();
+}
+
+/* Siemens mosaic: image count and slice normal from the CSA image header (0029,xx10),
+ * the count from (0019,xx0A) when the CSA header does not give it. */
+void scan_mosaic(dk_dcm_file *f, const gdcm::StringFilter &sf, const gdcm::DataSet &ds) {
+    if (get_str(sf, ds, 0x0008, 0x0008).find("MOSAIC") == std::string::npos) return;
+    std::string csa = private_bytes(ds, 0x0029, 0x10, "SIEMENS CSA HEADER");
+    const unsigned char *b = (const unsigned char *)csa.data();
+    double n = 0;
+    if (dk_dcm_csa_values(&n, 1, b, csa.size(), "NumberOfImagesInMosaic") == 1 && n >= 1 &&
+        n <= 65535)
+        f->mosaic_images = (int)n;
+    f->has_slice_normal =
+        dk_dcm_csa_values(f->slice_normal, 3, b, csa.size(), "SliceNormalVector") == 3;
+    std::string mr = private_bytes(ds, 0x0019, 0x0A, "SIEMENS MR HEADER");
+    if (!f->mosaic_images && mr.size() == 2)
+        f->mosaic_images = (unsigned char)mr[0] | (unsigned char)mr[1] << 8;
+}
+
 /* Top-level attributes shared by every frame. */
 void scan_top(dk_dcm_file *f, const gdcm::StringFilter &sf, const gdcm::DataSet &ds) {
     copy_str(f->series_uid, sizeof f->series_uid, get_str(sf, ds, 0x0020, 0x000E));
@@ -160,6 +193,7 @@ void scan_top(dk_dcm_file *f, const gdcm::StringFilter &sf, const gdcm::DataSet 
     f->instance = get_long(sf, ds, 0x0020, 0x0013, -1);
     f->acquisition = get_long(sf, ds, 0x0020, 0x0012, -1);
     f->temporal = get_long(sf, ds, 0x0020, 0x0100, -1);
+    scan_mosaic(f, sf, ds);
     f->is_seg = std::strcmp(f->sop_class, "1.2.840.10008.5.1.4.1.1.66.4") == 0;
     if (!f->is_seg) return;
     f->seg_fractional = get_str(sf, ds, 0x0062, 0x0001) == "FRACTIONAL";
@@ -353,6 +387,12 @@ extern "C" dk_status dk_itk_dcm_scan(dk_dcm_file *f) {
                        ts == gdcm::TransferSyntax::ExplicitVRLittleEndian;
         f->explicit_vr = ts.IsExplicit();
         f->has_pixels = f->rows > 0 && f->cols > 0;
+        if ((off_t)f->nframes > sb.st_size) { /* every frame takes at least a byte */
+            long nframes = f->nframes;
+            dk_itk_dcm_clear(f);
+            return dk_fail(DK_ERR_FORMAT, "%s: NumberOfFrames = %ld exceeds the file's %lld "
+                           "bytes", path, nframes, (long long)sb.st_size);
+        }
         f->frames = (dk_dcm_frame *)std::calloc((size_t)f->nframes, sizeof *f->frames);
         if (!f->frames) {
             dk_itk_dcm_clear(f);

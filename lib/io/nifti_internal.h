@@ -6,6 +6,8 @@
 #ifndef DAKD_NIFTI_INTERNAL_H
 #define DAKD_NIFTI_INTERNAL_H
 
+#include <nifti2_io.h>
+
 #include "dakd/volume.h"
 
 enum { DK_NIFTI_PATH_MAX = 4096 };
@@ -28,5 +30,11 @@ dk_status dk_nifti_files_of(dk_nifti_files *f, const char *path);
 /* The dk_dtype a NIfTI datatype code is stored as (RGB24/RGBA32 → DK_U8 with
  * *channels = 3/4, else *channels = 1); DK_DT_UNKNOWN for codes dakd does not read. */
 dk_dtype dk_nifti_dtype_of(int datatype, int *channels);
+
+/* nifti_xform.c: remember the file's qform and codes in m (reader, once g is the geometry
+ * read and m->*_code are set), and put them back into nim (writer, after the geometry and
+ * metadata are set) while g is still that geometry. */
+void dk_nifti_keep_xforms(dk_nifti_meta *m, const nifti_image *nim, const dk_geometry *g);
+void dk_nifti_put_xforms(nifti_image *nim, const dk_nifti_meta *m, const dk_geometry *g);
 
 #endif

@@ -358,6 +358,7 @@ static dk_status describe(dk_volume *v, const header *h, const layout *l, const 
     if (h->version == 0) analyze_affine(m, h);
     dk_geometry_from_nifti_affine(&v->geom, (const double(*)[4])m);
     copy_meta(&v->meta, nim, h);
+    if (h->version > 0) dk_nifti_keep_xforms(&v->meta, nim, &v->geom);
     nifti_image_free(nim);
     return DK_OK;
 }

@@ -133,6 +133,7 @@ static dk_status build_header(any_header *hdr, size_t *hsize, const dk_volume *v
     nim->iname_offset = pair ? 0 : (int64_t)*hsize + 4; /* header + 4-byte extender */
     set_geometry(nim, &v->geom);
     copy_meta(nim, &v->meta);
+    dk_nifti_put_xforms(nim, &v->meta, &v->geom); /* the file's own qform and codes */
     nim->scl_slope = 1.0; /* data are stored as they are in memory (scaling applied on read) */
     nim->scl_inter = 0.0;
     memset(hdr, 0, sizeof *hdr);

@@ -74,6 +74,8 @@ static int64_t world_compare(const dk_volume *a, const dk_volume *b, double tol_
     return bad;
 }
 
+static void expect_failure(const char *path, dk_status want, const char *needle);
+
 /* ---------------------------------------------------------------- conformance */
 
 static void test_ge_vs_dcm2niix(void) {
@@ -137,6 +139,27 @@ static void test_ge_convert_nibabel(void) {
     CU_ASSERT_EQUAL(bad, 0);
     dk_volume_free(&mine);
     dk_volume_free(&theirs);
+}
+
+/* Siemens mosaics (two 216x216 files of 5 tiles each) = dcm2niix's 72x72x5x2 in world
+ * coordinates, values included; without the CSA header's slice normal they are refused. */
+static void test_siemens_mosaic(void) {
+    dk_volume v, ref;
+    const char *dir = conf("dcm_qa_nih/In/20180918Si/mr_0003");
+    CU_ASSERT_FATAL(read_ok(&v, dir));
+    CU_ASSERT_FATAL(read_ok(&ref, conf("dcm_qa_nih/Ref/EPI_PE=AP_3.nii")));
+    CU_ASSERT(v.nx == 72 && v.ny == 72 && v.nz == 5 && v.nt == 2);
+    int64_t bad = world_compare(&v, &ref, 1e-3, 1);
+    printf("\n    Siemens mosaic 72x72x5x2 vs dcm2niix: %lld voxel mismatches", (long long)bad);
+    CU_ASSERT_EQUAL(bad, 0);
+    dk_volume_free(&v);
+    dk_volume_free(&ref);
+    const char *no_csa = dk_test_path(dk_test_tmpdir(), "mosaic_no_csa.dcm");
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, PY " -c \"import pydicom; d=pydicom.dcmread("
+                                     "'%s/epi_pe_ap-00001.dcm'); del d[0x00291010]; "
+                                     "d.save_as('%s')\"", dir, no_csa), 0);
+    expect_failure(no_csa, DK_ERR_UNSUPPORTED, "Siemens mosaic of 5 images in 216 x 216 pixels: "
+                   "the CSA header has no SliceNormalVector");
 }
 
 static void test_totalseg_grid(void) {
@@ -337,15 +360,26 @@ static void test_bad_files(void) {
     const char *empty = dk_test_path(dir, "empty_dir");
     CU_ASSERT_EQUAL(dk_test_sh(NULL, 0, "mkdir -p '%s' && cp '%s' '%s'", empty, txt, empty), 0);
     expect_failure(empty, DK_ERR_IO, "no DICOM images");
-    /* In a folder a file that is not DICOM is passed over, a DICOM file cut short is not */
+    /* In a folder a file that is not DICOM and a DICOM file cut short are passed over and
+     * listed (the cut one as unreadable); the image beside them still loads */
     const char *mixed = dk_test_path(dir, "mixed_dir");
-    CU_ASSERT_EQUAL(dk_test_sh(NULL, 0, "mkdir -p '%s' && cp '%s' '%s' '%s'", mixed, txt, ct,
-                               mixed), 0);
+    CU_ASSERT_EQUAL(dk_test_sh(NULL, 0, "mkdir -p '%s' && cp '%s' '%s' '%s' '%s'", mixed, txt,
+                               ct, cut_pixels, mixed), 0);
     dk_volume v;
     CU_ASSERT_EQUAL(dk_volume_read(&v, mixed), DK_OK);
+    CU_ASSERT(v.nx == 128 && v.ny == 128 && v.nz == 1);
     dk_volume_free(&v);
-    CU_ASSERT_EQUAL(dk_test_sh(NULL, 0, "cp '%s' '%s'", cut_pixels, mixed), 0);
-    expect_failure(mixed, DK_ERR_FORMAT, "cut_pixels.dcm: file cut short");
+    dk_dicom_series *ser;
+    dk_dicom_skipped *sk;
+    int n, nsk;
+    CU_ASSERT_EQUAL_FATAL(dk_dicom_list_series(&ser, &n, &sk, &nsk, mixed), DK_OK);
+    CU_ASSERT(n == 1 && ser[0].nfiles == 1);
+    CU_ASSERT_EQUAL_FATAL(nsk, 2);
+    CU_ASSERT(strstr(sk[0].path, "cut_pixels.dcm") && sk[0].unreadable);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sk[0].reason, "cut_pixels.dcm: file cut short"));
+    CU_ASSERT(strstr(sk[1].path, "not_dicom.dcm") && !sk[1].unreadable);
+    free(ser);
+    free(sk);
 }
 
 static void test_bad_series(void) {
@@ -418,7 +452,7 @@ static void test_series_choice(void) {
                                      conf("dcmqi/data/segmentations/23x38x3/image"), d), 0);
     dk_dicom_series *s;
     int n;
-    CU_ASSERT_EQUAL_FATAL(dk_dicom_list_series(&s, &n, d), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_dicom_list_series(&s, &n, NULL, NULL, d), DK_OK);
     CU_ASSERT_EQUAL_FATAL(n, 2);
     /* name order: IMG000* (23x38x3) before a1/a2 (two slices of 24x38x3) */
     CU_ASSERT(s[0].nx == 23 && s[0].nz == 3 && s[1].nx == 24 && s[1].nz == 2);
@@ -498,6 +532,7 @@ int main(void) {
     CU_pSuite c = CU_add_suite("DICOM conformance", NULL, NULL);
     CU_add_test(c, "GE 4-D series = dcm2niix (world coords)", test_ge_vs_dcm2niix);
     CU_add_test(c, "dakd convert GE, nibabel vs dcm2niix", test_ge_convert_nibabel);
+    CU_add_test(c, "Siemens mosaic = dcm2niix, refused without its normal", test_siemens_mosaic);
     CU_add_test(c, "TotalSegmentator J2K CT on its label grid", test_totalseg_grid);
     CU_add_test(c, "TotalSegmentator J2K CT = pydicom", test_totalseg_pydicom);
     CU_add_test(c, "dcmqi liver SEG = liver_seg.nrrd", test_dcmqi_liver);

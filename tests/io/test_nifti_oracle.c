@@ -254,6 +254,38 @@ static void test_dakd_written(void) {
     dk_volume_free(&v);
 }
 
+/* A file whose qform differs from its sform (or has one code 0) keeps both codes and both
+ * transforms through dakd's read → write, NIfTI-1 and -2, as nibabel sees them; once the
+ * geometry changes, qform and sform are both the new geometry. */
+static void test_qform_kept(void) {
+    static const char *cases[] = {"differ", "noq", "nos"};
+    static const char *outs[] = {"xf_out.nii", "xf_out2.nii.gz"};
+    char tool[4200], log[8192];
+    snprintf(tool, sizeof tool, PY " '%s/tests/tools/nib_xforms.py'", dk_test_source_dir());
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *in = dk_test_path(dk_test_tmpdir(), "xf_in.nii");
+        CU_ASSERT_EQUAL_FATAL(dk_test_sh(log, sizeof log, "%s make '%s' %s", tool, in, cases[k]),
+                              0);
+        dk_volume v;
+        CU_ASSERT_EQUAL_FATAL(dk_nifti_read(&v, in, 0), DK_OK);
+        for (int version = 1; version <= 2; version++) {
+            const char *out = dk_test_path(dk_test_tmpdir(), outs[version - 1]);
+            dk_write_opts o = {version, 0};
+            CU_ASSERT_EQUAL_FATAL(dk_nifti_write(&v, out, &o), DK_OK);
+            int rc = dk_test_sh(log, sizeof log, "%s same '%s' '%s'", tool, in, out);
+            if (rc) printf("\n    %s, NIfTI-%d:\n%s", cases[k], version, log);
+            CU_ASSERT_EQUAL(rc, 0);
+        }
+        v.geom.origin[0] += 1.5; /* a changed grid: its qform is its geometry */
+        const char *moved = dk_test_path(dk_test_tmpdir(), "xf_moved.nii");
+        CU_ASSERT_EQUAL_FATAL(dk_nifti_write(&v, moved, NULL), DK_OK);
+        int rc = dk_test_sh(log, sizeof log, "%s agree '%s'", tool, moved);
+        if (rc) printf("\n    %s moved:\n%s", cases[k], log);
+        CU_ASSERT_EQUAL(rc, 0);
+        dk_volume_free(&v);
+    }
+}
+
 int main(void) {
     char out[4096];
     if (dk_test_sh(out, sizeof out,
@@ -270,5 +302,6 @@ int main(void) {
     CU_add_test(s, "nibabel's test data", test_nibabel_test_data);
     CU_add_test(s, "mricron templates", test_mricron_templates);
     CU_add_test(s, "files dakd writes, read by nibabel", test_dakd_written);
+    CU_add_test(s, "a qform unlike the sform is kept, codes too", test_qform_kept);
     return dk_test_run();
 }

@@ -18,7 +18,7 @@ static void test_entry_points(void) {
     CU_ASSERT_PTR_NULL(v.data);
     dk_dicom_series *s = NULL;
     int n = -1;
-    expect_no_itk(dk_dicom_list_series(&s, &n, dir), dir);
+    expect_no_itk(dk_dicom_list_series(&s, &n, NULL, NULL, dir), dir);
     CU_ASSERT(s == NULL && n == 0);
     const char *seg = dk_test_path(dir, "x.dcm");
     expect_no_itk(dk_dicom_seg_read(&v, seg, dir), seg);

@@ -17,7 +17,7 @@
  *    detector's text stays whole and the status passes through. Formatting dk_last_error()
  *    into a new dk_fail() is never done: it copies the message and can cut it.
  *  - Decisions branch on the returned status, or on a result the detector returns for that
- *    purpose (e.g. dk_dcm_check_structure's `cut_short`), never on the message text.
+ *    purpose (e.g. dk_dcm_check_structure's `damaged`), never on the message text.
  *  - Messages name config keys ("[train] epochs", "model.teacher_checkpoint"), option
  *    fields and files, never command-line flags: the library does not know how it was
  *    called. apps/ adds the flag where it wants to say it.

@@ -48,7 +48,11 @@
  * (per frame in enhanced multi-frame files) in floating point. Data type: when every
  * slope is 1 and every intercept an integer, an integer type: the stored one if all
  * rescaled values fit it, else int16, else int32 (CT stored uint16 with intercept -1024
- * gives int16); otherwise float32 (float64 for 32-bit storage).
+ * gives int16); otherwise float32 (float64 for 32-bit storage). A Siemens mosaic (ImageType
+ * MOSAIC, NumberOfImagesInMosaic in the CSA image header) is split into its slices as
+ * dcm2niix does (tiles of an m x m grid, m = ceil(sqrt(count)); positions along the CSA
+ * SliceNormalVector from the first tile's corrected position); one that cannot be split
+ * that way is refused with DK_ERR_UNSUPPORTED saying why.
  *
  * Ownership: a dk_volume owns `data` (freed by dk_volume_free). Every function that fills
  * a dk_volume* output leaves it zeroed on failure.
@@ -109,6 +113,14 @@ typedef struct {
     int64_t slice_start, slice_end;
     double slice_duration;
     int nifti_version;     /* 1 or 2 as read (0 = Analyze or not from NIfTI) */
+    /* The transforms of a NIfTI-1/2 file as read, so that a read → write round trip keeps
+     * both codes (0 included) and both transforms, also when the qform differs from the
+     * sform (the geometry follows the sform). Written back only while `geom` is still the
+     * geometry read (its RAS affine equals xform_geom): a resampled or reoriented volume
+     * gets qform = sform = its geometry, codes 0 made 1. xforms_kept = 0: not from NIfTI. */
+    int xforms_kept;
+    double qform[4][4];     /* RAS affine of the qform (quaternion, qoffset, pixdim, qfac) */
+    double xform_geom[4][4]; /* RAS affine of `geom` as read */
 } dk_nifti_meta;
 
 typedef struct {
@@ -217,17 +229,32 @@ typedef struct {
     char first_file[4096];  /* first file of the series in name order */
 } dk_dicom_series;
 
-/* List the image series among the files directly in `dir` (not recursive; files that are
- * not DICOM or hold no pixel data are skipped), in the order of their first file by name.
- * *out is malloc'd: the caller frees it with free(). *n may be 0. DK_ERR_IO when the
- * directory cannot be read. */
-dk_status dk_dicom_list_series(dk_dicom_series **out, int *n, const char *dir);
+/* A file of a DICOM folder that was passed over, and why. */
+typedef struct {
+    char path[4096];
+    char reason[1024];      /* the reader's message (it names the file) */
+    int unreadable;         /* 1: a DICOM image file dakd cannot read (cut short, corrupt,
+                             * crashing the parser, or a mosaic it cannot lay out); 0: not
+                             * DICOM, or DICOM without an image */
+} dk_dicom_skipped;
+
+/* List the image series among the files directly in `dir` (not recursive), in the order
+ * of their first file by name. Files that are not DICOM, hold no pixel data or cannot be
+ * read (cut short, corrupt, or crashing GDCM, which parses in a child process) are passed over:
+ * listed in *skipped when it is not NULL (malloc'd, *nskipped entries, may be 0; the
+ * caller frees it with free()). *out is malloc'd: the caller frees it with free(). *n may
+ * be 0. DK_ERR_IO when the directory cannot be read. */
+dk_status dk_dicom_list_series(dk_dicom_series **out, int *n, dk_dicom_skipped **skipped,
+                               int *nskipped, const char *dir);
 
 /* Read a DICOM directory (one series, chosen by opts when several) or one file (opts
  * ignored) into `v` by the DICOM rules above. nc = 1 (colour DICOM is DK_ERR_UNSUPPORTED).
- * Errors: DK_ERR_IO no images in the directory / unknown series; DK_ERR_ARG ambiguous or
- * unknown series choice; DK_ERR_FORMAT not DICOM, truncated, mixed orientations, missing
- * slices. Nothing is kept on failure. */
+ * In a directory, unreadable files are passed over as dk_dicom_list_series says, each
+ * logged as a DK_LOG_WARN message naming it (a missing slice is then still refused). GDCM runs in
+ * a child process: a file on which it aborts is DK_ERR_FORMAT naming the file, never an
+ * abort of the caller. Errors: DK_ERR_IO no images in the directory / unknown series;
+ * DK_ERR_ARG ambiguous or unknown series choice; DK_ERR_FORMAT not DICOM, truncated,
+ * corrupt, mixed orientations, missing slices. Nothing is kept on failure. */
 dk_status dk_dicom_read(dk_volume *v, const char *path, const dk_read_opts *opts);
 
 /* Read the DICOM SEG `seg_path` into a label map on the grid of the series it references
