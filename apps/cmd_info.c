@@ -20,7 +20,12 @@ static const char *info_help =
     "--series picks one, describes it too.\n\n"
     "  --json            one JSON object per file on stdout (an array when several files)\n"
     "  --header-only     do not read voxels (works for a .hdr without its .img)\n"
-    "  --series UID|N    the DICOM series to describe (SeriesInstanceUID or list index)\n";
+    "  --series UID|N    the DICOM series to describe (SeriesInstanceUID or list index)\n\n"
+    "Limits: a file whose header describes a volume (voxels x channels x bytes) over 8 GiB\n"
+    "is refused before anything is allocated (exit 4); DAKD_MAX_VOLUME_BYTES sets another\n"
+    "limit (bytes, or 16G, 512M, ...). A header that claims more data than its file can\n"
+    "hold (PNG, .nii.gz: more than deflate's 1032:1) is a format error (exit 3). 64-bit\n"
+    "integer voxels beyond +-2^53 are refused (exit 4): labels would merge in double.\n";
 
 static void print_text(const char *path, const dk_volume *v, const dk_volume_stats *s) {
     double m[4][4];

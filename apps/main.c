@@ -33,6 +33,8 @@ static void usage(FILE *out) {
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n  --threads N  threads for BLAS and every parallel loop (default: all cores;\n"
                  "               also DAKD_THREADS)\n"
+                 "\nDAKD_MAX_VOLUME_BYTES (default 8G) is the largest volume a file may make\n"
+                 "dakd allocate (voxels x channels x bytes); a larger one is refused (exit 4).\n"
                  "\n'dakd <command> --help' describes a command. Exit codes: 0 ok, 1 usage,\n"
                  "2 I/O, 3 bad file format, 4 unsupported, 5 out of memory, 6 numeric,\n"
                  "7 internal.\n");
@@ -149,6 +151,11 @@ int main(int argc, char **argv) {
     dk_log_set_sink(dk_log_stderr_sink, NULL, DK_LOG_INFO);
     int first = parse_threads(argc, argv);
     if (first < 0) return dk_cli_exit_code(DK_ERR_ARG);
+    uint64_t limit; /* a bad DAKD_MAX_VOLUME_BYTES is reported before any work */
+    if (dk_volume_limit(&limit) != DK_OK) {
+        fprintf(stderr, "dakd: %s\n", dk_last_error());
+        return dk_cli_exit_code(DK_ERR_ARG);
+    }
     if (first >= argc) {
         usage(stderr);
         return dk_cli_exit_code(DK_ERR_ARG);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,4 +108,56 @@ int dk_test_sh(char *out, size_t n, const char *fmt, ...) {
 int dk_test_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+/* ---------------------------------------------------------------- bounded memory */
+
+/* Let the address space grow by `extra` bytes from its size now (VmSize); 0, or -1 when
+ * the size is unknown or the limit cannot be set. Under AddressSanitizer nothing is set:
+ * its shadow memory needs terabytes of address space. */
+static int limit_growth(size_t extra) {
+#ifdef __SANITIZE_ADDRESS__
+    (void)extra;
+    return 0;
+#else
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    struct rlimit lim = {kb * 1024 + extra, kb * 1024 + extra};
+    return kb > 0 && setrlimit(RLIMIT_AS, &lim) == 0 ? 0 : -1;
+#endif
+}
+
+int dk_test_run_bounded(char *msg, size_t n, size_t extra, dk_status (*fn)(void *), void *arg) {
+    int fd[2];
+    if (pipe(fd) != 0) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        close(fd[0]);
+        if (limit_growth(extra) != 0) _exit(125);
+        dk_clear_error();
+        dk_status st = fn(arg);
+        const char *e = dk_last_error();
+        ssize_t w = write(fd[1], e, strlen(e));
+        (void)w;
+        _exit((int)st);
+    }
+    close(fd[1]);
+    size_t len = 0;
+    ssize_t got;
+    char buf[1024];
+    while ((got = read(fd[0], buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < got && msg && len + 1 < n; i++)
+            msg[len++] = buf[i];
+    if (msg && n) msg[len] = '\0';
+    close(fd[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) == 125)
+        return -1;
+    return WEXITSTATUS(status);
 }

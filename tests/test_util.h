@@ -8,6 +8,8 @@
 #include <CUnit/Basic.h>
 #include <stddef.h>
 
+#include "dakd/core.h"
+
 /* Run every registered suite in CUnit's verbose basic mode; returns the process exit
  * code: 1 any failure (or CUnit error), else 77 when any check called dk_test_skip (CTest's
  * SKIP_RETURN_CODE: the suite shows as Skipped, and .ci/run refuses it), else 0. A failure
@@ -44,5 +46,12 @@ int dk_test_sh(char *out, size_t n, const char *fmt, ...)
 
 /* 1 if the file exists. */
 int dk_test_exists(const char *path);
+
+/* Run fn(arg) in a forked child whose address space may grow by at most `extra` bytes
+ * (RLIMIT_AS), so that a reader which allocates what a hostile header claims fails with
+ * DK_ERR_NOMEM instead of passing. Under AddressSanitizer (whose shadow memory needs
+ * terabytes of address space) the child runs without the limit. Returns fn's dk_status
+ * with its message copied into msg (n bytes), or -1 when the child could not run or died. */
+int dk_test_run_bounded(char *msg, size_t n, size_t extra, dk_status (*fn)(void *), void *arg);
 
 #endif

@@ -148,10 +148,12 @@ static dk_status parse_enum(void *obj, const dk_cfg_field *f, const char *v, con
                    v, names);
 }
 
-/* A blank followed by ';' would start an inline comment when the file is read back. */
+/* A ';' at the start of the value or after a blank would start an inline comment when the
+ * file is read back: dk_cfg_write puts a blank after '=', so "key=;x" would come back as
+ * "key = ;x", an empty value. */
 static int has_inline_comment(const char *v) {
     for (const char *p = strchr(v, ';'); p; p = strchr(p + 1, ';'))
-        if (p > v && isspace((unsigned char)p[-1])) return 1;
+        if (p == v || isspace((unsigned char)p[-1])) return 1;
     return 0;
 }
 
@@ -166,7 +168,9 @@ static dk_status parse_string(void *obj, const dk_cfg_field *f, const char *v,
                        "'%s = value' must fit in %d (the INI reader's limit)", where,
                        f->section, f->key, len, f->key, LINE_CHARS);
     if (strpbrk(v, "\r\n") || has_inline_comment(v))
-        return dk_fail(DK_ERR_ARG, "%s: [%s] %s = '%s' holds a line break or ' ;' (a comment)",
+        return dk_fail(DK_ERR_ARG,
+                       "%s: [%s] %s = '%s' holds a line break, or a ';' at its start or after "
+                       "a blank (a comment when the effective config is read back)",
                        where, f->section, f->key, v);
     memcpy(field_ptr(obj, f), v, len + 1);
     return DK_OK;

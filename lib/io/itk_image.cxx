@@ -8,6 +8,7 @@
 #include "itk_bridge_internal.h"
 
 #include <dirent.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <cctype>
@@ -100,6 +101,23 @@ dk_status header_from_io(dk_volume *v, itk::ImageIOBase *io, const char *path) {
     return DK_OK;
 }
 
+/* A MetaImage whose data are in the same file (ElementDataFile = LOCAL) must hold them:
+ * `nbytes` at most the file's size, or what it can inflate to when compressed. Detached
+ * data (.mhd + .raw) and NRRD are checked against the volume size limit only. */
+dk_status check_local_data(itk::ImageIOBase *io, const char *path, uint64_t nbytes,
+                           uint64_t file_bytes) {
+    auto *mio = dynamic_cast<itk::MetaImageIO *>(io);
+    MetaImage *mi = mio ? mio->GetMetaImagePointer() : nullptr;
+    if (!mi || strcasecmp(mi->ElementDataFileName(), "LOCAL") != 0) return DK_OK;
+    const bool z = mi->CompressedData();
+    if (nbytes <= (z ? dk_inflate_bound(file_bytes) : file_bytes)) return DK_OK;
+    return dk_fail(DK_ERR_FORMAT,
+                   "%s: header fields DimSize and ElementType need %llu bytes of data, more "
+                   "than the %llu-byte file %s",
+                   path, (unsigned long long)nbytes, (unsigned long long)file_bytes,
+                   z ? "can inflate to (deflate expands at most 1032:1)" : "holds");
+}
+
 /* Interleaved components (file) <-> planar channels (dk_volume). */
 void deinterleave(void *planar, const void *inter, int64_t npix, int64_t nc, size_t es) {
     const char *src = (const char *)inter;
@@ -174,6 +192,14 @@ extern "C" dk_status dk_itk_image_read(dk_volume *v, const char *path, int heade
         io->SetFileName(path);
         io->ReadImageInformation();
         dk_status st = header_from_io(v, io, path);
+        const int64_t n[5] = {v->nx, v->ny, v->nz, v->nt, v->nc};
+        /* ITK reads into the buffer given, so the header's size is checked before it */
+        if (st == DK_OK && !header_only)
+            st = dk_volume_check_size(path, "header sizes and components", n, v->dtype);
+        if (st == DK_OK && !header_only)
+            st = check_local_data(
+                io, path, (uint64_t)(n[0] * n[1] * n[2] * n[3] * n[4]) * dk_dtype_size(v->dtype),
+                (uint64_t)sb.st_size);
         if (st != DK_OK || header_only) {
             if (st != DK_OK) std::memset(v, 0, sizeof *v);
             return st;
@@ -192,7 +218,10 @@ extern "C" dk_status dk_itk_image_read(dk_volume *v, const char *path, int heade
         io->Read(inter);
         if (v->nc > 1) deinterleave(v->data, inter, npix, v->nc, es);
         if (inter != v->data) dk_free(inter);
-        return DK_OK;
+        inter = nullptr;
+        st = dk_volume_check_int64(v, path);
+        if (st != DK_OK) dk_volume_free(v);
+        return st;
     } catch (...) {
         if (inter != v->data) dk_free(inter);
         dk_volume_free(v);

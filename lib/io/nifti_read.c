@@ -5,7 +5,10 @@
  * that exists) and prints to stderr, so dakd opens exactly the files named, reads and
  * validates the header bytes itself, lets nifticlib turn the (native-order, already
  * validated) header into a nifti_image for the geometry and metadata, and reads the voxel
- * data straight into the volume's buffer with znz.
+ * data straight into the volume's buffer with znz. Nothing is allocated for voxels before
+ * the size the header describes has passed the volume size limit and the file's size (for
+ * .gz, what its bytes can inflate to); 64-bit integers beyond +-2^53 are refused after the
+ * read (dakd/volume.h).
  */
 #include "nifti_internal.h"
 
@@ -384,24 +387,39 @@ static dk_status data_offset(int64_t *off, const header *h, const dk_nifti_files
     return DK_OK;
 }
 
-/* Read `nbytes` at `off` of `file` into `buf` in one znzread (zlib inflates straight into
- * the buffer). Uncompressed files are checked against their size first. */
-static dk_status read_voxels(void *buf, size_t nbytes, const char *file, int gz, int64_t off) {
-    if (!gz) {
-        struct stat sb;
-        if (stat(file, &sb) != 0)
-            return dk_fail(DK_ERR_IO, "%s: cannot open image file: %s", file, strerror(errno));
-        if (off > (int64_t)sb.st_size)
+/* Before anything is allocated: an uncompressed file must hold `nbytes` at `off`; a
+ * compressed one must be large enough to inflate to them (its decompressed size cannot be
+ * known without inflating it; a stream that ends early fails in read_voxels, having filled
+ * only the pages it reached). */
+static dk_status check_file_holds(const char *file, int gz, int64_t off, size_t nbytes) {
+    struct stat sb;
+    if (stat(file, &sb) != 0)
+        return dk_fail(DK_ERR_IO, "%s: cannot open image file: %s", file, strerror(errno));
+    if (gz) {
+        if ((uint64_t)off + nbytes > dk_inflate_bound((uint64_t)sb.st_size))
             return dk_fail(DK_ERR_FORMAT,
-                           "%s: header field vox_offset = %lld is past the end "
-                           "of the file (%lld bytes)",
-                           file, (long long)off, (long long)sb.st_size);
-        if ((uint64_t)((int64_t)sb.st_size - off) < nbytes)
-            return dk_fail(DK_ERR_IO,
-                           "%s: truncated voxel data: expected %zu bytes at vox_offset "
-                           "%lld, file has %lld",
-                           file, nbytes, (long long)off, (long long)((int64_t)sb.st_size - off));
+                           "%s: header fields dim[] and vox_offset = %lld need %zu bytes of "
+                           "voxel data, more than the %lld-byte compressed file can hold "
+                           "(deflate expands at most 1032:1)",
+                           file, (long long)off, nbytes, (long long)sb.st_size);
+        return DK_OK;
     }
+    if (off > (int64_t)sb.st_size)
+        return dk_fail(DK_ERR_FORMAT,
+                       "%s: header field vox_offset = %lld is past the end "
+                       "of the file (%lld bytes)",
+                       file, (long long)off, (long long)sb.st_size);
+    if ((uint64_t)((int64_t)sb.st_size - off) < nbytes)
+        return dk_fail(DK_ERR_IO,
+                       "%s: truncated voxel data: expected %zu bytes at vox_offset "
+                       "%lld, file has %lld",
+                       file, nbytes, (long long)off, (long long)((int64_t)sb.st_size - off));
+    return DK_OK;
+}
+
+/* Read `nbytes` at `off` of `file` into `buf` in one znzread (zlib inflates straight into
+ * the buffer). */
+static dk_status read_voxels(void *buf, size_t nbytes, const char *file, int gz, int64_t off) {
     dk_status st = DK_OK;
     znzFile fp = znzopen(file, "rb", gz);
     if (znz_isnull(fp))
@@ -432,7 +450,11 @@ static void deinterleave(uint8_t *dst, const uint8_t *src, size_t nvox, int nc) 
 static dk_status load_data(dk_volume *v, const header *h, const layout *l,
                            const dk_nifti_files *f) {
     int64_t off;
+    /* the limit applies to the larger of the stored and the scaled volume */
+    const dk_dtype t = dk_dtype_size(v->dtype) > dk_dtype_size(l->dtype) ? v->dtype : l->dtype;
     dk_status st = data_offset(&off, h, f);
+    if (st == DK_OK) st = dk_volume_check_size(f->hdr, "header fields dim[1..7]", l->n, t);
+    if (st == DK_OK) st = check_file_holds(f->img, f->gz, off, l->nbytes);
     if (st != DK_OK) return st;
     void *buf = dk_alloc_aligned(l->nbytes, 1);
     if (!buf)
@@ -507,6 +529,7 @@ dk_status dk_nifti_read(dk_volume *v, const char *path, int header_only) {
     double slope, inter;
     if (st == DK_OK && !header_only && l.channels == 1 && scaling_of(&h, &slope, &inter))
         st = apply_scaling(v, l.dtype, slope, inter, f.img);
+    if (st == DK_OK && !header_only) st = dk_volume_check_int64(v, f.img);
     if (st != DK_OK) dk_volume_free(v);
     return st;
 }

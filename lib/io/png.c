@@ -23,7 +23,10 @@
  *
  * Errors: libpng prints nothing (its error and warning callbacks are replaced); its error
  * text goes into the dk_fail message with the file name ("x.png: IDAT: CRC error").
- * Truncated or unreadable files are DK_ERR_IO, invalid content DK_ERR_FORMAT.
+ * Truncated or unreadable files are DK_ERR_IO, invalid content DK_ERR_FORMAT. Before anything
+ * is allocated for the image, IHDR's size is checked against the volume size limit and
+ * against what the file's bytes can inflate to (dakd/volume.h): a 100-byte file that claims
+ * 40000 x 40000 pixels fails at once.
  *
  * Write: nz = nt = 1 and nc 1..4 (gray, gray+alpha, RGB, RGBA). DK_U8 → 8-bit, DK_U16 →
  * 16-bit; other dtypes are written when every value is an integer in 0..65535 (8-bit when
@@ -43,9 +46,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Largest width or height accepted either way (libpng's own default is 1e6). */
 #define MAX_SIDE (1u << 24)
+/* Largest ancillary chunk libpng may allocate (iCCP, zTXt, ...): its default, stated. The
+ * image itself is checked by check_image_size before anything is allocated for it. */
+#define MAX_CHUNK 8000000
 
 /* State shared with libpng's callbacks. */
 typedef struct {
@@ -96,6 +103,7 @@ typedef struct {
     png_infop info;
     unsigned char *buf; /* interleaved samples: one row, or every row when interlaced */
     png_bytep *rows;    /* (height) pointers into buf, interlaced files only */
+    uint64_t file_bytes;
 } reader;
 
 static dk_status read_failure(const png_ctx *c) {
@@ -148,6 +156,34 @@ static void deinterleave_row(dk_volume *v, int64_t y, const unsigned char *row) 
         }
 }
 
+/* The image IHDR describes, checked before libpng or dakd allocates for it: the volume it
+ * reads as (after palette expansion and unpacking) against the volume size limit, and its
+ * samples (at the file's bit depth, at least what the IDAT stream must inflate to) against
+ * what the file's bytes can inflate to. */
+static dk_status check_image_size(const reader *r) {
+    const uint64_t w = png_get_image_width(r->png, r->info);
+    const uint64_t h = png_get_image_height(r->png, r->info);
+    const int type = png_get_color_type(r->png, r->info);
+    const int depth = png_get_bit_depth(r->png, r->info);
+    const int in_channels = png_get_channels(r->png, r->info); /* 1 for palette indices */
+    int nc = in_channels;
+    if (type == PNG_COLOR_TYPE_PALETTE) nc = png_get_valid(r->png, r->info, PNG_INFO_tRNS) ? 4 : 3;
+    const int64_t n[5] = {(int64_t)w, (int64_t)h, 1, 1, nc};
+    dk_status st = dk_volume_check_size(r->c.path, "IHDR width x height (and colour type)", n,
+                                        depth == 16 ? DK_U16 : DK_U8);
+    if (st != DK_OK) return st;
+    /* sides <= 2^24 (the user limits), so this stays below 2^54 */
+    const uint64_t bits = w * h * (uint64_t)in_channels * (uint64_t)depth;
+    if (bits / 8 > dk_inflate_bound(r->file_bytes))
+        return dk_fail(DK_ERR_FORMAT,
+                       "%s: IHDR width x height = %llu x %llu (%d channel(s) of %d bits) needs "
+                       "%llu bytes of image data, more than the %llu-byte file can hold "
+                       "(deflate expands at most 1032:1)",
+                       r->c.path, (unsigned long long)w, (unsigned long long)h, in_channels, depth,
+                       (unsigned long long)(bits / 8), (unsigned long long)r->file_bytes);
+    return DK_OK;
+}
+
 /* Allocate the volume and the row buffer for the transformed image described by r->info. */
 static dk_status alloc_image(reader *r, dk_volume *v, int passes) {
     const uint32_t w = png_get_image_width(r->png, r->info);
@@ -177,13 +213,16 @@ static dk_status alloc_image(reader *r, dk_volume *v, int passes) {
 
 static dk_status decode_body(reader *r, dk_volume *v) {
     png_set_user_limits(r->png, MAX_SIDE, MAX_SIDE);
+    png_set_chunk_malloc_max(r->png, MAX_CHUNK);
     png_set_read_fn(r->png, &r->c, read_fn);
     png_set_sig_bytes(r->png, 8);
     png_read_info(r->png, r->info);
+    dk_status st = check_image_size(r);
+    if (st != DK_OK) return st;
     set_read_transforms(r->png, r->info);
     const int passes = png_set_interlace_handling(r->png);
     png_read_update_info(r->png, r->info);
-    dk_status st = alloc_image(r, v, passes);
+    st = alloc_image(r, v, passes);
     if (st != DK_OK) return st;
     if (passes > 1) {
         png_read_image(r->png, r->rows);
@@ -215,6 +254,12 @@ dk_status dk_png_read(dk_volume *v, const char *path) {
     if (!r.c.fp) return dk_fail(DK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     dk_status st = check_signature(r.c.fp, path);
     if (st != DK_OK) goto out;
+    struct stat sb;
+    if (fstat(fileno(r.c.fp), &sb) != 0) {
+        st = dk_fail(DK_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        goto out;
+    }
+    r.file_bytes = (uint64_t)sb.st_size;
     r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r.c, on_error, on_warning);
     r.info = r.png ? png_create_info_struct(r.png) : NULL;
     if (!r.info) {

@@ -153,6 +153,23 @@ static void add_label(dk_volume_stats *s, int64_t x, int64_t count) {
     s->label_counts[lo] = count;
 }
 
+/* Element i of an integer volume exactly (through double, 64-bit values above 2^53 would
+ * merge and a uint64 of 2^63 or more would convert with undefined behaviour); 0 when it is a
+ * uint64 beyond INT64_MAX. */
+static int integer_at(const dk_volume *v, int64_t i, int64_t *x) {
+    switch (v->dtype) {
+    case DK_U32: *x = ((const uint32_t *)v->data)[i]; return 1;
+    case DK_I32: *x = ((const int32_t *)v->data)[i]; return 1;
+    case DK_I64: *x = ((const int64_t *)v->data)[i]; return 1;
+    case DK_U64: {
+        const uint64_t u = ((const uint64_t *)v->data)[i];
+        *x = u <= (uint64_t)INT64_MAX ? (int64_t)u : 0;
+        return u <= (uint64_t)INT64_MAX;
+    }
+    default: *x = (int64_t)dk_volume_get(v, i); return 1; /* 8 and 16 bits: exact */
+    }
+}
+
 /* Distinct values of an 8-bit volume by histogram (one pass, no table inserts). */
 static void label_histogram_u8(const dk_volume *v, dk_volume_stats *s, int64_t n) {
     int64_t hist[256] = {0};
@@ -188,8 +205,13 @@ void dk_volume_compute_stats(const dk_volume *v, dk_volume_stats *s) {
     }
     /* Runs of equal values are common in label maps: count them before inserting. */
     for (int64_t i = 0; i < n;) {
-        int64_t x = (int64_t)dk_volume_get(v, i), j = i + 1;
-        while (j < n && (int64_t)dk_volume_get(v, j) == x) j++;
+        int64_t x, y, j = i + 1;
+        if (!integer_at(v, i, &x)) { /* a uint64 beyond int64: no label table holds it */
+            s->labels_truncated = 1;
+            return;
+        }
+        while (j < n && integer_at(v, j, &y) && y == x)
+            j++;
         add_label(s, x, j - i);
         i = j;
     }

@@ -184,8 +184,7 @@ static dk_status check_config(const dk_unet_config *c) {
     return DK_OK;
 }
 
-dk_status dk_unet_create(dk_unet **out, const dk_unet_config *cfg, int trainable, dk_rng *rng) {
-    DK_ASSERT(out && cfg && rng);
+dk_status unet_new(dk_unet **out, const dk_unet_config *cfg, int trainable) {
     *out = NULL;
     dk_status st = check_config(cfg);
     if (st != DK_OK) return st;
@@ -197,8 +196,21 @@ dk_status dk_unet_create(dk_unet **out, const dk_unet_config *cfg, int trainable
     dk_params_init(&m->buffers);
     builder b = {m, DK_OK};
     register_all(&b);
-    st = b.st;
-    if (st == DK_OK) st = dk_params_alloc(&m->params, m->trainable);
+    if (b.st != DK_OK) {
+        dk_unet_free(m);
+        return b.st;
+    }
+    *out = m;
+    return DK_OK;
+}
+
+dk_status dk_unet_create(dk_unet **out, const dk_unet_config *cfg, int trainable, dk_rng *rng) {
+    DK_ASSERT(out && cfg && rng);
+    dk_unet *m;
+    *out = NULL;
+    dk_status st = unet_new(&m, cfg, trainable);
+    if (st != DK_OK) return st;
+    st = dk_params_alloc(&m->params, m->trainable);
     if (st == DK_OK) st = dk_params_alloc(&m->buffers, 0);
     if (st != DK_OK) {
         dk_unet_free(m);

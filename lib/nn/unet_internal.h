@@ -114,6 +114,10 @@ static inline int unet_has_ds(const dk_unet *m, int l) {
     return m->cfg.deep_supervision && l >= 1 && l <= m->cfg.levels - 2;
 }
 
+/* unet_build.c: a model whose parameters and buffers are registered (names, shapes,
+ * offsets) but not allocated; dk_unet_create allocates and initialises them. DK_ERR_ARG for
+ * a bad config. On failure *out is NULL. */
+dk_status unet_new(dk_unet **out, const dk_unet_config *cfg, int trainable);
 /* unet_plan.c: drop the plan (arena and pointers). */
 void unet_unplan(dk_unet *m);
 /* unet_backward.c: p (n) = 0, in parallel blocks: a serial pass over a 16 MB buffer would

@@ -59,7 +59,8 @@ static void config_meta(cfg_meta *c, const dk_unet_config *g) {
 }
 
 /* Tensor references for every parameter then every buffer; data from w_base / b_base
- * (the model's own buffers when saving, a scratch copy when loading). */
+ * (the model's own buffers when saving, a scratch copy when loading; NULL: names and shapes
+ * only, for dk_safetensors_read to check). */
 static dk_tensor_ref *make_refs(const dk_unet *m, float *w_base, float *b_base, int *count) {
     const dk_params *sets[2] = {&m->params, &m->buffers};
     float *bases[2] = {w_base, b_base};
@@ -72,7 +73,7 @@ static dk_tensor_ref *make_refs(const dk_unet *m, float *w_base, float *b_base, 
             r[k].name = e->name;
             r[k].ndim = e->ndim;
             memcpy(r[k].shape, e->shape, sizeof r[k].shape);
-            r[k].data = bases[s] + e->offset;
+            r[k].data = bases[s] ? bases[s] + e->offset : NULL;
         }
     *count = n;
     return r;
@@ -211,6 +212,26 @@ static dk_status config_from_meta(dk_unet_config *g, const cJSON *root, const ch
     return DK_OK;
 }
 
+/* Check the file's tensors against the registered names and shapes with nothing allocated
+ * for them (dk_safetensors_read also checks that their spans tile the file's data), then
+ * allocate and read them in place: on failure the caller frees the whole model, so no
+ * scratch copy is needed. */
+static dk_status load_new(dk_unet *m, const char *path) {
+    int count = 0;
+    dk_tensor_ref *refs = make_refs(m, NULL, NULL, &count);
+    if (!refs) return dk_fail(DK_ERR_NOMEM, "%s: cannot allocate the checkpoint index", path);
+    dk_status st = dk_safetensors_read(path, refs, count, 0, NULL);
+    free(refs);
+    if (st == DK_OK) st = dk_params_alloc(&m->params, 0);
+    if (st == DK_OK) st = dk_params_alloc(&m->buffers, 0);
+    if (st != DK_OK) return st;
+    if (!(refs = make_refs(m, m->params.w, m->buffers.w, &count)))
+        return dk_fail(DK_ERR_NOMEM, "%s: cannot allocate the checkpoint index", path);
+    st = dk_safetensors_read(path, refs, count, 0, NULL);
+    free(refs);
+    return st;
+}
+
 dk_status dk_unet_open(dk_unet **out, const char *path, char **meta_json) {
     DK_ASSERT(out && path);
     *out = NULL;
@@ -223,11 +244,9 @@ dk_status dk_unet_open(dk_unet **out, const char *path, char **meta_json) {
     st = root ? config_from_meta(&g, root, path)
               : dk_fail(DK_ERR_FORMAT, "%s: __metadata__ is not valid JSON", path);
     cJSON_Delete(root);
-    dk_rng r;
-    dk_rng_seed(&r, 0);
-    if (st == DK_OK && (st = dk_unet_create(out, &g, 0, &r)) != DK_OK)
+    if (st == DK_OK && (st = unet_new(out, &g, 0)) != DK_OK)
         st = dk_error_context(st, "%s: the dakd.config.* keys describe no valid network", path);
-    if (st == DK_OK) st = dk_unet_load(*out, path, NULL);
+    if (st == DK_OK) st = load_new(*out, path);
     if (st != DK_OK) {
         dk_unet_free(*out);
         *out = NULL;

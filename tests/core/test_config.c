@@ -208,6 +208,27 @@ static void test_round_trip(void) {
     CU_ASSERT_EQUAL(dk_cfg_write(&a, fields, NF, "/nonexistent/dir/e.ini"), DK_ERR_IO);
 }
 
+/* A value starting with ';' would be written "key = ;x" and read back empty (an inline
+ * comment), so it is refused naming file:line and the key; '#' is no inline comment and
+ * round-trips. */
+static void test_semicolon_value(void) {
+    expect_fail("[model]\nname=;\n", DK_ERR_ARG, "@:2: [model] name = ';'", "';' at its start",
+                NULL);
+    expect_fail("[model]\nflag = on\nname=;x y\n", DK_ERR_ARG, "@:3: [model] name = ';x y'", NULL,
+                NULL);
+    toy a, b;
+    toy_defaults(&a);
+    CU_ASSERT_EQUAL(dk_cfg_set(&a, fields, NF, "model.name=;x"), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "override: [model] name = ';x'"));
+    CU_ASSERT_STRING_EQUAL(a.name, "unet"); /* unchanged */
+    CU_ASSERT_EQUAL(dk_cfg_set(&a, fields, NF, "model.name=#x;y #z"), DK_OK);
+    const char *p = dk_test_path(dk_test_tmpdir(), "hash.ini");
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_write(&a, fields, NF, p), DK_OK);
+    toy_defaults(&b);
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_load(&b, fields, NF, p), DK_OK);
+    CU_ASSERT_STRING_EQUAL(b.name, "#x;y #z");
+}
+
 static void test_help(void) {
     FILE *f = tmpfile();
     CU_ASSERT_FATAL(f != NULL);
@@ -230,14 +251,14 @@ static void test_help(void) {
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("core.config", NULL, NULL);
-    if (!s || !CU_add_test(s, "defaults", test_defaults) ||
-        !CU_add_test(s, "load", test_load) ||
+    if (!s || !CU_add_test(s, "defaults", test_defaults) || !CU_add_test(s, "load", test_load) ||
         !CU_add_test(s, "unknown key with its line", test_unknown_key) ||
         !CU_add_test(s, "out of range", test_range) ||
         !CU_add_test(s, "bad bool, enum, number, string", test_bad_values) ||
         !CU_add_test(s, "duplicate key, syntax, long line, missing file", test_file_errors) ||
         !CU_add_test(s, "overrides (section.key=value)", test_set) ||
         !CU_add_test(s, "write -> load round trip", test_round_trip) ||
+        !CU_add_test(s, "a value starting with ';' is refused", test_semicolon_value) ||
         !CU_add_test(s, "help", test_help)) {
         CU_cleanup_registry();
         return 1;

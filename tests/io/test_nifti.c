@@ -36,6 +36,12 @@ static dk_volume make_volume(int64_t nx, int64_t ny, int64_t nz, int64_t nt, int
     unsigned char *b = v.data;
     for (size_t i = 0; i < dk_volume_nbytes(&v); i++)
         b[i] = (unsigned char)dk_rng_u64(&r);
+    if (dt == DK_U64 || dt == DK_I64) { /* within +-2^53, what readers accept (volume.h) */
+        uint64_t *w = v.data;
+        const int64_t half = (int64_t)1 << 53;
+        for (int64_t i = 0; i < dk_volume_numel(&v); i++)
+            w[i] = dt == DK_U64 ? w[i] >> 11 : (uint64_t)((int64_t)(w[i] >> 10) - half);
+    }
     /* oblique: rotations about z then x, anisotropic spacing, an off-grid origin */
     const double a = 0.3, c = -0.45;
     const double rz[3][3] = {{cos(a), -sin(a), 0}, {sin(a), cos(a), 0}, {0, 0, 1}};

@@ -515,6 +515,63 @@ static void test_save_load(void) {
     dk_unet_free(slope);
 }
 
+static dk_status open_and_free(void *path) {
+    dk_unet *m = NULL;
+    dk_status st = dk_unet_open(&m, path, NULL);
+    dk_unet_free(m);
+    return st;
+}
+
+/* dk_unet_open builds the network its file describes: weights and running statistics bit
+ * for bit, metadata passed on; a file of metadata alone (303 bytes naming a base-256,
+ * five-level network, ~2 GB to build) fails at the first missing tensor before anything is
+ * allocated for the network, in a process that may grow by 64 MB only. */
+static void test_open(void) {
+    dk_unet_config c = config(2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 1, 2, 4);
+    dk_unet *a = make(&c, 0, 41), *b = NULL;
+    fill_buffers(a, 5);
+    const char *path = dk_test_path(dk_test_tmpdir(), "unet_open.safetensors");
+    const char *meta[] = {"step", "7", NULL};
+    CU_ASSERT_EQUAL_FATAL(dk_unet_save(a, path, meta), DK_OK);
+    char *mj = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_unet_open(&b, path, &mj), DK_OK);
+    CU_ASSERT(mj && strstr(mj, "\"step\":\"7\""));
+    CU_ASSERT(memcmp(dk_unet_get_config(b), &c, sizeof c) == 0);
+    dk_params *pa = dk_unet_params(a), *pb = dk_unet_params(b);
+    dk_params *ba = dk_unet_buffers(a), *bb = dk_unet_buffers(b);
+    CU_ASSERT_FATAL(pa->total == pb->total && ba->total == bb->total);
+    CU_ASSERT(memcmp(pa->w, pb->w, (size_t)pa->total * 4) == 0);
+    CU_ASSERT(memcmp(ba->w, bb->w, (size_t)ba->total * 4) == 0);
+    CU_ASSERT_PTR_NULL(pb->g); /* frozen */
+    free(mj);
+    dk_unet_free(a);
+    dk_unet_free(b);
+
+    static const char *const keys[] = {
+        "dims", "2",           "in_channels", "1",          "classes",
+        "2",    "base",        "256",         "levels",     "5",
+        "norm", "batch",       "up",          "transposed", "deep_supervision",
+        "0",    "leaky_slope", "0",           "dropout",    "0"};
+    char names[10][40];
+    const char *kv[21];
+    for (int k = 0; k < 10; k++) {
+        snprintf(names[k], sizeof names[k], "dakd.config.%s", keys[2 * k]);
+        kv[2 * k] = names[k];
+        kv[2 * k + 1] = keys[2 * k + 1];
+    }
+    kv[20] = NULL;
+    const char *hollow = dk_test_path(dk_test_tmpdir(), "meta_only.safetensors");
+    CU_ASSERT_EQUAL_FATAL(dk_safetensors_write(hollow, NULL, 0, kv), DK_OK);
+    char msg[1024];
+    double t0 = dk_time_now();
+    int st = dk_test_run_bounded(msg, sizeof msg, 64 << 20, open_and_free, (void *)hollow);
+    double dt = dk_time_now() - t0;
+    printf("\n      metadata only: %d after %.3f s: %s", st, dt, msg);
+    CU_ASSERT_EQUAL(st, DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "tensor enc0.block1.conv.weight: missing from the file"));
+    CU_ASSERT(dt < 5.0); /* it took 35 s */
+}
+
 /* 2-D weights are stored with PyTorch's 4-D shapes. */
 static void test_checkpoint_shapes(void) {
     dk_unet_config c = config(2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 2, 2);
@@ -792,6 +849,7 @@ int main(void) {
     CU_add_test(s, "frozen network", test_frozen);
     CU_add_test(s, "save / load / errors", test_save_load);
     CU_add_test(s, "checkpoint shapes are PyTorch's", test_checkpoint_shapes);
+    CU_add_test(s, "open: the file checked before the network is built", test_open);
     CU_add_test(s, "plan rejects bad sizes", test_plan_rejects);
     CU_add_test(s, "config checks name the field", test_config_checks);
     CU_add_test(s, "parameter names", test_param_names);

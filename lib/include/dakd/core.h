@@ -303,8 +303,9 @@ dk_status dk_sb_write_file(const dk_sbuf *b, const char *path);
  * Values: numbers in C syntax (strtoll base 10 / strtod), finite, within [min, max]
  * inclusive (INT must be an integer); BOOL is true/false/yes/no/on/off/1/0 (any case);
  * ENUM is one of enum_names exactly; STRING is stripped of surrounding blanks (as inih
- * does) and may not hold a newline or a ';' after a blank (inih would read it as a
- * comment, so it could not be written back), and "key = value" must fit in one line of
+ * does) and may not hold a newline, nor a ';' at its start or after a blank (inih would
+ * read it as a comment, so it could not be written back: "key=;x" is refused, naming
+ * file:line and the key, rather than read back empty), and "key = value" must fit in one line of
  * 197 characters whatever the array's size (so every value set can be written back).
  * Files: "[section]" headers and "key = value" lines, ';' or '#' comment lines, ';' inline
  * comments after a blank; lines of at most 197 characters (inih's buffer; a longer one is

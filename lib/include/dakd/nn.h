@@ -276,7 +276,8 @@ typedef struct {
     const char *name;
     int ndim;
     int64_t shape[5];
-    float *data; /* (prod shape): source when writing, destination when reading */
+    float *data; /* (prod shape): source when writing, destination when reading; NULL
+                  * when reading = match the name and shape only, read nothing */
 } dk_tensor_ref;
 
 /* meta: NULL-terminated list of key, value strings (may be NULL). */
@@ -369,7 +370,10 @@ dk_tap *dk_unet_tap(dk_unet *m, const char *name); /* NULL if no such tap */
 dk_status dk_unet_save(const dk_unet *m, const char *path, const char *const *meta);
 dk_status dk_unet_load(dk_unet *m, const char *path, char **meta_json);
 /* Build a frozen network (trainable = 0, for inference) from the dakd.config.* keys of the
- * checkpoint at `path` and load its weights into it. *out is the caller's (dk_unet_free);
+ * checkpoint at `path` and load its weights into it. The file's tensors (names, shapes, and
+ * so their total size against the file's size) are checked against the network the keys
+ * describe BEFORE its weights are allocated, so a file of metadata alone fails at once,
+ * whatever size of network it names. *out is the caller's (dk_unet_free);
  * meta_json (may be NULL) receives the whole __metadata__ as JSON (free()). On failure *out
  * is NULL: DK_ERR_IO (unreadable), DK_ERR_FORMAT (not safetensors, a dakd.config.* key
  * missing or bad — named —, tensors that do not match the config). */

@@ -152,6 +152,51 @@ double dk_volume_get(const dk_volume *v, int64_t i);
  * integer types). */
 void dk_volume_set(dk_volume *v, int64_t i, double x);
 
+/* ---- what a file may make dakd allocate
+ *
+ * Readers take a volume's size from the file's header and check it BEFORE they allocate:
+ *  - against the volume size limit: nx*ny*nz*nt*nc elements times the element size of the
+ *    dk_volume they would fill (after unpacking, expansion and scaling), at most
+ *    dk_volume_limit() bytes, else DK_ERR_UNSUPPORTED naming the file, the header fields
+ *    and the limit. The default, DK_VOLUME_LIMIT_DEFAULT = 8 GiB, holds a 1024 x 1024 x
+ *    1024 float32 volume (4 GiB) twice over. The environment variable
+ *    DAKD_MAX_VOLUME_BYTES sets another limit for every reader of the process (a byte
+ *    count: "17179869184", or with a binary suffix "16G", "16GiB", "512M"; K, M, G, T are
+ *    powers of 1024); dk_volume_set_limit overrides both. Volumes made in memory
+ *    (dk_volume_alloc) are not limited.
+ *  - against the file: uncompressed data must be in the file (NIfTI's size check); a
+ *    deflate stream (PNG's IDAT, .nii.gz) cannot inflate to more than dk_inflate_bound of
+ *    the file's size, so a 100-byte file cannot claim a gigabyte (DK_ERR_FORMAT).
+ * 64-bit integer data (NIfTI int64/uint64, MetaImage/NRRD long) are refused when a value
+ * lies beyond +-2^53 (DK_ERR_UNSUPPORTED naming the first such voxel): dakd computes in
+ * double (labels, statistics, scaling, preprocessing), which holds exactly the integers up
+ * to 2^53; beyond it two labels would merge or wrap. */
+#define DK_VOLUME_LIMIT_DEFAULT ((uint64_t)8 << 30)
+#define DK_VOLUME_MAX_EXACT_INT ((int64_t)1 << 53)
+
+/* The limit in force (dk_volume_set_limit, else DAKD_MAX_VOLUME_BYTES, else the default)
+ * into *bytes. DK_ERR_ARG "DAKD_MAX_VOLUME_BYTES = '<text>': ..." when the variable is set
+ * but is not a byte count >= 1 (*bytes then holds the default). */
+dk_status dk_volume_limit(uint64_t *bytes);
+/* Set the limit for the whole process (bytes >= 1; 0 returns to the environment / the
+ * default). Set it before threads start reading files. */
+void dk_volume_set_limit(uint64_t bytes);
+/* DK_OK when a volume of n[0]*...*n[4] elements (nx, ny, nz, nt, nc) of `t` fits the limit.
+ * Otherwise a message "<path>: header field(s) <fields> = ... " and DK_ERR_FORMAT for an
+ * extent < 1 or a product that overflows, DK_ERR_UNSUPPORTED over the limit (or the status
+ * of dk_volume_limit). `fields` names the header fields in the file's own terms
+ * ("dim[1..5]", "IHDR width x height"). */
+dk_status dk_volume_check_size(const char *path, const char *fields, const int64_t n[5],
+                               dk_dtype t);
+/* The most bytes a deflate (zlib, gzip) stream stored in `compressed` bytes can inflate
+ * to: deflate's largest ratio is 1032:1 (a 258-byte match coded in 2 bits), plus a margin
+ * for the stream's first bytes and for concatenated gzip members. */
+uint64_t dk_inflate_bound(uint64_t compressed);
+/* For a DK_I64 / DK_U64 volume: DK_OK when every value lies within +-2^53, else
+ * DK_ERR_UNSUPPORTED naming `path`, the first such voxel (x, y, z, t, c) and its value.
+ * Other dtypes: DK_OK. */
+dk_status dk_volume_check_int64(const dk_volume *v, const char *path);
+
 /* ---- geometry */
 
 void dk_geometry_identity(dk_geometry *g);
@@ -274,10 +319,12 @@ dk_status dk_dicom_seg_read(dk_volume *labels, const char *seg_path, const char 
 typedef struct {
     double min, max, mean; /* over all elements; NaNs excluded and counted */
     int64_t n_nan;
-    int64_t n_labels;      /* integer volumes: number of distinct values (else 0) */
+    int64_t n_labels;      /* integer volumes: number of distinct values (else 0), counted
+                            * exactly (64-bit values are not rounded through double) */
     int64_t labels[64];    /* the first 64 distinct values, ascending */
     int64_t label_counts[64];
-    int labels_truncated;  /* 1 if more than 64 distinct values */
+    int labels_truncated; /* 1 if more than 64 distinct values, or a uint64 value beyond
+                           * INT64_MAX (no label: the table stops there) */
 } dk_volume_stats;
 
 void dk_volume_compute_stats(const dk_volume *v, dk_volume_stats *s);
