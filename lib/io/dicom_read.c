@@ -199,7 +199,11 @@ static dk_dtype choose_dtype(const dk_dcm_plan *p, const dk_dcm_set *s, const vo
 static dk_status load(dk_volume *v, const dk_dcm_plan *p, const dk_dcm_set *s) {
     const dk_dcm_file *f0 = &s->files[p->slices[0].file];
     int dbl = f0->bits_alloc > 16;
-    int64_t n = p->nx * p->ny * p->nz * p->nt;
+    int64_t n = p->nx * p->ny * p->nz * p->nt, dims[5] = {p->nx, p->ny, p->nz, p->nt, 1};
+    /* the decode buffer is the largest allocation: float or double per voxel */
+    dk_status cs = dk_volume_check_size(p->what, "Columns x Rows x slices x frames", dims,
+                                        dbl ? DK_F64 : DK_F32);
+    if (cs != DK_OK) return cs;
     size_t bytes = (size_t)n * (dbl ? sizeof(double) : sizeof(float));
     void *buf = dk_dcm_shared_alloc(bytes); /* the child decodes into it */
     if (!buf)

@@ -175,6 +175,14 @@ static void test_totalseg_grid(void) {
     CU_ASSERT_EQUAL(world_compare(&ct, &seg, 1e-3, 0), 0); /* every voxel on a seg voxel */
     dk_volume_free(&ct);
     dk_volume_free(&seg);
+    /* the volume size limit is checked before the decode buffer (20 MB of float) exists */
+    dk_volume_set_limit(1u << 20);
+    dk_volume v = {0};
+    CU_ASSERT_EQUAL(dk_volume_read(&v, conf("totalsegmentator/tests/reference_files/"
+                                            "example_ct_dicom")), DK_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "Columns x Rows x slices x frames"));
+    dk_volume_set_limit(0);
+    dk_volume_free(&v);
 }
 
 /* pydicom on a list of files vs a dakd volume (values after rescale, float64). */
