@@ -435,13 +435,6 @@ static dk_status evaluate(const dk_eval_opts *o, const char *dir) {
     return st;
 }
 
-/* 1 when both paths name one existing folder. */
-static int same_dir(const char *a, const char *b) {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
-}
-
 static dk_status check_opts(const dk_eval_opts *o) {
     int cmp = o->compare_a || o->compare_b;
     if (cmp && !(o->compare_a && o->compare_b))
@@ -463,8 +456,8 @@ static dk_status check_opts(const dk_eval_opts *o) {
             if (o->labels[j] == o->labels[k])
                 return dk_fail(DK_ERR_ARG, "labels to score: %d given twice", o->labels[k]);
     }
-    if (cmp && o->out_dir && (same_dir(o->out_dir, o->compare_a) ||
-                              same_dir(o->out_dir, o->compare_b)))
+    if (cmp && o->out_dir && (dk_same_file(o->out_dir, o->compare_a) ||
+                              dk_same_file(o->out_dir, o->compare_b)))
         return dk_fail(DK_ERR_ARG, "the output folder %s is one of the runs compared; choose "
                        "another folder", o->out_dir);
     return check_out(o->out_dir);

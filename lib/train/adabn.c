@@ -8,7 +8,6 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dakd/data.h"
 #include "dakd/eval.h"
@@ -106,10 +105,7 @@ static dk_status check_paths(const dk_adapt_opts *o) {
     if (o->batches < 1 || o->batch_size < 1)
         return dk_fail(DK_ERR_ARG, "adapt: batches = %lld and batch_size = %d must be >= 1",
                        (long long)o->batches, o->batch_size);
-    struct stat a, b;
-    if (strcmp(o->model, o->out) == 0 ||
-        (stat(o->model, &a) == 0 && stat(o->out, &b) == 0 && a.st_dev == b.st_dev &&
-         a.st_ino == b.st_ino))
+    if (dk_same_file(o->model, o->out))
         return dk_fail(DK_ERR_ARG, "%s: the adapted model would overwrite the model it is "
                        "adapted from (%s); write it to another file", o->out, o->model);
     return DK_OK;

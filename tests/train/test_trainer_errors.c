@@ -529,6 +529,19 @@ static void test_teacher_checkpoints(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "[4, 1, 3, 3]"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "[8, 1, 3, 3]"));
     CU_ASSERT_EQUAL(bad_leftovers("teachers", 0), 0);
+    /* a teacher inside the run folder under an output's name is refused, untouched: the run
+     * would replace it with the student */
+    char inside[1200], keep[1200];
+    snprintf(inside, sizeof inside, "%s/self_over/model.safetensors", dir);
+    snprintf(keep, sizeof keep, "%s/teacher_copy.safetensors", dir);
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "mkdir -p %s/self_over && cp %s %s && cp %s %s",
+                                     dir, teacher, inside, teacher, keep), 0);
+    snprintf(a, sizeof a, "%s distill %s --set model.teacher_checkpoint=%s --set "
+             "output.run_dir=%s/self_over", dk_test_cli(), ini, inside, dir);
+    CU_ASSERT_EQUAL(dk_test_sh(out, sizeof out, "%s", a), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "which is [model] teacher_checkpoint"));
+    CU_ASSERT(same_bytes(inside, keep));
+    CU_ASSERT(!dk_test_exists(run_file("self_over", "config.ini")));
 }
 
 /* Extra teachers are read with their own shape: one of another width, norm and up-sampling

@@ -236,6 +236,11 @@ int dk_tensor_same_shape(const dk_tensor *a, const dk_tensor *b);
 dk_status dk_tmp_path_for(char *buf, size_t n, const char *path);
 dk_status dk_commit_file(const char *tmp_path, const char *final_path);
 
+/* 1 when a and b name one file or folder: the same path text, or both exist with the same
+ * device and inode (another name, a hard link, a symbolic link, "./x" for "x"); else 0.
+ * Commands check every output against their inputs with it before writing anything. */
+int dk_same_file(const char *a, const char *b);
+
 /* Make `path` and its missing parents (as mkdir -p; mode 0777 before the umask). DK_ERR_IO
  * naming the folder that could not be made, DK_ERR_ARG for a path over 4095 bytes. */
 dk_status dk_mkdirs(const char *path);
