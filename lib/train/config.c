@@ -41,6 +41,7 @@ static const char *const align_kinds[] = {"mmd", "coral", "none", NULL};
 static const char *const at_norms[] = {"l2", "none", NULL}; /* dk_at_norm's order */
 static const char *const self_kinds[] = {"none", "layers", "ema", "both", NULL};
 static const char *const combines[] = {"fixed", "confidence", NULL};
+static const char *const pl_teachers[] = {"teacher", "ema", NULL};
 
 /* One network's keys: [model] <prefix>_base, ... into member `net`. */
 #define NET_FIELDS(p, net, def_base, def_levels)                                                   \
@@ -141,6 +142,23 @@ static const dk_cfg_field layout[] = {
     F_ENUM("distill", "teacher_combine", teacher_combine, combines, "fixed",
            "teachers' soft targets mixed with fixed weights or per-voxel confidence "
            "(lower entropy, more weight) times them"),
+    F_DBL("distill", "fda_p", fda_p, 0, 1, "0",
+          "Fourier domain adaptation: probability that a source row takes the low-frequency "
+          "amplitude of a target patch of the step (Yang & Soatto 2020); 0 = off"),
+    F_DBL("distill", "fda_beta", fda_beta, 0, 0.5, "0.05",
+          "FDA band: frequencies |k| <= floor(min side * beta) on each axis"),
+    F_BOOL("distill", "fda_progressive", fda_progressive, "false",
+           "FDA band grows as the source share falls: beta (1 - r(e)) / (1 - mix_min)"),
+    F_DBL("distill", "lambda_pl", lambda_pl, 0, 1e3, "0",
+          "weight of the CE on confident pseudo-labels of the target rows; 0 = off"),
+    F_DBL("distill", "pl_tau", pl_tau, 0, 1, "0.9",
+          "pseudo-label confidence threshold tau on the teacher's max probability"),
+    F_DBL("distill", "pl_class_share", pl_class_share, 0, 1, "0",
+          "class balance: class k's threshold is min(tau, the confidence its most confident "
+          "share of voxels reach); 0 = tau alone"),
+    F_ENUM("distill", "pl_teacher", pl_teacher, pl_teachers, "teacher",
+           "pseudo-labels from the teacher of the target rows (its target_bn copy when on) "
+           "or the EMA student"),
     SCHEMA(DK_PREP_AUGMENT, aug),
     F_STR("output", "run_dir", run_dir, "runs/train", "run directory"),
 };
@@ -331,6 +349,10 @@ static dk_status check_distill(dk_train_config *c) {
     if (st == DK_OK && c->lambda_hint > 0 && !c->hint_tap[0])
         st = dk_fail(DK_ERR_ARG, "config: [distill] hint_tap is empty but lambda_hint = %g",
                      c->lambda_hint);
+    if (st == DK_OK && c->lambda_pl > 0 && c->pl_teacher == DK_PL_EMA &&
+        !(c->self_distill & DK_SELF_EMA))
+        st = dk_fail(DK_ERR_ARG, "config: [distill] pl_teacher = ema needs self_distill = ema "
+                     "or both (it is %s)", self_kinds[c->self_distill]);
     const dk_augment_opts *a = &c->aug;
     if (st == DK_OK) st = check_lo_hi(a->scale_lo, a->scale_hi, "augment", "scale_lo", "scale_hi");
     if (st == DK_OK) st = check_lo_hi(a->shift_lo, a->shift_hi, "augment", "shift_lo", "shift_hi");

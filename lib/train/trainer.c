@@ -405,6 +405,7 @@ static dk_status trainer_init(dk_trainer *t) {
     if ((st = alloc_step_buffers(t)) != DK_OK) return st;
     if ((st = build_hint(t)) != DK_OK) return st;
     if ((st = build_teacher_tgt(t)) != DK_OK) return st;
+    if ((st = dk__trainer_da_init(t)) != DK_OK) return st;
     if ((st = check_outputs(t)) != DK_OK) return st;
     if ((st = dk_mkdirs(c->run_dir)) != DK_OK) return st;
     snprintf(t->path_ckpt, sizeof t->path_ckpt, "%s/checkpoint.safetensors", c->run_dir);
@@ -462,6 +463,7 @@ void dk_trainer_free(dk_trainer *t) {
     free(t->self_target);
     dk_params_free(&t->hint);
     free(t->hint_work);
+    dk__trainer_da_free(t);
     free(t);
 }
 

@@ -14,6 +14,7 @@ enum { MAX_TEACHERS = DK_TRAIN_MAX_TEACHERS + 1, ALIGN_ROWS = 64 };
 /* The loss terms of one step (unweighted; total is the objective L), as logged. */
 typedef struct {
     double total, kd, sup, ce, dice, at, hint, align, ent, self;
+    double pl, pl_share;     /* L_pl; the target rows' counted voxels with a pseudo-label */
     double grad_norm, lr, T, alpha, mix;
     double ema_w;            /* the EMA teacher's KD weight rho (0 without one) */
     double w_src[3], w_tgt[3]; /* dynamic weights: mean, min, max over source / target rows */
@@ -59,6 +60,11 @@ struct dk_trainer {
                                      * (ct); total 0 when hints are off */
     dk_optim hint_optim;            /* its optimiser state; step follows optim.step */
     float *hint_work;
+    dk_fda *fda;                    /* FDA plans (fda_p > 0), else NULL */
+    double fda_beta;                /* the last batch's band */
+    int64_t fda_rows;               /* its source rows that took a target style */
+    uint8_t *pl_lab;                /* (B, nvox) pseudo-labels of the target rows (lambda_pl) */
+    float *pl_work;                 /* (2 B nvox) their scratch */
     int epoch;                      /* next epoch to run */
     FILE *log;                      /* steps.jsonl */
     char path_ckpt[DK_TRAIN_PATH_MAX + 32], path_log[DK_TRAIN_PATH_MAX + 32];
@@ -83,6 +89,16 @@ int64_t dk__trainer_fill(dk_trainer *t, int epoch, int64_t step);
 dk_status dk__trainer_grad(dk_trainer *t, int epoch, int64_t step, int64_t ns, step_terms *st);
 /* Number of source samples in a distillation batch of epoch e. */
 int64_t dk__trainer_nsrc(const dk_trainer *t, int epoch);
+
+/* trainer_da.c: FDA and pseudo-labels. init makes the FDA plans and pseudo-label buffers a
+ * distill run's config asks for; free accepts a zeroed trainer. dk__trainer_fda gives the
+ * source rows [0, ns) of x their target styles (after the batch is filled); dk__trainer_pl
+ * returns L_pl and adds scale * its gradient into the student's logits (after the
+ * forwards). */
+dk_status dk__trainer_da_init(dk_trainer *t);
+void dk__trainer_da_free(dk_trainer *t);
+void dk__trainer_fda(dk_trainer *t, int epoch, int64_t step, int64_t ns);
+double dk__trainer_pl(dk_trainer *t, step_terms *st, int64_t ns, float scale);
 
 /* trainer_io.c */
 dk_status dk__trainer_save_state(dk_trainer *t);

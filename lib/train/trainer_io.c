@@ -161,6 +161,14 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
     cJSON_AddNumberToObject(o, "nt", (double)s->nt);
     if (t->ema) cJSON_AddNumberToObject(o, "ema_weight", s->ema_w);
     if (t->self_target) cJSON_AddNumberToObject(o, "self", s->self);
+    if (t->pl_lab) {
+        cJSON_AddNumberToObject(o, "pl", s->pl);
+        cJSON_AddNumberToObject(o, "pl_share", s->pl_share);
+    }
+    if (t->fda) {
+        cJSON_AddNumberToObject(o, "fda_beta", t->fda_beta);
+        cJSON_AddNumberToObject(o, "fda_rows", (double)t->fda_rows);
+    }
     static const char *const wk[2][3] = {{"w_src_mean", "w_src_min", "w_src_max"},
                                          {"w_tgt_mean", "w_tgt_min", "w_tgt_max"}};
     for (int d = 0; d < 2 && t->opts.mode == DK_TRAINER_DISTILL && t->cfg.dynamic_weights; d++)

@@ -32,9 +32,9 @@ static void put_row(dk_trainer *t, int64_t r, const dk_batch *b, int64_t i, int 
 /* The names of the terms of `s` that are not finite, ", "-separated ("none" if all are). */
 static void bad_terms(char *list, size_t n, const step_terms *s) {
     const char *k[] = {"loss", "kd", "sup", "ce", "dice", "at", "hint", "align", "ent", "self",
-                       "grad_norm"};
+                       "pl", "grad_norm"};
     double v[] = {s->total, s->kd, s->sup, s->ce, s->dice, s->at, s->hint, s->align, s->ent,
-                  s->self, s->grad_norm};
+                  s->self, s->pl, s->grad_norm};
     list[0] = '\0';
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         if (!isfinite(v[i])) {
@@ -270,7 +270,7 @@ static void fill_batch(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
     int oracle_or_sup = t->opts.mode != DK_TRAINER_DISTILL;
     dk_sampler_step(&t->bsrc, &t->ssrc, &t->aug, &t->base_src, epoch, step);
     for (int64_t i = 0; i < ns; i++) put_row(t, i, &t->bsrc, i, 1);
-    if (oracle_or_sup || ns == t->batch) return;
+    if (oracle_or_sup || (ns == t->batch && !t->fda)) return; /* FDA styles need targets */
     dk_sampler_step(&t->btgt, &t->stgt, &t->aug, &t->base_tgt, epoch, step);
     for (int64_t i = ns; i < t->batch; i++) put_row(t, i, &t->btgt, i - ns, 0);
 }
@@ -303,9 +303,10 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
         st->ent = dk_loss_entropy(lg->grad + off, lg->value.data + off, t->mask + ns * t->nvox,
                                   t->batch - ns, c->classes, t->nvox, (float)c->lambda_ent);
     }
+    if (c->lambda_pl > 0) st->pl = dk__trainer_pl(t, st, ns, (float)c->lambda_pl);
     st->total = st->alpha * kdw + (1 - st->alpha) * st->sup + c->lambda_at * st->at +
                 c->lambda_hint * st->hint + c->lambda_align * st->align + c->lambda_ent * st->ent +
-                c->lambda_self * st->self;
+                c->lambda_self * st->self + c->lambda_pl * st->pl;
 }
 
 static void scale_grad(dk_params *p, float k) {
@@ -362,6 +363,7 @@ int64_t dk__trainer_fill(dk_trainer *t, int epoch, int64_t step) {
     int64_t ns = dk__trainer_nsrc(t, epoch);
     double td = dk_time_now();
     fill_batch(t, epoch, step, ns);
+    if (t->fda) dk__trainer_fda(t, epoch, step, ns);
     dk_labels_apply_mask(t->lab, t->mask, t->batch * t->nvox);
     t->stats.sec_data += dk_time_now() - td;
     return ns;

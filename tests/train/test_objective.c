@@ -4,7 +4,8 @@
  * term on (KD at T from two teachers of different width, depth, norm and up-sampling at
  * weights 1 and 0.5, with the EMA teacher and the target-statistics teacher, CE + Dice,
  * attention transfer, hints, CORAL alignment, entropy, dynamic weights, layer
- * self-distillation of the student's deep-supervision head).
+ * self-distillation of the student's deep-supervision head, the CE on class-balanced
+ * pseudo-labels of the target rows).
  *  - the guard: one real trainer step (SGD, lr 1, no momentum or decay, so the update is -g)
  *    against central finite differences of the objective as train.h documents it, written
  *    here term by term from the library's gradient-checked losses (which rows, which
@@ -17,7 +18,13 @@
  *    student bit for bit as a supervised step;
  *  - dynamic weights follow the distillation loss, not the domain; their running statistics
  *    resume exactly;
- *  - the same seed and thread count give the same bits.
+ *  - the same seed and thread count give the same bits;
+ *  - pseudo-labels: the teacher of the target rows (or the EMA student) decides, the
+ *    threshold is tau or the class-balanced one, the share is logged, target labels stay
+ *    ignored;
+ *  - Fourier domain adaptation: each styled source row is the FDA of the unstyled row with a
+ *    target patch of the same step; labels, masks and target rows are untouched; fda_p and
+ *    the progressive band do what the config says.
  */
 #include "dakd/data.h"
 #include "dakd/train.h"
@@ -106,6 +113,9 @@ static int make_config(dk_train_config *c, const char *run, const char *const *m
                                        "distill.ema_rampup_epochs=5",
                                        "distill.teacher_weights=1,0.5",
                                        "distill.target_bn=true",
+                                       "distill.lambda_pl=0.8",
+                                       "distill.pl_tau=0.45",
+                                       "distill.pl_class_share=0.3",
                                        NULL};
     char buf[1400];
     dk_train_config_defaults(c);
@@ -173,7 +183,7 @@ static int suite_init(void) {
 
 /* Its terms (as the trainer logs them) and the total L. */
 typedef struct {
-    double kd, kdw, sup, at, hint, align, ent, self, total;
+    double kd, kdw, sup, at, hint, align, ent, self, pl, pl_share, total;
 } terms;
 
 /* Reference state: the step's batch, every teacher's logits and features on all B rows, the
@@ -187,6 +197,7 @@ typedef struct {
     int use_mask;          /* 1: AT inside the pooled masks (documented) */
     int confidence;        /* teacher_combine = confidence */
     float tw2;             /* the second teacher's weight a_2 (0.5 documented) */
+    int pl_from;           /* pseudo-labels from lt[pl_from], 3 = the EMA student */
     float *lt[3];          /* (B, C, s) logits: teacher 1, teacher 2, teacher 1 target-BN */
     float *le;             /* (B, C, s) EMA student */
     float *f1[3], *f1t[3]; /* teacher 1 / its target-BN copy at enc0, enc1, bottleneck */
@@ -218,9 +229,10 @@ static void ref_init(ref *R, dk_trainer *t, int64_t ns, double epochs) {
     memset(R, 0, sizeof *R);
     R->t = t, R->ns = ns, R->s = t->nvox, R->T = 2.0f, R->route_tgt = 1, R->use_mask = 1;
     R->tw2 = 0.5f, R->confidence = t->cfg.teacher_combine == DK_COMBINE_CONFIDENCE;
+    R->pl_from = t->cfg.pl_teacher == DK_PL_EMA ? 3 : t->teacher_tgt ? 2 : 0;
     R->rho = (float)exp(-5.0 * pow(1.0 - fmin(1.0, epochs / 5.0), 2.0));
     dk_unet *nets[3] = {t->teachers[0], t->teachers[1], t->teacher_tgt};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 3 && nets[k]; k++) {
         run_frozen(nets[k], R);
         R->lt[k] = copy_tap(nets[k], "logits", NULL);
         for (int j = 0; j < 3 && k != 1; j++) {
@@ -228,8 +240,10 @@ static void ref_init(ref *R, dk_trainer *t, int64_t ns, double epochs) {
             dst[j] = copy_tap(nets[k], FEAT[j], &R->shape[j]);
         }
     }
-    run_frozen(t->ema, R);
-    R->le = copy_tap(t->ema, "logits", NULL);
+    if (t->ema) {
+        run_frozen(t->ema, R);
+        R->le = copy_tap(t->ema, "logits", NULL);
+    }
     R->work = calloc(1 << 16, sizeof(float));
     R->dwork = calloc(1 << 12, sizeof(double));
 }
@@ -304,6 +318,46 @@ static void ref_weights(ref *R, const double *l) {
         R->w[i] = (float)(1.0 + 0.3 * tanh((l[i] - mean) / dev));
 }
 
+static int desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* The target rows' pseudo-labels as train.h writes them, from the logits lt[pl_from] (the
+ * EMA student's for 3): argmax and max of the softmax at every voxel inside the mask, class
+ * k's threshold min(tau, the ceil(share n_k)-th largest confidence among its n_k voxels),
+ * 255 elsewhere. Returns the count labelled. */
+static int64_t ref_pl_labels(uint8_t *lab, const ref *R) {
+    const dk_train_config *c = &R->t->cfg;
+    int64_t s = R->s, n = (B - R->ns) * s, count = 0, nk[C] = {0};
+    const float *z = (R->pl_from == 3 ? R->le : R->lt[R->pl_from]) + R->ns * C * s;
+    const uint8_t *m = R->t->mask + R->ns * s;
+    static float conf[B * NX * NX], byk[C][B * NX * NX];
+    for (int64_t v = 0; v < n; v++) {
+        const float *zv = z + (v / s) * C * s + v % s;
+        double e[C], sum = 0, best = -1;
+        for (int k = 0; k < C; k++) sum += e[k] = exp((double)zv[k * s]);
+        for (int k = 0; k < C; k++)
+            if (e[k] / sum > best) best = e[k] / sum, lab[v] = (uint8_t)k;
+        conf[v] = (float)best;
+        if (m[v]) byk[lab[v]][nk[lab[v]]++] = conf[v];
+    }
+    double th[C];
+    for (int k = 0; k < C; k++) {
+        th[k] = c->pl_tau;
+        if (c->pl_class_share <= 0 || nk[k] == 0) continue;
+        qsort(byk[k], (size_t)nk[k], sizeof(float), desc);
+        int64_t top = (int64_t)ceil(c->pl_class_share * (double)nk[k]);
+        th[k] = fmin(th[k], byk[k][top - 1]);
+    }
+    for (int64_t v = 0; v < n; v++) {
+        int keep = m[v] && conf[v] >= th[lab[v]];
+        lab[v] = keep ? lab[v] : 255;
+        count += keep;
+    }
+    return count;
+}
+
 /* The student (train-mode forward with its current weights) and the adapter's weights. */
 static terms ref_eval(ref *R, int set_weights) {
     dk_trainer *t = R->t;
@@ -354,9 +408,16 @@ static terms ref_eval(ref *R, int set_weights) {
     int64_t off = R->ns * C * R->s;
     o.ent = dk_loss_entropy(NULL, z + off, t->mask + R->ns * R->s, B - R->ns, C, R->s, 1.0f);
     o.self = ref_self(R, z, set_weights);
+    if (c->lambda_pl > 0) { /* CE of the target rows on their pseudo-labels */
+        static uint8_t pl[B * NX * NX];
+        int64_t k = ref_pl_labels(pl, R), inside = 0;
+        for (int64_t q = R->ns * R->s; q < B * R->s; q++) inside += t->mask[q] != 0;
+        o.pl = dk_loss_ce(NULL, z + off, pl, B - R->ns, C, R->s, 1.0f);
+        o.pl_share = (double)k / (double)inside;
+    }
     o.total = c->alpha * o.kdw + (1 - c->alpha) * o.sup + c->lambda_at * o.at +
               c->lambda_hint * o.hint + c->lambda_align * o.align + c->lambda_ent * o.ent +
-              c->lambda_self * o.self;
+              c->lambda_self * o.self + c->lambda_pl * o.pl;
     return o;
 }
 
@@ -480,7 +541,8 @@ static void test_whole_objective(void) {
                runs[run], (long long)n, gn, st.grad_norm, fd_norm, e, (long long)out);
         /* leaky-ReLU kinks within the step 1e-3 leave a few entries off (slope 0.5 keeps
          * them small in this 3-level student); a term 10 % too large or small, or the
-         * weights ignored, puts 16 to 170 entries off (L_self 10 % off: 278 entries) */
+         * weights ignored, puts 16 to 170 entries off (L_self 10 % off: 278 entries, L_pl
+         * 10 % off: 147) */
         CU_ASSERT(e < 1e-2);
         CU_ASSERT(out <= n / 64);
         CU_ASSERT_DOUBLE_EQUAL(st.grad_norm, fd_norm, 1e-2 * fd_norm);
@@ -613,6 +675,7 @@ static void test_one_supervised_loss(void) {
                                            "distill.self_distill=none",
                                            "model.student_deep_supervision=false",
                                            "distill.target_bn=false",
+                                           "distill.lambda_pl=0",
                                            NULL};
     dk_trainer *d = create("sup_distill", only_sup, DK_TRAINER_DISTILL);
     dk_trainer *s = create("sup_student", only_sup, DK_TRAINER_STUDENT);
@@ -696,6 +759,137 @@ static void test_weights_resume(void) {
     dk_trainer_free(b);
 }
 
+/* Pseudo-labels: the logged L_pl and share are those of the target_bn teacher's labels at
+ * the class-balanced thresholds (not the first teacher's, not tau alone); pl_teacher = ema
+ * takes the EMA student's; the target rows' own labels are all ignore; dk_pseudo_labels on
+ * logits with known probabilities; pl_teacher = ema without an EMA student is refused. */
+static void test_pseudo_labels(void) {
+    static const char *const ema[] = {"distill.pl_teacher=ema", NULL};
+    for (int e = 0; e < 2; e++) {
+        dk_trainer *t = create(e ? "pl_ema" : "pl", e ? ema : NULL, DK_TRAINER_DISTILL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        int64_t ns = dk__trainer_fill(t, 0, 0);
+        for (int64_t v = ns * t->nvox; v < B * t->nvox; v++)
+            if (t->lab[v] != DK_IGNORE_LABEL) CU_FAIL("a target row carries a label");
+        step_terms st;
+        CU_ASSERT_EQUAL_FATAL(dk__trainer_grad(t, 0, 0, ns, &st), DK_OK);
+        ref R;
+        ref_init(&R, t, ns, 0);
+        CU_ASSERT_EQUAL(R.pl_from, e ? 3 : 2);
+        terms o = ref_eval(&R, 1);
+        printf("\n  %s: L_pl %.5f, share %.3f", e ? "ema" : "target_bn teacher", st.pl,
+               st.pl_share);
+        CU_ASSERT(o.pl > 0 && o.pl_share > 0.05 && o.pl_share < 0.95);
+        CU_ASSERT_DOUBLE_EQUAL(st.pl, o.pl, 1e-6 * o.pl);
+        CU_ASSERT_DOUBLE_EQUAL(st.pl_share, o.pl_share, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(st.total, o.total, 1e-5 * fabs(o.total));
+        for (int other = 0; other <= 2 * e; other += 2) { /* another teacher, another term */
+            R.pl_from = other;
+            CU_ASSERT(fabs(ref_eval(&R, 0).pl - o.pl) > 1e-4 * o.pl);
+        }
+        R.pl_from = e ? 3 : 2;
+        t->cfg.pl_class_share = 0; /* tau alone labels fewer of the teacher's voxels */
+        if (!e) CU_ASSERT(ref_eval(&R, 0).pl_share < o.pl_share - 0.01);
+        ref_free(&R);
+        dk_trainer_free(t);
+    }
+    /* 2 classes, 1 row of 6 voxels, p(class 1) known: 0.95 0.6 0.3 0.2 0.55 0.1; the last
+     * voxel outside the mask. Class 1 has 3 voxels (0.95, 0.6, 0.55), class 0 two (0.7, 0.8)
+     * inside. tau 0.9: only 0.95. share 0.5: tau_1 = min(0.9, 2nd largest 0.6) = 0.6,
+     * tau_0 = min(0.9, 0.8) = 0.8. */
+    const double p1[6] = {0.95, 0.6, 0.3, 0.2, 0.55, 0.1};
+    float z[12], work[12];
+    uint8_t out[6], m[6] = {1, 1, 1, 1, 1, 0};
+    double th[2];
+    for (int v = 0; v < 6; v++) z[v] = 0, z[6 + v] = (float)log(p1[v] / (1 - p1[v]));
+    CU_ASSERT_EQUAL(dk_pseudo_labels(out, th, z, m, 1, 2, 6, 0.9, 0, work), 1);
+    CU_ASSERT(out[0] == 1 && out[1] == 255 && out[3] == 255 && out[5] == 255);
+    CU_ASSERT_EQUAL(dk_pseudo_labels(out, th, z, m, 1, 2, 6, 0.9, 0.5, work), 3);
+    CU_ASSERT_DOUBLE_EQUAL(th[1], 0.6, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(th[0], 0.8, 1e-6);
+    CU_ASSERT(out[0] == 1 && out[1] == 1 && out[2] == 255 && out[3] == 0 && out[4] == 255);
+    dk_train_config c;
+    static const char *const bad[] = {"distill.pl_teacher=ema", "distill.self_distill=layers",
+                                      NULL};
+    CU_ASSERT_NOT_EQUAL(make_config(&c, "pl_bad", bad), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "pl_teacher = ema"));
+}
+
+/* The x of a trainer's batch of (epoch, step) and its masks and labels, copied. */
+typedef struct {
+    float x[B * NX * NX], tgt[B * NX * NX];
+    uint8_t lab[B * NX * NX], mask[B * NX * NX];
+    int64_t ns, rows;
+    double beta;
+} batch_copy;
+
+static void fill_copy(batch_copy *b, const char *run, const char *const *more, int epoch) {
+    dk_trainer *t = create(run, more, DK_TRAINER_DISTILL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    b->ns = dk__trainer_fill(t, epoch, 0);
+    memcpy(b->x, t->x, sizeof b->x);
+    memcpy(b->tgt, t->btgt.image.data, sizeof b->tgt);
+    memcpy(b->lab, t->lab, sizeof b->lab);
+    memcpy(b->mask, t->mask, sizeof b->mask);
+    b->rows = t->fda_rows, b->beta = t->fda_beta;
+    dk_trainer_free(t);
+}
+
+/* FDA in the trainer: with fda_p = 1 every source row is dk_fda_apply of the unstyled row
+ * with one of the step's target patches; target rows, labels and masks are untouched; the
+ * same seed gives the same bits; fda_p = 0.5 styles some rows and leaves the others; beta 0
+ * changes nothing; the progressive band follows r(e). */
+static void test_fda_rows(void) {
+    static const char *const on[] = {"distill.fda_p=1", "distill.fda_beta=0.1", NULL};
+    static const char *const half[] = {"distill.fda_p=0.5", "distill.fda_beta=0.1", NULL};
+    static const char *const zero[] = {"distill.fda_p=1", "distill.fda_beta=0", NULL};
+    static batch_copy plain, a, a2, h, z;
+    enum { N = NX * NX };
+    fill_copy(&plain, "fda_plain", NULL, 0);
+    fill_copy(&a, "fda_on", on, 0);
+    fill_copy(&a2, "fda_on2", on, 0);
+    fill_copy(&h, "fda_half", half, 0);
+    fill_copy(&z, "fda_zero", zero, 0);
+    CU_ASSERT(memcmp(&a, &a2, sizeof a) == 0);
+    CU_ASSERT(memcmp(z.x, plain.x, sizeof z.x) == 0);
+    CU_ASSERT(a.rows == NS && a.beta == 0.1);
+    dk_fda *f = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_fda_create(&f, 1, NX, NX), DK_OK);
+    int styled_half = 0;
+    for (int i = 0; i < B; i++) {
+        CU_ASSERT(memcmp(a.lab + i * N, plain.lab + i * N, N) == 0);
+        CU_ASSERT(memcmp(a.mask + i * N, plain.mask + i * N, N) == 0);
+        int same = memcmp(a.x + i * N, plain.x + i * N, N * sizeof(float)) == 0;
+        CU_ASSERT(i < NS ? !same : same);
+        if (i >= NS) continue;
+        int found = 0; /* the donor: one of the B target patches of the step */
+        for (int j = 0; j < B && !found; j++) {
+            float row[N];
+            memcpy(row, plain.x + i * N, sizeof row);
+            dk_fda_apply(f, row, a.tgt + j * N, 1, 0.1);
+            found = memcmp(row, a.x + i * N, sizeof row) == 0;
+        }
+        CU_ASSERT(found);
+        int hs = memcmp(h.x + i * N, plain.x + i * N, N * sizeof(float)) != 0;
+        styled_half += hs;
+        if (hs) /* the same draws: a row styled at p = 0.5 has the donor it has at p = 1 */
+            CU_ASSERT(memcmp(h.x + i * N, a.x + i * N, N * sizeof(float)) == 0);
+    }
+    printf("\n  fda_p 0.5: %d of %d source rows styled", styled_half, NS);
+    CU_ASSERT_EQUAL(styled_half, h.rows);
+    dk_fda_free(f);
+    /* progressive: r = 0.8 - 0.3 e floored at 0.2, band 0.1 (1 - r) / 0.8 */
+    static const char *const prog[] = {"distill.fda_p=1", "distill.fda_beta=0.1",
+                                       "distill.fda_progressive=true", "distill.mix_r0=0.8",
+                                       "distill.mix_delta=0.3", "distill.mix_min=0.2", NULL};
+    fill_copy(&a, "fda_prog0", prog, 0);
+    CU_ASSERT_DOUBLE_EQUAL(a.beta, 0.1 * 0.2 / 0.8, 1e-12);
+    fill_copy(&a, "fda_prog1", prog, 1);
+    CU_ASSERT_DOUBLE_EQUAL(a.beta, 0.1 * 0.5 / 0.8, 1e-12);
+    fill_copy(&a, "fda_prog3", prog, 3);
+    CU_ASSERT_DOUBLE_EQUAL(a.beta, 0.1, 1e-12);
+}
+
 /* The same seed and thread count give the same update, bit for bit (1 and 2 threads); 1
  * and 2 threads agree closely (the losses promise the same bits; the networks, not). */
 static void test_deterministic(void) {
@@ -734,7 +928,9 @@ int main(void) {
         !CU_add_test(s, "dynamic weights follow the loss, not the domain",
                      test_weights_not_domain) ||
         !CU_add_test(s, "dynamic-weight statistics resume exactly", test_weights_resume) ||
-        !CU_add_test(s, "same seed and threads, same bits", test_deterministic)) {
+        !CU_add_test(s, "same seed and threads, same bits", test_deterministic) ||
+        !CU_add_test(s, "pseudo-labels: teacher, threshold, share", test_pseudo_labels) ||
+        !CU_add_test(s, "FDA of the source rows in the batch", test_fda_rows)) {
         CU_cleanup_registry();
         return 1;
     }

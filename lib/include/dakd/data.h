@@ -351,6 +351,37 @@ void dk_augment_rot90(dk_batch *b, int64_t i, int k);    /* k quarter turns, (h,
  * and scaled back to the channel's former mean and std. */
 void dk_augment_gamma(dk_batch *b, int64_t i, double gamma, int retain_stats);
 
+/* ================================================================ Fourier domain adaptation
+ *
+ * FDA (Yang & Soatto, "FDA: Fourier Domain Adaptation for Semantic Segmentation", CVPR 2020,
+ * their FDA_source_to_target_np): per channel, the source image's amplitude spectrum inside
+ * a centred low-frequency band is replaced by the target image's, its phase is kept:
+ *   F_s = FFT(x_s),  F_t = FFT(x_t),  A = |F|,  P = arg F_s
+ *   F'(k) = A_t(k) exp(i P(k)) for k in the band, F_s(k) elsewhere;   x' = Re IFFT(F')
+ * The band: every frequency k = (k_d, k_h, k_w) (signed, as numpy.fft.fftfreq * n) with
+ * |k_a| <= b on each axis, b = floor(min(h, w) * beta) in 2-D (d = 1) and
+ * floor(min(d, h, w) * beta) in 3-D: the square (cube) of side 2b + 1 around the zero
+ * frequency that the reference mutates after fftshift. beta = 0 is the identity (no band;
+ * the reference would still swap the mean, k = 0); beta > 0 small enough that b = 0 swaps
+ * the mean only. A coefficient of the source with |F_s| = 0 gets phase 0 (numpy.angle(0)).
+ * Transforms are FFTW3 single precision (fftwf r2c / c2r; the spectrum is Hermitian, so
+ * the half spectrum holds it all), planned once per patch shape with FFTW_ESTIMATE, which
+ * picks the same algorithm every run (FFTW_MEASURE times candidates and may not), so the
+ * same inputs give the same bits. Labels and masks are not touched.
+ */
+
+typedef struct dk_fda dk_fda; /* FFTW plans and spectra for one (d, h, w); owned */
+
+/* Plans for patches of (d, h, w) (d = 1 for 2-D; each >= 1). DK_ERR_ARG for a side < 1,
+ * DK_ERR_NOMEM; *out NULL on failure. Plans are made under a lock (FFTW's planner is not
+ * thread-safe); one dk_fda is used by one thread at a time. */
+dk_status dk_fda_create(dk_fda **out, int64_t d, int64_t h, int64_t w);
+void dk_fda_free(dk_fda *f); /* accepts NULL */
+
+/* Swap the low-frequency amplitudes of src (c, d, h, w) for tgt's (c, d, h, w), channel by
+ * channel, in place on src; beta in [0, 0.5] (asserted). tgt is read only. */
+void dk_fda_apply(dk_fda *f, float *src, const float *tgt, int64_t c, double beta);
+
 /* ================================================================ the option schema
  *
  * ONE table (lib/data/prep_schema.c, dk_prep_schema) owns every option of preprocessing,

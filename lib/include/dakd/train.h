@@ -196,6 +196,24 @@ double dk_loss_coral(float *dxs, float *dxt, const float *xs, const float *xt, i
 double dk_loss_entropy(float *dlogits, const float *logits, const uint8_t *mask, int64_t n,
                        int64_t c, int64_t s, float scale);
 
+/* ======================================================================== pseudo-labels */
+
+/* Confidence-filtered pseudo-labels (self-training as mean-teacher / DACS do it, with the
+ * class-balanced thresholds of CBST, Zou et al. 2018). From a teacher's logits (n, c, s) at
+ * T = 1, p = softmax: at each counted voxel v (mask (n, s), NULL = all) the prediction
+ * k_v = argmax_k p_kv (the lowest k on a tie) and its confidence m_v = max_k p_kv. Class k's
+ * threshold is
+ *   tau_k = tau                                    share = 0 (tau alone)
+ *   tau_k = min(tau, the ceil(share n_k)-th largest m_v among the n_k voxels with k_v = k)
+ *                                                  share in (0, 1]
+ * so a rare class whose voxels are all less confident than tau still gets its most
+ * confident share labelled (a class no voxel predicts keeps tau). out (n, s) = k_v where
+ * m_v >= tau_{k_v}, DK_IGNORE_LABEL elsewhere and outside the mask. tau_k (c) receives the
+ * thresholds (NULL: not returned). work: caller scratch of 2 n s floats. Returns the count
+ * of labelled voxels. No label is read: the teacher's output alone decides. */
+int64_t dk_pseudo_labels(uint8_t *out, double *tau_k, const float *logits, const uint8_t *mask,
+                         int64_t n, int64_t c, int64_t s, double tau, double share, float *work);
+
 /* ======================================================================== schedules */
 
 /* A scalar hyper-parameter as a pure function of (epoch, step), both 0-based, step counted
@@ -310,6 +328,10 @@ typedef enum {
  * mix, with weights a_t (dk_loss_kd) or a_t times per-voxel confidence
  * (dk_loss_kd_confidence). */
 typedef enum { DK_COMBINE_FIXED = 0, DK_COMBINE_CONFIDENCE = 1 } dk_teacher_combine;
+/* [distill] pl_teacher (names "teacher", "ema"): who gives the pseudo-labels of the target
+ * rows: the teacher that teaches them (the first teacher's target_bn copy under target_bn,
+ * else the first teacher) or the EMA student (self_distill = ema | both). */
+typedef enum { DK_PL_TEACHER = 0, DK_PL_EMA = 1 } dk_pl_teacher;
 enum { DK_TRAIN_MAX_TEACHERS = 15 };
 typedef enum { DK_ALIGN_MMD = 0, DK_ALIGN_CORAL = 1, DK_ALIGN_NONE = 2 } dk_align_kind;
 typedef enum { DK_VAL_SOURCE = 0, DK_VAL_TARGET = 1 } dk_val_domain;
@@ -371,6 +393,13 @@ typedef struct {
     char extra_teachers[DK_TRAIN_LIST_MAX]; /* comma-separated model files; "" = none */
     char teacher_weights[DK_TRAIN_LIST_MAX]; /* a_t of each teacher, first then extra; "" = 1 */
     int teacher_combine;     /* dk_teacher_combine */
+    double fda_p;            /* FDA: probability a source row gets a target style; 0 = off */
+    double fda_beta;         /* FDA band beta (dakd/data.h dk_fda_apply) */
+    int fda_progressive;     /* beta(e) = fda_beta (1 - r(e)) / (1 - mix_min) */
+    double lambda_pl;        /* weight of L_pl (pseudo-labels on target rows); 0 = off */
+    double pl_tau;           /* confidence threshold tau */
+    double pl_class_share;   /* class balance: each class's most confident share passes */
+    int pl_teacher;          /* dk_pl_teacher */
     double teacher_w[DK_TRAIN_MAX_TEACHERS]; /* derived by validate: a_t, one per teacher */
     int nteachers;           /* derived by validate: 1 + the extra_teachers entries */
     /* [augment]: the schema's keys */
@@ -466,6 +495,7 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * step minimises
  *   L = alpha (1/B) sum_i w_i KD_i + (1 - alpha) L_sup + lambda_at (1/B) sum_l sum_i AT_l,i
  *       + lambda_hint L_hint + lambda_align L_align + lambda_ent L_ent + lambda_self L_self
+ *       + lambda_pl L_pl
  * (a term whose lambda is 0 is not computed), where
  *   L_sup    = dk_loss_ce + dk_loss_dice (batch Dice over the rows together, background
  *              excluded, smooth 1e-5) over the ns source rows, labels masked by m: the SAME
@@ -504,7 +534,26 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *              rows at T(e), "Be Your Own Teacher" (Zhang et al. 2019): each head learns the
  *              student's own final logits z mean-pooled onto its grid (dk_mean_pool; a
  *              constant of the step, no gradient through it), inside the masks max-pooled
- *              alike (dk_mask_pool). No feature hints between the student's stages.
+ *              alike (dk_mask_pool). No feature hints between the student's stages;
+ *   L_pl     = dk_loss_ce over the nt target rows against their pseudo-labels
+ *              (dk_pseudo_labels at [distill] pl_tau, pl_class_share, inside the rows' masks m):
+ *              the mean over the voxels that got one (0 when none did) of -log p_student.
+ *              The pseudo-labels come from the teacher that teaches the target rows (its
+ *              target_bn copy under target_bn, else the first teacher; pl_teacher = ema: the
+ *              EMA student instead), at T = 1, and are constants of the step (self-training as
+ *              mean-teacher / DACS; thresholds class-balanced as CBST, Zou et al. 2018). Target
+ *              labels are never read: the rows' labels are DK_IGNORE_LABEL. steps.jsonl logs
+ *              "pl" and "pl_share", the share of the target rows' counted voxels labelled.
+ * Fourier domain adaptation (fda_p > 0; Yang & Soatto 2020, dk_fda_apply): before the
+ * forwards, each source row i < ns, with probability fda_p, takes the low-frequency amplitude
+ * spectrum (band fda_beta) of one of the B patches the target sampler drew for the same
+ * (epoch, step) (the first nt are the target rows; drawn uniformly, two draws per source row
+ * from stream 9 of the step's stream whatever the outcome; the target patches are drawn
+ * even when nt = 0). Labels and masks are untouched; every network, teachers included, sees
+ * the styled rows, so the terms above are unchanged in form. fda_progressive: the band of
+ * epoch e is fda_beta (1 - r(e)) / (1 - mix_min) (r the mixing ratio, "progressive domain
+ * mixing": more target style as the source share falls; fda_beta once r reaches mix_min).
+ * steps.jsonl logs "fda_beta" and "fda_rows" (the rows styled). Distill mode only.
  * So every term on a target row sees one teacher: the target-statistics copy under
  * target_bn (the extra teachers keep their own statistics). AT and hints always use the
  * first teacher. The adapter ("hint.weight", "hint.bias";
