@@ -352,33 +352,6 @@ static dk_status build_nets(dk_trainer *t) {
     return DK_OK;
 }
 
-/* No file the run writes may be one it reads: the case list, the teachers' model files
- * (a teacher_checkpoint inside run_dir would be replaced by the student). Before anything
- * is written. */
-static dk_status check_outputs(const dk_trainer *t) {
-    static const char *const outs[] = {"config.ini", "steps.jsonl", "checkpoint.safetensors",
-                                       "model.safetensors", "best.safetensors"};
-    const dk_train_config *c = &t->cfg;
-    const char *in[DK_TRAIN_MAX_TEACHERS + 1];
-    const char *key[DK_TRAIN_MAX_TEACHERS + 1];
-    int n = 0;
-    in[n] = c->cases, key[n++] = "[data] cases";
-    for (int k = 0; k < t->nteachers; k++) {
-        in[n] = k ? t->teacher_paths[k] : c->teacher_checkpoint;
-        key[n++] = k ? "[distill] extra_teachers" : "[model] teacher_checkpoint";
-    }
-    for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {
-        char p[DK_TRAIN_PATH_MAX + 32];
-        snprintf(p, sizeof p, "%s/%s", c->run_dir, outs[o]);
-        for (int i = 0; i < n; i++)
-            if (dk_same_file(p, in[i]))
-                return dk_fail(DK_ERR_ARG, "[output] run_dir = %s: the run would write %s, which "
-                               "is %s (%s); choose another run_dir", c->run_dir, p, key[i],
-                               in[i]);
-    }
-    return DK_OK;
-}
-
 static dk_status trainer_init(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
     dk_status st = check_options(t);
@@ -406,7 +379,7 @@ static dk_status trainer_init(dk_trainer *t) {
     if ((st = build_hint(t)) != DK_OK) return st;
     if ((st = build_teacher_tgt(t)) != DK_OK) return st;
     if ((st = dk__trainer_da_init(t)) != DK_OK) return st;
-    if ((st = check_outputs(t)) != DK_OK) return st;
+    if ((st = dk__trainer_check_outputs(t)) != DK_OK) return st;
     if ((st = dk_mkdirs(c->run_dir)) != DK_OK) return st;
     snprintf(t->path_ckpt, sizeof t->path_ckpt, "%s/checkpoint.safetensors", c->run_dir);
     snprintf(t->path_log, sizeof t->path_log, "%s/steps.jsonl", c->run_dir);

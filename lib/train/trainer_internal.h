@@ -101,6 +101,9 @@ void dk__trainer_fda(dk_trainer *t, int epoch, int64_t step, int64_t ns);
 double dk__trainer_pl(dk_trainer *t, step_terms *st, int64_t ns, float scale);
 
 /* trainer_io.c */
+/* DK_ERR_ARG when a file the run writes (config.ini, steps.jsonl, the checkpoint, the model
+ * files) is one it reads (the case list, a teacher's model file), naming both. */
+dk_status dk__trainer_check_outputs(const dk_trainer *t);
 dk_status dk__trainer_save_state(dk_trainer *t);
 dk_status dk__trainer_load_state(dk_trainer *t);
 dk_status dk__trainer_open_log(dk_trainer *t, int64_t keep_bytes);

@@ -269,3 +269,30 @@ dk_status dk__trainer_val_dice(double *dice, const dk_trainer *t, const dk_case_
     if (st == DK_OK) *dice = n ? sum / n : NAN;
     return st;
 }
+
+/* No file the run writes may be one it reads: the case list, the teachers' model files
+ * (a teacher_checkpoint inside run_dir would be replaced by the student). Before anything
+ * is written. */
+dk_status dk__trainer_check_outputs(const dk_trainer *t) {
+    static const char *const outs[] = {"config.ini", "steps.jsonl", "checkpoint.safetensors",
+                                       "model.safetensors", "best.safetensors"};
+    const dk_train_config *c = &t->cfg;
+    const char *in[DK_TRAIN_MAX_TEACHERS + 1];
+    const char *key[DK_TRAIN_MAX_TEACHERS + 1];
+    int n = 0;
+    in[n] = c->cases, key[n++] = "[data] cases";
+    for (int k = 0; k < t->nteachers; k++) {
+        in[n] = k ? t->teacher_paths[k] : c->teacher_checkpoint;
+        key[n++] = k ? "[distill] extra_teachers" : "[model] teacher_checkpoint";
+    }
+    for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {
+        char p[DK_TRAIN_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/%s", c->run_dir, outs[o]);
+        for (int i = 0; i < n; i++)
+            if (dk_same_file(p, in[i]))
+                return dk_fail(DK_ERR_ARG, "[output] run_dir = %s: the run would write %s, which "
+                               "is %s (%s); choose another run_dir", c->run_dir, p, key[i],
+                               in[i]);
+    }
+    return DK_OK;
+}
