@@ -133,8 +133,43 @@ dk_status dk__study_run_eval(dk_study *s, study_stage *st, cJSON *result);
 /* study_adapt.c */
 dk_status dk__study_run_adapt(dk_study *s, study_stage *st, cJSON *result);
 
-/* study_report.c */
+/* study_stats.c: one cell of the study table (a model on one eval set), over its seeds */
+typedef struct {
+    int ok;               /* every run of the model was scored there, per case */
+    int n_seeds, n_cases;
+    int64_t seeds[STUDY_MAX_SEEDS];
+    double seed_dice[STUDY_MAX_SEEDS]; /* case-mean Dice of each seed */
+    double dice, lo, hi;  /* mean over seeds of the case-mean Dice, 95 % bootstrap interval */
+    double hd95;          /* mean over seeds of the case-mean HD95 (NaN when none) */
+    int has_diff;         /* a baseline is set, is not this model, and was scored there */
+    double diff, diff_lo, diff_hi, p; /* paired over cases, case Dice averaged over seeds */
+    int resolved;         /* the interval of diff excludes 0 */
+} study_cell;
+void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, const char *name);
+/* 1 when the table carries intervals (a seeds list or a baseline), 0: the single-seed table */
+int dk__study_has_stats(const dk_study *s);
+
+/* study_report.c: the report stage; of a row (t: the first run of a train or adapt stage),
+ * its parameters, inference ms per image on the first eval set, wall time over its runs;
+ * the list of eval sets as Markdown */
 dk_status dk__study_run_report(dk_study *s, study_stage *st, cJSON *result, FILE *out);
+double dk__study_params(const study_stage *t);
+double dk__study_ms(const dk_study *s, const study_stage *r, const study_stage *t);
+double dk__study_seconds(const dk_study *s, const study_stage *t);
+void dk__study_eval_sets_md(dk_sbuf *b, const dk_study *s, const study_stage *r);
+
+/* study_table.c: the table with intervals (when dk__study_has_stats) */
+void dk__study_table_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
+                        int n);
+void dk__study_table_html(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
+                          int n);
+void dk__study_cell_json(cJSON *o, const dk_study *s, const study_stage *e, const char *name);
+
+/* study_plots.c: inline SVG: a forest plot per eval set (rows with a paired difference),
+ * learning curves per train stage from steps.jsonl */
+void dk__study_forest_svg(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
+                          int n);
+void dk__study_curves_html(dk_sbuf *b, const dk_study *s, const int *rows, int n);
 
 /* study_manifest.c */
 dk_status dk__study_hash_cached(char hex[65], dk_study *s, const char *path);
