@@ -51,7 +51,7 @@ static void forest_one(dk_sbuf *b, const dk_study *s, const study_stage *e, cons
     dk_sb_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#555\" "
                  "stroke-dasharray=\"4 3\"/>\n", z, F_TOP - 8, z, h - F_BOTTOM + 4);
     dk_sb_printf(b, "<text x=\"%d\" y=\"16\" font-weight=\"bold\">difference in Dice to %s "
-                 "(95 %% interval; filled: resolved)</text>\n", F_LABEL - 200, s->set.baseline);
+                 "(95 %% interval; filled: resolved)</text>\n", F_LABEL, s->set.baseline);
     for (int i = 0, row = 0; i < n; i++) {
         if (!c[i].has_diff) continue;
         const study_stage *t = &s->stages[rows[i]];
@@ -71,10 +71,12 @@ static void forest_one(dk_sbuf *b, const dk_study *s, const study_stage *e, cons
     int ya = h - F_BOTTOM + 18;
     dk_sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#555\"/>\n",
                  F_LABEL, ya - 12, F_LABEL + F_PLOT, ya - 12);
-    dk_sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"start\">%+.3f</text><text x=\"%.1f\" "
-                 "y=\"%d\" text-anchor=\"middle\">0</text><text x=\"%d\" y=\"%d\" "
-                 "text-anchor=\"end\">%+.3f</text>\n</svg>\n", F_LABEL, ya + 4, lo, z, ya + 4,
+    dk_sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"start\">%+.3f</text><text x=\"%d\" "
+                 "y=\"%d\" text-anchor=\"end\">%+.3f</text>\n", F_LABEL, ya + 4, lo,
                  F_LABEL + F_PLOT, ya + 4, hi);
+    if (z > F_LABEL + 50 && z < F_LABEL + F_PLOT - 50) /* zero, unless an end's label is there */
+        dk_sb_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">0</text>\n", z, ya + 4);
+    dk_sb_puts(b, "</svg>\n");
     free(c);
 }
 
@@ -128,7 +130,7 @@ static void panel(dk_sbuf *b, const double *v, const int *nb, int nruns, int k) 
             double x = v[((size_t)r * NKEYS + (size_t)k) * BINS + (size_t)i];
             if (isfinite(x)) lo = fmin(lo, x), hi = fmax(hi, x);
         }
-    if (!(lo <= hi)) return;
+    if (!(lo <= hi) || (lo == 0 && hi == 0)) return; /* absent, or a term this stage lacks */
     if (hi - lo < 1e-12) lo -= 0.5, hi += 0.5;
     dk_sb_printf(b, "<svg class=\"curve\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
                  "height=\"%d\" font-family=\"sans-serif\" font-size=\"10\"><rect x=\"30\" "
