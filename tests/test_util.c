@@ -68,6 +68,13 @@ const char *dk_test_path(const char *dir, const char *name) {
     return b;
 }
 
+int dk_test_chromium_dom(const char *dir, const char *html, const char *dom, const char *log) {
+    return dk_test_sh(NULL, 0, "timeout 120 chromium --headless=new --no-sandbox --disable-gpu "
+                      "--no-first-run --disable-extensions --user-data-dir=%s "
+                      "--enable-logging=stderr --v=0 --dump-dom file://%s > %s 2> %s",
+                      dk_test_path(dir, "chromium-profile"), html, dom, log);
+}
+
 void dk_test_skip(const char *what, const char *reason) {
     n_skipped++;
     printf("\n    SKIP %s: %s\n", what, reason);

@@ -32,6 +32,11 @@ const char *dk_test_path(const char *dir, const char *name);
  * "SKIP <test>: <reason>" and makes dk_test_run exit 77. Not for conditions the test
  * handles itself (the CPU lacks a kernel, the user is root): those are dk_test_note. */
 void dk_test_skip(const char *what, const char *reason);
+/* Headless Chromium: dump the DOM of file://html (after its scripts ran) to `dom` and the
+ * browser's log (console messages, uncaught exceptions) to `log`, with a profile of its own
+ * under dir (so the user profile, the network and another build's run are not touched).
+ * Returns the shell's exit status. */
+int dk_test_chromium_dom(const char *dir, const char *html, const char *dom, const char *log);
 /* An informative line "note <what>: <text>" (e.g. which kernels this CPU cannot run); it
  * changes no exit code. */
 void dk_test_note(const char *what, const char *text);

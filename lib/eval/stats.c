@@ -1,5 +1,6 @@
-/* Summaries over cases (percentiles from dakd/core.h) and the Wilcoxon signed-rank test
- * exactly as scipy.stats.wilcoxon(d) 1.10 computes it with its defaults (dakd/eval.h). */
+/* Summaries over cases (percentiles from dakd/core.h), the Wilcoxon signed-rank test
+ * exactly as scipy.stats.wilcoxon(d) 1.10 computes it with its defaults, and the percentile
+ * bootstrap interval of a mean over seeds and cases (dakd/eval.h). */
 #include "dakd/eval.h"
 
 #include <math.h>
@@ -126,4 +127,34 @@ void dk_wilcoxon(const double *d, int count, double *w, double *p, int *n_used) 
         *p = erfc(fabs(z) / sqrt(2.0));
     }
     free(v);
+}
+
+/* ------------------------------------------------------------------ bootstrap */
+
+void dk_bootstrap_mean_ci(double *lo, double *hi, const double *x, int n_seeds, int n_cases,
+                          int resamples, double level, uint64_t seed) {
+    *lo = *hi = NAN;
+    if (n_seeds <= 0 || n_cases <= 0 || resamples <= 0) return;
+    double *means = malloc((size_t)resamples * sizeof *means);
+    int *rows = malloc((size_t)n_seeds * sizeof *rows);
+    int *cols = malloc((size_t)n_cases * sizeof *cols);
+    DK_ASSERT(means && rows && cols);
+    dk_rng r;
+    dk_rng_seed(&r, seed);
+    for (int b = 0; b < resamples; b++) {
+        for (int s = 0; s < n_seeds; s++) rows[s] = (int)dk_rng_below(&r, (uint64_t)n_seeds);
+        for (int c = 0; c < n_cases; c++) cols[c] = (int)dk_rng_below(&r, (uint64_t)n_cases);
+        double sum = 0;
+        for (int s = 0; s < n_seeds; s++) {
+            const double *row = x + (size_t)rows[s] * (size_t)n_cases;
+            for (int c = 0; c < n_cases; c++) sum += row[cols[c]];
+        }
+        means[b] = sum / ((double)n_seeds * n_cases);
+    }
+    dk_sort_doubles(means, resamples);
+    *lo = dk_percentile_sorted(means, resamples, 50 * (1 - level));
+    *hi = dk_percentile_sorted(means, resamples, 50 * (1 + level));
+    free(means);
+    free(rows);
+    free(cols);
 }

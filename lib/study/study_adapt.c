@@ -15,7 +15,7 @@ static double params_of(const study_stage *m) {
 }
 
 dk_status dk__study_run_adapt(dk_study *s, study_stage *st, cJSON *result) {
-    const study_stage *m = &s->stages[dk__study_find(s, st->f.model)];
+    const study_stage *m = &s->stages[dk__study_dep(s, st, st->f.model)]; /* same seed */
     dk_train_config c;
     dk_status rc = dk__study_train_config(&c, s, m); /* sample as the model was trained */
     if (rc != DK_OK) return rc;
@@ -24,7 +24,7 @@ dk_status dk__study_run_adapt(dk_study *s, study_stage *st, cJSON *result) {
                        "domain_column, which is empty", s->path, st->name);
     char in[STUDY_PATH_MAX], out[STUDY_PATH_MAX], dom[160], split[160];
     dk__study_model_file(in, sizeof in, s, m);
-    dk__study_path(out, sizeof out, s, st->name, "model.safetensors");
+    dk__study_path(out, sizeof out, s, st->dir, "model.safetensors");
     snprintf(dom, sizeof dom, "%s=%s", c.domain_column, st->f.domain);
     snprintf(split, sizeof split, "%s=%s", c.split_column, st->f.split);
     const char *where[3] = {dom, st->f.split[0] && c.split_column[0] ? split : NULL, NULL};

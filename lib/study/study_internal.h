@@ -10,8 +10,10 @@
 enum {
     STUDY_PATH_MAX = 1024,
     STUDY_NAME_MAX = 32,
-    STUDY_MAX_STAGES = 64,
-    STUDY_MAX_DEPS = STUDY_MAX_STAGES
+    STUDY_MAX_STAGES = 64,  /* [stage.NAME] sections a study runs */
+    STUDY_MAX_SEEDS = 16,   /* seeds of one stage */
+    STUDY_MAX_RUNS = 512,   /* stages after each seeded stage became one run per seed */
+    STUDY_MAX_DEPS = STUDY_MAX_RUNS
 };
 
 typedef enum {
@@ -47,14 +49,19 @@ typedef struct {
     int gaussian, tta_flips, largest_cc, batch;
     char evals[512];      /* report: comma-separated eval stages */
     char title[128];
+    char seeds[256];      /* train, adapt: this stage's seeds (default: [study] seeds) */
 } stage_fields;
 
 typedef struct {
     char name[STUDY_NAME_MAX];
+    char dir[STUDY_NAME_MAX + 32]; /* its folder under run_dir: name, or name/seedN when the
+                                    * study or the stage has a seeds list */
+    int64_t seed;         /* train.seed of this run (a train or adapt stage) */
+    int seeded;           /* one of the runs of a seeds list (dir is name/seedN) */
     stage_fields f;
     int defined;          /* a [stage.NAME] section exists (or the built-in phantoms) */
     int line;             /* first line of its section (its first key) */
-    int teacher_line, models_line, evals_line, model_line;
+    int teacher_line, models_line, evals_line, model_line, seeds_line;
     study_set *sets;      /* overrides of dk_train_config, in file order */
     int nsets;
     int deps[STUDY_MAX_DEPS];
@@ -75,6 +82,8 @@ typedef struct {
     int64_t seed;
     int threads;
     char stages[1024];
+    char seeds[256];      /* "42, 7, 3": every train and adapt stage once per seed */
+    char baseline[STUDY_NAME_MAX]; /* the stage every row is compared with, paired */
     int dims;
     char size[64], spacing[64];
     int64_t ph_seed;
@@ -91,14 +100,22 @@ struct dk_study {
     study_set *shared;    /* [data] [model] [train] [distill] [augment] lines, then --set */
     int nshared;
     study_stage *stages;  /* in run order */
-    int nstages;
-    int stages_line;
+    int nstages;          /* runs: a seeded stage is one entry per seed, consecutive */
+    int stages_line, seeds_line, baseline_line;
     cJSON *hash_cache;    /* {path: sha256} for this process */
     char report_path[STUDY_PATH_MAX];
 };
 
-/* study_parse.c */
+/* study_parse.c: the first run of the stage called name, or -1 */
 int dk__study_find(const dk_study *s, const char *name);
+
+/* study_seeds.c: after the stages are ordered and their dependencies checked, make every
+ * train and adapt stage one run per seed and point each dependency at the run of the same
+ * seed (or the dependency's single run); an impossible pairing is DK_ERR_ARG naming file
+ * and line. Also checks [study] baseline. */
+dk_status dk__study_expand_seeds(dk_study *s);
+/* The run that stage st depends on under the stage name `name` (-1 if none). */
+int dk__study_dep(const dk_study *s, const study_stage *st, const char *name);
 
 /* study_stages.c: the effective training config of a train stage (or, stage NULL, the
  * shared one that eval stages read), validated. */
@@ -116,8 +133,43 @@ dk_status dk__study_run_eval(dk_study *s, study_stage *st, cJSON *result);
 /* study_adapt.c */
 dk_status dk__study_run_adapt(dk_study *s, study_stage *st, cJSON *result);
 
-/* study_report.c */
+/* study_stats.c: one cell of the study table (a model on one eval set), over its seeds */
+typedef struct {
+    int ok;               /* every run of the model was scored there, per case */
+    int n_seeds, n_cases;
+    int64_t seeds[STUDY_MAX_SEEDS];
+    double seed_dice[STUDY_MAX_SEEDS]; /* case-mean Dice of each seed */
+    double dice, lo, hi;  /* mean over seeds of the case-mean Dice, 95 % bootstrap interval */
+    double hd95;          /* mean over seeds of the case-mean HD95 (NaN when none) */
+    int has_diff;         /* a baseline is set, is not this model, and was scored there */
+    double diff, diff_lo, diff_hi, p; /* paired over cases, case Dice averaged over seeds */
+    int resolved;         /* the interval of diff excludes 0 */
+} study_cell;
+void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, const char *name);
+/* 1 when the table carries intervals (a seeds list or a baseline), 0: the single-seed table */
+int dk__study_has_stats(const dk_study *s);
+
+/* study_report.c: the report stage; of a row (t: the first run of a train or adapt stage),
+ * its parameters, inference ms per image on the first eval set, wall time over its runs;
+ * the list of eval sets as Markdown */
 dk_status dk__study_run_report(dk_study *s, study_stage *st, cJSON *result, FILE *out);
+double dk__study_params(const study_stage *t);
+double dk__study_ms(const dk_study *s, const study_stage *r, const study_stage *t);
+double dk__study_seconds(const dk_study *s, const study_stage *t);
+void dk__study_eval_sets_md(dk_sbuf *b, const dk_study *s, const study_stage *r);
+
+/* study_table.c: the table with intervals (when dk__study_has_stats) */
+void dk__study_table_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
+                        int n);
+void dk__study_table_html(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
+                          int n);
+void dk__study_cell_json(cJSON *o, const dk_study *s, const study_stage *e, const char *name);
+
+/* study_plots.c: inline SVG: a forest plot per eval set (rows with a paired difference),
+ * learning curves per train stage from steps.jsonl */
+void dk__study_forest_svg(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
+                          int n);
+void dk__study_curves_html(dk_sbuf *b, const dk_study *s, const int *rows, int n);
 
 /* study_manifest.c */
 dk_status dk__study_hash_cached(char hex[65], dk_study *s, const char *path);

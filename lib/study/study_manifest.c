@@ -205,6 +205,7 @@ static const char *status_of(const study_stage *st) {
 static cJSON *stage_entry(const study_stage *st) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "name", st->name);
+    if (st->seeded) cJSON_AddStringToObject(j, "folder", st->dir);
     cJSON_AddStringToObject(j, "kind", dk__study_kind_name(st->f.kind));
     cJSON_AddStringToObject(j, "status", status_of(st));
     cJSON_AddStringToObject(j, "key", st->key);

@@ -39,6 +39,8 @@ static const dk_cfg_field settings_table[] = {
     SS("study", "stages", stages, "",
        "stage names in run order, comma-separated; empty = phantoms, then every [stage.NAME] "
        "in file order"),
+    SS("study", "seeds", seeds, "", "e.g. 42, 7, 3: every train and adapt stage once per seed"),
+    SS("study", "baseline", baseline, "", "the stage every row is compared with (paired)"),
     {"phantoms", "dims", DK_CFG_INT, offsetof(study_settings, dims), 0, 2, 3, "2", NULL,
      "2 or 3"},
     SS("phantoms", "size", size, "64,64", "X,Y[,Z] voxels"),
@@ -79,6 +81,7 @@ static const dk_cfg_field stage_table[] = {
     TF("batch", DK_CFG_INT, batch, 1, 256, "4", NULL, "eval: windows per forward pass"),
     TS("evals", evals, "", "report: eval stages (default: all before it)"),
     TS("title", title, "", "report: title (default: the study name)"),
+    TS("seeds", seeds, "", "train, adapt: this stage's seeds (default: [study] seeds)"),
 };
 
 #define NTAB(t) (sizeof(t) / sizeof((t)[0]))
@@ -196,6 +199,8 @@ static dk_status on_entry(dk_study *s, int line, const char *section, const char
     if (strcmp(section, "study") == 0 || strcmp(section, "phantoms") == 0) {
         if (strcmp(section, "phantoms") == 0) s->has_phantoms = 1;
         if (strcmp(key, "stages") == 0) s->stages_line = line;
+        if (strcmp(key, "seeds") == 0) s->seeds_line = line;
+        if (strcmp(key, "baseline") == 0) s->baseline_line = line;
         return apply(&s->set, settings_table, NTAB(settings_table), file, line, section, key,
                      value);
     }
@@ -225,6 +230,7 @@ static dk_status on_entry(dk_study *s, int line, const char *section, const char
         if (strcmp(key, "models") == 0) st->models_line = line;
         if (strcmp(key, "model") == 0) st->model_line = line;
         if (strcmp(key, "evals") == 0) st->evals_line = line;
+        if (strcmp(key, "seeds") == 0) st->seeds_line = line;
         return apply(&st->f, stage_table, NTAB(stage_table), file, line, "stage", key, value);
     }
     char sec[32];
@@ -551,6 +557,7 @@ dk_status dk_study_load(dk_study **out, const char *path, const char *const *set
     if (st == DK_OK) st = order_stages(s);
     for (int i = 0; i < s->nstages && st == DK_OK; i++) st = stage_deps(s, i);
     if (st == DK_OK) st = check_graph(s);
+    if (st == DK_OK) st = dk__study_expand_seeds(s);
     if (st == DK_OK && !s->set.run_dir[0])
         st = dk_fail(DK_ERR_ARG, "%s: [study] run_dir is empty", path);
     if (st == DK_OK) {

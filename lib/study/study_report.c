@@ -25,17 +25,28 @@ static const cJSON *model_result(const study_stage *e, const char *m) {
     return get(get(get(e->record, "result"), "models"), m);
 }
 
-/* Train and adapt stages evaluated by any of the report's eval stages, in study order. */
+/* Train and adapt stages evaluated by any of the report's eval stages, in study order: the
+ * first run of each (a stage with seeds is consecutive runs of one name). */
 static int collect_rows(const dk_study *s, const study_stage *r, int *rows) {
     int n = 0;
     for (int i = 0; i < s->nstages; i++) {
         if (s->stages[i].f.kind != STAGE_TRAIN && s->stages[i].f.kind != STAGE_ADAPT) continue;
+        if (i > 0 && strcmp(s->stages[i - 1].name, s->stages[i].name) == 0) continue;
         int used = 0;
-        for (int j = 0; j < r->ndeps && !used; j++)
-            used = model_result(&s->stages[r->deps[j]], s->stages[i].name) != NULL;
+        for (int k = i; k < s->nstages && !strcmp(s->stages[k].name, s->stages[i].name); k++)
+            for (int j = 0; j < r->ndeps && !used; j++)
+                used = model_result(&s->stages[r->deps[j]], s->stages[k].dir) != NULL;
         if (used) rows[n++] = i;
     }
     return n;
+}
+
+/* Wall time of every run of stage t (t is its first run). */
+static double seconds_of(const dk_study *s, const study_stage *t) {
+    double sec = 0;
+    for (const study_stage *x = t; x < s->stages + s->nstages && !strcmp(x->name, t->name); x++)
+        sec += x->seconds;
+    return sec;
 }
 
 static const char *label_of(const study_stage *t) {
@@ -62,10 +73,13 @@ static double ms_of(const dk_study *s, const study_stage *r, const char *m) {
     return -1;
 }
 
-static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows, int n) {
-    dk_sb_printf(b, "# %s\n\n", r->f.title[0] ? r->f.title : s->set.name);
-    dk_sb_puts(b, "Dice: mean ± sample std over cases of the mean foreground Dice; HD95 (mm): "
-                  "mean over cases (pooled 95th percentile, MedPy).\n\n");
+double dk__study_params(const study_stage *t) { return num(get(t->record, "result"), "params", 0); }
+double dk__study_ms(const dk_study *s, const study_stage *r, const study_stage *t) {
+    return ms_of(s, r, t->dir);
+}
+double dk__study_seconds(const dk_study *s, const study_stage *t) { return seconds_of(s, t); }
+
+void dk__study_eval_sets_md(dk_sbuf *b, const dk_study *s, const study_stage *r) {
     for (int j = 0; j < r->ndeps; j++) {
         const study_stage *e = &s->stages[r->deps[j]];
         dk_sb_printf(b, "- **%s**: domain %s, split %s, %d cases, %s\n", e->name, e->f.domain,
@@ -73,6 +87,28 @@ static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const 
                      (int)num(get(e->record, "result"), "cases", 0),
                      e->f.use_mask ? "inside the mask" : "whole image");
     }
+}
+
+static void stage_times_md(dk_sbuf *b, const dk_study *s, const study_stage *r) {
+    dk_sb_puts(b, "\n| stage | kind | wall s |\n|---|---|---:|\n");
+    for (int i = 0; i < s->nstages; i++) {
+        const study_stage *x = &s->stages[i];
+        if (x == r) continue;
+        dk_sb_printf(b, "| %s | %s | %.1f |\n", x->dir, dk__study_kind_name(x->f.kind),
+                     x->seconds);
+    }
+}
+
+static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows, int n) {
+    dk_sb_printf(b, "# %s\n\n", r->f.title[0] ? r->f.title : s->set.name);
+    if (dk__study_has_stats(s)) {
+        dk__study_table_md(b, s, r, rows, n);
+        stage_times_md(b, s, r);
+        return;
+    }
+    dk_sb_puts(b, "Dice: mean ± sample std over cases of the mean foreground Dice; HD95 (mm): "
+                  "mean over cases (pooled 95th percentile, MedPy).\n\n");
+    dk__study_eval_sets_md(b, s, r);
     dk_sb_puts(b, "\n| model | stage | params |");
     for (int j = 0; j < r->ndeps; j++)
         dk_sb_printf(b, " Dice %s | HD95 %s |", s->stages[r->deps[j]].name,
@@ -87,33 +123,20 @@ static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const 
                      num(get(t->record, "result"), "params", 0));
         for (int j = 0; j < r->ndeps; j++) {
             char d[64], h[32];
-            const cJSON *m = model_result(&s->stages[r->deps[j]], t->name);
+            const cJSON *m = model_result(&s->stages[r->deps[j]], t->dir);
             fmt_dice(d, sizeof d, m);
             fmt_hd(h, sizeof h, m);
             dk_sb_printf(b, " %s | %s |", d, h);
         }
-        dk_sb_printf(b, " %.1f | %.1f |\n", ms_of(s, r, t->name), t->seconds);
+        dk_sb_printf(b, " %.1f | %.1f |\n", ms_of(s, r, t->dir), seconds_of(s, t));
     }
-    dk_sb_puts(b, "\n| stage | kind | wall s |\n|---|---|---:|\n");
-    for (int i = 0; i < s->nstages; i++) {
-        const study_stage *x = &s->stages[i];
-        if (x == r) continue;
-        dk_sb_printf(b, "| %s | %s | %.1f |\n", x->name, dk__study_kind_name(x->f.kind),
-                     x->seconds);
-    }
+    stage_times_md(b, s, r);
 }
 
-/* The HTML page: the same table, each Dice cell linking to that evaluation's report. */
-static void write_html(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
+/* The single-seed table, each Dice cell linking to that evaluation's report. */
+static void table_html(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
                        int n) {
-    const char *title = r->f.title[0] ? r->f.title : s->set.name;
-    dk_sb_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
-    dk_sb_html(b, title);
-    dk_sb_puts(b, "</title><style>body{font-family:sans-serif}table{border-collapse:collapse}"
-                  "td,th{border:1px solid #999;padding:3px 8px;text-align:right}"
-                  "td:first-child,th:first-child{text-align:left}</style></head><body>\n<h1>");
-    dk_sb_html(b, title);
-    dk_sb_puts(b, "</h1>\n<p>Dice: mean &plusmn; sample std over cases of the mean foreground "
+    dk_sb_puts(b, "<p>Dice: mean &plusmn; sample std over cases of the mean foreground "
                   "Dice; HD95 in mm (pooled 95th percentile, MedPy), mean over cases. Each Dice "
                   "links to its evaluation report.</p>\n<table><tr><th>model</th><th>stage</th>"
                   "<th>params</th>");
@@ -131,23 +154,51 @@ static void write_html(dk_sbuf *b, const dk_study *s, const study_stage *r, cons
                      num(get(t->record, "result"), "params", 0));
         for (int j = 0; j < r->ndeps; j++) {
             const study_stage *e = &s->stages[r->deps[j]];
-            const cJSON *m = model_result(e, t->name);
+            const cJSON *m = model_result(e, t->dir);
             char d[64], h[32];
             fmt_dice(d, sizeof d, m);
             fmt_hd(h, sizeof h, m);
             if (m)
                 dk_sb_printf(b, "<td><a href=\"../%s/%s/report/report.html\">%s</a></td>", e->name,
-                             t->name, d);
+                             t->dir, d);
             else
                 dk_sb_puts(b, "<td>-</td>");
             dk_sb_printf(b, "<td>%s</td>", h);
         }
-        dk_sb_printf(b, "<td>%.1f</td><td>%.1f</td></tr>\n", ms_of(s, r, t->name), t->seconds);
+        dk_sb_printf(b, "<td>%.1f</td><td>%.1f</td></tr>\n", ms_of(s, r, t->dir), seconds_of(s, t));
     }
-    dk_sb_puts(b, "</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>wall s</th></tr>\n");
+    dk_sb_puts(b, "</table>\n");
+}
+
+/* The HTML page: what a reader looks at first (the forest plot of the paired differences),
+ * the table (each Dice linking to its evaluation's per-case report), the learning curves,
+ * the stages' wall times. */
+static void write_html(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
+                       int n) {
+    const char *title = r->f.title[0] ? r->f.title : s->set.name;
+    dk_sb_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>");
+    dk_sb_html(b, title);
+    dk_sb_puts(b, "</title><style>body{font-family:sans-serif}table{border-collapse:collapse}"
+                  "td,th{border:1px solid #999;padding:3px 8px;text-align:right}"
+                  "td:first-child,th:first-child{text-align:left}"
+                  ".curves svg{margin:2px}</style></head><body>\n<h1>");
+    dk_sb_html(b, title);
+    dk_sb_puts(b, "</h1>\n");
+    if (s->set.baseline[0]) {
+        dk_sb_puts(b, "<h2 id=\"forest\">Paired differences to the baseline</h2>\n");
+        dk__study_forest_svg(b, s, r, rows, n);
+    }
+    dk_sb_puts(b, "<h2 id=\"table\">Table</h2>\n");
+    if (dk__study_has_stats(s)) dk__study_table_html(b, s, r, rows, n);
+    else table_html(b, s, r, rows, n);
+    dk_sb_puts(b, "<h2 id=\"curves\">Learning curves</h2>\n<p>Per training stage, from its "
+                  "steps.jsonl: each panel one logged quantity over the steps (means of "
+                  "consecutive steps, at most 100 points), one line per seed.</p>\n");
+    dk__study_curves_html(b, s, rows, n);
+    dk_sb_puts(b, "<h2>Stages</h2>\n<table><tr><th>stage</th><th>wall s</th></tr>\n");
     for (int i = 0; i < s->nstages; i++)
         if (&s->stages[i] != r)
-            dk_sb_printf(b, "<tr><td>%s</td><td>%.1f</td></tr>\n", s->stages[i].name,
+            dk_sb_printf(b, "<tr><td>%s</td><td>%.1f</td></tr>\n", s->stages[i].dir,
                          s->stages[i].seconds);
     dk_sb_puts(b, "</table>\n<p>Machine, versions, configs and input hashes: "
                   "<code>manifest.json</code> in the run folder.</p>\n</body></html>\n");
@@ -163,18 +214,21 @@ static cJSON *table_json(const dk_study *s, const study_stage *r, const int *row
         cJSON_AddStringToObject(row, "stage", t->name);
         cJSON_AddStringToObject(row, "label", label_of(t));
         cJSON_AddNumberToObject(row, "params", num(get(t->record, "result"), "params", 0));
-        cJSON_AddNumberToObject(row, "ms_per_image", ms_of(s, r, t->name));
-        cJSON_AddNumberToObject(row, "train_seconds", t->seconds);
+        cJSON_AddNumberToObject(row, "ms_per_image", ms_of(s, r, t->dir));
+        cJSON_AddNumberToObject(row, "train_seconds", seconds_of(s, t));
         cJSON *ev = cJSON_AddObjectToObject(row, "evals");
         for (int k = 0; k < r->ndeps; k++) {
-            const cJSON *m = model_result(&s->stages[r->deps[k]], t->name);
-            if (m) cJSON_AddItemToObject(ev, s->stages[r->deps[k]].name, cJSON_Duplicate(m, 1));
+            const cJSON *m = model_result(&s->stages[r->deps[k]], t->dir);
+            if (!m) continue;
+            cJSON *x = cJSON_Duplicate(m, 1);
+            if (dk__study_has_stats(s)) dk__study_cell_json(x, s, &s->stages[r->deps[k]], t->name);
+            cJSON_AddItemToObject(ev, s->stages[r->deps[k]].name, x);
         }
         cJSON_AddItemToArray(arr, row);
     }
     cJSON *times = cJSON_AddObjectToObject(j, "stage_seconds");
     for (int i = 0; i < s->nstages; i++)
-        if (&s->stages[i] != r) cJSON_AddNumberToObject(times, s->stages[i].name, s->stages[i].seconds);
+        if (&s->stages[i] != r) cJSON_AddNumberToObject(times, s->stages[i].dir, s->stages[i].seconds);
     return j;
 }
 

@@ -105,10 +105,11 @@ static void stage_options(text_buf *t, const dk_study *s, const study_stage *st)
                f->tta_flips, f->largest_cc, f->batch);
     } else {
         tb_add(t, "title=%s\nname=%s\n", f->title, s->set.name);
+        if (s->set.baseline[0]) tb_add(t, "baseline=%s\n", s->set.baseline); /* keys as before */
     }
     for (int j = 0; j < st->ndeps; j++) {
         const study_stage *d = &s->stages[st->deps[j]];
-        tb_add(t, "dep %s=%s\n", d->name, d->key);
+        tb_add(t, "dep %s=%s\n", d->dir, d->key);
     }
 }
 
@@ -119,7 +120,7 @@ static dk_status compute_key(dk_study *s, study_stage *st) {
     stage_options(&t, s, st);
     if (st->f.kind == STAGE_TRAIN || st->f.kind == STAGE_EVAL || st->f.kind == STAGE_ADAPT) {
         /* an adapt stage samples as its model's training did: that stage's config */
-        int m = st->f.kind == STAGE_ADAPT ? dk__study_find(s, st->f.model) : -1;
+        int m = st->f.kind == STAGE_ADAPT ? dk__study_dep(s, st, st->f.model) : -1;
         const study_stage *cs = st->f.kind == STAGE_TRAIN ? st : m >= 0 ? &s->stages[m] : NULL;
         dk_train_config c;
         rc = dk__study_train_config(&c, s, cs);
@@ -185,21 +186,21 @@ static dk_status clear_stage_dir(const char *dir) {
  * a killed training run of the same key left a checkpoint. */
 static dk_status prepare(dk_study *s, study_stage *st, int forced, int *resume) {
     char dir[STUDY_PATH_MAX], p[STUDY_PATH_MAX];
-    dk__study_path(dir, sizeof dir, s, st->name, NULL);
-    dk__study_path(p, sizeof p, s, st->name, "stage.json");
+    dk__study_path(dir, sizeof dir, s, st->dir, NULL);
+    dk__study_path(p, sizeof p, s, st->dir, "stage.json");
     remove(p);
     *resume = 0;
     if (st->f.kind == STAGE_TRAIN && !forced) {
         char ck[STUDY_PATH_MAX];
-        dk__study_path(p, sizeof p, s, st->name, "stage.key");
-        dk__study_path(ck, sizeof ck, s, st->name, "checkpoint.safetensors");
+        dk__study_path(p, sizeof p, s, st->dir, "stage.key");
+        dk__study_path(ck, sizeof ck, s, st->dir, "checkpoint.safetensors");
         *resume = same_key_file(p, st->key) && access(ck, R_OK) == 0;
     }
     dk_status rc = *resume ? DK_OK : clear_stage_dir(dir);
     if (rc == DK_OK) rc = dk_mkdirs(dir);
     if (rc == DK_OK) rc = write_key_file(marker_path(p, sizeof p, dir), st->name);
     if (rc == DK_OK && st->f.kind == STAGE_TRAIN) {
-        dk__study_path(p, sizeof p, s, st->name, "stage.key");
+        dk__study_path(p, sizeof p, s, st->dir, "stage.key");
         rc = write_key_file(p, st->key);
     }
     return rc;
@@ -226,7 +227,7 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     dk_status rc = prepare(s, st, forced, &resume);
     if (rc != DK_OK) return rc;
     if (o->out) {
-        fprintf(o->out, "%s %s: running (%s%s%s)%s\n", tag, st->name, dk__study_kind_name(st->f.kind),
+        fprintf(o->out, "%s %s: running (%s%s%s)%s\n", tag, st->dir, dk__study_kind_name(st->f.kind),
                 st->f.kind == STAGE_TRAIN ? ", " : "",
                 st->f.kind == STAGE_TRAIN ? mode_name[st->f.mode] : "",
                 resume ? ", resuming from its checkpoint" : "");
@@ -240,27 +241,27 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     cJSON_AddStringToObject(rec, "dakd", dk_version_string());
     if (st->f.kind == STAGE_TRAIN) cJSON_AddStringToObject(rec, "mode", mode_name[st->f.mode]);
     cJSON_AddStringToObject(rec, "label", st->f.label[0] ? st->f.label : st->name);
-    cJSON_AddNumberToObject(rec, "seed", (double)s->set.seed);
+    cJSON_AddNumberToObject(rec, "seed", (double)st->seed);
     cJSON *result = cJSON_AddObjectToObject(rec, "result");
     double t0 = dk_time_now();
     rc = run_body(s, st, result, resume, o, stopped);
     st->seconds = dk_time_now() - t0;
     if (rc == DK_OK && *stopped) {
         if (o->out) fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint "
-                            "remains)\n", tag, st->name, (long long)o->stop_after_steps);
+                            "remains)\n", tag, st->dir, (long long)o->stop_after_steps);
         cJSON_Delete(rec);
         return DK_OK;
     }
     cJSON_AddNumberToObject(rec, "seconds", st->seconds);
     char p[STUDY_PATH_MAX];
-    dk__study_path(p, sizeof p, s, st->name, "stage.json");
+    dk__study_path(p, sizeof p, s, st->dir, "stage.json");
     if (rc == DK_OK) rc = dk_json_write_file(rec, p); /* last: the stage is finished */
     cJSON_Delete(st->record);
     st->record = rc == DK_OK ? rec : NULL;
     if (rc != DK_OK) cJSON_Delete(rec);
     else st->ran = 1;
     if (rc == DK_OK && o->out) {
-        fprintf(o->out, "%s %s: done in %.1f s\n", tag, st->name, st->seconds);
+        fprintf(o->out, "%s %s: done in %.1f s\n", tag, st->dir, st->seconds);
         fflush(o->out);
     }
     return rc;
@@ -269,7 +270,7 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
 /* The recorded stage.json when it holds `key`, else NULL. */
 static cJSON *up_to_date(const dk_study *s, const study_stage *st) {
     char p[STUDY_PATH_MAX];
-    dk__study_path(p, sizeof p, s, st->name, "stage.json");
+    dk__study_path(p, sizeof p, s, st->dir, "stage.json");
     cJSON *rec = dk__study_read_json(p);
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(rec, "key");
     if (cJSON_IsString(k) && strcmp(k->valuestring, st->key) == 0) return rec;
@@ -314,12 +315,12 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
             st->record = rec;
             const cJSON *sec = cJSON_GetObjectItemCaseSensitive(rec, "seconds");
             st->seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
-            if (o.out) fprintf(o.out, "%s %s: up to date (key %.12s)\n", tag, st->name, st->key);
+            if (o.out) fprintf(o.out, "%s %s: up to date (key %.12s)\n", tag, st->dir, st->key);
         } else {
             rc = run_stage(s, st, from >= 0 && i >= from, &o, tag, &stopped);
         }
         if (st->f.kind == STAGE_REPORT && rc == DK_OK)
-            dk__study_path(s->report_path, sizeof s->report_path, s, st->name, "report.html");
+            dk__study_path(s->report_path, sizeof s->report_path, s, st->dir, "report.html");
         dk_status mr = dk__study_write_manifest(s);
         if (rc == DK_OK) rc = mr;
         if (stopped) return rc;

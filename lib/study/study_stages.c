@@ -30,10 +30,10 @@ void dk__study_path(char *buf, size_t n, const dk_study *s, const char *stage,
 }
 
 void dk__study_model_file(char *buf, size_t n, const dk_study *s, const study_stage *st) {
-    dk__study_path(buf, n, s, st->name, "best.safetensors");
+    dk__study_path(buf, n, s, st->dir, "best.safetensors");
     if (st->f.kind == STAGE_TRAIN && st->f.model_file == FILE_BEST && access(buf, R_OK) == 0)
         return;
-    dk__study_path(buf, n, s, st->name, "model.safetensors");
+    dk__study_path(buf, n, s, st->dir, "model.safetensors");
 }
 
 /* ---------------------------------------------------------------- effective config */
@@ -94,7 +94,7 @@ static dk_status set_teachers(dk_train_config *c, const dk_study *s, const study
         while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t')) end--;
         char name[STUDY_NAME_MAX];
         snprintf(name, sizeof name, "%.*s", (int)end, p);
-        int k = dk__study_find(s, name);
+        int k = dk__study_dep(s, st, name); /* the teacher's run at this seed */
         DK_ASSERT(k >= 0);
         dk__study_model_file(buf, sizeof buf, s, &s->stages[k]);
         if (n == 0) rc = set1(c, "model.teacher_checkpoint=%s", buf);
@@ -111,12 +111,12 @@ static dk_status set_teachers(dk_train_config *c, const dk_study *s, const study
 dk_status dk__study_train_config(dk_train_config *c, const dk_study *s, const study_stage *st) {
     dk_train_config_defaults(c);
     dk_status rc = s->has_phantoms ? phantom_defaults(c, s) : DK_OK;
-    if (rc == DK_OK) rc = set1(c, "train.seed=%lld", (long long)s->set.seed);
+    if (rc == DK_OK) rc = set1(c, "train.seed=%lld", (long long)(st ? st->seed : s->set.seed));
     if (rc == DK_OK) rc = set1(c, "train.threads=%d", s->set.threads);
     if (rc == DK_OK) rc = apply_sets(c, s, s->shared, s->nshared);
     if (rc == DK_OK && st) rc = apply_sets(c, s, st->sets, st->nsets);
     char buf[STUDY_PATH_MAX];
-    dk__study_path(buf, sizeof buf, s, st ? st->name : "", NULL);
+    dk__study_path(buf, sizeof buf, s, st ? st->dir : "", NULL);
     if (rc == DK_OK) rc = set1(c, "output.run_dir=%s", buf);
     if (rc == DK_OK && st && st->f.mode == DK_TRAINER_DISTILL) rc = set_teachers(c, s, st);
     if (rc != DK_OK) return rc;
@@ -151,8 +151,8 @@ dk_status dk__study_run_phantoms(dk_study *s, study_stage *stg, cJSON *result) {
     static const char *const splits[3] = {"train", "val", "test"};
     static const char *const domains[2] = {"source", "target"};
     char dir[STUDY_PATH_MAX], csv[STUDY_PATH_MAX], tmp[STUDY_PATH_MAX + 64];
-    dk__study_path(dir, sizeof dir, s, stg->name, NULL);
-    dk__study_path(csv, sizeof csv, s, stg->name, "cases.csv");
+    dk__study_path(dir, sizeof dir, s, stg->dir, NULL);
+    dk__study_path(csv, sizeof csv, s, stg->dir, "cases.csv");
     dk_status st = dk_tmp_path_for(tmp, sizeof tmp, csv);
     FILE *f = st == DK_OK ? fopen(tmp, "w") : NULL;
     if (st == DK_OK && !f) st = dk_fail(DK_ERR_IO, "%s: cannot write: %s", csv, strerror(errno));
@@ -337,7 +337,7 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
                             int classes) {
     enum { P = STUDY_PATH_MAX + 64, Q = STUDY_PATH_MAX + 96 };
     char mdir[P], pred[Q], rep[Q], csv[Q], file[Q + 16], sub[3][Q];
-    snprintf(mdir, sizeof mdir, "%s/%s", dir, model->name);
+    snprintf(mdir, sizeof mdir, "%s/%s", dir, model->dir);
     snprintf(pred, sizeof pred, "%s/pred", mdir);
     snprintf(rep, sizeof rep, "%s/report", mdir);
     snprintf(csv, sizeof csv, "%s/cases.csv", dir);
@@ -357,8 +357,8 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
     if (st == DK_OK) st = dk_predict_run(&po);
     int labels[DK_LOSS_MAX_CLASSES];
     for (int k = 0; k + 1 < classes; k++) labels[k] = k + 1;
-    char title[256];
-    snprintf(title, sizeof title, "%s: %s on %s%s%s", s->set.name, model->name, g->f.domain,
+    char title[512];
+    snprintf(title, sizeof title, "%s: %s on %s%s%s", s->set.name, model->dir, g->f.domain,
              g->f.split[0] ? "/" : "", g->f.split);
     dk_eval_results res = {0};
     dk_eval_opts eo = {pred, sub[0], g->f.use_mask ? sub[1] : NULL, sub[2], labels,
@@ -374,12 +374,18 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
         int n, nh;
         mean_std(dice, cs->n, &m, &sd, &n);
         mean_std(hd, cs->n, &hm, &hsd, &nh);
-        cJSON *j = cJSON_AddObjectToObject(out, model->name);
+        cJSON *j = cJSON_AddObjectToObject(out, model->dir);
         cJSON_AddNumberToObject(j, "dice_mean", m);
         cJSON_AddNumberToObject(j, "dice_std", sd);
         cJSON_AddNumberToObject(j, "hd95_mean", isfinite(hm) ? hm : -1);
         cJSON_AddNumberToObject(j, "cases", cs->n);
         cJSON_AddNumberToObject(j, "ms_per_image", isfinite(ms) ? ms : -1);
+        /* per case, in the order of the eval's case_ids: the report's paired statistics */
+        cJSON *cd = cJSON_AddArrayToObject(j, "case_dice"), *ch = cJSON_AddArrayToObject(j, "case_hd95");
+        for (int i = 0; i < cs->n; i++) {
+            cJSON_AddItemToArray(cd, cJSON_CreateNumber(dice[i]));
+            cJSON_AddItemToArray(ch, isfinite(hd[i]) ? cJSON_CreateNumber(hd[i]) : cJSON_CreateNull());
+        }
         snprintf(file, sizeof file, "%s/report.html", rep);
         cJSON_AddStringToObject(j, "report", file);
     }
@@ -392,7 +398,7 @@ dk_status dk__study_run_eval(dk_study *s, study_stage *g, cJSON *result) {
     dk_train_config c;
     dk_case_list cs = {0};
     char dir[STUDY_PATH_MAX];
-    dk__study_path(dir, sizeof dir, s, g->name, NULL);
+    dk__study_path(dir, sizeof dir, s, g->dir, NULL);
     dk_status st = dk__study_train_config(&c, s, NULL);
     if (st == DK_OK) st = eval_cases(&cs, &c, g);
     if (st == DK_OK) st = lay_out(dir, &cs, g->f.use_mask);
@@ -400,6 +406,8 @@ dk_status dk__study_run_eval(dk_study *s, study_stage *g, cJSON *result) {
     cJSON_AddStringToObject(result, "split", g->f.split);
     cJSON_AddBoolToObject(result, "use_mask", g->f.use_mask);
     cJSON_AddNumberToObject(result, "cases", cs.n);
+    cJSON *ids = cJSON_AddArrayToObject(result, "case_ids");
+    for (int i = 0; i < cs.n; i++) cJSON_AddItemToArray(ids, cJSON_CreateString(cs.cases[i].id));
     cJSON *models = cJSON_AddObjectToObject(result, "models");
     for (int i = 0; i < g->ndeps && st == DK_OK; i++) {
         const study_stage *m = &s->stages[g->deps[i]];

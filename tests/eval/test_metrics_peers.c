@@ -298,9 +298,61 @@ static void test_wilcoxon(void) {
     CU_ASSERT(used == 0 && isnan(p));
 }
 
+/* ------------------------------------------------------------------ bootstrap */
+
+/* dk_bootstrap_mean_ci: cases whose bootstrap distribution is known by hand, then the
+ * interval of scipy.stats.bootstrap (percentile, 10 000 resamples) within the Monte Carlo
+ * error of two different random streams (a tenth of the standard error of the mean). */
+static void test_bootstrap(void) {
+    double lo, hi, x[60];
+    for (int i = 0; i < 7; i++) x[i] = 0.25;
+    dk_bootstrap_mean_ci(&lo, &hi, x, 1, 7, 1000, 0.95, 1); /* constant: the value */
+    CU_ASSERT(lo == 0.25 && hi == 0.25);
+    /* {0, 1}: the resampled mean is 0, 1/2, 1 with probability 1/4, 1/2, 1/4, so the 2.5th
+     * and 97.5th percentiles of 10 000 draws are 0 and 1 */
+    x[0] = 0, x[1] = 1;
+    dk_bootstrap_mean_ci(&lo, &hi, x, 1, 2, 10000, 0.95, 1);
+    CU_ASSERT(lo == 0 && hi == 1);
+    /* the same over seeds: two seed rows 0 0 0 and 1 1 1 (cases agree, seeds do not) */
+    double rows[6] = {0, 0, 0, 1, 1, 1};
+    dk_bootstrap_mean_ci(&lo, &hi, rows, 2, 3, 10000, 0.95, 1);
+    CU_ASSERT(lo == 0 && hi == 1);
+    /* level 0: both ends are the median of the resampled means, 1/2 */
+    dk_bootstrap_mean_ci(&lo, &hi, rows, 2, 3, 10001, 0, 1);
+    CU_ASSERT(lo == 0.5 && hi == 0.5);
+    /* the same seed repeats bit for bit; no case or seed gives NaN */
+    double lo2, hi2;
+    dk_rng r;
+    dk_rng_seed(&r, 5);
+    for (int i = 0; i < 14; i++) x[i] = 0.8 + 0.05 * dk_rng_normal(&r);
+    dk_bootstrap_mean_ci(&lo, &hi, x, 1, 14, 10000, 0.95, 9);
+    dk_bootstrap_mean_ci(&lo2, &hi2, x, 1, 14, 10000, 0.95, 9);
+    CU_ASSERT(lo == lo2 && hi == hi2 && lo < hi);
+    dk_bootstrap_mean_ci(&lo2, &hi2, x, 0, 14, 10000, 0.95, 9);
+    CU_ASSERT(isnan(lo2) && isnan(hi2));
+    if (!have_scipy()) {
+        dk_test_skip("scipy.stats.bootstrap", PY " lacks scipy");
+        return;
+    }
+    char cmd[4096], out[256];
+    int k = snprintf(cmd, sizeof cmd, PY " -c 'import numpy as np; from scipy.stats import "
+                     "bootstrap; x = np.array([");
+    for (int i = 0; i < 14; i++) k += snprintf(cmd + k, sizeof cmd - (size_t)k, "%.17g,", x[i]);
+    snprintf(cmd + k, sizeof cmd - (size_t)k, "]); ci = bootstrap((x,), np.mean, method="
+             "\"percentile\", n_resamples=10000, random_state=0).confidence_interval; "
+             "print(repr(ci.low), repr(ci.high), repr(x.std(ddof=1) / len(x) ** 0.5))'");
+    CU_ASSERT_FATAL(dk_test_sh(out, sizeof out, "%s", cmd) == 0);
+    double slo, shi, se;
+    CU_ASSERT_FATAL(sscanf(out, "%lf %lf %lf", &slo, &shi, &se) == 3);
+    CU_ASSERT(fabs(lo - slo) < 0.1 * se && fabs(hi - shi) < 0.1 * se);
+    if (!(fabs(lo - slo) < 0.1 * se && fabs(hi - shi) < 0.1 * se))
+        printf("\n    dakd [%.6f, %.6f], scipy [%.6f, %.6f], se %.6f\n", lo, hi, slo, shi, se);
+}
+
 void add_peer_tests(CU_pSuite s) {
     CU_add_test(s, "peer: ITK LabelOverlapMeasures counts, Dice, volumes", test_itk_overlap);
     CU_add_test(s, "peer: plastimatch dice TP/TN/FP/FN, Dice", test_plastimatch_overlap);
     CU_add_test(s, "peer: scipy HD, HD95, ASSD, NSD (3-D, 2-D, masked)", test_scipy_surface);
     CU_add_test(s, "peer: scipy.stats.wilcoxon W and p", test_wilcoxon);
+    CU_add_test(s, "bootstrap interval: hand cases; scipy.stats.bootstrap", test_bootstrap);
 }

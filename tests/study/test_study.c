@@ -15,6 +15,10 @@
  *  - an adapt stage (AdaBN on the student's model) is evaluated and reported beside it;
  *  - a distill stage with two teachers of different width, depth, norm and up-sampling
  *    (teacher = a, b) and layer self-distillation runs, and is keyed on both teachers;
+ *  - seeds = 42, 7 with the teacher pinned to one seed: one run per seed, each distilled
+ *    run taught by the pinned teacher, per-seed skipping, the table over seeds with the
+ *    paired difference to the baseline; impossible pairings and bad seed lists refused;
+ *  - the study page (forest plot, learning curves) in headless Chromium;
  *  - `dakd run` through the binary: output, exit codes.
  */
 #include "dakd/study.h"
@@ -23,6 +27,7 @@
 
 #include <cJSON.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,6 +435,139 @@ static void test_determinism_and_resume(void) {
     }
 }
 
+/* ---------------------------------------------------------------- seeds */
+
+static const char *const seeded[] = {"study.seeds=42, 7", "stage.teacher.seeds=42",
+                                     "study.baseline=student", NULL};
+
+static double json_num(const cJSON *j, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* The over_seeds object of row `stage` on eval_target in report.json (j owns it). */
+static const cJSON *over_seeds(const cJSON *j, const char *stage) {
+    const cJSON *row;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(j, "rows")) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(row, "stage");
+        if (!cJSON_IsString(st) || strcmp(st->valuestring, stage)) continue;
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(row, "evals"), "eval_target");
+        return cJSON_GetObjectItemCaseSensitive(e, "over_seeds");
+    }
+    return NULL;
+}
+
+/* seeds = 42, 7 with the teacher pinned to 42: one run per seed in <stage>/seed<N>/, both
+ * distilled runs taught by teacher/seed42, per-seed keys and skipping, the table over seeds
+ * with the paired difference to the baseline; pairings that cannot work are refused. */
+static void test_seeds(void) {
+    int ran[8] = {0};
+    char got[16], p[1400];
+    CU_ASSERT_EQUAL_FATAL(run_tiny("seeds", seeded, NULL, 0, ran), DK_OK);
+    for (int i = 0; i < 8; i++) got[i] = (char)('0' + ran[i]);
+    got[8] = '\0';
+    CU_ASSERT_STRING_EQUAL(got, "11111111"); /* phantoms teacher 2 students 2 distills eval report */
+    const char *files[] = {"teacher/seed42/model.safetensors", "student/seed42/model.safetensors",
+                           "student/seed7/model.safetensors", "distill/seed7/model.safetensors",
+                           "eval_target/distill/seed7/report/report.html"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/seeds/%s", dir, files[i]);
+        CU_ASSERT(dk_test_exists(p));
+    }
+    char q[1400];
+    snprintf(p, sizeof p, "%s/seeds/student/seed42/model.safetensors", dir);
+    snprintf(q, sizeof q, "%s/seeds/student/seed7/model.safetensors", dir);
+    CU_ASSERT(!same_file(p, q)); /* another seed, another model */
+    snprintf(p, sizeof p, "%s/seeds/distill/seed7/stage.json", dir);
+    cJSON *rec = read_json(p);
+    CU_ASSERT(json_num(rec, "seed") == 7);
+    cJSON_Delete(rec);
+    snprintf(p, sizeof p, "%s/seeds/distill/seed7/config.ini", dir);
+    FILE *f = fopen(p, "r");
+    char line[2048];
+    int pinned = 0;
+    while (f && fgets(line, sizeof line, f)) pinned |= strstr(line, "/teacher/seed42/") != NULL;
+    if (f) fclose(f);
+    CU_ASSERT(pinned);
+    /* the table: mean over seeds, interval around it, the paired difference to student */
+    snprintf(p, sizeof p, "%s/seeds/report/report.json", dir);
+    rec = read_json(p);
+    const cJSON *d = over_seeds(rec, "distill"), *b = over_seeds(rec, "student");
+    CU_ASSERT_FATAL(d && b);
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(d, "seed_dice");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(sd), 2);
+    double mean = (cJSON_GetArrayItem(sd, 0)->valuedouble + cJSON_GetArrayItem(sd, 1)->valuedouble) / 2;
+    CU_ASSERT_DOUBLE_EQUAL(json_num(d, "dice"), mean, 1e-12);
+    CU_ASSERT(json_num(d, "dice_ci_lo") <= mean && mean <= json_num(d, "dice_ci_hi"));
+    /* two runs of the same cases: the paired difference is the difference of the means */
+    CU_ASSERT_DOUBLE_EQUAL(json_num(d, "diff"), mean - json_num(b, "dice"), 1e-12);
+    CU_ASSERT(json_num(d, "diff_ci_lo") <= json_num(d, "diff") &&
+              json_num(d, "diff") <= json_num(d, "diff_ci_hi"));
+    CU_ASSERT(json_num(d, "wilcoxon_p") > 0 && json_num(d, "wilcoxon_p") <= 1);
+    CU_ASSERT(isnan(json_num(b, "diff"))); /* the baseline has no difference to itself */
+    cJSON_Delete(rec);
+    snprintf(p, sizeof p, "%s/seeds/report/report.html", dir);
+    FILE *h = fopen(p, "r");
+    static char html[1 << 20];
+    size_t n = h ? fread(html, 1, sizeof html - 1, h) : 0;
+    if (h) fclose(h);
+    html[n] = '\0';
+    CU_ASSERT(strstr(html, "<svg class=\"forest\"") && strstr(html, "<svg class=\"curve\"") &&
+              strstr(html, "eval_target/distill/seed7/report/report.html"));
+    /* a rerun skips every run; a deleted stage.json reruns that seed and what reads it */
+    CU_ASSERT_EQUAL_FATAL(run_tiny("seeds", seeded, NULL, 0, ran), DK_OK);
+    for (int i = 0; i < 8; i++) CU_ASSERT_EQUAL(ran[i], 0);
+    snprintf(p, sizeof p, "%s/seeds/student/seed7/stage.json", dir);
+    remove(p);
+    CU_ASSERT_EQUAL_FATAL(run_tiny("seeds", seeded, NULL, 0, ran), DK_OK);
+    for (int i = 0; i < 8; i++) got[i] = (char)('0' + ran[i]);
+    CU_ASSERT_STRING_EQUAL(got, "00010011");
+    /* refusals, naming the file and the line */
+    const char *two_teachers[] = {"study.seeds=42, 7", "stage.teacher.seeds=1, 2", NULL};
+    expect_failure = 1;
+    CU_ASSERT_EQUAL(run_tiny("never", two_teachers, NULL, 0, ran), DK_ERR_ARG);
+    snprintf(p, sizeof p, "%s:40: [stage.distill] at seed 42: teacher", study);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), p));
+    const char *bad[][2] = {{"study.seeds=4, 4", "distinct"},
+                            {"stage.eval_target.seeds=1", "only train and adapt"},
+                            {"study.baseline=eval_target", "baseline = eval_target"}};
+    for (int i = 0; i < 3; i++) {
+        const char *sets[] = {bad[i][0], NULL};
+        CU_ASSERT_EQUAL(run_tiny("never", sets, NULL, 0, ran), DK_ERR_ARG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), bad[i][1]));
+    }
+    expect_failure = 0;
+}
+
+/* The study page in headless Chromium: it loads without a console message, and the forest
+ * plot and the learning curves are in the rendered DOM. */
+static void test_report_in_chromium(void) {
+    if (dk_test_sh(NULL, 0, "command -v chromium") != 0) {
+        dk_test_skip("chromium", "no chromium on PATH");
+        return;
+    }
+    char html[1400], dom[1400], log[1400];
+    snprintf(html, sizeof html, "%s/seeds/report/report.html", dir);
+    CU_ASSERT_FATAL(dk_test_exists(html));
+    snprintf(dom, sizeof dom, "%s", dk_test_path(dir, "dom.html"));
+    snprintf(log, sizeof log, "%s", dk_test_path(dir, "chromium.log"));
+    CU_ASSERT_EQUAL(dk_test_chromium_dom(dir, html, dom, log), 0);
+    static char d[1 << 21], l[1 << 16];
+    FILE *f = fopen(dom, "r");
+    size_t n = f ? fread(d, 1, sizeof d - 1, f) : 0;
+    if (f) fclose(f);
+    d[n] = '\0';
+    f = fopen(log, "r");
+    n = f ? fread(l, 1, sizeof l - 1, f) : 0;
+    if (f) fclose(f);
+    l[n] = '\0';
+    CU_ASSERT(strstr(d, "<svg class=\"forest\"") && strstr(d, "<circle") &&
+              strstr(d, "<polyline") && strstr(d, "</html>"));
+    CU_ASSERT_PTR_NULL(strstr(l, "Uncaught"));
+    CU_ASSERT_PTR_NULL(strstr(l, "CONSOLE"));
+}
+
 /* "source only + AdaBN": an adapt stage of the student, evaluated and reported beside it. */
 static void test_adapt_stage(void) {
     const char *sets[] = {"study.stages=phantoms, student, student_adabn, eval_target, report",
@@ -566,6 +704,8 @@ int main(void) {
     CU_add_test(s, "an adapt stage is evaluated and reported", test_adapt_stage);
     CU_add_test(s, "two teachers of different shapes, layer self-distillation",
                 test_two_teachers_stage);
+    CU_add_test(s, "seeds: runs per seed, pinned teacher, table over seeds", test_seeds);
+    CU_add_test(s, "the study page in headless Chromium", test_report_in_chromium);
     CU_add_test(s, "dakd run through the binary", test_cli);
     return dk_test_run();
 }

@@ -151,6 +151,18 @@ void dk_metric_summarize(dk_metric_summary *s, const double *values, int count, 
  * (non-NaN, non-zero); w = p = NaN when n_used = 0 (scipy raises there). */
 void dk_wilcoxon(const double *d, int count, double *w, double *p, int *n_used);
 
+/* 95 % (or any `level`) percentile bootstrap interval of a mean over seeds and cases.
+ * x: (n_seeds, n_cases) row-major, every value finite. Each of `resamples` draws picks
+ * n_seeds seed rows and n_cases case columns with replacement (one case draw shared by the
+ * drawn seeds: the cases are the same images under every seed) and takes the mean of the
+ * n_seeds x n_cases drawn values; lo and hi are the (1 - level)/2 and (1 + level)/2
+ * percentiles of those means, linearly interpolated (numpy's default). With n_seeds = 1 it
+ * is the ordinary bootstrap over cases of a mean (the paired difference). Draws come from
+ * a dk_rng seeded with `seed`, so the interval repeats bit for bit. Writes NaN to both
+ * when n_seeds or n_cases is 0. */
+void dk_bootstrap_mean_ci(double *lo, double *hi, const double *x, int n_seeds, int n_cases,
+                          int resamples, double level, uint64_t seed);
+
 /* ======================================================================== evaluation run */
 
 /* The per-case metrics of an evaluation run, for a caller that computes with them (the

@@ -14,7 +14,9 @@
  * section or key, a duplicate key or a bad value is DK_ERR_ARG "<file>:<line>: ...").
  * Relative paths are relative to the current directory, as for `dakd train`.
  *
- *   [study]     name, run_dir, seed (every stage's train.seed), threads (train.threads and
+ *   [study]     name, run_dir, seed (every stage's train.seed without seeds), seeds = 42, 7,
+ *               3 (see "seeds" below), baseline = <train or adapt stage> (the table's
+ *               paired comparison), threads (train.threads and
  *               dk_set_threads; 0 = all cores), stages = a, b, c (the order they run in;
  *               empty or absent: "phantoms" when [phantoms] exists, then every
  *               [stage.NAME] in the order its section first appears)
@@ -37,8 +39,9 @@
  *             may not set those two keys itself); label = the row's name in
  *             the table; model_file = best | final (the file later stages use: best =
  *             best.safetensors, chosen on SOURCE validation, when it exists, else
- *             model.safetensors); any "section.key = value" line is an override passed to
- *             dk_train_config_set after the shared defaults.
+ *             model.safetensors); seeds = this stage's own seeds (train and adapt); any
+ *             "section.key = value" line is an override passed to dk_train_config_set after
+ *             the shared defaults.
  *     adapt:  model = <train stage>; domain, split = the cases whose images re-estimate that
  *             stage's model's batch-norm statistics (AdaBN: dk_adapt_run with the [data]
  *             batch_size, centre_in_mask and seed of the model's stage; labels are never
@@ -53,11 +56,34 @@
  *     report: evals = eval stages (default: every eval stage before it); title. Writes
  *             <stage>/report.md, report.json, report.html: one row per train or adapt
  *             stage (Dice mean ± std and HD95 per eval set, parameters, inference ms per
- *             image, stage wall time) and the wall time of every stage.
+ *             image, stage wall time; over seeds and paired with a seeds list or baseline,
+ *             below) and the wall time of every stage.
  *   A stage's dependencies (phantoms; the teacher; an adapt stage's model; the models; the
  *   evals) must come before it in [study] stages; a cycle or an unknown stage is an error
  *   naming file and line. A [stage.NAME] that stages does not list is not run (a warning
  *   through dk_log).
+ *
+ * ============================================================ seeds
+ *
+ * [study] seeds = 42, 7, 3 (1 to 16 distinct integers; a stage's own seeds wins) makes each
+ * train and adapt stage one run per seed in <run_dir>/<stage>/seed<N>/ (train.seed = N):
+ * each run has its own key, stage.json, resume and skipping, as a stage has below. A run at
+ * seed s uses a dependency's run at seed s, or the dependency's only run when it has one
+ * seed; anything else is DK_ERR_ARG "<file>:<line>: [stage.X] at seed s: ...". Eval stages
+ * score every run: <stage>/<model>/seed<N>/pred/ and report/, and record per case the Dice
+ * and HD95 (stage.json "case_ids", models."<model>/seed<N>".case_dice, case_hd95). Without
+ * any seeds key every stage is one run in <run_dir>/<stage>/ with the keys it always had.
+ * dk_study_stage_count counts runs; dk_study_stage_name gives the stage's name for each.
+ *
+ * The table with a seeds list or a baseline (study_stats.c; report.md, .json, .html): per
+ * model and eval set the mean over seeds of the case-mean Dice with a 95 % percentile
+ * bootstrap interval over cases and seeds (dk_bootstrap_mean_ci, 10 000 resamples, fixed
+ * RNG seed), the mean over seeds of the case-mean HD95, and against the baseline the paired
+ * difference over cases (each case's Dice averaged over seeds first) with its 95 %
+ * bootstrap interval over cases, the two-sided Wilcoxon signed-rank p (dk_wilcoxon,
+ * scipy.stats.wilcoxon's defaults) and "not resolved" when the interval holds 0.
+ * report.html opens with a forest plot (inline SVG) of those differences, then the table,
+ * then learning curves per train stage from its runs' steps.jsonl.
  *
  * ============================================================ keys, skipping, resuming
  *
