@@ -108,6 +108,8 @@ struct dk_study {
 
 /* study_parse.c: the first run of the stage called name, or -1 */
 int dk__study_find(const dk_study *s, const char *name);
+/* Split a comma list into names (blanks trimmed); returns the count or -1 if more than max. */
+int dk__study_split_list(char names[][STUDY_NAME_MAX], int max, const char *list);
 
 /* study_seeds.c: after the stages are ordered and their dependencies checked, make every
  * train and adapt stage one run per seed and point each dependency at the run of the same

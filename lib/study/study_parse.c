@@ -310,8 +310,7 @@ static dk_status apply_cli_set(dk_study *s, const char *arg) {
 
 /* ---------------------------------------------------------------- cross-stage checks */
 
-/* Split a comma list into names (blanks trimmed); returns the count or -1 if too many. */
-static int split_list(char names[][STUDY_NAME_MAX], int max, const char *list) {
+int dk__study_split_list(char names[][STUDY_NAME_MAX], int max, const char *list) {
     int n = 0;
     const char *p = list;
     while (*p) {
@@ -345,7 +344,7 @@ static int every_stage(char names[][STUDY_NAME_MAX], const dk_study *s) {
 static dk_status order_stages(dk_study *s) {
     char names[STUDY_MAX_STAGES][STUDY_NAME_MAX];
     int line = s->stages_line;
-    int n = s->set.stages[0] ? split_list(names, STUDY_MAX_STAGES, s->set.stages)
+    int n = s->set.stages[0] ? dk__study_split_list(names, STUDY_MAX_STAGES, s->set.stages)
                              : every_stage(names, s);
     if (n <= 0)
         return dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: %s", s->path, line,
@@ -426,7 +425,7 @@ static dk_status add_dep(dk_study *s, study_stage *st, const char *name, int lin
 static dk_status list_deps(dk_study *s, study_stage *st, const char *list, int line,
                            const char *key, unsigned kinds) {
     char names[STUDY_MAX_STAGES][STUDY_NAME_MAX];
-    int n = split_list(names, STUDY_MAX_STAGES, list);
+    int n = dk__study_split_list(names, STUDY_MAX_STAGES, list);
     if (n <= 0)
         return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] %s: needs at least one stage", s->path,
                        line ? line : st->line, st->name, key);

@@ -87,19 +87,14 @@ static dk_status set_teachers(dk_train_config *c, const dk_study *s, const study
     dk_sbuf extra = {0};
     dk_sb_puts(&extra, "distill.extra_teachers=");
     dk_status rc = DK_OK;
-    int n = 0;
-    for (const char *p = st->f.teacher; rc == DK_OK && *p; n++) {
-        while (*p == ' ' || *p == '\t') p++;
-        size_t len = strcspn(p, ","), end = len;
-        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t')) end--;
-        char name[STUDY_NAME_MAX];
-        snprintf(name, sizeof name, "%.*s", (int)end, p);
-        int k = dk__study_dep(s, st, name); /* the teacher's run at this seed */
+    char names[STUDY_MAX_STAGES][STUDY_NAME_MAX];
+    int n = dk__study_split_list(names, STUDY_MAX_STAGES, st->f.teacher);
+    for (int i = 0; rc == DK_OK && i < n; i++) {
+        int k = dk__study_dep(s, st, names[i]); /* the teacher's run at this seed */
         DK_ASSERT(k >= 0);
         dk__study_model_file(buf, sizeof buf, s, &s->stages[k]);
-        if (n == 0) rc = set1(c, "model.teacher_checkpoint=%s", buf);
-        else dk_sb_printf(&extra, "%s%s", n > 1 ? "," : "", buf);
-        p += len + (p[len] == ',');
+        if (i == 0) rc = set1(c, "model.teacher_checkpoint=%s", buf);
+        else dk_sb_printf(&extra, "%s%s", i > 1 ? "," : "", buf);
     }
     if (rc == DK_OK && n > 1)
         rc = extra.oom ? dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path)
