@@ -313,14 +313,23 @@ static dk_status check_heads(const dk_train_config *c) {
     return DK_OK;
 }
 
-/* nteachers from extra_teachers, teacher_w from teacher_weights (one per teacher, >= 0, sum
- * > 0; empty = 1 each). The paths themselves are checked when the trainer loads them. */
+/* nteachers and extra_paths from extra_teachers, teacher_w from teacher_weights (one per
+ * teacher, >= 0, sum > 0; empty = 1 each). The files are checked when the trainer loads
+ * them. */
 static dk_status check_teachers(dk_train_config *c) {
-    int n = c->extra_teachers[0] ? 2 : 1;
-    for (const char *p = c->extra_teachers; *p; p++) n += *p == ',';
-    if (n > DK_TRAIN_MAX_TEACHERS)
-        return dk_fail(DK_ERR_ARG, "config: [distill] extra_teachers: %d entries, at most %d",
-                       n - 1, DK_TRAIN_MAX_TEACHERS - 1);
+    int n = 1;
+    memset(c->extra_paths, 0, sizeof c->extra_paths); /* no entry of an earlier list stays */
+    for (const char *p = c->extra_teachers; *p; n++) {
+        size_t len = strcspn(p, ","), end = len;
+        while (end && p[end - 1] == ' ') end--;
+        if (end == 0 || end >= DK_TRAIN_PATH_MAX || n == DK_TRAIN_MAX_TEACHERS)
+            return dk_fail(DK_ERR_ARG, "config: [distill] extra_teachers: bad list (an empty "
+                           "entry, a path of more than %d characters or more than %d entries)",
+                           DK_TRAIN_PATH_MAX - 1, DK_TRAIN_MAX_TEACHERS - 1);
+        snprintf(c->extra_paths[n - 1], DK_TRAIN_PATH_MAX, "%.*s", (int)end, p);
+        p += len + (p[len] == ',');
+        while (*p == ' ') p++;
+    }
     c->nteachers = n;
     if (!c->teacher_weights[0]) {
         for (int i = 0; i < n; i++) c->teacher_w[i] = 1.0;

@@ -201,25 +201,10 @@ static dk_status build_teachers(dk_trainer *t) {
     dk_status st = load_frozen(&t->teachers[0], &c->teacher, c->teacher_checkpoint,
                                "[model] teacher_checkpoint");
     if (st != DK_OK) return st;
-    t->nteachers = 1;
-    const char *p = c->extra_teachers;
-    while (*p) {
-        char path[DK_TRAIN_PATH_MAX];
-        size_t len = strcspn(p, ",");
-        while (len && p[len - 1] == ' ') len--;
-        if (len == 0 || len >= sizeof path)
-            return dk_fail(DK_ERR_ARG, "[distill] extra_teachers: bad list (an empty entry or "
-                           "a path of more than %d characters)", DK_TRAIN_PATH_MAX - 1);
-        memcpy(path, p, len);
-        path[len] = '\0';
+    for (t->nteachers = 1; t->nteachers < c->nteachers; t->nteachers++) {
+        const char *path = c->extra_paths[t->nteachers - 1];
         if ((st = load_extra(&t->teachers[t->nteachers], c, path)) != DK_OK) return st;
-        memcpy(t->teacher_paths[t->nteachers], path, len + 1);
-        t->nteachers++;
-        p += strcspn(p, ",");
-        p += *p == ',';
-        while (*p == ' ') p++;
     }
-    DK_ASSERT(t->nteachers == c->nteachers);
     return DK_OK;
 }
 

@@ -38,7 +38,6 @@ struct dk_trainer {
     uint8_t *lab, *mask;            /* (B, nvox) */
     dk_unet *net;                   /* the trained network */
     dk_unet *teachers[MAX_TEACHERS];
-    char teacher_paths[MAX_TEACHERS][DK_TRAIN_PATH_MAX]; /* [0] unused: teacher_checkpoint */
     int nteachers;
     dk_unet *ema;                   /* EMA copy of the student, or NULL */
     dk_unet *teacher_tgt;           /* target_bn: the first teacher with target BN statistics */

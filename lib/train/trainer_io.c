@@ -282,7 +282,7 @@ dk_status dk__trainer_check_outputs(const dk_trainer *t) {
     int n = 0;
     in[n] = c->cases, key[n++] = "[data] cases";
     for (int k = 0; k < t->nteachers; k++) {
-        in[n] = k ? t->teacher_paths[k] : c->teacher_checkpoint;
+        in[n] = k ? c->extra_paths[k - 1] : c->teacher_checkpoint;
         key[n++] = k ? "[distill] extra_teachers" : "[model] teacher_checkpoint";
     }
     for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {

@@ -402,6 +402,9 @@ typedef struct {
     int pl_teacher;          /* dk_pl_teacher */
     double teacher_w[DK_TRAIN_MAX_TEACHERS]; /* derived by validate: a_t, one per teacher */
     int nteachers;           /* derived by validate: 1 + the extra_teachers entries */
+    char extra_paths[DK_TRAIN_MAX_TEACHERS][DK_TRAIN_PATH_MAX]; /* derived by validate: the
+                                                                 * entries, blanks trimmed,
+                                                                 * [k - 1] for teacher k */
     /* [augment]: the schema's keys */
     dk_augment_opts aug;
     /* [output] */
