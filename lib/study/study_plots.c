@@ -5,8 +5,6 @@
  * learning rate, per-domain sample weights, validation Dice when logged), one line per
  * seed. Plain SVG elements only (no script), so the page renders offline.
  */
-#define _POSIX_C_SOURCE 200809L /* getline */
-
 #include "study_internal.h"
 
 #include <math.h>
@@ -95,17 +93,19 @@ enum { NKEYS = sizeof curve_keys / sizeof curve_keys[0], BINS = 100, C_W = 190, 
 /* One run's steps.jsonl as per-key series binned into at most BINS means (NaN: key absent).
  * v: (NKEYS, BINS); returns the bin count (0: no log). */
 static int read_curves(double *v, const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char *line = NULL;
-    size_t cap = 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (dk_read_file(&text, &len, path) != DK_OK) return 0;
     int lines = 0;
-    while (getline(&line, &cap, f) > 0) lines++;
+    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    lines += len > 0 && text[len - 1] != '\n'; /* a last line cut short still counts */
     int nb = lines < BINS ? lines : BINS;
     double *sum = calloc((size_t)NKEYS * BINS * 2, sizeof *sum), *cnt = sum + NKEYS * BINS;
     DK_ASSERT(sum != NULL);
-    rewind(f);
-    for (int i = 0; nb > 0 && getline(&line, &cap, f) > 0 && i < lines; i++) {
+    char *line = text;
+    for (int i = 0; nb > 0 && i < lines; i++) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
         cJSON *j = cJSON_Parse(line);
         int bin = (int)((int64_t)i * nb / lines);
         for (int k = 0; k < NKEYS && j; k++) {
@@ -114,11 +114,11 @@ static int read_curves(double *v, const char *path) {
                 sum[k * BINS + bin] += x->valuedouble, cnt[k * BINS + bin] += 1;
         }
         cJSON_Delete(j);
+        line = nl ? nl + 1 : line + strlen(line);
     }
     for (int k = 0; k < NKEYS * BINS; k++) v[k] = cnt[k] > 0 ? sum[k] / cnt[k] : NAN;
     free(sum);
-    free(line);
-    fclose(f);
+    free(text);
     return nb;
 }
 
