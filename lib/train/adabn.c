@@ -45,8 +45,7 @@ dk_status dk_adabn(dk_unet *net, dk_batch *b, const dk_sampler *s, int64_t batch
     return DK_OK;
 }
 
-/* The record of a re-estimation as one JSON object (a string the caller frees), or NULL. */
-static char *record_json(const dk_adabn_record *r) {
+char *dk__adabn_record_json(const dk_adabn_record *r) {
     cJSON *o = cJSON_CreateObject();
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
@@ -63,7 +62,7 @@ static char *record_json(const dk_adabn_record *r) {
 
 dk_status dk_adabn_save(const dk_unet *net, const char *from, const char *path,
                         const dk_adabn_record *r) {
-    char *mj = NULL, *rec = record_json(r);
+    char *mj = NULL, *rec = dk__adabn_record_json(r);
     const char **kv = NULL;
     dk_status st = rec ? dk_safetensors_read(from, NULL, 0, 1, &mj)
                        : dk_fail(DK_ERR_NOMEM, "%s: no memory for the metadata", path);

@@ -440,7 +440,7 @@ static dk_status validate(dk_trainer *t, int e, double *dice) {
     if (*dice > t->stats.best_val_dice) {
         t->stats.best_val_dice = *dice;
         t->stats.best_epoch = e;
-        st = dk__trainer_save_model(t, "best.safetensors");
+        st = dk__trainer_save_model(t, "best.safetensors", NULL);
     }
     return st;
 }
@@ -538,10 +538,9 @@ dk_status dk_trainer_run(dk_trainer *t) {
         dk_log(DK_LOG_INFO, "target_bn: the student's batch-norm statistics re-estimated on "
                "%d target patches", DK_ADABN_BATCHES * (int)t->batch);
     }
-    st = dk__trainer_save_model(t, "model.safetensors");
-    if (st == DK_OK && t->opts.mode == DK_TRAINER_DISTILL && t->cfg.target_bn)
-        st = dk__trainer_adapt_files(t);
-    return st;
+    if (t->opts.mode == DK_TRAINER_DISTILL && t->cfg.target_bn)
+        return dk__trainer_adapt_files(t);
+    return dk__trainer_save_model(t, "model.safetensors", NULL);
 }
 
 dk_status dk_trainer_eval(double *dice, dk_trainer *t, const char *domain, const char *split) {

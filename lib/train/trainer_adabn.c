@@ -44,8 +44,9 @@ static dk_status adapt_best(dk_trainer *t, const char *path, const dk_adabn_reco
 
 dk_status dk__trainer_adapt_files(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
-    if (dk_unet_get_config(t->net)->norm != DK_NORM_BATCH) return DK_OK;
-    char source[3 * DK_TRAIN_PATH_MAX], model[DK_TRAIN_PATH_MAX + 32], best[DK_TRAIN_PATH_MAX + 32];
+    if (dk_unet_get_config(t->net)->norm != DK_NORM_BATCH)
+        return dk__trainer_save_model(t, "model.safetensors", NULL);
+    char source[3 * DK_TRAIN_PATH_MAX], best[DK_TRAIN_PATH_MAX + 32];
     const char *slash = strrchr(c->cases, '/'); /* the file's name: not where it lies */
     int k = snprintf(source, sizeof source, "%s", slash ? slash + 1 : c->cases);
     if (c->domain_column[0])
@@ -55,9 +56,11 @@ dk_status dk__trainer_adapt_files(dk_trainer *t) {
         snprintf(source + k, sizeof source - (size_t)k, "%s%s=%s",
                  c->domain_column[0] ? ", " : " where ", c->split_column, c->target_split);
     dk_adabn_record r = {DK_ADABN_BATCHES, t->batch, t->ntgt, (uint64_t)c->seed, source};
-    snprintf(model, sizeof model, "%s/model.safetensors", c->run_dir);
     snprintf(best, sizeof best, "%s/best.safetensors", c->run_dir);
-    /* model.safetensors holds the adapted student already: the record is added */
-    dk_status st = dk_adabn_save(t->net, model, model, &r);
+    /* t->net holds the adapted student: model.safetensors is written once, with its record */
+    char *rec = dk__adabn_record_json(&r);
+    dk_status st = rec ? dk__trainer_save_model(t, "model.safetensors", rec)
+                       : dk_fail(DK_ERR_NOMEM, "%s: no memory for the metadata", c->run_dir);
+    free(rec);
     return st == DK_OK ? adapt_best(t, best, &r) : st;
 }

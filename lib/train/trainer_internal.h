@@ -71,10 +71,13 @@ struct dk_trainer {
 
 /* trainer_adabn.c: target_bn. The batch-norm statistics of `net` re-estimated on the target
  * training patches (dk_adabn over the target sampler, the run's seed; nothing for other
- * norms); after model.safetensors is written, its record added and best.safetensors
- * re-estimated alike. */
+ * norms); dk__trainer_adapt_files writes model.safetensors (the adapted t->net) with its
+ * "dakd.adabn" record and re-estimates best.safetensors alike. */
 dk_status dk__trainer_adapt_bn(dk_trainer *t, dk_unet *net);
 dk_status dk__trainer_adapt_files(dk_trainer *t);
+/* adabn.c: the record of a re-estimation as one JSON object (a string the caller frees; NULL
+ * without memory), the value of "dakd.adabn". */
+char *dk__adabn_record_json(const dk_adabn_record *r);
 
 /* trainer_step.c: one step of (epoch, step) = fill + grad + clipping, the optimisers and the
  * EMA update; fills the terms; DK_ERR_NUMERIC on NaN/Inf. */
@@ -108,7 +111,7 @@ dk_status dk__trainer_load_state(dk_trainer *t);
 dk_status dk__trainer_open_log(dk_trainer *t, int64_t keep_bytes);
 void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_terms *st,
                           double seconds);
-dk_status dk__trainer_save_model(dk_trainer *t, const char *name);
+dk_status dk__trainer_save_model(dk_trainer *t, const char *name, const char *adabn_json);
 /* Mean over cases of the mean foreground Dice (classes 1..classes-1, both empty = 1) of
  * t->net, scored as `dakd predict` + `dakd eval --mask` score a case: lib/eval's sliding
  * window (dk_infer_defaults with [data] patch: overlap 0.5, Gaussian blending, no flips),

@@ -183,8 +183,9 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
 
 /* The exported model also carries the preprocessing it was trained with and its patch
  * ("dakd.data.*" after "dakd.epoch", dk_prep_meta_write), which dk_predict_run reads back
- * through dk_prep_meta_read, so prediction prepares images exactly as training did. */
-dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
+ * through dk_prep_meta_read, so prediction prepares images exactly as training did; then
+ * "dakd.adabn" = adabn_json when it is not NULL (target_bn). */
+dk_status dk__trainer_save_model(dk_trainer *t, const char *name, const char *adabn_json) {
     const int64_t *pt = t->cfg.patch;
     dk_data_opts d = {.prep = t->prep, .patch = {pt[0], pt[1], pt[2]}};
     dk_prep_meta pm;
@@ -192,8 +193,9 @@ dk_status dk__trainer_save_model(dk_trainer *t, const char *name) {
     char path[DK_TRAIN_PATH_MAX + 32], epoch[16];
     snprintf(path, sizeof path, "%s/%s", t->cfg.run_dir, name);
     snprintf(epoch, sizeof epoch, "%d", t->epoch);
-    const char *meta[2 * DK_PREP_META_MAX + 3] = {"dakd.epoch", epoch};
+    const char *meta[2 * DK_PREP_META_MAX + 5] = {"dakd.epoch", epoch};
     memcpy(meta + 2, pm.kv, (size_t)(2 * pm.n + 1) * sizeof *meta);
+    if (adabn_json) meta[2 + 2 * pm.n] = "dakd.adabn", meta[3 + 2 * pm.n] = adabn_json;
     return dk_unet_save(t->net, path, meta);
 }
 
