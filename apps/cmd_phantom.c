@@ -1,9 +1,7 @@
 /* dakd phantom — write two-domain phantom cases (image + label map) to a folder. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "dakd/data.h"
@@ -113,9 +111,8 @@ int dk_cmd_phantom(int argc, char **argv) {
         }
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
-    if (mkdir(a.out, 0755) != 0 && errno != EEXIST)
-        return dk_cli_report("phantom", dk_fail(DK_ERR_IO, "%s: cannot create folder: %s", a.out,
-                                                strerror(errno)));
+    dk_status st = dk_mkdirs(a.out); /* parents too, as the help says */
+    if (st != DK_OK) return dk_cli_report("phantom", st);
     for (int d = 0; d < 2; d++) {
         if (!a.domains[d]) continue;
         /* one stream per (domain, case): adding cases never changes earlier ones */
@@ -123,7 +120,7 @@ int dk_cmd_phantom(int argc, char **argv) {
         dk_rng_seed(&root, (uint64_t)a.seed);
         for (long long k = 0; k < a.cases; k++) {
             dk_rng r = dk_rng_split(&root, (uint64_t)(d * 1000003LL + k));
-            dk_status st = write_case(&a, d, k, &r);
+            st = write_case(&a, d, k, &r);
             if (st != DK_OK) return dk_cli_report("phantom", st);
         }
     }

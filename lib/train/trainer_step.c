@@ -329,25 +329,29 @@ static double clip_joint(dk_trainer *t, dk_params *p) {
     return norm;
 }
 
-/* The EMA student (and the target_bn teacher) teach the target rows only (kd_sample): `net`
- * runs on rows [ns, batch), re-planned when that count changes (once per epoch at most). */
-static dk_status target_rows_forward(dk_trainer *t, dk_unet *net, int64_t ns) {
-    int64_t nt = t->batch - ns;
-    if (!net || nt == 0) return DK_OK;
+/* `net` runs on rows [r0, r0 + n) of the batch, re-planned when n changes (once per epoch at
+ * most). The EMA student and the target_bn teacher teach the target rows only (kd_sample);
+ * with a target_bn teacher the first teacher's target rows would be overwritten by it, so the
+ * first teacher runs on the source rows only. */
+static dk_status rows_forward(dk_trainer *t, dk_unet *net, int64_t r0, int64_t n) {
+    if (!net || n == 0) return DK_OK;
     const int64_t *p = t->cfg.patch;
-    dk_status st = dk_unet_plan(net, nt, p[0], p[1], p[2]);
+    dk_status st = dk_unet_plan(net, n, p[0], p[1], p[2]);
     if (st != DK_OK) return st;
-    dk_unet_forward(net, t->x + ns * t->cfg.in_channels * t->nvox, 0, NULL);
+    dk_unet_forward(net, t->x + r0 * t->cfg.in_channels * t->nvox, 0, NULL);
     return DK_OK;
 }
 
 static dk_status forward_all(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
     double t0 = dk_time_now();
-    for (int k = 0; k < t->nteachers; k++) dk_unet_forward(t->teachers[k], t->x, 0, NULL);
-    dk_status st = target_rows_forward(t, t->teacher_tgt, ns); /* target_bn teacher */
+    int64_t nt = t->batch - ns;
+    dk_status st = rows_forward(t, t->teachers[0], 0, t->teacher_tgt ? ns : t->batch);
+    for (int k = 1; k < t->nteachers && st == DK_OK; k++)
+        st = rows_forward(t, t->teachers[k], 0, t->batch);
+    if (st == DK_OK) st = rows_forward(t, t->teacher_tgt, ns, nt); /* target_bn teacher */
     if (st != DK_OK) return st;
     double te = dk_time_now();
-    st = target_rows_forward(t, t->ema, ns);
+    st = rows_forward(t, t->ema, ns, nt);
     if (st != DK_OK) return st;
     double t1 = dk_time_now();
     dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * t->cfg.steps_per_epoch + step));

@@ -51,6 +51,15 @@ static void test_help_version(void) {
     CU_ASSERT_EQUAL(dakd("info --bogus x.nii"), 1);
 }
 
+/* --out a/b/c with a/b missing: the folders are made, as the help says. */
+static void test_phantom_makes_parents(void) {
+    char a[4096], p[4096];
+    snprintf(a, sizeof a, "phantom --out %s/new/deeper --size 12,10 --cases 1 --png", dir);
+    CU_ASSERT_EQUAL(dakd(a), 0);
+    snprintf(p, sizeof p, "%s/new/deeper/source_000_image.png", dir);
+    CU_ASSERT_EQUAL(access(p, R_OK), 0);
+}
+
 static void test_info_text_and_json(void) {
     char a[4096];
     snprintf(a, sizeof a, "info %s/source_000_label.nii.gz", dir);
@@ -157,6 +166,7 @@ int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("cli", setup, NULL);
     CU_add_test(s, "help, version, usage errors", test_help_version);
+    CU_add_test(s, "phantom makes missing parent folders", test_phantom_makes_parents);
     CU_add_test(s, "info text and JSON", test_info_text_and_json);
     CU_add_test(s, "info prints no -0", test_info_no_negative_zero);
     CU_add_test(s, "convert PNG <-> NIfTI", test_convert_round_trip);
