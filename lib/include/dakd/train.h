@@ -472,7 +472,10 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *   run_dir/steps.jsonl           one JSON object per step (every loss term, T, mixing
  *                                 ratio, alpha, LR, pre-clip gradient norm, seconds; with
  *                                 dynamic weights their mean / min / max over the source
- *                                 rows "w_src_mean", ... and the target rows "w_tgt_mean", ...)
+ *                                 rows "w_src_mean", ... and the target rows "w_tgt_mean", ...;
+ *                                 the last step of an epoch that validated also carries
+ *                                 "val_dice", the validation Dice after that step, so a run
+ *                                 without validation writes no such key)
  * Batches and every random draw depend only on (seed, epoch, step), so a run resumed from
  * its checkpoint ends with the same weights as an uninterrupted one (same thread count).
  *
