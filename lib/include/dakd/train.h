@@ -488,7 +488,10 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * keeps the input grid (no spacing_*, mask_extent) and no ignore voxel lies inside the
  * mask (`dakd eval` counts those as background). Target labels
  * are never read by `train` (teacher/student) or `distill`; target training cases are
- * loaded without their labels. val_domain = target is refused except for the oracle,
+ * loaded without their labels (the file is never opened), which
+ * tests/study/test_study_targets.c asserts for every train stage but the oracle and for
+ * dakd adapt: with the target label files unreadable, or exchanged between cases, they write
+ * the same bytes. val_domain = target is refused except for the oracle,
  * which trains on target labels and logs that it is an upper bound, not a method result.
  *
  * Modes: TEACHER / STUDENT train the [model] teacher_* / student_* network on labelled
