@@ -1,9 +1,10 @@
 /*
  * The report's figures as inline SVG (dakd/study.h, "the report"): a forest plot per eval
  * set of every row's paired difference to the baseline with its 95 % interval, and per
- * training stage small multiples of its steps.jsonl (loss terms, T, mixing ratio, alpha,
- * learning rate, per-domain sample weights, validation Dice when logged), one line per
- * seed. Plain SVG elements only (no script), so the page renders offline.
+ * training stage small multiples of its steps.jsonl (every loss term, T, mixing ratio,
+ * alpha, learning rate, gradient norm, EMA weight, pseudo-label share, FDA band, per-domain
+ * sample weights, validation Dice: whatever the stage logged), one line per seed. Plain
+ * SVG elements only (no script), so the page renders offline.
  */
 #include "study_internal.h"
 
@@ -85,10 +86,35 @@ void dk__study_forest_svg(dk_sbuf *b, const dk_study *s, const study_stage *r, c
 
 /* ---------------------------------------------------------------- learning curves */
 
-static const char *const curve_keys[] = {"loss", "sup", "kd", "at", "hint", "align", "ent",
-                                         "T", "mix", "alpha", "lr", "w_src_mean",
-                                         "w_tgt_mean", "val_dice"};
-enum { NKEYS = sizeof curve_keys / sizeof curve_keys[0], BINS = 100, C_W = 190, C_H = 120 };
+/* A panel of the learning curves: a key of steps.jsonl (dakd/train.h) and, beside a mean,
+ * the keys of its minimum and maximum, drawn dashed in the same colour. Every numeric key
+ * the trainer logs has a panel but the step counters (the x axis), ns / nt (the batch's
+ * rows, which mix sets) and sec (wall time). */
+typedef struct {
+    const char *key, *min, *max;
+} curve;
+
+static const curve curves[] = {
+    {"loss", NULL, NULL}, {"sup", NULL, NULL}, {"ce", NULL, NULL}, {"dice", NULL, NULL},
+    {"kd", NULL, NULL}, {"at", NULL, NULL}, {"hint", NULL, NULL}, {"align", NULL, NULL},
+    {"ent", NULL, NULL}, {"self", NULL, NULL}, {"pl", NULL, NULL}, {"pl_share", NULL, NULL},
+    {"T", NULL, NULL}, {"mix", NULL, NULL}, {"alpha", NULL, NULL}, {"lr", NULL, NULL},
+    {"grad_norm", NULL, NULL}, {"ema_weight", NULL, NULL}, {"fda_beta", NULL, NULL},
+    {"fda_rows", NULL, NULL}, {"w_src_mean", "w_src_min", "w_src_max"},
+    {"w_tgt_mean", "w_tgt_min", "w_tgt_max"}, {"val_dice", NULL, NULL}};
+enum {
+    NCURVES = sizeof curves / sizeof curves[0],
+    NKEYS = 3 * NCURVES, /* series 3p, 3p + 1, 3p + 2: panel p's key, min and max */
+    BINS = 100,
+    C_W = 190,
+    C_H = 120
+};
+
+/* Series k's key in steps.jsonl (NULL: none). */
+static const char *series_key(int k) {
+    const curve *c = &curves[k / 3];
+    return k % 3 == 0 ? c->key : k % 3 == 1 ? c->min : c->max;
+}
 
 /* One run's steps.jsonl as per-key series binned into at most BINS means (NaN: key absent).
  * v: (NKEYS, BINS); returns the bin count (0: no log). */
@@ -109,7 +135,8 @@ static int read_curves(double *v, const char *path) {
         cJSON *j = cJSON_Parse(line);
         int bin = (int)((int64_t)i * nb / lines);
         for (int k = 0; k < NKEYS && j; k++) {
-            const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, curve_keys[k]);
+            if (!series_key(k)) continue;
+            const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, series_key(k));
             if (cJSON_IsNumber(x) && isfinite(x->valuedouble))
                 sum[k * BINS + bin] += x->valuedouble, cnt[k * BINS + bin] += 1;
         }
@@ -122,34 +149,60 @@ static int read_curves(double *v, const char *path) {
     return nb;
 }
 
-/* One small panel: key k over the runs' bins. */
-static void panel(dk_sbuf *b, const double *v, const int *nb, int nruns, int k) {
+/* Series k of run r: its bins in v. */
+static const double *series(const double *v, int r, int k) {
+    return v + ((size_t)r * NKEYS + (size_t)k) * BINS;
+}
+
+static double px_of(int i, int nb) {
+    return 30 + (C_W - 36) * (nb > 1 ? (double)i / (nb - 1) : 0.5);
+}
+
+static double py_of(double x, double lo, double hi) {
+    return 14 + (C_H - 30) * (hi - x) / (hi - lo);
+}
+
+/* One run's series k (x: nb bins) as a polyline, dashed for a min or max; a series logged on
+ * some steps only (val_dice, at the end of an epoch) also marks its points, so that a
+ * single point shows. */
+static void polyline(dk_sbuf *b, const double *x, int nb, int k, const char *colour, double lo,
+                     double hi) {
+    int n = 0;
+    for (int i = 0; i < nb; i++) n += isfinite(x[i]);
+    if (n == 0) return;
+    dk_sb_printf(b, "<polyline fill=\"none\" stroke-width=\"%s\" stroke=\"%s\"%s points=\"",
+                 k % 3 ? "0.8" : "1.2", colour, k % 3 ? " stroke-dasharray=\"3 2\"" : "");
+    for (int i = 0; i < nb; i++)
+        if (isfinite(x[i])) dk_sb_printf(b, "%.1f,%.1f ", px_of(i, nb), py_of(x[i], lo, hi));
+    dk_sb_puts(b, "\"/>");
+    for (int i = 0; i < nb && n < nb; i++)
+        if (isfinite(x[i]))
+            dk_sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"%s\"/>",
+                         px_of(i, nb), py_of(x[i], lo, hi), colour);
+}
+
+/* One small panel: curve p (its key, and its min and max when it has them) over the runs'
+ * bins; nothing when no run logged it or it stayed 0. */
+static void panel(dk_sbuf *b, const double *v, const int *nb, int nruns, int p) {
     double lo = INFINITY, hi = -INFINITY;
     for (int r = 0; r < nruns; r++)
-        for (int i = 0; i < nb[r]; i++) {
-            double x = v[((size_t)r * NKEYS + (size_t)k) * BINS + (size_t)i];
-            if (isfinite(x)) lo = fmin(lo, x), hi = fmax(hi, x);
-        }
+        for (int k = 3 * p; k < 3 * p + 3; k++)
+            for (int i = 0; i < nb[r]; i++) {
+                double x = series(v, r, k)[i];
+                if (isfinite(x)) lo = fmin(lo, x), hi = fmax(hi, x);
+            }
     if (!(lo <= hi) || (lo == 0 && hi == 0)) return; /* absent, or a term this stage lacks */
     if (hi - lo < 1e-12) lo -= 0.5, hi += 0.5;
     dk_sb_printf(b, "<svg class=\"curve\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
                  "height=\"%d\" font-family=\"sans-serif\" font-size=\"10\"><rect x=\"30\" "
                  "y=\"14\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#bbb\"/><text x=\"32\" "
-                 "y=\"11\" font-weight=\"bold\">%s</text><text x=\"28\" y=\"20\" text-anchor=\"end\">"
-                 "%.3g</text><text x=\"28\" y=\"%d\" text-anchor=\"end\">%.3g</text>", C_W, C_H,
-                 C_W - 36, C_H - 30, curve_keys[k], hi, C_H - 16, lo);
-    for (int r = 0; r < nruns; r++) {
-        dk_sb_printf(b, "<polyline fill=\"none\" stroke-width=\"1.2\" stroke=\"%s\" points=\"",
-                     palette[r % 8]);
-        for (int i = 0; i < nb[r]; i++) {
-            double x = v[((size_t)r * NKEYS + (size_t)k) * BINS + (size_t)i];
-            if (!isfinite(x)) continue;
-            double px = 30 + (C_W - 36) * (nb[r] > 1 ? (double)i / (nb[r] - 1) : 0.5);
-            double py = 14 + (C_H - 30) * (hi - x) / (hi - lo);
-            dk_sb_printf(b, "%.1f,%.1f ", px, py);
-        }
-        dk_sb_puts(b, "\"/>");
-    }
+                 "y=\"11\" font-weight=\"bold\">%s%s</text><text x=\"28\" y=\"20\" "
+                 "text-anchor=\"end\">%.3g</text><text x=\"28\" y=\"%d\" text-anchor=\"end\">"
+                 "%.3g</text>", C_W, C_H, C_W - 36, C_H - 30, curves[p].key,
+                 curves[p].min ? " (- - min, max)" : "", hi, C_H - 16, lo);
+    for (int r = 0; r < nruns; r++)
+        for (int k = 3 * p; k < 3 * p + 3; k++)
+            polyline(b, series(v, r, k), nb[r], k, palette[r % 8], lo, hi);
     dk_sb_puts(b, "</svg>\n");
 }
 
@@ -172,7 +225,7 @@ static void stage_curves(dk_sbuf *b, const dk_study *s, const study_stage *t) {
         nruns++;
     }
     dk_sb_puts(b, ")</small></h3>\n");
-    for (int k = 0; k < NKEYS; k++) panel(b, v, nb, nruns, k);
+    for (int p = 0; p < NCURVES; p++) panel(b, v, nb, nruns, p);
     dk_sb_puts(b, "</div>\n");
     free(v);
 }

@@ -193,7 +193,8 @@ static void write_html(dk_sbuf *b, const dk_study *s, const study_stage *r, cons
     else table_html(b, s, r, rows, n);
     dk_sb_puts(b, "<h2 id=\"curves\">Learning curves</h2>\n<p>Per training stage, from its "
                   "steps.jsonl: each panel one logged quantity over the steps (means of "
-                  "consecutive steps, at most 100 points), one line per seed.</p>\n");
+                  "consecutive steps, at most 100 points), one line per seed; dashed: a "
+                  "mean's min and max; dots: values logged at epoch ends (val_dice).</p>\n");
     dk__study_curves_html(b, s, rows, n);
     dk_sb_puts(b, "<h2>Stages</h2>\n<table><tr><th>stage</th><th>wall s</th></tr>\n");
     for (int i = 0; i < s->nstages; i++)

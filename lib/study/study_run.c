@@ -64,9 +64,21 @@ static void config_text(text_buf *t, const dk_train_config *c) {
     }
 }
 
-/* Hashes of the cases CSV and every file it names, in CSV order (paths left out, so the
- * key does not depend on where the run directory is). */
-static dk_status input_hashes(text_buf *t, dk_study *s, study_stage *st, const char *csv) {
+/* The domain whose rows' label files stage st never reads (NULL: it may read every one):
+ * a train stage but the oracle, or an adapt stage, uses the target rows unlabelled
+ * (dakd/train.h), so those files stay out of its key and a corrected target label reruns
+ * only the oracle and the evaluations. */
+static const char *unlabelled_domain(const study_stage *st, const dk_train_config *c) {
+    int blind = st->f.kind == STAGE_ADAPT ||
+                (st->f.kind == STAGE_TRAIN && st->f.mode != DK_TRAINER_ORACLE);
+    return blind && c->domain_column[0] && strcmp(c->target, c->source) ? c->target : NULL;
+}
+
+/* Hashes of the cases CSV and every file it names that the stage may read, in CSV order
+ * (paths left out, so the key does not depend on where the run directory is). */
+static dk_status input_hashes(text_buf *t, dk_study *s, study_stage *st,
+                              const dk_train_config *c) {
+    const char *csv = c->cases, *skip = unlabelled_domain(st, c);
     dk_case_list cl = {0};
     dk_status rc = dk_cases_read(&cl, csv);
     cJSON_Delete(st->inputs);
@@ -76,6 +88,8 @@ static dk_status input_hashes(text_buf *t, dk_study *s, study_stage *st, const c
     if (rc == DK_OK) tb_add(t, "input cases=%s\n", hex), cJSON_AddStringToObject(st->inputs, csv, hex);
     for (int i = 0; i < cl.n && rc == DK_OK; i++) {
         const char *files[3] = {cl.cases[i].image, cl.cases[i].label, cl.cases[i].mask};
+        const char *dom = skip ? dk_cases_get(&cl, i, c->domain_column) : NULL;
+        if (dom && !strcmp(dom, skip)) files[1] = NULL;
         for (int k = 0; k < 3 && rc == DK_OK; k++) {
             if (!files[k]) continue;
             rc = dk__study_hash_cached(hex, s, files[k]);
@@ -127,7 +141,7 @@ static dk_status compute_key(dk_study *s, study_stage *st) {
         if (rc == DK_OK) config_text(&t, &c);
         free(st->config_text);
         st->config_text = t.buf ? strdup(t.buf) : NULL;
-        if (rc == DK_OK) rc = input_hashes(&t, s, st, c.cases);
+        if (rc == DK_OK) rc = input_hashes(&t, s, st, &c);
     }
     if (rc == DK_OK && (t.oom || !t.buf)) rc = dk_fail(DK_ERR_NOMEM, "study: out of memory");
     if (rc == DK_OK) rc = dk__study_sha256_text(st->key, t.buf, t.len);

@@ -477,9 +477,10 @@ static int64_t nonfinite_weights(dk_trainer *t) {
 }
 
 static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) {
-    step_terms sum;
+    step_terms sum, last;
     memset(&sum, 0, sizeof sum);
-    double t0 = dk_time_now();
+    memset(&last, 0, sizeof last);
+    double t0 = dk_time_now(), last_sec = 0;
     int64_t spe = t->cfg.steps_per_epoch;
     for (int64_t s = 0; s < spe; s++) {
         if (t->opts.stop_after_steps > 0 && t->stats.steps >= t->opts.stop_after_steps) {
@@ -499,13 +500,16 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
         double sec = dk_time_now() - ts;
         t->stats.sec_step += sec;
         t->stats.steps++;
-        dk__trainer_log_step(t, e, s, &st1, sec);
+        if (s + 1 < spe) dk__trainer_log_step(t, e, s, &st1, sec, NAN);
+        else last = st1, last_sec = sec;
         add_terms(&sum, &st1);
         if (pg) dk_progress_step(pg, 1);
     }
     double val;
     dk_status st = validate(t, e, &val);
     if (st != DK_OK) return st;
+    /* the epoch's last step line waits for validation, so that it carries the Dice */
+    dk__trainer_log_step(t, e, spe - 1, &last, last_sec, val);
     log_epoch(t, e, &sum, spe, dk_time_now() - t0, val);
     t->epoch = e + 1;
     t->stats.epochs_done = e + 1;

@@ -109,8 +109,10 @@ dk_status dk__trainer_check_outputs(const dk_trainer *t);
 dk_status dk__trainer_save_state(dk_trainer *t);
 dk_status dk__trainer_load_state(dk_trainer *t);
 dk_status dk__trainer_open_log(dk_trainer *t, int64_t keep_bytes);
+/* One line of steps.jsonl; val_dice is the epoch's validation Dice on its last step (NaN:
+ * none, and the line has no "val_dice"). */
 void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_terms *st,
-                          double seconds);
+                          double seconds, double val_dice);
 dk_status dk__trainer_save_model(dk_trainer *t, const char *name, const char *adabn_json);
 /* Mean over cases of the mean foreground Dice (classes 1..classes-1, both empty = 1) of
  * t->net, scored as `dakd predict` + `dakd eval --mask` score a case: lib/eval's sliding

@@ -140,7 +140,7 @@ dk_status dk__trainer_open_log(dk_trainer *t, int64_t keep_bytes) {
 }
 
 void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_terms *s,
-                          double seconds) {
+                          double seconds, double val_dice) {
     cJSON *o = cJSON_CreateObject();
     if (!o || !t->log) {
         cJSON_Delete(o);
@@ -174,6 +174,7 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
     for (int d = 0; d < 2 && t->opts.mode == DK_TRAINER_DISTILL && t->cfg.dynamic_weights; d++)
         for (int j = 0; j < 3 && (d ? s->nt : s->ns) > 0; j++)
             cJSON_AddNumberToObject(o, wk[d][j], d ? s->w_tgt[j] : s->w_src[j]);
+    if (!isnan(val_dice)) cJSON_AddNumberToObject(o, "val_dice", val_dice);
     cJSON_AddNumberToObject(o, "sec", seconds);
     char *line = cJSON_PrintUnformatted(o);
     if (line) fprintf(t->log, "%s\n", line);

@@ -8,7 +8,8 @@
  *    0.05 above the source-only student's for each of two seeds (held-out labelled target
  *    cases; neither training nor selection reads target labels);
  *  - the validation Dice of a case equals the Dice `dakd predict` + `dakd eval --mask`
- *    report for the exported model on it (sliding windows, a field-of-view mask);
+ *    report for the exported model on it (sliding windows, a field-of-view mask), and
+ *    steps.jsonl carries it on the last step of each epoch;
  *  - bad input stops with a message naming file, case or key;
  *  - the cost beyond teacher forward + student forward/backward is measured (printed).
  */
@@ -327,6 +328,21 @@ static int write_valeq(const char *root, const char *vcsv) {
     return fclose(f) != 0 || rc;
 }
 
+/* The "val_dice" values of steps.jsonl into v (at most 8) and the 1-based lines they are on
+ * into at; their count, or -1 when the file cannot be read. */
+static int val_dice_lines(double *v, int *at, const char *path) {
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    int n = 0, i = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *h = strstr(line, "\"val_dice\":");
+        i++;
+        if (h && n < 8) v[n] = strtod(h + 11, NULL), at[n++] = i;
+    }
+    if (f) fclose(f);
+    return f ? n : -1;
+}
+
 /* `dakd predict` of the validation rows with the model's defaults, then `dakd eval --mask`:
  * the report's mean foreground Dice of v0 into *dice. */
 static void predict_and_eval(double *dice, const char *root, const char *vcsv) {
@@ -384,6 +400,15 @@ static void test_validation_is_eval(void) {
     CU_ASSERT(val >= 0 && val <= 1);
     CU_ASSERT(fabs(again - val) <= 1e-12);
     CU_ASSERT(fabs(ev - val) <= 1e-12);
+    /* steps.jsonl: each epoch's Dice on its last step's line (6 steps an epoch), the last
+     * one the number above, exactly */
+    double v[8];
+    int at[8];
+    char log[1200];
+    snprintf(log, sizeof log, "%s/run/steps.jsonl", root);
+    CU_ASSERT_EQUAL_FATAL(val_dice_lines(v, at, log), 3);
+    for (int i = 0; i < 3; i++) CU_ASSERT(at[i] == 6 * (i + 1) && v[i] >= 0 && v[i] <= 1);
+    CU_ASSERT(v[2] == val);
 }
 
 static void expect_fail(dk_train_config *c, dk_trainer_mode mode, dk_status want,

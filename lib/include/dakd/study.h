@@ -91,7 +91,9 @@
  * options, its effective training config (every key of dk_train_config except the paths
  * the runner sets: data.cases, model.teacher_checkpoint, output.run_dir — their CONTENT is
  * hashed instead), the keys of its dependencies, and the SHA-256 of its input files (the
- * cases CSV and every image, label and mask it names). <run_dir>/<stage>/stage.json (key,
+ * cases CSV and every image, label and mask it names, except the labels of the target rows
+ * for a train stage other than the oracle and for an adapt stage: those stages never read
+ * them). <run_dir>/<stage>/stage.json (key,
  * outputs, results, seconds) is written LAST, atomically. On a later run:
  *   - stage.json holds the same key, and no dependency ran in this run  → skipped
  *     ("up to date"), its recorded results are reused;

@@ -472,7 +472,10 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *   run_dir/steps.jsonl           one JSON object per step (every loss term, T, mixing
  *                                 ratio, alpha, LR, pre-clip gradient norm, seconds; with
  *                                 dynamic weights their mean / min / max over the source
- *                                 rows "w_src_mean", ... and the target rows "w_tgt_mean", ...)
+ *                                 rows "w_src_mean", ... and the target rows "w_tgt_mean", ...;
+ *                                 the last step of an epoch that validated also carries
+ *                                 "val_dice", the validation Dice after that step, so a run
+ *                                 without validation writes no such key)
  * Batches and every random draw depend only on (seed, epoch, step), so a run resumed from
  * its checkpoint ends with the same weights as an uninterrupted one (same thread count).
  *
@@ -485,7 +488,10 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * keeps the input grid (no spacing_*, mask_extent) and no ignore voxel lies inside the
  * mask (`dakd eval` counts those as background). Target labels
  * are never read by `train` (teacher/student) or `distill`; target training cases are
- * loaded without their labels. val_domain = target is refused except for the oracle,
+ * loaded without their labels (the file is never opened), which
+ * tests/study/test_study_targets.c asserts for every train stage but the oracle and for
+ * dakd adapt: with the target label files unreadable, or exchanged between cases, they write
+ * the same bytes. val_domain = target is refused except for the oracle,
  * which trains on target labels and logs that it is an upper bound, not a method result.
  *
  * Modes: TEACHER / STUDENT train the [model] teacher_* / student_* network on labelled
