@@ -19,7 +19,10 @@ static const char *run_help =
     "                  [distill] or [augment]; stage.NAME.key=v overrides a stage's key\n"
     "                  (repeatable)\n\n"
     "The thread count is the study's ([study] threads, part of every training key, so\n"
-    "results repeat): the global --threads and DAKD_THREADS do not change it.\n\n"
+    "results repeat): the global --threads and DAKD_THREADS do not change it.\n"
+    "[study] jobs = N (--set study.jobs=N) runs up to N stages at once, each in a child\n"
+    "process logging to RUN_DIR/<stage>/run.log; results do not depend on it\n"
+    "(threads = 1, jobs = 2 keeps two cores busy with two trainings).\n\n"
     "Writes RUN_DIR/<stage>/ (stage.json last), RUN_DIR/manifest.json (versions, machine,\n"
     "configs, seeds, input hashes, timings). The study file format: pipelines/README.md.\n";
 

@@ -81,6 +81,7 @@ typedef struct {
     char run_dir[512];
     int64_t seed;
     int threads;
+    int jobs;             /* stages run at once, each in a child process (study_jobs.c) */
     char stages[1024];
     char seeds[256];      /* "42, 7, 3": every train and adapt stage once per seed */
     char baseline[STUDY_NAME_MAX]; /* the stage every row is compared with, paired */
@@ -172,6 +173,36 @@ void dk__study_cell_json(cJSON *o, const dk_study *s, const study_stage *e, cons
 void dk__study_forest_svg(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
                           int n);
 void dk__study_curves_html(dk_sbuf *b, const dk_study *s, const int *rows, int n);
+
+/* study_run.c: the steps of one stage, shared by the one-at-a-time loop and study_jobs.c.
+ * check: its key (its dependencies must be finished) and whether it must run (forced:
+ * --from; a dependency ran; no stage.json of that key); when not, its recorded stage.json
+ * becomes st->record and the "up to date" line is printed to o->out. prepare: clear (or,
+ * for a resume, keep) its folder and write its marker and stage.key. execute: the body,
+ * then stage.json last (st->record, st->seconds, st->ran); *stopped: stop_after_steps hit,
+ * no stage.json. finish: after a stage finished, failed or was up to date: the report's
+ * path and manifest.json; returns rc, else the manifest's status. */
+dk_status dk__study_check(dk_study *s, study_stage *st, int forced, const dk_study_opts *o,
+                          int *must_run);
+dk_status dk__study_prepare(dk_study *s, study_stage *st, int forced, int *resume);
+dk_status dk__study_execute(dk_study *s, study_stage *st, int resume, const dk_study_opts *o,
+                            int *stopped);
+dk_status dk__study_finish(dk_study *s, const study_stage *st, dk_status rc);
+/* Its stage.json when that holds st->key, else NULL; adopt: make it st->record (owned) and
+ * take st->seconds from it. */
+cJSON *dk__study_recorded(const dk_study *s, const study_stage *st);
+void dk__study_adopt(study_stage *st, cJSON *rec);
+/* "[k/N]" of a stage, and its "running (...)" (with " — log: PATH" when log is not NULL)
+ * and "done in X s" lines; out NULL prints nothing. */
+void dk__study_tag(char tag[32], const dk_study *s, const study_stage *st);
+void dk__study_print_running(FILE *out, const dk_study *s, const study_stage *st, int resume,
+                             const char *log);
+void dk__study_print_done(FILE *out, const dk_study *s, const study_stage *st);
+
+/* study_jobs.c: the stages with [study] jobs > 1 child processes (from: --from's stage or
+ * -1). Returns the first failure (naming the stage and its log) after every running child
+ * has ended. */
+dk_status dk__study_run_jobs(dk_study *s, const dk_study_opts *o, int from);
 
 /* study_manifest.c */
 dk_status dk__study_hash_cached(char hex[65], dk_study *s, const char *path);

@@ -236,6 +236,7 @@ dk_status dk__study_write_manifest(dk_study *s) {
     cJSON_AddStringToObject(study, "run_dir", s->set.run_dir);
     cJSON_AddNumberToObject(study, "seed", (double)s->set.seed);
     cJSON_AddNumberToObject(study, "threads", s->set.threads);
+    cJSON_AddNumberToObject(study, "jobs", s->set.jobs);
     cJSON *sets = cJSON_AddArrayToObject(study, "shared_settings");
     for (int i = 0; i < s->nshared; i++)
         cJSON_AddItemToArray(sets, cJSON_CreateString(s->shared[i].text));

@@ -36,6 +36,8 @@ static const dk_cfg_field settings_table[] = {
     SS("study", "run_dir", run_dir, "runs/study", "folder of every stage's outputs"),
     SF("seed", DK_CFG_INT64, seed, 0, 9007199254740991.0, "42", "train.seed of every stage"),
     SF("threads", DK_CFG_INT, threads, 0, 1024, "0", "threads (0 = all cores)"),
+    SF("jobs", DK_CFG_INT, jobs, 1, 64, "1",
+       "stages run side by side, each in a child process (results do not depend on it)"),
     SS("study", "stages", stages, "",
        "stage names in run order, comma-separated; empty = phantoms, then every [stage.NAME] "
        "in file order"),

@@ -1,7 +1,8 @@
 /*
  * Running a study (dakd/study.h): per stage, the key over its config, dependencies and
  * input files; skip when stage.json holds that key; otherwise run the body and write
- * stage.json last; rewrite manifest.json after every stage.
+ * stage.json last; rewrite manifest.json after every stage. One stage at a time here; with
+ * [study] jobs > 1 study_jobs.c takes the same steps with the bodies in child processes.
  */
 #include "study_internal.h"
 
@@ -198,7 +199,7 @@ static dk_status clear_stage_dir(const char *dir) {
 
 /* Clear the stage's folder, or keep it for a resumable training run. *resume is set when
  * a killed training run of the same key left a checkpoint. */
-static dk_status prepare(dk_study *s, study_stage *st, int forced, int *resume) {
+dk_status dk__study_prepare(dk_study *s, study_stage *st, int forced, int *resume) {
     char dir[STUDY_PATH_MAX], p[STUDY_PATH_MAX];
     dk__study_path(dir, sizeof dir, s, st->dir, NULL);
     dk__study_path(p, sizeof p, s, st->dir, "stage.json");
@@ -235,18 +236,33 @@ static dk_status run_body(dk_study *s, study_stage *st, cJSON *result, int resum
     return dk_fail(DK_ERR_INTERNAL, "stage %s: unknown kind", st->name);
 }
 
-static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_study_opts *o,
-                           const char *tag, int *stopped) {
-    int resume = 0;
-    dk_status rc = prepare(s, st, forced, &resume);
-    if (rc != DK_OK) return rc;
-    if (o->out) {
-        fprintf(o->out, "%s %s: running (%s%s%s)%s\n", tag, st->dir, dk__study_kind_name(st->f.kind),
-                st->f.kind == STAGE_TRAIN ? ", " : "",
-                st->f.kind == STAGE_TRAIN ? mode_name[st->f.mode] : "",
-                resume ? ", resuming from its checkpoint" : "");
-        fflush(o->out);
-    }
+void dk__study_tag(char tag[32], const dk_study *s, const study_stage *st) {
+    snprintf(tag, 32, "[%d/%d]", (int)(st - s->stages) + 1, s->nstages);
+}
+
+void dk__study_print_running(FILE *out, const dk_study *s, const study_stage *st, int resume,
+                             const char *log) {
+    if (!out) return;
+    char tag[32];
+    dk__study_tag(tag, s, st);
+    fprintf(out, "%s %s: running (%s%s%s)%s%s%s\n", tag, st->dir,
+            dk__study_kind_name(st->f.kind), st->f.kind == STAGE_TRAIN ? ", " : "",
+            st->f.kind == STAGE_TRAIN ? mode_name[st->f.mode] : "",
+            resume ? ", resuming from its checkpoint" : "", log ? " — log: " : "",
+            log ? log : "");
+    fflush(out);
+}
+
+void dk__study_print_done(FILE *out, const dk_study *s, const study_stage *st) {
+    if (!out) return;
+    char tag[32];
+    dk__study_tag(tag, s, st);
+    fprintf(out, "%s %s: done in %.1f s\n", tag, st->dir, st->seconds);
+    fflush(out);
+}
+
+dk_status dk__study_execute(dk_study *s, study_stage *st, int resume, const dk_study_opts *o,
+                            int *stopped) {
     cJSON *rec = cJSON_CreateObject();
     if (!rec) return dk_fail(DK_ERR_NOMEM, "study: out of memory");
     cJSON_AddStringToObject(rec, "stage", st->name);
@@ -258,11 +274,9 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     cJSON_AddNumberToObject(rec, "seed", (double)st->seed);
     cJSON *result = cJSON_AddObjectToObject(rec, "result");
     double t0 = dk_time_now();
-    rc = run_body(s, st, result, resume, o, stopped);
+    dk_status rc = run_body(s, st, result, resume, o, stopped);
     st->seconds = dk_time_now() - t0;
     if (rc == DK_OK && *stopped) {
-        if (o->out) fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint "
-                            "remains)\n", tag, st->dir, (long long)o->stop_after_steps);
         cJSON_Delete(rec);
         return DK_OK;
     }
@@ -274,15 +288,28 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     st->record = rc == DK_OK ? rec : NULL;
     if (rc != DK_OK) cJSON_Delete(rec);
     else st->ran = 1;
-    if (rc == DK_OK && o->out) {
-        fprintf(o->out, "%s %s: done in %.1f s\n", tag, st->dir, st->seconds);
-        fflush(o->out);
-    }
     return rc;
 }
 
-/* The recorded stage.json when it holds `key`, else NULL. */
-static cJSON *up_to_date(const dk_study *s, const study_stage *st) {
+/* One stage, in this process: prepare, run, say so. */
+static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_study_opts *o,
+                           int *stopped) {
+    int resume = 0;
+    dk_status rc = dk__study_prepare(s, st, forced, &resume);
+    if (rc != DK_OK) return rc;
+    dk__study_print_running(o->out, s, st, resume, NULL);
+    rc = dk__study_execute(s, st, resume, o, stopped);
+    if (rc == DK_OK && *stopped && o->out) {
+        char tag[32];
+        dk__study_tag(tag, s, st);
+        fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint remains)\n", tag,
+                st->dir, (long long)o->stop_after_steps);
+    }
+    if (rc == DK_OK && !*stopped) dk__study_print_done(o->out, s, st);
+    return rc;
+}
+
+cJSON *dk__study_recorded(const dk_study *s, const study_stage *st) {
     char p[STUDY_PATH_MAX];
     dk__study_path(p, sizeof p, s, st->dir, "stage.json");
     cJSON *rec = dk__study_read_json(p);
@@ -290,6 +317,39 @@ static cJSON *up_to_date(const dk_study *s, const study_stage *st) {
     if (cJSON_IsString(k) && strcmp(k->valuestring, st->key) == 0) return rec;
     cJSON_Delete(rec);
     return NULL;
+}
+
+void dk__study_adopt(study_stage *st, cJSON *rec) {
+    cJSON_Delete(st->record);
+    st->record = rec;
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(rec, "seconds");
+    st->seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
+}
+
+dk_status dk__study_check(dk_study *s, study_stage *st, int forced, const dk_study_opts *o,
+                          int *must_run) {
+    int dirty = 0;
+    for (int j = 0; j < st->ndeps; j++) dirty |= s->stages[st->deps[j]].ran;
+    st->ran = 0;
+    *must_run = 1;
+    dk_status rc = compute_key(s, st);
+    cJSON *rec = rc != DK_OK || forced || dirty ? NULL : dk__study_recorded(s, st);
+    if (!rec) return rc;
+    *must_run = 0;
+    dk__study_adopt(st, rec);
+    if (o->out) {
+        char tag[32];
+        dk__study_tag(tag, s, st);
+        fprintf(o->out, "%s %s: up to date (key %.12s)\n", tag, st->dir, st->key);
+    }
+    return DK_OK;
+}
+
+dk_status dk__study_finish(dk_study *s, const study_stage *st, dk_status rc) {
+    if (st->f.kind == STAGE_REPORT && rc == DK_OK)
+        dk__study_path(s->report_path, sizeof s->report_path, s, st->dir, "report.html");
+    dk_status mr = dk__study_write_manifest(s);
+    return rc == DK_OK ? mr : rc;
 }
 
 static void print_report(const dk_study *s, FILE *out) {
@@ -313,30 +373,17 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
         return dk_fail(DK_ERR_ARG, "%s: no stage '%s' to start from", s->path, o.from);
     dk_set_threads(s->set.threads);
     dk_status rc = dk_mkdirs(s->set.run_dir);
-    int stopped = 0;
-    for (int i = 0; i < s->nstages && rc == DK_OK; i++) {
+    /* stop_after_steps stops the study in the first training stage that runs, as a kill
+     * would: one stage at a time keeps "the first" what it says */
+    int parallel = s->set.jobs > 1 && o.stop_after_steps <= 0;
+    if (rc == DK_OK && parallel) rc = dk__study_run_jobs(s, &o, from);
+    for (int i = 0; i < s->nstages && rc == DK_OK && !parallel; i++) {
         study_stage *st = &s->stages[i];
-        char tag[32];
-        snprintf(tag, sizeof tag, "[%d/%d]", i + 1, s->nstages);
-        int dirty = 0;
-        for (int j = 0; j < st->ndeps; j++) dirty |= s->stages[st->deps[j]].ran;
-        st->ran = 0;
-        rc = compute_key(s, st);
+        int forced = from >= 0 && i >= from, run = 0, stopped = 0;
+        rc = dk__study_check(s, st, forced, &o, &run);
         if (rc != DK_OK) break;
-        cJSON *rec = (from >= 0 && i >= from) || dirty ? NULL : up_to_date(s, st);
-        if (rec) {
-            cJSON_Delete(st->record);
-            st->record = rec;
-            const cJSON *sec = cJSON_GetObjectItemCaseSensitive(rec, "seconds");
-            st->seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
-            if (o.out) fprintf(o.out, "%s %s: up to date (key %.12s)\n", tag, st->dir, st->key);
-        } else {
-            rc = run_stage(s, st, from >= 0 && i >= from, &o, tag, &stopped);
-        }
-        if (st->f.kind == STAGE_REPORT && rc == DK_OK)
-            dk__study_path(s->report_path, sizeof s->report_path, s, st->dir, "report.html");
-        dk_status mr = dk__study_write_manifest(s);
-        if (rc == DK_OK) rc = mr;
+        if (run) rc = run_stage(s, st, forced, &o, &stopped);
+        rc = dk__study_finish(s, st, rc);
         if (stopped) return rc;
     }
     if (rc == DK_OK) print_report(s, o.out);

@@ -19,7 +19,9 @@
  *    run taught by the pinned teacher, per-seed skipping, the table over seeds with the
  *    paired difference to the baseline; impossible pairings and bad seed lists refused;
  *  - the study page (forest plot, learning curves) in headless Chromium;
- *  - `dakd run` through the binary: output, exit codes.
+ *  - `dakd run` through the binary: output, exit codes;
+ *  - [study] jobs = 2: the same model files and table as one stage at a time, logs per
+ *    stage, a failing stage named with its log, SIGTERM, the resume after it; bad values.
  */
 #include "dakd/study.h"
 #include "dakd/train.h"
@@ -195,6 +197,8 @@ static void test_parse_errors(void) {
                           "[stage.kd]\nmode = distill\nteacher = t\n", 3, "comes after it");
     snprintf(buf, sizeof buf, "%s[output]\nrun_dir = y\n", head);
     expect_error("output", buf, 7, "[output]");
+    expect_error("bad_jobs", "[study]\nrun_dir = x\njobs = 0\n", 3,
+                 "[study] jobs = 0 is out of range [1, 64]");
     snprintf(buf, sizeof buf, "%strain.epochz = 2\n", head);
     expect_error("override", buf, 6, "epochz");
     expect_error("bad_mode", "[study]\nrun_dir = x\nstages = t\n[stage.t]\nmode = teachr\n", 5,
@@ -244,8 +248,9 @@ static void test_parse_errors(void) {
     const char *bad[][2] = {{"train.epochz=2", "override: unknown key train.epochz"},
                             {"epochs", "override 'epochs': expected section.key=value"},
                             {"output.run_dir=y", "override: [output] run_dir"},
-                            {"stage.Bad.mode=teacher", "override: [stage.Bad]: bad stage name"}};
-    for (int i = 0; i < 4; i++) {
+                            {"stage.Bad.mode=teacher", "override: [stage.Bad]: bad stage name"},
+                            {"study.jobs=65", "override: [study] jobs = 65 is out of range"}};
+    for (int i = 0; i < 5; i++) {
         const char *sets[] = {bad[i][0], NULL};
         CU_ASSERT_EQUAL(dk_study_load(&s, path, sets), DK_ERR_ARG);
         const char *m = dk_last_error();
@@ -692,6 +697,62 @@ static void test_cli(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--from STAGE"));
 }
 
+/* [study] jobs = 2 through the binary (a fresh process: a child forked after OpenMP ran
+ * with more threads would hang, study_jobs.c): the same model files and table as one stage
+ * at a time, each stage's output in its run.log; a failing stage stops the study, naming
+ * the stage and its log, while the one beside it finishes; SIGTERM reaches the children,
+ * leaves no process and no stage.json of an unfinished stage, and the next run resumes. */
+static void test_jobs(void) {
+    static char out[65536];
+    const char *cli = dk_test_cli();
+    int rc = dk_test_sh(out, sizeof out, "cd '%s' && '%s' run tiny.ini --set study.run_dir=jobs1 "
+                        "> jobs1.out && '%s' run tiny.ini --set study.run_dir=jobs2 --set "
+                        "study.jobs=2 > jobs2.out", dir, cli, cli);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    rc = dk_test_sh(out, sizeof out, "cd '%s' && for r in jobs1 jobs2; do (cd $r && find . "
+                    "-name '*.safetensors' ! -name checkpoint.safetensors | sort | xargs "
+                    "sha256sum) > $r.sha; grep '^| ' $r.out | awk -F'|' 'NF>7{print $2,$3,$4,"
+                    "$5,$6}' > $r.tab; done; test $(wc -l < jobs1.sha) = 6 && test $(wc -l < "
+                    "jobs1.tab) = 4 && cmp jobs1.sha jobs2.sha && cmp jobs1.tab jobs2.tab && "
+                    "! grep -q log: jobs1.out && grep -q 'epoch 1/1' jobs2/teacher/run.log && "
+                    "cat jobs2.out", dir);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "[2/6] teacher: running (train, teacher) — log: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "[4/6] distill: running (train, distill) — log: "
+                                       "jobs2/distill/run.log\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "[4/6] distill: done in "));
+    /* the student cannot find its cases: the teacher beside it (made slower than that
+     * failure) finishes, and nothing starts after it */
+    rc = dk_test_sh(out, sizeof out, "cd '%s' && '%s' run tiny.ini --set study.run_dir=jobsf "
+                    "--set study.jobs=2 --set stage.student.data.source=nowhere --set "
+                    "stage.teacher.train.epochs=30", dir, cli);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT(strstr(out, "stage student failed (exit status 1): ") &&
+              strstr(out, "(domain = nowhere, split = train)") &&
+              strstr(out, "(log: jobsf/student/run.log)"));
+    char p[1400];
+    snprintf(p, sizeof p, "%s/jobsf/teacher/stage.json", dir);
+    CU_ASSERT(dk_test_exists(p));
+    snprintf(p, sizeof p, "%s/jobsf/distill", dir);
+    CU_ASSERT(!dk_test_exists(p));
+    /* SIGTERM to the parent mid-training (run_dir in a variable so that pgrep finds dakd,
+     * not this shell) */
+    rc = dk_test_sh(out, sizeof out, "cd '%s' && r=jobs; r=${r}int; '%s' run tiny.ini --set "
+                    "study.run_dir=$r --set study.jobs=2 --set train.epochs=100 > $r.out 2>&1 & "
+                    "p=$!; n=0; until grep -q 'epoch 5/' jobsint/teacher/run.log 2>/dev/null || "
+                    "[ $n -ge 400 ]; do sleep 0.05; n=$((n+1)); done; kill -TERM $p; wait $p; "
+                    "echo \"exit $?\"; pgrep -f 'run_dir=jobs[i]nt' || echo 'no process'; "
+                    "cat $r.out", dir, cli);
+    CU_ASSERT(strstr(out, "exit 2\nno process\n") && strstr(out, "interrupted (Terminated)"));
+    snprintf(p, sizeof p, "%s/jobsint/teacher/stage.json", dir);
+    CU_ASSERT(!dk_test_exists(p));
+    rc = dk_test_sh(out, sizeof out, "cd '%s' && '%s' run tiny.ini --set study.run_dir=jobsint "
+                    "--set study.jobs=2 --set train.epochs=100", dir, cli);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "teacher: running (train, teacher), resuming from its "
+                                       "checkpoint — log: "));
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("study", suite_init, NULL);
@@ -708,5 +769,6 @@ int main(void) {
     CU_add_test(s, "seeds: runs per seed, pinned teacher, table over seeds", test_seeds);
     CU_add_test(s, "the study page in headless Chromium", test_report_in_chromium);
     CU_add_test(s, "dakd run through the binary", test_cli);
+    CU_add_test(s, "jobs = 2: same results, failures, SIGTERM", test_jobs);
     return dk_test_run();
 }

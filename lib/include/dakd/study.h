@@ -17,7 +17,8 @@
  *   [study]     name, run_dir, seed (every stage's train.seed without seeds), seeds = 42, 7,
  *               3 (see "seeds" below), baseline = <train or adapt stage> (the table's
  *               paired comparison), threads (train.threads and
- *               dk_set_threads; 0 = all cores), stages = a, b, c (the order they run in;
+ *               dk_set_threads; 0 = all cores), jobs = 1 to 64 (stages at once, each in a
+ *               child process; "jobs" below), stages = a, b, c (the order they run in;
  *               empty or absent: "phantoms" when [phantoms] exists, then every
  *               [stage.NAME] in the order its section first appears)
  *   [phantoms]  optional generated data: the stage named "phantoms" writes
@@ -85,6 +86,24 @@
  * report.html opens with a forest plot (inline SVG) of those differences, then the table,
  * then learning curves per train stage from its runs' steps.jsonl.
  *
+ * ============================================================ jobs
+ *
+ * [study] jobs = N > 1 runs up to N stages at once, each in a forked child process
+ * (study_jobs.c): a stage starts when its dependencies have finished (a report stage when
+ * every stage before it has, and no stage after it starts before it has); stages waiting
+ * for a slot start in [study] stages order. A child's stdout and stderr go to
+ * <stage>/run.log; `out` gets "[k/N] <stage>: running (...) — log: <path>" when it starts
+ * and "[k/N] <stage>: done in X s" when it has ended. No key holds jobs and the results do
+ * not depend on it (threads is what changes bits): threads = 1, jobs = 2 keeps both cores
+ * of a 2-core machine busy with two single-threaded trainings. A failure stops new starts;
+ * the running stages finish, then dk_study_run returns the first failure, naming the stage,
+ * its log and the log's last line. For the run SIGINT and SIGTERM are caught (unless
+ * ignored) and passed on to the children; once they have ended dk_study_run returns
+ * DK_ERR_IO (a killed training stage resumes from its last checkpoint on the next run).
+ * Each child is forked from the caller: a caller that has run an OpenMP region with more
+ * than one thread must not use jobs > 1 (GNU libgomp's children hang). stop_after_steps
+ * runs one stage at a time.
+ *
  * ============================================================ keys, skipping, resuming
  *
  * key = SHA-256 (OpenSSL libcrypto) over: dakd's version string, the stage's kind and
@@ -111,7 +130,7 @@
  * <run_dir>/manifest.json is rewritten (atomically) after every stage: dakd version and
  * git commit, library versions (OpenBLAS kernel and config, ITK, nifticlib, libpng, zlib,
  * cJSON, inih, OpenSSL), the machine (uname, CPU model, cores, memory, threads), the study
- * file and its SHA-256, seed, threads, and per stage: kind, key, status (ran / up to date /
+ * file and its SHA-256, seed, threads, jobs, and per stage: kind, key, status (ran / up to date /
  * pending), seconds, effective config, and the SHA-256 of every input file.
  *
  * Determinism: the same study file, seed and thread count give the same model files and
@@ -138,7 +157,7 @@ void dk_study_free(dk_study *s); /* accepts NULL */
 typedef struct {
     const char *from; /* run this stage and every later one from scratch; NULL = none */
     FILE *out;        /* stage lines and the final table; NULL = silent */
-    FILE *progress;   /* the trainer's progress bars; NULL = none */
+    FILE *progress;   /* the trainer's progress bars; NULL = none (and with jobs > 1) */
     int64_t stop_after_steps; /* > 0: a training stage that runs stops after this many
                                * steps, as if killed: no stage.json, and the study stops
                                * there (dk_study_run returns DK_OK). For tests of resuming. */

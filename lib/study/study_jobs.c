@@ -1,0 +1,273 @@
+/*
+ * [study] jobs = N (dakd/study.h): the stages of a study in up to N child processes at once.
+ * The parent looks at a stage once its dependencies have finished (its key needs theirs and
+ * the files they wrote): up to date, it is done at once; else it waits for a free slot and
+ * runs in a forked child whose stdout and stderr go to <stage>/run.log, so the lines of two
+ * trainings never mix. Stages waiting for a slot start in [study] stages order. The parent
+ * keeps the books as the one-at-a-time loop does (study_run.c): it reads a finished child's
+ * stage.json into st->record, prints the stage's lines and rewrites manifest.json.
+ *
+ * Nothing a stage computes depends on N: no key holds it, each child sets the study's thread
+ * count, and a report stage (which reads every stage's record and wall time, not only its
+ * dependencies') starts once every stage before it has finished, and no stage after it
+ * starts before it has: it sees what it sees one stage at a time.
+ *
+ * Every stage that runs does so in a child, phantoms and report too: the parent itself runs
+ * no OpenMP region, because GNU libgomp is not fork-safe (the child of a process that has
+ * run a parallel region with more than one thread hangs in its own first one).
+ *
+ * A failure (a child's non-zero exit, or a key or folder the parent cannot make) stops new
+ * starts; the running children finish and are taken in, then the first failure is returned,
+ * naming the stage, its log and the log's last line (the child writes its error there
+ * last). SIGINT and SIGTERM (unless ignored) are caught for the run: the parent passes them
+ * on to the running children (from a terminal they have their SIGINT already), which end as
+ * they would alone, keeping their last checkpoint; it waits for them and returns DK_ERR_IO
+ * saying how to go on. The handler's pid table is static: one such run per process.
+ */
+#define _GNU_SOURCE /* pipe2, strsignal */
+#include "study_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { MAX_JOBS = 64 }; /* [study] jobs' upper bound (study_parse.c) */
+
+/* Read by the signal handler: the running children (0 = a free slot). */
+static volatile sig_atomic_t got_signal;
+static volatile pid_t child_pid[MAX_JOBS];
+
+static void on_signal(int sig) {
+    got_signal = sig;
+    for (int k = 0; k < MAX_JOBS; k++)
+        if (child_pid[k] > 0) kill(child_pid[k], sig);
+}
+
+enum { PENDING, TO_RUN, RUNNING, DONE }; /* a stage's state */
+
+typedef struct {
+    dk_study *s;
+    const dk_study_opts *o;
+    int from;                      /* --from's stage, or -1 */
+    unsigned char state[STUDY_MAX_RUNS];
+    int stage[MAX_JOBS];           /* the stage each slot runs */
+    int fd[MAX_JOBS];              /* read end of its child's pipe: hang-up when it is gone */
+    int nrun;
+    dk_status err;                 /* the first failure and its message */
+    char msg[4096];
+    struct sigaction old_int, old_term;
+} sched;
+
+static void failed(sched *q, dk_status st) {
+    if (q->err != DK_OK) return;
+    q->err = st;
+    snprintf(q->msg, sizeof q->msg, "%s", dk_last_error());
+}
+
+/* Its dependencies have finished, and so has every stage before it when it or one of them
+ * is a report stage. */
+static int may_start(const sched *q, int i) {
+    const study_stage *st = &q->s->stages[i];
+    for (int j = 0; j < st->ndeps; j++)
+        if (q->state[st->deps[j]] != DONE) return 0;
+    for (int k = 0; k < i; k++)
+        if ((st->f.kind == STAGE_REPORT || q->s->stages[k].f.kind == STAGE_REPORT) &&
+            q->state[k] != DONE)
+            return 0;
+    return 1;
+}
+
+/* The last non-empty line of a log (without the child's "error: "), at most n bytes. */
+static void last_line(char *out, size_t n, const char *path) {
+    char buf[4096];
+    size_t len = 0;
+    FILE *f = fopen(path, "rb");
+    if (f && fseek(f, -(long)(sizeof buf - 1), SEEK_END) != 0) rewind(f);
+    if (f) len = fread(buf, 1, sizeof buf - 1, f), fclose(f);
+    buf[len] = '\0';
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = '\0';
+    char *line = strrchr(buf, '\n');
+    line = line ? line + 1 : buf;
+    if (strncmp(line, "error: ", 7) == 0) line += 7;
+    snprintf(out, n, "%s", line);
+}
+
+/* What a child left: DK_OK with its stage.json adopted, or the failure naming it. */
+static dk_status ended(const sched *q, study_stage *st, int ws) {
+    char log[STUDY_PATH_MAX], last[1024], how[80];
+    dk__study_path(log, sizeof log, q->s, st->dir, "run.log");
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+        cJSON *rec = dk__study_recorded(q->s, st);
+        if (!rec)
+            return dk_fail(DK_ERR_INTERNAL, "%s: stage %s ended without its stage.json (log: "
+                           "%s)", q->s->path, st->dir, log);
+        dk__study_adopt(st, rec);
+        st->ran = 1;
+        return DK_OK;
+    }
+    int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 0;
+    if (WIFSIGNALED(ws)) snprintf(how, sizeof how, "killed: %s", strsignal(WTERMSIG(ws)));
+    else snprintf(how, sizeof how, "exit status %d", code);
+    last_line(last, sizeof last, log);
+    return dk_fail(code >= DK_ERR_ARG && code <= DK_ERR_INTERNAL ? (dk_status)code
+                                                                 : DK_ERR_INTERNAL,
+                   "%s: stage %s failed (%s): %s (log: %s)", q->s->path, st->dir, how,
+                   last[0] ? last : "its log is empty", log);
+}
+
+/* The child: the caller's signal handling back, output to the log, the stage; never
+ * returns. The parent prints the stage's lines; the log is no terminal for progress bars. */
+static _Noreturn void child(const sched *q, study_stage *st, int resume, const char *log,
+                            const sigset_t *mask) {
+    sigaction(SIGINT, &q->old_int, NULL);
+    sigaction(SIGTERM, &q->old_term, NULL);
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644); /* a resume appends */
+    if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(DK_ERR_IO);
+    close(fd);
+    dk_set_threads(q->s->set.threads);
+    dk_study_opts o = {NULL, NULL, NULL, 0};
+    int stopped = 0;
+    dk_status rc = dk__study_execute(q->s, st, resume, &o, &stopped);
+    if (rc != DK_OK) fprintf(stderr, "error: %s\n", dk_last_error()); /* ended() reads it */
+    fflush(stdout);
+    fflush(stderr);
+    _exit((int)rc);
+}
+
+/* Prepare stage i (in the parent, so its folder is cleared before the log is made) and
+ * fork its child into a free slot. */
+static void start(sched *q, int i) {
+    study_stage *st = &q->s->stages[i];
+    int resume = 0, fd[2], slot = 0;
+    char log[STUDY_PATH_MAX];
+    dk__study_path(log, sizeof log, q->s, st->dir, "run.log");
+    while (child_pid[slot] != 0) slot++; /* q->nrun < jobs <= MAX_JOBS */
+    dk_status rc = dk__study_prepare(q->s, st, q->from >= 0 && i >= q->from, &resume);
+    if (rc == DK_OK && pipe2(fd, O_CLOEXEC) != 0)
+        rc = dk_fail(DK_ERR_IO, "%s: stage %s: cannot make a pipe: %s", q->s->path, st->dir,
+                     strerror(errno));
+    if (rc != DK_OK) {
+        failed(q, rc);
+        return;
+    }
+    cJSON_Delete(st->record); /* pending (manifest.json) until its child's stage.json */
+    st->record = NULL;
+    dk__study_print_running(q->o->out, q->s, st, resume, log);
+    fflush(NULL); /* nothing buffered here is written again by the child */
+    sigset_t block, prev;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &prev); /* until the pid is in the handler's table */
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        child(q, st, resume, log, &prev);
+    }
+    close(fd[1]);
+    if (pid < 0) {
+        close(fd[0]);
+        rc = dk_fail(DK_ERR_IO, "%s: stage %s: cannot start a process: %s", q->s->path,
+                     st->dir, strerror(errno));
+    } else {
+        child_pid[slot] = pid, q->stage[slot] = i, q->fd[slot] = fd[0];
+        q->nrun++;
+        q->state[i] = RUNNING;
+    }
+    sigprocmask(SIG_SETMASK, &prev, NULL);
+    if (rc != DK_OK) failed(q, rc);
+}
+
+/* Take in the child of slot k, whose pipe hung up. */
+static void reap(sched *q, int k) {
+    pid_t pid = child_pid[k];
+    child_pid[k] = 0; /* ours until waitpid, so the handler's kill never reaches another */
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) continue;
+    close(q->fd[k]);
+    q->nrun--;
+    study_stage *st = &q->s->stages[q->stage[k]];
+    dk_status rc = ended(q, st, ws);
+    if (rc == DK_OK) q->state[q->stage[k]] = DONE, dk__study_print_done(q->o->out, q->s, st);
+    rc = dk__study_finish(q->s, st, rc);
+    if (rc != DK_OK) failed(q, rc);
+}
+
+/* Wait for a child to end (or a signal, or a second), then take in those that ended. A
+ * signal that reached another thread of this process still reaches the children here. */
+static void wait_children(sched *q) {
+    struct pollfd p[MAX_JOBS];
+    int slot[MAX_JOBS], n = 0;
+    for (int k = 0; k < MAX_JOBS; k++)
+        if (child_pid[k] > 0) p[n] = (struct pollfd){q->fd[k], POLLIN, 0}, slot[n++] = k;
+    int r = poll(p, (nfds_t)n, 1000);
+    for (int k = 0; got_signal && k < MAX_JOBS; k++)
+        if (child_pid[k] > 0) kill(child_pid[k], got_signal);
+    for (int j = 0; j < n && r > 0; j++)
+        if (p[j].revents) reap(q, slot[j]);
+}
+
+/* One thing to do: look at the first stage whose turn has come, or start the first one
+ * waiting for a slot. 0 when nothing can be done until a child ends. */
+static int step(sched *q) {
+    dk_study *s = q->s;
+    for (int i = 0; i < s->nstages; i++) {
+        if (q->state[i] != PENDING || !may_start(q, i)) continue;
+        int run = 0;
+        dk_status rc = dk__study_check(s, &s->stages[i], q->from >= 0 && i >= q->from, q->o,
+                                       &run);
+        if (rc == DK_OK && !run) rc = dk__study_finish(s, &s->stages[i], DK_OK);
+        if (rc != DK_OK) failed(q, rc);
+        q->state[i] = run ? TO_RUN : DONE;
+        return 1;
+    }
+    for (int i = 0; i < s->nstages && q->nrun < s->set.jobs; i++)
+        if (q->state[i] == TO_RUN) {
+            start(q, i);
+            return 1;
+        }
+    return 0;
+}
+
+static void catch_signals(sched *q) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    got_signal = 0;
+    sigaction(SIGINT, NULL, &q->old_int);
+    sigaction(SIGTERM, NULL, &q->old_term);
+    if (q->old_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+    if (q->old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+}
+
+dk_status dk__study_run_jobs(dk_study *s, const dk_study_opts *o, int from) {
+    sched *q = calloc(1, sizeof *q);
+    if (!q) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path);
+    q->s = s, q->o = o, q->from = from;
+    catch_signals(q);
+    for (;;) {
+        if (q->err == DK_OK && !got_signal && step(q)) continue;
+        if (q->nrun == 0) break;
+        wait_children(q);
+    }
+    sigaction(SIGINT, &q->old_int, NULL);
+    sigaction(SIGTERM, &q->old_term, NULL);
+    dk_status rc = q->err;
+    if (got_signal)
+        rc = dk_fail(DK_ERR_IO, "%s: interrupted (%s); the stages that finished are kept: run "
+                     "the study again to go on (a training stage resumes from its last "
+                     "checkpoint, [train] checkpoint_every)", s->path, strsignal(got_signal));
+    else if (rc != DK_OK)
+        rc = dk_fail(rc, "%s", q->msg);
+    for (int i = 0; rc == DK_OK && i < s->nstages; i++) DK_ASSERT(q->state[i] == DONE);
+    free(q);
+    return rc;
+}
