@@ -247,8 +247,10 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     rc = run_body(s, st, result, resume, o, stopped);
     st->seconds = dk_time_now() - t0;
     if (rc == DK_OK && *stopped) {
-        if (o->out) fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint "
-                            "remains)\n", tag, st->dir, (long long)o->stop_after_steps);
+        if (o->out && dk_interrupt_pending())
+            fprintf(o->out, "%s %s: interrupted (its checkpoint remains)\n", tag, st->dir);
+        else if (o->out) fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint "
+                                 "remains)\n", tag, st->dir, (long long)o->stop_after_steps);
         cJSON_Delete(rec);
         return DK_OK;
     }
@@ -298,9 +300,11 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
     if (o.from && (from = dk__study_find(s, o.from)) < 0)
         return dk_fail(DK_ERR_ARG, "%s: no stage '%s' to start from", s->path, o.from);
     dk_set_threads(s->set.threads);
-    dk_status rc = dk_mkdirs(s->set.run_dir);
+    dk_status rc = dk__study_check_outputs(s);
+    if (rc == DK_OK) rc = dk_mkdirs(s->set.run_dir);
+    if (rc == DK_OK && s->lock.fd < 0) rc = dk_dir_lock_take(&s->lock, s->set.run_dir);
     int stopped = 0;
-    for (int i = 0; i < s->nstages && rc == DK_OK; i++) {
+    for (int i = 0; i < s->nstages && rc == DK_OK && !dk_interrupt_pending(); i++) {
         study_stage *st = &s->stages[i];
         char tag[32];
         snprintf(tag, sizeof tag, "[%d/%d]", i + 1, s->nstages);
@@ -325,6 +329,6 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
         if (rc == DK_OK) rc = mr;
         if (stopped) return rc;
     }
-    if (rc == DK_OK) print_report(s, o.out);
+    if (rc == DK_OK && !dk_interrupt_pending()) print_report(s, o.out);
     return rc;
 }
