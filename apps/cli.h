@@ -64,6 +64,15 @@ int dk_cli_check_model_inputs(const char *cmd, const char *model, const char *ou
                               const char *out_form, const char *cases, int n_inputs,
                               int where);
 
+/* SIGINT and SIGTERM become dk_interrupt_request (the trainer checkpoints before its next
+ * step and stops, the study runner stops between stages); a second one ends the process at
+ * once. For the long commands (train, distill, run). */
+void dk_cli_catch_interrupts(void);
+/* After an interrupted run: "dakd <cmd>: interrupted by SIG...; <what>" and the command to
+ * continue, the one this process was started with (shell-quoted) plus `add` (NULL: none)
+ * when it is not on the line yet, to stderr. Returns the exit code 128 + signal. */
+int dk_cli_interrupted(const char *cmd, const char *what, const char *add);
+
 /* 1 if argv[i] is -h or --help. */
 int dk_cli_is_help(const char *arg);
 

@@ -17,7 +17,7 @@ static const char *convert_help =
     "rescale applied (see README). PNG holds one 2-D image of 1-4 channels with 8- or\n"
     "16-bit integer samples; a volume that does not fit (nz > 1, several time points,\n"
     "non-integer values) is refused and nothing is written. The output appears complete\n"
-    "or not at all.\n\n"
+    "or not at all, and never replaces IN or the SEG file (same path, link or inode: exit 1).\n\n"
     "  --nifti-version N  write NIfTI-1 or NIfTI-2 (default: as read, else 1)\n"
     "  --gzip-level N     compression level for .gz outputs (default 6); MHA/NRRD are\n"
     "                     compressed only when this is given\n"
@@ -67,6 +67,12 @@ int dk_cmd_convert(int argc, char **argv) {
         }
     }
     if (n != 2) return dk_cli_usage_error("convert", "needs IN and OUT");
+    const char *ins[2] = {paths[0], seg};
+    int same = dk_same_file_any(paths[1], ins, 2);
+    if (same >= 0)
+        return dk_cli_report("convert", dk_fail(DK_ERR_ARG, "OUT %s is the %s %s: convert never "
+                                                "writes over what it reads; choose another OUT",
+                                                paths[1], same ? "SEG file" : "input", ins[same]));
     dk_volume v;
     dk_status st = seg ? dk_dicom_seg_read(&v, seg, paths[0])
                        : dk_volume_read_opts(&v, paths[0], &ro);

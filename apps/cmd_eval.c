@@ -33,7 +33,8 @@ static const char *eval_help =
     "                    differences B - A per label and metric, mean, median and the\n"
     "                    Wilcoxon signed-rank p; writes compare.csv/.json/.md/.html\n"
     "  --out DIR         output folder, written whole or not at all; an existing folder is\n"
-    "                    replaced only if it is empty or an earlier dakd eval output\n";
+    "                    replaced only if it is empty or an earlier dakd eval output, and\n"
+    "                    never when it is or holds an input folder (--pred, --ref, ...)\n";
 
 enum { MAX_LABELS = 256 };
 

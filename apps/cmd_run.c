@@ -24,7 +24,16 @@ static const char *run_help =
     "process logging to RUN_DIR/<stage>/run.log; results do not depend on it\n"
     "(threads = 1, jobs = 2 keeps two cores busy with two trainings).\n\n"
     "Writes RUN_DIR/<stage>/ (stage.json last), RUN_DIR/manifest.json (versions, machine,\n"
-    "configs, seeds, input hashes, timings). The study file format: pipelines/README.md.\n";
+    "configs, seeds, input hashes, timings). The study file format: pipelines/README.md.\n\n"
+    "Before anything is written, a study whose inputs (the study file, [data] cases and\n"
+    "every image, label and mask it names) are RUN_DIR, its manifest.json or inside a\n"
+    "stage's folder is refused, naming both. RUN_DIR/.dakd.lock keeps a second 'dakd run'\n"
+    "off the folder while this one lives (the refusal names the holder's pid; a lock left\n"
+    "by a killed run is taken over). Killed (even with SIGKILL), the same command continues:\n"
+    "finished stages are skipped, a training stage resumes from its last checkpoint, or from\n"
+    "the beginning when it had none. Ctrl-C or SIGTERM: a training stage writes its\n"
+    "checkpoint before its next step, other stages finish, then the run stops (exit 130 /\n"
+    "143) and says to run the same command again; a second Ctrl-C stops at once.\n";
 
 /* 1 if the study has a stage of that name. */
 static int has_stage(const dk_study *s, const char *name) {
@@ -73,9 +82,13 @@ int dk_cmd_run(int argc, char **argv) {
     }
     if (st == DK_OK) {
         dk_study_opts o = {from, stdout, isatty(fileno(stderr)) ? stderr : NULL, 0};
+        dk_cli_catch_interrupts();
         st = dk_study_run(s, &o);
     }
     dk_study_free(s);
     free(sets);
+    if (st == DK_OK && dk_interrupt_pending())
+        return dk_cli_interrupted("run", "finished stages are kept and an interrupted training "
+                                  "stage resumes from its checkpoint", NULL);
     return dk_cli_report("run", st);
 }

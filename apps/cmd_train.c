@@ -15,11 +15,19 @@ static const char *train_help =
     "  --oracle          the student on TARGET labels ([data] target_split): an upper bound\n"
     "  --set s.k=v       override a config key (repeatable); unknown keys are errors\n"
     "  --resume          continue from RUN_DIR/checkpoint.safetensors; ends with the same\n"
-    "                    weights as an uninterrupted run (same seed and threads)\n"
+    "                    weights as an uninterrupted run (same seed and threads). With no\n"
+    "                    checkpoint yet (killed before the first) it starts from the\n"
+    "                    beginning, with a new steps.jsonl\n"
     "  --stop-after N    stop after N steps without a checkpoint (tests a resume)\n\n"
     "Writes RUN_DIR/config.ini (effective config), steps.jsonl (one line per step),\n"
     "checkpoint.safetensors, best.safetensors (best SOURCE validation Dice: model selection\n"
-    "never reads target labels) and model.safetensors. Config keys:\n";
+    "never reads target labels) and model.safetensors. No file it writes may be one it reads\n"
+    "(the cases CSV, a teacher's model file): such a run is refused before it starts.\n"
+    "RUN_DIR/.dakd.lock keeps a second run off the folder while this one lives (the\n"
+    "refusal names the holder's pid; a lock left by a killed run is taken over).\n"
+    "Ctrl-C or SIGTERM: the run writes its checkpoint before the next step, stops (exit\n"
+    "130 / 143) and prints the command that continues it (this one with --resume); a\n"
+    "second Ctrl-C stops at once. Config keys:\n";
 
 static const char *distill_help =
     "usage: dakd distill CONFIG [--set section.key=value]... [--resume]\n\n"
@@ -86,6 +94,15 @@ static int parse(int argc, char **argv, dk_train_config *c, dk_trainer_opts *o, 
     return st != DK_OK ? dk_cli_report(cmd, st) : 0;
 }
 
+/* Stopped by SIGINT / SIGTERM at its checkpoint (or before any step): say how to go on. */
+static int interrupted(const char *cmd, const char *run_dir) {
+    char ck[DK_TRAIN_PATH_MAX + 32], what[DK_TRAIN_PATH_MAX + 96];
+    snprintf(ck, sizeof ck, "%s/checkpoint.safetensors", run_dir);
+    if (access(ck, F_OK) == 0) snprintf(what, sizeof what, "%s holds the run so far", ck);
+    else snprintf(what, sizeof what, "nothing trained yet (no %s)", ck);
+    return dk_cli_interrupted(cmd, what, "--resume");
+}
+
 /* The shared body of both commands. */
 int dk_cli_train_run(int argc, char **argv, int distill) {
     dk_train_config c;
@@ -94,9 +111,14 @@ int dk_cli_train_run(int argc, char **argv, int distill) {
     if (rc == -2) return 0;
     if (rc != 0) return rc;
     o.progress = isatty(fileno(stderr)) ? stderr : NULL;
+    dk_cli_catch_interrupts();
     dk_trainer *t = NULL;
     dk_status st = dk_trainer_create(&t, &c, &o);
     if (st == DK_OK) st = dk_trainer_run(t);
+    if (st == DK_OK && dk_trainer_get_stats(t)->interrupted) {
+        dk_trainer_free(t);
+        return interrupted(argv[0], c.run_dir);
+    }
     if (st == DK_OK && o.stop_after_steps == 0) {
         const dk_trainer_stats *s = dk_trainer_get_stats(t);
         printf("%s: %d epochs, model in %s\n", argv[0], s->epochs_done, c.run_dir);

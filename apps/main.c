@@ -1,8 +1,10 @@
-/* dakd: dispatch to a subcommand; --help and --version. */
+/* dakd: dispatch to a subcommand; --help and --version; interrupts. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "dakd/nn.h"
@@ -37,10 +39,72 @@ static void usage(FILE *out) {
                  "dakd allocate (voxels x channels x bytes); a larger one is refused (exit 4).\n"
                  "\n'dakd <command> --help' describes a command. Exit codes: 0 ok, 1 usage,\n"
                  "2 I/O, 3 bad file format, 4 unsupported, 5 out of memory, 6 numeric,\n"
-                 "7 internal.\n");
+                 "7 internal; 130 / 143: train, distill or run stopped by SIGINT / SIGTERM\n"
+                 "after writing its checkpoint (it prints the command that continues).\n");
 }
 
 int dk_cli_exit_code(dk_status st) { return (int)st; }
+
+static int main_argc;
+static char **main_argv; /* the command line as started, for the resume hint */
+
+static void on_interrupt(int sig) {
+    static const char msg[] = "\ndakd: stopping at the next safe point (training writes its "
+                              "checkpoint first); a second Ctrl-C stops at once\n";
+    if (dk_interrupt_pending()) { /* the second: the default action, now */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    dk_interrupt_request(sig);
+    ssize_t k = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)k;
+}
+
+void dk_cli_catch_interrupts(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESTART; /* file I/O goes on; the loops read the request */
+    sigemptyset(&sa.sa_mask);
+    /* an ignored signal stays ignored (a background job of a shell without job control) */
+    const int sigs[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* One word for a POSIX shell: as it is when it is plain, else in single quotes. */
+static void put_word(FILE *f, const char *w) {
+    if (*w && strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                        "_-./=,:+@%") == strlen(w)) {
+        fputs(w, f);
+        return;
+    }
+    fputc('\'', f);
+    for (; *w; w++) {
+        if (*w == '\'') fputs("'\\''", f);
+        else fputc(*w, f);
+    }
+    fputc('\'', f);
+}
+
+int dk_cli_interrupted(const char *cmd, const char *what, const char *add) {
+    int sig = dk_interrupt_pending();
+    fprintf(stderr, "dakd %s: interrupted by %s; %s. To continue, run:\n  ", cmd,
+            sig == SIGINT ? "SIGINT (Ctrl-C)" : sig == SIGTERM ? "SIGTERM" : "a signal", what);
+    int has = 0;
+    for (int i = 0; i < main_argc; i++) {
+        if (i) fputc(' ', stderr);
+        put_word(stderr, main_argv[i]);
+        has |= add && strcmp(main_argv[i], add) == 0;
+    }
+    if (add && !has) fprintf(stderr, " %s", add);
+    fputc('\n', stderr);
+    return 128 + sig;
+}
 
 int dk_cli_report(const char *cmd, dk_status st) {
     if (st != DK_OK) fprintf(stderr, "dakd %s: %s\n", cmd, dk_last_error());
@@ -148,6 +212,7 @@ static int parse_threads(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     dk_blas_restart_if_needed(argv);
+    main_argc = argc, main_argv = argv;
     dk_log_set_sink(dk_log_stderr_sink, NULL, DK_LOG_INFO);
     int first = parse_threads(argc, argv);
     if (first < 0) return dk_cli_exit_code(DK_ERR_ARG);

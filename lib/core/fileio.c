@@ -1,11 +1,15 @@
 /* Temporary name + fsync + rename: the protocol every writer uses so an output appears
  * complete or not at all (see dakd/core.h); making and removing folders; reading a whole
  * file. */
+/* realpath() is an X/Open function */
+#define _XOPEN_SOURCE 700
+
 #include "dakd/core.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,11 +61,26 @@ dk_status dk_commit_file(const char *tmp_path, const char *final_path) {
     return DK_OK;
 }
 
-int dk_same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    if (strcmp(a, b) == 0) return 1;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
+int dk_same_file_any(const char *out, const char *const *in, int n) {
+    struct stat so, si;
+    int exists = stat(out, &so) == 0; /* one stat of the output, then one per input */
+    for (int i = 0; i < n; i++) {
+        if (!in[i]) continue;
+        if (strcmp(out, in[i]) == 0) return i;
+        if (exists && stat(in[i], &si) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino)
+            return i;
+    }
+    return -1;
+}
+
+int dk_same_file(const char *a, const char *b) { return dk_same_file_any(a, &b, 1) == 0; }
+
+int dk_path_within(const char *path, const char *dir) {
+    char rp[PATH_MAX], rd[PATH_MAX];
+    if (!realpath(path, rp) || !realpath(dir, rd)) return 0;
+    size_t k = strlen(rd);
+    if (k == 1) return 1; /* "/" holds everything */
+    return strncmp(rp, rd, k) == 0 && (rp[k] == '\0' || rp[k] == '/');
 }
 
 dk_status dk_mkdirs(const char *path) {

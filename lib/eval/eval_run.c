@@ -435,6 +435,22 @@ static dk_status evaluate(const dk_eval_opts *o, const char *dir) {
     return st;
 }
 
+/* The output folder is replaced whole: it may neither be nor hold an input folder. */
+static dk_status check_inputs_kept(const dk_eval_opts *o) {
+    const char *in[6] = {o->pred_dir, o->ref_dir, o->mask_dir, o->image_dir, o->compare_a,
+                         o->compare_b};
+    static const char *const what[6] = {"the prediction folder", "the reference folder",
+                                        "the mask folder", "the image folder",
+                                        "one of the runs compared",
+                                        "one of the runs compared"};
+    for (int k = 0; k < 6; k++)
+        if (in[k] && (dk_same_file(o->out_dir, in[k]) || dk_path_within(in[k], o->out_dir)))
+            return dk_fail(DK_ERR_ARG, "the output folder %s, replaced whole, %s %s %s; choose "
+                           "another folder", o->out_dir,
+                           dk_same_file(o->out_dir, in[k]) ? "is" : "holds", what[k], in[k]);
+    return DK_OK;
+}
+
 static dk_status check_opts(const dk_eval_opts *o) {
     int cmp = o->compare_a || o->compare_b;
     if (cmp && !(o->compare_a && o->compare_b))
@@ -456,11 +472,9 @@ static dk_status check_opts(const dk_eval_opts *o) {
             if (o->labels[j] == o->labels[k])
                 return dk_fail(DK_ERR_ARG, "labels to score: %d given twice", o->labels[k]);
     }
-    if (cmp && o->out_dir && (dk_same_file(o->out_dir, o->compare_a) ||
-                              dk_same_file(o->out_dir, o->compare_b)))
-        return dk_fail(DK_ERR_ARG, "the output folder %s is one of the runs compared; choose "
-                       "another folder", o->out_dir);
-    return check_out(o->out_dir);
+    if (!o->out_dir || !*o->out_dir) return check_out(o->out_dir);
+    dk_status st = check_inputs_kept(o);
+    return st != DK_OK ? st : check_out(o->out_dir);
 }
 
 dk_status dk_eval_run(const dk_eval_opts *o) {

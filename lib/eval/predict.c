@@ -202,6 +202,40 @@ static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk
     return DK_OK;
 }
 
+/* Input k of check_outputs' list, named for a message. */
+static void input_name(char *buf, size_t n, const pred_input *in, int k) {
+    if (k < 2) snprintf(buf, n, "%s", k ? "the case list" : "the model");
+    else snprintf(buf, n, "the %s of %s", k % 2 ? "mask" : "image", in[(k - 2) / 2].origin);
+}
+
+/* No output (the folder, each case's labels and probabilities) may be an input (the model,
+ * the case list, an image or a mask): refused before anything is written, naming both. */
+static dk_status check_outputs(const dk_predict_opts *o, const pred_input *in, int n) {
+    int m = 2 + 2 * n;
+    const char **ins = malloc((size_t)m * sizeof *ins);
+    if (!ins) return dk_fail(DK_ERR_NOMEM, "predict: no memory for %d inputs", n);
+    ins[0] = o->model, ins[1] = o->cases_csv;
+    for (int i = 0; i < n; i++) ins[2 + 2 * i] = in[i].image, ins[3 + 2 * i] = in[i].mask;
+    char p[PATH_MAX_ + ID_MAX + 32], what[ID_MAX + 64];
+    snprintf(p, sizeof p, "%s", o->out_dir);
+    int k = dk_same_file_any(p, ins, m);
+    for (int i = 0; i < 2 * n && k < 0; i++) {
+        if (i % 2 && !o->write_probs) continue;
+        const pred_input *c = &in[i / 2];
+        snprintf(p, sizeof p, "%s/%s%s", o->out_dir, c->id,
+                 i % 2 ? "_probs.nii.gz" : c->png ? ".png" : ".nii.gz");
+        k = dk_same_file_any(p, ins, m);
+    }
+    dk_status st = DK_OK;
+    if (k >= 0) {
+        input_name(what, sizeof what, in, k);
+        st = dk_fail(DK_ERR_ARG, "predict would write %s, which is %s (%s); choose another "
+                     "output folder", p, what, ins[k]);
+    }
+    free(ins);
+    return st;
+}
+
 /* Make out_dir (and its parents) and check that a file can be created in it. */
 static dk_status prepare_out_dir(const char *dir) {
     if (strlen(dir) >= PATH_MAX_) return dk_fail(DK_ERR_ARG, "%s: output folder name too long", dir);
@@ -361,6 +395,7 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
         goto out;
     }
     if ((st = preflight(in, n, &mi, dk_unet_get_config(net), o->model)) != DK_OK) goto out;
+    if ((st = check_outputs(o, in, n)) != DK_OK) goto out;
     if ((st = prepare_out_dir(o->out_dir)) != DK_OK) goto out;
     run_ctx r = {net, &mi, o, o->infer};
     for (int a = 0; a < 3; a++)

@@ -13,7 +13,9 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
 #include <string>
 #include <vector>
@@ -101,21 +103,106 @@ dk_status header_from_io(dk_volume *v, itk::ImageIOBase *io, const char *path) {
     return DK_OK;
 }
 
-/* A MetaImage whose data are in the same file (ElementDataFile = LOCAL) must hold them:
- * `nbytes` at most the file's size, or what it can inflate to when compressed. Detached
- * data (.mhd + .raw) and NRRD are checked against the volume size limit only. */
-dk_status check_local_data(itk::ImageIOBase *io, const char *path, uint64_t nbytes,
-                           uint64_t file_bytes) {
+/* Where an image's voxels are and how they are stored, from its header. */
+struct data_place {
+    std::string file;   /* the file holding them (the header itself when attached) */
+    bool many = false;  /* spread over several files (a list or a pattern): not checked */
+    bool deflate = false;
+    bool unbounded = false; /* an encoding whose size says nothing (bzip2, ASCII) */
+    uint64_t skip = 0;  /* bytes before them in that file (attached: the header's) */
+};
+
+std::string lower(std::string s) {
+    for (char &c : s) c = (char)std::tolower((unsigned char)c);
+    return s;
+}
+
+/* A data file named in the header at `path`: relative to the header's folder. */
+std::string beside(const char *path, const std::string &name) {
+    const char *slash = std::strrchr(path, '/');
+    if (name.empty() || name[0] == '/' || !slash) return name;
+    return std::string(path, (size_t)(slash - path + 1)) + name;
+}
+
+/* NRRD (.nrrd attached, .nhdr detached): the header's own fields, read up to the blank line
+ * that ends it ("data file", "encoding", "byte skip"; ITK does not report them). */
+data_place nrrd_place(const char *path) {
+    data_place d;
+    d.file = path;
+    std::ifstream f(path, std::ios::binary);
+    std::string line, enc = "raw";
+    uint64_t at = 0;
+    long long skip = 0;
+    bool detached = false;
+    while (std::getline(f, line)) {
+        at += line.size() + 1;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) break;
+        size_t c = line.find(": ");
+        if (line[0] == '#' || c == std::string::npos) continue;
+        std::string k = lower(line.substr(0, c)), v = line.substr(c + 2);
+        if (k == "data file" || k == "datafile") {
+            detached = true;
+            d.many = v.rfind("LIST", 0) == 0 || v.find('%') != std::string::npos;
+            d.file = beside(path, v);
+        } else if (k == "encoding") {
+            enc = lower(v);
+        } else if (k == "byte skip" || k == "byteskip") {
+            skip = std::atoll(v.c_str());
+        }
+    }
+    d.deflate = enc == "gzip" || enc == "gz";
+    d.unbounded = !d.deflate && enc != "raw";
+    d.skip = detached ? (skip > 0 ? (uint64_t)skip : 0) : at;
+    return d;
+}
+
+/* MetaImage: LOCAL data follow the header in the same file; else ElementDataFile names the
+ * file (LIST and patterns name several). */
+data_place meta_place(MetaImage *mi, const char *path) {
+    data_place d;
+    const char *df = mi->ElementDataFileName();
+    d.deflate = mi->CompressedData();
+    if (strcasecmp(df, "LOCAL") == 0) {
+        d.file = path;
+        return d;
+    }
+    d.many = strncasecmp(df, "LIST", 4) == 0 || std::strchr(df, '%') != nullptr;
+    d.file = beside(path, df);
+    if (!d.deflate && mi->HeaderSize() > 0) d.skip = (uint64_t)mi->HeaderSize();
+    return d;
+}
+
+/* The data an image's header claims (`nbytes`: DimSize x ElementType, sizes x type) must fit
+ * the file that holds them: uncompressed, after the bytes it skips; deflated, within what
+ * its size can inflate to. A detached data file is named with its header. Checked before
+ * anything is allocated. (A LOCAL MetaImage is bounded by its whole file, as before: its
+ * header's length is not known here.) */
+dk_status check_data_size(itk::ImageIOBase *io, const char *path, uint64_t nbytes) {
     auto *mio = dynamic_cast<itk::MetaImageIO *>(io);
     MetaImage *mi = mio ? mio->GetMetaImagePointer() : nullptr;
-    if (!mi || strcasecmp(mi->ElementDataFileName(), "LOCAL") != 0) return DK_OK;
-    const bool z = mi->CompressedData();
-    if (nbytes <= (z ? dk_inflate_bound(file_bytes) : file_bytes)) return DK_OK;
-    return dk_fail(DK_ERR_FORMAT,
-                   "%s: header fields DimSize and ElementType need %llu bytes of data, more "
-                   "than the %llu-byte file %s",
-                   path, (unsigned long long)nbytes, (unsigned long long)file_bytes,
-                   z ? "can inflate to (deflate expands at most 1032:1)" : "holds");
+    data_place d = mi ? meta_place(mi, path) : nrrd_place(path);
+    if (d.many || d.unbounded) return DK_OK; /* the volume size limit only */
+    const bool own = d.file == path;
+    struct stat sb;
+    if (stat(d.file.c_str(), &sb) != 0)
+        return dk_fail(DK_ERR_IO, "%s: its data file %s cannot be opened: %s", path,
+                       d.file.c_str(), std::strerror(errno));
+    uint64_t size = (uint64_t)sb.st_size, have = 0;
+    if (mi && own) have = d.deflate ? dk_inflate_bound(size) : size;
+    else if (size > d.skip) have = d.deflate ? dk_inflate_bound(size - d.skip) : size - d.skip;
+    if (nbytes <= have) return DK_OK;
+    const char *fields = mi ? "DimSize and ElementType" : "sizes and type";
+    if (own)
+        return dk_fail(DK_ERR_FORMAT, "%s: header fields %s need %llu bytes of data, more "
+                       "than the %llu-byte file %s", path, fields, (unsigned long long)nbytes,
+                       (unsigned long long)size, d.deflate ? "can inflate to (deflate expands "
+                       "at most 1032:1)" : "holds");
+    return dk_fail(DK_ERR_FORMAT, "%s: header fields %s need %llu bytes of data, more than "
+                   "its %llu-byte data file %s %s", path, fields, (unsigned long long)nbytes,
+                   (unsigned long long)size, d.file.c_str(), d.deflate ? "can inflate to "
+                   "(deflate expands at most 1032:1)" : d.skip ? "holds after its byte skip"
+                   : "holds");
 }
 
 /* Interleaved components (file) <-> planar channels (dk_volume). */
@@ -197,9 +284,8 @@ extern "C" dk_status dk_itk_image_read(dk_volume *v, const char *path, int heade
         if (st == DK_OK && !header_only)
             st = dk_volume_check_size(path, "header sizes and components", n, v->dtype);
         if (st == DK_OK && !header_only)
-            st = check_local_data(
-                io, path, (uint64_t)(n[0] * n[1] * n[2] * n[3] * n[4]) * dk_dtype_size(v->dtype),
-                (uint64_t)sb.st_size);
+            st = check_data_size(
+                io, path, (uint64_t)(n[0] * n[1] * n[2] * n[3] * n[4]) * dk_dtype_size(v->dtype));
         if (st != DK_OK || header_only) {
             if (st != DK_OK) std::memset(v, 0, sizeof *v);
             return st;

@@ -104,6 +104,7 @@ struct dk_study {
     int nstages;          /* runs: a seeded stage is one entry per seed, consecutive */
     int stages_line, seeds_line, baseline_line;
     cJSON *hash_cache;    /* {path: sha256} for this process */
+    dk_dir_lock lock;     /* <run_dir>/.dakd.lock, from the first dk_study_run to the free */
     char report_path[STUDY_PATH_MAX];
 };
 
@@ -203,6 +204,10 @@ void dk__study_print_done(FILE *out, const dk_study *s, const study_stage *st);
  * -1). Returns the first failure (naming the stage and its log) after every running child
  * has ended. */
 dk_status dk__study_run_jobs(dk_study *s, const dk_study_opts *o, int from);
+
+/* study_guard.c: DK_ERR_ARG when a file the study reads (the study file, a cases CSV and
+ * the files it names) is run_dir or manifest.json or lies in a stage's folder, naming both */
+dk_status dk__study_check_outputs(const dk_study *s);
 
 /* study_manifest.c */
 dk_status dk__study_hash_cached(char hex[65], dk_study *s, const char *path);

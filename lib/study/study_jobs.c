@@ -20,9 +20,10 @@
  * starts; the running children finish and are taken in, then the first failure is returned,
  * naming the stage, its log and the log's last line (the child writes its error there
  * last). SIGINT and SIGTERM (unless ignored) are caught for the run: the parent passes them
- * on to the running children (from a terminal they have their SIGINT already), which end as
- * they would alone, keeping their last checkpoint; it waits for them and returns DK_ERR_IO
- * saying how to go on. The handler's pid table is static: one such run per process.
+ * on to the running children (each in a process group of its own, so a terminal's Ctrl-C
+ * reaches them once, through the parent), which end as they would alone, a training with its
+ * checkpoint; it waits for them and returns DK_OK with dk_interrupt_pending() set, as a run
+ * one stage at a time does (the caller says how to go on). The handler's pid table is static: one such run per process.
  */
 #define _GNU_SOURCE /* pipe2, strsignal */
 #include "study_internal.h"
@@ -45,6 +46,7 @@ static volatile pid_t child_pid[MAX_JOBS];
 
 static void on_signal(int sig) {
     got_signal = sig;
+    dk_interrupt_request(sig); /* the caller reports it as after one stage at a time */
     for (int k = 0; k < MAX_JOBS; k++)
         if (child_pid[k] > 0) kill(child_pid[k], sig);
 }
@@ -104,6 +106,7 @@ static dk_status ended(const sched *q, study_stage *st, int ws) {
     dk__study_path(log, sizeof log, q->s, st->dir, "run.log");
     if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
         cJSON *rec = dk__study_recorded(q->s, st);
+        if (!rec && got_signal) return DK_OK; /* interrupted: its checkpoint remains */
         if (!rec)
             return dk_fail(DK_ERR_INTERNAL, "%s: stage %s ended without its stage.json (log: "
                            "%s)", q->s->path, st->dir, log);
@@ -125,6 +128,10 @@ static dk_status ended(const sched *q, study_stage *st, int ws) {
  * returns. The parent prints the stage's lines; the log is no terminal for progress bars. */
 static _Noreturn void child(const sched *q, study_stage *st, int resume, const char *log,
                             const sigset_t *mask) {
+    /* a process group of its own: a terminal's Ctrl-C reaches the parent alone, which passes
+     * it on once (two would be the "second Ctrl-C" that stops a training without its
+     * checkpoint) */
+    setpgid(0, 0);
     sigaction(SIGINT, &q->old_int, NULL);
     sigaction(SIGTERM, &q->old_term, NULL);
     sigprocmask(SIG_SETMASK, mask, NULL);
@@ -260,14 +267,11 @@ dk_status dk__study_run_jobs(dk_study *s, const dk_study_opts *o, int from) {
     }
     sigaction(SIGINT, &q->old_int, NULL);
     sigaction(SIGTERM, &q->old_term, NULL);
-    dk_status rc = q->err;
-    if (got_signal)
-        rc = dk_fail(DK_ERR_IO, "%s: interrupted (%s); the stages that finished are kept: run "
-                     "the study again to go on (a training stage resumes from its last "
-                     "checkpoint, [train] checkpoint_every)", s->path, strsignal(got_signal));
-    else if (rc != DK_OK)
-        rc = dk_fail(rc, "%s", q->msg);
-    for (int i = 0; rc == DK_OK && i < s->nstages; i++) DK_ASSERT(q->state[i] == DONE);
+    /* interrupted: DK_OK with dk_interrupt_pending() set, as one stage at a time returns */
+    dk_status rc = got_signal ? DK_OK : q->err;
+    if (rc != DK_OK) rc = dk_fail(rc, "%s", q->msg);
+    for (int i = 0; rc == DK_OK && !got_signal && i < s->nstages; i++)
+        DK_ASSERT(q->state[i] == DONE);
     free(q);
     return rc;
 }

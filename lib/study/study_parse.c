@@ -551,6 +551,7 @@ dk_status dk_study_load(dk_study **out, const char *path, const char *const *set
         return dk_fail(DK_ERR_NOMEM, "%s: out of memory", path);
     }
     dk_cfg_defaults(&s->set, settings_table, NTAB(settings_table));
+    s->lock.fd = -1;
     dk_status st = parse_file(s);
     for (int i = 0; sets && sets[i] && st == DK_OK; i++) st = apply_cli_set(s, sets[i]);
     if (st == DK_OK) st = dk_sha256_file(s->file_sha, path);
@@ -581,6 +582,7 @@ dk_status dk_study_load(dk_study **out, const char *path, const char *const *set
 
 void dk_study_free(dk_study *s) {
     if (!s) return;
+    dk_dir_lock_release(&s->lock);
     for (int i = 0; i < s->nstages; i++) {
         study_stage *st = &s->stages[i];
         for (int j = 0; j < st->nsets; j++) free(st->sets[j].text);

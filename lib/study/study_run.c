@@ -302,8 +302,11 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     if (rc == DK_OK && *stopped && o->out) {
         char tag[32];
         dk__study_tag(tag, s, st);
-        fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint remains)\n", tag,
-                st->dir, (long long)o->stop_after_steps);
+        if (dk_interrupt_pending())
+            fprintf(o->out, "%s %s: interrupted (its checkpoint remains)\n", tag, st->dir);
+        else
+            fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint remains)\n", tag,
+                    st->dir, (long long)o->stop_after_steps);
     }
     if (rc == DK_OK && !*stopped) dk__study_print_done(o->out, s, st);
     return rc;
@@ -372,12 +375,14 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
     if (o.from && (from = dk__study_find(s, o.from)) < 0)
         return dk_fail(DK_ERR_ARG, "%s: no stage '%s' to start from", s->path, o.from);
     dk_set_threads(s->set.threads);
-    dk_status rc = dk_mkdirs(s->set.run_dir);
+    dk_status rc = dk__study_check_outputs(s);
+    if (rc == DK_OK) rc = dk_mkdirs(s->set.run_dir);
+    if (rc == DK_OK && s->lock.fd < 0) rc = dk_dir_lock_take(&s->lock, s->set.run_dir);
     /* stop_after_steps stops the study in the first training stage that runs, as a kill
      * would: one stage at a time keeps "the first" what it says */
     int parallel = s->set.jobs > 1 && o.stop_after_steps <= 0;
     if (rc == DK_OK && parallel) rc = dk__study_run_jobs(s, &o, from);
-    for (int i = 0; i < s->nstages && rc == DK_OK && !parallel; i++) {
+    for (int i = 0; i < s->nstages && rc == DK_OK && !parallel && !dk_interrupt_pending(); i++) {
         study_stage *st = &s->stages[i];
         int forced = from >= 0 && i >= from, run = 0, stopped = 0;
         rc = dk__study_check(s, st, forced, &o, &run);
@@ -386,6 +391,6 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
         rc = dk__study_finish(s, st, rc);
         if (stopped) return rc;
     }
-    if (rc == DK_OK) print_report(s, o.out);
+    if (rc == DK_OK && !dk_interrupt_pending()) print_report(s, o.out);
     return rc;
 }

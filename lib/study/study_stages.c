@@ -167,7 +167,9 @@ dk_status dk__study_run_phantoms(dk_study *s, study_stage *stg, cJSON *result) {
                         splits[k]);
                 total++;
             }
-    if (f && fclose(f) != 0 && st == DK_OK) st = dk_fail(DK_ERR_IO, "%s: write failed", csv);
+    int bad = f && ferror(f), e = errno; /* a full disk fails a buffered write or the close */
+    if (f && (fclose(f) != 0 || bad) && st == DK_OK)
+        st = dk_fail(DK_ERR_IO, "%s: write failed: %s", csv, strerror(bad ? e : errno));
     if (st == DK_OK) st = dk_commit_file(tmp, csv);
     else if (f) remove(tmp);
     cJSON_AddNumberToObject(result, "cases", total);
@@ -191,6 +193,7 @@ dk_status dk__study_run_train(dk_study *s, study_stage *stg, cJSON *result, int 
     if (st == DK_OK && stop_after > 0 && dk_trainer_get_stats(t)->steps >= stop_after &&
         dk_trainer_get_stats(t)->epochs_done < c.epochs)
         *stopped = 1;
+    if (st == DK_OK && dk_trainer_get_stats(t)->interrupted) *stopped = 1; /* checkpointed */
     if (st == DK_OK && !*stopped) {
         const dk_trainer_stats *ts = dk_trainer_get_stats(t);
         char model[STUDY_PATH_MAX];
@@ -268,11 +271,10 @@ static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) 
         st = dk_mkdirs(p[k]);
     }
     snprintf(csv, sizeof csv, "%s/cases.csv", dir);
-    FILE *f = st == DK_OK ? fopen(csv, "w") : NULL;
-    if (st == DK_OK && !f) st = dk_fail(DK_ERR_IO, "%s: cannot write: %s", csv, strerror(errno));
+    dk_sbuf f = {0};
     /* the mask goes to prediction whether or not scoring uses it: the model may need it
      * (normalisation statistics inside the mask, mask_extent), exactly as in training */
-    if (f) fprintf(f, "case,image,mask\n");
+    dk_sb_puts(&f, "case,image,mask\n");
     for (int i = 0; i < cs->n && st == DK_OK; i++) {
         const dk_case *c = &cs->cases[i];
         char abs[PATH_MAX], mabs[PATH_MAX] = "";
@@ -283,9 +285,10 @@ static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) 
             st = dk_fail(DK_ERR_IO, "%s: %s", c->image, strerror(errno));
         if (st == DK_OK && c->mask && !realpath(c->mask, mabs))
             st = dk_fail(DK_ERR_IO, "%s: %s", c->mask, strerror(errno));
-        if (st == DK_OK) fprintf(f, "\"%s\",\"%s\",\"%s\"\n", c->id, abs, mabs);
+        if (st == DK_OK) dk_sb_printf(&f, "\"%s\",\"%s\",\"%s\"\n", c->id, abs, mabs);
     }
-    if (f && fclose(f) != 0 && st == DK_OK) st = dk_fail(DK_ERR_IO, "%s: write failed", csv);
+    if (st == DK_OK) st = dk_sb_write_file(&f, csv);
+    dk_sb_free(&f);
     return st;
 }
 

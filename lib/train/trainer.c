@@ -366,6 +366,7 @@ static dk_status trainer_init(dk_trainer *t) {
     if ((st = dk__trainer_da_init(t)) != DK_OK) return st;
     if ((st = dk__trainer_check_outputs(t)) != DK_OK) return st;
     if ((st = dk_mkdirs(c->run_dir)) != DK_OK) return st;
+    if ((st = dk_dir_lock_take(&t->lock, c->run_dir)) != DK_OK) return st;
     snprintf(t->path_ckpt, sizeof t->path_ckpt, "%s/checkpoint.safetensors", c->run_dir);
     snprintf(t->path_log, sizeof t->path_log, "%s/steps.jsonl", c->run_dir);
     /* config.ini after the checkpoint is accepted, so a refused --resume leaves the run's */
@@ -381,6 +382,7 @@ dk_status dk_trainer_create(dk_trainer **out, const dk_train_config *c,
     *out = NULL;
     dk_trainer *t = calloc(1, sizeof *t);
     if (!t) return dk_fail(DK_ERR_NOMEM, "trainer: no memory");
+    t->lock.fd = -1;
     t->cfg = *c;
     t->opts = *o;
     dk_status st = trainer_init(t);
@@ -395,6 +397,7 @@ dk_status dk_trainer_create(dk_trainer **out, const dk_train_config *c,
 void dk_trainer_free(dk_trainer *t) {
     if (!t) return;
     if (t->log) fclose(t->log);
+    dk_dir_lock_release(&t->lock);
     dk_unet_free(t->net);
     dk_unet_free(t->ema);
     dk_unet_free(t->teacher_tgt);
@@ -476,17 +479,34 @@ static int64_t nonfinite_weights(dk_trainer *t) {
     return bad;
 }
 
+/* An interrupt request before step s of epoch e: the state after the steps run so far
+ * becomes the checkpoint (nothing to write when this process ran none: the one on disk, if
+ * any, is that state already). */
+static dk_status interrupt(dk_trainer *t, int e, int64_t s, int *stopped) {
+    *stopped = 1;
+    t->stats.interrupted = dk_interrupt_pending();
+    if (t->stats.steps == 0) return DK_OK;
+    t->epoch = e;
+    t->epoch_step = s;
+    dk_status st = dk__trainer_save_state(t);
+    if (st == DK_OK)
+        dk_log(DK_LOG_INFO, "interrupted (signal %d): checkpoint at epoch %d step %lld in %s",
+               t->stats.interrupted, e + 1, (long long)s, t->path_ckpt);
+    return st;
+}
+
 static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) {
     step_terms sum, last;
     memset(&sum, 0, sizeof sum);
     memset(&last, 0, sizeof last);
     double t0 = dk_time_now(), last_sec = 0;
-    int64_t spe = t->cfg.steps_per_epoch;
-    for (int64_t s = 0; s < spe; s++) {
+    int64_t spe = t->cfg.steps_per_epoch, first = t->epoch_step;
+    for (int64_t s = first; s < spe; s++) {
         if (t->opts.stop_after_steps > 0 && t->stats.steps >= t->opts.stop_after_steps) {
             *stopped = 1;
             return DK_OK;
         }
+        if (dk_interrupt_pending()) return interrupt(t, e, s, stopped);
         step_terms st1;
         double ts = dk_time_now();
         dk_status st = dk__trainer_step(t, e, s, &st1);
@@ -510,8 +530,9 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
     if (st != DK_OK) return st;
     /* the epoch's last step line waits for validation, so that it carries the Dice */
     dk__trainer_log_step(t, e, spe - 1, &last, last_sec, val);
-    log_epoch(t, e, &sum, spe, dk_time_now() - t0, val);
+    log_epoch(t, e, &sum, spe - first, dk_time_now() - t0, val);
     t->epoch = e + 1;
+    t->epoch_step = 0;
     t->stats.epochs_done = e + 1;
     int ce = t->cfg.checkpoint_every;
     if ((ce > 0 && (e + 1) % ce == 0) || e + 1 == t->cfg.epochs)
@@ -521,7 +542,8 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
 
 dk_status dk_trainer_run(dk_trainer *t) {
     dk_progress pg;
-    int64_t steps_left = (int64_t)(t->cfg.epochs - t->epoch) * t->cfg.steps_per_epoch;
+    int64_t steps_left = (int64_t)(t->cfg.epochs - t->epoch) * t->cfg.steps_per_epoch -
+                         t->epoch_step;
     if (t->opts.progress) dk_progress_begin(&pg, t->opts.progress, "train", steps_left);
     dk_status st = DK_OK;
     int stopped = 0;

@@ -65,6 +65,8 @@ struct dk_trainer {
     uint8_t *pl_lab;                /* (B, nvox) pseudo-labels of the target rows (lambda_pl) */
     float *pl_work;                 /* (2 B nvox) their scratch */
     int epoch;                      /* next epoch to run */
+    int64_t epoch_step;             /* its steps already run (a resume after an interrupt) */
+    dk_dir_lock lock;               /* run_dir/.dakd.lock */
     FILE *log;                      /* steps.jsonl */
     char path_ckpt[DK_TRAIN_PATH_MAX + 32], path_log[DK_TRAIN_PATH_MAX + 32];
 };

@@ -42,7 +42,7 @@ dk_status dk__trainer_save_state(dk_trainer *t) {
     dk_tensor_ref r[MAX_STATE];
     int n = state_refs(r, t);
     char v[META_KEYS][64];
-    if (t->log && fflush(t->log) != 0)
+    if (t->log && (fflush(t->log) != 0 || ferror(t->log)))
         return dk_fail(DK_ERR_IO, "%s: cannot write: %s", t->path_log, strerror(errno));
     long bytes = t->log ? ftell(t->log) : 0;
     snprintf(v[0], 64, "%d", t->epoch);
@@ -55,10 +55,13 @@ dk_status dk__trainer_save_state(dk_trainer *t) {
     snprintf(v[7], 64, "%d", (int)t->opts.mode);
     snprintf(v[8], 64, "%" PRId64, t->cfg.seed);
     snprintf(v[9], 64, "%.17g", t->dyn.dbar);
-    const char *meta[] = {"dakd.epoch", v[0], "dakd.optim_step", v[1], "dakd.dyn_lbar", v[2],
-                          "dakd.dyn_updates", v[3], "dakd.best_dice", v[4], "dakd.best_epoch",
-                          v[5], "dakd.log_bytes", v[6], "dakd.mode", v[7], "dakd.seed", v[8],
-                          "dakd.dyn_dbar", v[9], NULL};
+    const char *meta[2 * META_KEYS + 1] = {
+        "dakd.epoch", v[0], "dakd.optim_step", v[1], "dakd.dyn_lbar", v[2], "dakd.dyn_updates",
+        v[3], "dakd.best_dice", v[4], "dakd.best_epoch", v[5], "dakd.log_bytes", v[6],
+        "dakd.mode", v[7], "dakd.seed", v[8], "dakd.dyn_dbar", v[9]};
+    /* only an interrupted run stops inside an epoch: epoch-end checkpoints keep their bytes */
+    snprintf(v[10], 64, "%" PRId64, t->epoch_step);
+    if (t->epoch_step > 0) meta[20] = "dakd.epoch_step", meta[21] = v[10];
     return dk_safetensors_write(t->path_ckpt, r, n, meta);
 }
 
@@ -94,7 +97,14 @@ static dk_status apply_meta(dk_trainer *t, const cJSON *m, double *log_bytes) {
     if (ep < 0 || ep > t->cfg.epochs)
         return dk_fail(DK_ERR_FORMAT, "%s: dakd.epoch = %g outside 0..[train] epochs = %d",
                        t->path_ckpt, ep, t->cfg.epochs);
+    double es = 0; /* absent: the checkpoint ends an epoch */
+    if (meta_get(m, "dakd.epoch_step", &es) == 0 &&
+        (es < 0 || es >= (double)t->cfg.steps_per_epoch || ep >= t->cfg.epochs))
+        return dk_fail(DK_ERR_FORMAT, "%s: dakd.epoch_step = %g outside 0..[train] "
+                       "steps_per_epoch - 1 = %lld of an epoch before the last", t->path_ckpt,
+                       es, (long long)t->cfg.steps_per_epoch - 1);
     t->epoch = (int)ep;
+    t->epoch_step = (int64_t)es;
     t->stats.epochs_done = t->epoch;
     t->optim.step = (int64_t)os;
     t->hint_optim.step = t->optim.step;
@@ -107,9 +117,12 @@ static dk_status apply_meta(dk_trainer *t, const cJSON *m, double *log_bytes) {
 }
 
 dk_status dk__trainer_load_state(dk_trainer *t) {
-    if (access(t->path_ckpt, F_OK) != 0)
-        return dk_fail(DK_ERR_IO, "%s: no checkpoint to resume from (the run has not reached "
-                       "[train] checkpoint_every)", t->path_ckpt);
+    if (access(t->path_ckpt, F_OK) != 0) {
+        /* killed before its first checkpoint: nothing to continue, so begin again */
+        dk_log(DK_LOG_INFO, "%s: no checkpoint yet (the run stopped before its first one): "
+               "starting from the beginning, with a new %s", t->path_ckpt, t->path_log);
+        return dk__trainer_open_log(t, 0);
+    }
     dk_tensor_ref r[MAX_STATE];
     int n = state_refs(r, t);
     char *meta = NULL;
@@ -122,8 +135,8 @@ dk_status dk__trainer_load_state(dk_trainer *t) {
            : dk_fail(DK_ERR_FORMAT, "%s: __metadata__ is not JSON", t->path_ckpt);
     cJSON_Delete(m);
     if (st != DK_OK) return st;
-    dk_log(DK_LOG_INFO, "resuming %s at epoch %d (optimiser step %" PRId64 ")", t->path_ckpt,
-           t->epoch + 1, t->optim.step);
+    dk_log(DK_LOG_INFO, "resuming %s at epoch %d step %" PRId64 " (optimiser step %" PRId64 ")",
+           t->path_ckpt, t->epoch + 1, t->epoch_step, t->optim.step);
     return dk__trainer_open_log(t, (int64_t)log_bytes);
 }
 

@@ -1,6 +1,7 @@
 /* What a file may make dakd allocate (dakd/volume.h): the volume size limit and
  * DAKD_MAX_VOLUME_BYTES; hostile headers (a few bytes claiming gigabytes) in PNG, NIfTI
- * (.nii, .hdr/.img, .nii.gz) and MetaImage, each read in a child whose address space may
+ * (.nii, .hdr/.img, .nii.gz), MetaImage and NRRD (data in the header's file or in a
+ * detached one), each read in a child whose address space may
  * grow by 256 MB only, so a reader that allocates what the header claims fails the status
  * check (DK_ERR_NOMEM) instead of passing; and 64-bit integer voxels beyond 2^53, refused
  * by the readers and counted exactly by the statistics. */
@@ -248,6 +249,44 @@ static void test_mha_hostile(void) {
 #endif
 }
 
+/* Detached data: a header (.mhd, .nhdr) naming a raw file that is too short for the sizes
+ * it claims is refused naming both files before anything is allocated; the same header
+ * with a raw file of the right size reads (so the check can fail). */
+static void test_detached_data(void) {
+#ifdef DAKD_WITH_ITK
+    static const char *const hdr[2] = {
+        "ObjectType = Image\nNDims = 3\nDimSize = %s\nElementType = MET_FLOAT\n"
+        "ElementDataFile = short_m.raw\n",
+        "NRRD0004\ntype: float\ndimension: 3\nsizes: %s\nencoding: raw\n"
+        "endian: little\ndata file: short_n.raw\n"};
+    static const char *const name[2] = {"short.mhd", "short.nhdr"};
+    static const char *const raw[2] = {"short_m.raw", "short_n.raw"};
+    static const char *const fields[2] = {"DimSize and ElementType", "sizes and type"};
+    static char data[4 * 8 * 8 * 8];
+    char text[512];
+    for (int k = 0; k < 2; k++) {
+        snprintf(text, sizeof text, hdr[k], "512 512 512");
+        write_bytes(tmp(name[k]), text, strlen(text));
+        write_bytes(tmp(raw[k]), data, 100);
+        /* 512^3 float32 = 512 MiB claimed, 100 bytes there: within the limit, over the bound */
+        expect_bounded(tmp(name[k]), DK_ERR_FORMAT, "need 536870912 bytes of data", raw[k]);
+        char msg[2048];
+        dk_test_run_bounded(msg, sizeof msg, BOUND, read_and_free, (void *)tmp(name[k]));
+        CU_ASSERT_PTR_NOT_NULL(strstr(msg, fields[k]));
+        /* the same header at 8^3, with all its bytes: read */
+        snprintf(text, sizeof text, hdr[k], "8 8 8");
+        write_bytes(tmp(name[k]), text, strlen(text));
+        write_bytes(tmp(raw[k]), data, sizeof data);
+        dk_volume v;
+        CU_ASSERT_EQUAL(dk_volume_read(&v, tmp(name[k])), DK_OK);
+        CU_ASSERT_EQUAL(v.nx * v.ny * v.nz, 512);
+        dk_volume_free(&v);
+    }
+#else
+    dk_test_note("detached MetaImage/NRRD", "built without ITK: no reader to check");
+#endif
+}
+
 /* ---------------------------------------------------------------- 64-bit integers */
 
 /* A 4 x 1 x 1 volume of `t` holding `x` (raw 64-bit patterns) written as NIfTI. */
@@ -326,6 +365,8 @@ int main(void) {
         !CU_add_test(s, "PNG: 128 bytes claiming gigabytes", test_png_hostile) ||
         !CU_add_test(s, "NIfTI: .nii, .hdr/.img, .nii.gz claiming gigabytes", test_nifti_hostile) ||
         !CU_add_test(s, "MetaImage claiming gigabytes", test_mha_hostile) ||
+        !CU_add_test(s, "detached MetaImage/NRRD data shorter than the header claims",
+                     test_detached_data) ||
         !CU_add_test(s, "64-bit voxels beyond 2^53 refused on read", test_int64_read) ||
         !CU_add_test(s, "64-bit labels counted exactly", test_int64_stats)) {
         CU_cleanup_registry();

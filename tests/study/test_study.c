@@ -743,7 +743,7 @@ static void test_jobs(void) {
                     "[ $n -ge 400 ]; do sleep 0.05; n=$((n+1)); done; kill -TERM $p; wait $p; "
                     "echo \"exit $?\"; pgrep -f 'run_dir=jobs[i]nt' || echo 'no process'; "
                     "cat $r.out", dir, cli);
-    CU_ASSERT(strstr(out, "exit 2\nno process\n") && strstr(out, "interrupted (Terminated)"));
+    CU_ASSERT(strstr(out, "exit 143\nno process\n") && strstr(out, "interrupted by SIGTERM"));
     snprintf(p, sizeof p, "%s/jobsint/teacher/stage.json", dir);
     CU_ASSERT(!dk_test_exists(p));
     rc = dk_test_sh(out, sizeof out, "cd '%s' && '%s' run tiny.ini --set study.run_dir=jobsint "

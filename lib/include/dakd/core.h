@@ -240,6 +240,14 @@ dk_status dk_commit_file(const char *tmp_path, const char *final_path);
  * device and inode (another name, a hard link, a symbolic link, "./x" for "x"); else 0.
  * Commands check every output against their inputs with it before writing anything. */
 int dk_same_file(const char *a, const char *b);
+/* The first of in[0..n) (NULL entries skipped) that is the same file as `out` in the sense of
+ * dk_same_file, or -1: one stat of `out` and one per input, so a command checks each of its
+ * outputs against all its inputs in one call. */
+int dk_same_file_any(const char *out, const char *const *in, int n);
+/* 1 when `path` is the folder `dir` or lies below it once both are resolved (realpath:
+ * symbolic links, "..", "./"); 0 when not, or when either does not exist (nothing can be
+ * below a folder that does not exist). For outputs that replace or clear a whole folder. */
+int dk_path_within(const char *path, const char *dir);
 
 /* Make `path` and its missing parents (as mkdir -p; mode 0777 before the umask). DK_ERR_IO
  * naming the folder that could not be made, DK_ERR_ARG for a path over 4095 bytes. */
@@ -258,7 +266,35 @@ void dk_discard_tree(const char *path);
  * On failure *buf is NULL. */
 dk_status dk_read_file(char **buf, size_t *len, const char *path);
 
-/* JSON files (cJSON values): pretty-printed with a final newline, written atomically as above.
+/* ---------------------------------------------------------------- long runs */
+
+/* The lock on an output folder that one long run writes (a training run folder, a study's
+ * run_dir), so that a second process cannot write into it at the same time: flock(2) on
+ * <dir>/.dakd.lock (made if missing, never removed), holding the holder's pid for messages.
+ * The kernel drops the lock when its holder dies, so a lock left by a killed run never
+ * blocks: the next run takes it over, logging the dead holder's pid. `dir` must exist.
+ * DK_ERR_IO "<dir>: in use by another dakd process (pid N, ...)" when a live process (this
+ * one included, through another dk_dir_lock) holds it. On a file system without flock the
+ * run goes on unlocked with a warning (l->fd stays -1). Release with dk_dir_lock_release
+ * (NULL and a lock not held are fine); a forked child that releases its inherited copy
+ * leaves the lock to its parent. */
+typedef struct {
+    int fd;   /* the open lock file, -1 when not held */
+    long pid; /* the process that took it */
+} dk_dir_lock;
+dk_status dk_dir_lock_take(dk_dir_lock *l, const char *dir);
+void dk_dir_lock_release(dk_dir_lock *l);
+
+/* A request to stop at the next safe point, made by a signal handler (async-signal-safe)
+ * and read by long loops: the trainer checks it before every step (it then writes its
+ * checkpoint and returns, see dakd/train.h), the study runner between stages. Pending holds
+ * the signal number (0: none). The library installs no handler: apps do (dakd train,
+ * distill and run on SIGINT and SIGTERM). */
+void dk_interrupt_request(int signo);
+int dk_interrupt_pending(void);
+void dk_interrupt_clear(void);
+
+/* JSON files (cJSON values): pretty-printed with a final newline, written atomically (above).
  * dk_json_add_number adds key: x, or key: null when x is NaN or infinite (JSON has no NaN). */
 struct cJSON;
 dk_status dk_json_write_file(const struct cJSON *j, const char *path);

@@ -182,7 +182,9 @@ typedef struct {
     const int *labels;   /* NULL: every non-zero label present in any reference */
     int n_labels;
     dk_metric_opts metric;
-    const char *out_dir;             /* written whole or not at all (temp dir, rename) */
+    const char *out_dir;             /* written whole or not at all (temp dir, rename); it
+                                      * may not be, nor hold, an input folder (DK_ERR_ARG
+                                      * naming both, before anything is written) */
     const char *compare_a, *compare_b; /* two earlier eval out_dirs for --compare, or NULL */
     const char *title;               /* report title (NULL: "dakd evaluation") */
     dk_eval_results *results;        /* out, or NULL: the per-case metrics when the run
@@ -289,7 +291,9 @@ dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz
  *  - Outputs carry the input's grid, geometry and NIfTI header fields bit for bit, except
  *    cal_min/cal_max (the image's display window), which are cleared.
  *  - Before anything is written: the model is read, every input's header is read and its
- *    channel count checked against the model, ids are checked, out_dir is made and probed
+ *    channel count checked against the model, ids are checked, no output (out_dir, a
+ *    case's labels or probabilities) may be an input (the model, the case list, an image
+ *    or a mask: same path or inode; DK_ERR_ARG naming both), out_dir is made and probed
  *    for writing. A later failure (a damaged file) leaves the earlier cases' outputs,
  *    each complete.
  *  - One dk_log INFO line per case: "<id>: XxYxZ -> <output>  <ms> ms".

@@ -125,7 +125,18 @@
  * A training stage writes <stage>/stage.key before it trains; when that key still matches
  * and <stage>/checkpoint.safetensors exists (a killed run), it resumes from the checkpoint
  * (the trainer's resume ends with the same weights as an uninterrupted run), except under
- * --from.
+ * --from; without a checkpoint (killed before its first) it starts from an empty folder.
+ * A pending dk_interrupt_request (dakd/core.h) stops the run: a training stage writes its
+ * checkpoint before its next step (no stage.json), another stage finishes; no later stage
+ * starts and dk_study_run returns DK_OK (the caller reads dk_interrupt_pending).
+ *
+ * Before anything is written, dk_study_run refuses (DK_ERR_ARG, naming both) a study whose
+ * inputs — the study file, each [data] cases CSV of the shared and train stages' configs
+ * and every image, label and mask it names (not the CSV the phantoms stage generates) —
+ * are run_dir or <run_dir>/manifest.json or lie in a stage's folder <run_dir>/<stage>/
+ * (which a rerun clears). It then holds <run_dir>/.dakd.lock (dk_dir_lock_take) until
+ * dk_study_free: a second run on the same run_dir is refused naming the holder's pid. A
+ * training stage's trainer locks its own <run_dir>/<stage>/ folder, never run_dir.
  *
  * <run_dir>/manifest.json is rewritten (atomically) after every stage: dakd version and
  * git commit, library versions (OpenBLAS kernel and config, ITK, nifticlib, libpng, zlib,

@@ -465,7 +465,11 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *                                 __metadata__ dakd.epoch, dakd.optim_step, the dynamic
  *                                 weights' running lbar and dbar, best-model state, the
  *                                 step log's length); written
- *                                 atomically every checkpoint_every epochs and at the end
+ *                                 atomically every checkpoint_every epochs, at the end
+ *                                 and when a run is interrupted (then mid-epoch, with
+ *                                 dakd.epoch_step, the steps of that epoch already run)
+ *   run_dir/.dakd.lock            held while a trainer exists (dk_dir_lock_take): a second
+ *                                 run on the same folder is refused, naming the holder
  *   run_dir/model.safetensors     the final trained network (dk_unet_save; a teacher file)
  *   run_dir/best.safetensors      the network of the best validation epoch (with target_bn:
  *                                 its statistics re-estimated at the end, as the final's)
@@ -478,6 +482,11 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *                                 without validation writes no such key)
  * Batches and every random draw depend only on (seed, epoch, step), so a run resumed from
  * its checkpoint ends with the same weights as an uninterrupted one (same thread count).
+ * Resuming a folder with no checkpoint yet (a run killed before its first one) starts from
+ * the beginning, with a new step log and an info line saying so. A pending
+ * dk_interrupt_request (dakd/core.h: SIGINT, SIGTERM in the apps) is honoured before the
+ * next step: the run writes its checkpoint there (when it ran a step) and dk_trainer_run
+ * returns DK_OK with stats.interrupted set; a resume continues from that step.
  *
  * Model selection rule: "best" is the epoch with the highest mean foreground Dice on the
  * held-out SOURCE validation cases ([data] val_split of the source domain), scored as
@@ -609,6 +618,8 @@ typedef struct {
      * dynamic weights). The rest of sec_step is clipping, the optimisers and the EMA update. */
     double sec_teacher, sec_ema, sec_student_fwd, sec_student_bwd, sec_step;
     double sec_data, sec_loss;
+    int interrupted;          /* the signal of a dk_interrupt_request that stopped the run
+                               * (its checkpoint written), else 0 */
 } dk_trainer_stats;
 
 typedef struct dk_trainer dk_trainer;
@@ -620,7 +631,8 @@ typedef struct dk_trainer dk_trainer;
 dk_status dk_trainer_create(dk_trainer **out, const dk_train_config *c,
                             const dk_trainer_opts *o);
 /* Run the remaining epochs. DK_ERR_NUMERIC (naming epoch, step, term and the batch's cases)
- * at the first non-finite loss or gradient, before any update or checkpoint. */
+ * at the first non-finite loss or gradient, before any update or checkpoint. DK_OK with
+ * stats.interrupted set when stopped by an interrupt request (no model file written). */
 dk_status dk_trainer_run(dk_trainer *t);
 /* The trained network (borrowed). */
 dk_unet *dk_trainer_model(dk_trainer *t);
