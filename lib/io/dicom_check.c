@@ -114,6 +114,13 @@ static int step(walker *w, int depth) {
         len = u32(w, w->at + 4);
         w->at += 8;
     }
+    /* PS3.5 7.1.2: only sequences, UN and encapsulated pixel data may have an undefined
+     * length; GDCM asserts `VRField == VR::UN' on any other */
+    if (len == 0xFFFFFFFFu && w->explicit_vr && g != 0xFFFE && !sq && !un &&
+        !(g == 0x7FE0 && e == 0x0010)) {
+        w->why = "an element of undefined length that is neither a sequence nor the pixel data";
+        return -1;
+    }
     if (len == 0xFFFFFFFFu && un) {
         w->explicit_vr = 0;
         int r = walk_undefined(w, depth);
@@ -121,7 +128,7 @@ static int step(walker *w, int depth) {
         return r;
     }
     if (len == 0xFFFFFFFFu && (sq || g == 0xFFFE)) return walk_undefined(w, depth);
-    if (len == 0xFFFFFFFFu) { /* encapsulated pixel data (or OB/OW/UT of undefined length) */
+    if (len == 0xFFFFFFFFu) { /* encapsulated pixel data (implicit VR: any such element) */
         int outer = w->fragments;
         w->fragments = 1;
         int r = walk_undefined(w, depth);

@@ -42,13 +42,14 @@ dk_status dk_dcm_set_from_file(dk_dcm_set *s, const char *path);
 void dk_dcm_set_free(dk_dcm_set *s);
 
 /* Check that every element of a Part 10 file ("DICM" at byte 128) fits in the file and in
- * the sequence or item of defined length holding it, and that its VRs (in the meta group,
- * and everywhere in an explicit VR dataset) are real VRs, so a truncated or corrupt file is
- * reported instead of reaching GDCM's assertions; a file without that header must be a
- * bare little-endian dataset filling the file. DK_ERR_FORMAT naming the file (and the byte
- * where it breaks), DK_ERR_IO when it cannot be read. *damaged (may be NULL) is 1 when the
- * file is a Part 10 file that breaks these rules — a damaged DICOM file rather than a file
- * that is not DICOM — else 0. */
+ * the sequence or item of defined length holding it, that its VRs (in the meta group, and
+ * everywhere in an explicit VR dataset) are real VRs, and that only sequences and the pixel
+ * data have an undefined length (a deflated dataset is inflated and checked), so that a
+ * truncated or corrupt file is reported instead of reaching GDCM's assertions; a file
+ * without that header must be a bare little-endian dataset filling the file. DK_ERR_FORMAT
+ * naming the file (and the byte where it breaks), DK_ERR_IO when it cannot be read.
+ * *damaged (may be NULL) is 1 when the file is a Part 10 file that breaks these rules — a
+ * damaged DICOM file rather than a file that is not DICOM — else 0. */
 dk_status dk_dcm_check_structure(const char *path, int *damaged);
 
 /* Group the files by SeriesInstanceUID in order of first appearance: *groups receives

@@ -6,7 +6,8 @@
  * those files and keeping what made the release `dakd info` abort:
  *   pixel_tag.dcm  pydicom's MR_small_jp2klossless.dcm, PixelData's element number 0010 made
  *                  007f: an OW of undefined length that is not PixelData; GDCM asserts
- *                  `VRField == VR::UN' while decoding (it passes dakd's structure check)
+ *                  `VRField == VR::UN' while decoding; refused first (the fuzzers found
+ *                  the same assertion from a SEG whose sequence's VR became OW)
  *   meta_vr.dcm    the same file, a file-meta VR "UI" made "AI": GDCM asserts "Should not
  *                  happen" in ReadExplicitDataElement; dakd's check refuses it first
  *   item_len.dcm   a TotalSegmentator J2K slice whose item length (92) inside a sequence of
@@ -201,7 +202,8 @@ static void refused(const char *path, const char *needle) {
 
 static void test_files(void) {
     if (!have_files) return;
-    refused(pixel_tag, "the DICOM parser (GDCM) crashed while decoding the pixel data");
+    refused(pixel_tag, "an element of undefined length that is neither a sequence nor the "
+                       "pixel data");
     refused(meta_vr, "the file meta group holds an element without a valid VR");
     refused(item_len, "an element runs past the end of the sequence or item holding it");
 }
@@ -222,9 +224,8 @@ static void count_warnings(dk_log_level level, const char *msg, void *user) {
     warnings += level == DK_LOG_WARN && strstr(msg, "DICOM file passed over");
 }
 
-/* The three bad files in a folder with the 3-slice CT series: the two that fail while their
- * header is read are passed over and listed; pixel_tag.dcm has a good header (its own MR
- * series), so the CT series loads and that one fails when it is chosen, naming the file. */
+/* The three bad files in a folder with the 3-slice CT series: they are passed over and
+ * listed, and the CT series loads. */
 static void test_folder(void) {
     const char *shared = dk_test_shared_data();
     if (!have_files || !shared) return;
@@ -235,24 +236,21 @@ static void test_folder(void) {
                                      pixel_tag, meta_vr, item_len, d), 0);
     dk_log_set_sink(count_warnings, NULL, DK_LOG_INFO);
     dk_volume v;
-    dk_read_opts ct = {NULL, 0}, mr = {NULL, 1};
+    dk_read_opts ct = {NULL, 0};
     CU_ASSERT_EQUAL(dk_volume_read_opts(&v, d, &ct), DK_OK);
     CU_ASSERT(v.nx == 512 && v.nz == 3);
-    CU_ASSERT_EQUAL(warnings, 2);
+    CU_ASSERT_EQUAL(warnings, 3);
     dk_volume_free(&v);
     dk_log_set_sink(NULL, NULL, DK_LOG_INFO);
-    CU_ASSERT_EQUAL(dk_volume_read_opts(&v, d, &mr), DK_ERR_FORMAT);
-    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "pixel_tag.dcm: the DICOM parser (GDCM) "
-                                                   "crashed"));
     char log[8192];
     CU_ASSERT_EQUAL(dk_test_sh(log, sizeof log, "'%s' info --series 0 '%s'", dk_test_cli(), d),
                     0);
     printf("\n%s", log);
-    CU_ASSERT_PTR_NOT_NULL(strstr(log, "2 DICOM series"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(log, "2 files passed over"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "1 DICOM series"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "3 files passed over"));
     CU_ASSERT_PTR_NOT_NULL(strstr(log, "dims        512 x 512 x 3"));
     CU_ASSERT(strstr(log, "unreadable: ") && strstr(log, "item_len.dcm: corrupt") &&
-              strstr(log, "meta_vr.dcm: corrupt"));
+              strstr(log, "meta_vr.dcm: corrupt") && strstr(log, "pixel_tag.dcm: corrupt"));
     CU_ASSERT_EQUAL(dk_test_sh(log, sizeof log, "'%s' info --json '%s'", dk_test_cli(), d), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(log, "\"unreadable\":\ttrue"));
 }
@@ -286,12 +284,13 @@ static void test_in_process(void) {
         CU_ASSERT(x[0].dtype == x[1].dtype && dk_geometry_equal(&x[0].geom, &x[1].geom, 0));
         CU_ASSERT(n == dk_volume_nbytes(&x[1]) && memcmp(x[0].data, x[1].data, n) == 0);
     }
-    CU_ASSERT(nser[0] == 2 && nser[1] == 2 && nskip[0] == 2 && nskip[1] == 2);
-    for (int i = 0; i < 2 && nser[0] == nser[1] && nskip[0] == nskip[1]; i++) {
+    CU_ASSERT(nser[0] == 1 && nser[1] == 1 && nskip[0] == 3 && nskip[1] == 3);
+    for (int i = 0; i < nser[0] && nser[0] == nser[1]; i++) {
         CU_ASSERT_STRING_EQUAL(ser[0][i].uid, ser[1][i].uid);
         CU_ASSERT(ser[0][i].nz == ser[1][i].nz && ser[0][i].nfiles == ser[1][i].nfiles);
-        CU_ASSERT_STRING_EQUAL(skip[0][i].reason, skip[1][i].reason);
     }
+    for (int i = 0; i < nskip[0] && nskip[0] == nskip[1]; i++)
+        CU_ASSERT_STRING_EQUAL(skip[0][i].reason, skip[1][i].reason);
     for (int k = 0; k < 2; k++) {
         dk_volume_free(&vol[k]);
         dk_volume_free(&lab[k]);
