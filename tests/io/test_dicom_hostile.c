@@ -18,6 +18,8 @@
  *   dfl_vr.dcm     pydicom's deflated image_dfl.dcm, Modality's VR "CS" made "CQ" inside the
  *                  deflated dataset (a fuzzed variant made GDCM allocate 1 GB for 20 s)
  *   dfl_cut.dcm    the same file cut 100 bytes short: its dataset does not inflate
+ *   seg_iop.dcm    dcmqi's SEG, its shared ImageOrientationPatient's tag made (0020,0034):
+ *                  GDCM asserts `b1 && cosines.size() == 6' while decoding
  * The child-process runner itself is checked with a job whose item aborts. */
 #include <signal.h>
 #include <stdio.h>
@@ -165,7 +167,7 @@ static int deflated_copy(const char *dst, long off, int from, int to, long cut) 
 
 static const char *dir;
 static char pixel_tag[4200], meta_vr[4200], item_len[4200];
-static char seg_vr[4200], dfl_vr[4200], dfl_cut[4200];
+static char seg_vr[4200], dfl_vr[4200], dfl_cut[4200], seg_iop[4200];
 static int have_files, have_vr_files;
 
 static void make_files(void) {
@@ -181,10 +183,12 @@ static void make_files(void) {
     snprintf(seg_vr, sizeof seg_vr, "%s/seg_vr.dcm", dir);
     snprintf(dfl_vr, sizeof dfl_vr, "%s/dfl_vr.dcm", dir);
     snprintf(dfl_cut, sizeof dfl_cut, "%s/dfl_cut.dcm", dir);
+    snprintf(seg_iop, sizeof seg_iop, "%s/seg_iop.dcm", dir);
     const char *seg = "conformance/dcmqi/data/segmentations/23x38x3/seg/label.seg";
     have_vr_files = shared && patch_copy(dk_test_path(shared, seg), seg_vr, 2955, 'H', 0x82) &&
                     deflated_copy(dfl_vr, 115, 'S', 'Q', 0) &&
-                    deflated_copy(dfl_cut, -1, 0, 0, 100);
+                    deflated_copy(dfl_cut, -1, 0, 0, 100) &&
+                    patch_copy(dk_test_path(shared, seg), seg_iop, 2408, 0x37, 0x34);
     if (!have_vr_files) dk_test_skip("invalid VRs", "a source file is missing or not as expected");
 }
 
@@ -213,6 +217,7 @@ static void test_vr_files(void) {
     refused(seg_vr, "an element without a valid VR in an explicit VR dataset");
     refused(dfl_vr, "an element without a valid VR in an explicit VR dataset");
     refused(dfl_cut, "its deflated dataset does not inflate");
+    refused(seg_iop, "frame 1: ImageOrientationPatient missing");
     dk_volume v; /* the file they were made from reads */
     CU_ASSERT_EQUAL(dk_volume_read(&v, dk_test_path(PYDICOM_FILES, "image_dfl.dcm")), DK_OK);
     dk_volume_free(&v);
@@ -306,7 +311,7 @@ int main(void) {
     CU_add_test(s, "a child that aborts becomes an error naming the item", test_runner);
     CU_add_test(s, "make the bad files", make_files);
     CU_add_test(s, "files on which GDCM aborts: an error, exit 3", test_files);
-    CU_add_test(s, "invalid VRs, a deflated dataset cut short: an error, exit 3", test_vr_files);
+    CU_add_test(s, "what the fuzzers found: an error, exit 3", test_vr_files);
     CU_add_test(s, "a folder with them: its series load, they are listed", test_folder);
     CU_add_test(s, "the fuzzers' in-process mode reads what the child reads", test_in_process);
     return dk_test_run();
