@@ -60,6 +60,10 @@ static _Noreturn void child(const dk_dcm_job *j, int from, int fd, int err_fd) {
     dup2(err_fd, STDERR_FILENO); /* GDCM's assertion text, for the parent's message */
     close(err_fd);
     signal(SIGPIPE, SIG_DFL);
+    /* the child dies of the signal itself: a crash handler the caller installed (a crash
+     * reporter, libFuzzer's) must not run here as if the caller had crashed */
+    static const int fatal[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+    for (size_t k = 0; k < sizeof fatal / sizeof fatal[0]; k++) signal(fatal[k], SIG_DFL);
     for (int i = from; i < j->n; i++) {
         dk_clear_error();
         int flag = 0;
