@@ -192,10 +192,11 @@ static unsigned char *inflate_dataset(const unsigned char *b, size_t n, size_t *
     int r = Z_OK;
     *len = 0;
     while (r == Z_OK) {
-        if (*len == cap) {
-            unsigned char *grown = cap < limit ? realloc(out, cap = cap * 2 + 65536) : NULL;
+        if (*len == cap) { /* grow, never past the limit: a small file may inflate to GBs */
+            size_t want = cap * 2 + 65536 < limit ? cap * 2 + 65536 : (size_t)limit;
+            unsigned char *grown = cap < want ? realloc(out, want) : NULL;
             if (!grown) break;
-            out = grown;
+            out = grown, cap = want;
         }
         size_t room = cap - *len < UINT_MAX ? cap - *len : UINT_MAX;
         z.next_out = out + *len;

@@ -218,7 +218,14 @@ static void test_vr_files(void) {
     refused(dfl_vr, "an element without a valid VR in an explicit VR dataset");
     refused(dfl_cut, "its deflated dataset does not inflate");
     refused(seg_iop, "frame 1: ImageOrientationPatient missing");
-    dk_volume v; /* the file they were made from reads */
+    /* a deflated dataset inflating beyond the volume size limit (262682 bytes here) */
+    dk_volume_set_limit(200000);
+    dk_volume v;
+    CU_ASSERT_EQUAL(dk_volume_read(&v, dk_test_path(PYDICOM_FILES, "image_dfl.dcm")),
+                    DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "beyond the volume size limit"));
+    dk_volume_set_limit(0);
+    /* the file they were made from reads */
     CU_ASSERT_EQUAL(dk_volume_read(&v, dk_test_path(PYDICOM_FILES, "image_dfl.dcm")), DK_OK);
     dk_volume_free(&v);
 }
