@@ -1,7 +1,7 @@
 /* A checkpoint into a network that exists (a teacher or a resumed model): the input as
  * x.safetensors through dk_unet_load into a fixed small U-Net (2-D, 1 -> 4 classes, base 4,
- * 2 levels, batch norm, leaky slope 0.01: the seeds are its files, make_corpus.sh), and through dk_safetensors_read for its
- * metadata alone. */
+ * 2 levels, batch norm, leaky slope 0.01: make_corpus.sh writes its files as seeds), and
+ * through dk_safetensors_read for its metadata alone. */
 #include <stdlib.h>
 
 #include "dakd/nn.h"
