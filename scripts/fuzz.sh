@@ -10,8 +10,9 @@
 # the child process, as for a user, and the inputs of tests/fuzz/gdcm_open/ (assertions not
 # yet refused) are replayed too: they must end as errors. CI runs that way.
 # Exit status 1 when any replay or run crashes, leaks, times out (10 s an input) or
-# allocates beyond the limits below; the inputs that did are in build-fuzz/artifacts/<fuzzer>/
-# (copy each into tests/fuzz/regressions/<fuzzer>/ once the bug is fixed).
+# allocates beyond the limits below; the inputs that did are kept in
+# build-fuzz/artifacts/<date-time>/<fuzzer>/, one folder a run (copy each into
+# tests/fuzz/regressions/<fuzzer>/ once the bug is fixed).
 #
 # Limits. The readers check every size a header claims against the volume size limit
 # (DAKD_MAX_VOLUME_BYTES, lib/io/limit.c) before they allocate. Here that limit is 64 MiB
@@ -43,8 +44,9 @@ if [ -n "$only" ]; then IFS=, read -r -a fuzzers <<< "$only"; fi
 scripts/bootstrap.sh --fuzz build-fuzz >/dev/null
 bin=build-fuzz/tests/fuzz
 out=build-fuzz/fuzz-runs
+arts=build-fuzz/artifacts/$(date +%Y%m%d-%H%M%S)
 rm -rf "$out"
-mkdir -p "$out" build-fuzz/artifacts
+mkdir -p "$out" "$arts"
 
 export DAKD_MAX_VOLUME_BYTES=64MiB
 # leaks inside dependencies, each justified there
@@ -67,18 +69,17 @@ limits=(-rss_limit_mb=1536 -malloc_limit_mb=80 -timeout=10)
 
 failed=0
 # The crash, leak, timeout and out-of-memory inputs libFuzzer wrote for one fuzzer.
-artifacts() { find "build-fuzz/artifacts/$1" -type f 2>/dev/null | wc -l; }
+artifacts() { find "$arts/$1" -type f 2>/dev/null | wc -l; }
 
 # Replay: every regression input and seed, once each.
 for f in "${fuzzers[@]}"; do
     [ -x "$bin/$f" ] || { echo "fuzz: no fuzzer $f" >&2; exit 2; }
-    rm -rf "build-fuzz/artifacts/$f"
-    mkdir -p "build-fuzz/artifacts/$f"
+    mkdir -p "$arts/$f"
     dirs=("tests/fuzz/regressions/$f" "tests/fuzz/corpus/$f")
     if [ "${DAKD_FUZZ_DICOM_CHILD:-0}" = 1 ] && [ -d "tests/fuzz/gdcm_open/$f" ]; then
         dirs+=("tests/fuzz/gdcm_open/$f")
     fi
-    if ! fuzz "$f" "${limits[@]}" -runs=0 -artifact_prefix="build-fuzz/artifacts/$f/" \
+    if ! fuzz "$f" "${limits[@]}" -runs=0 -artifact_prefix="$arts/$f/" \
             "${dirs[@]}" > "$out/$f.replay.log" 2>&1; then
         echo "fuzz: $f: replaying ${dirs[*]} FAILED" \
              "(build-fuzz/fuzz-runs/$f.replay.log)" >&2
@@ -96,7 +97,7 @@ for f in "${fuzzers[@]}"; do
     start=$(date +%s)
     rc=0
     fuzz "$f" "${limits[@]}" -max_total_time="$seconds" -print_final_stats=1 \
-        -artifact_prefix="build-fuzz/artifacts/$f/" "$work" > "$log" 2>&1 || rc=$?
+        -artifact_prefix="$arts/$f/" "$work" > "$log" 2>&1 || rc=$?
     took=$(( $(date +%s) - start ))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
@@ -109,7 +110,7 @@ for f in "${fuzzers[@]}"; do
     printf '%-18s %8s %10s %8s %12s\n' "$f" "$took" "${execs:-?}" "$crashes" \
         "$(find "$work" -type f | wc -l) files"
     if [ $rc != 0 ] || [ "$crashes" != 0 ]; then
-        echo "fuzz: $f FAILED (exit $rc): $log; inputs in build-fuzz/artifacts/$f/" >&2
+        echo "fuzz: $f FAILED (exit $rc): $log; inputs in $arts/$f/" >&2
         grep -m3 -E '^==[0-9]+==ERROR|SUMMARY|fuzz harness:|Assertion' "$log" >&2 || true
         failed=1
     fi
