@@ -4,6 +4,8 @@
 #     --test      also install what the test suites use (nibabel and pydicom as oracles,
 #                 mricron-data, dcm2niix)
 #     --sanitize  build with AddressSanitizer + UndefinedBehaviorSanitizer (default dir build-asan)
+#     --fuzz      build the libFuzzer harnesses of tests/fuzz with clang (default dir build-fuzz;
+#                 scripts/fuzz.sh runs them)
 #     --target T  build only target T (e.g. dakd_cli, the command-line tool)
 # Environment: DAKD_CMAKE_ARGS adds CMake options; JOBS sets build parallelism.
 set -euo pipefail
@@ -11,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 want_tests=0
 sanitize=0
+fuzz=0
 build_dir=""
 target=()
 next_is_target=0
@@ -20,11 +23,16 @@ for arg in "$@"; do
         --target) next_is_target=1 ;;
         --test) want_tests=1 ;;
         --sanitize) sanitize=1 ;;
+        --fuzz) fuzz=1 ;;
         -*) echo "bootstrap: unknown option $arg" >&2; exit 1 ;;
         *) build_dir="$arg" ;;
     esac
 done
-[ -n "$build_dir" ] || { [ $sanitize = 1 ] && build_dir=build-asan || build_dir=build; }
+if [ -z "$build_dir" ]; then
+    build_dir=build
+    [ $sanitize = 1 ] && build_dir=build-asan
+    [ $fuzz = 1 ] && build_dir=build-fuzz
+fi
 
 build_pkgs=(build-essential cmake pkg-config git libopenblas-dev libnifti2-dev libpng-dev
             zlib1g-dev libinih-dev libcjson-dev libcunit1-dev libinsighttoolkit5-dev
@@ -35,9 +43,12 @@ build_pkgs=(build-essential cmake pkg-config git libopenblas-dev libnifti2-dev l
 test_pkgs=(python3 python3-numpy python3-nibabel mricron-data python3-pydicom python3-pil
            python3-gdcm dcm2niix python3-torch python3-scipy plastimatch chromium
            fonts-dejavu-core unzip)
+# The fuzzers: clang with its libFuzzer and sanitizer runtimes, and its OpenMP.
+fuzz_pkgs=(clang libclang-rt-dev libomp-dev)
 
 pkgs=("${build_pkgs[@]}")
 [ $want_tests = 1 ] && pkgs+=("${test_pkgs[@]}")
+[ $fuzz = 1 ] && pkgs+=("${fuzz_pkgs[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -58,6 +69,12 @@ fi
 
 cmake_args=(-DCMAKE_BUILD_TYPE=Release)
 [ $sanitize = 1 ] && cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DDAKD_SANITIZE=ON)
+# clang for the C code, g++ for the ITK bridge (CMakeLists.txt, DAKD_FUZZ); no test suites
+if [ $fuzz = 1 ]; then
+    cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang
+                -DCMAKE_CXX_COMPILER=g++ -DDAKD_FUZZ=ON -DDAKD_BUILD_TESTS=OFF)
+    [ ${#target[@]} -gt 0 ] || target=(--target dakd_fuzzers)
+fi
 # shellcheck disable=SC2206
 extra=(${DAKD_CMAKE_ARGS:-})
 cmake -S . -B "$build_dir" "${cmake_args[@]}" "${extra[@]}" >/dev/null

@@ -1,19 +1,22 @@
 /*
  * A structural check of a DICOM Part 10 file before GDCM parses it: every element's
  * declared length must fit in what contains it (the file, or the sequence or item of
- * defined length around it), and the file meta group must carry real VRs. Debian's GDCM is
+ * defined length around it), and an explicit VR file must carry real VRs. Debian's GDCM is
  * built with assertions and abort()s on such files (and allocates whatever length an
  * element claims); dakd reports them instead, cheaply, and parses what passes in a child
  * process (dicom_isolate.c) in case GDCM still asserts. Handles explicit/implicit VR little
  * endian and explicit big endian, nested sequences and encapsulated pixel data of undefined
- * length. Deflated datasets are not walked (zlib reports their truncation to GDCM without
- * asserting). Files without the Part 10 header must be a bare dataset that fills the file
+ * length. A deflated dataset is inflated (up to the volume size limit) and walked as GDCM
+ * would walk it. Files without the Part 10 header must be a bare dataset that fills the file
  * exactly.
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "dicom_internal.h"
 
@@ -90,8 +93,11 @@ static int step(walker *w, int depth) {
         sq = e == 0xE000 && !w->fragments; /* an item of a sequence: its content is elements */
     } else if (w->explicit_vr) {
         const unsigned char *vr = w->b + w->at + 4;
-        if (g == 0x0002 && !known_vr(vr)) { /* GDCM asserts on these */
-            w->why = "the file meta group holds an element without a valid VR";
+        /* GDCM asserts on these in the meta group; in the dataset it reads on from them
+         * with other lengths (one file made it allocate 1 GB, another assert) */
+        if (!known_vr(vr)) {
+            w->why = g == 0x0002 ? "the file meta group holds an element without a valid VR"
+                                 : "an element without a valid VR in an explicit VR dataset";
             return -1;
         }
         if (long_vr(vr)) {
@@ -108,6 +114,13 @@ static int step(walker *w, int depth) {
         len = u32(w, w->at + 4);
         w->at += 8;
     }
+    /* PS3.5 7.1.2: only sequences, UN and encapsulated pixel data may have an undefined
+     * length; GDCM asserts `VRField == VR::UN' on any other */
+    if (len == 0xFFFFFFFFu && w->explicit_vr && g != 0xFFFE && !sq && !un &&
+        !(g == 0x7FE0 && e == 0x0010)) {
+        w->why = "an element of undefined length that is neither a sequence nor the pixel data";
+        return -1;
+    }
     if (len == 0xFFFFFFFFu && un) {
         w->explicit_vr = 0;
         int r = walk_undefined(w, depth);
@@ -115,7 +128,7 @@ static int step(walker *w, int depth) {
         return r;
     }
     if (len == 0xFFFFFFFFu && (sq || g == 0xFFFE)) return walk_undefined(w, depth);
-    if (len == 0xFFFFFFFFu) { /* encapsulated pixel data (or OB/OW/UT of undefined length) */
+    if (len == 0xFFFFFFFFu) { /* encapsulated pixel data (implicit VR: any such element) */
         int outer = w->fragments;
         w->fragments = 1;
         int r = walk_undefined(w, depth);
@@ -163,6 +176,58 @@ static unsigned char *slurp(const char *path, long *size) {
     return NULL;
 }
 
+/* The deflated dataset b[0..n) (transfer syntax 1.2.840.10008.1.2.1.99: raw deflate)
+ * inflated into a malloc'd buffer of *len bytes, for the walk: GDCM walks what zlib gives
+ * it. NULL when the stream is corrupt, cut short, or inflates beyond the volume size limit. */
+static unsigned char *inflate_dataset(const unsigned char *b, size_t n, size_t *len) {
+    uint64_t limit = DK_VOLUME_LIMIT_DEFAULT;
+    if (dk_volume_limit(&limit) != DK_OK) dk_clear_error(); /* the readers report that */
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (n > UINT_MAX || inflateInit2(&z, -MAX_WBITS) != Z_OK) return NULL;
+    z.next_in = (Bytef *)b;
+    z.avail_in = (uInt)n;
+    size_t cap = 0;
+    unsigned char *out = NULL;
+    int r = Z_OK;
+    *len = 0;
+    while (r == Z_OK) {
+        if (*len == cap) { /* grow, never past the limit: a small file may inflate to GBs */
+            size_t want = cap * 2 + 65536 < limit ? cap * 2 + 65536 : (size_t)limit;
+            unsigned char *grown = cap < want ? realloc(out, want) : NULL;
+            if (!grown) break;
+            out = grown, cap = want;
+        }
+        size_t room = cap - *len < UINT_MAX ? cap - *len : UINT_MAX;
+        z.next_out = out + *len;
+        z.avail_out = (uInt)room;
+        r = inflate(&z, Z_NO_FLUSH);
+        *len += room - z.avail_out;
+    }
+    inflateEnd(&z);
+    if (r == Z_STREAM_END) return out;
+    free(out);
+    return NULL;
+}
+
+/* Walk the dataset of a deflated file, from byte `at` of b: 0 ok, else -1 with the reason. */
+static int walk_deflated(const unsigned char *b, size_t n, size_t *at, const char **why) {
+    size_t len = 0;
+    unsigned char *d = inflate_dataset(b + *at, n - *at, &len);
+    if (!d) {
+        *why = "its deflated dataset does not inflate (corrupt, cut short, or beyond the "
+               "volume size limit)";
+        return -1;
+    }
+    walker w = {d, len, 0, len, 1, 0, 0, "an element of the inflated dataset runs past its end"};
+    int bad = 0;
+    while (!bad && w.at < w.n) bad = step(&w, 0) != 0;
+    *why = w.why;
+    *at += w.at; /* a place in the inflated dataset, counted from where it starts */
+    free(d);
+    return bad ? -1 : 0;
+}
+
 dk_status dk_dcm_check_structure(const char *path, int *damaged) {
     if (damaged) *damaged = 0;
     long size = 0;
@@ -170,8 +235,7 @@ dk_status dk_dcm_check_structure(const char *path, int *damaged) {
     if (!b) return DK_ERR_IO;
     if (size < 132 || memcmp(b + 128, "DICM", 4)) return raw_dataset(path, b, (size_t)size);
     walker w = {b, (size_t)size, 132, (size_t)size, 1, 0, 0, ""};
-    int bad = 0, explicit_vr = 1, big = 0;
-    size_t end = w.n;
+    int bad = 0, explicit_vr = 1, big = 0, deflated = 0;
     /* the file meta group (0002): explicit VR little endian; it names the transfer syntax */
     while (!bad && w.at + 8 <= w.n && u16(&w, w.at) == 0x0002) {
         size_t start = w.at;
@@ -186,10 +250,11 @@ dk_status dk_dcm_check_structure(const char *path, int *damaged) {
         snprintf(ts, sizeof ts, "%.*s", (int)u16(&w, start + 6), (const char *)b + start + 8);
         explicit_vr = strcmp(ts, "1.2.840.10008.1.2") != 0 && strcmp(ts, "1.2.840.10008.1.2 ");
         big = !strncmp(ts, "1.2.840.10008.1.2.2", 19) && (ts[19] == 0 || ts[19] == ' ');
-        if (!strncmp(ts, "1.2.840.10008.1.2.1.99", 22)) end = 0; /* deflated: not walked */
+        deflated = !strncmp(ts, "1.2.840.10008.1.2.1.99", 22);
     }
     w.explicit_vr = explicit_vr, w.big = big;
-    while (!bad && w.at < end) bad = step(&w, 0) != 0;
+    if (!bad && deflated) bad = walk_deflated(b, w.n, &w.at, &w.why) != 0;
+    while (!bad && !deflated && w.at < w.n) bad = step(&w, 0) != 0;
     size_t at = w.at;
     free(b);
     if (!bad) return DK_OK;

@@ -42,12 +42,14 @@ dk_status dk_dcm_set_from_file(dk_dcm_set *s, const char *path);
 void dk_dcm_set_free(dk_dcm_set *s);
 
 /* Check that every element of a Part 10 file ("DICM" at byte 128) fits in the file and in
- * the sequence or item of defined length holding it, and that the meta group's VRs are
- * letters, so a truncated or corrupt file is reported instead of reaching GDCM's
- * assertions; a file without that header must be a bare little-endian dataset filling the
- * file. DK_ERR_FORMAT naming the file (and the byte where it breaks), DK_ERR_IO when it
- * cannot be read. *damaged (may be NULL) is 1 when the file is a Part 10 file that breaks
- * these rules — a damaged DICOM file rather than a file that is not DICOM — else 0. */
+ * the sequence or item of defined length holding it, that its VRs (in the meta group, and
+ * everywhere in an explicit VR dataset) are real VRs, and that only sequences and the pixel
+ * data have an undefined length (a deflated dataset is inflated and checked), so that a
+ * truncated or corrupt file is reported instead of reaching GDCM's assertions; a file
+ * without that header must be a bare little-endian dataset filling the file. DK_ERR_FORMAT
+ * naming the file (and the byte where it breaks), DK_ERR_IO when it cannot be read.
+ * *damaged (may be NULL) is 1 when the file is a Part 10 file that breaks these rules — a
+ * damaged DICOM file rather than a file that is not DICOM — else 0. */
 dk_status dk_dcm_check_structure(const char *path, int *damaged);
 
 /* Group the files by SeriesInstanceUID in order of first appearance: *groups receives
@@ -104,6 +106,13 @@ typedef struct {
 /* DK_OK when every item was taken or passed over by `failed`, else the status it stopped
  * with; DK_ERR_INTERNAL when no pipe or process can be made. */
 dk_status dk_dcm_run_isolated(const dk_dcm_job *job);
+/* For the fuzzers only (tests/fuzz): on = 1 makes dk_dcm_run_isolated call work(arg, i,
+ * &flag) in the calling process, with no child, pipe, send or take, so that a crash, an
+ * abort or a sanitizer report inside GDCM or the work reaches the fuzzer (in a child it
+ * would become an error, as it must for a user) and the work's code counts as coverage.
+ * So work must leave its result where take would put it: the child's copy of the memory
+ * is then the caller's own. Default 0; the product never sets it. */
+void dk_dcm_set_in_process(int on);
 /* Exactly n bytes through a pipe (EINTR retried): DK_ERR_IO when it is cut short. */
 dk_status dk_dcm_put(int fd, const void *p, size_t n);
 dk_status dk_dcm_get(int fd, void *p, size_t n);

@@ -83,6 +83,9 @@ static dk_status scan_work(void *arg, int i, int *flag) {
     if (st != DK_OK) return st;
     st = dk_itk_dcm_scan(f);
     *flag = st != DK_OK; /* it passed the structure check: a DICOM file GDCM cannot read */
+    /* in a child this marks its own copy (scan_take marks the parent's); in the fuzzers'
+     * in-process mode (dk_dcm_set_in_process) it is the mark */
+    if (st == DK_OK) ((scan_job *)arg)->parsed[i] = 1;
     return st;
 }
 

@@ -142,6 +142,16 @@ static dk_status check_seg(const dk_dcm_file *f) {
     if (f->bits_alloc != 1 && f->bits_alloc != 8)
         return dk_fail(DK_ERR_FORMAT, "%s: BitsAllocated = %d (a SEG has 1 or 8)", f->path,
                        f->bits_alloc);
+    /* GDCM's decoder asserts (ComputeZSpacingFromIPP) unless the functional groups give
+     * every frame one and the same orientation */
+    for (int k = 0; k < f->nframes; k++) {
+        int same = f->frames[k].has_iop;
+        for (int i = 0; i < 6 && same; i++) same = f->frames[k].iop[i] == f->frames[0].iop[i];
+        if (!same)
+            return dk_fail(DK_ERR_FORMAT, "%s: frame %d: ImageOrientationPatient %s (a SEG's "
+                           "frames share one orientation)", f->path, k + 1,
+                           f->frames[k].has_iop ? "differs from frame 1's" : "missing");
+    }
     return DK_OK;
 }
 

@@ -103,10 +103,11 @@ void dk_geometry_orientation_code(const dk_geometry *g, char code[4]) {
         double bv = -1;
         for (int r = 0; r < 3; r++) {
             double a = fabs(g->direction[r][c]);
-            if (!used[r] && a > bv) bv = a, best = r;
+            if (!used[r] && (a > bv || best < 0)) bv = a, best = r; /* a NaN still takes one */
         }
         used[best] = 1;
-        code[c] = g->direction[best][c] >= 0 ? pos[best] : neg[best];
+        const double d = g->direction[best][c];
+        code[c] = isfinite(bv) ? (d >= 0 ? pos[best] : neg[best]) : '?';
     }
     code[3] = '\0';
 }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -96,6 +97,14 @@ dk_status header_from_io(dk_volume *v, itk::ImageIOBase *io, const char *path) {
         v->geom.origin[c] = io->GetOrigin(c);
         std::vector<double> d = io->GetDirection(c);
         for (unsigned r = 0; r < 3; r++) v->geom.direction[r][c] = r < d.size() ? d[r] : 0.0;
+        /* a zero axis in a NRRD's space directions comes back as spacing 0, direction NaN */
+        double sum = v->geom.spacing[c] + v->geom.origin[c];
+        for (unsigned r = 0; r < 3; r++) sum += v->geom.direction[r][c];
+        if (!std::isfinite(sum) || v->geom.spacing[c] == 0)
+            return dk_fail(DK_ERR_FORMAT, "%s: axis %u: spacing %g, origin %g, direction (%g, %g, "
+                           "%g): the header gives no finite, non-zero step", path, c + 1,
+                           v->geom.spacing[c], v->geom.origin[c], v->geom.direction[0][c],
+                           v->geom.direction[1][c], v->geom.direction[2][c]);
     }
     if (nd == 4) v->meta.dt = io->GetSpacing(3);
     v->meta.xyz_units = 2; /* NIFTI_UNITS_MM */

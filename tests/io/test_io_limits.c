@@ -287,6 +287,24 @@ static void test_detached_data(void) {
 #endif
 }
 
+/* A NRRD with a zero axis among its space directions: ITK hands back spacing 0 and a NaN
+ * direction, which once reached dk_geometry_orientation_code (found by tests/fuzz). */
+static void test_nrrd_zero_axis(void) {
+#ifdef DAKD_WITH_ITK
+    const char *h = "NRRD0004\ntype: uchar\ndimension: 3\nspace: left-posterior-superior\n"
+                    "sizes: 2 2 1\nspace directions: (0.5,0,0) (0,0,0) (0,0,2)\n"
+                    "endian: little\nencoding: raw\nspace origin: (0,0,0)\n\n0123";
+    write_bytes(tmp("zero_axis.nrrd"), h, strlen(h));
+    dk_volume v;
+    CU_ASSERT_EQUAL(dk_volume_read(&v, tmp("zero_axis.nrrd")), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "axis 2: spacing 0"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "no finite, non-zero step"));
+    CU_ASSERT_PTR_NULL(v.data);
+#else
+    dk_test_note("NRRD", "built without ITK: no NRRD reader to check");
+#endif
+}
+
 /* ---------------------------------------------------------------- 64-bit integers */
 
 /* A 4 x 1 x 1 volume of `t` holding `x` (raw 64-bit patterns) written as NIfTI. */
@@ -368,7 +386,8 @@ int main(void) {
         !CU_add_test(s, "detached MetaImage/NRRD data shorter than the header claims",
                      test_detached_data) ||
         !CU_add_test(s, "64-bit voxels beyond 2^53 refused on read", test_int64_read) ||
-        !CU_add_test(s, "64-bit labels counted exactly", test_int64_stats)) {
+        !CU_add_test(s, "64-bit labels counted exactly", test_int64_stats) ||
+        !CU_add_test(s, "NRRD with a zero axis refused", test_nrrd_zero_axis)) {
         CU_cleanup_registry();
         return 1;
     }

@@ -89,6 +89,13 @@ static void test_orientation_codes(void) {
     dk_geometry_from_nifti_affine(&g, (const double(*)[4])degenerate);
     CU_ASSERT_EQUAL(g.spacing[0], 1.0);
     CU_ASSERT(dk_geometry_equal(&g, &g, 0));
+    /* a NaN direction (ITK normalises a zero NRRD axis to one): the first axis left, no
+     * index -1 (found by tests/fuzz/fuzz_metaimage) */
+    dk_geometry_identity(&g);
+    for (int r = 0; r < 3; r++) g.direction[r][0] = NAN;
+    memset(code, 'x', sizeof code);
+    dk_geometry_orientation_code(&g, code);
+    CU_ASSERT_STRING_EQUAL(code, "?PS");
 }
 
 static void test_stats_labels(void) {

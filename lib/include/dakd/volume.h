@@ -208,7 +208,8 @@ void dk_geometry_to_nifti_affine(const dk_geometry *g, double m[4][4]);
 void dk_geometry_from_nifti_affine(dk_geometry *g, const double m[4][4]);
 /* Three-letter orientation code of the index axes, ITK-SNAP/nibabel style in RAS terms
  * ("RAS", "LPS", "LAS", ...): the letter is the direction toward which each index axis
- * points most. Writes 4 bytes including the terminator. */
+ * points most; '?' for an axis whose direction is not finite. Writes 4 bytes including the
+ * terminator. */
 void dk_geometry_orientation_code(const dk_geometry *g, char code[4]);
 /* 1 if the two grids agree within `tol` mm / relative. */
 int dk_geometry_equal(const dk_geometry *a, const dk_geometry *b, double tol);
