@@ -89,6 +89,12 @@ static int step(walker *w, int depth) {
     if (g == 0xFFFE) { /* items and delimiters are always in the implicit form */
         len = u32(w, w->at + 4);
         w->at += 8;
+        /* a delimiter's length is 0 (PS3.5 7.5); GDCM allocates and reads whatever one
+         * claims (a fuzzed 6 kB file: 1.4 GB), so it must at least fit in the file */
+        if ((e == 0xE00D || e == 0xE0DD) && len > w->n - w->at) {
+            w->why = "an item or sequence delimiter claims more bytes than the file holds";
+            return -1;
+        }
         if (e == 0xE00D || e == 0xE0DD) return 1;
         sq = e == 0xE000 && !w->fragments; /* an item of a sequence: its content is elements */
     } else if (w->explicit_vr) {

@@ -166,7 +166,7 @@ static int deflated_copy(const char *dst, long off, int from, int to, long cut) 
 }
 
 static const char *dir;
-static char pixel_tag[4200], meta_vr[4200], item_len[4200];
+static char pixel_tag[4200], meta_vr[4200], item_len[4200], delim_len[4200];
 static char seg_vr[4200], dfl_vr[4200], dfl_cut[4200], seg_iop[4200];
 static int have_files, have_vr_files;
 
@@ -175,9 +175,13 @@ static void make_files(void) {
     snprintf(pixel_tag, sizeof pixel_tag, "%s/pixel_tag.dcm", dir);
     snprintf(meta_vr, sizeof meta_vr, "%s/meta_vr.dcm", dir);
     snprintf(item_len, sizeof item_len, "%s/item_len.dcm", dir);
+    snprintf(delim_len, sizeof delim_len, "%s/delim_len.dcm", dir);
     const char *shared = dk_test_shared_data();
     have_files = patch_copy(mr, pixel_tag, 1522, 0x10, 0x7f) &
                  patch_copy(mr, meta_vr, 250, 'U', 'A') &
+                 /* the pixel data's sequence delimiter claiming 1.4 GB (found by fuzz_dicom:
+                  * GDCM allocated it) */
+                 patch_copy(mr, delim_len, 5869, 0x00, 0x54) &
                  (shared && patch_copy(dk_test_path(shared, J2K_SLICE), item_len, 1224, 0x5c,
                                        0x97));
     snprintf(seg_vr, sizeof seg_vr, "%s/seg_vr.dcm", dir);
@@ -210,6 +214,7 @@ static void test_files(void) {
                        "pixel data");
     refused(meta_vr, "the file meta group holds an element without a valid VR");
     refused(item_len, "an element runs past the end of the sequence or item holding it");
+    refused(delim_len, "an item or sequence delimiter claims more bytes than the file holds");
 }
 
 static void test_vr_files(void) {
