@@ -40,6 +40,34 @@ itk::ImageIOBase::Pointer io_for(const std::string &path) {
     return itk::NrrdImageIO::New().GetPointer();
 }
 
+/* MetaIO reads NDims as a number and then loops over that many values for every field
+ * that depends on it: a negative or huge NDims makes it spin for hours (a fuzzed 152-byte
+ * .mha). Every NDims line before ElementDataFile (where the header ends) must give 1..10,
+ * MetaIO's own maximum; keys are matched as MetaIO does, trimmed, here without case. */
+dk_status check_meta_ndims(const char *path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string line;
+    size_t seen = 0; /* a header is a few hundred bytes: 1 MiB without its end is not one */
+    while (seen < (1u << 20) && std::getline(in, line)) {
+        seen += line.size() + 1;
+        size_t eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        std::string key = line.substr(0, eq);
+        key.erase(key.find_last_not_of(" \t") + 1); /* npos + 1 = 0: all blank */
+        key.erase(0, key.find_first_not_of(" \t"));
+        if (strcasecmp(key.c_str(), "ElementDataFile") == 0) break;
+        if (strcasecmp(key.c_str(), "NDims") != 0) continue;
+        const char *val = line.c_str() + eq + 1;
+        while (*val == ' ' || *val == '\t') val++;
+        char *end = nullptr;
+        double nd = std::strtod(val, &end);
+        if (end == val || !(nd >= 1 && nd < 11))
+            return dk_fail(DK_ERR_FORMAT, "%s: header field NDims '%.40s' is not a number of "
+                           "dimensions from 1 to 10", path, val);
+    }
+    return DK_OK;
+}
+
 dk_dtype dtype_of(itk::IOComponentEnum c) {
     using C = itk::IOComponentEnum;
     switch (c) {
@@ -286,6 +314,10 @@ extern "C" dk_status dk_itk_image_read(dk_volume *v, const char *path, int heade
         if (!io->CanReadFile(path))
             return dk_fail(DK_ERR_FORMAT, "%s: not a readable %s file", path, io->GetNameOfClass());
         io->SetFileName(path);
+        if (dynamic_cast<itk::MetaImageIO *>(io.GetPointer())) {
+            dk_status ok = check_meta_ndims(path);
+            if (ok != DK_OK) return ok;
+        }
         io->ReadImageInformation();
         dk_status st = header_from_io(v, io, path);
         const int64_t n[5] = {v->nx, v->ny, v->nz, v->nt, v->nc};

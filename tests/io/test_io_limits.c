@@ -244,6 +244,12 @@ static void test_mha_hostile(void) {
     expect_bounded(over, DK_ERR_UNSUPPORTED, "4096 x 4096 x 4096 x 1 x 1", "limit");
     expect_bounded(wrap, DK_ERR_FORMAT, "overflows", NULL);
     expect_bounded(tmp("local.mha"), DK_ERR_FORMAT, "need 1073741824 bytes of data", "file holds");
+    /* NDims negative or huge: MetaIO loops that many times per field (found by fuzz_metaimage;
+     * before the check this never returned) */
+    const char *h4 = "ObjectType = Image\nNDims = -4\nDimSize = 1 20 5\nElementType = MET_UCHAR\n"
+                     "ElementDataFile = LOCAL\n0123456789abcdef";
+    write_bytes(tmp("ndims.mha"), h4, strlen(h4));
+    expect_bounded(tmp("ndims.mha"), DK_ERR_FORMAT, "NDims '-4'", "from 1 to 10");
 #else
     dk_test_note("MetaImage", "built without ITK: no MetaImage reader to check");
 #endif
