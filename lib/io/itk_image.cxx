@@ -40,16 +40,26 @@ itk::ImageIOBase::Pointer io_for(const std::string &path) {
     return itk::NrrdImageIO::New().GetPointer();
 }
 
-/* MetaIO reads NDims as a number and then loops over that many values for every field
- * that depends on it: a negative or huge NDims makes it spin for hours (a fuzzed 152-byte
- * .mha). Every NDims line before ElementDataFile (where the header ends) must give 1..10,
- * MetaIO's own maximum; keys are matched as MetaIO does, trimmed, here without case. */
-dk_status check_meta_ndims(const char *path) {
+/* Two MetaIO failures on hostile headers, checked before ITK reads one. MetaIO reads NDims
+ * as a number and then loops over that many values for every field that depends on it: a
+ * negative or huge NDims makes it spin for hours (a fuzzed 152-byte .mha), so every NDims
+ * line must give 1..10, MetaIO's own maximum. And it splits the ElementDataFile value into
+ * words by its length but measures them with strlen: a NUL byte in it makes it read past
+ * its buffer; no header line may hold one. The header ends with the ElementDataFile line;
+ * keys are matched as MetaIO does, trimmed, here without case. */
+dk_status check_meta_header(const char *path) {
     std::ifstream in(path, std::ios::binary);
     std::string line;
     size_t seen = 0; /* a header is a few hundred bytes: 1 MiB without its end is not one */
     while (seen < (1u << 20) && std::getline(in, line)) {
         seen += line.size() + 1;
+        if (line.find('\0') != std::string::npos) {
+            std::string shown = line.substr(0, 40);
+            for (char &c : shown)
+                if (!std::isprint((unsigned char)c)) c = '?';
+            return dk_fail(DK_ERR_FORMAT, "%s: header line '%s' holds a NUL byte", path,
+                           shown.c_str());
+        }
         size_t eq = line.find('=');
         if (eq == std::string::npos) continue;
         std::string key = line.substr(0, eq);
@@ -315,7 +325,7 @@ extern "C" dk_status dk_itk_image_read(dk_volume *v, const char *path, int heade
             return dk_fail(DK_ERR_FORMAT, "%s: not a readable %s file", path, io->GetNameOfClass());
         io->SetFileName(path);
         if (dynamic_cast<itk::MetaImageIO *>(io.GetPointer())) {
-            dk_status ok = check_meta_ndims(path);
+            dk_status ok = check_meta_header(path);
             if (ok != DK_OK) return ok;
         }
         io->ReadImageInformation();

@@ -250,6 +250,12 @@ static void test_mha_hostile(void) {
                      "ElementDataFile = LOCAL\n0123456789abcdef";
     write_bytes(tmp("ndims.mha"), h4, strlen(h4));
     expect_bounded(tmp("ndims.mha"), DK_ERR_FORMAT, "NDims '-4'", "from 1 to 10");
+    /* a NUL in the ElementDataFile value: MetaIO read past its word buffer (fuzz_metaimage) */
+    static const char h5[] = "ObjectType = Image\nNDims = 3\nDimSize = 2 2 1\nElementType = "
+                             "MET_UCHAR\nElementDataFile = a b\0c 1 2\n0123";
+    write_bytes(tmp("nul.mha"), h5, sizeof h5 - 1);
+    expect_bounded(tmp("nul.mha"), DK_ERR_FORMAT, "header line 'ElementDataFile = a b?c 1 2'",
+                   "holds a NUL byte");
 #else
     dk_test_note("MetaImage", "built without ITK: no MetaImage reader to check");
 #endif
