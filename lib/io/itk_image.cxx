@@ -40,12 +40,15 @@ itk::ImageIOBase::Pointer io_for(const std::string &path) {
     return itk::NrrdImageIO::New().GetPointer();
 }
 
-/* Two MetaIO failures on hostile headers, checked before ITK reads one. MetaIO reads NDims
+/* Three MetaIO failures on hostile headers, checked before ITK reads one. MetaIO reads NDims
  * as a number and then loops over that many values for every field that depends on it: a
  * negative or huge NDims makes it spin for hours (a fuzzed 152-byte .mha), so every NDims
  * line must give 1..10, MetaIO's own maximum. And it splits the ElementDataFile value into
  * words by its length but measures them with strlen: a NUL byte in it makes it read past
- * its buffer; no header line may hold one. The header ends with the ElementDataFile line;
+ * its buffer; no header line may hold one. A '%' in ElementDataFile makes it a file pattern
+ * that MetaIO formats with the file's text as the format ("%999999999d" spun, "%n" writes):
+ * dakd refuses patterns (its size check could not bound them either). The header ends with
+ * the ElementDataFile line;
  * keys are matched as MetaIO does, trimmed, here without case. */
 dk_status check_meta_header(const char *path) {
     std::ifstream in(path, std::ios::binary);
@@ -65,7 +68,12 @@ dk_status check_meta_header(const char *path) {
         std::string key = line.substr(0, eq);
         key.erase(key.find_last_not_of(" \t") + 1); /* npos + 1 = 0: all blank */
         key.erase(0, key.find_first_not_of(" \t"));
-        if (strcasecmp(key.c_str(), "ElementDataFile") == 0) break;
+        if (strcasecmp(key.c_str(), "ElementDataFile") == 0) {
+            if (line.find('%', eq) == std::string::npos) break;
+            return dk_fail(DK_ERR_FORMAT, "%s: header field ElementDataFile '%.60s' is a file "
+                           "pattern (a '%%' in it), which dakd does not read: write the slices "
+                           "into one data file", path, line.c_str() + eq + 1);
+        }
         if (strcasecmp(key.c_str(), "NDims") != 0) continue;
         const char *val = line.c_str() + eq + 1;
         while (*val == ' ' || *val == '\t') val++;

@@ -256,6 +256,12 @@ static void test_mha_hostile(void) {
     write_bytes(tmp("nul.mha"), h5, sizeof h5 - 1);
     expect_bounded(tmp("nul.mha"), DK_ERR_FORMAT, "header line 'ElementDataFile = a b?c 1 2'",
                    "holds a NUL byte");
+    /* a file pattern: MetaIO formats it with the header's text as the format string */
+    const char *h6 = "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElementType = MET_UCHAR\n"
+                     "ElementDataFile = a%999999999d\n";
+    write_bytes(tmp("pattern.mhd"), h6, strlen(h6));
+    expect_bounded(tmp("pattern.mhd"), DK_ERR_FORMAT, "ElementDataFile ' a%999999999d'",
+                   "file pattern");
 #else
     dk_test_note("MetaImage", "built without ITK: no MetaImage reader to check");
 #endif
