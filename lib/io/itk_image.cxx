@@ -40,14 +40,24 @@ itk::ImageIOBase::Pointer io_for(const std::string &path) {
     return itk::NrrdImageIO::New().GetPointer();
 }
 
-/* Three MetaIO failures on hostile headers, checked before ITK reads one. MetaIO reads NDims
+/* The first 40 bytes of a header line for a message, unprintable ones as '?'. */
+std::string shown(const std::string &line) {
+    std::string s = line.substr(0, 40);
+    for (char &c : s)
+        if (!std::isprint((unsigned char)c)) c = '?';
+    return s;
+}
+
+/* Four MetaIO failures on hostile headers, checked before ITK reads one. MetaIO reads NDims
  * as a number and then loops over that many values for every field that depends on it: a
  * negative or huge NDims makes it spin for hours (a fuzzed 152-byte .mha), so every NDims
  * line must give 1..10, MetaIO's own maximum. And it splits the ElementDataFile value into
  * words by its length but measures them with strlen: a NUL byte in it makes it read past
  * its buffer; no header line may hold one. A '%' in ElementDataFile makes it a file pattern
  * that MetaIO formats with the file's text as the format ("%999999999d" spun, "%n" writes):
- * dakd refuses patterns (its size check could not bound them either). The header ends with
+ * dakd refuses patterns (its size check could not bound them either). A field name goes to
+ * a 255-byte buffer by strcpy (glibc's fortify aborts): names (the text before '=', or a
+ * whole line without one) must be shorter. The header ends with
  * the ElementDataFile line;
  * keys are matched as MetaIO does, trimmed, here without case. */
 dk_status check_meta_header(const char *path) {
@@ -56,14 +66,13 @@ dk_status check_meta_header(const char *path) {
     size_t seen = 0; /* a header is a few hundred bytes: 1 MiB without its end is not one */
     while (seen < (1u << 20) && std::getline(in, line)) {
         seen += line.size() + 1;
-        if (line.find('\0') != std::string::npos) {
-            std::string shown = line.substr(0, 40);
-            for (char &c : shown)
-                if (!std::isprint((unsigned char)c)) c = '?';
+        if (line.find('\0') != std::string::npos)
             return dk_fail(DK_ERR_FORMAT, "%s: header line '%s' holds a NUL byte", path,
-                           shown.c_str());
-        }
+                           shown(line).c_str());
         size_t eq = line.find('=');
+        if ((eq == std::string::npos ? line.size() : eq) >= 255)
+            return dk_fail(DK_ERR_FORMAT, "%s: header line '%s...' has a field name of 255 "
+                           "bytes or more", path, shown(line).c_str());
         if (eq == std::string::npos) continue;
         std::string key = line.substr(0, eq);
         key.erase(key.find_last_not_of(" \t") + 1); /* npos + 1 = 0: all blank */

@@ -262,6 +262,12 @@ static void test_mha_hostile(void) {
     write_bytes(tmp("pattern.mhd"), h6, strlen(h6));
     expect_bounded(tmp("pattern.mhd"), DK_ERR_FORMAT, "ElementDataFile ' a%999999999d'",
                    "file pattern");
+    /* a 300-byte field name: MetaIO strcpy'd it into 255 bytes (fortify abort, fuzz_metaimage) */
+    char h7[512];
+    snprintf(h7, sizeof h7, "ObjectType = Image\nNDims = 3\n%0300d = 1\nDimSize = 2 2 1\n"
+             "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n0123", 0);
+    write_bytes(tmp("longname.mha"), h7, strlen(h7));
+    expect_bounded(tmp("longname.mha"), DK_ERR_FORMAT, "a field name of 255 bytes or more", NULL);
 #else
     dk_test_note("MetaImage", "built without ITK: no MetaImage reader to check");
 #endif
