@@ -220,6 +220,27 @@ static void test_onnx_checker(void) {
     }
 }
 
+/* The README's node and onnx lines (after its onnx-snippet marker) on a 2-D student. */
+static void test_readme_snippet(void) {
+    if (runtime_missing() || dk_test_sh(NULL, 0, "/usr/bin/python3 -c 'import onnx'") != 0) {
+        dk_test_skip("README snippet", "onnxruntime-node or python3-onnx is missing");
+        return;
+    }
+    const char *d = dk_test_path(dir, "readme");
+    int rc = dk_test_sh(out, sizeof out,
+                        "mkdir -p %s && cp %s %s/student.onnx && cd %s && "
+                        "sed -n '/onnx-snippet/,/^```$/p' %s/README.md > snippet.sh && "
+                        "grep -c . snippet.sh && export NODE_PATH=%s/tests/tools/onnx/node_modules"
+                        " && eval \"$(grep '^node -e' snippet.sh)\" && "
+                        "eval \"$(grep '^python3 -c \\\"import onnx;' snippet.sh | "
+                        "sed 's,^python3,/usr/bin/python3,')\"",
+                        d, case_path(0, "onnx"), d, d, dk_test_source_dir(), dk_test_source_dir());
+    printf("\n    %s", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "[ 1, 3, 64, 64 ]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "'dakd.data.norm': 'zscore'"));
+}
+
 /* ---------------------------------------------------------------- the command, bad inputs */
 
 static int dakd(const char *fmt, const char *a, const char *b) {
@@ -305,6 +326,7 @@ int main(void) {
     CU_add_test(s, "export writes every kind of U-Net", test_export_summary);
     CU_add_test(s, "ONNX Runtime gives dakd's logits (<= 1e-4)", test_onnx_runtime);
     CU_add_test(s, "onnx checker, ops and metadata", test_onnx_checker);
+    CU_add_test(s, "the README's node and onnx lines", test_readme_snippet);
     CU_add_test(s, "dakd export: help, output, usage errors", test_cli);
     CU_add_test(s, "dakd export: bad inputs write nothing", test_cli_bad_inputs);
     return dk_test_run();
