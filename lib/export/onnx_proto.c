@@ -96,20 +96,22 @@ Onnx__AttributeProto *ox_attr_ints(ox_graph *g, const char *name, const int64_t 
     return a;
 }
 
-Onnx__AttributeProto *ox_attr_int(ox_graph *g, const char *name, int64_t v) {
-    Onnx__AttributeProto *a = attr(g, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    if (!a) return NULL;
-    a->has_i = 1;
-    a->i = v;
+/* An int or float attribute: the one field its type names is set. */
+static Onnx__AttributeProto *attr_scalar(ox_graph *g, const char *name,
+                                         Onnx__AttributeProto__AttributeType type, int64_t i,
+                                         float f) {
+    Onnx__AttributeProto *a = attr(g, name, type);
+    if (a && type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT) a->has_i = 1, a->i = i;
+    if (a && type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT) a->has_f = 1, a->f = f;
     return a;
 }
 
+Onnx__AttributeProto *ox_attr_int(ox_graph *g, const char *name, int64_t v) {
+    return attr_scalar(g, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, v, 0.0f);
+}
+
 Onnx__AttributeProto *ox_attr_float(ox_graph *g, const char *name, float v) {
-    Onnx__AttributeProto *a = attr(g, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
-    if (!a) return NULL;
-    a->has_f = 1;
-    a->f = v;
-    return a;
+    return attr_scalar(g, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, 0, v);
 }
 
 Onnx__AttributeProto *ox_attr_str(ox_graph *g, const char *name, const char *v) {

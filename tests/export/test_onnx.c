@@ -276,10 +276,19 @@ static void test_cli(void) {
     CU_ASSERT_EQUAL(dakd("export --onnx --bogus %s %s", model, onnx), 1);
 }
 
+/* dakd with fmt(a, b) exits `rc` and leaves `path` with the bytes it had. */
+static void refused_keeps(const char *path, int rc, const char *fmt, const char *a,
+                          const char *b) {
+    char before[256], after[256]; /* the sums go there: `out` keeps the command's output */
+    dk_test_sh(before, sizeof before, "sha256sum < %s", path);
+    CU_ASSERT_EQUAL(dakd(fmt, a, b), rc);
+    dk_test_sh(after, sizeof after, "sha256sum < %s", path);
+    CU_ASSERT_STRING_EQUAL(before, after);
+}
+
 static void test_cli_bad_inputs(void) {
     const char *model = case_path(0, "safetensors");
     const char *fresh = dk_test_path(dir, "never.onnx"), *kept = dk_test_path(dir, "kept.onnx");
-    char sum_before[256], sum_after[256];
     /* a missing model: I/O error naming it, nothing written */
     CU_ASSERT_EQUAL(dakd("export --onnx %s %s", dk_test_path(dir, "missing.safetensors"), fresh),
                     2);
@@ -294,21 +303,15 @@ static void test_cli_bad_inputs(void) {
     CU_ASSERT(!dk_test_exists(fresh));
     /* an earlier export at OUT stays whole when the next one fails */
     CU_ASSERT_EQUAL_FATAL(dakd("export --onnx %s %s", model, kept), 0);
-    dk_test_sh(sum_before, sizeof sum_before, "sha256sum < %s", kept);
-    CU_ASSERT_EQUAL(dakd("export --onnx %s %s", text, kept), 3);
-    dk_test_sh(sum_after, sizeof sum_after, "sha256sum < %s", kept);
-    CU_ASSERT_STRING_EQUAL(sum_before, sum_after);
+    refused_keeps(kept, 3, "export --onnx %s %s", text, kept);
     /* the output is the model (the same path, or another name of it): refused naming both,
      * the model untouched */
-    dk_test_sh(sum_before, sizeof sum_before, "sha256sum < %s", model);
-    CU_ASSERT_EQUAL(dakd("export --onnx %s %s", model, model), 1);
+    refused_keeps(model, 1, "export --onnx %s %s", model, model);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "is the model file"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "2d_batch_transposed.safetensors"));
     char other[4096];
     snprintf(other, sizeof other, "%s/./../export/%s.safetensors", dir, cases[0].label);
-    CU_ASSERT_EQUAL(dakd("export --onnx %s %s", model, other), 1);
-    dk_test_sh(sum_after, sizeof sum_after, "sha256sum < %s", model);
-    CU_ASSERT_STRING_EQUAL(sum_before, sum_after);
+    refused_keeps(model, 1, "export --onnx %s %s", model, other);
     /* an unwritable folder (a path under a regular file; root ignores permission bits) and
      * a missing one: I/O errors naming the output, no temporary file left */
     snprintf(other, sizeof other, "%s/sub/x.onnx", text);
