@@ -24,6 +24,7 @@ int dk_cmd_run(int argc, char **argv);
 int dk_cmd_predict(int argc, char **argv);
 int dk_cmd_adapt(int argc, char **argv);
 int dk_cmd_eval(int argc, char **argv);
+int dk_cmd_export(int argc, char **argv);
 
 /* The body of dakd train (distill = 0) and dakd distill (1): options, config, trainer. */
 int dk_cli_train_run(int argc, char **argv, int distill);

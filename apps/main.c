@@ -24,6 +24,8 @@ static const dk_cli_command commands[] = {
      dk_cmd_adapt},
     {"eval", "score predictions against references (CSV, JSON, HTML); compare two runs",
      dk_cmd_eval},
+    {"export", "write a model's network as ONNX, with its preprocessing in the metadata",
+     dk_cmd_export},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 

@@ -2,7 +2,7 @@
 # Install the Debian 12 packages dakd needs (only those missing), then configure and build.
 #   scripts/bootstrap.sh [--test] [--sanitize] [BUILD_DIR]
 #     --test      also install what the test suites use (nibabel and pydicom as oracles,
-#                 mricron-data, dcm2niix)
+#                 mricron-data, dcm2niix, python3-onnx; onnxruntime-node from npm)
 #     --sanitize  build with AddressSanitizer + UndefinedBehaviorSanitizer (default dir build-asan)
 #     --fuzz      build the libFuzzer harnesses of tests/fuzz with clang (default dir build-fuzz;
 #                 scripts/fuzz.sh runs them)
@@ -36,20 +36,23 @@ fi
 
 build_pkgs=(build-essential cmake pkg-config git libopenblas-dev libnifti2-dev libpng-dev
             zlib1g-dev libinih-dev libcjson-dev libcunit1-dev libinsighttoolkit5-dev
-            libssl-dev libfftw3-dev)
+            libssl-dev libfftw3-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 # pydicom is the DICOM oracle; python3-gdcm lets it decode JPEG-LS and 12-bit JPEG; dcm2niix
 # is the reference converter for tests/bench/bench_dicom_load; PyTorch is the oracle for the
 # network engine (tests/nn/test_parity.c, test_params.c) and the peer in its benchmark;
 # valgrind runs the commands a user runs under memcheck (scripts/valgrind.sh, in CI).
 test_pkgs=(python3 python3-numpy python3-nibabel mricron-data python3-pydicom python3-pil
            python3-gdcm dcm2niix python3-torch python3-scipy plastimatch chromium
-           fonts-dejavu-core unzip valgrind)
+           fonts-dejavu-core unzip valgrind python3-onnx)
 # The fuzzers: clang with its libFuzzer and sanitizer runtimes, and its OpenMP.
 fuzz_pkgs=(clang libclang-rt-dev libomp-dev)
 
 pkgs=("${build_pkgs[@]}")
 [ $want_tests = 1 ] && pkgs+=("${test_pkgs[@]}")
 [ $fuzz = 1 ] && pkgs+=("${fuzz_pkgs[@]}")
+# ONNX Runtime for the export test comes from npm (below); Debian's node and npm when no npm
+# is on the PATH (a NodeSource nodejs brings its own).
+[ $want_tests = 1 ] && ! command -v npm >/dev/null && pkgs+=(nodejs npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -66,6 +69,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# onnxruntime-node at the version tests/tools/onnx/package-lock.json pins, into its
+# node_modules (git-ignored), when that version is not there yet. Its CPU runtime ships in the
+# npm package; ONNXRUNTIME_NODE_INSTALL=skip stops its install script fetching CUDA providers.
+if [ $want_tests = 1 ]; then
+    ort=tests/tools/onnx
+    if ! (cd $ort && node -e "process.exit(require('onnxruntime-node/package.json').version ===
+                               require('./package.json').dependencies['onnxruntime-node'] ? 0 : 1)"
+          ) 2>/dev/null; then
+        echo "bootstrap: installing onnxruntime-node into $ort"
+        (cd $ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)
+    fi
 fi
 
 cmake_args=(-DCMAKE_BUILD_TYPE=Release)

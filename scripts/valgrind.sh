@@ -18,6 +18,7 @@
 #            batch norm, EMA self-distillation, FDA and pseudo-labels
 #   predict  the student on the target test images (sliding window, TTA)
 #   eval     the predictions against their labels, with surface metrics and the HTML report
+#   export   the student as ONNX
 # The phantoms come from the release binary without valgrind. Exit 1 when any command is
 # unclean (its log is named), 2 when a command fails outright.
 # Needs: valgrind (scripts/bootstrap.sh --test installs it), ../shared/data beside the
@@ -127,6 +128,7 @@ for k in 0 1 2 3; do
 done
 check predict --threads 1 predict --model "$work/student/model.safetensors" \
     --tta --out pred target_test/*.nii.gz
+check export export --onnx "$work/student/model.safetensors" student.onnx
 check eval eval --pred pred --ref refs --out evaluated
 echo "valgrind.sh: $n commands, $([ $bad = 0 ] && echo clean || echo 'NOT clean')"
 exit $bad
