@@ -90,26 +90,17 @@ dakd=$prefix/bin/dakd
 "$dakd" run "$src/pipelines/demo.ini" --set study.run_dir="$work/s" \
     --set study.stages=phantoms > phantoms.log 2>&1 || { cat phantoms.log; fail "phantoms"; }
 ph=$work/s/phantoms
-cat > train.ini <<INI
-[data]
-cases = $ph/cases.csv
-domain_column = domain
-classes = 4
-batch_size = 4
-patch_h = 32
-patch_w = 32
-norm = zscore
-[model]
-dims = 2
-teacher_base = 4
-teacher_levels = 2
-[train]
-epochs = 2
-steps_per_epoch = 2
-[output]
-run_dir = $work/teacher
-INI
-"$dakd" --threads 1 train train.ini > train.log 2>&1 || { tail train.log; fail "dakd train"; }
+# a tiny 2-D teacher: 2 epochs of 2 steps (every other key at its default)
+: > train.ini
+sets=()
+for kv in data.cases="$ph/cases.csv" data.domain_column=domain data.classes=4 \
+          data.batch_size=4 data.patch_h=32 data.patch_w=32 model.dims=2 \
+          model.teacher_base=4 model.teacher_levels=2 train.epochs=2 train.steps_per_epoch=2 \
+          output.run_dir="$work/teacher"; do
+    sets+=(--set "$kv")
+done
+"$dakd" --threads 1 train train.ini "${sets[@]}" > train.log 2>&1 ||
+    { tail train.log; fail "dakd train"; }
 model=$work/teacher/model.safetensors
 image=$ph/target_test_000_image.nii.gz
 
