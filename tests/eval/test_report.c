@@ -590,7 +590,7 @@ static void test_cli(void) {
     CU_ASSERT_EQUAL(dakd("", "", ""), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--out"));
     CU_ASSERT_EQUAL(dakd("--out %s/cli_x", root, ""), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--pred DIR and --ref DIR are required"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--pred DIR and one of --ref DIR or --cases CSV"));
     CU_ASSERT_EQUAL(dakd("--pred", "", ""), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--pred needs a value"));
     CU_ASSERT_EQUAL(dakd("--bogus", "", ""), 1);
