@@ -14,30 +14,19 @@
 #include "predict_fixture.h"
 #include "test_util.h"
 
+/* A shell step of a test's own setup, which must succeed. */
+#define SH_OK(...) CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, __VA_ARGS__), 0)
+
 static char out[1 << 16];
 static char dir[4096], model[4200], phant[4200];
 
 /* Run `dakd <args>` (printf-style); its exit status, output in `out`. */
 static int dakd(const char *fmt, ...) {
-    char args[16384];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = dk_test_vcli(out, sizeof out, fmt, ap);
     va_end(ap);
-    return dk_test_sh(out, sizeof out, "%s %s", dk_test_cli(), args);
-}
-
-static char *slurp(const char *p) {
-    FILE *f = fopen(p, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
+    return rc;
 }
 
 static char *file_of(const char *sub, const char *name) {
@@ -95,7 +84,7 @@ static void test_predict_then_eval(void) {
     /* the references are the folder's *_label files; its *_image files are passed over */
     rc = dakd("eval --pred %s/pred --ref %s --image %s --out %s/rep", dir, phant, phant, dir);
     expect(rc, 0, NULL);
-    char *csv = slurp(file_of("rep", "cases.csv"));
+    char *csv = dk_test_slurp(file_of("rep", "cases.csv"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
     for (int i = 0; i < 4; i++) {
         char row[64];
@@ -105,19 +94,16 @@ static void test_predict_then_eval(void) {
     CU_ASSERT_PTR_NULL(strstr(csv, "_image"));
     CU_ASSERT_PTR_NULL(strstr(csv, "_label"));
     free(csv);
-    char *html = slurp(file_of("rep", "report.html"));
+    char *html = dk_test_slurp(file_of("rep", "report.html"));
     CU_ASSERT(html && strstr(html, "data:image/png;base64,")); /* overlays over the images */
     free(html);
 }
 
 /* nnU-Net's _0000 and a plain name give one id: refused up front, naming both */
 static void test_predict_ids(void) {
-    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0,
-                                     "mkdir -p %s/nn && cp %s/source_000_image.nii.gz "
-                                     "%s/nn/case_0000.nii.gz && cp %s/source_001_image.nii.gz "
-                                     "%s/nn/case.nii.gz",
-                                     dir, phant, dir, phant, dir),
-                          0);
+    SH_OK("mkdir -p %s/nn && cp %s/source_000_image.nii.gz %s/nn/case_0000.nii.gz && cp "
+          "%s/source_001_image.nii.gz %s/nn/case.nii.gz",
+          dir, phant, dir, phant, dir);
     int rc = dakd("predict --model %s --out %s/nnpred %s/nn/case_0000.nii.gz", model, dir, dir);
     expect(rc, 0, NULL);
     CU_ASSERT(dk_test_exists(file_of("nnpred", "case.nii.gz")));
@@ -142,15 +128,13 @@ static void test_eval_cases_subset(void) {
     int rc =
         dakd("eval --pred %s/pred --cases %s --where split=test --out %s/rep_csv", dir, csv, dir);
     expect(rc, 0, NULL);
-    char *js = slurp(file_of("rep_csv", "summary.json"));
+    char *js = dk_test_slurp(file_of("rep_csv", "summary.json"));
     CU_ASSERT(js && strstr(js, "\"n_cases\":\t2") && strstr(js, "where split = test"));
     free(js);
     /* only two predictions: the rest are unmatched, or skipped with --subset pred */
-    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0,
-                                     "mkdir -p %s/pred2 && cp %s/pred/source_001.nii.gz "
-                                     "%s/pred/target_001.nii.gz %s/pred2/",
-                                     dir, dir, dir, dir),
-                          0);
+    SH_OK("mkdir -p %s/pred2 && cp %s/pred/source_001.nii.gz "
+          "%s/pred/target_001.nii.gz %s/pred2/",
+          dir, dir, dir, dir);
     rc = dakd("eval --pred %s/pred2 --cases %s --out %s/rep_sub", dir, csv, dir);
     expect(rc, 2,
            (const char *[]){"references without a prediction", "source_000", "target_000", NULL});
@@ -159,12 +143,30 @@ static void test_eval_cases_subset(void) {
     expect(rc, 0,
            (const char *[]){"2 references without one skipped", "source_000_label.nii.gz",
                             "target_000_label.nii.gz", NULL});
-    js = slurp(file_of("rep_sub", "summary.json"));
+    js = dk_test_slurp(file_of("rep_sub", "summary.json"));
     CU_ASSERT(js && strstr(js, "\"n_cases\":\t2") && strstr(js, "skipped: source_000_label"));
     free(js);
-    char *md = slurp(file_of("rep_sub", "summary.md"));
+    char *md = dk_test_slurp(file_of("rep_sub", "summary.md"));
     CU_ASSERT(md && strstr(md, "**Notes**"));
     free(md);
+    /* one id twice in a folder: exit 2 naming both; no non-zero label anywhere: exit 3 */
+    SH_OK("mkdir -p %s/pred3 && cp %s/pred/source_001.nii.gz "
+          "%s/pred3/ && gunzip -c %s/pred/source_001.nii.gz > "
+          "%s/pred3/source_001.nii",
+          dir, dir, dir, dir, dir);
+    rc = dakd("eval --pred %s/pred3 --ref %s --subset pred --out %s/x", dir, phant, dir);
+    expect(rc, 2, (const char *[]){"source_001.nii and source_001.nii.gz", NULL});
+    dk_volume z;
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read(&z, file_of("pred", "source_001.nii.gz")), DK_OK);
+    memset(z.data, 0, (size_t)dk_volume_numel(&z));
+    SH_OK("mkdir -p %s/ref0", dir);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_write(&z, file_of("ref0", "source_001_gt.nii.gz"), NULL),
+                          DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_write(&z, file_of("ref0", "target_001_seg.nii.gz"), NULL),
+                          DK_OK);
+    dk_volume_free(&z);
+    rc = dakd("eval --pred %s/pred2 --ref %s/ref0 --subset pred --out %s/x", dir, dir, dir);
+    expect(rc, 3, (const char *[]){"no reference holds a non-zero label", NULL});
     /* bad options: exit 1 */
     expect(dakd("eval --pred %s/pred --ref %s --cases %s --out %s/x", dir, phant, csv, dir), 1,
            (const char *[]){"one of --ref DIR or --cases CSV", NULL});
@@ -178,7 +180,7 @@ static void test_eval_cases_subset(void) {
 
 /* A 0/255 reference against predictions 1..3 is scored, and the values are named. */
 static void test_eval_label_values(void) {
-    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "mkdir -p %s/ref255", dir), 0);
+    SH_OK("mkdir -p %s/ref255", dir);
     for (int i = 0; i < 4; i++) {
         char name[64];
         dk_volume v;
@@ -195,10 +197,10 @@ static void test_eval_label_values(void) {
     int rc = dakd("eval --pred %s/pred --ref %s/ref255 --out %s/rep255", dir, dir, dir);
     expect(rc, 0,
            (const char *[]){"no prediction holds (255)", "no reference holds (", "0/255", NULL});
-    char *js = slurp(file_of("rep255", "summary.json"));
+    char *js = dk_test_slurp(file_of("rep255", "summary.json"));
     CU_ASSERT(js && strstr(js, "\"notes\"") && strstr(js, "no prediction holds (255)"));
     free(js);
-    char *html = slurp(file_of("rep255", "report.html"));
+    char *html = dk_test_slurp(file_of("rep255", "report.html"));
     CU_ASSERT(html && strstr(html, "<h2>Notes</h2>"));
     free(html);
 }
