@@ -9,7 +9,8 @@
 #include "dakd/eval.h"
 
 static const char *eval_help =
-    "usage: dakd eval --pred DIR --ref DIR [--mask DIR] [--image DIR] [--labels 1,2,...]\n"
+    "usage: dakd eval --pred DIR (--ref DIR | --cases CSV [--where column=value])\n"
+    "                 [--subset pred] [--mask DIR] [--image DIR] [--labels 1,2,...]\n"
     "                 [--nsd-tol MM] [--overlap-only] [--title T] --out DIR\n"
     "       dakd eval --compare RUN_A RUN_B [--title T] --out DIR\n\n"
     "Score every prediction against its reference (Dice, IoU, precision, recall,\n"
@@ -17,12 +18,25 @@ static const char *eval_help =
     "report) and write into --out: cases.csv (one row per case and label), summary.json,\n"
     "summary.md and report.html (one self-contained page: summary, box plots, a sortable\n"
     "case table, overlays).\n\n"
-    "Files are paired by case id, the file name without its extension (.nii.gz .nii .hdr\n"
-    ".png .mha .mhd .nrrd .nhdr); a prediction may end in \"_pred\", a mask in \"_mask\", an\n"
-    "image in \"_0000\" or \"_image\"; \"*_probs.*\" files in --pred are skipped. Unmatched\n"
-    "files are an error that lists them. Prediction and reference must share a grid.\n\n"
+    "Pairing. A file's case id is its name without the extension (.nii.gz .nii .hdr .png\n"
+    ".mha .mhd .nrrd .nhdr) and without a role suffix: \"_pred\" for a prediction, \"_label\",\n"
+    "\"_seg\" or \"_gt\" for a reference, \"_mask\" for a mask, \"_0000\" (any 4 digits) or\n"
+    "\"_image\" for an image. A reference pairs with the prediction of the same name, else of\n"
+    "the same id: case_label.nii.gz with case.nii.gz, as 'dakd predict' names it. In --ref,\n"
+    "a case's image beside its reference (case_image next to case_label, as 'dakd phantom'\n"
+    "writes them) is passed over; \"*_probs.*\" files in --pred are skipped. Unmatched files\n"
+    "are an error that lists them (exit 2); prediction and reference must share a grid\n"
+    "(exit 3 otherwise).\n\n"
+    "Label values. When the references hold non-zero values no prediction holds, or the\n"
+    "reverse (a 0/255 mask against predicted classes 1..3), the run says so on stderr and\n"
+    "in every report (notes), naming the values.\n\n"
     "  --pred DIR        predicted label maps\n"
     "  --ref DIR         reference label maps\n"
+    "  --cases CSV       references from a case list instead: the label file of each row,\n"
+    "                    named by its case column (a row without a label is an error)\n"
+    "  --where c=v       only the rows whose column c equals v (e.g. split=test)\n"
+    "  --subset pred     score only the references that have a prediction; the others are\n"
+    "                    listed (stderr and the reports' notes) instead of being an error\n"
     "  --mask DIR        count only voxels inside these masks (nonzero = counted)\n"
     "  --image DIR       images under the overlays (default: the reference labels in grey)\n"
     "  --labels L,...    labels to score (default: every non-zero label in any reference)\n"
@@ -34,7 +48,7 @@ static const char *eval_help =
     "                    Wilcoxon signed-rank p; writes compare.csv/.json/.md/.html\n"
     "  --out DIR         output folder, written whole or not at all; an existing folder is\n"
     "                    replaced only if it is empty or an earlier dakd eval output, and\n"
-    "                    never when it is or holds an input folder (--pred, --ref, ...)\n";
+    "                    never when it is or holds an input (--pred, --ref, --cases, ...)\n";
 
 enum { MAX_LABELS = 256 };
 
@@ -57,8 +71,20 @@ static int parse_labels(const char *s, int *labels) {
     return n;
 }
 
+/* --where c=v into o (where: a copy to split); --subset: "pred" or "all". 0 or -1. */
+static int parse_where(const char *v, dk_eval_opts *o, char *where, size_t n) {
+    snprintf(where, n, "%s", v);
+    char *eq = strchr(where, '=');
+    if (!eq || eq == where || strlen(v) >= n) return -1;
+    *eq = '\0';
+    o->filter_column = where;
+    o->filter_value = eq + 1;
+    return 0;
+}
+
 /* Parse the options into o; 0 ok, 1 usage error reported, 2 help printed. */
 static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
+    static char where[1024];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (dk_cli_is_help(a)) {
@@ -75,15 +101,21 @@ static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
             o->compare_b = argv[++i];
             continue;
         }
-        static const char *const opts[] = {"--pred", "--ref", "--mask", "--image", "--labels",
-                                           "--nsd-tol", "--title", "--out"};
+        static const char *const opts[] = {"--pred", "--ref",   "--mask",  "--image",
+                                           "--labels", "--nsd-tol", "--title", "--out",
+                                           "--cases", "--where",   "--subset"};
         int k = 0;
-        while (k < 8 && strcmp(a, opts[k])) k++;
-        if (k == 8) return dk_cli_usage_error("eval", "unknown option '%s'", a);
+        while (k < 11 && strcmp(a, opts[k])) k++;
+        if (k == 11) return dk_cli_usage_error("eval", "unknown option '%s'", a);
         if (!(v = value(argc, argv, &i))) return 1;
         const char **dst[] = {&o->pred_dir, &o->ref_dir, &o->mask_dir, &o->image_dir, NULL,
-                              NULL, &o->title, &o->out_dir};
+                              NULL, &o->title, &o->out_dir, &o->cases_csv, NULL, NULL};
         if (dst[k]) *dst[k] = v;
+        else if (k == 9 && parse_where(v, o, where, sizeof where))
+            return dk_cli_usage_error("eval", "--where: '%s' is not column=value", v);
+        else if (k == 10 && strcmp(v, "pred") && strcmp(v, "all"))
+            return dk_cli_usage_error("eval", "--subset: '%s' is not pred (or all)", v);
+        else if (k == 10) o->subset_pred = strcmp(v, "pred") == 0;
         else if (k == 4 && (o->n_labels = parse_labels(v, labels)) < 1)
             return dk_cli_usage_error("eval", "--labels: '%s' is not a list of labels 1..65535",
                                       v);
@@ -107,11 +139,15 @@ int dk_cmd_eval(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : dk_cli_exit_code(DK_ERR_ARG);
     if (!o.out_dir) return dk_cli_usage_error("eval", "--out DIR is required");
     int cmp = o.compare_a != NULL;
-    if (cmp && (o.pred_dir || o.ref_dir || o.mask_dir || o.image_dir || o.labels))
-        return dk_cli_usage_error("eval", "--compare takes no --pred/--ref/--mask/--image/"
-                                  "--labels");
-    if (!cmp && (!o.pred_dir || !o.ref_dir))
-        return dk_cli_usage_error("eval", "--pred DIR and --ref DIR are required");
+    if (cmp && (o.pred_dir || o.ref_dir || o.cases_csv || o.mask_dir || o.image_dir ||
+                o.labels || o.filter_column || o.subset_pred))
+        return dk_cli_usage_error("eval", "--compare takes no --pred/--ref/--cases/--where/"
+                                  "--subset/--mask/--image/--labels");
+    if (!cmp && (!o.pred_dir || !o.ref_dir == !o.cases_csv))
+        return dk_cli_usage_error("eval", "--pred DIR and one of --ref DIR or --cases CSV are "
+                                  "required");
+    if (o.filter_column && !o.cases_csv)
+        return dk_cli_usage_error("eval", "--where needs --cases");
     dk_status st = dk_eval_run(&o);
     if (st == DK_OK) fprintf(stderr, "dakd eval: wrote %s\n", o.out_dir);
     return dk_cli_report("eval", st);

@@ -17,7 +17,8 @@ static const char *info_help =
     "A folder of DICOM files lists its series (index, SeriesInstanceUID, modality,\n"
     "description, size) and the files passed over (not DICOM, no image, or unreadable: cut\n"
     "short, corrupt, or crashing the DICOM parser), and, when it holds one series or\n"
-    "--series picks one, describes it too.\n\n"
+    "--series picks one, describes it too. A folder without any DICOM series, or a file\n"
+    "that cannot be read, is an error (exit 2 or 3, the other paths still described).\n\n"
     "  --json            one JSON object per file on stdout (an array when several files)\n"
     "  --header-only     do not read voxels (works for a .hdr without its .img)\n"
     "  --series UID|N    the DICOM series to describe (SeriesInstanceUID or list index)\n\n"
@@ -179,6 +180,9 @@ static int list_series(const char *dir, const dk_read_opts *ro, cJSON *o, dk_sta
     list_skipped(skipped, nskipped, o);
     free(ser);
     free(skipped);
+    if (n == 0) /* nothing could be read: an error, not an empty listing */
+        *st = dk_fail(DK_ERR_IO, "%s: no DICOM series in the folder (%d file%s passed over)",
+                      dir, nskipped, nskipped == 1 ? "" : "s");
     return n == 1 || ro->series_uid || ro->series_index >= 0;
 }
 

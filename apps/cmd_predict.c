@@ -8,7 +8,7 @@
 
 static const char *predict_help =
     "usage: dakd predict --model M.safetensors (--cases CSV [--where column=value] | IMAGE...)\n"
-    "                    --out DIR [--patch D,H,W | H,W] [--overlap F] [--no-gaussian] [--tta]\n"
+    "                    --out DIR [--patch X,Y,Z | X,Y] [--overlap F] [--no-gaussian] [--tta]\n"
     "                    [--largest-cc] [--batch N] [--probs]\n\n"
     "Predict a label map for each image with a model exported by 'dakd train' or 'dakd\n"
     "distill'. Images are preprocessed as in training (the model's dakd.data.* metadata:\n"
@@ -17,14 +17,19 @@ static const char *predict_help =
     "softmax probabilities; probabilities are resampled back to the input grid (linear)\n"
     "before the argmax. Writes DIR/<case>.nii.gz (DIR/<case>.png for a 2-D PNG input):\n"
     "uint8 labels on the input's exact grid, geometry and NIfTI header. The case id is the\n"
-    "CSV's 'case' column, or the file name without its extension.\n\n"
+    "CSV's 'case' column; for an image path, the file name without its extension and then\n"
+    "without a trailing \"_0000\"-style channel suffix (underscore, 4 digits) or \"_image\":\n"
+    "case_0000.nii.gz and case_image.nii.gz give DIR/case.nii.gz, which 'dakd eval' pairs\n"
+    "with case.nii.gz or case_label.nii.gz. Two inputs with one id are refused up front,\n"
+    "naming both.\n\n"
     "  --model M       model .safetensors (its dakd.config.* and dakd.data.* metadata)\n"
     "  --cases CSV     case list (case, image, optional mask, ...)\n"
     "  --where c=v     only rows whose column c equals v (e.g. split=test)\n"
     "  IMAGE...        image files (any format dakd reads; both forms may be combined)\n"
     "  --out DIR       output folder (made if missing); an output that would replace an\n"
     "                  input (the model, the CSV, an image or mask) is refused up front\n"
-    "  --patch D,H,W   window size (H,W for 2-D); default: the training patch\n"
+    "  --patch X,Y,Z   window size in voxels, X fastest as 'dakd info' prints dims (X,Y for\n"
+    "                  2-D); default: the training patch\n"
     "  --overlap F     fraction of the window shared by neighbours, [0, 1) (default 0.5)\n"
     "  --no-gaussian   equal weights instead of the Gaussian importance map (sigma = patch/8)\n"
     "  --tta           average over all flips of the spatial axes (2-D: 4, 3-D: 8 passes)\n"
@@ -39,15 +44,16 @@ typedef struct {
     char *where; /* copy of --where, split at '=' */
 } predict_args;
 
+/* X,Y[,Z] (the command line's axis order) into the window's (d, h, w) = (Z, Y, X). */
 static int parse_patch(const char *v, int64_t patch[3]) {
     long long p[3];
     int n = dk_cli_parse_ints(v, p, 3);
     if (n < 2) return -1;
     for (int a = 0; a < n; a++)
         if (p[a] < 1) return -1;
-    patch[0] = n == 3 ? p[0] : 1;
-    patch[1] = p[n - 2];
-    patch[2] = p[n - 1];
+    patch[0] = n == 3 ? p[2] : 1;
+    patch[1] = p[1];
+    patch[2] = p[0];
     return 0;
 }
 

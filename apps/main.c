@@ -36,13 +36,18 @@ static void usage(FILE *out) {
     for (size_t i = 0; i < n_commands; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n  --threads N  threads for BLAS and every parallel loop (default: all cores;\n"
-                 "               also DAKD_THREADS)\n"
+                 "               also DAKD_THREADS); before the command or among its options\n"
+                 "\nSizes on the command line are X,Y,Z (X the fastest axis, as 'dakd info'\n"
+                 "prints dims): phantom --size, predict --patch.\n"
                  "\nDAKD_MAX_VOLUME_BYTES (default 8G) is the largest volume a file may make\n"
                  "dakd allocate (voxels x channels x bytes); a larger one is refused (exit 4).\n"
-                 "\n'dakd <command> --help' describes a command. Exit codes: 0 ok, 1 usage,\n"
-                 "2 I/O, 3 bad file format, 4 unsupported, 5 out of memory, 6 numeric,\n"
-                 "7 internal; 130 / 143: train, distill or run stopped by SIGINT / SIGTERM\n"
-                 "after writing its checkpoint (it prints the command that continues).\n");
+                 "\n'dakd <command> --help' describes a command. Exit codes: 0 ok; 1 usage (a\n"
+                 "command, option or value, inputs that collide); 2 I/O (a file missing or\n"
+                 "unreadable, nothing readable, unmatched files, an output not writable); 3 data\n"
+                 "(a file read but invalid, or files that do not fit together: grids, channels,\n"
+                 "label values); 4 unsupported; 5 out of memory; 6 numeric (NaN/Inf); 7 internal;\n"
+                 "130 / 143: train, distill or run stopped by SIGINT / SIGTERM after writing its\n"
+                 "checkpoint (it prints the command that continues).\n");
 }
 
 int dk_cli_exit_code(dk_status st) { return (int)st; }
@@ -194,52 +199,82 @@ static void print_version(void) {
     printf("threads %d\n", dk_get_threads());
 }
 
-/* --threads N (global, before the command) or DAKD_THREADS; returns argv index of the
- * command, or -1 after a usage error. */
-static int parse_threads(int argc, char **argv) {
+/* A --threads value (the option's or DAKD_THREADS') into *n; 0, or -1 after a usage error. */
+static int threads_value(const char *v, const char *what, long long *n) {
+    if (dk_cli_parse_ints(v, n, 1) == 1 && *n >= 1 && *n <= 1024) return 0;
+    dk_cli_usage_error("--threads", "%s needs a number 1..1024, got '%s'", what, v);
+    return -1;
+}
+
+/* The global options. --threads N (or --threads=N) may stand anywhere on the line, before
+ * the command or among its own options: it is taken out of `kept` (argv without them, argv[0]
+ * dropped), which the command then parses. --help and --version count before the command
+ * only. Returns the index in kept of the command (*n_kept when there is none), or -1 after a
+ * usage error; *want is 'h' (help), 'v' (version) or 0. */
+static int parse_globals(int argc, char **argv, char **kept, int *n_kept, int *want) {
     const char *env = getenv("DAKD_THREADS");
     long long n = 0;
     if (env && *env && dk_cli_parse_ints(env, &n, 1) != 1)
         return dk_cli_usage_error("--threads", "DAKD_THREADS='%s' is not a number", env), -1;
-    int i = 1;
-    if (i + 1 < argc && strcmp(argv[i], "--threads") == 0) {
-        if (dk_cli_parse_ints(argv[i + 1], &n, 1) != 1 || n < 1 || n > 1024)
-            return dk_cli_usage_error("--threads", "needs a number 1..1024, got '%s'",
-                                      argv[i + 1]), -1;
-        i += 2;
+    int cmd = -1;
+    *n_kept = 0, *want = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--threads=", 10) == 0) {
+            if (threads_value(a + 10, "--threads", &n)) return -1;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (i + 1 >= argc)
+                return dk_cli_usage_error("--threads", "needs a number 1..1024"), -1;
+            if (threads_value(argv[++i], "--threads", &n)) return -1;
+        } else if (cmd < 0 && (dk_cli_is_help(a) || strcmp(a, "--version") == 0)) {
+            if (!*want) *want = dk_cli_is_help(a) ? 'h' : 'v';
+        } else {
+            if (cmd < 0) cmd = *n_kept;
+            kept[(*n_kept)++] = argv[i];
+        }
     }
+    kept[*n_kept] = NULL;
     dk_set_threads((int)n);
-    return i;
+    return cmd < 0 ? *n_kept : cmd;
+}
+
+/* argv[0] is the command's name. */
+static int run_command(int argc, char **argv) {
+    if (argv[0][0] == '-') {
+        fprintf(stderr, "dakd: unknown option '%s'\n\n", argv[0]);
+        usage(stderr);
+        return dk_cli_exit_code(DK_ERR_ARG);
+    }
+    for (size_t i = 0; i < n_commands; i++)
+        if (strcmp(argv[0], commands[i].name) == 0) return commands[i].run(argc, argv);
+    fprintf(stderr, "dakd: unknown command '%s'\n\n", argv[0]);
+    usage(stderr);
+    return dk_cli_exit_code(DK_ERR_ARG);
 }
 
 int main(int argc, char **argv) {
     dk_blas_restart_if_needed(argv);
     main_argc = argc, main_argv = argv;
     dk_log_set_sink(dk_log_stderr_sink, NULL, DK_LOG_INFO);
-    int first = parse_threads(argc, argv);
-    if (first < 0) return dk_cli_exit_code(DK_ERR_ARG);
+    char **kept = calloc((size_t)argc + 1, sizeof *kept);
+    if (!kept) return dk_cli_exit_code(DK_ERR_NOMEM);
+    int n_kept, want, first = parse_globals(argc, argv, kept, &n_kept, &want), rc;
     uint64_t limit; /* a bad DAKD_MAX_VOLUME_BYTES is reported before any work */
-    if (dk_volume_limit(&limit) != DK_OK) {
+    if (first < 0) {
+        rc = dk_cli_exit_code(DK_ERR_ARG);
+    } else if (dk_volume_limit(&limit) != DK_OK) {
         fprintf(stderr, "dakd: %s\n", dk_last_error());
-        return dk_cli_exit_code(DK_ERR_ARG);
-    }
-    if (first >= argc) {
+        rc = dk_cli_exit_code(DK_ERR_ARG);
+    } else if (want == 'h' || want == 'v') {
+        if (want == 'h') usage(stdout);
+        else print_version();
+        rc = 0;
+    } else if (first >= n_kept) {
         usage(stderr);
-        return dk_cli_exit_code(DK_ERR_ARG);
+        rc = dk_cli_exit_code(DK_ERR_ARG);
+    } else {
+        rc = run_command(n_kept - first, kept + first);
     }
-    const char *cmd = argv[first];
-    if (dk_cli_is_help(cmd)) {
-        usage(stdout);
-        return 0;
-    }
-    if (strcmp(cmd, "--version") == 0) {
-        print_version();
-        return 0;
-    }
-    for (size_t i = 0; i < n_commands; i++)
-        if (strcmp(cmd, commands[i].name) == 0)
-            return commands[i].run(argc - first, argv + first);
-    fprintf(stderr, "dakd: unknown command '%s'\n\n", cmd);
-    usage(stderr);
-    return dk_cli_exit_code(DK_ERR_ARG);
+    free(kept);
+    return rc;
 }

@@ -117,6 +117,25 @@ int dk_test_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+int dk_test_vcli(char *out, size_t n, const char *fmt, va_list ap) {
+    char args[16384];
+    vsnprintf(args, sizeof args, fmt, ap);
+    return dk_test_sh(out, n, "%s %s", dk_test_cli(), args);
+}
+
+char *dk_test_slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (s) s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
 /* ---------------------------------------------------------------- bounded memory */
 
 /* Let the address space grow by `extra` bytes from its size now (VmSize); 0, or -1 when

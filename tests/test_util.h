@@ -6,6 +6,7 @@
 #define DK_TEST_UTIL_H
 
 #include <CUnit/Basic.h>
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "dakd/core.h"
@@ -49,8 +50,15 @@ int dk_test_sh(char *out, size_t n, const char *fmt, ...)
 #endif
     ;
 
+/* Run the dakd CLI with the arguments made by vprintf(fmt, ap): its exit status, the
+ * output captured as dk_test_sh captures it. */
+int dk_test_vcli(char *out, size_t n, const char *fmt, va_list ap);
+
 /* 1 if the file exists. */
 int dk_test_exists(const char *path);
+/* The whole file as a NUL-terminated text the caller frees (empty when a read falls
+ * short), or NULL when it cannot be opened. */
+char *dk_test_slurp(const char *path);
 
 /* Run fn(arg) in a forked child whose address space may grow by at most `extra` bytes
  * (RLIMIT_AS), so that a reader which allocates what a hostile header claims fails with

@@ -85,6 +85,10 @@ static const dk_prep_field table[] = {
     /* 32 = DK_LOSS_MAX_CLASSES of dakd/train.h (tests/train/test_train_config.c checks) */
     D_INT(DK_PREP_CLASSES, "classes", prep.classes, 2, 32, "2", "classes incl. background",
           "classes"),
+    /* not recorded in models: prediction reads no labels */
+    {{"data", "label_map", DK_CFG_STRING, OFF(prep.label_map), DK_LABEL_MAP_TEXT, 0, 0, "", NULL,
+      "label values mapped before the check, FROM:TO,... (255:1 for 0/255 masks); empty = none"},
+     DK_PREP_LABELS, NULL, 0},
     AUG("p_flip_d", aug.p_flip[0], 0, 1, "0.5", "flip along d (3-D only)"),
     AUG("p_flip_h", aug.p_flip[1], 0, 1, "0.5", "flip along h"),
     AUG("p_flip_w", aug.p_flip[2], 0, 1, "0.5", "flip along w"),

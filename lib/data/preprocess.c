@@ -125,14 +125,52 @@ static int label_ok(double v, int classes, int ignore) {
     return (v >= 0 && v < classes && v == floor(v)) || (ignore >= 0 && v == ignore);
 }
 
-/* Report the smallest bad value and its voxel count, and the count of all bad voxels. */
+static double map_value(double v, const dk_label_map *m) {
+    for (int k = 0; m && k < m->n; k++)
+        if (v == m->from[k]) return m->to[k];
+    return v;
+}
+
+/* "v (n voxels), ..." for the first 8 distinct values met in `label` (x fastest), shown in
+ * ascending order, and whether there are more. */
+static void describe_values(char *buf, size_t n, const dk_volume *label) {
+    enum { K = 8 };
+    double val[K];
+    int64_t cnt[K], more = 0, total = dk_volume_numel(label);
+    int k = 0;
+    for (int64_t i = 0; i < total; i++) {
+        double v = dk_volume_get(label, i);
+        int j = 0;
+        while (j < k && !(val[j] == v || (isnan(val[j]) && isnan(v)))) j++;
+        if (j < k) {
+            cnt[j]++;
+        } else if (k < K) {
+            val[k] = v, cnt[k++] = 1;
+        } else {
+            more++;
+        }
+    }
+    size_t used = 0;
+    for (int pass = 0; pass < k && used < n; pass++) {
+        int m = -1; /* the next value in ascending order (selection) */
+        for (int q = 0; q < k; q++)
+            if (cnt[q] >= 0 && (m < 0 || val[q] < val[m])) m = q;
+        used += (size_t)snprintf(buf + used, n - used, "%s%g (%lld voxels)", pass ? ", " : "",
+                                 val[m], (long long)cnt[m]);
+        cnt[m] = -1;
+    }
+    if (more && used < n) snprintf(buf + used, n - used, " and more values");
+}
+
+/* Report the smallest bad value and its voxel count, and the count of all bad voxels, then
+ * the values of the file and the fixes. */
 static dk_status report_bad_labels(const dk_volume *label, int classes, int ignore,
-                                   const char *name) {
+                                   const dk_label_map *map, const char *name) {
     int64_t n = dk_volume_numel(label), bad_total = 0, count = 0;
     double first = NAN; /* stays NaN when every bad value is NaN */
     for (int64_t i = 0; i < n; i++) {
         double v = dk_volume_get(label, i);
-        if (label_ok(v, classes, ignore)) continue;
+        if (label_ok(map_value(v, map), classes, ignore)) continue;
         bad_total++;
         if (isnan(v)) {
             count += isnan(first);
@@ -141,10 +179,55 @@ static dk_status report_bad_labels(const dk_volume *label, int classes, int igno
         if (isnan(first) || v < first) first = v, count = 0;
         count += v == first;
     }
+    char values[400];
+    describe_values(values, sizeof values, label);
     return dk_fail(DK_ERR_FORMAT,
                    "%s: label value %g found in %lld voxels (%lld bad voxels in all; allowed "
-                   "0..%d%s)", nm(name), first, (long long)count, (long long)bad_total,
-                   classes - 1, ignore >= 0 ? ", 255 = ignore" : "");
+                   "0..%d%s); the file holds %s. If these are classes, set [data] classes; "
+                   "else map them onto classes with [data] label_map = FROM:TO,... (e.g. "
+                   "255:1 for a 0/255 mask)", nm(name), first, (long long)count,
+                   (long long)bad_total, classes - 1, ignore >= 0 ? ", 255 = ignore" : "",
+                   values);
+}
+
+dk_status dk_label_map_parse(dk_label_map *m, const char *text, int classes) {
+    memset(m, 0, sizeof *m);
+    const char *p = text ? text : "", *why = NULL;
+    char what[96];
+    p += strspn(p, " \t");
+    while (*p && !why) {
+        char *end;
+        long from = strtol(p, &end, 10), to = 0;
+        if (end == p || *(end += strspn(end, " \t")) != ':') {
+            why = "not FROM:TO pairs separated by commas (e.g. 255:1)";
+            break;
+        }
+        p = end + 1;
+        to = strtol(p, &end, 10);
+        if (end == p) why = "not FROM:TO pairs separated by commas (e.g. 255:1)";
+        else if (from < 0 || from > 65535)
+            snprintf(what, sizeof what, "FROM %ld is outside 0..65535", from), why = what;
+        else if (!((to >= 0 && to < classes) || to == 255))
+            snprintf(what, sizeof what, "TO %ld is neither a class 0..%d nor 255 (ignore)", to,
+                     classes - 1), why = what;
+        else if (m->n == DK_LABEL_MAP_MAX)
+            snprintf(what, sizeof what, "more than %d pairs", DK_LABEL_MAP_MAX), why = what;
+        for (int k = 0; !why && k < m->n; k++)
+            if (m->from[k] == from)
+                snprintf(what, sizeof what, "%ld mapped twice", from), why = what;
+        if (why) break;
+        m->from[m->n] = (int)from, m->to[m->n++] = (int)to;
+        p = end + strspn(end, " \t");
+        if (*p == ',' && !*(p + 1 + strspn(p + 1, " \t")))
+            why = "a trailing comma";
+        else if (*p == ',')
+            p += 1 + strspn(p + 1, " \t");
+        else if (*p)
+            why = "not FROM:TO pairs separated by commas (e.g. 255:1)";
+    }
+    if (!why) return DK_OK;
+    memset(m, 0, sizeof *m);
+    return dk_fail(DK_ERR_ARG, "[data] label_map = '%s': %s", text, why);
 }
 
 /* A zeroed DK_U8 volume on the grid of the single-channel `in` (`what` for the message). */
@@ -162,8 +245,8 @@ static dk_status alloc_u8_like(dk_volume *out, const dk_volume *in, const char *
     return DK_OK;
 }
 
-dk_status dk_label_check(dk_volume *out, const dk_volume *label, int classes, int ignore,
-                         const char *name) {
+dk_status dk_label_check_map(dk_volume *out, const dk_volume *label, int classes, int ignore,
+                             const dk_label_map *map, const char *name) {
     memset(out, 0, sizeof *out);
     if (classes < 1 || classes > 255)
         return dk_fail(DK_ERR_ARG, "%s: classes = %d outside 1..255", nm(name), classes);
@@ -172,15 +255,20 @@ dk_status dk_label_check(dk_volume *out, const dk_volume *label, int classes, in
     uint8_t *o = out->data;
     int64_t n = dk_volume_numel(label);
     for (int64_t i = 0; i < n; i++) {
-        double v = dk_volume_get(label, i);
+        double v = map_value(dk_volume_get(label, i), map);
         if (label_ok(v, classes, ignore)) {
             o[i] = (uint8_t)v;
             continue;
         }
         dk_volume_free(out);
-        return report_bad_labels(label, classes, ignore, name);
+        return report_bad_labels(label, classes, ignore, map, name);
     }
     return DK_OK;
+}
+
+dk_status dk_label_check(dk_volume *out, const dk_volume *label, int classes, int ignore,
+                         const char *name) {
+    return dk_label_check_map(out, label, classes, ignore, NULL, name);
 }
 
 dk_status dk_mask_from_volume(dk_volume *out, const dk_volume *in, const char *name) {
@@ -261,13 +349,24 @@ static dk_status resample_in_place(dk_volume *v, const dk_resample_target *t, dk
     return DK_OK;
 }
 
-static void warn_ignore_only(const dk_volume *label, const char *name) {
-    const uint8_t *l = label->data;
-    int64_t fg = 0, ign = 0, n = dk_volume_numel(label);
+/* A checked label map `lab` with ignore voxels (255) and no foreground is refused unless the
+ * label map names 255 (then the user has said what it means): a binary mask saved as
+ * 0/255 would train a background-only model. `raw` is the file's map, for its values. */
+static dk_status check_foreground(const dk_volume *lab, const dk_volume *raw,
+                                  const dk_label_map *map, const char *name) {
+    for (int k = 0; k < map->n; k++)
+        if (map->from[k] == 255 || map->to[k] == 255) return DK_OK;
+    const uint8_t *l = lab->data;
+    int64_t fg = 0, ign = 0, n = dk_volume_numel(lab);
     for (int64_t i = 0; i < n; i++) fg += l[i] != 0 && l[i] != 255, ign += l[i] == 255;
-    if (ign > 0 && fg == 0)
-        dk_log(DK_LOG_WARN, "%s: %lld voxels are 255 (ignore) and none is foreground: a 0/255 "
-               "binary mask? Map 255 to 1 before training", name, (long long)ign);
+    if (ign == 0 || fg > 0) return DK_OK;
+    char values[400];
+    describe_values(values, sizeof values, raw);
+    return dk_fail(DK_ERR_FORMAT, "%s: the label map holds %s: no foreground class, and 255 "
+                   "means ignore, so nothing would be learnt from it (a background-only "
+                   "model). A binary mask saved as 0/255? Map it with [data] label_map = "
+                   "255:1; if 255 does mean ignore here, say so with label_map = 255:255",
+                   nm(name), values);
 }
 
 /* DK_ERR_NUMERIC naming the file when an image voxel is NaN or Inf: refused at load, as no
@@ -335,7 +434,11 @@ static dk_status prepare(dk_case_data *out, const dk_volume *image, const dk_vol
                                       names[0]);
     if (st == DK_OK) st = check_finite(&out->image, names[0]);
     if (st == DK_OK && mask) st = dk_mask_from_volume(&out->mask, mask, names[2]);
-    if (st == DK_OK && label) st = dk_label_check(&out->label, label, o->classes, 255, names[1]);
+    dk_label_map map;
+    if (st == DK_OK && label) st = dk_label_map_parse(&map, o->label_map, o->classes);
+    if (st == DK_OK && label)
+        st = dk_label_check_map(&out->label, label, o->classes, 255, &map, names[1]);
+    if (st == DK_OK && label) st = check_foreground(&out->label, label, &map, names[1]);
     if (st != DK_OK) goto out;
     dk_resample_target target = o->target;
     if (o->mask_extent > 0 && (st = mask_extent_target(&target, &out->mask, o->mask_extent,
@@ -346,7 +449,6 @@ static dk_status prepare(dk_case_data *out, const dk_volume *image, const dk_vol
     if (st == DK_OK) st = resample_in_place(&out->image, &target, DK_INTERP_LINEAR);
     if (st == DK_OK) st = resample_in_place(&out->label, &target, DK_INTERP_NEAREST);
     if (st == DK_OK) st = resample_in_place(&out->mask, &target, DK_INTERP_NEAREST);
-    if (st == DK_OK && out->label.data) warn_ignore_only(&out->label, names[1]);
 out:
     if (st != DK_OK) dk_case_data_free(out);
     return st;

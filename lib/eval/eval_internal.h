@@ -4,6 +4,18 @@
 
 #include "dakd/eval.h"
 
+/* Case ids from file names (lib/eval/pairing.c's banner has the rule). The role of a file
+ * says which suffix its id drops. */
+typedef enum { DK_ROLE_IMAGE = 0, DK_ROLE_PRED, DK_ROLE_REF, DK_ROLE_MASK } dk_case_role;
+
+/* Length of `name` without its image extension (.nii.gz, .nii, .hdr(.gz), .img(.gz), .png,
+ * .mha, .mhd, .nrrd, .nhdr; any case), or 0 when it has none. */
+size_t dk_case_stem_len(const char *name);
+/* Length of the case id in stem[0..n): without a trailing role suffix of `role` (image
+ * "_NNNN" or "_image", prediction "_pred", reference "_label", "_seg" or "_gt", mask
+ * "_mask"); n when there is none or nothing would be left. */
+size_t dk_case_id_len(const char *stem, size_t n, dk_case_role role);
+
 /* dk_edt_sq over the voxels whose feat has any bit of `bit` set (dk_edt_sq is bit = 0xFF,
  * only = 0), so several sets coded as bits of one byte map need no separate masks. With
  * only != 0 the result is exact at the voxels whose feat has a bit of `only` set, and

@@ -2,14 +2,12 @@
  * dk_eval_run: pair the files of the prediction and reference folders by case id, evaluate
  * every case, and write the report folder whole or not at all.
  *
- * Case ids. An image file's id is its name without the extension (.nii.gz, .nii, .hdr,
- * .img, .png, .mha, .mhd, .nrrd, .nhdr; any letter case). A prediction matches the
- * reference of the same id, else the one its id names without a trailing "_pred"; files
- * named "*_probs.*" in the prediction folder (probability maps of dakd predict) and an
- * ".img" beside its ".hdr" are not cases. Masks may end in "_mask", images in "_0000" or
- * "_image". Hidden files and other extensions are ignored. Two files giving one id, a
- * prediction without a reference or a reference without a prediction are refused, with
- * the names listed.
+ * Cases. Predictions are paired with references (a folder, or a case list's label column)
+ * by pairing.c; references without a prediction may be passed over (subset_pred, named in
+ * a note). While the cases are scored, the label values of both sides are gathered: a
+ * reference value no prediction holds, or a prediction value no reference holds, is named
+ * in a note (a 0/255 reference against predictions 1..3 is scored as it is, but not
+ * silently).
  *
  * The output folder. Files go to a temporary sibling folder ("<parent>/.<name>.<pid>.<n>.tmp")
  * which is renamed to out_dir at the end; on any failure it is removed and out_dir is as it
@@ -22,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,160 +29,6 @@
 #include <unistd.h>
 
 #define MARKER ".dakd-eval"
-
-static const char *const exts[] = {".nii.gz", ".nii", ".hdr", ".img", ".png",
-                                   ".mha",    ".mhd", ".nrrd", ".nhdr"};
-
-typedef struct {
-    char *name, *path, *id; /* owned */
-} entry;
-
-typedef struct {
-    entry *e;
-    int n;
-} listing;
-
-static void listing_free(listing *l) {
-    for (int i = 0; i < l->n; i++) free(l->e[i].name), free(l->e[i].path), free(l->e[i].id);
-    free(l->e);
-    l->e = NULL;
-    l->n = 0;
-}
-
-/* Length of `name` without its image extension, or 0 when it has none. */
-static size_t stem_len(const char *name) {
-    size_t n = strlen(name);
-    for (size_t k = 0; k < sizeof exts / sizeof exts[0]; k++) {
-        size_t e = strlen(exts[k]);
-        if (n > e && strcasecmp(name + n - e, exts[k]) == 0) return n - e;
-    }
-    return 0;
-}
-
-static int ends_with(const char *s, size_t n, const char *suffix) {
-    size_t k = strlen(suffix);
-    return n > k && strncmp(s + n - k, suffix, k) == 0;
-}
-
-/* Whether `name` in `dir` is a case file of the folder (see the banner). */
-static int is_case_file(const char *dir, const char *name, int is_pred) {
-    size_t n = stem_len(name);
-    if (name[0] == '.' || n == 0) return 0;
-    if (is_pred && ends_with(name, n, "_probs")) return 0;
-    if (strcasecmp(name + n, ".img") == 0) { /* the data half of an Analyze pair */
-        char hdr[4096];
-        snprintf(hdr, sizeof hdr, "%s/%.*s.hdr", dir, (int)n, name);
-        if (access(hdr, F_OK) == 0) return 0;
-    }
-    char p[4096];
-    struct stat sb;
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-static int cmp_name(const void *a, const void *b) {
-    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
-}
-
-static dk_status add_entry(listing *l, int *cap, const char *dir, const char *name) {
-    if (l->n == *cap) {
-        int nc = *cap ? 2 * *cap : 64;
-        entry *e = realloc(l->e, (size_t)nc * sizeof *e);
-        if (!e) return dk_fail(DK_ERR_NOMEM, "%s: listing", dir);
-        l->e = e;
-        *cap = nc;
-    }
-    entry *e = &l->e[l->n];
-    size_t plen = strlen(dir) + strlen(name) + 2;
-    e->name = strdup(name);
-    e->path = malloc(plen);
-    e->id = strndup(name, stem_len(name));
-    l->n++;
-    if (!e->name || !e->path || !e->id) return dk_fail(DK_ERR_NOMEM, "%s: listing", dir);
-    snprintf(e->path, plen, "%s/%s", dir, name);
-    return DK_OK;
-}
-
-/* The case files of `dir`, sorted by name. */
-static dk_status list_dir(listing *l, const char *dir, const char *what, int is_pred) {
-    memset(l, 0, sizeof *l);
-    DIR *d = opendir(dir);
-    if (!d) return dk_fail(DK_ERR_IO, "%s (%s): cannot open folder: %s", dir, what,
-                           strerror(errno));
-    int cap = 0;
-    dk_status st = DK_OK;
-    struct dirent *de;
-    while (st == DK_OK && (de = readdir(d)))
-        if (is_case_file(dir, de->d_name, is_pred)) st = add_entry(l, &cap, dir, de->d_name);
-    closedir(d);
-    if (st == DK_OK && l->n == 0)
-        st = dk_fail(DK_ERR_IO, "%s (%s): no image files (.nii.gz .nii .hdr .png .mha .mhd "
-                     ".nrrd .nhdr)", dir, what);
-    if (st != DK_OK) listing_free(l);
-    else qsort(l->e, (size_t)l->n, sizeof *l->e, cmp_name);
-    return st;
-}
-
-/* Index in l of the entry with id `id` (or id + one of the suffixes), or -1. */
-static int find_id(const listing *l, const char *id, const char *const *suffixes, int ns) {
-    for (int i = 0; i < l->n; i++)
-        if (strcmp(l->e[i].id, id) == 0) return i;
-    size_t n = strlen(id);
-    for (int s = 0; s < ns; s++)
-        for (int i = 0; i < l->n; i++) {
-            size_t k = strlen(l->e[i].id);
-            if (k == n + strlen(suffixes[s]) && strncmp(l->e[i].id, id, n) == 0 &&
-                strcmp(l->e[i].id + n, suffixes[s]) == 0)
-                return i;
-        }
-    return -1;
-}
-
-/* Two files of one folder giving one id. */
-static dk_status check_unique(const listing *l, const char *dir) {
-    for (int i = 0; i < l->n; i++)
-        for (int j = i + 1; j < l->n; j++)
-            if (strcmp(l->e[i].id, l->e[j].id) == 0)
-                return dk_fail(DK_ERR_ARG, "%s: %s and %s give the same case id '%s'", dir,
-                               l->e[i].name, l->e[j].name, l->e[i].id);
-    return DK_OK;
-}
-
-/* Append a name to a bounded list message. */
-static void list_name(dk_sbuf *b, int *count, const char *name) {
-    if (*count < 20) dk_sb_printf(b, "%s%s", *count ? ", " : "", name);
-    else if (*count == 20) dk_sb_puts(b, ", ...");
-    (*count)++;
-}
-
-/* pair[i] = index in `pred` of reference i's prediction. */
-static dk_status pair_files(int *pair, const listing *pred, const listing *ref,
-                            const dk_eval_opts *o) {
-    static const char *const pred_sfx[] = {"_pred"};
-    dk_status st = check_unique(pred, o->pred_dir);
-    if (st == DK_OK) st = check_unique(ref, o->ref_dir);
-    if (st != DK_OK) return st;
-    int *used = calloc((size_t)pred->n, sizeof *used);
-    if (!used) return dk_fail(DK_ERR_NOMEM, "pairing %d files", pred->n);
-    for (int i = 0; i < ref->n; i++) {
-        pair[i] = find_id(pred, ref->e[i].id, pred_sfx, 1);
-        if (pair[i] >= 0 && used[pair[i]]++) pair[i] = -1; /* "x" and "x_pred" both: unique */
-    }
-    dk_sbuf m = {0};
-    int n_pred = 0, n_ref = 0;
-    dk_sb_puts(&m, "predictions without a reference: ");
-    for (int j = 0; j < pred->n; j++)
-        if (!used[j]) list_name(&m, &n_pred, pred->e[j].name);
-    dk_sb_printf(&m, "%s; references without a prediction: ", n_pred ? "" : "none");
-    for (int i = 0; i < ref->n; i++)
-        if (pair[i] < 0) list_name(&m, &n_ref, ref->e[i].name);
-    if (n_pred || n_ref)
-        st = dk_fail(DK_ERR_IO, "%s vs %s: %d unmatched files: %s%s", o->pred_dir, o->ref_dir,
-                     n_pred + n_ref, m.s ? m.s : "", n_ref ? "" : "none");
-    dk_sb_free(&m);
-    free(used);
-    return st;
-}
 
 /* ---------------------------------------------------------------- labels */
 
@@ -225,9 +70,10 @@ static dk_status find_labels(int **labels, int *n, const dk_rep_run *r) {
     }
     *n = 0;
     for (int l = 1; l < 65536; l++) *n += seen[l];
+    char src[4200];
     if (st == DK_OK && *n == 0)
-        st = dk_fail(DK_ERR_ARG, "%s: no reference holds a non-zero label; name the labels to "
-                     "score", r->opts->ref_dir);
+        st = dk_fail(DK_ERR_FORMAT, "%s: no reference holds a non-zero label; name the labels "
+                     "to score", dk_rep_ref_source(src, sizeof src, r->opts));
     if (st == DK_OK && !(*labels = malloc((size_t)*n * sizeof **labels)))
         st = dk_fail(DK_ERR_NOMEM, "label list");
     if (st == DK_OK)
@@ -272,47 +118,80 @@ static dk_status keep_results(dk_eval_results *out, const dk_rep_run *r) {
     return DK_OK;
 }
 
-/* The optional file of case `id` in the listing (NULL listing: none). */
-static dk_status optional_file(char **out, const listing *l, const char *dir, const char *id,
-                               const char *const *sfx, int ns, const char *what) {
-    *out = NULL;
-    if (!l) return DK_OK;
-    int j = find_id(l, id, sfx, ns);
-    if (j < 0) return dk_fail(DK_ERR_IO, "case %s: no %s for it in %s", id, what, dir);
-    if (!(*out = strdup(l->e[j].path))) return dk_fail(DK_ERR_NOMEM, "case list");
-    return DK_OK;
+/* Mark each value of v that can be a label (an integer in 0..65535; dk_eval_case refuses
+ * the others) in seen with `bit`. */
+static void mark_values(uint8_t *seen, const dk_volume *v, uint8_t bit) {
+    int64_t n = v->nx * v->ny * v->nz;
+    if (v->dtype == DK_U8) {
+        const uint8_t *x = v->data;
+        for (int64_t i = 0; i < n; i++) seen[x[i]] |= bit;
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double x = dk_volume_get(v, i);
+        if (x >= 0 && x <= 65535 && x == floor(x)) seen[(int)x] |= bit;
+    }
 }
 
-/* Build r->cases from the folders. */
-static dk_status make_cases(dk_rep_run *r, const listing *pred, const listing *ref,
-                            const listing *mask, const listing *image) {
-    static const char *const mask_sfx[] = {"_mask"}, *const image_sfx[] = {"_0000", "_image"};
-    const dk_eval_opts *o = r->opts;
-    int *pair = malloc((size_t)ref->n * sizeof *pair);
-    r->cases = calloc((size_t)ref->n, sizeof *r->cases);
-    if (!pair || !r->cases) {
-        free(pair);
-        return dk_fail(DK_ERR_NOMEM, "case list of %d", ref->n);
-    }
-    dk_status st = pair_files(pair, pred, ref, o);
-    for (int i = 0; st == DK_OK && i < ref->n; i++) {
-        dk_rep_case *c = &r->cases[i];
-        r->n_cases = i + 1;
-        c->id = strdup(ref->e[i].id);
-        c->ref = strdup(ref->e[i].path);
-        c->pred = strdup(pred->e[pair[i]].path);
-        if (!c->id || !c->ref || !c->pred) st = dk_fail(DK_ERR_NOMEM, "case list");
-        if (st == DK_OK)
-            st = optional_file(&c->mask, mask, o->mask_dir, c->id, mask_sfx, 1, "mask");
-        if (st == DK_OK)
-            st = optional_file(&c->image, image, o->image_dir, c->id, image_sfx, 2, "image");
-    }
-    free(pair);
+/* Up to 16 of the non-zero values whose bits in seen are exactly `bits`, "a, b, c"; their
+ * count. */
+static int list_values(dk_sbuf *b, const uint8_t *seen, uint8_t bits) {
+    int n = 0;
+    for (int v = 1; v < 65536; v++)
+        if (seen[v] == bits && n++ < 16) dk_sb_printf(b, "%s%d", n > 1 ? ", " : "", v);
+    if (n > 16) dk_sb_printf(b, ", ... (%d values)", n);
+    return n;
+}
+
+/* A note when one side holds non-zero label values the other never does (1 = references
+ * only, 2 = predictions only). */
+static dk_status note_label_values(dk_rep_run *r, const uint8_t *seen) {
+    dk_sbuf a = {0}, b = {0};
+    int na = list_values(&a, seen, 1), nb = list_values(&b, seen, 2);
+    dk_status st = DK_OK;
+    if (na && nb)
+        st = dk_rep_note(r, "the references hold label values no prediction holds (%s) and the "
+                         "predictions hold values no reference holds (%s): the two code labels "
+                         "differently? (a 0/255 mask against classes 1..K: map the reference "
+                         "values to the model's classes before scoring)", a.s, b.s);
+    else if (na)
+        st = dk_rep_note(r, "the references hold label values no prediction holds (%s): never "
+                         "predicted in any case", a.s);
+    else if (nb)
+        st = dk_rep_note(r, "the predictions hold label values no reference holds (%s): scored "
+                         "only when named in the labels to score", b.s);
+    dk_sb_free(&a), dk_sb_free(&b);
     return st;
 }
 
-/* Read the case's files, evaluate it and draw its overlay. */
-static dk_status eval_one(dk_rep_case *c, const dk_rep_run *r) {
+dk_status dk_rep_note(dk_rep_run *r, const char *fmt, ...) {
+    if (r->n_notes == DK_REP_NOTES_MAX) return DK_OK; /* a programmer's limit: kept short */
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!s) return dk_fail(DK_ERR_NOMEM, "eval: a note of %d bytes", n);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    r->notes[r->n_notes++] = s;
+    dk_log(DK_LOG_WARN, "eval: %s", s);
+    return DK_OK;
+}
+
+const char *dk_rep_ref_source(char *buf, size_t n, const dk_eval_opts *o) {
+    if (!o->cases_csv) snprintf(buf, n, "%s", o->ref_dir ? o->ref_dir : "");
+    else if (o->filter_column)
+        snprintf(buf, n, "%s where %s = %s", o->cases_csv, o->filter_column,
+                 o->filter_value ? o->filter_value : "");
+    else snprintf(buf, n, "%s", o->cases_csv);
+    return buf;
+}
+
+/* Read the case's files, evaluate it and draw its overlay; mark its label values in seen
+ * (bit 1 reference, 2 prediction). */
+static dk_status eval_one(dk_rep_case *c, const dk_rep_run *r, uint8_t *seen) {
     dk_volume pred = {0}, ref = {0}, mask = {0}, image = {0};
     dk_status st = read_case_file(&ref, c->id, c->ref);
     if (st == DK_OK) st = read_case_file(&pred, c->id, c->pred);
@@ -325,6 +204,7 @@ static dk_status eval_one(dk_rep_case *c, const dk_rep_run *r) {
                           r->labels, r->n_labels, &r->opts->metric);
         if (st != DK_OK) st = dk_error_context(st, "case %s", c->id);
     }
+    if (st == DK_OK) mark_values(seen, &ref, 1), mark_values(seen, &pred, 2);
     if (st == DK_OK)
         st = dk_rep_overlay(c, &pred, &ref, c->image ? &image : NULL, r->labels, r->n_labels);
     dk_volume_free(&pred), dk_volume_free(&ref), dk_volume_free(&mask), dk_volume_free(&image);
@@ -406,44 +286,45 @@ static dk_status commit_dir(const char *tmp, const char *out) {
 
 static dk_status evaluate(const dk_eval_opts *o, const char *dir) {
     dk_rep_run r = {o, o->title ? o->title : "dakd evaluation", NULL, 0, o->labels,
-                    o->n_labels, o->labels != NULL};
-    listing pred = {0}, ref = {0}, mask = {0}, image = {0};
+                    o->n_labels, o->labels != NULL, {NULL}, 0};
     int *found = NULL;
-    dk_status st = list_dir(&pred, o->pred_dir, "predictions", 1);
-    if (st == DK_OK) st = list_dir(&ref, o->ref_dir, "references", 0);
-    if (st == DK_OK && o->mask_dir) st = list_dir(&mask, o->mask_dir, "masks", 0);
-    if (st == DK_OK && o->image_dir) st = list_dir(&image, o->image_dir, "images", 0);
-    if (st == DK_OK)
-        st = make_cases(&r, &pred, &ref, o->mask_dir ? &mask : NULL,
-                        o->image_dir ? &image : NULL);
+    uint8_t *seen = calloc(65536, 1);
+    dk_status st = seen ? dk_rep_make_cases(&r) : dk_fail(DK_ERR_NOMEM, "eval: label set");
+    for (int i = 0; st == DK_OK && o->cases_csv && i < r.n_cases; i++)
+        if (dk_path_within(r.cases[i].ref, o->out_dir))
+            st = dk_fail(DK_ERR_ARG, "the output folder %s, replaced whole, holds the reference "
+                         "%s of case %s; choose another folder", o->out_dir, r.cases[i].ref,
+                         r.cases[i].id);
     if (st == DK_OK && !o->labels) {
         st = find_labels(&found, &r.n_labels, &r);
         r.labels = found;
     }
     for (int i = 0; st == DK_OK && i < r.n_cases; i++) {
         dk_log(DK_LOG_INFO, "eval: %d/%d %s", i + 1, r.n_cases, r.cases[i].id);
-        st = eval_one(&r.cases[i], &r);
+        st = eval_one(&r.cases[i], &r, seen);
     }
+    if (st == DK_OK) st = note_label_values(&r, seen);
     if (st == DK_OK) st = dk_rep_write_csv(&r, dir);
     if (st == DK_OK) st = dk_rep_write_json(&r, dir);
     if (st == DK_OK) st = dk_rep_write_md(&r, dir);
     if (st == DK_OK) st = dk_rep_write_html(&r, dir);
     if (st == DK_OK && o->results) st = keep_results(o->results, &r);
     cases_free(r.cases, r.n_cases);
+    for (int k = 0; k < r.n_notes; k++) free(r.notes[k]);
     free(found);
-    listing_free(&pred), listing_free(&ref), listing_free(&mask), listing_free(&image);
+    free(seen);
     return st;
 }
 
 /* The output folder is replaced whole: it may neither be nor hold an input folder. */
 static dk_status check_inputs_kept(const dk_eval_opts *o) {
-    const char *in[6] = {o->pred_dir, o->ref_dir, o->mask_dir, o->image_dir, o->compare_a,
-                         o->compare_b};
-    static const char *const what[6] = {"the prediction folder", "the reference folder",
+    const char *in[7] = {o->pred_dir, o->ref_dir, o->mask_dir, o->image_dir, o->compare_a,
+                         o->compare_b, o->cases_csv};
+    static const char *const what[7] = {"the prediction folder", "the reference folder",
                                         "the mask folder", "the image folder",
                                         "one of the runs compared",
-                                        "one of the runs compared"};
-    for (int k = 0; k < 6; k++)
+                                        "one of the runs compared", "the case list"};
+    for (int k = 0; k < 7; k++)
         if (in[k] && (dk_same_file(o->out_dir, in[k]) || dk_path_within(in[k], o->out_dir)))
             return dk_fail(DK_ERR_ARG, "the output folder %s, replaced whole, %s %s %s; choose "
                            "another folder", o->out_dir,
@@ -456,9 +337,11 @@ static dk_status check_opts(const dk_eval_opts *o) {
     if (cmp && !(o->compare_a && o->compare_b))
         return dk_fail(DK_ERR_ARG, "a comparison needs two earlier eval output folders "
                        "(compare_a, compare_b)");
-    if (!cmp && (!o->pred_dir || !o->ref_dir))
-        return dk_fail(DK_ERR_ARG, "the prediction and reference folders (pred_dir, ref_dir) "
-                       "are required");
+    if (!cmp && (!o->pred_dir || !o->ref_dir == !o->cases_csv))
+        return dk_fail(DK_ERR_ARG, "the prediction folder (pred_dir) and either a reference "
+                       "folder (ref_dir) or a case list (cases_csv) are required");
+    if (!cmp && o->filter_column && !o->cases_csv)
+        return dk_fail(DK_ERR_ARG, "a filter (filter_column) needs a case list (cases_csv)");
     if (!cmp && !(isfinite(o->metric.nsd_tol_mm) && o->metric.nsd_tol_mm >= 0))
         return dk_fail(DK_ERR_ARG, "NSD tolerance (nsd_tol_mm) %g is not a distance >= 0 mm",
                        o->metric.nsd_tol_mm);

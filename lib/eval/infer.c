@@ -110,9 +110,9 @@ static dk_status sw_shape(sw_state *s, const dk_unet_config *g, const dk_infer_o
         if (p <= 0) p = (a == 0 && g->dims == 2) ? 1 : (s->n[a] + m - 1) / m * m;
         if (p > 1 && p % m != 0)
             return dk_fail(DK_ERR_ARG,
-                           "patch %lld,%lld,%lld: %lld is not a multiple of %lld "
+                           "patch x,y,z = %lld,%lld,%lld: %lld is not a multiple of %lld "
                            "(2^(levels-1) for this network)",
-                           (long long)o->patch[0], (long long)o->patch[1], (long long)o->patch[2],
+                           (long long)o->patch[2], (long long)o->patch[1], (long long)o->patch[0],
                            (long long)p, (long long)m);
         if (p == 1 && g->dims == 3 && m > 1)
             return dk_fail(DK_ERR_ARG,

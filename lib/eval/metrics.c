@@ -121,7 +121,7 @@ static dk_status check_single(const dk_volume *v, const char *name) {
 static dk_status check_grid(const dk_volume *a, const char *an, const dk_volume *b,
                             const char *bn) {
     if (a->nx != b->nx || a->ny != b->ny || a->nz != b->nz)
-        return dk_fail(DK_ERR_ARG, "%s vs %s: different grids: size %lldx%lldx%lld vs "
+        return dk_fail(DK_ERR_FORMAT, "%s vs %s: different grids: size %lldx%lldx%lld vs "
                        "%lldx%lldx%lld", an, bn, (long long)a->nx, (long long)a->ny,
                        (long long)a->nz, (long long)b->nx, (long long)b->ny, (long long)b->nz);
     if (dk_geometry_equal(&a->geom, &b->geom, 1e-4)) return DK_OK;
@@ -130,15 +130,15 @@ static dk_status check_grid(const dk_volume *a, const char *an, const dk_volume 
     memcpy(t.origin, h->origin, sizeof t.origin);
     memcpy(t.direction, h->direction, sizeof t.direction);
     if (!dk_geometry_equal(&t, h, 1e-4))
-        return dk_fail(DK_ERR_ARG, "%s vs %s: different grids: spacing %g,%g,%g vs %g,%g,%g mm",
+        return dk_fail(DK_ERR_FORMAT, "%s vs %s: different grids: spacing %g,%g,%g vs %g,%g,%g mm",
                        an, bn, g->spacing[0], g->spacing[1], g->spacing[2], h->spacing[0],
                        h->spacing[1], h->spacing[2]);
     memcpy(t.origin, g->origin, sizeof t.origin);
     if (!dk_geometry_equal(&t, h, 1e-4))
-        return dk_fail(DK_ERR_ARG, "%s vs %s: different grids: origin %g,%g,%g vs %g,%g,%g mm",
+        return dk_fail(DK_ERR_FORMAT, "%s vs %s: different grids: origin %g,%g,%g vs %g,%g,%g mm",
                        an, bn, g->origin[0], g->origin[1], g->origin[2], h->origin[0],
                        h->origin[1], h->origin[2]);
-    return dk_fail(DK_ERR_ARG, "%s vs %s: different grids: direction columns differ "
+    return dk_fail(DK_ERR_FORMAT, "%s vs %s: different grids: direction columns differ "
                    "(orientation or rotation)", an, bn);
 }
 

@@ -236,7 +236,7 @@ static dk_status png_base64(dk_rep_case *c, const uint8_t *px, int w, int h) {
 dk_status dk_rep_overlay(dk_rep_case *c, const dk_volume *pred, const dk_volume *ref,
                          const dk_volume *image, const int *labels, int n_labels) {
     if (image && (image->nx != ref->nx || image->ny != ref->ny || image->nz != ref->nz))
-        return dk_fail(DK_ERR_ARG, "case %s: %s: image grid %lldx%lldx%lld differs from the "
+        return dk_fail(DK_ERR_FORMAT, "case %s: %s: image grid %lldx%lldx%lld differs from the "
                        "reference's %lldx%lldx%lld", c->id, c->image, (long long)image->nx,
                        (long long)image->ny, (long long)image->nz, (long long)ref->nx,
                        (long long)ref->ny, (long long)ref->nz);

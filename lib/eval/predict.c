@@ -21,6 +21,7 @@
 
 #include "dakd/data.h"
 #include "dakd/eval.h"
+#include "eval_internal.h"
 
 enum { ID_MAX = 128, PATH_MAX_ = 4096 };
 
@@ -81,11 +82,10 @@ static int ends_with(const char *s, const char *suffix) {
     return 1;
 }
 
-/* Case id of an image path: the file (or folder) name without its image extension. */
+/* Case id of an image path: the file (or DICOM folder) name without its image extension
+ * (dk_case_stem_len's, or .dcm) and then without an image's role suffix, "_0000" (any four
+ * digits: nnU-Net's channel) or "_image" (dk_case_id_len), as dk_eval_run pairs files. */
 static void id_from_path(char *id, const char *path) {
-    static const char *const ext[] = {".nii.gz", ".nii", ".hdr.gz", ".img.gz", ".hdr",
-                                      ".img",    ".png", ".mha",    ".mhd",    ".nrrd",
-                                      ".nhdr",   ".dcm", NULL};
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/')
         n--;
@@ -93,11 +93,9 @@ static void id_from_path(char *id, const char *path) {
     while (b > 0 && path[b - 1] != '/')
         b--;
     snprintf(id, ID_MAX, "%.*s", (int)(n - b), path + b);
-    for (int i = 0; ext[i]; i++)
-        if (ends_with(id, ext[i]) && strlen(id) > strlen(ext[i])) {
-            id[strlen(id) - strlen(ext[i])] = '\0';
-            break;
-        }
+    size_t stem = dk_case_stem_len(id);
+    if (!stem && ends_with(id, ".dcm") && strlen(id) > 4) stem = strlen(id) - 4;
+    if (stem) id[dk_case_id_len(id, stem, DK_ROLE_IMAGE)] = '\0';
 }
 
 static dk_status check_id(const pred_input *in) {
@@ -163,8 +161,10 @@ static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk
         for (int j = 0; st == DK_OK && j < i; j++)
             if (strcmp(in[j].id, in[i].id) == 0)
                 st = dk_fail(DK_ERR_ARG,
-                             "%s: case id '%s' is also the id of %s: both would "
-                             "write the same output",
+                             "%s: case id '%s' is also the id of %s: both would write the "
+                             "same output (an image's id is its file name without the "
+                             "extension and a trailing _0000-style channel or _image; one "
+                             "file per case)",
                              in[i].origin, in[i].id, in[j].origin);
         if (st == DK_OK && mi->prep.mask_extent > 0 && !in[i].mask)
             st = dk_fail(DK_ERR_ARG, "%s: the model %s scales each image by its mask's extent "
@@ -187,11 +187,11 @@ static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk
             else
                 snprintf(how, sizeof how, "%s",
                          p->channels == DK_CHANNELS_ALL ? "all" : "luminance");
-            st = c < 0 ? dk_fail(DK_ERR_ARG,
+            st = c < 0 ? dk_fail(DK_ERR_FORMAT,
                                  "%s: %lld channels cannot give the model's "
                                  "channels = %s (%s)",
                                  in[i].image, (long long)h.nc, how, model)
-                       : dk_fail(DK_ERR_ARG,
+                       : dk_fail(DK_ERR_FORMAT,
                                  "%s: %lld channels, but the model %s takes %d "
                                  "(channels = %s)",
                                  in[i].image, (long long)h.nc, model, g->in_channels, how);

@@ -156,7 +156,12 @@ dk_status dk_rep_write_json(const dk_rep_run *r, const char *dir) {
     cJSON_AddStringToObject(o, "hd95_definition", DK_EVAL_HD95_NAME);
     cJSON_AddNumberToObject(o, "nsd_tolerance_mm", r->opts->metric.nsd_tol_mm);
     cJSON_AddStringToObject(o, "pred_dir", r->opts->pred_dir);
-    cJSON_AddStringToObject(o, "ref_dir", r->opts->ref_dir);
+    if (r->opts->ref_dir) cJSON_AddStringToObject(o, "ref_dir", r->opts->ref_dir);
+    else cJSON_AddNullToObject(o, "ref_dir");
+    if (r->opts->cases_csv) {
+        char src[4200];
+        cJSON_AddStringToObject(o, "cases_csv", dk_rep_ref_source(src, sizeof src, r->opts));
+    }
     if (r->opts->mask_dir) cJSON_AddStringToObject(o, "mask_dir", r->opts->mask_dir);
     else cJSON_AddNullToObject(o, "mask_dir");
     cJSON *labels = cJSON_AddArrayToObject(o, "labels");
@@ -168,6 +173,9 @@ dk_status dk_rep_write_json(const dk_rep_run *r, const char *dir) {
     cJSON_AddNumberToObject(o, "n_cases", r->n_cases);
     cJSON_AddItemToObject(o, "summary", per_label_summary(r, vals));
     cJSON_AddItemToObject(o, "flagged", flagged_list(r));
+    cJSON *notes = cJSON_AddArrayToObject(o, "notes");
+    for (int k = 0; k < r->n_notes; k++)
+        cJSON_AddItemToArray(notes, cJSON_CreateString(r->notes[k]));
     free(vals);
     char path[4096];
     dk_status st = dk_rep_join(path, sizeof path, dir, "summary.json");
@@ -227,6 +235,9 @@ dk_status dk_rep_write_md(const dk_rep_run *r, const char *dir) {
                  r->labels_given ? "given by the labels option"
                                  : "every non-zero label present in any reference",
                  r->opts->metric.nsd_tol_mm, dk_version_string());
+    for (int k = 0; k < r->n_notes; k++)
+        dk_sb_printf(&b, "%s- %s\n%s", k ? "" : "**Notes**:\n\n", r->notes[k],
+                     k + 1 == r->n_notes ? "\n" : "");
     dk_sb_puts(&b, "Cells: mean ± std (median) over the n finite values; flagged = cases "
                    "where exactly one of prediction and reference is empty.\n\n");
     md_table(&b, r, vals);

@@ -66,8 +66,9 @@ static void head(dk_sbuf *b, const dk_rep_run *r) {
                                  : "every non-zero label present in any reference",
                  r->opts->metric.nsd_tol_mm);
     dk_sb_html(b, r->opts->pred_dir);
+    char src[4200];
     dk_sb_puts(b, "</code>, references <code>");
-    dk_sb_html(b, r->opts->ref_dir);
+    dk_sb_html(b, dk_rep_ref_source(src, sizeof src, r->opts));
     dk_sb_puts(b, "</code>");
     if (r->opts->mask_dir) {
         dk_sb_puts(b, ", masks <code>");
@@ -76,7 +77,13 @@ static void head(dk_sbuf *b, const dk_rep_run *r) {
     }
     dk_sb_puts(b, "; ");
     dk_sb_html(b, dk_version_string());
-    dk_sb_puts(b, ".</p>\n<h2>Convention</h2>\n<p class='conv'>");
+    dk_sb_puts(b, ".</p>\n");
+    for (int k = 0; k < r->n_notes; k++) {
+        dk_sb_puts(b, k ? "<li>" : "<h2>Notes</h2>\n<ul class='notes'><li>");
+        dk_sb_html(b, r->notes[k]);
+        dk_sb_puts(b, k + 1 == r->n_notes ? "</li></ul>\n" : "</li>\n");
+    }
+    dk_sb_puts(b, "<h2>Convention</h2>\n<p class='conv'>");
     dk_sb_html(b, dk_rep_convention);
     dk_sb_puts(b, "<br><b>HD95</b>: ");
     dk_sb_html(b, DK_EVAL_HD95_NAME);

@@ -9,6 +9,7 @@
 #define DAKD_REPORT_INTERNAL_H
 
 #include "dakd/eval.h"
+#include "eval_internal.h"
 
 /* One evaluated case. */
 typedef struct {
@@ -22,6 +23,8 @@ typedef struct {
     int64_t overlay_disagree;         /* FP + FN pixels of that slice, over the labels */
 } dk_rep_case;
 
+enum { DK_REP_NOTES_MAX = 4 };
+
 /* Everything the writers need. */
 typedef struct {
     const dk_eval_opts *opts;
@@ -31,7 +34,48 @@ typedef struct {
     const int *labels;
     int n_labels;
     int labels_given;                 /* 1: --labels; 0: found in the references */
+    char *notes[DK_REP_NOTES_MAX];    /* what the reader must know: cases skipped, label
+                                       * values one side never uses (owned) */
+    int n_notes;
 } dk_rep_run;
+
+/* Keep a note for every report (summary.json "notes", summary.md, report.html) and log it
+ * as a warning. DK_ERR_NOMEM, or DK_OK. */
+dk_status dk_rep_note(dk_rep_run *r, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Where the references came from, for the reports: the folder, or "<csv>" / "<csv> where
+ * column = value" (buf of n bytes). */
+const char *dk_rep_ref_source(char *buf, size_t n, const dk_eval_opts *o);
+
+/* The files of one folder with an image extension, sorted by name. */
+typedef struct {
+    char *name, *path; /* file name and path (owned) */
+    char *stem, *id;   /* name without extension; stem without the role suffix (owned) */
+} dk_listing_entry;
+
+typedef struct {
+    dk_listing_entry *e;
+    int n, cap;
+} dk_listing;
+
+/* List the case files of `dir` (`what` names it in messages): DK_ERR_IO when it cannot be
+ * opened or holds none. */
+dk_status dk_listing_read(dk_listing *l, const char *dir, const char *what, dk_case_role role);
+/* Append one entry whose stem is name[0..stem_n). */
+dk_status dk_listing_add(dk_listing *l, const char *name, const char *path, size_t stem_n,
+                         dk_case_role role);
+/* Index of the entry whose stem is `id` (or id + one of the suffixes), or -1. */
+int dk_listing_find(const dk_listing *l, const char *id, const char *const *suffixes, int ns);
+void dk_listing_free(dk_listing *l); /* accepts a zeroed listing */
+
+/* r->cases (and n_cases) from the options: predictions paired with references (a folder or
+ * a case list) by the rule of pairing.c, with their masks and images. Unmatched files are
+ * an error naming them (DK_ERR_IO), except references without a prediction under
+ * subset_pred, which are passed over and named in a note. */
+dk_status dk_rep_make_cases(dk_rep_run *r);
 
 /* The convention text printed in every report (a summary of eval.h's banner). */
 extern const char dk_rep_convention[];

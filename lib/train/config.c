@@ -76,6 +76,7 @@ static const dk_cfg_field layout[] = {
           "patches per step in all (distill: split source/target by the mixing ratio r(e))"),
     F_DBL("data", "fg_fraction", fg_fraction, 0, 1, "0.333333", "foreground-centred share"),
     SCHEMA(DK_PREP_CLASSES, classes),
+    SCHEMA(DK_PREP_LABELS, prep.label_map),
     F_INT("model", "dims", dims, 2, 3, "2", "2-D or 3-D networks"),
     F_INT("model", "in_channels", in_channels, 1, 64, "1", "network input channels"),
     NET_FIELDS("teacher", teacher, "32", "5"),

@@ -405,6 +405,78 @@ static void test_label_check(void) {
     dk_volume_free(&f);
 }
 
+/* [data] label_map: parsed with its errors named; a value mapped before the check; the
+ * values of a refused file listed with the fixes. */
+static void test_label_map(void) {
+    dk_label_map m;
+    CU_ASSERT_EQUAL(dk_label_map_parse(&m, "", 2), DK_OK);
+    CU_ASSERT_EQUAL(m.n, 0);
+    CU_ASSERT_EQUAL(dk_label_map_parse(&m, " 128:1 , 255 : 2", 3), DK_OK);
+    CU_ASSERT(m.n == 2 && m.from[0] == 128 && m.to[0] == 1 && m.from[1] == 255 && m.to[1] == 2);
+    CU_ASSERT_EQUAL(dk_label_map_parse(&m, "255:255", 2), DK_OK);
+    const char *bad[][2] = {{"255", "FROM:TO"},          {"255:1,", "trailing comma"},
+                            {"255:x", "FROM:TO"},        {"70000:1", "FROM 70000"},
+                            {"255:2", "TO 2 is neither"}, {"3:1,3:0", "3 mapped twice"},
+                            {"1:1 2:1", "FROM:TO"}};
+    for (int i = 0; i < 7; i++) {
+        CU_ASSERT_EQUAL(dk_label_map_parse(&m, bad[i][0], 2), DK_ERR_ARG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "[data] label_map = '"));
+        if (!strstr(dk_last_error(), bad[i][1]))
+            printf("\n    %s: %s\n", bad[i][0], dk_last_error());
+        CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), bad[i][1]));
+        CU_ASSERT_EQUAL(m.n, 0);
+    }
+    dk_volume l, out;
+    CU_ASSERT_FATAL(dk_volume_alloc(&l, 6, 1, 1, 1, 1, DK_U8) == DK_OK);
+    memcpy(l.data, "\x00\x80\xff\xff\x00\x80", 6);
+    CU_ASSERT_EQUAL(dk_label_check(&out, &l, 3, 255, "mask.nii"), DK_ERR_FORMAT);
+    const char *msg = dk_last_error();
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "mask.nii: label value 128 found in 2 voxels"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "0 (2 voxels), 128 (2 voxels), 255 (2 voxels)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "[data] classes"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "[data] label_map"));
+    CU_ASSERT_EQUAL_FATAL(dk_label_map_parse(&m, "128:1,255:2", 3), DK_OK);
+    CU_ASSERT_FATAL(dk_label_check_map(&out, &l, 3, 255, &m, "mask.nii") == DK_OK);
+    CU_ASSERT_EQUAL(memcmp(out.data, "\x00\x01\x02\x02\x00\x01", 6), 0);
+    dk_volume_free(&out);
+    dk_volume_free(&l);
+}
+
+/* A 0/255 label map (255 = ignore in dakd, no foreground) is refused naming the file, its
+ * values and the fix, unless [data] label_map says what 255 means. */
+static void test_label_0_255(void) {
+    dk_volume img = f32_volume(4, 2, 1, 1, (const float[]){1, 2, 3, 4, 5, 6, 7, 8}), lab;
+    CU_ASSERT_FATAL(dk_volume_alloc(&lab, 4, 2, 1, 1, 1, DK_U8) == DK_OK);
+    memcpy(lab.data, "\x00\xff\xff\x00\x00\x00\xff\x00", 8);
+    dk_prep_opts o;
+    dk_prep_defaults(&o);
+    dk_case_data c;
+    CU_ASSERT_EQUAL(dk_case_prepare(&c, &img, &lab, NULL, &o, "k9"), DK_ERR_FORMAT);
+    const char *msg = dk_last_error();
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(msg, "k9 label: the label map holds 0 (5 voxels), 255 (3 voxels)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "label_map = 255:1"));
+    CU_ASSERT_PTR_NULL(c.image.data);
+    snprintf(o.label_map, sizeof o.label_map, "255:1");
+    CU_ASSERT_FATAL(dk_case_prepare(&c, &img, &lab, NULL, &o, "k9") == DK_OK);
+    CU_ASSERT_EQUAL(memcmp(c.label.data, "\x00\x01\x01\x00\x00\x00\x01\x00", 8), 0);
+    dk_case_data_free(&c);
+    snprintf(o.label_map, sizeof o.label_map, "255:255"); /* ignore, on purpose */
+    CU_ASSERT_FATAL(dk_case_prepare(&c, &img, &lab, NULL, &o, "k9") == DK_OK);
+    CU_ASSERT_EQUAL(((uint8_t *)c.label.data)[1], 255);
+    dk_case_data_free(&c);
+    snprintf(o.label_map, sizeof o.label_map, "255:3"); /* not a class of 2 */
+    CU_ASSERT_EQUAL(dk_case_prepare(&c, &img, &lab, NULL, &o, "k9"), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "label_map = '255:3'"));
+    /* 255 beside foreground stays the ignore label */
+    ((uint8_t *)lab.data)[0] = 1;
+    o.label_map[0] = '\0';
+    CU_ASSERT_FATAL(dk_case_prepare(&c, &img, &lab, NULL, &o, "k9") == DK_OK);
+    dk_case_data_free(&c);
+    dk_volume_free(&lab);
+    dk_volume_free(&img);
+}
+
 static void test_grid_mismatch(void) {
     dk_volume img = f32_volume(6, 4, 1, 1, NULL), lab, small;
     CU_ASSERT_FATAL(dk_volume_alloc(&lab, 6, 4, 1, 1, 1, DK_U8) == DK_OK);
@@ -678,6 +750,8 @@ int main(void) {
     CU_add_test(s, "resample: spacing, extent, direction", test_resample_spacing_and_direction);
     CU_add_test(s, "resample: nearest keeps labels", test_resample_nearest_labels);
     CU_add_test(s, "label values checked", test_label_check);
+    CU_add_test(s, "label_map: parsed, applied, suggested", test_label_map);
+    CU_add_test(s, "0/255 label maps refused unless label_map names 255", test_label_0_255);
     CU_add_test(s, "image/label grid mismatch", test_grid_mismatch);
     CU_add_test(s, "CSV to preprocessed case, label error names file", test_case_load_chain);
     CU_add_test(s, "mask_extent scales by the mask's bounding box; no mask is refused",

@@ -932,7 +932,7 @@ static void test_bad_input(void) {
     o.inputs = missing;
     expect_predict_fail(&o, DK_ERR_IO, "/nonexistent/x.nii.gz");
     o.inputs = wrong_ch; /* the good first image gets no output either */
-    expect_predict_fail(&o, DK_ERR_ARG, "bad_rgb.nii.gz");
+    expect_predict_fail(&o, DK_ERR_FORMAT, "bad_rgb.nii.gz");
     o.inputs = (const char *[]){bad_gray, scratch("bad_gray.nii.gz"), NULL}; /* same id twice */
     expect_predict_fail(&o, DK_ERR_ARG, "bad_gray");
     o.inputs = one;
@@ -964,7 +964,7 @@ static void test_bad_input_cli(void) {
              bad_good, out, gray);
     snprintf(cmd[4], sizeof cmd[4], "%s predict --model %s --out %s %s --frobnicate", cli, bad_good,
              out, gray);
-    const int code[] = {2, 3, 1, 1, 1};
+    const int code[] = {2, 3, 3, 1, 1}; /* channels that do not fit the model: data, 3 */
     const char *needle[] = {"/nonexistent/m.safetensors", "dakd.data.", "bad_rgb.nii.gz",
                             "--overlap", "--frobnicate"};
     for (int i = 0; i < 5; i++) {

@@ -296,20 +296,20 @@ static void test_refusals(void) {
     ((float *)f.data)[5] = -1.0f;
     st = dk_eval_case(&m, &r, "r.nii", &f, "neg.nii", NULL, &l, 1, NULL);
     expect_error(st, DK_ERR_FORMAT, (const char *[]){"neg.nii", "voxel 5", NULL});
-    /* different grids: size, spacing, origin; both names in the message */
+    /* different grids: size, spacing, origin; both names in the message; a data error */
     dk_volume q;
     alloc_u8(&q, 8, 7, 5, 1, 1, 2.5);
     st = dk_eval_case(&m, &p, "case1_pred.nii.gz", &q, "case1.nii.gz", NULL, &l, 1, NULL);
-    expect_error(st, DK_ERR_ARG,
+    expect_error(st, DK_ERR_FORMAT,
                  (const char *[]){"case1_pred.nii.gz", "case1.nii.gz", "8x7x6", "8x7x5", NULL});
     r.geom.spacing[2] = 3.0;
     st = dk_eval_case(&m, &p, "case2_pred.nii.gz", &r, "case2.nii.gz", NULL, &l, 1, NULL);
-    expect_error(st, DK_ERR_ARG,
+    expect_error(st, DK_ERR_FORMAT,
                  (const char *[]){"case2_pred.nii.gz", "case2.nii.gz", "spacing", NULL});
     r.geom.spacing[2] = 2.5;
     r.geom.origin[0] = 4.0;
     st = dk_eval_case(&m, &p, "p3", &r, "r3", NULL, &l, 1, NULL);
-    expect_error(st, DK_ERR_ARG, (const char *[]){"p3", "r3", "origin", NULL});
+    expect_error(st, DK_ERR_FORMAT, (const char *[]){"p3", "r3", "origin", NULL});
     r.geom.origin[0] = 1e-6; /* within tolerance */
     CU_ASSERT_EQUAL(dk_eval_case(&m, &p, "p", &r, "r", NULL, &l, 1, NULL), DK_OK);
     int bad = -2;

@@ -105,18 +105,7 @@ static int setup(void) {
     return 0;
 }
 
-static char *slurp(const char *p) {
-    FILE *f = fopen(p, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
+static char *slurp(const char *p) { return dk_test_slurp(p); }
 
 static int count_str(const char *s, const char *needle) {
     int n = 0;
@@ -590,7 +579,7 @@ static void test_cli(void) {
     CU_ASSERT_EQUAL(dakd("", "", ""), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--out"));
     CU_ASSERT_EQUAL(dakd("--out %s/cli_x", root, ""), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--pred DIR and --ref DIR are required"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--pred DIR and one of --ref DIR or --cases CSV"));
     CU_ASSERT_EQUAL(dakd("--pred", "", ""), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "--pred needs a value"));
     CU_ASSERT_EQUAL(dakd("--bogus", "", ""), 1);

@@ -162,6 +162,85 @@ static void test_truncated_input(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "cut.png"));
 }
 
+/* --threads before or after the command, or as --threads=N; bad values are usage errors */
+static void test_threads_anywhere(void) {
+    char a[4096];
+    CU_ASSERT_EQUAL(dakd("--threads 1 --version"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "threads 1"));
+    CU_ASSERT_EQUAL(dakd("--version --threads=3"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "threads 3"));
+    snprintf(a, sizeof a, "info %s/source_000_label.nii.gz --threads 1", dir);
+    CU_ASSERT_EQUAL(dakd(a), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "32 x 28 x 12"));
+    snprintf(a, sizeof a, "info --threads=2 %s/source_000_label.nii.gz", dir);
+    CU_ASSERT_EQUAL(dakd(a), 0);
+    snprintf(a, sizeof a, "info %s/source_000_label.nii.gz --threads", dir);
+    CU_ASSERT_EQUAL(dakd(a), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--threads"));
+    snprintf(a, sizeof a, "info %s/source_000_label.nii.gz --threads 0", dir);
+    CU_ASSERT_EQUAL(dakd(a), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "1..1024"));
+    CU_ASSERT_EQUAL(dakd("--threads 2 --help"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "X,Y,Z"));
+    CU_ASSERT_EQUAL(dakd("--bogus info"), 1);
+}
+
+/* info on a folder where nothing can be read, or a missing file: non-zero, named; the
+ * readable paths are still described */
+static void test_info_nothing_read(void) {
+    char a[4096];
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "mkdir -p %s/nodicom && echo text > "
+                                     "%s/nodicom/notes.txt", dir, dir), 0);
+    snprintf(a, sizeof a, "info %s/nodicom", dir);
+    CU_ASSERT_EQUAL(dakd(a), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "nodicom: no DICOM series"));
+    snprintf(a, sizeof a, "info %s/source_000_label.nii.gz %s/nodicom", dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "32 x 28 x 12"));
+    snprintf(a, sizeof a, "info --json %s/nodicom", dir);
+    CU_ASSERT_EQUAL(dakd(a), 2);
+}
+
+/* Training on 0/255 label maps stops before the first step naming the file, its values and
+ * the fix; with [data] label_map = 255:1 it trains. */
+static void test_train_0_255(void) {
+    char p[4096], a[8192];
+    dk_volume v;
+    snprintf(p, sizeof p, "%s/2d/source_000_label.png", dir);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read(&v, p), DK_OK);
+    for (int64_t i = 0; i < dk_volume_numel(&v); i++)
+        dk_volume_set(&v, i, dk_volume_get(&v, i) != 0 ? 255 : 0);
+    snprintf(p, sizeof p, "%s/2d/mask255.png", dir);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_write(&v, p, NULL), DK_OK);
+    dk_volume_free(&v);
+    CU_ASSERT_EQUAL_FATAL(
+        dk_test_sh(NULL, 0,
+                   "cd %s/2d && printf 'case,image,label\nc0,source_000_image.png,mask255.png\n' "
+                   "> cases255.csv && printf '[data]\ncases = %s/2d/cases255.csv\n"
+                   "domain_column =\nsplit_column =\npatch_h = 16\npatch_w = 16\n"
+                   "batch_size = 2\n[model]\nteacher_base = 4\nteacher_levels = 2\n"
+                   "student_base = 2\nstudent_levels = 2\n[train]\nepochs = 1\n"
+                   "steps_per_epoch = 1\nvalidate_every = 0\ncheckpoint_every = 0\n' "
+                   "> train255.ini", dir, dir),
+        0);
+    snprintf(a, sizeof a, "train %s/2d/train255.ini --set output.run_dir=%s/2d/run255", dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "mask255.png: the label map holds 0 ("));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "255 ("));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "label_map = 255:1"));
+    CU_ASSERT(!dk_test_exists(dk_test_path(dir, "2d/run255/model.safetensors")));
+    snprintf(a, sizeof a, "train %s/2d/train255.ini --set data.label_map=255:1 --set "
+             "output.run_dir=%s/2d/run255", dir, dir);
+    int rc = dakd(a);
+    if (rc) printf("\n    %s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT(dk_test_exists(dk_test_path(dir, "2d/run255/model.safetensors")));
+    snprintf(a, sizeof a, "train %s/2d/train255.ini --set data.label_map=255:7 --set "
+             "output.run_dir=%s/2d/run255b", dir, dir);
+    CU_ASSERT_EQUAL(dakd(a), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "label_map = '255:7'"));
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("cli", setup, NULL);
@@ -172,5 +251,8 @@ int main(void) {
     CU_add_test(s, "convert PNG <-> NIfTI", test_convert_round_trip);
     CU_add_test(s, "convert refusals and exit codes", test_convert_refusals);
     CU_add_test(s, "truncated inputs", test_truncated_input);
+    CU_add_test(s, "--threads before or after the command", test_threads_anywhere);
+    CU_add_test(s, "info exits non-zero when nothing was read", test_info_nothing_read);
+    CU_add_test(s, "train refuses 0/255 labels; label_map fixes it", test_train_0_255);
     return dk_test_run();
 }

@@ -203,9 +203,33 @@ void dk_resample_grid(const dk_volume *in, const dk_resample_target *target, int
  * `ignore` (255 in dakd; pass -1 to forbid it) and write it as DK_U8 into `out` (allocated
  * here, same grid). A value outside → DK_ERR_FORMAT "<name>: label value V found in N
  * voxels (allowed 0..K-1, 255 = ignore)", naming the smallest bad value and how many other
- * bad values there are; a non-integer value likewise. `out` is zeroed on failure. */
+ * bad values there are, then the values the file holds with their voxel counts and the
+ * two fixes ([data] classes, [data] label_map); a non-integer value likewise. `out` is
+ * zeroed on failure. */
 dk_status dk_label_check(dk_volume *out, const dk_volume *label, int classes, int ignore,
                          const char *name);
+
+/* A label-value map, [data] label_map: "FROM:TO[,FROM:TO]..." (blanks allowed around each
+ * part), e.g. "255:1" for binary masks saved as 0/255, or "128:1,255:2". A voxel whose value
+ * is a FROM becomes its TO before the label check; other values are kept. FROM is an
+ * integer 0..65535 given once; TO is a class 0..classes-1 or 255 (ignore). An empty text is
+ * no map. Naming 255 (as FROM or TO) also says what 255 means, so "255:255" keeps it as
+ * the ignore label on purpose (see dk_case_prepare). */
+enum { DK_LABEL_MAP_MAX = 16, DK_LABEL_MAP_TEXT = 160 };
+
+typedef struct {
+    int n;
+    int from[DK_LABEL_MAP_MAX], to[DK_LABEL_MAP_MAX];
+} dk_label_map;
+
+/* Parse `text` (NULL or "" = no map) for `classes` classes into m. DK_ERR_ARG
+ * "[data] label_map = '<text>': <what is wrong>"; m is zeroed then. */
+dk_status dk_label_map_parse(dk_label_map *m, const char *text, int classes);
+
+/* dk_label_check after mapping each value through `map` (NULL or n = 0: none); messages
+ * name the values as the file holds them. */
+dk_status dk_label_check_map(dk_volume *out, const dk_volume *label, int classes, int ignore,
+                             const dk_label_map *map, const char *name);
 
 /* A mask as DK_U8 {0, 1}: any non-zero value of the single-channel `in` becomes 1. */
 dk_status dk_mask_from_volume(dk_volume *out, const dk_volume *in, const char *name);
@@ -229,6 +253,8 @@ typedef struct {
     double mask_extent;
     int classes;              /* label classes including background (default 2) */
     double grid_tol;          /* image/label/mask grid tolerance, mm and relative (1e-3) */
+    char label_map[DK_LABEL_MAP_TEXT]; /* dk_label_map's text applied to label files
+                                        * before the label check (default "": none) */
 } dk_prep_opts;
 
 void dk_prep_defaults(dk_prep_opts *o); /* the option schema's (dk_data_defaults) */
@@ -242,9 +268,12 @@ typedef struct {
 } dk_case_data;
 
 /* Read case `i` of `list` and preprocess it by `o` (NULL = defaults). The label and mask
- * must lie on the image's grid (dk_grid_match, naming both files). A label with ignore
- * voxels but no foreground is logged as a warning (a 0/255 binary mask?). On failure `out`
- * is zeroed; errors come from the reader or the steps above. */
+ * must lie on the image's grid (dk_grid_match, naming both files). The label file's values
+ * go through o->label_map, then dk_label_check_map. A label map with ignore voxels (255)
+ * but no foreground, while label_map does not name 255, is refused (DK_ERR_FORMAT naming
+ * the file, its values and the fix label_map = 255:1): a binary mask saved as 0/255 would
+ * otherwise train a background-only model. On failure `out` is zeroed; errors come from
+ * the reader or the steps above. */
 dk_status dk_case_load(dk_case_data *out, const dk_case_list *list, int i,
                        const dk_prep_opts *o);
 
@@ -425,7 +454,8 @@ typedef enum {
     DK_PREP_GRID,          /* [data] target spacing, mask extent */
     DK_PREP_PATCH,         /* [data] patch_d, patch_h, patch_w */
     DK_PREP_CLASSES,       /* [data] classes */
-    DK_PREP_AUGMENT        /* [augment] */
+    DK_PREP_AUGMENT,       /* [augment] */
+    DK_PREP_LABELS         /* [data] label_map, after classes */
 } dk_prep_group;
 
 enum { DK_PREP_META_OPTIONAL = 1 };

@@ -191,16 +191,39 @@ typedef struct {
                                       * succeeds (the caller frees them with
                                       * dk_eval_results_free); zeroed otherwise and for
                                       * --compare */
+    /* References from a case list instead of ref_dir (exactly one of the two): the `label`
+     * file of each row, the case named by its `case` column; only the rows whose
+     * filter_column equals filter_value when a column is named. A selected row without a
+     * label is DK_ERR_FORMAT naming its line. */
+    const char *cases_csv;
+    const char *filter_column, *filter_value;
+    int subset_pred; /* score only the references that have a prediction; the others are
+                      * passed over and named in the report's notes (default 0: they are
+                      * unmatched files, an error) */
 } dk_eval_opts;
 
-/* Pair files of pred_dir and ref_dir (and mask_dir, image_dir) by case id — the file name
- * without its image extension (.nii.gz, .nii, .png, .mha, .nrrd, ...), and for predictions
- * optionally without a trailing "_pred" — refusing unmatched files clearly (naming them),
- * evaluate every case, and write into out_dir: cases.csv (one row per case and label),
- * summary.json, summary.md, report.html (self-contained: overlay PNGs inlined as data
- * URIs or beside it in out_dir/overlays/, SVG box plots, a table sortable by any column),
- * each carrying the convention and the HD95 definition. With o->results, the same per-case
- * metrics are handed back in memory. */
+/* Pair the files of pred_dir with the references of ref_dir or cases_csv (and mask_dir,
+ * image_dir) by case id, evaluate every case, and write into out_dir: cases.csv (one row
+ * per case and label), summary.json, summary.md, report.html (self-contained: overlay PNGs
+ * inlined as data URIs, SVG box plots, a table sortable by any column), each carrying the
+ * convention, the HD95 definition and the run's notes. With o->results, the same per-case
+ * metrics are handed back in memory.
+ *  - Case ids: a file's name without its image extension (.nii.gz, .nii, .png, .mha,
+ *    .nrrd, ...) and without a role suffix: "_pred" for a prediction; "_label", "_seg" or
+ *    "_gt" for a reference; "_mask" for a mask; "_0000" (any 4 digits) or "_image" for an
+ *    image. A reference pairs with the prediction of the same name first, then of the same
+ *    id (case_label.nii.gz with case.nii.gz, as dakd predict names it); each file pairs
+ *    once. Files named "*_probs.*" in pred_dir are not cases; in ref_dir, the image of a
+ *    case whose reference is there too (case_image beside case_label) is passed over.
+ *  - Unmatched files (a prediction without a reference, a reference without a prediction
+ *    unless subset_pred) are DK_ERR_IO naming them; two files of one folder with one id
+ *    (x.nii and x.nii.gz) likewise.
+ *  - Notes (logged as warnings and written in every report): the references skipped by
+ *    subset_pred; label values the references hold that no prediction holds, or the
+ *    reverse (a 0/255 reference against predictions 1..3 is scored as it is, not silently).
+ * Errors: DK_ERR_ARG (options; an output folder that is or holds an input), DK_ERR_IO
+ * (folders, files, pairing), DK_ERR_FORMAT (files that are no label maps, grids that
+ * differ, no non-zero label in any reference). */
 dk_status dk_eval_run(const dk_eval_opts *o);
 
 /* ======================================================================== inference */
@@ -278,7 +301,11 @@ dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz
  * out_dir/<case id>_probs.nii.gz (float32, one component per class). Every output file is
  * written atomically; an error names the input file and stops the run.
  *  - Case ids: the CSV's `case` column; for paths, the file (or DICOM folder) name without
- *    its image extension. Ids must be unique and usable as file names.
+ *    its image extension and then without a trailing "_0000" (underscore and any four
+ *    digits: nnU-Net's channel suffix) or "_image", so case_0000.nii.gz and
+ *    case_image.nii.gz both give case.nii.gz, which dk_eval_run pairs with case.nii.gz or
+ *    case_label.nii.gz. Ids must be unique (two inputs with one id are refused naming
+ *    both) and usable as file names.
  *  - Preprocessing: dk_case_prepare with the model's dakd.data.* options; the CSV's mask
  *    (when there is one and norm_in_mask is set) bounds the normalisation statistics, as in
  *    training. A model without dakd.data.* keys is refused (DK_ERR_FORMAT naming the key).
@@ -300,8 +327,9 @@ dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz
  *  - ms_per_image: median over cases of the time from the preprocessed image to the label
  *    map on the input grid (sliding window, TTA, resampling back, argmax, largest
  *    component); reading, preprocessing and writing are not included.
- * Errors: DK_ERR_ARG (options, channels, ids, patch), DK_ERR_IO (model, image, out_dir),
- * DK_ERR_FORMAT (model metadata, files), DK_ERR_UNSUPPORTED (nt > 1), DK_ERR_NOMEM. */
+ * Errors: DK_ERR_ARG (options, ids, patch, a missing mask), DK_ERR_IO (model, image,
+ * out_dir), DK_ERR_FORMAT (model metadata, files, an image's channels that do not fit the
+ * model), DK_ERR_UNSUPPORTED (nt > 1), DK_ERR_NOMEM. */
 typedef struct {
     const char *model;                 /* model .safetensors */
     const char *const *inputs;         /* NULL-terminated image paths, or NULL */

@@ -1,0 +1,252 @@
+/*
+ * Commands that chain: `dakd predict` names its outputs by case id (image suffixes _0000 and
+ * _image dropped) and `dakd eval` pairs them with references named case_label, case_seg,
+ * case_gt or case, from a folder or a case list (--cases, --where), with --subset pred;
+ * label values that one side never uses are named; predict --patch is X,Y,Z. On phantoms
+ * written by `dakd phantom` and a small random 3-D model, with no renaming or links.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dakd/eval.h"
+#include "predict_fixture.h"
+#include "test_util.h"
+
+/* A shell step of a test's own setup, which must succeed. */
+#define SH_OK(...) CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, __VA_ARGS__), 0)
+
+static char out[1 << 16];
+static char dir[4096], model[4200], phant[4200];
+
+/* Run `dakd <args>` (printf-style); its exit status, output in `out`. */
+static int dakd(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = dk_test_vcli(out, sizeof out, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static char *file_of(const char *sub, const char *name) {
+    static char bufs[4][4400];
+    static int slot;
+    char *b = bufs[slot++ & 3];
+    snprintf(b, 4400, "%s/%s/%s", dir, sub, name);
+    return b;
+}
+
+/* Expect exit code `code` and every needle in the output. */
+static void expect(int rc, int code, const char *const *needles) {
+    int ok = rc == code;
+    for (int i = 0; needles && needles[i]; i++)
+        ok &= strstr(out, needles[i]) != NULL;
+    if (!ok) printf("\n    exit %d (want %d): %s\n", rc, code, out);
+    CU_ASSERT_EQUAL(rc, code);
+    for (int i = 0; needles && needles[i]; i++)
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, needles[i]));
+}
+
+/* Phantoms (2 per domain, 32x28x12) and a random 3-D model of 4 classes. */
+static int setup(void) {
+    snprintf(dir, sizeof dir, "%s", dk_test_path(dk_test_tmpdir(), "chain"));
+    snprintf(phant, sizeof phant, "%s/phantoms", dir);
+    snprintf(model, sizeof model, "%s/model.safetensors", dir);
+    if (dakd("phantom --out %s --size 32,28,12 --cases 2 --seed 5", phant)) return -1;
+    dk_unet_config c = {3, 1, 4, 4, 2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0};
+    dk_rng r;
+    dk_rng_seed(&r, 11);
+    dk_unet *net = NULL;
+    if (dk_unet_create(&net, &c, 0, &r) != DK_OK) return -1;
+    const dk_param_info *b = dk_params_find(dk_unet_params(net), "head.bias");
+    for (int64_t i = 0; b && i < b->numel; i++) /* every class wins somewhere */
+        dk_unet_params(net)->w[b->offset + i] = 0.05f * (float)i;
+    int rc = dk_test_save_model(model, net, "all", "zscore", "0,0,0", "8,16,16", "4");
+    dk_unet_free(net);
+    return rc;
+}
+
+static const char *const ids[] = {"source_000", "source_001", "target_000", "target_001"};
+
+/* predict on the bare phantom image paths, eval against the phantom folder itself */
+static void test_predict_then_eval(void) {
+    int rc = dakd("predict --model %s --out %s/pred %s/source_000_image.nii.gz "
+                  "%s/source_001_image.nii.gz %s/target_000_image.nii.gz "
+                  "%s/target_001_image.nii.gz",
+                  model, dir, phant, phant, phant, phant);
+    expect(rc, 0, NULL);
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.nii.gz", ids[i]);
+        CU_ASSERT(dk_test_exists(file_of("pred", name)));
+    }
+    /* the references are the folder's *_label files; its *_image files are passed over */
+    rc = dakd("eval --pred %s/pred --ref %s --image %s --out %s/rep", dir, phant, phant, dir);
+    expect(rc, 0, NULL);
+    char *csv = dk_test_slurp(file_of("rep", "cases.csv"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+    for (int i = 0; i < 4; i++) {
+        char row[64];
+        snprintf(row, sizeof row, "\n%s,1,", ids[i]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(csv, row));
+    }
+    CU_ASSERT_PTR_NULL(strstr(csv, "_image"));
+    CU_ASSERT_PTR_NULL(strstr(csv, "_label"));
+    free(csv);
+    char *html = dk_test_slurp(file_of("rep", "report.html"));
+    CU_ASSERT(html && strstr(html, "data:image/png;base64,")); /* overlays over the images */
+    free(html);
+}
+
+/* nnU-Net's _0000 and a plain name give one id: refused up front, naming both */
+static void test_predict_ids(void) {
+    SH_OK("mkdir -p %s/nn && cp %s/source_000_image.nii.gz %s/nn/case_0000.nii.gz && cp "
+          "%s/source_001_image.nii.gz %s/nn/case.nii.gz",
+          dir, phant, dir, phant, dir);
+    int rc = dakd("predict --model %s --out %s/nnpred %s/nn/case_0000.nii.gz", model, dir, dir);
+    expect(rc, 0, NULL);
+    CU_ASSERT(dk_test_exists(file_of("nnpred", "case.nii.gz")));
+    rc = dakd("predict --model %s --out %s/nnpred2 %s/nn/case_0000.nii.gz %s/nn/case.nii.gz", model,
+              dir, dir, dir);
+    expect(rc, 1, (const char *[]){"case_0000.nii.gz", "/nn/case.nii.gz", "case id 'case'", NULL});
+    CU_ASSERT(!dk_test_exists(file_of("nnpred2", "case.nii.gz")));
+}
+
+/* A case list gives the references (split column filtered); --subset pred skips and names
+ * the cases without a prediction; without it they are an error (exit 2) naming them. */
+static void test_eval_cases_subset(void) {
+    char csv[4400];
+    snprintf(csv, sizeof csv, "%s/cases.csv", dir);
+    FILE *f = fopen(csv, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "case,image,label,split\n");
+    for (int i = 0; i < 4; i++)
+        fprintf(f, "%s,phantoms/%s_image.nii.gz,phantoms/%s_label.nii.gz,%s\n", ids[i], ids[i],
+                ids[i], i % 2 ? "test" : "train");
+    fclose(f);
+    int rc =
+        dakd("eval --pred %s/pred --cases %s --where split=test --out %s/rep_csv", dir, csv, dir);
+    expect(rc, 0, NULL);
+    char *js = dk_test_slurp(file_of("rep_csv", "summary.json"));
+    CU_ASSERT(js && strstr(js, "\"n_cases\":\t2") && strstr(js, "where split = test"));
+    free(js);
+    /* only two predictions: the rest are unmatched, or skipped with --subset pred */
+    SH_OK("mkdir -p %s/pred2 && cp %s/pred/source_001.nii.gz "
+          "%s/pred/target_001.nii.gz %s/pred2/",
+          dir, dir, dir, dir);
+    rc = dakd("eval --pred %s/pred2 --cases %s --out %s/rep_sub", dir, csv, dir);
+    expect(rc, 2,
+           (const char *[]){"references without a prediction", "source_000", "target_000", NULL});
+    CU_ASSERT(!dk_test_exists(file_of("rep_sub", "cases.csv")));
+    rc = dakd("eval --pred %s/pred2 --ref %s --subset pred --out %s/rep_sub", dir, phant, dir);
+    expect(rc, 0,
+           (const char *[]){"2 references without one skipped", "source_000_label.nii.gz",
+                            "target_000_label.nii.gz", NULL});
+    js = dk_test_slurp(file_of("rep_sub", "summary.json"));
+    CU_ASSERT(js && strstr(js, "\"n_cases\":\t2") && strstr(js, "skipped: source_000_label"));
+    free(js);
+    char *md = dk_test_slurp(file_of("rep_sub", "summary.md"));
+    CU_ASSERT(md && strstr(md, "**Notes**"));
+    free(md);
+    /* one id twice in a folder: exit 2 naming both; no non-zero label anywhere: exit 3 */
+    SH_OK("mkdir -p %s/pred3 && cp %s/pred/source_001.nii.gz "
+          "%s/pred3/ && gunzip -c %s/pred/source_001.nii.gz > "
+          "%s/pred3/source_001.nii",
+          dir, dir, dir, dir, dir);
+    rc = dakd("eval --pred %s/pred3 --ref %s --subset pred --out %s/x", dir, phant, dir);
+    expect(rc, 2, (const char *[]){"source_001.nii and source_001.nii.gz", NULL});
+    dk_volume z;
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read(&z, file_of("pred", "source_001.nii.gz")), DK_OK);
+    memset(z.data, 0, (size_t)dk_volume_numel(&z));
+    SH_OK("mkdir -p %s/ref0", dir);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_write(&z, file_of("ref0", "source_001_gt.nii.gz"), NULL),
+                          DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_write(&z, file_of("ref0", "target_001_seg.nii.gz"), NULL),
+                          DK_OK);
+    dk_volume_free(&z);
+    rc = dakd("eval --pred %s/pred2 --ref %s/ref0 --subset pred --out %s/x", dir, dir, dir);
+    expect(rc, 3, (const char *[]){"no reference holds a non-zero label", NULL});
+    /* bad options: exit 1 */
+    expect(dakd("eval --pred %s/pred --ref %s --cases %s --out %s/x", dir, phant, csv, dir), 1,
+           (const char *[]){"one of --ref DIR or --cases CSV", NULL});
+    expect(dakd("eval --pred %s/pred --ref %s --where split=test --out %s/x", dir, phant, dir), 1,
+           (const char *[]){"--where needs --cases", NULL});
+    expect(dakd("eval --pred %s/pred --ref %s --subset some --out %s/x", dir, phant, dir), 1,
+           (const char *[]){"--subset", NULL});
+    expect(dakd("eval --pred %s/pred --cases %s --where split=none --out %s/x", dir, csv, dir), 1,
+           (const char *[]){"split = none", NULL});
+}
+
+/* A 0/255 reference against predictions 1..3 is scored, and the values are named. */
+static void test_eval_label_values(void) {
+    SH_OK("mkdir -p %s/ref255", dir);
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        dk_volume v;
+        snprintf(name, sizeof name, "%s_label.nii.gz", ids[i]);
+        char src[4400];
+        snprintf(src, sizeof src, "%s/%s", phant, name);
+        CU_ASSERT_EQUAL_FATAL(dk_volume_read(&v, src), DK_OK);
+        uint8_t *l = v.data;
+        for (int64_t k = 0; k < dk_volume_numel(&v); k++)
+            l[k] = l[k] ? 255 : 0;
+        CU_ASSERT_EQUAL_FATAL(dk_volume_write(&v, file_of("ref255", name), NULL), DK_OK);
+        dk_volume_free(&v);
+    }
+    int rc = dakd("eval --pred %s/pred --ref %s/ref255 --out %s/rep255", dir, dir, dir);
+    expect(rc, 0,
+           (const char *[]){"no prediction holds (255)", "no reference holds (", "0/255", NULL});
+    char *js = dk_test_slurp(file_of("rep255", "summary.json"));
+    CU_ASSERT(js && strstr(js, "\"notes\"") && strstr(js, "no prediction holds (255)"));
+    free(js);
+    char *html = dk_test_slurp(file_of("rep255", "report.html"));
+    CU_ASSERT(html && strstr(html, "<h2>Notes</h2>"));
+    free(html);
+}
+
+/* --patch X,Y,Z: the window (d, h, w) = (Z, Y, X) of the library */
+static void test_patch_axes(void) {
+    int rc = dakd("predict --model %s --out %s/patch_cli --patch 16,8,4 "
+                  "%s/source_000_image.nii.gz",
+                  model, dir, phant);
+    expect(rc, 0, NULL);
+    const char *in[] = {NULL, NULL};
+    char img[4400];
+    snprintf(img, sizeof img, "%s/source_000_image.nii.gz", phant);
+    in[0] = img;
+    dk_volume a = {0}, b = {0}, c = {0};
+    for (int order = 0; order < 2; order++) {
+        dk_predict_opts o;
+        memset(&o, 0, sizeof o);
+        dk_infer_defaults(&o.infer);
+        o.model = model, o.inputs = in;
+        o.out_dir = order ? file_of("patch_dhw", "") : file_of("patch_zyx", "");
+        o.infer.patch[0] = order ? 16 : 4, o.infer.patch[1] = 8, o.infer.patch[2] = order ? 4 : 16;
+        CU_ASSERT_EQUAL_FATAL(dk_predict_run(&o), DK_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read(&a, file_of("patch_cli", "source_000.nii.gz")), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read(&b, file_of("patch_zyx", "source_000.nii.gz")), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read(&c, file_of("patch_dhw", "source_000.nii.gz")), DK_OK);
+    size_t n = (size_t)dk_volume_numel(&a);
+    CU_ASSERT_EQUAL(memcmp(a.data, b.data, n), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(a.data, c.data, n), 0); /* the other order differs */
+    dk_volume_free(&a), dk_volume_free(&b), dk_volume_free(&c);
+    expect(dakd("predict --model %s --out %s/patch_bad --patch 16,8,3 %s", model, dir, img), 1,
+           (const char *[]){"x,y,z = 16,8,3", NULL});
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("eval.chain", setup, NULL);
+    if (!s ||
+        !CU_add_test(s, "predict on bare paths, eval the phantom folder", test_predict_then_eval) ||
+        !CU_add_test(s, "predict ids: _0000 dropped, collisions refused", test_predict_ids) ||
+        !CU_add_test(s, "eval --cases --where, --subset pred", test_eval_cases_subset) ||
+        !CU_add_test(s, "eval names label values one side never uses", test_eval_label_values) ||
+        !CU_add_test(s, "predict --patch is X,Y,Z", test_patch_axes)) {
+        CU_cleanup_registry();
+        return 1;
+    }
+    return dk_test_run();
+}
