@@ -11,10 +11,14 @@
 # uninterrupted run's. Prints a summary; exits 1 on any difference, 2 when a run fails
 # outright (not killed).
 #
-# The delays come from awk's srand(S) (default 1), so a seed repeats its kill moments on
-# one machine: each is drawn uniform in [0.05, 2 T / N] seconds, T the uninterrupted run's
-# wall time, so the N kills spread over the whole study (a run killed early redoes little,
-# a rerun skips finished stages and resumes a training stage from its last checkpoint).
+# The kill moments are stratified over the uninterrupted run's time line: the study's T
+# seconds (the sum of its stages' "done in" times) are cut into N equal slices and kill i
+# falls at a uniform random moment u of slice i, that is in stage k, o seconds after stage
+# k started. The killed run is watched until it prints stage k's line (or a later one;
+# a rerun skips finished stages and resumes a training stage from its last checkpoint) and
+# killed o seconds later. So the N kills reach every part of the study in proportion to
+# its time, whatever a resume redoes. The moments come from awk's srand(S) (default 1): a
+# seed repeats them on one machine.
 #
 # --quick: 3 kills on the demo study cut to phantoms, teacher, full method, target
 # evaluation and report, 2 epochs per training stage with a checkpoint after each: 53 s on
@@ -77,13 +81,27 @@ wait "$pid" || { echo "fault_inject: the uninterrupted run failed:"; tail -5 "$w
 T=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 echo "uninterrupted run: ${T} s"
 
-mapfile -t delays < <(awk -v s="$seed" -v n="$kills" -v t="$T" \
-    'BEGIN { srand(s); for (i = 0; i < n; i++) printf "%.2f\n", 0.05 + rand() * (2 * t / n - 0.05) }')
+# Stage k's "done in" seconds from the uninterrupted run, one per line in stage order.
+durations() { sed -n 's/^\[[0-9]*\/[0-9]*\] [^:]*: done in \([0-9.]*\) s$/\1/p' "$1"; }
+# The highest stage number the run has printed so far (0 before the first line).
+stage_now() { { echo 0; grep -oE '^\[[0-9]+/' "$1" 2>/dev/null; } | tr -d '[/' | sort -n | tail -1; }
+
+mapfile -t plan < <(durations "$work/ref.out" | awk -v s="$seed" -v n="$kills" '
+    { d[NR] = $1; T += $1 }
+    END { srand(s)
+          for (i = 0; i < n; i++) {
+              u = (i + rand()) * T / n; k = 1; c = 0
+              while (k < NR && c + d[k] <= u) { c += d[k]; k++ }
+              printf "%d %.2f\n", k, u - c } }')
+[ "${#plan[@]}" = "$kills" ] || { echo "fault_inject: no stage times in $work/ref.out"; exit 2; }
 killed=0 finished=0
 for i in $(seq 1 "$kills"); do
-    d=${delays[$((i - 1))]}
+    read -r k o <<< "${plan[$((i - 1))]}"
     run "$work/killed" "$work/killed.$i"
-    sleep "$d"
+    while kill -0 "$pid" 2>/dev/null && [ "$(stage_now "$work/killed.$i.out")" -lt "$k" ]; do
+        sleep 0.02
+    done
+    sleep "$o"
     if kill -KILL "$pid" 2>/dev/null; then
         wait "$pid" 2>/dev/null || true
         killed=$((killed + 1))
@@ -95,7 +113,8 @@ for i in $(seq 1 "$kills"); do
         state="had finished"
     fi
     last=$(grep -E '^\[[0-9]+/[0-9]+\]' "$work/killed.$i.out" | tail -1 || true)
-    printf '  kill %2d after %6.2f s: %s (%s)\n' "$i" "$d" "$state" "${last:-no stage line yet}"
+    printf '  kill %2d in stage %2d, %6.2f s after its line: %s (%s)\n' "$i" "$k" "$o" "$state" \
+        "${last:-no stage line yet}"
 done
 run "$work/killed" "$work/killed.final"
 wait "$pid" || { echo "fault_inject: the final run failed:"; tail -5 "$work/killed.final.err"; exit 2; }
