@@ -403,10 +403,9 @@ dk_status dk_import_gather(dk_import_set *s, const dk_import_opts *o) {
     if (l == DK_LAYOUT_AUTO && o->root) {
         char *j = join(o->root, "dataset.json"), *tr = join(o->root, "imagesTr"), *text = NULL;
         if (!j || !tr) l = DK_LAYOUT_DICOM;
-        else if (is_dir(tr)) l = DK_LAYOUT_NNUNET;
         else if (dk_read_file(&text, NULL, j) == DK_OK && strstr(text, "\"training\""))
-            l = DK_LAYOUT_MSD;
-        else l = DK_LAYOUT_DICOM;
+            l = DK_LAYOUT_MSD; /* a Decathlon task has imagesTr too */
+        else l = is_dir(tr) ? DK_LAYOUT_NNUNET : DK_LAYOUT_DICOM;
         free(j), free(tr), free(text);
     }
     s->res->layout = l;
