@@ -383,7 +383,8 @@ void dk_predict_inputs_free(dk_predict_inputs *p); /* accepts NULL; zeroes it */
  *    unlabelled), paired by the rule of dakd eval (lib/eval/pairing.c): an image's id is its
  *    name without the extension and "_0000" (any four digits) or "_image", a label's without
  *    "_label", "_seg" or "_gt"; equal stems pair first, then stem with id, then ids. Images
- *    whose names differ only in the four digits are the channels of one case.
+ *    whose names differ only in the four digits are the channels of one case (a case of
+ *    several channel files is a problem for now: a case list holds one image file a case).
  *  - DK_LAYOUT_DICOM: every sub-folder of root holding DICOM is one case (its id the folder
  *    name) of exactly one image series; labels (any volume format) come from the folder
  *    `labels` paired by id as above.
