@@ -18,6 +18,7 @@ typedef struct {
 int dk_cmd_info(int argc, char **argv);
 int dk_cmd_convert(int argc, char **argv);
 int dk_cmd_phantom(int argc, char **argv);
+int dk_cmd_cases(int argc, char **argv);
 int dk_cmd_train(int argc, char **argv);
 int dk_cmd_distill(int argc, char **argv);
 int dk_cmd_run(int argc, char **argv);

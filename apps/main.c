@@ -15,6 +15,8 @@ static const dk_cli_command commands[] = {
     {"convert", "convert volumes: NIfTI, PNG, MHA/MHD, NRRD; DICOM series and SEG in",
      dk_cmd_convert},
     {"phantom", "generate two-domain phantom images with known label maps", dk_cmd_phantom},
+    {"cases", "write a checked case list from nnU-Net, Decathlon, DICOM or plain folders",
+     dk_cmd_cases},
     {"train", "train a teacher, a source-only student or an oracle (CE + Dice)", dk_cmd_train},
     {"distill", "distil a teacher into a student for the target domain", dk_cmd_distill},
     {"run", "run a study: data, training, evaluation, report (resumable)", dk_cmd_run},

@@ -68,4 +68,35 @@ dk_status dk_surface_metrics(dk_label_metrics *m, dk_surface_bufs *b, const dk_v
                              const dk_volume *ref, const dk_volume *mask,
                              const dk_label_lut *t, int k, const dk_crop *crop, double tau);
 
+/* The rows dk_cases_import gathers (case_import.c) before it checks and writes them
+ * (case_check.c). */
+typedef struct {
+    char *id;
+    char **images;   /* (n_images) channel files in channel order; NULL = missing; owned */
+    int n_images;
+    char *label;     /* or NULL; owned */
+    char *origin;    /* first image relative to the folder given, for patterns; owned */
+    const char *split; /* the layout's split ("train", "test") or NULL; static */
+} dk_import_row;
+
+typedef struct {
+    dk_import_row *rows;
+    int n, cap;
+    dk_import_result *res;   /* problems go to res->problems */
+    dk_status first;         /* status of the first problem (DK_OK: none) */
+    int classes, channels;   /* from dataset.json (0: not given) */
+    char *json;              /* dataset.json read, or NULL; owned */
+} dk_import_set;
+
+/* Keep one problem line (the text of dk_fail's message format); its status is `st`. */
+void dk_import_problem(dk_import_set *s, dk_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Gather the rows of o's layout (resolved in r->layout) into s; problems are kept; a
+ * return other than DK_OK stops the import (bad options, no folder, no memory). */
+dk_status dk_import_gather(dk_import_set *s, const dk_import_opts *o);
+void dk_import_set_free(dk_import_set *s);
+
 #endif

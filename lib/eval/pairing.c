@@ -206,8 +206,7 @@ static const char *round_name(const dk_listing_entry *e, int round, int is_pred)
     return use_id ? e->id : e->stem;
 }
 
-/* pair[i] = index in pred of reference i's prediction, or -1. */
-static void pair_rounds(int *pair, int *used, const dk_listing *pred, const dk_listing *ref) {
+void dk_listing_pair(int *pair, int *used, const dk_listing *pred, const dk_listing *ref) {
     for (int i = 0; i < ref->n; i++)
         pair[i] = -1;
     for (int round = 0; round < 4; round++)
@@ -371,7 +370,7 @@ dk_status dk_rep_make_cases(dk_rep_run *r) {
                         !(used = calloc((size_t)pred.n, sizeof *used))))
         st = dk_fail(DK_ERR_NOMEM, "pairing %d files", pred.n + ref.n);
     if (st == DK_OK) {
-        pair_rounds(pair, used, &pred, &ref);
+        dk_listing_pair(pair, used, &pred, &ref);
         pass_over_others(used, &pred, &others);
         st = check_unmatched(r, pair, used, &pred, &ref, ref_src);
     }

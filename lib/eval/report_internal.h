@@ -70,6 +70,11 @@ dk_status dk_listing_add(dk_listing *l, const char *name, const char *path, size
 /* Index of the entry whose stem is `id` (or id + one of the suffixes), or -1. */
 int dk_listing_find(const dk_listing *l, const char *id, const char *const *suffixes, int ns);
 void dk_listing_free(dk_listing *l); /* accepts a zeroed listing */
+/* The pairing rule (pairing.c's banner) of the files of `pred` (predictions, or the images of
+ * dakd cases: any listing whose ids drop its role's suffix) with those of `ref`: pair[i] =
+ * the index in pred of reference i's file, or -1; used (pred->n, zeroed by the caller) marks
+ * the files of pred that paired. */
+void dk_listing_pair(int *pair, int *used, const dk_listing *pred, const dk_listing *ref);
 
 /* r->cases (and n_cases) from the options: predictions paired with references (a folder or
  * a case list) by the rule of pairing.c, with their masks and images. Unmatched files are

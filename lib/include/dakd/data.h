@@ -77,6 +77,8 @@ dk_status dk_phantom_generate(dk_volume *image, dk_volume *label, const dk_phant
  * (DK_ERR_IO, with the resolved path), a duplicate case id (DK_ERR_FORMAT, naming the
  * line of the first one), an unterminated quote. An empty label or mask field means
  * "none" (an unlabelled target case).
+ * dakd cases (dk_cases_import, dakd/eval.h) writes such lists from nnU-Net, Decathlon, DICOM
+ * or plain folders; the README's "Your own data" describes the format for users.
  */
 
 typedef struct {

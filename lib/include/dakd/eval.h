@@ -367,6 +367,87 @@ dk_status dk_predict_inputs_read(dk_predict_inputs *out, const char *model,
                                  const char *const *inputs, const dk_case_list *list);
 void dk_predict_inputs_free(dk_predict_inputs *p); /* accepts NULL; zeroes it */
 
+/* ======================================================================== case lists from folders
+ *
+ * dk_cases_import (dakd cases) writes a case list (the CSV of dakd/data.h) from the folders
+ * people have, after checking every row:
+ *  - DK_LAYOUT_NNUNET, an nnU-Net v2 raw dataset: root/imagesTr/CASE_XXXX<ending> (XXXX the
+ *    channel, 0000 ...) with root/labelsTr/CASE<ending>, optional root/imagesTs (and
+ *    root/labelsTs); dataset.json gives channel_names (or modality), labels (classes = the
+ *    largest value + 1) and file_ending (default .nii.gz). Rows of imagesTr have split
+ *    "train", of imagesTs "test".
+ *  - DK_LAYOUT_MSD, a Medical Segmentation Decathlon task: dataset.json's "training"
+ *    ({"image", "label"} paths relative to root) and "test" (image paths), "labels" ("0":
+ *    "background", ...) and "modality"; splits "train" and "test".
+ *  - DK_LAYOUT_FOLDERS, two plain folders (`images`, `labels`; labels may be NULL: every row
+ *    unlabelled), paired by the rule of dakd eval (lib/eval/pairing.c): an image's id is its
+ *    name without the extension and "_0000" (any four digits) or "_image", a label's without
+ *    "_label", "_seg" or "_gt"; equal stems pair first, then stem with id, then ids. Images
+ *    whose names differ only in the four digits are the channels of one case (a case of
+ *    several channel files is a problem for now: a case list holds one image file a case).
+ *  - DK_LAYOUT_DICOM: every sub-folder of root holding DICOM is one case (its id the folder
+ *    name) of exactly one image series; labels (any volume format) come from the folder
+ *    `labels` paired by id as above.
+ * DK_LAYOUT_AUTO picks MSD when root/dataset.json has "training", nnU-Net when root/imagesTr
+ * exists, DICOM otherwise; `images` alone means folders.
+ *
+ * Columns: case, image, then label when any row has one (empty for unlabelled rows), then
+ * domain and split when known. A value comes from `domain` / `split` (every row), or from a
+ * POSIX extended regular expression matched against the row's origin, the path of its first
+ * image file relative to the folder given (root, or `images`; a DICOM case's folder name):
+ * the first parenthesised group, or the whole match without one (domain_pattern
+ * "^images(Tr|Ts)" gives Tr / Ts, "(site[A-Z])_" gives siteA ...). Paths in the CSV are
+ * relative to its folder when the file lies below it, absolute otherwise.
+ *
+ * Checks, each failure one problem line naming the file: names that fit no case (a channel
+ * missing, an image without label, a label without image, a name without the channel
+ * suffix in nnU-Net), files that cannot be read, channels or image and label on different
+ * grids, 4-D images (one file per channel), label values that are not integers or not in
+ * 0..classes-1 (classes from dataset.json or opts; without either, 255 is refused and the
+ * largest value found + 1 is reported), a pattern that does not match. Every row is checked
+ * and every problem kept; with any problem nothing is written.
+ */
+typedef enum {
+    DK_LAYOUT_AUTO = 0,
+    DK_LAYOUT_NNUNET,
+    DK_LAYOUT_MSD,
+    DK_LAYOUT_FOLDERS,
+    DK_LAYOUT_DICOM
+} dk_layout;
+
+typedef struct {
+    dk_layout layout;
+    const char *root;           /* dataset folder (nnU-Net, MSD) or folder of DICOM studies */
+    const char *images, *labels;/* plain folders; labels may be NULL; DICOM: labels only */
+    const char *domain, *split; /* one value for every row, or NULL */
+    const char *domain_pattern, *split_pattern; /* regular expressions (above), or NULL */
+    int classes;                /* > 0: label values 0..classes-1; 0: dataset.json's */
+    const char *out;            /* the CSV to write; never one of the inputs */
+} dk_import_opts;
+
+typedef struct {
+    dk_layout layout;           /* the layout read */
+    int n_cases, n_labelled;
+    int channels;               /* image files per case */
+    int classes;                /* as checked; from the values found when none was given */
+    int classes_found;          /* 1: classes is the largest label value + 1 */
+    char rule[512];             /* how files were matched into cases, for the user */
+    char **problems;            /* (n_problems) one line each; owned */
+    int n_problems;
+} dk_import_result;
+
+/* Read the folders of `o`, check every row and write o->out (atomically) when there was no
+ * problem. `r` is filled either way (problems listed). Returns DK_OK; or the status of the
+ * first problem (DK_ERR_IO unmatched or unreadable files, DK_ERR_FORMAT invalid content,
+ * DK_ERR_UNSUPPORTED) with the message "<n> problems in <what>; nothing written"; DK_ERR_ARG
+ * for bad options (a layout that does not fit, a bad pattern, out being an input, no case),
+ * DK_ERR_IO for an unwritable out, DK_ERR_NOMEM. */
+dk_status dk_cases_import(dk_import_result *r, const dk_import_opts *o);
+void dk_import_result_free(dk_import_result *r); /* accepts NULL; zeroes it */
+/* "nnunet", "msd", "folders", "dicom", "auto"; dk_layout_parse: -1 for an unknown name. */
+const char *dk_layout_name(dk_layout l);
+int dk_layout_parse(const char *name);
+
 #ifdef __cplusplus
 }
 #endif
