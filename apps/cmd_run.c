@@ -81,7 +81,7 @@ int dk_cmd_run(int argc, char **argv) {
         return dk_cli_usage_error("run", "--from %s: no such stage in %s", from, path);
     }
     if (st == DK_OK) {
-        dk_study_opts o = {from, stdout, isatty(fileno(stderr)) ? stderr : NULL, 0};
+        dk_study_opts o = {from, stdout, 0};
         dk_cli_catch_interrupts();
         st = dk_study_run(s, &o);
     }

@@ -106,11 +106,10 @@ static int interrupted(const char *cmd, const char *run_dir) {
 /* The shared body of both commands. */
 int dk_cli_train_run(int argc, char **argv, int distill) {
     dk_train_config c;
-    dk_trainer_opts o = {distill ? DK_TRAINER_DISTILL : DK_TRAINER_TEACHER, 0, 0, NULL};
+    dk_trainer_opts o = {distill ? DK_TRAINER_DISTILL : DK_TRAINER_TEACHER, 0, 0};
     int rc = parse(argc, argv, &c, &o, distill);
     if (rc == -2) return 0;
     if (rc != 0) return rc;
-    o.progress = isatty(fileno(stderr)) ? stderr : NULL;
     dk_cli_catch_interrupts();
     dk_trainer *t = NULL;
     dk_status st = dk_trainer_create(&t, &c, &o);
