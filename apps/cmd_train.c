@@ -27,7 +27,9 @@ static const char *train_help =
     "refusal names the holder's pid; a lock left by a killed run is taken over).\n"
     "Ctrl-C or SIGTERM: the run writes its checkpoint before the next step, stops (exit\n"
     "130 / 143) and prints the command that continues it (this one with --resume); a\n"
-    "second Ctrl-C stops at once. Config keys:\n";
+    "second Ctrl-C stops at once. Progress on stderr: a bar on a terminal, else a plain\n"
+    "line every DAKD_PROGRESS_SECONDS (default 30) and each epoch; --quiet: none (dakd\n"
+    "--help). Config keys:\n";
 
 static const char *distill_help =
     "usage: dakd distill CONFIG [--set section.key=value]... [--resume]\n\n"
