@@ -75,6 +75,12 @@ void dk_cli_catch_interrupts(void);
  * when it is not on the line yet, to stderr. Returns the exit code 128 + signal. */
 int dk_cli_interrupted(const char *cmd, const char *what, const char *add);
 
+/* What stderr shows (apps/term.c): log lines from INFO up ("[info] ..."), or from WARN up
+ * when `quiet`, and, unless quiet, the library's progress reporters: one bar line redrawn on
+ * a terminal, which every log line clears first; a plain line every `interval` seconds, at
+ * each stage, epoch or case and at the end when stderr is no terminal (never a \r there). */
+void dk_cli_term_install(int quiet, double interval);
+
 /* 1 if argv[i] is -h or --help. */
 int dk_cli_is_help(const char *arg);
 

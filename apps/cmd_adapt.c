@@ -35,7 +35,8 @@ static const char *adapt_help =
     "  --seed S          seed of the patch draws (default 0; a run's [train] seed to match\n"
     "                    its target_bn)\n"
     "  --centre-in-mask  centre each patch on a voxel of the image's mask (as [data]\n"
-    "                    centre_in_mask)\n";
+    "                    centre_in_mask)\n"
+    "Progress over the batches on stderr, as every long command's (dakd --help).\n";
 
 typedef struct {
     dk_adapt_opts o;

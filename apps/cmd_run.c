@@ -33,7 +33,10 @@ static const char *run_help =
     "finished stages are skipped, a training stage resumes from its last checkpoint, or from\n"
     "the beginning when it had none. Ctrl-C or SIGTERM: a training stage writes its\n"
     "checkpoint before its next step, other stages finish, then the run stops (exit 130 /\n"
-    "143) and says to run the same command again; a second Ctrl-C stops at once.\n";
+    "143) and says to run the same command again; a second Ctrl-C stops at once.\n"
+    "Progress on stderr: 'run stage k/n NAME' and the stage's own (training steps, cases),\n"
+    "a bar on a terminal, else a plain line every DAKD_PROGRESS_SECONDS (default 30) and at\n"
+    "each stage; --quiet: none (dakd --help). With jobs > 1, each stage's log gets its own.\n";
 
 /* 1 if the study has a stage of that name. */
 static int has_stage(const dk_study *s, const char *name) {
@@ -81,7 +84,7 @@ int dk_cmd_run(int argc, char **argv) {
         return dk_cli_usage_error("run", "--from %s: no such stage in %s", from, path);
     }
     if (st == DK_OK) {
-        dk_study_opts o = {from, stdout, isatty(fileno(stderr)) ? stderr : NULL, 0};
+        dk_study_opts o = {from, stdout, 0};
         dk_cli_catch_interrupts();
         st = dk_study_run(s, &o);
     }

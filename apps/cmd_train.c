@@ -27,7 +27,9 @@ static const char *train_help =
     "refusal names the holder's pid; a lock left by a killed run is taken over).\n"
     "Ctrl-C or SIGTERM: the run writes its checkpoint before the next step, stops (exit\n"
     "130 / 143) and prints the command that continues it (this one with --resume); a\n"
-    "second Ctrl-C stops at once. Config keys:\n";
+    "second Ctrl-C stops at once. Progress on stderr: a bar on a terminal, else a plain\n"
+    "line every DAKD_PROGRESS_SECONDS (default 30) and each epoch; --quiet: none (dakd\n"
+    "--help). Config keys:\n";
 
 static const char *distill_help =
     "usage: dakd distill CONFIG [--set section.key=value]... [--resume]\n\n"
@@ -106,11 +108,10 @@ static int interrupted(const char *cmd, const char *run_dir) {
 /* The shared body of both commands. */
 int dk_cli_train_run(int argc, char **argv, int distill) {
     dk_train_config c;
-    dk_trainer_opts o = {distill ? DK_TRAINER_DISTILL : DK_TRAINER_TEACHER, 0, 0, NULL};
+    dk_trainer_opts o = {distill ? DK_TRAINER_DISTILL : DK_TRAINER_TEACHER, 0, 0};
     int rc = parse(argc, argv, &c, &o, distill);
     if (rc == -2) return 0;
     if (rc != 0) return rc;
-    o.progress = isatty(fileno(stderr)) ? stderr : NULL;
     dk_cli_catch_interrupts();
     dk_trainer *t = NULL;
     dk_status st = dk_trainer_create(&t, &c, &o);

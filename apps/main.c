@@ -32,13 +32,19 @@ static const dk_cli_command commands[] = {
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: dakd [--version] [--help] [--threads N] <command> [<args>]\n\n"
+    fprintf(out, "usage: dakd [--version] [--help] [--threads N] [--quiet] <command> [<args>]\n\n"
                  "Domain-adaptive knowledge distillation for medical image segmentation.\n\n"
                  "commands:\n");
     for (size_t i = 0; i < n_commands; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n  --threads N  threads for BLAS and every parallel loop (default: all cores;\n"
                  "               also DAKD_THREADS); before the command or among its options\n"
+                 "  --quiet      no progress and no [info] lines, only warnings and errors\n"
+                 "               (anywhere on the line, as --threads)\n"
+                 "\nProgress (train, distill, adapt, predict, eval, run) goes to stderr: on a\n"
+                 "terminal one bar line redrawn in place, cleared before every log line; else a\n"
+                 "plain line every DAKD_PROGRESS_SECONDS seconds (default 30; 0: at every step),\n"
+                 "at each stage, epoch and case, and at the end, with no \\r.\n"
                  "\nSizes on the command line are X,Y,Z (X the fastest axis, as 'dakd info'\n"
                  "prints dims): phantom --size, predict --patch.\n"
                  "\nDAKD_MAX_VOLUME_BYTES (default 8G) is the largest volume a file may make\n"
@@ -213,13 +219,14 @@ static int threads_value(const char *v, const char *what, long long *n) {
  * dropped), which the command then parses. --help and --version count before the command
  * only. Returns the index in kept of the command (*n_kept when there is none), or -1 after a
  * usage error; *want is 'h' (help), 'v' (version) or 0. */
-static int parse_globals(int argc, char **argv, char **kept, int *n_kept, int *want) {
+static int parse_globals(int argc, char **argv, char **kept, int *n_kept, int *want,
+                         int *quiet) {
     const char *env = getenv("DAKD_THREADS");
     long long n = 0;
     if (env && *env && dk_cli_parse_ints(env, &n, 1) != 1)
         return dk_cli_usage_error("--threads", "DAKD_THREADS='%s' is not a number", env), -1;
     int cmd = -1;
-    *n_kept = 0, *want = 0;
+    *n_kept = 0, *want = 0, *quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--threads=", 10) == 0) {
@@ -228,6 +235,8 @@ static int parse_globals(int argc, char **argv, char **kept, int *n_kept, int *w
             if (i + 1 >= argc)
                 return dk_cli_usage_error("--threads", "needs a number 1..1024"), -1;
             if (threads_value(argv[++i], "--threads", &n)) return -1;
+        } else if (strcmp(a, "--quiet") == 0) {
+            *quiet = 1;
         } else if (cmd < 0 && (dk_cli_is_help(a) || strcmp(a, "--version") == 0)) {
             if (!*want) *want = dk_cli_is_help(a) ? 'h' : 'v';
         } else {
@@ -238,6 +247,19 @@ static int parse_globals(int argc, char **argv, char **kept, int *n_kept, int *w
     kept[*n_kept] = NULL;
     dk_set_threads((int)n);
     return cmd < 0 ? *n_kept : cmd;
+}
+
+/* DAKD_PROGRESS_SECONDS into *s (30 when unset); 0, or -1 after a usage error. */
+static int progress_seconds(double *s) {
+    const char *v = getenv("DAKD_PROGRESS_SECONDS");
+    *s = 30.0;
+    if (!v || !*v) return 0;
+    char *end;
+    *s = strtod(v, &end);
+    if (end != v && !*end && *s >= 0 && *s <= 1e6) return 0;
+    dk_cli_usage_error("dakd", "DAKD_PROGRESS_SECONDS='%s' is not a number of seconds 0..1e6",
+                       v);
+    return -1;
 }
 
 /* argv[0] is the command's name. */
@@ -260,8 +282,12 @@ int main(int argc, char **argv) {
     dk_log_set_sink(dk_log_stderr_sink, NULL, DK_LOG_INFO);
     char **kept = calloc((size_t)argc + 1, sizeof *kept);
     if (!kept) return dk_cli_exit_code(DK_ERR_NOMEM);
-    int n_kept, want, first = parse_globals(argc, argv, kept, &n_kept, &want), rc;
+    int n_kept, want, quiet, rc;
+    int first = parse_globals(argc, argv, kept, &n_kept, &want, &quiet);
     uint64_t limit; /* a bad DAKD_MAX_VOLUME_BYTES is reported before any work */
+    double interval;
+    if (first >= 0 && progress_seconds(&interval) == 0) dk_cli_term_install(quiet, interval);
+    else first = -1;
     if (first < 0) {
         rc = dk_cli_exit_code(DK_ERR_ARG);
     } else if (dk_volume_limit(&limit) != DK_OK) {

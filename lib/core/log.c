@@ -1,6 +1,8 @@
 /*
  * Logging through one process-wide sink. The library never writes to a stream itself;
- * an application installs dk_log_stderr_sink (or its own) at start-up.
+ * an application installs dk_log_stderr_sink (or its own) at start-up. Each message is
+ * framed by dk_progress_hide / dk_progress_show, so a progress sink can keep its bar off the
+ * log's lines.
  */
 #include "dakd/core.h"
 
@@ -42,5 +44,8 @@ void dk_log(dk_log_level level, const char *fmt, ...) {
     int k = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (k < 0) return;
+    /* a progress bar on the same terminal is cleared first and drawn again after */
+    dk_progress_hide();
     sink_fn(level, buf, sink_user);
+    dk_progress_show();
 }

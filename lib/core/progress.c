@@ -1,20 +1,19 @@
 /*
- * Progress reporting for long loops (epochs, cases, sliding windows). On a terminal one
- * line is redrawn in place; in a log file (batch jobs, CI) a plain line is written at most
- * every `interval` seconds so logs stay readable and small.
+ * Progress reports of long loops: the chain of open reporters and the sink they are handed
+ * to. Drawing is the application's (dakd's command line: apps/term.c); this file only keeps
+ * count and passes events on, so the library never writes to a terminal itself.
  */
 #include "dakd/core.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-enum { BAR_WIDTH = 30, LINE_CAP = 512 };
-
-/* Terminal redraws are throttled too: thousands of steps a second would otherwise spend
- * more time writing escape codes than working. */
-static const double TTY_REDRAW_S = 0.1;
+static dk_progress_fn sink_fn; /* NULL = none, the library default */
+static void *sink_user;
+static dk_progress *innermost; /* the chain's end; parent pointers lead outwards */
+static int hidden;             /* dk_progress_hide depth: HIDE on 0 -> 1, SHOW on 1 -> 0 */
 
 void dk_format_duration(char *buf, size_t n, double s) {
     if (!buf || n == 0) return;
@@ -32,98 +31,53 @@ void dk_format_duration(char *buf, size_t n, double s) {
         snprintf(buf, n, "%lld:%02lld", m, sec);
 }
 
-static double rate_of(const dk_progress *p, double now) {
-    double el = now - p->t_start;
-    return el > 0.0 ? (double)p->done / el : 0.0;
+void dk_progress_set_sink(dk_progress_fn fn, void *user) {
+    sink_fn = fn;
+    sink_user = user;
 }
 
-/* ETA in seconds, or a negative value when it cannot be estimated (unknown total, no
- * progress yet). */
-static double eta_of(const dk_progress *p, double rate) {
-    if (p->total <= 0 || rate <= 0.0) return -1.0;
-    int64_t left = p->total - p->done;
-    return left > 0 ? (double)left / rate : 0.0;
+static void emit(dk_progress_event ev, const dk_progress *p) {
+    if (sink_fn) sink_fn(ev, p, sink_user);
 }
 
-static const char *label_of(const dk_progress *p) { return p->label ? p->label : ""; }
-
-/* "label [#####.....]  42/100  12.3 it/s  ETA 0:04" (no bar or ETA for unknown totals); the
- * final redraw shows the elapsed time instead of the ETA. */
-static void tty_line(char *line, size_t n, const dk_progress *p, double now, int final) {
-    double rate = rate_of(p, now);
-    if (p->total > 0) {
-        int64_t done = p->done < p->total ? p->done : p->total;
-        int fill = (int)((double)done / (double)p->total * BAR_WIDTH);
-        char bar[BAR_WIDTH + 1];
-        for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < fill ? '#' : '.';
-        bar[BAR_WIDTH] = '\0';
-        char when[32];
-        dk_format_duration(when, sizeof when, final ? now - p->t_start : eta_of(p, rate));
-        snprintf(line, n, "%s [%s]  %lld/%lld  %.1f it/s  %s %s", label_of(p), bar,
-                 (long long)p->done, (long long)p->total, rate, final ? "in" : "ETA", when);
-    } else {
-        snprintf(line, n, "%s  %lld  %.1f it/s", label_of(p), (long long)p->done, rate);
-    }
-}
-
-/* "label: 42/100 (42%)  12.3 it/s  elapsed 0:03  ETA 0:04"; the final line drops the ETA. */
-static void plain_line(char *line, size_t n, const dk_progress *p, double now, int final) {
-    double rate = rate_of(p, now);
-    char el[32], eta[32];
-    dk_format_duration(el, sizeof el, now - p->t_start);
-    dk_format_duration(eta, sizeof eta, eta_of(p, rate));
-    if (p->total > 0) {
-        double pct = 100.0 * (double)p->done / (double)p->total;
-        int k = snprintf(line, n, "%s: %lld/%lld (%.0f%%)  %.1f it/s  elapsed %s", label_of(p),
-                         (long long)p->done, (long long)p->total, pct, rate, el);
-        if (!final && k > 0 && (size_t)k < n) snprintf(line + k, n - (size_t)k, "  ETA %s", eta);
-    } else {
-        snprintf(line, n, "%s: %lld  %.1f it/s  elapsed %s", label_of(p), (long long)p->done, rate,
-                 el);
-    }
-}
-
-static void draw(dk_progress *p, double now, int final) {
-    char line[LINE_CAP];
-    if (p->is_tty) {
-        tty_line(line, sizeof line, p, now, final);
-        /* \r returns to column 0; ESC[K clears what a longer previous line left behind. */
-        fprintf(p->out, "\r%s\x1b[K%s", line, final ? "\n" : "");
-    } else {
-        plain_line(line, sizeof line, p, now, final);
-        fprintf(p->out, "%s\n", line);
-    }
-    fflush(p->out);
-    p->t_last_print = now;
-}
-
-void dk_progress_begin(dk_progress *p, FILE *out, const char *label, int64_t total) {
+void dk_progress_begin(dk_progress *p, const char *label, int64_t total) {
     DK_ASSERT(p != NULL);
     memset(p, 0, sizeof *p);
-    p->out = out;
-    p->label = label;
-    p->total = total;
-    p->interval = 5.0;
+    p->label = label ? label : "";
+    p->total = total > 0 ? total : 0;
     p->t_start = dk_time_now();
-    p->t_last_print = p->t_start;
-    if (out) {
-        int fd = fileno(out);
-        p->is_tty = fd >= 0 && isatty(fd);
-    }
-    if (p->out && p->is_tty) draw(p, p->t_start, 0);
+    p->parent = innermost;
+    innermost = p;
+    emit(DK_PROGRESS_BEGIN, p);
 }
 
 void dk_progress_step(dk_progress *p, int64_t n) {
     DK_ASSERT(p != NULL);
     p->done += n;
-    if (!p->out) return;
-    double now = dk_time_now();
-    double wait = p->is_tty ? TTY_REDRAW_S : p->interval;
-    if (now - p->t_last_print >= wait) draw(p, now, 0);
+    emit(DK_PROGRESS_STEP, p);
+}
+
+void dk_progress_item(dk_progress *p, const char *fmt, ...) {
+    DK_ASSERT(p != NULL && fmt != NULL);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->item, sizeof p->item, fmt, ap);
+    va_end(ap);
+    emit(DK_PROGRESS_ITEM, p);
 }
 
 void dk_progress_end(dk_progress *p) {
-    DK_ASSERT(p != NULL);
-    if (!p->out) return;
-    draw(p, dk_time_now(), 1);
+    DK_ASSERT(p != NULL && p == innermost); /* closed in the order opened */
+    emit(DK_PROGRESS_END, p);
+    innermost = p->parent;
+}
+
+const dk_progress *dk_progress_current(void) { return innermost; }
+
+void dk_progress_hide(void) {
+    if (hidden++ == 0 && innermost) emit(DK_PROGRESS_HIDE, innermost);
+}
+
+void dk_progress_show(void) {
+    if (hidden > 0 && --hidden == 0 && innermost) emit(DK_PROGRESS_SHOW, innermost);
 }

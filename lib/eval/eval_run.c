@@ -299,10 +299,15 @@ static dk_status evaluate(const dk_eval_opts *o, const char *dir) {
         st = find_labels(&found, &r.n_labels, &r);
         r.labels = found;
     }
+    dk_progress pg;
+    dk_progress_begin(&pg, "eval", r.n_cases);
     for (int i = 0; st == DK_OK && i < r.n_cases; i++) {
         dk_log(DK_LOG_INFO, "eval: %d/%d %s", i + 1, r.n_cases, r.cases[i].id);
+        dk_progress_item(&pg, "%s", r.cases[i].id);
         st = eval_one(&r.cases[i], &r, seen);
+        dk_progress_step(&pg, 1);
     }
+    dk_progress_end(&pg);
     if (st == DK_OK) st = note_label_values(&r, seen);
     if (st == DK_OK) st = dk_rep_write_csv(&r, dir);
     if (st == DK_OK) st = dk_rep_write_json(&r, dir);

@@ -243,6 +243,8 @@ static void add_weights(sw_state *s, const int64_t o[3]) {
 /* Run the items (window, flip) through the network B at a time. */
 static void sw_run(sw_state *s, dk_unet *net, int64_t B) {
     int64_t nwin = s->ns[0] * s->ns[1] * s->ns[2], items = nwin * s->nflip;
+    dk_progress pg; /* per forward pass of B windows: a large volume takes minutes */
+    dk_progress_begin(&pg, "windows", (items + B - 1) / B);
     const float *logits = dk_unet_tap(net, "logits")->value.data;
     float scale = 1.0f / (float)s->nflip;
     int64_t o[3];
@@ -263,7 +265,9 @@ static void sw_run(sw_state *s, dk_unet *net, int64_t B) {
             window_start(s, (first + b) / s->nflip, o);
             accumulate(s, s->sm + b * s->K * s->pvox, o, (int)((first + b) % s->nflip), scale);
         }
+        dk_progress_step(&pg, 1);
     }
+    dk_progress_end(&pg);
 }
 
 /* probs (K, n) = acc / wsum, cropped out of the padded grid (in place when not padded). */

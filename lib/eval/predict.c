@@ -404,8 +404,14 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
         st = dk_fail(DK_ERR_NOMEM, "predict: no memory");
         goto out;
     }
-    for (int i = 0; i < n && st == DK_OK; i++)
+    dk_progress pg; /* the cases; one case's window batches nest inside (infer.c) */
+    dk_progress_begin(&pg, "predict", n);
+    for (int i = 0; i < n && st == DK_OK; i++) {
+        dk_progress_item(&pg, "%s", in[i].id);
         st = predict_one(&r, &in[i], &ms[i]);
+        dk_progress_step(&pg, 1);
+    }
+    dk_progress_end(&pg);
     if (st == DK_OK && o->ms_per_image) *o->ms_per_image = n ? dk_median(ms, n) : 0;
 out:
     dk_unet_free(net);

@@ -106,6 +106,7 @@ struct dk_study {
     cJSON *hash_cache;    /* {path: sha256} for this process */
     dk_dir_lock lock;     /* <run_dir>/.dakd.lock, from the first dk_study_run to the free */
     char report_path[STUDY_PATH_MAX];
+    struct dk_progress *progress; /* the stages' reporter while dk_study_run runs, else NULL */
 };
 
 /* study_parse.c: the first run of the stage called name, or -1 */
@@ -132,7 +133,7 @@ void dk__study_model_file(char *buf, size_t n, const dk_study *s, const study_st
 /* Stage bodies: fill st->record's "result" object (created by the caller). */
 dk_status dk__study_run_phantoms(dk_study *s, study_stage *st, cJSON *result);
 dk_status dk__study_run_train(dk_study *s, study_stage *st, cJSON *result, int resume,
-                              FILE *progress, int64_t stop_after, int *stopped);
+                              int64_t stop_after, int *stopped);
 dk_status dk__study_run_eval(dk_study *s, study_stage *st, cJSON *result);
 /* study_adapt.c */
 dk_status dk__study_run_adapt(dk_study *s, study_stage *st, cJSON *result);

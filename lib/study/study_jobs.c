@@ -125,7 +125,7 @@ static dk_status ended(const sched *q, study_stage *st, int ws) {
 }
 
 /* The child: the caller's signal handling back, output to the log, the stage; never
- * returns. The parent prints the stage's lines; the log is no terminal for progress bars. */
+ * returns. The parent prints the stage's lines; progress reaches the log as plain lines. */
 static _Noreturn void child(const sched *q, study_stage *st, int resume, const char *log,
                             const sigset_t *mask) {
     /* a process group of its own: a terminal's Ctrl-C reaches the parent alone, which passes
@@ -139,7 +139,11 @@ static _Noreturn void child(const sched *q, study_stage *st, int resume, const c
     if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(DK_ERR_IO);
     close(fd);
     dk_set_threads(q->s->set.threads);
-    dk_study_opts o = {NULL, NULL, NULL, 0};
+    /* the run's reporter, inherited: named after this child's stage for its own log */
+    if (q->s->progress)
+        dk_progress_item(q->s->progress, "stage %d/%d %s", (int)(st - q->s->stages) + 1,
+                         q->s->nstages, st->dir);
+    dk_study_opts o = {NULL, NULL, 0};
     int stopped = 0;
     dk_status rc = dk__study_execute(q->s, st, resume, &o, &stopped);
     if (rc != DK_OK) fprintf(stderr, "error: %s\n", dk_last_error()); /* ended() reads it */

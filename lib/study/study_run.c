@@ -227,13 +227,29 @@ static dk_status run_body(dk_study *s, study_stage *st, cJSON *result, int resum
     switch ((stage_kind)st->f.kind) {
     case STAGE_PHANTOMS: return dk__study_run_phantoms(s, st, result);
     case STAGE_TRAIN:
-        return dk__study_run_train(s, st, result, resume, o->progress, o->stop_after_steps,
-                                   stopped);
+        return dk__study_run_train(s, st, result, resume, o->stop_after_steps, stopped);
     case STAGE_EVAL: return dk__study_run_eval(s, st, result);
     case STAGE_ADAPT: return dk__study_run_adapt(s, st, result);
     case STAGE_REPORT: return dk__study_run_report(s, st, result, o->out);
     }
     return dk_fail(DK_ERR_INTERNAL, "stage %s: unknown kind", st->name);
+}
+
+/* One stage line on `out` (NULL: none), with the progress bar off the terminal meanwhile. */
+static void say(FILE *out, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void say(FILE *out, const char *fmt, ...) {
+    if (!out) return;
+    va_list ap;
+    va_start(ap, fmt);
+    dk_progress_hide();
+    vfprintf(out, fmt, ap);
+    fflush(out);
+    dk_progress_show();
+    va_end(ap);
 }
 
 void dk__study_tag(char tag[32], const dk_study *s, const study_stage *st) {
@@ -242,23 +258,21 @@ void dk__study_tag(char tag[32], const dk_study *s, const study_stage *st) {
 
 void dk__study_print_running(FILE *out, const dk_study *s, const study_stage *st, int resume,
                              const char *log) {
-    if (!out) return;
+    if (s->progress)
+        dk_progress_item(s->progress, "stage %d/%d %s", (int)(st - s->stages) + 1, s->nstages,
+                         st->dir);
     char tag[32];
     dk__study_tag(tag, s, st);
-    fprintf(out, "%s %s: running (%s%s%s)%s%s%s\n", tag, st->dir,
-            dk__study_kind_name(st->f.kind), st->f.kind == STAGE_TRAIN ? ", " : "",
-            st->f.kind == STAGE_TRAIN ? mode_name[st->f.mode] : "",
-            resume ? ", resuming from its checkpoint" : "", log ? " — log: " : "",
-            log ? log : "");
-    fflush(out);
+    say(out, "%s %s: running (%s%s%s)%s%s%s\n", tag, st->dir, dk__study_kind_name(st->f.kind),
+        st->f.kind == STAGE_TRAIN ? ", " : "", st->f.kind == STAGE_TRAIN ? mode_name[st->f.mode]
+                                                                         : "",
+        resume ? ", resuming from its checkpoint" : "", log ? " — log: " : "", log ? log : "");
 }
 
 void dk__study_print_done(FILE *out, const dk_study *s, const study_stage *st) {
-    if (!out) return;
     char tag[32];
     dk__study_tag(tag, s, st);
-    fprintf(out, "%s %s: done in %.1f s\n", tag, st->dir, st->seconds);
-    fflush(out);
+    say(out, "%s %s: done in %.1f s\n", tag, st->dir, st->seconds);
 }
 
 dk_status dk__study_execute(dk_study *s, study_stage *st, int resume, const dk_study_opts *o,
@@ -299,14 +313,14 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     if (rc != DK_OK) return rc;
     dk__study_print_running(o->out, s, st, resume, NULL);
     rc = dk__study_execute(s, st, resume, o, stopped);
-    if (rc == DK_OK && *stopped && o->out) {
+    if (rc == DK_OK && *stopped) {
         char tag[32];
         dk__study_tag(tag, s, st);
         if (dk_interrupt_pending())
-            fprintf(o->out, "%s %s: interrupted (its checkpoint remains)\n", tag, st->dir);
+            say(o->out, "%s %s: interrupted (its checkpoint remains)\n", tag, st->dir);
         else
-            fprintf(o->out, "%s %s: stopped after %lld steps (its checkpoint remains)\n", tag,
-                    st->dir, (long long)o->stop_after_steps);
+            say(o->out, "%s %s: stopped after %lld steps (its checkpoint remains)\n", tag,
+                st->dir, (long long)o->stop_after_steps);
     }
     if (rc == DK_OK && !*stopped) dk__study_print_done(o->out, s, st);
     return rc;
@@ -340,17 +354,16 @@ dk_status dk__study_check(dk_study *s, study_stage *st, int forced, const dk_stu
     if (!rec) return rc;
     *must_run = 0;
     dk__study_adopt(st, rec);
-    if (o->out) {
-        char tag[32];
-        dk__study_tag(tag, s, st);
-        fprintf(o->out, "%s %s: up to date (key %.12s)\n", tag, st->dir, st->key);
-    }
+    char tag[32];
+    dk__study_tag(tag, s, st);
+    say(o->out, "%s %s: up to date (key %.12s)\n", tag, st->dir, st->key);
     return DK_OK;
 }
 
 dk_status dk__study_finish(dk_study *s, const study_stage *st, dk_status rc) {
     if (st->f.kind == STAGE_REPORT && rc == DK_OK)
         dk__study_path(s->report_path, sizeof s->report_path, s, st->dir, "report.html");
+    if (s->progress && rc == DK_OK) dk_progress_step(s->progress, 1);
     dk_status mr = dk__study_write_manifest(s);
     return rc == DK_OK ? mr : rc;
 }
@@ -370,7 +383,7 @@ static void print_report(const dk_study *s, FILE *out) {
 }
 
 dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
-    dk_study_opts o = opts ? *opts : (dk_study_opts){NULL, NULL, NULL, 0};
+    dk_study_opts o = opts ? *opts : (dk_study_opts){NULL, NULL, 0};
     int from = -1;
     if (o.from && (from = dk__study_find(s, o.from)) < 0)
         return dk_fail(DK_ERR_ARG, "%s: no stage '%s' to start from", s->path, o.from);
@@ -381,6 +394,10 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
     /* stop_after_steps stops the study in the first training stage that runs, as a kill
      * would: one stage at a time keeps "the first" what it says */
     int parallel = s->set.jobs > 1 && o.stop_after_steps <= 0;
+    dk_progress pg; /* the stages; a stage's own reporters nest inside */
+    dk_progress_begin(&pg, "run", s->nstages);
+    s->progress = &pg;
+    int stopped_early = 0;
     if (rc == DK_OK && parallel) rc = dk__study_run_jobs(s, &o, from);
     for (int i = 0; i < s->nstages && rc == DK_OK && !parallel && !dk_interrupt_pending(); i++) {
         study_stage *st = &s->stages[i];
@@ -389,8 +406,14 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
         if (rc != DK_OK) break;
         if (run) rc = run_stage(s, st, forced, &o, &stopped);
         rc = dk__study_finish(s, st, rc);
-        if (stopped) return rc;
+        if (stopped) {
+            stopped_early = 1;
+            break;
+        }
     }
+    dk_progress_end(&pg);
+    s->progress = NULL;
+    if (stopped_early) return rc;
     if (rc == DK_OK && !dk_interrupt_pending()) print_report(s, o.out);
     return rc;
 }

@@ -180,12 +180,12 @@ dk_status dk__study_run_phantoms(dk_study *s, study_stage *stg, cJSON *result) {
 /* ---------------------------------------------------------------- train */
 
 dk_status dk__study_run_train(dk_study *s, study_stage *stg, cJSON *result, int resume,
-                              FILE *progress, int64_t stop_after, int *stopped) {
+                              int64_t stop_after, int *stopped) {
     dk_train_config c;
     *stopped = 0;
     dk_status st = dk__study_train_config(&c, s, stg);
     if (st != DK_OK) return st;
-    dk_trainer_opts o = {(dk_trainer_mode)stg->f.mode, resume, stop_after, progress};
+    dk_trainer_opts o = {(dk_trainer_mode)stg->f.mode, resume, stop_after};
     dk_trainer *t = NULL;
     st = dk_trainer_create(&t, &c, &o);
     if (st == DK_OK) st = dk_trainer_run(t);

@@ -37,11 +37,15 @@ dk_status dk_adabn(dk_unet *net, dk_batch *b, const dk_sampler *s, int64_t batch
     dk_rng r;
     dk_rng_seed(&r, seed);
     dk_rng base = dk_rng_split(&r, ADABN_STREAM);
+    dk_progress pg;
+    dk_progress_begin(&pg, "adabn", batches);
     for (int64_t k = 0; k < batches; k++) {
         dk_sampler_step(b, s, NULL, &base, 0, k);
         dk_rng rd = dk_rng_split(&base, (uint64_t)(DROPOUT_STREAM + k)); /* dropout, if any */
         dk_unet_forward(net, x->data, 1, &rd);
+        dk_progress_step(&pg, 1);
     }
+    dk_progress_end(&pg);
     return DK_OK;
 }
 

@@ -501,6 +501,7 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
     memset(&last, 0, sizeof last);
     double t0 = dk_time_now(), last_sec = 0;
     int64_t spe = t->cfg.steps_per_epoch, first = t->epoch_step;
+    dk_progress_item(pg, "epoch %d/%d", e + 1, t->cfg.epochs);
     for (int64_t s = first; s < spe; s++) {
         if (t->opts.stop_after_steps > 0 && t->stats.steps >= t->opts.stop_after_steps) {
             *stopped = 1;
@@ -523,7 +524,7 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
         if (s + 1 < spe) dk__trainer_log_step(t, e, s, &st1, sec, NAN);
         else last = st1, last_sec = sec;
         add_terms(&sum, &st1);
-        if (pg) dk_progress_step(pg, 1);
+        dk_progress_step(pg, 1);
     }
     double val;
     dk_status st = validate(t, e, &val);
@@ -544,12 +545,12 @@ dk_status dk_trainer_run(dk_trainer *t) {
     dk_progress pg;
     int64_t steps_left = (int64_t)(t->cfg.epochs - t->epoch) * t->cfg.steps_per_epoch -
                          t->epoch_step;
-    if (t->opts.progress) dk_progress_begin(&pg, t->opts.progress, "train", steps_left);
+    dk_progress_begin(&pg, "train", steps_left);
     dk_status st = DK_OK;
     int stopped = 0;
     for (int e = t->epoch; e < t->cfg.epochs && !stopped && st == DK_OK; e++)
-        st = run_epoch(t, e, t->opts.progress ? &pg : NULL, &stopped);
-    if (t->opts.progress) dk_progress_end(&pg);
+        st = run_epoch(t, e, &pg, &stopped);
+    dk_progress_end(&pg);
     if (st != DK_OK || stopped) return st;
     if (t->nval)
         dk_log(DK_LOG_INFO, "best epoch %d: %s validation Dice %.4f (selection uses %s "

@@ -137,7 +137,7 @@ static void parts_of(double *p, const dk_trainer_stats *s) {
 static dk_status run_once(double *parts, const bench_opts *o, int ema) {
     dk_train_config c;
     dk_trainer *t = NULL;
-    dk_trainer_opts to = {DK_TRAINER_DISTILL, 0, 0, NULL};
+    dk_trainer_opts to = {DK_TRAINER_DISTILL, 0, 0};
     if (configure(&c, o, ema) != 0 || setf(&c, "model.teacher_checkpoint=%s", teacher))
         return dk_fail(DK_ERR_ARG, "bench_distill: config refused: %s", dk_last_error());
     dk_status st = dk_trainer_create(&t, &c, &to);

@@ -1,15 +1,10 @@
 /*
  * CUnit suite for lib/core: errors, logging, timer, progress, arena, tensors, RNG.
  */
-/* posix_openpt/grantpt/ptsname are XSI; the build only defines _POSIX_C_SOURCE. */
-#define _XOPEN_SOURCE 700
-
 #include "dakd/core.h"
 #include "test_util.h"
 
-#include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -257,116 +252,86 @@ static void test_format_duration(void) {
     CU_ASSERT_EQUAL(buf[4], 'Z');
 }
 
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
+/* A sink that writes each event as one short record: "B train 0/10", "S train 3/10",
+ * "I train epoch 2", "E train", "H windows", "W windows" (show), with the parent's label. */
+static char events[4096];
+
+static void record_sink(dk_progress_event ev, const dk_progress *p, void *user) {
+    (void)user;
+    static const char code[] = "BSIEHW";
+    size_t k = strlen(events);
+    snprintf(events + k, sizeof events - k, "%c %s%s%s %lld/%lld %s;", code[ev],
+             p->parent ? p->parent->label : "", p->parent ? ">" : "", p->label,
+             (long long)p->done, (long long)p->total, p->item);
 }
 
-static void test_progress_plain_throttled(void) {
-    FILE *f = tmpfile();
-    CU_ASSERT_FATAL(f != NULL);
+static void log_into_events(dk_log_level level, const char *msg, void *user) {
+    (void)level, (void)user;
+    size_t k = strlen(events);
+    snprintf(events + k, sizeof events - k, "log %s;", msg);
+}
+
+static void test_progress_events(void) {
+    events[0] = '\0';
+    dk_progress_set_sink(record_sink, NULL);
+    CU_ASSERT_PTR_NULL(dk_progress_current());
+    dk_progress cases, win;
+    dk_progress_begin(&cases, "predict", 2);
+    CU_ASSERT_PTR_EQUAL(dk_progress_current(), &cases);
+    dk_progress_item(&cases, "case_%03d", 7);
+    dk_progress_begin(&win, "windows", 0); /* nested: the chain leads back to the cases */
+    CU_ASSERT_PTR_EQUAL(win.parent, &cases);
+    CU_ASSERT_PTR_EQUAL(dk_progress_current(), &win);
+    dk_progress_step(&win, 3);
+    dk_progress_end(&win);
+    CU_ASSERT_PTR_EQUAL(dk_progress_current(), &cases);
+    dk_progress_step(&cases, 1);
+    dk_progress_end(&cases);
+    CU_ASSERT_PTR_NULL(dk_progress_current());
+    CU_ASSERT_STRING_EQUAL(events, "B predict 0/2 ;I predict 0/2 case_007;B predict>windows 0/0 ;"
+                                   "S predict>windows 3/0 ;E predict>windows 3/0 ;"
+                                   "S predict 1/2 case_007;E predict 1/2 case_007;");
+    /* a long item is cut, never overrun */
+    dk_progress_begin(&cases, "x", 1);
+    char long_id[300];
+    memset(long_id, 'a', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    dk_progress_item(&cases, "%s", long_id);
+    CU_ASSERT_EQUAL(strlen(cases.item), sizeof cases.item - 1);
+    dk_progress_end(&cases);
+    /* without a sink, reporters only count */
+    dk_progress_set_sink(NULL, NULL);
+    events[0] = '\0';
+    dk_progress_begin(&cases, "quiet", 5);
+    dk_progress_step(&cases, 5);
+    CU_ASSERT_EQUAL(cases.done, 5);
+    dk_progress_end(&cases);
+    CU_ASSERT_STRING_EQUAL(events, "");
+}
+
+/* A log line while a reporter is open: the sink hears HIDE before it and SHOW after, so a
+ * bar never shares the log's line; with none open, nothing (there is no bar to clear). */
+static void test_progress_log_frames(void) {
+    events[0] = '\0';
+    dk_progress_set_sink(record_sink, NULL);
+    dk_log_set_sink(log_into_events, NULL, DK_LOG_INFO);
+    dk_log(DK_LOG_INFO, "before");
     dk_progress p;
-    dk_progress_begin(&p, f, "train", 10);
-    CU_ASSERT_EQUAL(p.is_tty, 0);
-    CU_ASSERT_DOUBLE_EQUAL(p.interval, 5.0, 1e-12);
-    /* Within one interval nothing is printed; the end always prints. */
-    p.interval = 1e9;
-    for (int i = 0; i < 10; i++) dk_progress_step(&p, 1);
-    CU_ASSERT_EQUAL(ftell(f), 0);
+    dk_progress_begin(&p, "train", 4);
+    dk_progress_step(&p, 1);
+    dk_log(DK_LOG_INFO, "epoch %d", 1);
+    dk_log(DK_LOG_DEBUG, "filtered out, so no frame either");
+    dk_progress_hide(); /* nested hides: one HIDE, one SHOW */
+    dk_progress_hide();
+    dk_progress_show();
+    dk_progress_show();
+    dk_progress_show(); /* unbalanced: ignored */
     dk_progress_end(&p);
-    char buf[1024];
-    slurp(f, buf, sizeof buf);
-    CU_ASSERT_EQUAL(count_lines(buf), 1);
-    CU_ASSERT_EQUAL(strncmp(buf, "train: 10/10 (100%)  ", 21), 0);
-    CU_ASSERT(strstr(buf, " it/s  elapsed 0:00\n") != NULL);
-    CU_ASSERT(strchr(buf, '\r') == NULL);
-    CU_ASSERT(strstr(buf, "ETA") == NULL);
-    fclose(f);
-}
-
-static void test_progress_plain_every_step(void) {
-    FILE *f = tmpfile();
-    CU_ASSERT_FATAL(f != NULL);
-    dk_progress p;
-    dk_progress_begin(&p, f, "cases", 3);
-    p.interval = 0.0;
-    for (int i = 0; i < 3; i++) dk_progress_step(&p, 1);
-    dk_progress_end(&p);
-    char buf[2048];
-    slurp(f, buf, sizeof buf);
-    CU_ASSERT_EQUAL(count_lines(buf), 4);
-    CU_ASSERT(strstr(buf, "cases: 1/3 (33%)") != NULL);
-    CU_ASSERT(strstr(buf, "cases: 2/3 (67%)") != NULL);
-    CU_ASSERT(strstr(buf, "ETA ") != NULL);
-    /* The last line is the final state with the total. */
-    const char *last = buf + strlen(buf) - 1;
-    while (last > buf && last[-1] != '\n') last--;
-    CU_ASSERT_EQUAL(strncmp(last, "cases: 3/3 (100%)", 17), 0);
-    fclose(f);
-}
-
-static void test_progress_unknown_total(void) {
-    FILE *f = tmpfile();
-    CU_ASSERT_FATAL(f != NULL);
-    dk_progress p;
-    dk_progress_begin(&p, f, "windows", 0);
-    p.interval = 0.0;
-    dk_progress_step(&p, 5);
-    dk_progress_step(&p, 2);
-    dk_progress_end(&p);
-    char buf[1024];
-    slurp(f, buf, sizeof buf);
-    CU_ASSERT_EQUAL(count_lines(buf), 3);
-    CU_ASSERT(strstr(buf, "windows: 5  ") != NULL);
-    CU_ASSERT(strstr(buf, "windows: 7  ") != NULL);
-    CU_ASSERT(strstr(buf, " it/s") != NULL);
-    CU_ASSERT(strstr(buf, "ETA") == NULL);
-    CU_ASSERT(strchr(buf, '[') == NULL);
-    CU_ASSERT(strchr(buf, '%') == NULL);
-    fclose(f);
-}
-
-/* Collect whatever the pty master has (the slave side has already been flushed). */
-static size_t drain_pty(int fd, char *buf, size_t n) {
-    size_t got = 0;
-    struct pollfd pfd = {fd, POLLIN, 0};
-    while (got < n - 1 && poll(&pfd, 1, 200) > 0) {
-        ssize_t k = read(fd, buf + got, n - 1 - got);
-        if (k <= 0) break;
-        got += (size_t)k;
-    }
-    buf[got] = '\0';
-    return got;
-}
-
-static void test_progress_tty(void) {
-    int master = posix_openpt(O_RDWR | O_NOCTTY);
-    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
-        dk_test_skip("progress on a TTY", "no pseudo-terminal available (posix_openpt)");
-        if (master >= 0) close(master);
-        return;
-    }
-    FILE *tty = fopen(ptsname(master), "w");
-    CU_ASSERT_FATAL(tty != NULL);
-    dk_progress p;
-    dk_progress_begin(&p, tty, "epoch", 4);
-    CU_ASSERT_EQUAL(p.is_tty, 1);
-    dk_progress_step(&p, 4);
-    dk_progress_end(&p);
-    char buf[4096];
-    drain_pty(master, buf, sizeof buf);
-    fclose(tty);
-    close(master);
-    CU_ASSERT(strchr(buf, '\r') != NULL);
-    CU_ASSERT(strstr(buf, "epoch [") != NULL);
-    /* The first redraw shows an empty bar, the final one a full bar and the total. */
-    CU_ASSERT(strstr(buf, "[..............................]  0/4") != NULL);
-    CU_ASSERT(strstr(buf, "[##############################]  4/4") != NULL);
-    CU_ASSERT(strstr(buf, "ETA ") != NULL);
-    /* The final redraw reports the elapsed time and ends the line. */
-    CU_ASSERT(strstr(buf, " it/s  in 0:00") != NULL);
-    CU_ASSERT(strchr(buf, '\n') != NULL);
+    dk_log_set_sink(NULL, NULL, DK_LOG_INFO);
+    dk_progress_set_sink(NULL, NULL);
+    CU_ASSERT_STRING_EQUAL(events, "log before;B train 0/4 ;S train 1/4 ;H train 1/4 ;"
+                                   "log epoch 1;W train 1/4 ;H train 1/4 ;W train 1/4 ;"
+                                   "E train 1/4 ;");
 }
 
 /* ------------------------------------------------------------------ arena */
@@ -964,10 +929,8 @@ int main(void) {
     };
     static const test_entry progress[] = {
         {"format_duration", test_format_duration},
-        {"plain lines throttled", test_progress_plain_throttled},
-        {"plain line every step", test_progress_plain_every_step},
-        {"unknown total", test_progress_unknown_total},
-        {"tty redraw", test_progress_tty},
+        {"events and nesting", test_progress_events},
+        {"log lines framed by hide and show", test_progress_log_frames},
     };
     static const test_entry arena[] = {
         {"alignment", test_arena_alignment},

@@ -641,7 +641,7 @@ static int e2e_train(void) {
     snprintf(buf, sizeof buf, "output.run_dir=%s/run", e2e_dir);
     rc |= dk_train_config_set(&c, buf) != DK_OK;
     dk_trainer *t = NULL;
-    dk_trainer_opts o = {DK_TRAINER_STUDENT, 0, 0, NULL};
+    dk_trainer_opts o = {DK_TRAINER_STUDENT, 0, 0};
     if (rc || dk_train_config_validate(&c) != DK_OK || dk_trainer_create(&t, &c, &o) != DK_OK ||
         dk_trainer_run(t) != DK_OK) {
         printf("\n    trainer: %s\n", dk_last_error());

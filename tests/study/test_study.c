@@ -119,7 +119,7 @@ static dk_status run_tiny(const char *run, const char *const *extra, const char 
     dk_study *s = NULL;
     dk_status st = dk_study_load(&s, study, sets);
     if (st == DK_OK) {
-        dk_study_opts o = {from, NULL, NULL, stop};
+        dk_study_opts o = {from, NULL, stop};
         st = dk_study_run(s, &o);
         for (int i = 0; i < dk_study_stage_count(s) && i < 8; i++) ran[i] = dk_study_stage_ran(s, i);
     }
@@ -317,7 +317,7 @@ static void test_from_and_deleted_stage(void) {
     CU_ASSERT_STRING_EQUAL(got, "010111"); /* teacher and its dependents, not the student */
     dk_study *s = NULL;
     CU_ASSERT_EQUAL_FATAL(dk_study_load(&s, study, NULL), DK_OK);
-    dk_study_opts o = {"nosuch", NULL, NULL, 0};
+    dk_study_opts o = {"nosuch", NULL, 0};
     CU_ASSERT_EQUAL(dk_study_run(s, &o), DK_ERR_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "nosuch"));
     dk_study_free(s);

@@ -92,7 +92,7 @@ static dk_status run_study(const char *run, const char *const *extra, const char
     dk_status st = dk_study_load(&s, study, sets);
     memset(ran, 0, 8 * sizeof *ran);
     if (st == DK_OK) {
-        dk_study_opts o = {from, NULL, NULL, 0};
+        dk_study_opts o = {from, NULL, 0};
         st = dk_study_run(s, &o);
         for (int i = 0; i < dk_study_stage_count(s) && i < 8; i++)
             ran[i] = dk_study_stage_ran(s, i);

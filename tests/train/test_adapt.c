@@ -61,7 +61,7 @@ static dk_status train(const char *run, dk_trainer_mode mode) {
     dk_train_config c;
     if (config(&c, run)) return DK_ERR_ARG;
     dk_trainer *t = NULL;
-    dk_trainer_opts o = {mode, 0, 0, NULL};
+    dk_trainer_opts o = {mode, 0, 0};
     dk_status st = dk_train_config_validate(&c);
     if (st == DK_OK) st = dk_trainer_create(&t, &c, &o);
     if (st == DK_OK) st = dk_trainer_run(t);

@@ -257,7 +257,7 @@ static void test_resume_without_checkpoint(void) {
     for (int pass = 0; pass < 2; pass++) {
         dk_study *s = NULL;
         dk_status st = dk_study_load(&s, study, sets);
-        dk_study_opts o = {NULL, NULL, NULL, pass == 0 ? 1 : 0};
+        dk_study_opts o = {NULL, NULL, pass == 0 ? 1 : 0};
         if (st == DK_OK) st = dk_study_run(s, &o);
         if (st != DK_OK) printf("\n  study pass %d: %s\n", pass, dk_last_error());
         CU_ASSERT_EQUAL(st, DK_OK);

@@ -140,7 +140,7 @@ static int make_config(dk_train_config *c, const char *run, const char *const *m
 static dk_trainer *create(const char *run, const char *const *more, dk_trainer_mode mode) {
     dk_train_config c;
     dk_trainer *t = NULL;
-    dk_trainer_opts o = {mode, 0, 0, NULL};
+    dk_trainer_opts o = {mode, 0, 0};
     if (make_config(&c, run, more) || dk_trainer_create(&t, &c, &o) != DK_OK)
         printf("\n  trainer: %s\n", dk_last_error());
     return t;
@@ -741,7 +741,7 @@ static void test_weights_resume(void) {
     CU_ASSERT_EQUAL_FATAL(dk_trainer_run(a), DK_OK);
     dk_train_config c;
     CU_ASSERT_EQUAL_FATAL(make_config(&c, "dynw_resume", ckpt), 0);
-    dk_trainer_opts o = {DK_TRAINER_DISTILL, 1, 0, NULL};
+    dk_trainer_opts o = {DK_TRAINER_DISTILL, 1, 0};
     CU_ASSERT_EQUAL_FATAL(dk_trainer_create(&b, &c, &o), DK_OK);
     CU_ASSERT(a->dyn.updates == 2 && b->dyn.updates == 2);
     CU_ASSERT(memcmp(&a->dyn.lbar, &b->dyn.lbar, sizeof(double)) == 0);

@@ -65,7 +65,7 @@ static int base_config(dk_train_config *c, const char *run, int epochs, int step
 
 static dk_status run(dk_trainer **out, dk_train_config *c, dk_trainer_mode mode, int resume,
                      int64_t stop) {
-    dk_trainer_opts o = {mode, resume, stop, NULL};
+    dk_trainer_opts o = {mode, resume, stop};
     dk_status st = dk_train_config_validate(c);
     if (st == DK_OK) st = dk_trainer_create(out, c, &o);
     if (st == DK_OK) st = dk_trainer_run(*out);
@@ -414,7 +414,7 @@ static void test_validation_is_eval(void) {
 static void expect_fail(dk_train_config *c, dk_trainer_mode mode, dk_status want,
                         const char *needle) {
     dk_trainer *t = NULL;
-    dk_trainer_opts o = {mode, 0, 0, NULL};
+    dk_trainer_opts o = {mode, 0, 0};
     dk_status st = dk_train_config_validate(c);
     if (st == DK_OK) st = dk_trainer_create(&t, c, &o);
     CU_ASSERT_EQUAL(st, want);
@@ -443,7 +443,7 @@ static void test_bad_input(void) {
     /* resume without a checkpoint (killed before its first): not refused, starts at epoch 0 */
     CU_ASSERT_EQUAL_FATAL(base_config(&c, "bad_empty", 1, 1), 0);
     dk_trainer *t = NULL;
-    dk_trainer_opts o = {DK_TRAINER_STUDENT, 1, 0, NULL};
+    dk_trainer_opts o = {DK_TRAINER_STUDENT, 1, 0};
     CU_ASSERT_EQUAL(dk_train_config_validate(&c), DK_OK);
     CU_ASSERT_EQUAL(dk_trainer_create(&t, &c, &o), DK_OK);
     CU_ASSERT_EQUAL(t ? dk_trainer_get_stats(t)->epochs_done : -1, 0);

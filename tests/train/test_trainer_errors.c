@@ -109,7 +109,7 @@ static void set1(dk_train_config *c, const char *fmt, const char *v) {
 
 static dk_status run(dk_trainer **t, dk_train_config *c, dk_trainer_mode mode, int resume,
                      int64_t stop) {
-    dk_trainer_opts o = {mode, resume, stop, NULL};
+    dk_trainer_opts o = {mode, resume, stop};
     *t = NULL;
     dk_status st = dk_train_config_validate(c);
     if (st == DK_OK) st = dk_trainer_create(t, c, &o);

@@ -144,26 +144,65 @@ double dk_percentile(const float *vals, int64_t n, double p, float *work);
 
 /* ---------------------------------------------------------------- progress */
 
-/* A progress reporter over `total` units of work. On a TTY it redraws one line:
- *   label [#########.......]  42/100  12.3 it/s  ETA 0:04
- * otherwise it prints a plain line at most every `interval` seconds and at the end.
- * Output goes to the FILE* given (usually stderr). */
-typedef struct {
-    FILE *out;
-    const char *label; /* borrowed */
-    int64_t total;
-    int64_t done;
-    int is_tty;
-    double t_start;
-    double t_last_print;
-    double interval; /* seconds between plain lines (non-TTY); default 5 */
+/* Progress of long loops: the library reports, the application draws. A loop opens a
+ * reporter over `total` units, advances it and closes it; a reporter opened while another is
+ * open nests inside it (a study's stage around the trainer's steps, a prediction's cases
+ * around one case's window batches), so the open ones form a chain from the outermost to the
+ * innermost. Every change is handed to the sink the application installs
+ * (dk_progress_set_sink); with none, reporters only count. The sink decides what to draw and
+ * how often: dakd's command line redraws one bar line on a terminal and writes a plain line
+ * now and then in a log (apps/term.c). dk_log (above) tells the sink to clear its bar before
+ * a message and to draw it again after, so a log line never lands behind a bar.
+ *
+ * Reporters live in the caller's memory (usually its stack), are opened and closed in LIFO
+ * order and are driven by the thread that runs the loop, outside parallel regions: the chain
+ * is process-wide and not locked. A child process made by fork() inherits the chain. */
+typedef struct dk_progress {
+    const char *label;          /* what the loop does: "train", "predict"; borrowed */
+    char item[96];              /* what it works on now ("stage 3/7 teacher", "epoch 2/5",
+                                 * a case id); "" = nothing named */
+    int64_t total;              /* units of work; 0 = unknown */
+    int64_t done;               /* units finished */
+    double t_start;             /* dk_time_now() when opened */
+    struct dk_progress *parent; /* the reporter this one is nested in; NULL for the outermost */
 } dk_progress;
 
-void dk_progress_begin(dk_progress *p, FILE *out, const char *label, int64_t total);
-/* Advance by `n` units and redraw if due. */
+typedef enum {
+    DK_PROGRESS_BEGIN, /* p was opened (it is the innermost) */
+    DK_PROGRESS_STEP,  /* p->done moved */
+    DK_PROGRESS_ITEM,  /* p->item changed: a milestone (the next stage, epoch or case) */
+    DK_PROGRESS_END,   /* p is being closed; during the call it is still in the chain */
+    DK_PROGRESS_HIDE,  /* something else is about to be written to the terminal: clear the bar
+                        * (p: the innermost open reporter) */
+    DK_PROGRESS_SHOW   /* that was written: draw the bar again (p: the innermost) */
+} dk_progress_event;
+
+/* A sink: called for every event, on the reporting thread; p is valid during the call only.
+ * HIDE and SHOW come in pairs and only while a reporter is open. */
+typedef void (*dk_progress_fn)(dk_progress_event ev, const dk_progress *p, void *user);
+
+/* Install a sink (NULL: none, the library default). Set it at start-up, before any reporter
+ * is open. */
+void dk_progress_set_sink(dk_progress_fn fn, void *user);
+/* Open p (caller's memory, overwritten) over `total` units (0 = unknown), innermost now. */
+void dk_progress_begin(dk_progress *p, const char *label, int64_t total);
+/* Advance p by n units. */
 void dk_progress_step(dk_progress *p, int64_t n);
-/* Print the final state and a newline. */
+/* Name what p works on now (printf format, cut at 95 bytes); a milestone for the sink. */
+void dk_progress_item(dk_progress *p, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Close p, the innermost open reporter. */
 void dk_progress_end(dk_progress *p);
+/* The innermost open reporter, NULL when none is open. */
+const dk_progress *dk_progress_current(void);
+/* Around a write to the terminal that does not go through dk_log (a command's own lines on
+ * stdout while a reporter is open): HIDE before, SHOW after. Nothing happens without a sink
+ * or an open reporter. */
+void dk_progress_hide(void);
+void dk_progress_show(void);
 /* Format `s` seconds as H:MM:SS or M:SS into buf (at least 16 bytes). */
 void dk_format_duration(char *buf, size_t n, double s);
 

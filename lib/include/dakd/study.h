@@ -168,7 +168,6 @@ void dk_study_free(dk_study *s); /* accepts NULL */
 typedef struct {
     const char *from; /* run this stage and every later one from scratch; NULL = none */
     FILE *out;        /* stage lines and the final table; NULL = silent */
-    FILE *progress;   /* the trainer's progress bars; NULL = none (and with jobs > 1) */
     int64_t stop_after_steps; /* > 0: a training stage that runs stops after this many
                                * steps, as if killed: no stage.json, and the study stops
                                * there (dk_study_run returns DK_OK). For tests of resuming. */

@@ -589,7 +589,8 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * or final) carries the target statistics. Both files then record it ("dakd.adabn",
  * dk_adabn_save); checkpoint.safetensors keeps the statistics of training, which a resumed
  * run continues from. Target labels are never read.
- * Logging: one dk_log INFO line per epoch; the progress bar goes to opts.progress. */
+ * Logging: one dk_log INFO line per epoch; progress (the steps, with the epoch as the
+ * item) through the dakd/core.h progress reporters. */
 
 typedef enum {
     DK_TRAINER_TEACHER = 0,
@@ -603,7 +604,6 @@ typedef struct {
     int resume;               /* continue from run_dir/checkpoint.safetensors */
     int64_t stop_after_steps; /* > 0: return DK_OK after this many steps of THIS call
                                * without writing anything more (simulates a kill) */
-    FILE *progress;           /* progress bar / lines; NULL = none */
 } dk_trainer_opts;
 
 typedef struct {
