@@ -11,7 +11,8 @@
 static const char *eval_help =
     "usage: dakd eval --pred DIR (--ref DIR | --cases CSV [--where column=value])\n"
     "                 [--subset pred] [--mask DIR] [--image DIR] [--labels 1,2,...]\n"
-    "                 [--nsd-tol MM] [--overlap-only] [--title T] --out DIR\n"
+    "                 [--nsd-tol MM] [--overlap-only] [--title T] [--label-names FILE]\n"
+    "                 --out DIR\n"
     "       dakd eval --compare RUN_A RUN_B [--title T] --out DIR\n\n"
     "Score every prediction against its reference (Dice, IoU, precision, recall,\n"
     "specificity, volume similarity, HD, HD95, ASSD, NSD; the convention is written in every\n"
@@ -40,6 +41,9 @@ static const char *eval_help =
     "  --mask DIR        count only voxels inside these masks (nonzero = counted)\n"
     "  --image DIR       images under the overlays (default: the reference labels in grey)\n"
     "  --labels L,...    labels to score (default: every non-zero label in any reference)\n"
+    "  --label-names FILE  names for the labels in summary.md, report.html, summary.json: a\n"
+    "                    3D Slicer colour table (\"value name R G B A\" lines, # comments),\n"
+    "                    the file 'dakd predict --label-names' takes\n"
     "  --nsd-tol MM      tolerance of the normalised surface Dice (default 1 mm)\n"
     "  --overlap-only    skip the surface metrics (HD, HD95, ASSD, NSD are NaN)\n"
     "  --title T         report title\n"
@@ -93,6 +97,10 @@ static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
         }
         if (!strcmp(a, "--overlap-only")) {
             o->metric.surface = 0;
+            continue;
+        }
+        if (!strcmp(a, "--label-names")) {
+            if (!(o->label_names = value(argc, argv, &i))) return 1;
             continue;
         }
         if (!strcmp(a, "--compare")) {

@@ -9,7 +9,8 @@
 static const char *predict_help =
     "usage: dakd predict --model M.safetensors (--cases CSV [--where column=value] | IMAGE...)\n"
     "                    --out DIR [--patch X,Y,Z | X,Y] [--overlap F] [--no-gaussian] [--tta]\n"
-    "                    [--largest-cc] [--batch N] [--probs]\n\n"
+    "                    [--largest-cc] [--batch N] [--probs]\n"
+    "                    [--dicom-seg] [--label-names FILE]\n\n"
     "Predict a label map for each image with a model exported by 'dakd train' or 'dakd\n"
     "distill'. Images are preprocessed as in training (the model's dakd.data.* metadata:\n"
     "channels, normalisation inside the case's mask when the CSV has one, resampling to the\n"
@@ -35,7 +36,12 @@ static const char *predict_help =
     "  --tta           average over all flips of the spatial axes (2-D: 4, 3-D: 8 passes)\n"
     "  --largest-cc    keep the largest face-connected component of each label\n"
     "  --batch N       windows per forward pass (default 4)\n"
-    "  --probs         also write DIR/<case>_probs.nii.gz (float32, one component per class)\n";
+    "  --probs         also write DIR/<case>_probs.nii.gz (float32, one component per class)\n"
+    "  --dicom-seg     also write DIR/<case>.seg.dcm: the labels as a DICOM SEG (binary, one\n"
+    "                  segment per class 1..K-1, empty ones kept without frames) referencing\n"
+    "                  the input series, for a PACS or viewer; every input must be DICOM\n"
+    "  --label-names FILE  segment names and colours, a 3D Slicer colour table: lines\n"
+    "                  \"value name R G B A\", # comments (default \"label N\", fixed colours)\n";
 
 typedef struct {
     dk_predict_opts o;
@@ -67,6 +73,8 @@ static int parse_value(void *ctx, const char *k, const char *v) {
         o->cases_csv = v;
     else if (strcmp(k, "--out") == 0)
         o->out_dir = v;
+    else if (strcmp(k, "--label-names") == 0)
+        o->label_names = v;
     else if (strcmp(k, "--where") == 0) {
         free(a->where);
         a->where = strdup(v);
@@ -99,6 +107,8 @@ static int parse_flag(void *ctx, const char *k) {
         a->o.infer.largest_cc = 1;
     else if (strcmp(k, "--probs") == 0)
         a->o.write_probs = 1;
+    else if (strcmp(k, "--dicom-seg") == 0)
+        a->o.dicom_seg = 1;
     else
         return 0;
     return 1;

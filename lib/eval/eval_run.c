@@ -285,11 +285,14 @@ static dk_status commit_dir(const char *tmp, const char *out) {
 /* ---------------------------------------------------------------- the run */
 
 static dk_status evaluate(const dk_eval_opts *o, const char *dir) {
+    dk_label_table names = {0};
     dk_rep_run r = {o, o->title ? o->title : "dakd evaluation", NULL, 0, o->labels,
-                    o->n_labels, o->labels != NULL, {NULL}, 0};
+                    o->n_labels, o->labels != NULL, {NULL}, 0, o->label_names ? &names : NULL};
     int *found = NULL;
     uint8_t *seen = calloc(65536, 1);
-    dk_status st = seen ? dk_rep_make_cases(&r) : dk_fail(DK_ERR_NOMEM, "eval: label set");
+    dk_status st = seen ? DK_OK : dk_fail(DK_ERR_NOMEM, "eval: label set");
+    if (st == DK_OK && o->label_names) st = dk_labels_read(&names, o->label_names, 65535);
+    if (st == DK_OK) st = dk_rep_make_cases(&r);
     for (int i = 0; st == DK_OK && o->cases_csv && i < r.n_cases; i++)
         if (dk_path_within(r.cases[i].ref, o->out_dir))
             st = dk_fail(DK_ERR_ARG, "the output folder %s, replaced whole, holds the reference "
@@ -316,6 +319,7 @@ static dk_status evaluate(const dk_eval_opts *o, const char *dir) {
     if (st == DK_OK && o->results) st = keep_results(o->results, &r);
     cases_free(r.cases, r.n_cases);
     for (int k = 0; k < r.n_notes; k++) free(r.notes[k]);
+    dk_labels_free(&names);
     free(found);
     free(seen);
     return st;

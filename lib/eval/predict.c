@@ -155,9 +155,13 @@ static int64_t prepared_channels(const dk_prep_opts *p, int64_t nc) {
 /* Before anything is written: headers readable, channels fit, ids unique and usable, a
  * mask for every image when the model scales by it. */
 static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk_unet_config *g,
-                           const char *model) {
+                           const char *model, int dicom_seg) {
     for (int i = 0; i < n; i++) {
         dk_status st = check_id(&in[i]);
+        if (st == DK_OK && dicom_seg && !dk_volume_is_dicom(in[i].image))
+            st = dk_fail(DK_ERR_ARG, "%s: not DICOM (a folder of one series or a DICOM file): "
+                         "a DICOM SEG output references the DICOM images it segments",
+                         in[i].image);
         for (int j = 0; st == DK_OK && j < i; j++)
             if (strcmp(in[j].id, in[i].id) == 0)
                 st = dk_fail(DK_ERR_ARG,
@@ -219,11 +223,11 @@ static dk_status check_outputs(const dk_predict_opts *o, const pred_input *in, i
     char p[PATH_MAX_ + ID_MAX + 32], what[ID_MAX + 64];
     snprintf(p, sizeof p, "%s", o->out_dir);
     int k = dk_same_file_any(p, ins, m);
-    for (int i = 0; i < 2 * n && k < 0; i++) {
-        if (i % 2 && !o->write_probs) continue;
-        const pred_input *c = &in[i / 2];
+    for (int i = 0; i < 3 * n && k < 0; i++) {
+        if ((i % 3 == 1 && !o->write_probs) || (i % 3 == 2 && !o->dicom_seg)) continue;
+        const pred_input *c = &in[i / 3];
         snprintf(p, sizeof p, "%s/%s%s", o->out_dir, c->id,
-                 i % 2 ? "_probs.nii.gz" : c->png ? ".png" : ".nii.gz");
+                 i % 3 == 2 ? ".seg.dcm" : i % 3 ? "_probs.nii.gz" : c->png ? ".png" : ".nii.gz");
         k = dk_same_file_any(p, ins, m);
     }
     dk_status st = DK_OK;
@@ -293,6 +297,7 @@ typedef struct {
     const model_info *mi;
     const dk_predict_opts *o;
     dk_infer_opts io; /* with the model's patch where the options leave 0 */
+    const dk_label_table *names; /* the SEG's segment names (NULL: none) */
 } run_ctx;
 
 /* Preprocessed image → labels (and probabilities) on the input grid; *ms gets the time. */
@@ -321,8 +326,12 @@ static dk_status write_outputs(const run_ctx *r, const pred_input *in, const dk_
     snprintf(out_path, n, "%s/%s.%s", r->o->out_dir, in->id, in->png ? "png" : "nii.gz");
     dk_volume lv = output_volume(img, labels, DK_U8, 1);
     dk_status st = dk_volume_write(&lv, out_path, NULL);
-    if (st != DK_OK || !r->o->write_probs) return st;
     char pp[PATH_MAX_ + ID_MAX + 32];
+    if (st == DK_OK && r->o->dicom_seg) {
+        snprintf(pp, sizeof pp, "%s/%s.seg.dcm", r->o->out_dir, in->id);
+        st = dk_dicom_seg_write(pp, &lv, in->image, r->mi->classes - 1, r->names);
+    }
+    if (st != DK_OK || !r->o->write_probs) return st;
     snprintf(pp, sizeof pp, "%s/%s_probs.nii.gz", r->o->out_dir, in->id);
     dk_volume pvol = output_volume(img, probs, DK_F32, r->mi->classes);
     return dk_volume_write(&pvol, pp, NULL);
@@ -380,10 +389,12 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
     model_info mi;
     dk_case_list list = {0}, sel = {0};
     const dk_case_list *use = NULL;
+    dk_label_table names = {0};
     pred_input *in = NULL;
     double *ms = NULL;
     int n = 0;
     dk_status st = open_model(&net, &mi, o->model);
+    if (st == DK_OK && o->label_names) st = dk_labels_read(&names, o->label_names, mi.classes - 1);
     if (st == DK_OK) st = read_list(&list, &sel, &use, o);
     if (st != DK_OK) goto out;
     if ((st = gather(&in, &n, o->inputs, use)) != DK_OK) goto out;
@@ -394,10 +405,11 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
                                 : dk_fail(DK_ERR_ARG, "%s: the case list is empty", o->cases_csv);
         goto out;
     }
-    if ((st = preflight(in, n, &mi, dk_unet_get_config(net), o->model)) != DK_OK) goto out;
+    if ((st = preflight(in, n, &mi, dk_unet_get_config(net), o->model, o->dicom_seg)) != DK_OK)
+        goto out;
     if ((st = check_outputs(o, in, n)) != DK_OK) goto out;
     if ((st = prepare_out_dir(o->out_dir)) != DK_OK) goto out;
-    run_ctx r = {net, &mi, o, o->infer};
+    run_ctx r = {net, &mi, o, o->infer, &names};
     for (int a = 0; a < 3; a++)
         if (r.io.patch[a] <= 0) r.io.patch[a] = mi.patch[a];
     if (!(ms = calloc((size_t)n, sizeof *ms))) {
@@ -417,6 +429,7 @@ out:
     dk_unet_free(net);
     dk_cases_free(&list);
     dk_cases_free(&sel);
+    dk_labels_free(&names);
     free(in);
     free(ms);
     return st;
@@ -434,7 +447,7 @@ dk_status dk_predict_inputs_read(dk_predict_inputs *out, const char *model,
     if (st == DK_OK) st = gather(&in, &n, inputs, list);
     if (st == DK_OK && n == 0)
         st = dk_fail(DK_ERR_ARG, "%s: no input images", list ? list->path : model);
-    if (st == DK_OK) st = preflight(in, n, &mi, dk_unet_get_config(out->net), model);
+    if (st == DK_OK) st = preflight(in, n, &mi, dk_unet_get_config(out->net), model, 0);
     if (st == DK_OK && !(out->cases = calloc((size_t)n, sizeof *out->cases)))
         st = dk_fail(DK_ERR_NOMEM, "%s: no memory for %d cases", model, n);
     for (int i = 0; i < n && st == DK_OK; i++) {

@@ -46,6 +46,18 @@ int dk_rep_values(const dk_rep_run *r, int k, const dk_metric_column *col, doubl
     return flagged;
 }
 
+const char *dk_rep_label_name(const dk_rep_run *r, int k) {
+    for (int i = 0; r->names && i < r->names->n; i++)
+        if (r->names->items[i].value == r->labels[k]) return r->names->items[i].name;
+    return NULL;
+}
+
+const char *dk_rep_label_text(char *buf, size_t n, const dk_rep_run *r, int k) {
+    const char *name = dk_rep_label_name(r, k);
+    snprintf(buf, n, "%d%s%s", r->labels[k], name ? " " : "", name ? name : "");
+    return buf;
+}
+
 dk_status dk_rep_join(char *buf, size_t n, const char *dir, const char *name) {
     int k = snprintf(buf, n, "%s/%s", dir, name);
     if (k < 0 || (size_t)k >= n) return dk_fail(DK_ERR_ARG, "%s: path too long", dir);
@@ -167,6 +179,15 @@ dk_status dk_rep_write_json(const dk_rep_run *r, const char *dir) {
     cJSON *labels = cJSON_AddArrayToObject(o, "labels");
     for (int k = 0; k < r->n_labels; k++)
         cJSON_AddItemToArray(labels, cJSON_CreateNumber(r->labels[k]));
+    if (r->names) {
+        cJSON *nm = cJSON_AddObjectToObject(o, "label_names");
+        for (int k = 0; k < r->n_labels; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", r->labels[k]);
+            const char *name = dk_rep_label_name(r, k);
+            if (name) cJSON_AddStringToObject(nm, key, name);
+        }
+    }
     cJSON_AddStringToObject(o, "labels_source",
                             r->labels_given ? "given (the labels option)"
                                             : "every non-zero label present in any reference");
@@ -214,7 +235,10 @@ static void md_table(dk_sbuf *b, const dk_rep_run *r, double *vals) {
     for (size_t j = 0; j < nm; j++) dk_sb_puts(b, "---|");
     dk_sb_puts(b, "\n");
     for (int k = 0; k < r->n_labels; k++) {
-        dk_sb_printf(b, "| %d |", r->labels[k]);
+        char lt[96];
+        dk_sb_puts(b, "| ");
+        dk_sb_puts(b, dk_rep_label_text(lt, sizeof lt, r, k));
+        dk_sb_puts(b, " |");
         for (size_t j = 0; j < nm; j++) {
             const dk_metric_column *col = dk_rep_find_column(main_metrics[j]);
             dk_metric_summary s;
@@ -245,11 +269,12 @@ dk_status dk_rep_write_md(const dk_rep_run *r, const char *dir) {
     dk_sb_printf(&b, "\n**HD95**: %s.\n\n**Convention**: %s\n", DK_EVAL_HD95_NAME,
                  dk_rep_convention);
     int any = 0;
+    char lt[96];
     for (int i = 0; i < r->n_cases; i++)
         for (int k = 0; k < r->n_labels; k++)
             if (r->cases[i].m[k].flagged)
-                dk_sb_printf(&b, "%s- %s, label %d: empty %s\n", any++ ? "" : "\n**Flagged**:\n\n",
-                             r->cases[i].id, r->labels[k],
+                dk_sb_printf(&b, "%s- %s, label %s: empty %s\n", any++ ? "" : "\n**Flagged**:\n\n",
+                             r->cases[i].id, dk_rep_label_text(lt, sizeof lt, r, k),
                              r->cases[i].m[k].n_pred == 0 ? "prediction" : "reference");
     char path[4096];
     dk_status st = dk_rep_join(path, sizeof path, dir, "summary.md");

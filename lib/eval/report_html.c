@@ -111,7 +111,10 @@ static void compact_table(dk_sbuf *b, const dk_rep_run *r, double *vals) {
         dk_sb_printf(b, "<th>%s%s</th>", main_metrics[j], unit(main_metrics[j]));
     dk_sb_puts(b, "<th>n</th><th>flagged</th></tr></thead><tbody>\n");
     for (int k = 0; k < r->n_labels; k++) {
-        dk_sb_printf(b, "<tr><td class='s'>%d</td>", r->labels[k]);
+        char lt[96];
+        dk_sb_puts(b, "<tr><td class='s'>");
+        dk_sb_html(b, dk_rep_label_text(lt, sizeof lt, r, k));
+        dk_sb_puts(b, "</td>");
         int n = 0, flagged = 0;
         for (size_t j = 0; j < nm; j++) {
             dk_metric_summary s;
@@ -144,8 +147,10 @@ static void summary_table(dk_sbuf *b, const dk_rep_run *r, double *vals) {
         for (int j = 0; j < nc; j++) {
             dk_metric_summary s;
             dk_metric_summarize(&s, vals, r->n_cases, dk_rep_values(r, k, &cols[j], vals));
-            dk_sb_printf(b, "<tr><td class='s'>%d</td><td class='s'>%s%s</td>", r->labels[k],
-                         cols[j].name, unit(cols[j].name));
+            char lt[96];
+            dk_sb_puts(b, "<tr><td class='s'>");
+            dk_sb_html(b, dk_rep_label_text(lt, sizeof lt, r, k));
+            dk_sb_printf(b, "</td><td class='s'>%s%s</td>", cols[j].name, unit(cols[j].name));
             const double st[7] = {s.mean, s.std, s.median, s.q1, s.q3, s.min, s.max};
             for (int q = 0; q < 7; q++) {
                 dk_sb_puts(b, "<td>");
@@ -164,7 +169,7 @@ static dk_status box_plots(dk_sbuf *b, const dk_rep_run *r) {
     double *vals = malloc((size_t)(n ? n : 1) * (size_t)L * sizeof *vals);
     const double **ptr = malloc((size_t)L * sizeof *ptr);
     int *counts = malloc((size_t)L * sizeof *counts);
-    char (*names)[24] = malloc((size_t)L * sizeof *names);
+    char (*names)[72] = malloc((size_t)L * sizeof *names);
     const char **np = malloc((size_t)L * sizeof *np);
     dk_status st = DK_OK;
     if (!vals || !ptr || !counts || !names || !np) {
@@ -176,7 +181,9 @@ static dk_status box_plots(dk_sbuf *b, const dk_rep_run *r) {
                   "beyond. NaN values are left out (n per label below each box).</p>\n"
                   "<div class='plots'>\n");
     for (int k = 0; k < L; k++) {
-        snprintf(names[k], sizeof names[k], "label %d", r->labels[k]);
+        const char *name = dk_rep_label_name(r, k);
+        if (name) snprintf(names[k], sizeof names[k], "%s", name);
+        else snprintf(names[k], sizeof names[k], "label %d", r->labels[k]);
         np[k] = names[k];
         ptr[k] = vals + (size_t)k * (size_t)n;
         counts[k] = n;
@@ -222,7 +229,10 @@ static void case_table(dk_sbuf *b, const dk_rep_run *r) {
             const dk_label_metrics *m = &r->cases[i].m[k];
             dk_sb_printf(b, "<tr%s><td class='s'>", m->flagged ? " class='flag'" : "");
             dk_sb_html(b, r->cases[i].id);
-            dk_sb_printf(b, "</td><td data-v='%d'>%d</td>", r->labels[k], r->labels[k]);
+            char lt[96];
+            dk_sb_printf(b, "</td><td data-v='%d'>", r->labels[k]);
+            dk_sb_html(b, dk_rep_label_text(lt, sizeof lt, r, k));
+            dk_sb_puts(b, "</td>");
             for (int j = 0; j < nc; j++)
                 num_cell(b, *(const double *)((const char *)m + cols[j].offset));
             dk_sb_printf(b, "<td data-v='%lld'>%lld</td><td data-v='%lld'>%lld</td>"

@@ -37,7 +37,14 @@ typedef struct {
     char *notes[DK_REP_NOTES_MAX];    /* what the reader must know: cases skipped, label
                                        * values one side never uses (owned) */
     int n_notes;
+    const dk_label_table *names;      /* the labels file's names, or NULL */
 } dk_rep_run;
+
+/* Label k of the run as the reports show it: "3 spleen" when the labels file names it,
+ * else "3" (buf of n bytes, returned). */
+const char *dk_rep_label_text(char *buf, size_t n, const dk_rep_run *r, int k);
+/* The labels file's name of label k, or NULL. */
+const char *dk_rep_label_name(const dk_rep_run *r, int k);
 
 /* Keep a note for every report (summary.json "notes", summary.md, report.html) and log it
  * as a warning. DK_ERR_NOMEM, or DK_OK. */

@@ -12,7 +12,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { PLOT_H = 230, MARGIN_L = 56, MARGIN_R = 12, MARGIN_T = 30, MARGIN_B = 40, BOX_W = 64 };
+enum { PLOT_H = 230, MARGIN_L = 56, MARGIN_R = 12, MARGIN_T = 30, MARGIN_B = 40, BOX_W = 64,
+       PLOT_W_MAX = 900, BOX_W_MIN = 20, CHAR_W = 6 };
+
+/* The layout of one plot: with many groups the boxes narrow (down to BOX_W_MIN) so the plot
+ * stays within PLOT_W_MAX; names wider than a box are written upright below it (rotated by
+ * 90 degrees, so none overlaps a neighbour or leaves the plot), which makes the plot taller
+ * by `drop` pixels. */
+typedef struct {
+    double box_w;
+    int upright, drop;
+} layout;
+
+static layout plan_layout(const char *const *names, int n_groups) {
+    layout l = {BOX_W, 0, 0};
+    int avail = PLOT_W_MAX - MARGIN_L - MARGIN_R - 16;
+    if (n_groups * BOX_W > avail)
+        l.box_w = n_groups * BOX_W_MIN > avail ? BOX_W_MIN : (double)avail / n_groups;
+    size_t longest = 0;
+    for (int g = 0; g < n_groups; g++)
+        if (strlen(names[g]) > longest) longest = strlen(names[g]);
+    if ((double)longest * CHAR_W > l.box_w) l.upright = 1, l.drop = CHAR_W * (int)longest;
+    return l;
+}
 
 /* A tick step of 1, 2, 2.5 or 5 × 10^k giving about 5 intervals over `range`. */
 static double nice_step(double range) {
@@ -86,12 +108,19 @@ static void draw_axis(dk_sbuf *b, axis *a, int width, const double *const *value
 }
 
 /* One box at centre x for the sorted finite values s[0..n-1]. */
-static void draw_box(dk_sbuf *b, const axis *a, double cx, const char *name, const double *s,
-                     int n) {
-    dk_sb_printf(b, "<text x='%.1f' y='%d' text-anchor='middle'>", cx, PLOT_H - MARGIN_B + 16);
+static void draw_box(dk_sbuf *b, const axis *a, const layout *l, double cx, const char *name,
+                     const double *s, int n) {
+    int ny = PLOT_H - MARGIN_B + (l->upright ? 12 : 30);
+    int ty = PLOT_H - MARGIN_B + (l->upright ? 24 : 16);
+    dk_sb_printf(b, "<text x='%.1f' y='%d' text-anchor='middle' class='n'>%s%d</text>", cx, ny,
+                 l->box_w < 40 ? "" : "n=", n);
+    if (l->upright)
+        dk_sb_printf(b, "<text x='%.1f' y='%d' text-anchor='end' transform='rotate(-90 %.1f %d)'>",
+                     cx + 4, ty, cx + 4, ty);
+    else
+        dk_sb_printf(b, "<text x='%.1f' y='%d' text-anchor='middle'>", cx, ty);
     dk_sb_html(b, name);
-    dk_sb_printf(b, "</text><text x='%.1f' y='%d' text-anchor='middle' class='n'>n=%d</text>",
-                 cx, PLOT_H - MARGIN_B + 30, n);
+    dk_sb_puts(b, "</text>");
     if (n == 0) return;
     double q1 = dk_percentile_sorted(s, n, 25), med = dk_percentile_sorted(s, n, 50);
     double q3 = dk_percentile_sorted(s, n, 75), iqr = q3 - q1;
@@ -100,7 +129,7 @@ static void draw_box(dk_sbuf *b, const axis *a, double cx, const char *name, con
         if (s[i] >= q1 - 1.5 * iqr && s[i] < wlo) wlo = s[i];
         if (s[i] <= q3 + 1.5 * iqr && s[i] > whi) whi = s[i];
     }
-    double hw = BOX_W * 0.3;
+    double hw = l->box_w * 0.3;
     dk_sb_printf(b, "<g><title>");
     dk_sb_html(b, name);
     dk_sb_printf(b, ": median %.4g, IQR %.4g–%.4g, n=%d</title>", med, q1, q3, n);
@@ -127,10 +156,12 @@ static void draw_box(dk_sbuf *b, const axis *a, double cx, const char *name, con
 
 void dk_svg_boxplot(dk_sbuf *b, const char *metric, const char *const *group_names,
                     const double *const *values, const int *counts, int n_groups) {
-    int width = MARGIN_L + MARGIN_R + BOX_W * (n_groups > 2 ? n_groups : 2) + 16;
+    layout l = plan_layout(group_names, n_groups);
+    int width = MARGIN_L + MARGIN_R + (int)(l.box_w * (n_groups > 2 ? n_groups : 2)) + 16;
+    int height = PLOT_H + l.drop;
     dk_sb_printf(b, "<svg xmlns='http://www.w3.org/2000/svg' class='box' width='%d' "
                     "height='%d' viewBox='0 0 %d %d' role='img'><text x='%d' y='18' "
-                    "class='t'>", width, PLOT_H, width, PLOT_H, MARGIN_L);
+                    "class='t'>", width, height, width, height, MARGIN_L);
     dk_sb_html(b, metric);
     dk_sb_puts(b, "</text>");
     axis a;
@@ -151,7 +182,7 @@ void dk_svg_boxplot(dk_sbuf *b, const char *metric, const char *const *group_nam
         for (int i = 0; i < counts[g]; i++)
             if (isfinite(values[g][i])) s[n++] = values[g][i];
         dk_sort_doubles(s, n);
-        draw_box(b, &a, MARGIN_L + 8 + BOX_W * (g + 0.5), group_names[g], s, n);
+        draw_box(b, &a, &l, MARGIN_L + 8 + l.box_w * (g + 0.5), group_names[g], s, n);
     }
     free(s);
     dk_sb_puts(b, "</svg>\n");

@@ -252,8 +252,9 @@ dk_status dk_dicom_seg_read(dk_volume *labels, const char *seg_path, const char 
     }
     if (rc < 0) goto out;
     if (rc == 0) {
-        st = dk_fail(DK_ERR_IO, "%s: the SEG references series %s, not found in %s; pass the "
-                     "folder of that series", seg_path,
+        st = dk_fail(DK_ERR_IO, "%s: a DICOM SEG of %d segments; it references series %s, "
+                     "not found in %s; pass the folder of that series", seg_path,
+                     f->seg_nsegments,
                      f->ref_series_uid[0] ? f->ref_series_uid : "(no ReferencedSeriesSequence)",
                      looked);
         goto out;

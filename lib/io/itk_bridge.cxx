@@ -1,8 +1,8 @@
 /*
- * The ITK/GDCM bridge (see itk_bridge.h), the project's only C++ code, in three files:
- * itk_dicom.cxx (DICOM headers, pixels and SEG through GDCM), itk_image.cxx (MetaImage and
- * NRRD through ITK's ImageIO classes) and this one, with what they share
- * (itk_bridge_internal.h).
+ * The ITK/GDCM bridge (see itk_bridge.h), the project's only C++ code, in four files:
+ * itk_dicom.cxx (DICOM headers, pixels and SEG through GDCM), itk_seg_write.cxx (DICOM SEG
+ * written through GDCM), itk_image.cxx (MetaImage and NRRD through ITK's ImageIO classes)
+ * and this one, with what they share (itk_bridge_internal.h).
  *
  * Rules kept by all three: no C++ exception leaves them (each entry point catches everything
  * and records a dk_fail message naming the file); ITK's and GDCM's own warnings and error

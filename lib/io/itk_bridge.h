@@ -1,6 +1,7 @@
 /*
  * itk_bridge.h — private C interface to the C++ files that talk to ITK and GDCM
- * (itk_bridge.cxx, itk_dicom.cxx, itk_image.cxx). Not installed, not part of the public API.
+ * (itk_bridge.cxx, itk_dicom.cxx, itk_seg_write.cxx, itk_image.cxx). Not installed, not part
+ * of the public API.
  *
  * What it does: parse DICOM headers (including multi-frame functional groups and the
  * DICOM SEG attributes dakd needs) into plain structs with GDCM; decode a file's pixels
@@ -83,6 +84,44 @@ dk_status dk_itk_dcm_read_pixels(void *base, int use_double, const dk_dcm_file *
 /* The decoded pixel buffer of a SEG (BitsAllocated 1: packed bits, LSB first, frames
  * contiguous in the bit stream; 8: one byte a pixel). *buf is malloc'd (caller frees). */
 dk_status dk_itk_dcm_read_seg_pixels(unsigned char **buf, size_t *nbytes, const char *path);
+
+/* What dk_itk_dcm_write_seg writes (lib/io/dicom_seg_write.c fills it). */
+typedef struct {
+    char sop_class[65], sop_uid[65]; /* of the source image */
+    int frame_number;                /* ReferencedFrameNumber in a multi-frame source; 0 none */
+    double ipp[3];                   /* ImagePositionPatient of the slice */
+} dk_seg_source;
+
+typedef struct {
+    int number;                      /* SegmentNumber */
+    char label[64];                  /* SegmentLabel */
+    unsigned short lab[3];           /* RecommendedDisplayCIELabValue (PS3.3 C.10.7.1.1) */
+} dk_seg_segment;
+
+typedef struct {
+    const char *path;                /* the file to write */
+    const char *source_file;         /* a file of the source series: patient, study, frame of
+                                      * reference attributes are copied from it */
+    const char *series_uid;          /* the source series (ReferencedSeriesSequence) */
+    int rows, cols;
+    double spacing[2];               /* PixelSpacing: between rows, between columns (mm) */
+    double thickness;                /* SliceThickness and SpacingBetweenSlices (mm) */
+    double iop[6];                   /* ImageOrientationPatient */
+    const dk_seg_source *slices;     /* (nslices) every image of the source, slice order */
+    int nslices;
+    const dk_seg_segment *segments;  /* (nsegments) */
+    int nsegments;
+    const int *frame_segment, *frame_slice; /* (nframes) segment number and slice index */
+    int nframes;
+    const unsigned char *bits;       /* (nbytes) the frames' pixels, 1 bit each, LSB first,
+                                      * frames contiguous in the bit stream */
+    size_t nbytes;
+} dk_seg_spec;
+
+/* Write the DICOM SEG described by `s` to s->path with GDCM (gdcm::Writer, explicit VR little
+ * endian). DK_ERR_IO naming the path when it cannot be written, DK_ERR_FORMAT when the
+ * source file cannot be read. */
+dk_status dk_itk_dcm_write_seg(const dk_seg_spec *s);
 
 /* Numbers of element `name` of a Siemens CSA2 header ("SV10", the bytes of (0029,xx10)):
  * up to `max` values into out; returns how many (0 when absent, not CSA2, or malformed;

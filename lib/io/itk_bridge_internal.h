@@ -2,7 +2,8 @@
  * itk_bridge_internal.h — what the C++ files of the ITK bridge share (C++ only; C code uses
  * itk_bridge.h): the switch that silences ITK and GDCM, and the rule that turns the C++
  * exception in flight into a dk_status with its message. itk_bridge.cxx defines them;
- * itk_dicom.cxx reads DICOM through GDCM, itk_image.cxx MetaImage and NRRD through ITK.
+ * itk_dicom.cxx reads DICOM through GDCM, itk_seg_write.cxx writes DICOM SEG through GDCM,
+ * itk_image.cxx MetaImage and NRRD through ITK.
  */
 #ifndef DAKD_ITK_BRIDGE_INTERNAL_H
 #define DAKD_ITK_BRIDGE_INTERNAL_H

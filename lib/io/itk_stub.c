@@ -32,6 +32,8 @@ dk_status dk_itk_dcm_read_seg_pixels(unsigned char **buf, size_t *nbytes, const 
     return no_itk(path);
 }
 
+dk_status dk_itk_dcm_write_seg(const dk_seg_spec *s) { return no_itk(s->path); }
+
 dk_status dk_itk_image_read(dk_volume *v, const char *path, int header_only) {
     (void)header_only;
     memset(v, 0, sizeof *v);

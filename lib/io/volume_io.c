@@ -50,6 +50,11 @@ static dk_status unknown_format(const char *path) {
                    path);
 }
 
+int dk_volume_is_dicom(const char *path) {
+    file_format f = format_of(path);
+    return (f == FMT_UNKNOWN ? format_by_content(path) : f) == FMT_DICOM;
+}
+
 dk_status dk_volume_read(dk_volume *v, const char *path) {
     return dk_volume_read_opts(v, path, NULL);
 }

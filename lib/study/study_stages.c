@@ -344,7 +344,8 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
     snprintf(sub[2], sizeof sub[2], "%s/images", dir);
     dk__study_model_file(file, sizeof file, s, model);
     double ms = NAN;
-    dk_predict_opts po = {file, NULL, csv, NULL, NULL, pred, {{0, 0, 0}, 0, 0, 0, 0, 0}, 0, &ms};
+    dk_predict_opts po = {file, NULL, csv, NULL, NULL, pred, {{0, 0, 0}, 0, 0, 0, 0, 0}, 0, &ms,
+                          0, NULL};
     dk_infer_defaults(&po.infer);
     po.infer.overlap = g->f.overlap;
     po.infer.gaussian = g->f.gaussian;
@@ -360,7 +361,8 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
              g->f.split[0] ? "/" : "", g->f.split);
     dk_eval_results res = {0};
     dk_eval_opts eo = {pred, sub[0], g->f.use_mask ? sub[1] : NULL, sub[2], labels,
-                       classes - 1, {1.0, 1}, rep, NULL, NULL, title, &res, NULL, NULL, NULL, 0};
+                       classes - 1, {1.0, 1}, rep, NULL, NULL, title, &res, NULL, NULL, NULL, 0,
+                       NULL};
     dk_metric_defaults(&eo.metric);
     if (st == DK_OK) st = dk_eval_run(&eo);
     double *dice = calloc((size_t)cs->n, sizeof *dice), *hd = calloc((size_t)cs->n, sizeof *hd);

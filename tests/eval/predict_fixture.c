@@ -1,6 +1,11 @@
 /* Inputs for prediction: see predict_fixture.h. */
 #include "predict_fixture.h"
 
+#include <stdio.h>
+#include <string.h>
+
+#include "test_util.h"
+
 int dk_test_noise_image(dk_volume *v, int64_t nx, int64_t ny, int64_t nz, int64_t nc,
                         uint64_t seed) {
     if (dk_volume_alloc(v, nx, ny, nz, 1, nc, DK_F32) != DK_OK) return -1;
@@ -25,4 +30,28 @@ int dk_test_save_model(const char *path, dk_unet *net, const char *channels, con
                           "dakd.data.classes", classes, NULL};
     /* clang-format on */
     return dk_unet_save(net, path, meta) == DK_OK ? 0 : -1;
+}
+
+int dk_test_random_model(const char *path, const char *patch) {
+    dk_unet_config c = {3, 1, 4, 4, 2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0};
+    dk_rng r;
+    dk_rng_seed(&r, 11);
+    dk_unet *net = NULL;
+    if (dk_unet_create(&net, &c, 0, &r) != DK_OK) return -1;
+    const dk_param_info *b = dk_params_find(dk_unet_params(net), "head.bias");
+    for (int64_t i = 0; b && i < b->numel; i++) /* every class wins somewhere */
+        dk_unet_params(net)->w[b->offset + i] = 0.05f * (float)i;
+    int rc = dk_test_save_model(path, net, "all", "zscore", "0,0,0", patch, "4");
+    dk_unet_free(net);
+    return rc;
+}
+
+void dk_test_expect_cli(const char *out, int rc, int code, const char *const *needles) {
+    int ok = rc == code;
+    for (int i = 0; needles && needles[i]; i++)
+        ok &= strstr(out, needles[i]) != NULL;
+    if (!ok) printf("\n    exit %d (want %d): %s\n", rc, code, out);
+    CU_ASSERT_EQUAL(rc, code);
+    for (int i = 0; needles && needles[i]; i++)
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, needles[i]));
 }

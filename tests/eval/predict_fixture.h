@@ -22,4 +22,14 @@ int dk_test_noise_image(dk_volume *v, int64_t nx, int64_t ny, int64_t nz, int64_
 int dk_test_save_model(const char *path, dk_unet *net, const char *channels, const char *norm,
                        const char *spacing, const char *patch, const char *classes);
 
+/* A random 3-D model of 4 classes (seed 11; head bias 0.05 * class, so every class wins
+ * somewhere), saved to `path` with z-score normalisation, no resampling and the training
+ * patch `patch` ("d,h,w"). 0 or -1. */
+int dk_test_random_model(const char *path, const char *patch);
+
+/* The output of a `dakd` run held in `out` (dk_test_vcli), checked with CUnit: exit code
+ * `code` and every needle (NULL-terminated list, may be NULL) present; prints the output
+ * when not. */
+void dk_test_expect_cli(const char *out, int rc, int code, const char *const *needles);
+
 #endif

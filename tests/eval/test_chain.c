@@ -39,13 +39,7 @@ static char *file_of(const char *sub, const char *name) {
 
 /* Expect exit code `code` and every needle in the output. */
 static void expect(int rc, int code, const char *const *needles) {
-    int ok = rc == code;
-    for (int i = 0; needles && needles[i]; i++)
-        ok &= strstr(out, needles[i]) != NULL;
-    if (!ok) printf("\n    exit %d (want %d): %s\n", rc, code, out);
-    CU_ASSERT_EQUAL(rc, code);
-    for (int i = 0; needles && needles[i]; i++)
-        CU_ASSERT_PTR_NOT_NULL(strstr(out, needles[i]));
+    dk_test_expect_cli(out, rc, code, needles);
 }
 
 /* Phantoms (2 per domain, 32x28x12) and a random 3-D model of 4 classes. */
@@ -54,17 +48,7 @@ static int setup(void) {
     snprintf(phant, sizeof phant, "%s/phantoms", dir);
     snprintf(model, sizeof model, "%s/model.safetensors", dir);
     if (dakd("phantom --out %s --size 32,28,12 --cases 2 --seed 5", phant)) return -1;
-    dk_unet_config c = {3, 1, 4, 4, 2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0};
-    dk_rng r;
-    dk_rng_seed(&r, 11);
-    dk_unet *net = NULL;
-    if (dk_unet_create(&net, &c, 0, &r) != DK_OK) return -1;
-    const dk_param_info *b = dk_params_find(dk_unet_params(net), "head.bias");
-    for (int64_t i = 0; b && i < b->numel; i++) /* every class wins somewhere */
-        dk_unet_params(net)->w[b->offset + i] = 0.05f * (float)i;
-    int rc = dk_test_save_model(model, net, "all", "zscore", "0,0,0", "8,16,16", "4");
-    dk_unet_free(net);
-    return rc;
+    return dk_test_random_model(model, "8,16,16");
 }
 
 static const char *const ids[] = {"source_000", "source_001", "target_000", "target_001"};

@@ -567,6 +567,59 @@ static void test_compare_real_runs(void) {
 
 /* ---------------------------------------------------------------- the command line */
 
+/* 24 labels named by a labels file (one left out, one needing HTML escapes): the reports
+ * name them, the box plots stay within 900 px with the long names upright; a bad line of
+ * the file is refused naming FILE:LINE. */
+static void test_many_labels(void) {
+    mkdirs("many/pred");
+    mkdirs("many/ref");
+    for (int c = 0; c < 2; c++)
+        for (int side = 0; side < 2; side++) {
+            dk_volume v;
+            dk_volume_alloc(&v, 96, 40, 1, 1, 1, DK_U8);
+            for (int l = 1; l <= 24; l++) box(&v, 4 * l - 4 + (side && l % 3 == c), 4 * l - 1,
+                                              4, 36 - 4 * side * (l % 2), 0, 1, l);
+            char name[16];
+            snprintf(name, sizeof name, "c%d.png", c);
+            write_vol(&v, side ? "many/pred" : "many/ref", name);
+        }
+    FILE *f = fopen(path_of("many", "names.txt"), "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "# 3D Slicer colour table\n0 background 0 0 0 0\n");
+    for (int l = 1; l < 24; l++)
+        fprintf(f, "%d %s 10 20 %d 255\n", l, l == 5 ? "a<b" : "structure_with_a_long_name", l);
+    fclose(f);
+    dk_eval_opts o = opts_for("many", "many_out");
+    o.label_names = path_of("many", "names.txt");
+    CU_ASSERT_EQUAL_FATAL(dk_eval_run(&o), DK_OK);
+    char *md = slurp(path_of("many_out", "summary.md"));
+    char *html = slurp(path_of("many_out", "report.html"));
+    char *js = slurp(path_of("many_out", "summary.json"));
+    CU_ASSERT_FATAL(md && html && js);
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "\n| 1 structure_with_a_long_name |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "\n| 24 |"));
+    CU_ASSERT_EQUAL(count_str(md, "structure_with_a_long_name |"), 22);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<td class='s'>5 a&lt;b</td>"));
+    CU_ASSERT_PTR_NULL(strstr(html, "a<b"));
+    CU_ASSERT(count_str(html, "rotate(-90") >= 24);
+    int widest = 0;
+    for (const char *p = html; (p = strstr(p, "class='box' width='")); p++)
+        widest = atoi(p + 19) > widest ? atoi(p + 19) : widest;
+    CU_ASSERT(widest > 0 && widest <= 900);
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"label_names\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"5\":\t\"a<b\""));
+    free(md), free(html), free(js);
+    f = fopen(path_of("many", "names.txt"), "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "7 again 1 2 3 4\n");
+    fclose(f);
+    o = opts_for("many", "many_bad");
+    o.label_names = path_of("many", "names.txt");
+    CU_ASSERT_EQUAL(dk_eval_run(&o), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "names.txt:26: value 7 is listed twice"));
+    CU_ASSERT_EQUAL(count_entries(root, "many_bad"), 0);
+}
+
 static int dakd(const char *fmt, const char *a1, const char *a2) {
     char args[8192];
     snprintf(args, sizeof args, fmt, a1, a2);
@@ -695,6 +748,7 @@ int main(void) {
     CU_add_test(s, "--compare against scipy.stats.wilcoxon", test_compare);
     CU_add_test(s, "--compare of two real runs", test_compare_real_runs);
     CU_add_test(s, "command line", test_cli);
+    CU_add_test(s, "24 named labels stay readable", test_many_labels);
     CU_add_test(s, "headless Chromium renders report.html", test_chromium);
     return dk_test_run();
 }

@@ -200,6 +200,9 @@ typedef struct {
     int subset_pred; /* score only the references that have a prediction; the others are
                       * passed over and named in the report's notes (default 0: they are
                       * unmatched files, an error) */
+    const char *label_names; /* labels file (dk_labels_read, dakd/volume.h) naming the labels
+                              * in summary.md, report.html and summary.json ("label_names");
+                              * NULL = numbers only. cases.csv keeps the numbers. */
 } dk_eval_opts;
 
 /* Pair the files of pred_dir with the references of ref_dir or cases_csv (and mask_dir,
@@ -339,6 +342,11 @@ typedef struct {
     dk_infer_opts infer;
     int write_probs;
     double *ms_per_image;              /* out, may be NULL: median inference ms per image */
+    int dicom_seg;                     /* also out_dir/<case id>.seg.dcm: the labels as a DICOM
+                                        * SEG of the input series (dk_dicom_seg_write); every
+                                        * input must then be DICOM (DK_ERR_ARG otherwise) */
+    const char *label_names;           /* labels file naming the SEG's segments (format:
+                                        * dk_labels_read, values 0..classes-1); NULL = none */
 } dk_predict_opts;
 
 dk_status dk_predict_run(const dk_predict_opts *o);

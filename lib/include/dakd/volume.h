@@ -235,6 +235,9 @@ typedef struct {
 /* dk_volume_read with options (NULL = none). A directory holding several series needs
  * series_uid or series_index: without them DK_ERR_ARG with a message listing the series. */
 dk_status dk_volume_read_opts(dk_volume *v, const char *path, const dk_read_opts *opts);
+/* 1 when dk_volume_read would read `path` as DICOM (a folder, a .dcm name, or "DICM" at
+ * byte 128), else 0. Nothing is parsed. */
+int dk_volume_is_dicom(const char *path);
 
 /* Read only the header: every field of `v` set, `data` NULL. For NIfTI/Analyze it does
  * not need the image file (.img) to exist. */
@@ -314,6 +317,62 @@ dk_status dk_dicom_read(dk_volume *v, const char *path, const dk_read_opts *opts
  * segments), nt = 1. Errors: DK_ERR_IO referenced series not found (naming its UID and
  * where dakd looked); DK_ERR_FORMAT not a SEG, or a frame that matches no slice. */
 dk_status dk_dicom_seg_read(dk_volume *labels, const char *seg_path, const char *series_dir);
+
+/* ---- label names and colours
+ *
+ * An optional labels file names the label values and gives them colours, for the DICOM SEG
+ * that `dakd predict` writes and for the eval reports. Its format is 3D Slicer's colour
+ * table (a .ctbl or .txt file Slicer saves from its Colors module, as its own
+ * GenericAnatomyColors.txt), one label a line:
+ *     # comment
+ *     value name R G B A
+ * value an integer 0..65535, name one word (Slicer writes spaces as '_'; kept as written),
+ * R G B A integers 0..255 (A, the opacity, may be left out; it is read and not used);
+ * '#' lines and blank lines are skipped. Value 0 (background) may be listed and is not a
+ * segment. Without a file, or for a value the file does not list, the name is "label N" and
+ * the colour comes from a fixed table of 12 (dk_labels_get). */
+typedef struct {
+    int value;
+    char name[64];
+    unsigned char rgb[3];
+} dk_label_info;
+
+typedef struct {
+    dk_label_info *items; /* (n) in file order; owned */
+    int n;
+} dk_label_table;
+
+/* Read `path` into *t. Values above `max_value` (e.g. the model's classes - 1; 65535 when
+ * any label may appear) are refused, as are duplicate values, malformed lines and names
+ * longer than 63 bytes: DK_ERR_FORMAT "<path>:<line>: ..." naming the value or field.
+ * DK_ERR_IO when the file cannot be read. *t is zeroed on failure. */
+dk_status dk_labels_read(dk_label_table *t, const char *path, int max_value);
+void dk_labels_free(dk_label_table *t); /* accepts NULL and a zeroed table */
+/* The name and colour of `value`: t's entry (t may be NULL), else "label <value>" and the
+ * fixed colour of that value. */
+dk_label_info dk_labels_get(const dk_label_table *t, int value);
+
+/* Write `labels` (integer values 0..nsegments on the grid of the DICOM series `source`, a
+ * folder holding one series or one DICOM file, as dk_volume_read read it) as a DICOM SEG
+ * file at `path` (Segmentation IOD, BINARY, explicit VR little endian, written with GDCM in
+ * a child process). One segment per value 1..nsegments, named and coloured by
+ * dk_labels_get(names, value) (RecommendedDisplayCIELabValue from the sRGB colour, D65 white
+ * as dcmqi and 3D Slicer convert); SegmentAlgorithmType AUTOMATIC, SegmentAlgorithmName
+ * "dakd"; category and type are the generic code SCT 85756007 "Tissue" (3D Slicer's default
+ * for a new segment): the labels file carries no anatomy codes. A segment no voxel holds is
+ * kept in the segment list (numbers and names stay those of the model) with no frame.
+ * Frames: one per (segment, slice) holding at least one voxel of it, each with its
+ * ImagePositionPatient, its segment number and its source image (SourceImageSequence:
+ * SOP class, instance and, in a multi-frame source, frame number); a map with no
+ * foreground at all gets one empty frame of segment 1 (NumberOfFrames must be at least 1).
+ * Patient, study and frame-of-reference attributes are copied from the source; new SOP
+ * instance and series UIDs come from GDCM's UID generator. The file appears complete or not
+ * at all. Reading it back with dk_dicom_seg_read gives `labels` again, voxel for voxel.
+ * Errors: DK_ERR_ARG labels not on the source's grid or holding a value outside
+ * 0..nsegments; DK_ERR_UNSUPPORTED a 4-D series or a mosaic; the errors of dk_dicom_read
+ * for the source; DK_ERR_IO when the file cannot be written. */
+dk_status dk_dicom_seg_write(const char *path, const dk_volume *labels, const char *source,
+                             int nsegments, const dk_label_table *names);
 
 /* ---- summaries */
 
