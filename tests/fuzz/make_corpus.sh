@@ -193,6 +193,25 @@ for f in c1 c2 c3; do seed fuzz_cases "$f.csv" - "$tmp/$f.csv"; done
 sed -n '1,4p' "$root/../shared/data/retina/cases.csv" > "$tmp/retina.csv"
 seed fuzz_cases retina_head.csv - "$tmp/retina.csv"
 
+# ---- labels files: a 3D Slicer colour table (fuzz_labels.c; mode 0: values 0..3)
+printf '%s\n' '# dakd test colours' '0 background 0 0 0 0' '1 liver 221 130 101 255' \
+    '2 spleen 157 108 162' '3 left_kidney 185 102 83 255' > "$tmp/names.txt"
+seed fuzz_labels slicer.txt 0 "$tmp/names.txt"
+
+# ---- dataset.json of a Decathlon task (mode 0) and an nnU-Net raw dataset (mode 1) beside
+# the files fuzz_import.c lays out
+cat > "$tmp/msd.json" <<'JSON'
+{"name": "seed", "modality": {"0": "CT"}, "labels": {"0": "background", "1": "organ"},
+ "numTraining": 1, "numTest": 0,
+ "training": [{"image": "./imagesTr/a.nii", "label": "./labelsTr/a.nii"}], "test": []}
+JSON
+cat > "$tmp/nnunet.json" <<'JSON'
+{"channel_names": {"0": "CT"}, "labels": {"background": 0, "organ": 1},
+ "numTraining": 1, "file_ending": ".nii"}
+JSON
+seed fuzz_import msd.json 0 "$tmp/msd.json"
+seed fuzz_import nnunet.json 1 "$tmp/nnunet.json"
+
 # ---- model files: a tiny teacher trained for two steps on 2-D phantoms; its model file
 # matches fuzz_safetensors' fixed U-Net (2-D, 1 -> 4 classes, base 4, 2 levels, batch norm)
 cat > "$tmp/tiny.ini" <<'INI'
