@@ -204,8 +204,16 @@ static dk_status nnunet_labels(dk_import_set *s, int from, const char *dir, cons
 
 /* ---------------------------------------------------------------- dataset.json */
 
-/* The largest integer among a labels object's values (nnU-Net: "name": value or [values])
- * or keys (MSD: "value": "name"), + 1; 0 when there is none. */
+/* `top` raised to the JSON number v when v is a label value (an integer 0..65535); others
+ * (a fuzzed 1e76, -3, 2.5) are no label and are left to the label check of the files. */
+static int raise_to(int top, const cJSON *v) {
+    if (!cJSON_IsNumber(v)) return top;
+    double d = v->valuedouble;
+    return d >= 0 && d < 65536 && d == (int)d && (int)d > top ? (int)d : top;
+}
+
+/* The largest label value among a labels object's values (nnU-Net: "name": value or
+ * [values]) or keys (MSD: "value": "name"), + 1; 0 when there is none. */
 static int classes_of(const cJSON *labels, int keys) {
     int top = -1;
     const cJSON *e;
@@ -217,9 +225,8 @@ static int classes_of(const cJSON *labels, int keys) {
             continue;
         }
         const cJSON *list = cJSON_IsArray(e) ? e : NULL, *v;
-        cJSON_ArrayForEach(v, list) /* a region: its values */
-            if (cJSON_IsNumber(v) && v->valueint > top) top = v->valueint;
-        if (!list && cJSON_IsNumber(e) && e->valueint > top) top = e->valueint;
+        cJSON_ArrayForEach(v, list) top = raise_to(top, v); /* a region: its values */
+        if (!list) top = raise_to(top, e);
     }
     return top + 1;
 }

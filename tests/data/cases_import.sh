@@ -67,6 +67,14 @@ expect 2 "labelsTr/orphan.nii.gz: label without an image" \
     "$dakd" cases nnbad --out nnbad/cases.csv
 absent nnbad/cases.csv
 
+# label values in dataset.json that are no label (1e76, -3, 2.5) do not count as classes
+cp -r nn nnodd && rm -f nnodd/cases.csv
+cat > nnodd/dataset.json << 'EOF'
+{"channel_names": {"0": "MR"}, "labels": {"background": 0, "organ": 1e76, "kidney": [2, -3],
+ "vessel": 3, "half": 2.5}, "numTraining": 2, "file_ending": ".nii.gz"}
+EOF
+expect 0 "4 cases" "[data] classes = 4" -- "$dakd" cases nnodd --out nnodd/cases.csv
+
 # ---- Medical Segmentation Decathlon
 mkdir -p msd/imagesTr msd/labelsTr msd/imagesTs
 cp ph/source_000_image.nii.gz msd/imagesTr/la_003.nii.gz
