@@ -170,8 +170,43 @@ static dk_status slurp(char **buf, size_t *len, const char *path) {
 /* ------------------------------------------------------------------ building the list */
 
 typedef struct {
-    int id, image, label, mask;
+    int id, label, mask;
+    int image[DK_CASE_IMAGES_MAX]; /* columns of channels 0 (`image`), 1 (`image_1`), ... */
+    int n_images;
 } column_roles;
+
+/* The channel of a column `image_K` (K decimal, 1 <= K < DK_CASE_IMAGES_MAX), else 0. */
+static int image_channel(const char *name) {
+    if (strncmp(name, "image_", 6) != 0) return 0;
+    int k = 0;
+    for (const char *c = name + 6; *c; c++) {
+        if (*c < '0' || *c > '9' || k >= DK_CASE_IMAGES_MAX) return 0;
+        k = 10 * k + (*c - '0');
+    }
+    return k < DK_CASE_IMAGES_MAX ? k : 0;
+}
+
+/* Roles of the channel columns image_1, image_2, ...: each number once, none missing. */
+static dk_status find_channels(column_roles *r, const dk_case_list *l) {
+    for (int k = 1; k < DK_CASE_IMAGES_MAX; k++) r->image[k] = -1;
+    r->n_images = 1;
+    for (int i = 0; i < l->n_columns; i++) {
+        int k = image_channel(l->columns[i]);
+        if (!k) continue;
+        if (r->image[k] >= 0)
+            return dk_fail(DK_ERR_FORMAT, "%s:1: columns '%s' (%d) and '%s' (%d) both name "
+                           "image channel %d", l->path, l->columns[r->image[k]],
+                           r->image[k] + 1, l->columns[i], i + 1, k);
+        r->image[k] = i;
+        if (k + 1 > r->n_images) r->n_images = k + 1;
+    }
+    for (int k = 1; k < r->n_images; k++)
+        if (r->image[k] < 0)
+            return dk_fail(DK_ERR_FORMAT, "%s:1: column 'image_%d' is missing while 'image_%d' "
+                           "is there (channel columns image_1, image_2, ... have no gaps)",
+                           l->path, k, r->n_images - 1);
+    return DK_OK;
+}
 
 static dk_status find_columns(column_roles *r, const dk_case_list *l) {
     for (int i = 0; i < l->n_columns; i++)
@@ -180,16 +215,16 @@ static dk_status find_columns(column_roles *r, const dk_case_list *l) {
                 return dk_fail(DK_ERR_FORMAT, "%s:1: column '%s' appears twice (%d and %d)",
                                l->path, l->columns[i], j + 1, i + 1);
     r->id = dk_cases_column(l, "case");
-    r->image = dk_cases_column(l, "image");
+    r->image[0] = dk_cases_column(l, "image");
     r->label = dk_cases_column(l, "label");
     r->mask = dk_cases_column(l, "mask");
     if (r->mask < 0) r->mask = dk_cases_column(l, "fov");
-    const char *missing = r->id < 0 ? "case" : r->image < 0 ? "image" : NULL;
+    const char *missing = r->id < 0 ? "case" : r->image[0] < 0 ? "image" : NULL;
     if (missing)
         return dk_fail(DK_ERR_FORMAT, "%s:1: missing required column '%s' (have %d columns, "
                        "first '%s')", l->path, missing, l->n_columns,
                        l->n_columns ? l->columns[0] : "");
-    return DK_OK;
+    return find_channels(r, l);
 }
 
 /* Resolve a field to a path next to the CSV and check that it exists. NULL *out for an
@@ -240,7 +275,14 @@ static dk_status add_case(dk_case_list *l, const column_roles *r, strvec *row, i
                            "(first on line %d)", l->path, line, r->id + 1, id, l->cases[i].line);
     c->id = strdup(id);
     if (!c->id) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", l->path);
-    dk_status st = resolve(&c->image, l, c, r->image, 1);
+    c->images = calloc((size_t)r->n_images, sizeof *c->images);
+    if (!c->images) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", l->path);
+    dk_status st = DK_OK;
+    for (int k = 0; st == DK_OK && k < r->n_images; k++) {
+        st = resolve(&c->images[k], l, c, r->image[k], 1);
+        c->n_images = k + 1;
+    }
+    c->image = c->images[0];
     if (st == DK_OK && r->label >= 0) st = resolve(&c->label, l, c, r->label, 0);
     if (st == DK_OK && r->mask >= 0) st = resolve(&c->mask, l, c, r->mask, 0);
     return st;
@@ -249,7 +291,7 @@ static dk_status add_case(dk_case_list *l, const column_roles *r, strvec *row, i
 static dk_status read_rows(dk_case_list *l, csv *p) {
     strvec row = {0};
     int line, cap = 0;
-    column_roles roles = {-1, -1, -1, -1};
+    column_roles roles = {-1, -1, -1, {-1}, 0};
     dk_status st = parse_record(p, &row, &line);
     if (st == DK_OK && row.n == 0) st = dk_fail(DK_ERR_FORMAT, "%s: empty file", l->path);
     if (st != DK_OK) goto out;
@@ -301,7 +343,9 @@ static void free_case(dk_case *c, int n_columns) {
         for (int j = 0; j < n_columns; j++) free(c->fields[j]);
     free(c->fields);
     free(c->id);
-    free(c->image);
+    if (c->images)
+        for (int k = 0; k < c->n_images; k++) free(c->images[k]);
+    free(c->images);
     free(c->label);
     free(c->mask);
 }
@@ -341,7 +385,11 @@ static int copy_case(dk_case *dst, const dk_case *src, int n_columns) {
     memset(dst, 0, sizeof *dst);
     dst->line = src->line;
     dst->id = dup_or_null(src->id, &failed);
-    dst->image = dup_or_null(src->image, &failed);
+    dst->images = calloc((size_t)src->n_images, sizeof *dst->images);
+    if (!dst->images) return 0;
+    dst->n_images = src->n_images;
+    for (int k = 0; k < src->n_images; k++) dst->images[k] = dup_or_null(src->images[k], &failed);
+    dst->image = dst->images[0];
     dst->label = dup_or_null(src->label, &failed);
     dst->mask = dup_or_null(src->mask, &failed);
     dst->fields = calloc((size_t)n_columns, sizeof *dst->fields);

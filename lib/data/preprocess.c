@@ -477,7 +477,8 @@ dk_status dk_case_load(dk_case_data *out, const dk_case_list *list, int i,
     if (!o) dk_prep_defaults(&defaults), o = &defaults;
     const dk_case *c = &list->cases[i];
     dk_volume img = {0}, lab = {0}, msk = {0};
-    dk_status st = dk_volume_read(&img, c->image);
+    dk_status st = dk_case_image_read(&img, (const char *const *)c->images, c->n_images,
+                                      o->grid_tol);
     if (st == DK_OK && c->label) st = dk_volume_read(&lab, c->label);
     if (st == DK_OK && c->mask) st = dk_volume_read(&msk, c->mask);
     if (st != DK_OK) goto out;

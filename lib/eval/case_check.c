@@ -61,23 +61,30 @@ static int check_label(dk_import_set *s, const dk_import_row *r, const dk_volume
     return top;
 }
 
-/* Every file of row r read and checked; the largest label value into *top. */
-static void check_row(dk_import_set *s, const dk_import_row *r, int classes, int *top) {
+/* Every file of row r read and checked; the largest label value into *top. first[0..2) =
+ * the stacked channel count and the file count of the first row read, which every other
+ * row must have too (and dataset.json's count of channels or modalities when it gives one). */
+static void check_row(dk_import_set *s, const dk_import_row *r, int classes, int *top,
+                      int first[2]) {
     dk_volume img = {0};
     for (int k = 0; k < r->n_images; k++)
         if (!r->images[k]) return; /* named as missing already */
-    if (r->n_images > 1) {
-        dk_import_problem(s, DK_ERR_UNSUPPORTED, "%s: case '%s' has %d channel files; a dakd "
-                          "case list holds one image file per case (a multi-channel NIfTI, "
-                          "channels in dim[5])", r->images[1], r->id, r->n_images);
+    dk_status st = dk_case_image_read(&img, (const char *const *)r->images, r->n_images, 1e-3);
+    if (st != DK_OK) {
+        dk_import_problem(s, st, "%s", dk_last_error());
         return;
     }
-    if (!read_ok(s, &img, r->images[0])) return;
-    if (img.nt > 1)
-        dk_import_problem(s, DK_ERR_UNSUPPORTED, "%s: %lld volumes along dim[4] (a 4-D "
-                          "series); dakd reads one volume per case, channels in dim[5]",
-                          r->images[0], (long long)img.nt);
-    else if (r->label) {
+    int want = s->channels > 0 ? s->channels : first[0];
+    if (want > 0 && img.nc != want)
+        dk_import_problem(s, DK_ERR_FORMAT, "%s: case '%s' has %lld channel%s, %s %d",
+                          r->images[0], r->id, (long long)img.nc, img.nc == 1 ? "" : "s",
+                          s->channels > 0 ? "dataset.json names" : "the first case has", want);
+    else if (first[1] && r->n_images != first[1])
+        dk_import_problem(s, DK_ERR_FORMAT, "%s: case '%s' has its channels in %d file%s, the "
+                          "first case in %d", r->images[0], r->id, r->n_images,
+                          r->n_images == 1 ? "" : "s", first[1]);
+    if (!first[0]) first[0] = (int)img.nc, first[1] = r->n_images;
+    if (r->label) {
         int t = check_label(s, r, &img, classes);
         if (t > *top) *top = t;
     }
@@ -158,15 +165,20 @@ static dk_status write_csv(const dk_import_set *s, char *const *dom, char *const
     char *slash = strrchr(tmp, '/');
     if (slash) *slash = '\0';
     if (!realpath(slash ? (tmp[0] ? tmp : "/") : ".", dir)) dir[0] = '\0';
-    int lab = 0;
-    for (int i = 0; i < s->n; i++) lab |= s->rows[i].label != NULL;
+    int lab = 0, files = 1;
+    for (int i = 0; i < s->n; i++) {
+        lab |= s->rows[i].label != NULL;
+        if (s->rows[i].n_images > files) files = s->rows[i].n_images;
+    }
     dk_sbuf b = {0};
-    dk_sb_printf(&b, "case,image%s%s%s\n", lab ? ",label" : "", dom ? ",domain" : "",
-                 spl ? ",split" : "");
+    dk_sb_puts(&b, "case,image");
+    for (int k = 1; k < files; k++) dk_sb_printf(&b, ",image_%d", k);
+    dk_sb_printf(&b, "%s%s%s\n", lab ? ",label" : "", dom ? ",domain" : "", spl ? ",split" : "");
     for (int i = 0; i < s->n; i++) {
         put_field(&b, s->rows[i].id);
-        dk_sb_puts(&b, ",");
-        put_path(&b, s->rows[i].images[0], dir);
+        for (int k = 0; k < files; k++)
+            dk_sb_puts(&b, ","), put_path(&b, k < s->rows[i].n_images ? s->rows[i].images[k]
+                                                                       : NULL, dir);
         if (lab) dk_sb_puts(&b, ","), put_path(&b, s->rows[i].label, dir);
         if (dom) dk_sb_puts(&b, ","), put_field(&b, dom[i]);
         if (spl) dk_sb_puts(&b, ","), put_field(&b, spl[i]);
@@ -212,13 +224,13 @@ dk_status dk_cases_import(dk_import_result *r, const dk_import_opts *o) {
         st = column_values(dom, &s, o->domain, o->domain_pattern, "domain pattern", 0);
     if (st == DK_OK && spl)
         st = column_values(spl, &s, o->split, o->split_pattern, "split pattern", 1);
-    int classes = o->classes > 0 ? o->classes : s.classes, top = -1;
+    int classes = o->classes > 0 ? o->classes : s.classes, top = -1, first[2] = {0, 0};
     for (int i = 0; st == DK_OK && i < s.n; i++) {
-        check_row(&s, &s.rows[i], classes, &top);
+        check_row(&s, &s.rows[i], classes, &top, first);
         r->n_labelled += s.rows[i].label != NULL;
-        if (s.rows[i].n_images > r->channels) r->channels = s.rows[i].n_images;
     }
     r->n_cases = s.n;
+    r->channels = first[0];
     r->classes = classes > 0 ? classes : top + 1 > 1 ? top + 1 : 2;
     r->classes_found = classes <= 0;
     if (st == DK_OK && r->n_problems)

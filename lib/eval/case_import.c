@@ -66,19 +66,12 @@ static dk_import_row *find_row(dk_import_set *s, const char *id) {
     return NULL;
 }
 
-/* The channel of a stem "<id>_XXXX", or -1 when it has no four-digit suffix. */
-static int channel_of(const char *stem) {
-    size_t n = strlen(stem);
-    if (n < 6 || stem[n - 5] != '_' || strspn(stem + n - 4, "0123456789") != 4) return -1;
-    return atoi(stem + n - 4);
-}
-
 /* Put file e of an image listing into its row: files "<id>_XXXX" of one id are the channels
  * of one case; any other file is a case of one channel. `origin_dir` prefixes the origin.
  * `ending` (nnU-Net's file_ending) asks for CASE_XXXX<ending> names, NULL for any. */
 static dk_status place_image(dk_import_set *s, const dk_listing_entry *e, const char *origin_dir,
                              const char *split, const char *ending) {
-    int ch = channel_of(e->stem);
+    int ch = dk_case_channel(e->stem, strlen(e->stem));
     size_t n = strlen(e->name), ne = ending ? strlen(ending) : 0;
     if (ending && (ch < 0 || n < ne || strcmp(e->name + n - ne, ending) != 0)) {
         dk_import_problem(s, DK_ERR_IO, "%s: not named CASE_XXXX%s (XXXX = the channel, 0000 "

@@ -15,6 +15,9 @@ size_t dk_case_stem_len(const char *name);
  * "_NNNN" or "_image", prediction "_pred", reference "_label", "_seg" or "_gt", mask
  * "_mask"); n when there is none or nothing would be left. */
 size_t dk_case_id_len(const char *stem, size_t n, dk_case_role role);
+/* The channel number of a stem[0..n) "<id>_NNNN" (nnU-Net's four-digit channel suffix),
+ * or -1 when it has none. */
+int dk_case_channel(const char *stem, size_t n);
 
 /* dk_edt_sq over the voxels whose feat has any bit of `bit` set (dk_edt_sq is bit = 0xFF,
  * only = 0), so several sets coded as bits of one byte map need no separate masks. With

@@ -49,6 +49,16 @@ static int has_suffix(const char *s, size_t n, const char *suffix) {
     return n > k && strncmp(s + n - k, suffix, k) == 0;
 }
 
+int dk_case_channel(const char *stem, size_t n) {
+    if (n < 6 || stem[n - 5] != '_') return -1;
+    int k = 0;
+    for (size_t i = n - 4; i < n; i++) {
+        if (stem[i] < '0' || stem[i] > '9') return -1;
+        k = 10 * k + (stem[i] - '0');
+    }
+    return k;
+}
+
 size_t dk_case_id_len(const char *stem, size_t n, dk_case_role role) {
     static const char *const sfx[][4] = {
         [DK_ROLE_IMAGE] = {"_image", NULL},
@@ -56,9 +66,7 @@ size_t dk_case_id_len(const char *stem, size_t n, dk_case_role role) {
         [DK_ROLE_REF] = {"_label", "_seg", "_gt", NULL},
         [DK_ROLE_MASK] = {"_mask", NULL},
     };
-    if (role == DK_ROLE_IMAGE && n > 5 && stem[n - 5] == '_' &&
-        strspn(stem + n - 4, "0123456789") >= 4)
-        return n - 5;
+    if (role == DK_ROLE_IMAGE && dk_case_channel(stem, n) >= 0) return n - 5;
     for (int k = 0; sfx[role][k]; k++)
         if (has_suffix(stem, n, sfx[role][k])) return n - strlen(sfx[role][k]);
     return n;

@@ -33,10 +33,14 @@ typedef struct {
 
 typedef struct {
     char id[ID_MAX];
-    const char *image, *mask; /* borrowed from the options or the case list */
+    const char *images[DK_CASE_IMAGES_MAX]; /* the channel files, borrowed from the options or
+                                             * the case list */
+    int n_images;
+    const char *image, *mask; /* images[0] and the mask (or NULL), borrowed likewise */
     const char *origin;       /* the path, or `where`, for messages */
     char where[ID_MAX + 32];  /* "<csv>:<line>" of a case-list row */
     int png;                  /* write the labels as PNG (a 2-D PNG input) */
+    int grouped;              /* bare CASE_NNNN files: the case's other channels join it */
 } pred_input;
 
 /* ================================================================ model metadata */
@@ -85,7 +89,7 @@ static int ends_with(const char *s, const char *suffix) {
 /* Case id of an image path: the file (or DICOM folder) name without its image extension
  * (dk_case_stem_len's, or .dcm) and then without an image's role suffix, "_0000" (any four
  * digits: nnU-Net's channel) or "_image" (dk_case_id_len), as dk_eval_run pairs files. */
-static void id_from_path(char *id, const char *path) {
+static int id_from_path(char *id, const char *path) {
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/')
         n--;
@@ -95,7 +99,53 @@ static void id_from_path(char *id, const char *path) {
     snprintf(id, ID_MAX, "%.*s", (int)(n - b), path + b);
     size_t stem = dk_case_stem_len(id);
     if (!stem && ends_with(id, ".dcm") && strlen(id) > 4) stem = strlen(id) - 4;
+    int ch = stem ? dk_case_channel(id, stem) : -1;
     if (stem) id[dk_case_id_len(id, stem, DK_ROLE_IMAGE)] = '\0';
+    return ch;
+}
+
+/* Bare path `path` of channel `ch` (-1: none) into the inputs out[0..*n): a new input, or
+ * the channel slot of the input of the same id when both have a channel suffix. */
+static dk_status add_path(pred_input *out, int *n, const char *path) {
+    pred_input *p = &out[*n];
+    int ch = id_from_path(p->id, path);
+    for (int j = 0; ch >= 0 && j < *n; j++) {
+        pred_input *q = &out[j];
+        if (strcmp(q->id, p->id) != 0 || !q->grouped) continue;
+        if (ch >= DK_CASE_IMAGES_MAX || q->images[ch])
+            return dk_fail(DK_ERR_ARG, "%s: channel %04d of case '%s' %s", path, ch, p->id,
+                           ch < DK_CASE_IMAGES_MAX ? "is also given as another file"
+                                                   : "is beyond the channels dakd reads");
+        q->images[ch] = path;
+        if (ch + 1 > q->n_images) q->n_images = ch + 1;
+        return DK_OK;
+    }
+    memset(p->images, 0, sizeof p->images);
+    if (ch >= DK_CASE_IMAGES_MAX)
+        return dk_fail(DK_ERR_ARG, "%s: channel %04d is beyond the channels dakd reads", path, ch);
+    p->images[ch >= 0 ? ch : 0] = p->origin = path;
+    p->n_images = ch >= 0 ? ch + 1 : 1;
+    p->grouped = ch >= 0;
+    (*n)++;
+    return DK_OK;
+}
+
+/* Every channel of a group of files CASE_NNNN present, the first named in messages. */
+static dk_status check_groups(pred_input *in, int n) {
+    for (int i = 0; i < n; i++) {
+        pred_input *p = &in[i];
+        for (int k = 0; k < p->n_images; k++)
+            if (!p->images[k]) {
+                int j = k + 1;
+                while (!p->images[j]) j++;
+                return dk_fail(DK_ERR_ARG, "%s: case '%s' has files for channels up to %04d "
+                               "but none for channel %04d (files CASE_NNNN of one case are "
+                               "its channels, 0000 first)", p->images[j], p->id,
+                               p->n_images - 1, k);
+            }
+        p->image = p->origin = p->images[0];
+    }
+    return DK_OK;
 }
 
 static dk_status check_id(const pred_input *in) {
@@ -115,15 +165,20 @@ static dk_status gather(pred_input **out, int *n, const char *const *inputs,
     *n = np + (use ? use->n : 0);
     *out = calloc((size_t)(*n ? *n : 1), sizeof **out);
     if (!*out) return dk_fail(DK_ERR_NOMEM, "predict: no memory for %d inputs", *n);
+    int k = 0;
     for (int i = 0; i < np; i++) {
-        pred_input *p = &(*out)[i];
-        id_from_path(p->id, inputs[i]);
-        p->image = p->origin = inputs[i];
+        dk_status st = add_path(*out, &k, inputs[i]);
+        if (st != DK_OK) return st;
     }
+    dk_status st = check_groups(*out, k);
+    if (st != DK_OK) return st;
+    *n = k + (use ? use->n : 0);
     for (int i = 0; use && i < use->n; i++) {
-        pred_input *p = &(*out)[np + i];
+        pred_input *p = &(*out)[k + i];
         const dk_case *c = &use->cases[i];
         snprintf(p->id, ID_MAX, "%s", c->id);
+        for (int j = 0; j < c->n_images; j++) p->images[j] = c->images[j];
+        p->n_images = c->n_images;
         p->image = c->image;
         p->mask = c->mask;
         snprintf(p->where, sizeof p->where, "%.*s:%d", ID_MAX - 1, use->path, c->line);
@@ -152,6 +207,30 @@ static int64_t prepared_channels(const dk_prep_opts *p, int64_t nc) {
     return nc;
 }
 
+/* The input's headers readable and on one grid, its channels what the model takes. */
+static dk_status check_channels(pred_input *in, const model_info *mi, const dk_unet_config *g,
+                                const char *model) {
+    dk_volume h;
+    dk_status st = dk_case_image_header(&h, in->images, in->n_images, mi->prep.grid_tol);
+    if (st != DK_OK) return st;
+    int64_t nc = h.nc, c = prepared_channels(&mi->prep, nc);
+    in->png = ends_with(in->image, ".png") && h.nz == 1;
+    dk_volume_free(&h);
+    if (c == g->in_channels) return DK_OK;
+    char how[48], files[64] = "";
+    const dk_prep_opts *p = &mi->prep;
+    if (p->channels == DK_CHANNELS_ONE)
+        snprintf(how, sizeof how, "one (index %d)", p->channel_index);
+    else
+        snprintf(how, sizeof how, "%s", p->channels == DK_CHANNELS_ALL ? "all" : "luminance");
+    if (in->n_images > 1) snprintf(files, sizeof files, " from %d files", in->n_images);
+    return c < 0 ? dk_fail(DK_ERR_FORMAT, "%s: %lld channels%s cannot give the model's "
+                           "channels = %s (%s)", in->image, (long long)nc, files, how, model)
+                 : dk_fail(DK_ERR_FORMAT, "%s: %lld channels%s, but the model %s takes %d "
+                           "(channels = %s)", in->image, (long long)nc, files, model,
+                           g->in_channels, how);
+}
+
 /* Before anything is written: headers readable, channels fit, ids unique and usable, a
  * mask for every image when the model scales by it. */
 static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk_unet_config *g,
@@ -167,8 +246,9 @@ static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk
                 st = dk_fail(DK_ERR_ARG,
                              "%s: case id '%s' is also the id of %s: both would write the "
                              "same output (an image's id is its file name without the "
-                             "extension and a trailing _0000-style channel or _image; one "
-                             "file per case)",
+                             "extension and a trailing _0000-style channel or _image; "
+                             "given as bare files, CASE_0000, CASE_0001, ... are the "
+                             "channels of one case)",
                              in[i].origin, in[i].id, in[j].origin);
         if (st == DK_OK && mi->prep.mask_extent > 0 && !in[i].mask)
             st = dk_fail(DK_ERR_ARG, "%s: the model %s scales each image by its mask's extent "
@@ -176,50 +256,31 @@ static dk_status preflight(pred_input *in, int n, const model_info *mi, const dk
                          "in a case list with a mask column", in[i].image, model,
                          mi->prep.mask_extent);
         if (st != DK_OK) return st;
-        dk_volume h;
-        if ((st = dk_volume_read_header(&h, in[i].image)) != DK_OK) return st;
-        int64_t c = prepared_channels(&mi->prep, h.nc);
-        in[i].png = ends_with(in[i].image, ".png") && h.nz == 1;
-        if (h.nt != 1)
-            st = dk_fail(DK_ERR_UNSUPPORTED, "%s: %lld time points; prediction takes one",
-                         in[i].image, (long long)h.nt);
-        else if (c != g->in_channels) {
-            char how[48];
-            const dk_prep_opts *p = &mi->prep;
-            if (p->channels == DK_CHANNELS_ONE)
-                snprintf(how, sizeof how, "one (index %d)", p->channel_index);
-            else
-                snprintf(how, sizeof how, "%s",
-                         p->channels == DK_CHANNELS_ALL ? "all" : "luminance");
-            st = c < 0 ? dk_fail(DK_ERR_FORMAT,
-                                 "%s: %lld channels cannot give the model's "
-                                 "channels = %s (%s)",
-                                 in[i].image, (long long)h.nc, how, model)
-                       : dk_fail(DK_ERR_FORMAT,
-                                 "%s: %lld channels, but the model %s takes %d "
-                                 "(channels = %s)",
-                                 in[i].image, (long long)h.nc, model, g->in_channels, how);
-        }
-        dk_volume_free(&h);
-        if (st != DK_OK) return st;
+        if ((st = check_channels(&in[i], mi, g, model)) != DK_OK) return st;
     }
     return DK_OK;
 }
 
 /* Input k of check_outputs' list, named for a message. */
 static void input_name(char *buf, size_t n, const pred_input *in, int k) {
+    const int per = 1 + DK_CASE_IMAGES_MAX;
     if (k < 2) snprintf(buf, n, "%s", k ? "the case list" : "the model");
-    else snprintf(buf, n, "the %s of %s", k % 2 ? "mask" : "image", in[(k - 2) / 2].origin);
+    else snprintf(buf, n, "the %s of %s", (k - 2) % per ? "image" : "mask",
+                  in[(k - 2) / per].origin);
 }
 
 /* No output (the folder, each case's labels and probabilities) may be an input (the model,
  * the case list, an image or a mask): refused before anything is written, naming both. */
 static dk_status check_outputs(const dk_predict_opts *o, const pred_input *in, int n) {
-    int m = 2 + 2 * n;
-    const char **ins = malloc((size_t)m * sizeof *ins);
+    const int per = 1 + DK_CASE_IMAGES_MAX; /* the mask, then the image files */
+    int m = 2 + per * n;
+    const char **ins = calloc((size_t)m, sizeof *ins);
     if (!ins) return dk_fail(DK_ERR_NOMEM, "predict: no memory for %d inputs", n);
     ins[0] = o->model, ins[1] = o->cases_csv;
-    for (int i = 0; i < n; i++) ins[2 + 2 * i] = in[i].image, ins[3 + 2 * i] = in[i].mask;
+    for (int i = 0; i < n; i++) {
+        ins[2 + per * i] = in[i].mask;
+        for (int k = 0; k < in[i].n_images; k++) ins[3 + per * i + k] = in[i].images[k];
+    }
     char p[PATH_MAX_ + ID_MAX + 32], what[ID_MAX + 64];
     snprintf(p, sizeof p, "%s", o->out_dir);
     int k = dk_same_file_any(p, ins, m);
@@ -343,7 +404,7 @@ static dk_status read_prepared(dk_volume *img, dk_case_data *cd, const model_inf
                                const pred_input *in) {
     dk_volume msk = {0};
     int use_mask = in->mask && (mi->prep.norm_in_mask || mi->prep.mask_extent > 0);
-    dk_status st = dk_volume_read(img, in->image);
+    dk_status st = dk_case_image_read(img, in->images, in->n_images, mi->prep.grid_tol);
     if (st == DK_OK && use_mask) st = dk_volume_read(&msk, in->mask);
     if (st == DK_OK) st = dk_case_prepare(cd, img, NULL, use_mask ? &msk : NULL, &mi->prep, in->id);
     dk_volume_free(&msk);

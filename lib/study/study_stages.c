@@ -274,18 +274,26 @@ static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) 
     dk_sbuf f = {0};
     /* the mask goes to prediction whether or not scoring uses it: the model may need it
      * (normalisation statistics inside the mask, mask_extent), exactly as in training */
-    dk_sb_puts(&f, "case,image,mask\n");
+    int files = cs->n ? cs->cases[0].n_images : 1; /* every row has the list's columns */
+    dk_sb_puts(&f, "case,image");
+    for (int k = 1; k < files; k++) dk_sb_printf(&f, ",image_%d", k);
+    dk_sb_puts(&f, ",mask\n");
     for (int i = 0; i < cs->n && st == DK_OK; i++) {
         const dk_case *c = &cs->cases[i];
         char abs[PATH_MAX], mabs[PATH_MAX] = "";
         st = link_case(p[0], c->id, c->label);
         if (st == DK_OK && use_mask) st = link_case(p[1], c->id, c->mask);
         if (st == DK_OK) st = link_case(p[2], c->id, c->image);
-        if (st == DK_OK && !realpath(c->image, abs))
-            st = dk_fail(DK_ERR_IO, "%s: %s", c->image, strerror(errno));
         if (st == DK_OK && c->mask && !realpath(c->mask, mabs))
             st = dk_fail(DK_ERR_IO, "%s: %s", c->mask, strerror(errno));
-        if (st == DK_OK) dk_sb_printf(&f, "\"%s\",\"%s\",\"%s\"\n", c->id, abs, mabs);
+        if (st == DK_OK) dk_sb_printf(&f, "\"%s\"", c->id);
+        for (int k = 0; k < c->n_images && st == DK_OK; k++) {
+            if (!realpath(c->images[k], abs))
+                st = dk_fail(DK_ERR_IO, "%s: %s", c->images[k], strerror(errno));
+            else
+                dk_sb_printf(&f, ",\"%s\"", abs);
+        }
+        if (st == DK_OK) dk_sb_printf(&f, ",\"%s\"\n", mabs);
     }
     if (st == DK_OK) st = dk_sb_write_file(&f, csv);
     dk_sb_free(&f);

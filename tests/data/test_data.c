@@ -584,6 +584,74 @@ static void test_case_load_mask_extent(void) {
     dk_cases_free(&l);
 }
 
+/* ------------------------------------------------------------------ multi-channel cases */
+
+/* A NIfTI of 4 x 3 x 2 (x nt volumes, nc channels) whose element i holds base + i. */
+static void write_nii(const char *name, int64_t nx, int64_t nt, int64_t nc, dk_dtype dt,
+                      int base) {
+    dk_volume v;
+    CU_ASSERT_FATAL(dk_volume_alloc(&v, nx, 3, 2, nt, nc, dt) == DK_OK);
+    for (int64_t i = 0; i < dk_volume_numel(&v); i++) {
+        if (dt == DK_U8) ((uint8_t *)v.data)[i] = (uint8_t)(base + i);
+        else ((float *)v.data)[i] = (float)(base + i);
+    }
+    CU_ASSERT_FATAL(dk_volume_write(&v, scratch(name), NULL) == DK_OK);
+    dk_volume_free(&v);
+}
+
+/* Channel files image, image_1, ... stacked in column order (any dtype, as float32); a 4-D
+ * file's volumes read as channels; files on other grids, or volumes of several channels,
+ * refused naming the files; channel columns with a gap or named twice refused by line 1. */
+static void test_case_channels(void) {
+    write_nii("ch0.nii", 4, 1, 1, DK_U8, 1);       /* 24 voxels: 1..24 */
+    write_nii("ch1.nii.gz", 4, 1, 1, DK_F32, 100); /* 100..123 */
+    write_nii("ch4d.nii", 4, 2, 1, DK_F32, 200);   /* two volumes: 200..247 */
+    write_nii("wide.nii", 5, 1, 1, DK_U8, 0);      /* another grid */
+    write_nii("both.nii", 4, 2, 2, DK_U8, 0);      /* volumes and channels */
+    write_text(scratch("ch.csv"), "case,image_1,image,image_2\ns,ch1.nii.gz,ch0.nii,ch4d.nii\n"
+                                  "w,ch1.nii.gz,ch0.nii,wide.nii\nb,ch1.nii.gz,ch0.nii,both.nii\n");
+    dk_case_list l;
+    CU_ASSERT_FATAL(dk_cases_read(&l, scratch("ch.csv")) == DK_OK);
+    CU_ASSERT_EQUAL(l.cases[0].n_images, 3);
+    CU_ASSERT_PTR_EQUAL(l.cases[0].image, l.cases[0].images[0]);
+    CU_ASSERT_PTR_NOT_NULL(strstr(l.cases[0].images[1], "ch1.nii.gz"));
+    dk_prep_opts o;
+    dk_prep_defaults(&o);
+    o.norm.kind = DK_INTENSITY_NONE;
+    dk_case_data c;
+    CU_ASSERT_FATAL(dk_case_load(&c, &l, 0, &o) == DK_OK);
+    CU_ASSERT(c.image.nc == 4 && c.image.nt == 1 && c.image.nx == 4 && c.image.dtype == DK_F32);
+    const float *x = c.image.data;
+    for (int i = 0; i < 24; i++) {
+        CU_ASSERT_EQUAL(x[i], 1 + i);
+        CU_ASSERT_EQUAL(x[24 + i], 100 + i);
+        CU_ASSERT_EQUAL(x[48 + i], 200 + i);
+        CU_ASSERT_EQUAL(x[72 + i], 224 + i);
+    }
+    dk_case_data_free(&c);
+    CU_ASSERT_EQUAL(dk_case_load(&c, &l, 1, &o), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "ch0.nii is 4x3x2 but"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "wide.nii is 5x3x2"));
+    CU_ASSERT_EQUAL(dk_case_load(&c, &l, 2, &o), DK_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "both.nii: 2 volumes (dim[4]) of 2 channels"));
+    CU_ASSERT_PTR_NULL(c.image.data);
+    dk_volume h;
+    const char *paths[2] = {l.cases[0].images[0], l.cases[0].images[2]};
+    CU_ASSERT_FATAL(dk_case_image_header(&h, paths, 2, 1e-3) == DK_OK);
+    CU_ASSERT(h.nc == 3 && h.nt == 1 && h.data == NULL);
+    dk_volume_free(&h);
+    dk_cases_free(&l);
+    write_text(scratch("gap.csv"), "case,image,image_2\ns,ch0.nii,ch0.nii\n");
+    CU_ASSERT_EQUAL(dk_cases_read(&l, scratch("gap.csv")), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "gap.csv:1: column 'image_1' is missing"));
+    write_text(scratch("twice.csv"), "case,image,image_1,image_01\ns,ch0.nii,ch0.nii,ch0.nii\n");
+    CU_ASSERT_EQUAL(dk_cases_read(&l, scratch("twice.csv")), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "'image_1' (3) and 'image_01' (4) both"));
+    write_text(scratch("empty.csv"), "case,image,image_1\ns,ch0.nii,\n");
+    CU_ASSERT_EQUAL(dk_cases_read(&l, scratch("empty.csv")), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "column 'image_1' (3): empty path"));
+}
+
 /* ------------------------------------------------------------------ the retina list */
 
 static void test_retina_cases(void) {
@@ -756,6 +824,7 @@ int main(void) {
     CU_add_test(s, "CSV to preprocessed case, label error names file", test_case_load_chain);
     CU_add_test(s, "mask_extent scales by the mask's bounding box; no mask is refused",
                 test_case_load_mask_extent);
+    CU_add_test(s, "multi-channel cases: files stacked, 4-D as channels", test_case_channels);
     CU_add_test(s, "retina cases.csv loads", test_retina_cases);
     CU_add_test(s, "model metadata: the bytes and order of the defaults", test_prep_meta_format);
     CU_add_test(s, "model metadata: written and read back", test_prep_meta_round_trip);

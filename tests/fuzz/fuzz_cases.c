@@ -1,7 +1,8 @@
 /* A case list (`[data] cases`): the input as cases.csv through dk_cases_read, beside three
  * files its rows may name (img.nii.gz, lab.nii.gz, mask.png; empty: only their existence
- * is checked), then every column filtered on the first case's value, as the trainer picks
- * its domains and splits. */
+ * is checked) in the image, image_1, ..., label and mask columns; every case has its
+ * channel files, the first being `image`; then every column filtered on the first case's
+ * value, as the trainer picks its domains and splits. */
 #include <stdlib.h>
 
 #include "dakd/data.h"
@@ -14,6 +15,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     const char *path = fz_write("cases.csv", data, n);
     dk_case_list l;
     if (dk_cases_read(&l, path) != DK_OK) return 0;
+    for (int i = 0; i < l.n; i++) {
+        const dk_case *c = &l.cases[i];
+        fz_check(c->n_images >= 1 && c->n_images <= DK_CASE_IMAGES_MAX && c->images &&
+                 c->image == c->images[0], "a case without its channel files");
+        for (int k = 0; k < c->n_images; k++) fz_check(c->images[k] != NULL, "a NULL channel");
+    }
     for (int k = 0; k < l.n_columns && l.n > 0; k++) {
         const char *col = l.columns[k];
         fz_check(dk_cases_column(&l, col) >= 0, "a column of the list is not found");

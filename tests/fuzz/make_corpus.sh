@@ -189,7 +189,12 @@ printf '\xef\xbb\xbf' > "$tmp/c2.csv"
 printf '%s\r\n' case,image,label '"a,1",img.nii.gz,"lab.nii.gz"' \
     '"b ""q""",./img.nii.gz,' >> "$tmp/c2.csv"
 printf 'image,case\nimg.nii.gz,x\n' > "$tmp/c3.csv"
-for f in c1 c2 c3; do seed fuzz_cases "$f.csv" - "$tmp/$f.csv"; done
+# channel columns: image_1.. (any order among the others), one named twice, one missing
+printf '%s\n' case,image,image_1,label,image_2 a,img.nii.gz,lab.nii.gz,lab.nii.gz,mask.png \
+    'b,img.nii.gz,"img.nii.gz",,mask.png' > "$tmp/c4.csv"
+printf 'case,image_1,image,image_01\na,img.nii.gz,img.nii.gz,img.nii.gz\n' > "$tmp/c5.csv"
+printf 'case,image,image_2,mask\na,img.nii.gz,img.nii.gz,mask.png\n' > "$tmp/c6.csv"
+for f in c1 c2 c3 c4 c5 c6; do seed fuzz_cases "$f.csv" - "$tmp/$f.csv"; done
 sed -n '1,4p' "$root/../shared/data/retina/cases.csv" > "$tmp/retina.csv"
 seed fuzz_cases retina_head.csv - "$tmp/retina.csv"
 

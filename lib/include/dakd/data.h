@@ -65,8 +65,11 @@ dk_status dk_phantom_generate(dk_volume *image, dk_volume *label, const dk_phant
  *
  * A case list is a CSV file whose header row names the columns. Required: `case` (a
  * unique id) and `image`; optional: `label` and `mask` (or `fov`, the same meaning; `mask`
- * wins when both exist). Every other column (dataset, split, label_2nd, ...) is kept as a
- * string. Fields follow RFC 4180: separated by commas, optionally quoted with "..." where
+ * wins when both exist). A case of several image files (nnU-Net's CASE_0000, CASE_0001, ...
+ * one modality each) has them in `image` (channel 0) and `image_1`, `image_2`, ... (the
+ * channel number in decimal, as many as DK_CASE_IMAGES_MAX - 1, every number from 1 up to the
+ * highest present once, every field non-empty); dk_case_image_read stacks them. Every other
+ * column (dataset, split, label_2nd, ...) is kept as a string. Fields follow RFC 4180: separated by commas, optionally quoted with "..." where
  * "" stands for one quote and commas and line breaks may appear inside; CRLF or LF line
  * ends; a UTF-8 byte-order mark is skipped; blank lines are skipped; nothing is trimmed.
  * Paths are relative to the CSV file's folder unless absolute.
@@ -81,9 +84,13 @@ dk_status dk_phantom_generate(dk_volume *image, dk_volume *label, const dk_phant
  * or plain folders; the README's "Your own data" describes the format for users.
  */
 
+enum { DK_CASE_IMAGES_MAX = 16 };
+
 typedef struct {
     char *id;       /* the `case` field; owned by the list */
-    char *image;    /* resolved path; owned */
+    char *image;    /* channel 0's resolved path: the same pointer as images[0] */
+    char **images;  /* (n_images) resolved paths of `image`, `image_1`, ...; owned */
+    int n_images;   /* >= 1 */
     char *label;    /* resolved path, or NULL when the column is absent or the field empty */
     char *mask;     /* resolved path, or NULL likewise */
     char **fields;  /* (n_columns) every raw field of the row, as written; owned */
@@ -118,6 +125,24 @@ const char *dk_cases_get(const dk_case_list *list, int i, const char *column);
  * column when the column does not exist, DK_ERR_NOMEM. */
 dk_status dk_cases_filter(dk_case_list *out, const dk_case_list *in, const char *column,
                           const char *value);
+
+/* ================================================================ a case's image
+ *
+ * A case's image is one file or several (one per channel, on one grid). Each file gives
+ * its nc channels; a file of nt > 1 volumes of one channel (a 4-D NIfTI, as the Medical
+ * Segmentation Decathlon stores its modalities) gives nt channels; nt > 1 with nc > 1 is
+ * refused (DK_ERR_UNSUPPORTED). The channels are stacked in file order. */
+
+/* Read `paths[0..n)` into `out`: (C, 1, Z, Y, X) on the first file's grid and geometry.
+ * One file keeps its dtype (only a 4-D one is relabelled); several are converted to
+ * DK_F32 unscaled. Each further file must lie on the first one's grid (dk_grid_match with
+ * `grid_tol`, naming both files). `out` is zeroed on failure. */
+dk_status dk_case_image_read(dk_volume *out, const char *const *paths, int n, double grid_tol);
+
+/* The same checks from the headers only: `out` gets the first file's header with nc = the
+ * stacked channel count, nt = 1 and data NULL. */
+dk_status dk_case_image_header(dk_volume *out, const char *const *paths, int n,
+                               double grid_tol);
 
 /* ================================================================ preprocessing
  *
@@ -269,7 +294,8 @@ typedef struct {
     dk_volume mask;   /* DK_U8 {0,1} on the same grid, or data == NULL */
 } dk_case_data;
 
-/* Read case `i` of `list` and preprocess it by `o` (NULL = defaults). The label and mask
+/* Read case `i` of `list` (its image files through dk_case_image_read) and preprocess it
+ * by `o` (NULL = defaults). The label and mask
  * must lie on the image's grid (dk_grid_match, naming both files). The label file's values
  * go through o->label_map, then dk_label_check_map. A label map with ignore voxels (255)
  * but no foreground, while label_map does not name 255, is refused (DK_ERR_FORMAT naming

@@ -386,20 +386,21 @@ void dk_predict_inputs_free(dk_predict_inputs *p); /* accepts NULL; zeroes it */
  *    "train", of imagesTs "test".
  *  - DK_LAYOUT_MSD, a Medical Segmentation Decathlon task: dataset.json's "training"
  *    ({"image", "label"} paths relative to root) and "test" (image paths), "labels" ("0":
- *    "background", ...) and "modality"; splits "train" and "test".
+ *    "background", ...) and "modality"; splits "train" and "test". A 4-D image's volumes are
+ *    its modalities (read as channels, dakd/data.h "a case's image").
  *  - DK_LAYOUT_FOLDERS, two plain folders (`images`, `labels`; labels may be NULL: every row
  *    unlabelled), paired by the rule of dakd eval (lib/eval/pairing.c): an image's id is its
  *    name without the extension and "_0000" (any four digits) or "_image", a label's without
  *    "_label", "_seg" or "_gt"; equal stems pair first, then stem with id, then ids. Images
- *    whose names differ only in the four digits are the channels of one case (a case of
- *    several channel files is a problem for now: a case list holds one image file a case).
+ *    whose names differ only in the four digits are the channels of one case.
  *  - DK_LAYOUT_DICOM: every sub-folder of root holding DICOM is one case (its id the folder
  *    name) of exactly one image series; labels (any volume format) come from the folder
  *    `labels` paired by id as above.
  * DK_LAYOUT_AUTO picks MSD when root/dataset.json has "training", nnU-Net when root/imagesTr
  * exists, DICOM otherwise; `images` alone means folders.
  *
- * Columns: case, image, then label when any row has one (empty for unlabelled rows), then
+ * Columns: case, image (channel 0's file), image_1, image_2, ... when a case has several
+ * channel files, then label when any row has one (empty for unlabelled rows), then
  * domain and split when known. A value comes from `domain` / `split` (every row), or from a
  * POSIX extended regular expression matched against the row's origin, the path of its first
  * image file relative to the folder given (root, or `images`; a DICOM case's folder name):
@@ -410,7 +411,7 @@ void dk_predict_inputs_free(dk_predict_inputs *p); /* accepts NULL; zeroes it */
  * Checks, each failure one problem line naming the file: names that fit no case (a channel
  * missing, an image without label, a label without image, a name without the channel
  * suffix in nnU-Net), files that cannot be read, channels or image and label on different
- * grids, 4-D images (one file per channel), label values that are not integers or not in
+ * grids, a channel count that differs from dataset.json's or from the first case's, label values that are not integers or not in
  * 0..classes-1 (classes from dataset.json or opts; without either, 255 is refused and the
  * largest value found + 1 is reported), a pattern that does not match. Every row is checked
  * and every problem kept; with any problem nothing is written.
@@ -436,7 +437,7 @@ typedef struct {
 typedef struct {
     dk_layout layout;           /* the layout read */
     int n_cases, n_labelled;
-    int channels;               /* image files per case */
+    int channels;               /* image channels per case (files stacked, 4-D read as channels) */
     int classes;                /* as checked; from the values found when none was given */
     int classes_found;          /* 1: classes is the largest label value + 1 */
     char rule[512];             /* how files were matched into cases, for the user */
