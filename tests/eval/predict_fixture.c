@@ -1,6 +1,7 @@
 /* Inputs for prediction: see predict_fixture.h. */
 #include "predict_fixture.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,12 +47,22 @@ int dk_test_random_model(const char *path, const char *patch) {
     return rc;
 }
 
-void dk_test_expect_cli(const char *out, int rc, int code, const char *const *needles) {
+static char cli_out[1 << 16]; /* the last dk_test_dakd run's output */
+
+int dk_test_dakd(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = dk_test_vcli(cli_out, sizeof cli_out, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void dk_test_expect(int rc, int code, const char *const *needles) {
     int ok = rc == code;
     for (int i = 0; needles && needles[i]; i++)
-        ok &= strstr(out, needles[i]) != NULL;
-    if (!ok) printf("\n    exit %d (want %d): %s\n", rc, code, out);
+        ok &= strstr(cli_out, needles[i]) != NULL;
+    if (!ok) printf("\n    exit %d (want %d): %s\n", rc, code, cli_out);
     CU_ASSERT_EQUAL(rc, code);
     for (int i = 0; needles && needles[i]; i++)
-        CU_ASSERT_PTR_NOT_NULL(strstr(out, needles[i]));
+        CU_ASSERT_PTR_NOT_NULL(strstr(cli_out, needles[i]));
 }

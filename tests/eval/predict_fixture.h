@@ -27,9 +27,12 @@ int dk_test_save_model(const char *path, dk_unet *net, const char *channels, con
  * patch `patch` ("d,h,w"). 0 or -1. */
 int dk_test_random_model(const char *path, const char *patch);
 
-/* The output of a `dakd` run held in `out` (dk_test_vcli), checked with CUnit: exit code
- * `code` and every needle (NULL-terminated list, may be NULL) present; prints the output
- * when not. */
-void dk_test_expect_cli(const char *out, int rc, int code, const char *const *needles);
+/* Run `dakd <args>` (printf-style; dk_test_vcli) with its output kept for dk_test_expect;
+ * returns its exit status. */
+int dk_test_dakd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The last dk_test_dakd run checked with CUnit: exit code `rc` is `code` and every needle
+ * (NULL-terminated list, may be NULL) is in its output; prints the output when not. */
+void dk_test_expect(int rc, int code, const char *const *needles);
 
 #endif

@@ -5,7 +5,6 @@
  * label values that one side never uses are named; predict --patch is X,Y,Z. On phantoms
  * written by `dakd phantom` and a small random 3-D model, with no renaming or links.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +16,7 @@
 /* A shell step of a test's own setup, which must succeed. */
 #define SH_OK(...) CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, __VA_ARGS__), 0)
 
-static char out[1 << 16];
 static char dir[4096], model[4200], phant[4200];
-
-/* Run `dakd <args>` (printf-style); its exit status, output in `out`. */
-static int dakd(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = dk_test_vcli(out, sizeof out, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 static char *file_of(const char *sub, const char *name) {
     static char bufs[4][4400];
@@ -37,17 +26,12 @@ static char *file_of(const char *sub, const char *name) {
     return b;
 }
 
-/* Expect exit code `code` and every needle in the output. */
-static void expect(int rc, int code, const char *const *needles) {
-    dk_test_expect_cli(out, rc, code, needles);
-}
-
 /* Phantoms (2 per domain, 32x28x12) and a random 3-D model of 4 classes. */
 static int setup(void) {
     snprintf(dir, sizeof dir, "%s", dk_test_path(dk_test_tmpdir(), "chain"));
     snprintf(phant, sizeof phant, "%s/phantoms", dir);
     snprintf(model, sizeof model, "%s/model.safetensors", dir);
-    if (dakd("phantom --out %s --size 32,28,12 --cases 2 --seed 5", phant)) return -1;
+    if (dk_test_dakd("phantom --out %s --size 32,28,12 --cases 2 --seed 5", phant)) return -1;
     return dk_test_random_model(model, "8,16,16");
 }
 
@@ -55,19 +39,19 @@ static const char *const ids[] = {"source_000", "source_001", "target_000", "tar
 
 /* predict on the bare phantom image paths, eval against the phantom folder itself */
 static void test_predict_then_eval(void) {
-    int rc = dakd("predict --model %s --out %s/pred %s/source_000_image.nii.gz "
+    int rc = dk_test_dakd("predict --model %s --out %s/pred %s/source_000_image.nii.gz "
                   "%s/source_001_image.nii.gz %s/target_000_image.nii.gz "
                   "%s/target_001_image.nii.gz",
                   model, dir, phant, phant, phant, phant);
-    expect(rc, 0, NULL);
+    dk_test_expect(rc, 0, NULL);
     for (int i = 0; i < 4; i++) {
         char name[64];
         snprintf(name, sizeof name, "%s.nii.gz", ids[i]);
         CU_ASSERT(dk_test_exists(file_of("pred", name)));
     }
     /* the references are the folder's *_label files; its *_image files are passed over */
-    rc = dakd("eval --pred %s/pred --ref %s --image %s --out %s/rep", dir, phant, phant, dir);
-    expect(rc, 0, NULL);
+    rc = dk_test_dakd("eval --pred %s/pred --ref %s --image %s --out %s/rep", dir, phant, phant, dir);
+    dk_test_expect(rc, 0, NULL);
     char *csv = dk_test_slurp(file_of("rep", "cases.csv"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
     for (int i = 0; i < 4; i++) {
@@ -88,12 +72,12 @@ static void test_predict_ids(void) {
     SH_OK("mkdir -p %s/nn && cp %s/source_000_image.nii.gz %s/nn/case_0000.nii.gz && cp "
           "%s/source_001_image.nii.gz %s/nn/case.nii.gz",
           dir, phant, dir, phant, dir);
-    int rc = dakd("predict --model %s --out %s/nnpred %s/nn/case_0000.nii.gz", model, dir, dir);
-    expect(rc, 0, NULL);
+    int rc = dk_test_dakd("predict --model %s --out %s/nnpred %s/nn/case_0000.nii.gz", model, dir, dir);
+    dk_test_expect(rc, 0, NULL);
     CU_ASSERT(dk_test_exists(file_of("nnpred", "case.nii.gz")));
-    rc = dakd("predict --model %s --out %s/nnpred2 %s/nn/case_0000.nii.gz %s/nn/case.nii.gz", model,
+    rc = dk_test_dakd("predict --model %s --out %s/nnpred2 %s/nn/case_0000.nii.gz %s/nn/case.nii.gz", model,
               dir, dir, dir);
-    expect(rc, 1, (const char *[]){"case_0000.nii.gz", "/nn/case.nii.gz", "case id 'case'", NULL});
+    dk_test_expect(rc, 1, (const char *[]){"case_0000.nii.gz", "/nn/case.nii.gz", "case id 'case'", NULL});
     CU_ASSERT(!dk_test_exists(file_of("nnpred2", "case.nii.gz")));
 }
 
@@ -110,8 +94,8 @@ static void test_eval_cases_subset(void) {
                 ids[i], i % 2 ? "test" : "train");
     fclose(f);
     int rc =
-        dakd("eval --pred %s/pred --cases %s --where split=test --out %s/rep_csv", dir, csv, dir);
-    expect(rc, 0, NULL);
+        dk_test_dakd("eval --pred %s/pred --cases %s --where split=test --out %s/rep_csv", dir, csv, dir);
+    dk_test_expect(rc, 0, NULL);
     char *js = dk_test_slurp(file_of("rep_csv", "summary.json"));
     CU_ASSERT(js && strstr(js, "\"n_cases\":\t2") && strstr(js, "where split = test"));
     free(js);
@@ -119,12 +103,12 @@ static void test_eval_cases_subset(void) {
     SH_OK("mkdir -p %s/pred2 && cp %s/pred/source_001.nii.gz "
           "%s/pred/target_001.nii.gz %s/pred2/",
           dir, dir, dir, dir);
-    rc = dakd("eval --pred %s/pred2 --cases %s --out %s/rep_sub", dir, csv, dir);
-    expect(rc, 2,
+    rc = dk_test_dakd("eval --pred %s/pred2 --cases %s --out %s/rep_sub", dir, csv, dir);
+    dk_test_expect(rc, 2,
            (const char *[]){"references without a prediction", "source_000", "target_000", NULL});
     CU_ASSERT(!dk_test_exists(file_of("rep_sub", "cases.csv")));
-    rc = dakd("eval --pred %s/pred2 --ref %s --subset pred --out %s/rep_sub", dir, phant, dir);
-    expect(rc, 0,
+    rc = dk_test_dakd("eval --pred %s/pred2 --ref %s --subset pred --out %s/rep_sub", dir, phant, dir);
+    dk_test_expect(rc, 0,
            (const char *[]){"2 references without one skipped", "source_000_label.nii.gz",
                             "target_000_label.nii.gz", NULL});
     js = dk_test_slurp(file_of("rep_sub", "summary.json"));
@@ -138,8 +122,8 @@ static void test_eval_cases_subset(void) {
           "%s/pred3/ && gunzip -c %s/pred/source_001.nii.gz > "
           "%s/pred3/source_001.nii",
           dir, dir, dir, dir, dir);
-    rc = dakd("eval --pred %s/pred3 --ref %s --subset pred --out %s/x", dir, phant, dir);
-    expect(rc, 2, (const char *[]){"source_001.nii and source_001.nii.gz", NULL});
+    rc = dk_test_dakd("eval --pred %s/pred3 --ref %s --subset pred --out %s/x", dir, phant, dir);
+    dk_test_expect(rc, 2, (const char *[]){"source_001.nii and source_001.nii.gz", NULL});
     dk_volume z;
     CU_ASSERT_EQUAL_FATAL(dk_volume_read(&z, file_of("pred", "source_001.nii.gz")), DK_OK);
     memset(z.data, 0, (size_t)dk_volume_numel(&z));
@@ -149,16 +133,16 @@ static void test_eval_cases_subset(void) {
     CU_ASSERT_EQUAL_FATAL(dk_volume_write(&z, file_of("ref0", "target_001_seg.nii.gz"), NULL),
                           DK_OK);
     dk_volume_free(&z);
-    rc = dakd("eval --pred %s/pred2 --ref %s/ref0 --subset pred --out %s/x", dir, dir, dir);
-    expect(rc, 3, (const char *[]){"no reference holds a non-zero label", NULL});
+    rc = dk_test_dakd("eval --pred %s/pred2 --ref %s/ref0 --subset pred --out %s/x", dir, dir, dir);
+    dk_test_expect(rc, 3, (const char *[]){"no reference holds a non-zero label", NULL});
     /* bad options: exit 1 */
-    expect(dakd("eval --pred %s/pred --ref %s --cases %s --out %s/x", dir, phant, csv, dir), 1,
+    dk_test_expect(dk_test_dakd("eval --pred %s/pred --ref %s --cases %s --out %s/x", dir, phant, csv, dir), 1,
            (const char *[]){"one of --ref DIR or --cases CSV", NULL});
-    expect(dakd("eval --pred %s/pred --ref %s --where split=test --out %s/x", dir, phant, dir), 1,
+    dk_test_expect(dk_test_dakd("eval --pred %s/pred --ref %s --where split=test --out %s/x", dir, phant, dir), 1,
            (const char *[]){"--where needs --cases", NULL});
-    expect(dakd("eval --pred %s/pred --ref %s --subset some --out %s/x", dir, phant, dir), 1,
+    dk_test_expect(dk_test_dakd("eval --pred %s/pred --ref %s --subset some --out %s/x", dir, phant, dir), 1,
            (const char *[]){"--subset", NULL});
-    expect(dakd("eval --pred %s/pred --cases %s --where split=none --out %s/x", dir, csv, dir), 1,
+    dk_test_expect(dk_test_dakd("eval --pred %s/pred --cases %s --where split=none --out %s/x", dir, csv, dir), 1,
            (const char *[]){"split = none", NULL});
 }
 
@@ -178,8 +162,8 @@ static void test_eval_label_values(void) {
         CU_ASSERT_EQUAL_FATAL(dk_volume_write(&v, file_of("ref255", name), NULL), DK_OK);
         dk_volume_free(&v);
     }
-    int rc = dakd("eval --pred %s/pred --ref %s/ref255 --out %s/rep255", dir, dir, dir);
-    expect(rc, 0,
+    int rc = dk_test_dakd("eval --pred %s/pred --ref %s/ref255 --out %s/rep255", dir, dir, dir);
+    dk_test_expect(rc, 0,
            (const char *[]){"no prediction holds (255)", "no reference holds (", "0/255", NULL});
     char *js = dk_test_slurp(file_of("rep255", "summary.json"));
     CU_ASSERT(js && strstr(js, "\"notes\"") && strstr(js, "no prediction holds (255)"));
@@ -191,10 +175,10 @@ static void test_eval_label_values(void) {
 
 /* --patch X,Y,Z: the window (d, h, w) = (Z, Y, X) of the library */
 static void test_patch_axes(void) {
-    int rc = dakd("predict --model %s --out %s/patch_cli --patch 16,8,4 "
+    int rc = dk_test_dakd("predict --model %s --out %s/patch_cli --patch 16,8,4 "
                   "%s/source_000_image.nii.gz",
                   model, dir, phant);
-    expect(rc, 0, NULL);
+    dk_test_expect(rc, 0, NULL);
     const char *in[] = {NULL, NULL};
     char img[4400];
     snprintf(img, sizeof img, "%s/source_000_image.nii.gz", phant);
@@ -216,7 +200,7 @@ static void test_patch_axes(void) {
     CU_ASSERT_EQUAL(memcmp(a.data, b.data, n), 0);
     CU_ASSERT_NOT_EQUAL(memcmp(a.data, c.data, n), 0); /* the other order differs */
     dk_volume_free(&a), dk_volume_free(&b), dk_volume_free(&c);
-    expect(dakd("predict --model %s --out %s/patch_bad --patch 16,8,3 %s", model, dir, img), 1,
+    dk_test_expect(dk_test_dakd("predict --model %s --out %s/patch_bad --patch 16,8,3 %s", model, dir, img), 1,
            (const char *[]){"x,y,z = 16,8,3", NULL});
 }
 

@@ -9,7 +9,6 @@
  * a value beyond the classes, each refused naming the file (and line) with nothing written.
  * Empty maps: one empty frame, read back as zeros.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,20 +20,7 @@
 #define PY         "/usr/bin/python3"
 #define SH_OK(...) CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, __VA_ARGS__), 0)
 
-static char out[1 << 16];
 static char dir[4096], model[4200], names[4200], conf[4200], checker[4200];
-
-static int dakd(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = dk_test_vcli(out, sizeof out, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static void expect(int rc, int code, const char *const *needles) {
-    dk_test_expect_cli(out, rc, code, needles);
-}
 
 /* A random 3-D model of 4 classes whose head bias lets every class win somewhere, and a
  * labels file naming classes 1..3 (3D Slicer colour table; A left out on one line). */
@@ -87,11 +73,11 @@ static void round_trip(const char *input, const char *id, const char *series, co
     snprintf(seg, sizeof seg, "%s/%s.seg.dcm", pred, id);
     snprintf(nii, sizeof nii, "%s/%s.nii.gz", pred, id);
     snprintf(back, sizeof back, "%s/%s_back.nii.gz", dir, id);
-    int rc = dakd("predict --model %s --out %s --dicom-seg %s%s %s", model, pred,
+    int rc = dk_test_dakd("predict --model %s --out %s --dicom-seg %s%s %s", model, pred,
                   labelled ? "--label-names " : "", labelled ? names : "", input);
-    expect(rc, 0, NULL);
+    dk_test_expect(rc, 0, NULL);
     CU_ASSERT_FATAL(dk_test_exists(seg) && dk_test_exists(nii));
-    expect(dakd("convert --seg %s %s %s", seg, series, back), 0, NULL);
+    dk_test_expect(dk_test_dakd("convert --seg %s %s %s", seg, series, back), 0, NULL);
     int distinct = 0;
     CU_ASSERT(same_labels(nii, back, &distinct));
     CU_ASSERT(distinct >= 2); /* a background and at least one segment were written */
@@ -100,10 +86,10 @@ static void round_trip(const char *input, const char *id, const char *series, co
     if (rc) printf("\n    pydicom: %s\n", log);
     CU_ASSERT_EQUAL(rc, 0);
     /* info says what it is, with or without the series beside it */
-    expect(dakd("info %s", seg), 2, (const char *[]){"a DICOM SEG of 3 segments", NULL});
+    dk_test_expect(dk_test_dakd("info %s", seg), 2, (const char *[]){"a DICOM SEG of 3 segments", NULL});
     SH_OK("mkdir -p '%s/info_%s' && cp -r '%s' '%s/info_%s/series' && cp '%s' '%s/info_%s/'", dir,
           id, series, dir, id, seg, dir, id);
-    expect(dakd("info %s/info_%s/%s.seg.dcm", dir, id, id), 0,
+    dk_test_expect(dk_test_dakd("info %s/info_%s/%s.seg.dcm", dir, id, id), 0,
            (const char *[]){"DICOM SEG 3 segments", NULL});
 }
 
@@ -135,9 +121,9 @@ static void test_bad_inputs(void) {
     snprintf(series, sizeof series, "%s/23x38x3/image", conf);
     snprintf(nii, sizeof nii, "%s/pred_image/image.nii.gz", dir);
     if (!dk_test_exists(nii))
-        expect(dakd("predict --model %s --out %s/pred_image %s", model, dir, series), 0, NULL);
-    int rc = dakd("predict --model %s --out %s/bad0 --dicom-seg %s", model, dir, nii);
-    expect(rc, 1, (const char *[]){"image.nii.gz: not DICOM", "references the DICOM images", NULL});
+        dk_test_expect(dk_test_dakd("predict --model %s --out %s/pred_image %s", model, dir, series), 0, NULL);
+    int rc = dk_test_dakd("predict --model %s --out %s/bad0 --dicom-seg %s", model, dir, nii);
+    dk_test_expect(rc, 1, (const char *[]){"image.nii.gz: not DICOM", "references the DICOM images", NULL});
     CU_ASSERT(!dk_test_exists(dk_test_path(dir, "bad0")));
     static const struct {
         const char *text, *needle;
@@ -152,9 +138,9 @@ static void test_bad_inputs(void) {
     snprintf(bad, sizeof bad, "%s/bad.txt", dir);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         SH_OK("printf '%s' > '%s'", cases[k].text, bad);
-        rc = dakd("predict --model %s --out %s/bad1 --dicom-seg --label-names %s %s", model, dir,
+        rc = dk_test_dakd("predict --model %s --out %s/bad1 --dicom-seg --label-names %s %s", model, dir,
                   bad, series);
-        expect(rc, 3, (const char *[]){cases[k].needle, NULL});
+        dk_test_expect(rc, 3, (const char *[]){cases[k].needle, NULL});
         CU_ASSERT(!dk_test_exists(dk_test_path(dir, "bad1")));
     }
 }
