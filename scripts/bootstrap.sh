@@ -40,10 +40,11 @@ build_pkgs=(build-essential cmake pkg-config git libopenblas-dev libnifti2-dev l
 # pydicom is the DICOM oracle; python3-gdcm lets it decode JPEG-LS and 12-bit JPEG; dcm2niix
 # is the reference converter for tests/bench/bench_dicom_load; PyTorch is the oracle for the
 # network engine (tests/nn/test_parity.c, test_params.c) and the peer in its benchmark;
-# valgrind runs the commands a user runs under memcheck (scripts/valgrind.sh, in CI).
+# valgrind runs the commands a user runs under memcheck (scripts/valgrind.sh, in CI);
+# dicom3tools' dciodvfy validates the DICOM SEG objects predict writes (tests/eval/test_seg_out.c).
 test_pkgs=(python3 python3-numpy python3-nibabel mricron-data python3-pydicom python3-pil
            python3-gdcm dcm2niix python3-torch python3-scipy plastimatch chromium
-           fonts-dejavu-core unzip valgrind python3-onnx)
+           fonts-dejavu-core unzip valgrind python3-onnx dicom3tools)
 # The fuzzers: clang with its libFuzzer and sanitizer runtimes, and its OpenMP.
 fuzz_pkgs=(clang libclang-rt-dev libomp-dev)
 

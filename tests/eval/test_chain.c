@@ -50,7 +50,8 @@ static void test_predict_then_eval(void) {
         CU_ASSERT(dk_test_exists(file_of("pred", name)));
     }
     /* the references are the folder's *_label files; its *_image files are passed over */
-    rc = dk_test_dakd("eval --pred %s/pred --ref %s --image %s --out %s/rep", dir, phant, phant, dir);
+    rc = dk_test_dakd("eval --pred %s/pred --ref %s --image %s --out %s/rep", dir, phant, phant,
+                      dir);
     dk_test_expect(rc, 0, NULL);
     char *csv = dk_test_slurp(file_of("rep", "cases.csv"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
@@ -72,12 +73,15 @@ static void test_predict_ids(void) {
     SH_OK("mkdir -p %s/nn && cp %s/source_000_image.nii.gz %s/nn/case_0000.nii.gz && cp "
           "%s/source_001_image.nii.gz %s/nn/case.nii.gz",
           dir, phant, dir, phant, dir);
-    int rc = dk_test_dakd("predict --model %s --out %s/nnpred %s/nn/case_0000.nii.gz", model, dir, dir);
+    int rc =
+        dk_test_dakd("predict --model %s --out %s/nnpred %s/nn/case_0000.nii.gz", model, dir, dir);
     dk_test_expect(rc, 0, NULL);
     CU_ASSERT(dk_test_exists(file_of("nnpred", "case.nii.gz")));
-    rc = dk_test_dakd("predict --model %s --out %s/nnpred2 %s/nn/case_0000.nii.gz %s/nn/case.nii.gz", model,
-              dir, dir, dir);
-    dk_test_expect(rc, 1, (const char *[]){"case_0000.nii.gz", "/nn/case.nii.gz", "case id 'case'", NULL});
+    rc =
+        dk_test_dakd("predict --model %s --out %s/nnpred2 %s/nn/case_0000.nii.gz %s/nn/case.nii.gz",
+                     model, dir, dir, dir);
+    dk_test_expect(rc, 1,
+                   (const char *[]){"case_0000.nii.gz", "/nn/case.nii.gz", "case id 'case'", NULL});
     CU_ASSERT(!dk_test_exists(file_of("nnpred2", "case.nii.gz")));
 }
 
@@ -93,8 +97,8 @@ static void test_eval_cases_subset(void) {
         fprintf(f, "%s,phantoms/%s_image.nii.gz,phantoms/%s_label.nii.gz,%s\n", ids[i], ids[i],
                 ids[i], i % 2 ? "test" : "train");
     fclose(f);
-    int rc =
-        dk_test_dakd("eval --pred %s/pred --cases %s --where split=test --out %s/rep_csv", dir, csv, dir);
+    int rc = dk_test_dakd("eval --pred %s/pred --cases %s --where split=test --out %s/rep_csv", dir,
+                          csv, dir);
     dk_test_expect(rc, 0, NULL);
     char *js = dk_test_slurp(file_of("rep_csv", "summary.json"));
     CU_ASSERT(js && strstr(js, "\"n_cases\":\t2") && strstr(js, "where split = test"));
@@ -107,7 +111,8 @@ static void test_eval_cases_subset(void) {
     dk_test_expect(rc, 2,
            (const char *[]){"references without a prediction", "source_000", "target_000", NULL});
     CU_ASSERT(!dk_test_exists(file_of("rep_sub", "cases.csv")));
-    rc = dk_test_dakd("eval --pred %s/pred2 --ref %s --subset pred --out %s/rep_sub", dir, phant, dir);
+    rc = dk_test_dakd("eval --pred %s/pred2 --ref %s --subset pred --out %s/rep_sub", dir, phant,
+                      dir);
     dk_test_expect(rc, 0,
            (const char *[]){"2 references without one skipped", "source_000_label.nii.gz",
                             "target_000_label.nii.gz", NULL});
@@ -136,14 +141,18 @@ static void test_eval_cases_subset(void) {
     rc = dk_test_dakd("eval --pred %s/pred2 --ref %s/ref0 --subset pred --out %s/x", dir, dir, dir);
     dk_test_expect(rc, 3, (const char *[]){"no reference holds a non-zero label", NULL});
     /* bad options: exit 1 */
-    dk_test_expect(dk_test_dakd("eval --pred %s/pred --ref %s --cases %s --out %s/x", dir, phant, csv, dir), 1,
-           (const char *[]){"one of --ref DIR or --cases CSV", NULL});
-    dk_test_expect(dk_test_dakd("eval --pred %s/pred --ref %s --where split=test --out %s/x", dir, phant, dir), 1,
-           (const char *[]){"--where needs --cases", NULL});
-    dk_test_expect(dk_test_dakd("eval --pred %s/pred --ref %s --subset some --out %s/x", dir, phant, dir), 1,
-           (const char *[]){"--subset", NULL});
-    dk_test_expect(dk_test_dakd("eval --pred %s/pred --cases %s --where split=none --out %s/x", dir, csv, dir), 1,
-           (const char *[]){"split = none", NULL});
+    dk_test_expect(
+        dk_test_dakd("eval --pred %s/pred --ref %s --cases %s --out %s/x", dir, phant, csv, dir), 1,
+        (const char *[]){"one of --ref DIR or --cases CSV", NULL});
+    dk_test_expect(
+        dk_test_dakd("eval --pred %s/pred --ref %s --where split=test --out %s/x", dir, phant, dir),
+        1, (const char *[]){"--where needs --cases", NULL});
+    dk_test_expect(
+        dk_test_dakd("eval --pred %s/pred --ref %s --subset some --out %s/x", dir, phant, dir), 1,
+        (const char *[]){"--subset", NULL});
+    dk_test_expect(
+        dk_test_dakd("eval --pred %s/pred --cases %s --where split=none --out %s/x", dir, csv, dir),
+        1, (const char *[]){"split = none", NULL});
 }
 
 /* A 0/255 reference against predictions 1..3 is scored, and the values are named. */
@@ -200,8 +209,9 @@ static void test_patch_axes(void) {
     CU_ASSERT_EQUAL(memcmp(a.data, b.data, n), 0);
     CU_ASSERT_NOT_EQUAL(memcmp(a.data, c.data, n), 0); /* the other order differs */
     dk_volume_free(&a), dk_volume_free(&b), dk_volume_free(&c);
-    dk_test_expect(dk_test_dakd("predict --model %s --out %s/patch_bad --patch 16,8,3 %s", model, dir, img), 1,
-           (const char *[]){"x,y,z = 16,8,3", NULL});
+    dk_test_expect(
+        dk_test_dakd("predict --model %s --out %s/patch_bad --patch 16,8,3 %s", model, dir, img), 1,
+        (const char *[]){"x,y,z = 16,8,3", NULL});
 }
 
 int main(void) {
