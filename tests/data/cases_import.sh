@@ -8,21 +8,8 @@ set -u
 dakd=$1 src=$2 work=$3
 shared=${DAKD_SHARED_DATA:-$src/../shared/data}
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
-fails=0 skipped=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect RC PATTERN... -- CMD: run CMD, want exit RC and every PATTERN (grep -F) in its output
-expect() {
-    local rc=$1; shift
-    local pats=()
-    while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-    shift
-    "$@" > out.txt 2>&1
-    local got=$?
-    [ "$got" = "$rc" ] || fail "$* exited $got, wanted $rc: $(cat out.txt)"
-    for p in "${pats[@]}"; do
-        grep -qF -- "$p" out.txt || fail "$*: no '$p' in: $(cat out.txt)"
-    done
-}
+skipped=0
+. "$src/tests/tools/cli_expect.sh"
 have() { [ -e "$1" ] || fail "$1 was not written"; }
 absent() { [ ! -e "$1" ] || fail "$1 was written"; }
 

@@ -13,22 +13,8 @@ dakd=$1 src=$2 work=$3
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 py=/usr/bin/python3
 $py -c "import nibabel, numpy" 2> /dev/null || { echo "SKIP: nibabel or numpy missing for $py"; exit 77; }
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$src/tests/tools/cli_expect.sh"
 step() { "$@" > out.txt 2>&1 || { echo "FAIL: $* exited $?: $(cat out.txt)"; exit 1; }; }
-# expect RC PATTERN... -- CMD: run CMD, want exit RC and every PATTERN (grep -F) in its output
-expect() {
-    local rc=$1; shift
-    local pats=()
-    while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-    shift
-    "$@" > out.txt 2>&1
-    local got=$?
-    [ "$got" = "$rc" ] || fail "$* exited $got, wanted $rc: $(cat out.txt)"
-    for p in "${pats[@]}"; do
-        grep -qF -- "$p" out.txt || fail "$*: no '$p' in: $(cat out.txt)"
-    done
-}
 
 # two channels per case: the phantom, and a second contrast (its square, which swaps the
 # order of organ and kidney); the targets also as one 4-D file each
