@@ -40,10 +40,11 @@ int dk_dist_size(void) { return g_size; }
 dk_status dk_dist_fault(int64_t step) {
     const char *v = getenv("DAKD_DIST_FAIL");
     if (!v || !*v) return DK_OK;
-    char *end;
-    long r = strtol(v, &end, 10);
-    long long k = *end == ':' ? strtoll(end + 1, &end, 10) : -1;
-    if (*end || r < 0 || k < 0)
+    char *end, *colon;
+    long r = strtol(v, &colon, 10);
+    long long k = -1;
+    if (colon != v && *colon == ':') k = strtoll(colon + 1, &end, 10);
+    if (k < 0 || end == colon + 1 || *end || r < 0)
         return dk_fail(DK_ERR_ARG, "DAKD_DIST_FAIL = '%s': expected RANK:STEP (e.g. 1:5)", v);
     if (r != g_rank || k != step) return DK_OK;
     return dk_fail(DK_ERR_IO, "DAKD_DIST_FAIL: rank %ld fails at step %lld (a requested "
