@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# One training step with 1 rank x 1 thread, 1 rank x 2 threads and 2 ranks x 1 thread
+# (mpirun -np 2), the same global batch, on 2-D phantoms with the retina study's networks:
+# `train` of the teacher (base 16, 4 levels, batch norm) and `distill` of the student (base 4,
+# 4 levels) from it with the demo's method (MMD, attention transfer, entropy, EMA teacher,
+# dynamic weights, target_bn). Patches 128², batch 8. A step's time is steps.jsonl's "sec"
+# (rank 0's wall time of the whole step, the waits for the other rank included); the median
+# over the steps after the first two. Then bench_dist: the gradient sum's time per MB.
+# Prints Markdown tables (docs/scaling.md).
+#   tests/bench/run_dist_bench.sh [BUILD_DIR] [STEPS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=$(cd "${1:-build}" && pwd)
+steps=${2:-12}
+dakd=$build/dakd
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+work=$(mktemp -d /tmp/dakd-dist-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+"$dakd" phantom --out ph --size 160,160 --cases 6 --seed 5 > /dev/null
+{
+    echo "case,image,label,dataset,split"
+    for d in source target; do
+        for i in 000 001 002 003 004 005; do
+            echo "${d}_$i,ph/${d}_${i}_image.nii.gz,ph/${d}_${i}_label.nii.gz,${d},train"
+        done
+    done
+} > cases.csv
+cat > run.ini <<INI
+[data]
+cases = cases.csv
+domain_column = dataset
+source = source
+target = target
+split_column = split
+train_split = train
+target_split = train
+patch_d = 1
+patch_h = 128
+patch_w = 128
+batch_size = 8
+fg_fraction = 0.5
+norm = zscore
+classes = 4
+[model]
+dims = 2
+teacher_base = 16
+teacher_levels = 4
+student_base = 4
+student_levels = 4
+teacher_checkpoint = teacher/model.safetensors
+[train]
+epochs = 1
+steps_per_epoch = $steps
+optimizer = sgd
+lr = 0.01
+momentum = 0.9
+validate_every = 0
+[distill]
+alpha = 0.5
+temp_schedule = adaptive
+align = mmd
+lambda_align = 0.1
+align_tap = bottleneck
+lambda_at = 1
+lambda_ent = 0.01
+self_distill = ema
+dynamic_weights = true
+target_bn = true
+INI
+"$dakd" --quiet train run.ini --set output.run_dir=teacher --set train.steps_per_epoch=2 \
+    --set train.threads=2 > /dev/null
+median() { # the median "sec" of steps.jsonl after the first two steps, in ms
+    sed -n 's/.*"sec":\([0-9.e-]*\).*/\1/p' "$1" | tail -n +3 | sort -g |
+        awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+             printf "%.0f", 1000 * m}'
+}
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;" \
+     "load average before: $(cut -d' ' -f1-3 /proc/loadavg); median of $((steps - 2)) steps"
+echo
+echo "| command | network (parameters) | 1 rank × 1 thread ms | 1 rank × 2 threads ms | 2 ranks × 1 thread ms | speed-up 2×1 vs 1×1 | 2×1 vs 1×2 |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for cmd in train distill; do
+    "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}11 --set train.threads=1 > /dev/null
+    "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}12 --set train.threads=2 > /dev/null
+    mpirun -np 2 "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}21 \
+        --set train.threads=1 > /dev/null
+    a=$(median ${cmd}11/steps.jsonl) b=$(median ${cmd}12/steps.jsonl) c=$(median ${cmd}21/steps.jsonl)
+    net=$([ $cmd = train ] && echo "teacher base 16, 4 levels" || echo "student base 4, 4 levels + teacher forward")
+    params=$(/usr/bin/python3 -c "import json,struct,sys; b=open(sys.argv[1],'rb').read(); h=json.loads(b[8:8+struct.unpack('<Q',b[:8])[0]]); print(sum(v['data_offsets'][1]-v['data_offsets'][0] for k,v in h.items() if k!='__metadata__' and 'running' not in k and 'num_batches' not in k)//4)" ${cmd}11/model.safetensors)
+    echo "| $cmd | $net ($params) | $a | $b | $c | $(awk "BEGIN{printf \"%.2f\", $a/$c}") | $(awk "BEGIN{printf \"%.2f\", $b/$c}") |"
+done
+echo
+mpirun -np 2 "$build/tests/bench_dist" 21
