@@ -48,7 +48,8 @@ int main(int argc, char **argv) {
     if (rank == 0) {
         printf("ranks %d%s; median of %d calls\n\n", dk_dist_size(),
                dk_dist_size() == 1 ? " (no MPI: every call is a no-op or a copy)" : "", reps);
-        printf("| MB | sum ms | sum ms/MB | gather ms | gather ms/MB |\n|---:|---:|---:|---:|---:|\n");
+        printf("| MB | sum ms | sum ms/MB | gather ms | gather ms/MB |\n");
+        printf("|---:|---:|---:|---:|---:|\n");
     }
     for (int64_t n = 32768; n <= max_n; n *= 4) {
         double mb = (double)n * sizeof(float) / 1048576.0;

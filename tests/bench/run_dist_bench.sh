@@ -78,17 +78,30 @@ median() { # the median "sec" of steps.jsonl after the first two steps, in ms
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;" \
      "load average before: $(cut -d' ' -f1-3 /proc/loadavg); median of $((steps - 2)) steps"
 echo
-echo "| command | network (parameters) | 1 rank × 1 thread ms | 1 rank × 2 threads ms | 2 ranks × 1 thread ms | speed-up 2×1 vs 1×1 | 2×1 vs 1×2 |"
+params() { # trainable parameters of a model file (running statistics left out)
+    /usr/bin/python3 - "$1" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
+print(sum(v["data_offsets"][1] - v["data_offsets"][0] for k, v in h.items()
+          if k != "__metadata__" and "running" not in k and "num_batches" not in k) // 4)
+PY
+}
+ratio() { awk "BEGIN {printf \"%.2f\", $1 / $2}"; }
+echo "| command | network (parameters) | 1 rank × 1 thread ms | 1 rank × 2 threads ms |" \
+     "2 ranks × 1 thread ms | speed-up 2×1 vs 1×1 | 2×1 vs 1×2 |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for cmd in train distill; do
     "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}11 --set train.threads=1 > /dev/null
     "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}12 --set train.threads=2 > /dev/null
     mpirun -np 2 "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}21 \
         --set train.threads=1 > /dev/null
-    a=$(median ${cmd}11/steps.jsonl) b=$(median ${cmd}12/steps.jsonl) c=$(median ${cmd}21/steps.jsonl)
-    net=$([ $cmd = train ] && echo "teacher base 16, 4 levels" || echo "student base 4, 4 levels + teacher forward")
-    params=$(/usr/bin/python3 -c "import json,struct,sys; b=open(sys.argv[1],'rb').read(); h=json.loads(b[8:8+struct.unpack('<Q',b[:8])[0]]); print(sum(v['data_offsets'][1]-v['data_offsets'][0] for k,v in h.items() if k!='__metadata__' and 'running' not in k and 'num_batches' not in k)//4)" ${cmd}11/model.safetensors)
-    echo "| $cmd | $net ($params) | $a | $b | $c | $(awk "BEGIN{printf \"%.2f\", $a/$c}") | $(awk "BEGIN{printf \"%.2f\", $b/$c}") |"
+    a=$(median ${cmd}11/steps.jsonl) b=$(median ${cmd}12/steps.jsonl)
+    c=$(median ${cmd}21/steps.jsonl)
+    net="teacher base 16, 4 levels"
+    [ $cmd = distill ] && net="student base 4, 4 levels, + teacher forward"
+    echo "| $cmd | $net ($(params ${cmd}11/model.safetensors)) | $a | $b | $c |" \
+         "$(ratio "$a" "$c") | $(ratio "$b" "$c") |"
 done
 echo
 mpirun -np 2 "$build/tests/bench_dist" 21
