@@ -10,6 +10,7 @@
 #   tests/bench/run_dist_bench.sh [BUILD_DIR] [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/train/phantom_cases.sh
 build=$(cd "${1:-build}" && pwd)
 steps=${2:-12}
 dakd=$build/dakd
@@ -17,31 +18,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=$(mktemp -d /tmp/dakd-dist-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-"$dakd" phantom --out ph --size 160,160 --cases 6 --seed 5 > /dev/null
+phantom_cases "$dakd" 160 5
 {
-    echo "case,image,label,dataset,split"
-    for d in source target; do
-        for i in 000 001 002 003 004 005; do
-            echo "${d}_$i,ph/${d}_${i}_image.nii.gz,ph/${d}_${i}_label.nii.gz,${d},train"
-        done
-    done
-} > cases.csv
-cat > run.ini <<INI
-[data]
-cases = cases.csv
-domain_column = dataset
-source = source
-target = target
-split_column = split
-train_split = train
-target_split = train
-patch_d = 1
-patch_h = 128
-patch_w = 128
-batch_size = 8
-fg_fraction = 0.5
-norm = zscore
-classes = 4
+    data_ini 128
+    cat <<INI
 [model]
 dims = 2
 teacher_base = 16
@@ -56,18 +36,10 @@ optimizer = sgd
 lr = 0.01
 momentum = 0.9
 validate_every = 0
-[distill]
-alpha = 0.5
-temp_schedule = adaptive
-align = mmd
-lambda_align = 0.1
-align_tap = bottleneck
-lambda_at = 1
-lambda_ent = 0.01
-self_distill = ema
-dynamic_weights = true
-target_bn = true
 INI
+    distill_ini
+    echo "target_bn = true"
+} > run.ini
 "$dakd" --quiet train run.ini --set output.run_dir=teacher --set train.steps_per_epoch=2 \
     --set train.threads=2 > /dev/null
 median() { # the median "sec" of steps.jsonl after the first two steps, in ms

@@ -17,6 +17,7 @@
 #   mpi_train.sh DAKD WORK_DIR
 set -euo pipefail
 dakd=$1 work=$2
+. "$(dirname "$0")/phantom_cases.sh"
 command -v mpirun >/dev/null || { echo "SKIP mpi_train: mpirun is not installed"; exit 77; }
 if "$dakd" --version | grep -q "built without MPI"; then
     echo "SKIP mpi_train: dakd is built without MPI (DAKD_WITH_MPI=OFF)"; exit 77
@@ -27,33 +28,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 mpi() { timeout 300 mpirun --oversubscribe -np "$@"; }
 
-"$dakd" phantom --out ph --size 64,64 --cases 6 --seed 3 > /dev/null
+phantom_cases "$dakd" 64 3
 {
-    echo "case,image,label,dataset,split"
-    for d in source target; do
-        for i in 000 001 002 003 004 005; do
-            s=train; [ $i = 005 ] && s=val
-            echo "${d}_$i,ph/${d}_${i}_image.nii.gz,ph/${d}_${i}_label.nii.gz,${d},$s"
-        done
-    done
-} > cases.csv
-cat > run.ini <<'INI'
-[data]
-cases = cases.csv
-domain_column = dataset
-source = source
-target = target
-split_column = split
-train_split = train
-val_split = val
-target_split = train
-patch_d = 1
-patch_h = 32
-patch_w = 32
-batch_size = 8
-fg_fraction = 0.5
-norm = zscore
-classes = 4
+    data_ini 32
+    cat <<'INI'
 [model]
 dims = 2
 teacher_base = 8
@@ -72,24 +50,14 @@ clip_norm = 1.0
 threads = 1
 checkpoint_every = 1
 validate_every = 1
-[distill]
-alpha = 0.5
-temp_schedule = adaptive
-mix_r0 = 0.8
-mix_delta = 0.05
-mix_min = 0.2
-align = mmd
-lambda_align = 0.1
-align_tap = bottleneck
-lambda_at = 1
-lambda_ent = 0.01
-self_distill = ema
-dynamic_weights = true
-dyn_beta = 1
+INI
+    distill_ini
+    cat <<'INI'
 lambda_hint = 0.5
 lambda_pl = 0.5
 fda_p = 0.5
 INI
+} > run.ini
 q=(--quiet)
 bn=(--set model.teacher_norm=batch --set model.student_norm=batch --set distill.target_bn=true
     --set model.teacher_checkpoint=tb/model.safetensors)
