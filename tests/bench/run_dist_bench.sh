@@ -5,14 +5,17 @@
 # 4 levels) from it with the demo's method (MMD, attention transfer, entropy, EMA teacher,
 # dynamic weights, target_bn). Patches 128², batch 8. A step's time is steps.jsonl's "sec"
 # (rank 0's wall time of the whole step, the waits for the other rank included); the median
-# over the steps after the first two. Then bench_dist: the gradient sum's time per MB.
-# Prints Markdown tables (docs/scaling.md).
-#   tests/bench/run_dist_bench.sh [BUILD_DIR] [STEPS]
+# over the steps after the first two; with ROUNDS=k the three runs are repeated k times in
+# turn and each keeps its smallest median (on cores shared with other work, the round it was
+# least disturbed). Then bench_dist: the gradient sum's time per MB. Prints Markdown tables
+# (docs/scaling.md).
+#   [ROUNDS=k] tests/bench/run_dist_bench.sh [BUILD_DIR] [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/train/phantom_cases.sh
 build=$(cd "${1:-build}" && pwd)
 steps=${2:-12}
+rounds=${ROUNDS:-1}
 dakd=$build/dakd
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=$(mktemp -d /tmp/dakd-dist-bench.XXXXXX)
@@ -48,7 +51,8 @@ median() { # the median "sec" of steps.jsonl after the first two steps, in ms
              printf "%.0f", 1000 * m}'
 }
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;" \
-     "load average before: $(cut -d' ' -f1-3 /proc/loadavg); median of $((steps - 2)) steps"
+     "load average before: $(cut -d' ' -f1-3 /proc/loadavg); median of $((steps - 2)) steps," \
+     "smallest of $rounds rounds"
 echo
 params() { # trainable parameters of a model file (running statistics left out)
     /usr/bin/python3 - "$1" <<'PY'
@@ -59,17 +63,22 @@ print(sum(v["data_offsets"][1] - v["data_offsets"][0] for k, v in h.items()
           if k != "__metadata__" and "running" not in k and "num_batches" not in k) // 4)
 PY
 }
+smaller() { awk "BEGIN {print ($1 < $2) ? $1 : $2}"; }
 ratio() { awk "BEGIN {printf \"%.2f\", $1 / $2}"; }
 echo "| command | network (parameters) | 1 rank × 1 thread ms | 1 rank × 2 threads ms |" \
      "2 ranks × 1 thread ms | speed-up 2×1 vs 1×1 | 2×1 vs 1×2 |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for cmd in train distill; do
-    "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}11 --set train.threads=1 > /dev/null
-    "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}12 --set train.threads=2 > /dev/null
-    mpirun -np 2 "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}21 \
-        --set train.threads=1 > /dev/null
-    a=$(median ${cmd}11/steps.jsonl) b=$(median ${cmd}12/steps.jsonl)
-    c=$(median ${cmd}21/steps.jsonl)
+    a=1e9 b=1e9 c=1e9
+    for ((k = 0; k < rounds; k++)); do
+        "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}11 --set train.threads=1 >/dev/null
+        "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}12 --set train.threads=2 >/dev/null
+        mpirun -np 2 "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}21 \
+            --set train.threads=1 > /dev/null
+        a=$(smaller "$a" "$(median ${cmd}11/steps.jsonl)")
+        b=$(smaller "$b" "$(median ${cmd}12/steps.jsonl)")
+        c=$(smaller "$c" "$(median ${cmd}21/steps.jsonl)")
+    done
     net="teacher base 16, 4 levels"
     [ $cmd = distill ] && net="student base 4, 4 levels, + teacher forward"
     echo "| $cmd | $net ($(params ${cmd}11/model.safetensors)) | $a | $b | $c |" \
