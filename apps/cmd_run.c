@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dakd/dist.h"
 #include "dakd/study.h"
 
 static const char *run_help =
@@ -47,6 +48,11 @@ static int has_stage(const dk_study *s, const char *name) {
 
 int dk_cmd_run(int argc, char **argv) {
     const char *path = NULL, *from = NULL;
+    if (dk_dist_launched_size() > 1) /* each process would run the whole study */
+        return dk_cli_report("run", dk_fail(DK_ERR_UNSUPPORTED, "a study does not run under "
+                             "mpirun with %d ranks (not implemented): run 'dakd run' alone, "
+                             "[study] jobs runs its stages side by side",
+                             dk_dist_launched_size()));
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int nsets = 0;
     if (!sets) return dk_cli_report("run", dk_fail(DK_ERR_NOMEM, "out of memory"));

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dakd/dist.h"
 #include "dakd/train.h"
 
 static const char *train_help =
@@ -29,7 +30,9 @@ static const char *train_help =
     "130 / 143) and prints the command that continues it (this one with --resume); a\n"
     "second Ctrl-C stops at once. Progress on stderr: a bar on a terminal, else a plain\n"
     "line every DAKD_PROGRESS_SECONDS (default 30) and each epoch; --quiet: none (dakd\n"
-    "--help). Config keys:\n";
+    "--help). Under 'mpirun -np N' (a build with Open MPI) the N processes train one network\n"
+    "data-parallel: [data] batch_size stays the global batch, rank 0 alone writes RUN_DIR,\n"
+    "and a rank that fails stops them all (docs/scaling.md). Config keys:\n";
 
 static const char *distill_help =
     "usage: dakd distill CONFIG [--set section.key=value]... [--resume]\n\n"
@@ -105,8 +108,30 @@ static int interrupted(const char *cmd, const char *run_dir) {
     return dk_cli_interrupted(cmd, what, "--resume");
 }
 
-/* The shared body of both commands. */
+/* A failure on one of several ranks: its message, then every rank stops (the others wait in
+ * the step's next exchange). */
+static int rank_failed(const char *cmd, dk_status st) {
+    st = dk_error_context(st, "rank %d of %d", dk_dist_rank(), dk_dist_size());
+    int rc = dk_cli_report(cmd, st);
+    fflush(stderr);
+    dk_dist_abort(rc);
+    return rc;
+}
+
+static int train_ranks(int argc, char **argv, int distill);
+
+/* The shared body of both commands: under mpirun -np N (N > 1) each process is one rank of a
+ * data-parallel run (dakd/dist.h); ranks other than 0 print only warnings and errors. */
 int dk_cli_train_run(int argc, char **argv, int distill) {
+    dk_status st = dk_dist_init(&argc, &argv);
+    if (st != DK_OK) return dk_cli_report(argv[0], st);
+    if (dk_dist_rank() > 0) dk_cli_term_install(1, 0);
+    int rc = train_ranks(argc, argv, distill);
+    dk_dist_finalize();
+    return rc;
+}
+
+static int train_ranks(int argc, char **argv, int distill) {
     dk_train_config c;
     dk_trainer_opts o = {distill ? DK_TRAINER_DISTILL : DK_TRAINER_TEACHER, 0, 0};
     int rc = parse(argc, argv, &c, &o, distill);
@@ -116,11 +141,15 @@ int dk_cli_train_run(int argc, char **argv, int distill) {
     dk_trainer *t = NULL;
     dk_status st = dk_trainer_create(&t, &c, &o);
     if (st == DK_OK) st = dk_trainer_run(t);
+    if (st != DK_OK && dk_dist_size() > 1) {
+        dk_trainer_free(t);
+        return rank_failed(argv[0], st);
+    }
     if (st == DK_OK && dk_trainer_get_stats(t)->interrupted) {
         dk_trainer_free(t);
         return interrupted(argv[0], c.run_dir);
     }
-    if (st == DK_OK && o.stop_after_steps == 0) {
+    if (st == DK_OK && o.stop_after_steps == 0 && dk_dist_rank() == 0) {
         const dk_trainer_stats *s = dk_trainer_get_stats(t);
         printf("%s: %d epochs, model in %s\n", argv[0], s->epochs_done, c.run_dir);
         if (o.mode == DK_TRAINER_ORACLE)

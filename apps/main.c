@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dakd/dist.h"
 #include "dakd/nn.h"
 
 static const dk_cli_command commands[] = {
@@ -205,6 +206,8 @@ static void print_version(void) {
            spin && *spin ? ", GOMP_SPINCOUNT " : "", spin && *spin ? spin : "",
            dk_blas_chose("OMP_WAIT_POLICY") ? ", chosen by dakd" : "");
     printf("threads %d\n", dk_get_threads());
+    printf("MPI %s\n", dk_dist_built() ? "Open MPI (mpirun -np N dakd train|distill)"
+                                        : "none (built without MPI)");
 }
 
 /* A --threads value (the option's or DAKD_THREADS') into *n; 0, or -1 after a usage error. */

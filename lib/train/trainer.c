@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dakd/dist.h"
 #include "trainer_internal.h"
 
 /* The config holds the schema's preprocessing options (dakd/data.h); classes is the
@@ -361,17 +362,19 @@ static dk_status trainer_init(dk_trainer *t) {
     if ((st = build_nets(t)) != DK_OK) return st;
     if ((st = plan_all(t)) != DK_OK) return st;
     if ((st = alloc_step_buffers(t)) != DK_OK) return st;
+    if ((st = dk__trainer_dist_init(t)) != DK_OK) return st;
     if ((st = build_hint(t)) != DK_OK) return st;
     if ((st = build_teacher_tgt(t)) != DK_OK) return st;
     if ((st = dk__trainer_da_init(t)) != DK_OK) return st;
     if ((st = dk__trainer_check_outputs(t)) != DK_OK) return st;
-    if ((st = dk_mkdirs(c->run_dir)) != DK_OK) return st;
-    if ((st = dk_dir_lock_take(&t->lock, c->run_dir)) != DK_OK) return st;
+    /* rank 0 alone writes into run_dir; the others only read a checkpoint to resume */
+    if (t->rank == 0 && (st = dk_mkdirs(c->run_dir)) != DK_OK) return st;
+    if (t->rank == 0 && (st = dk_dir_lock_take(&t->lock, c->run_dir)) != DK_OK) return st;
     snprintf(t->path_ckpt, sizeof t->path_ckpt, "%s/checkpoint.safetensors", c->run_dir);
     snprintf(t->path_log, sizeof t->path_log, "%s/steps.jsonl", c->run_dir);
     /* config.ini after the checkpoint is accepted, so a refused --resume leaves the run's */
     st = t->opts.resume ? dk__trainer_load_state(t) : dk__trainer_open_log(t, 0);
-    if (st != DK_OK) return st;
+    if (st != DK_OK || t->rank != 0) return st;
     char cfgpath[DK_TRAIN_PATH_MAX + 32];
     snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", c->run_dir);
     return dk_train_config_write(c, cfgpath);
@@ -410,6 +413,7 @@ void dk_trainer_free(dk_trainer *t) {
     free_cases(t->tgt, t->ntgt);
     free_cases(t->val, t->nval);
     dk_cases_free(&t->list);
+    dk__trainer_dist_free(t);
     dk_free(t->x);
     free(t->lab);
     free(t->mask);
@@ -436,8 +440,11 @@ static dk_status validate(dk_trainer *t, int e, double *dice) {
     *dice = NAN;
     if (t->cfg.validate_every <= 0 || (e + 1) % t->cfg.validate_every != 0 || t->nval == 0)
         return DK_OK;
-    dk_status st = dk__trainer_val_dice(dice, t, t->val, t->nval);
-    if (st == DK_OK) st = plan_all(t);
+    /* rank 0 scores (every rank holds the same weights) and tells the others */
+    dk_status st = DK_OK;
+    if (t->rank == 0) st = dk__trainer_val_dice(dice, t, t->val, t->nval);
+    if (t->rank == 0 && st == DK_OK) st = plan_all(t);
+    if (st == DK_OK) st = dk_dist_bcast(dice, sizeof *dice, 0);
     if (st != DK_OK) return st;
     t->stats.last_val_dice = *dice;
     if (*dice > t->stats.best_val_dice) {
@@ -482,9 +489,9 @@ static int64_t nonfinite_weights(dk_trainer *t) {
 /* An interrupt request before step s of epoch e: the state after the steps run so far
  * becomes the checkpoint (nothing to write when this process ran none: the one on disk, if
  * any, is that state already). */
-static dk_status interrupt(dk_trainer *t, int e, int64_t s, int *stopped) {
+static dk_status interrupt(dk_trainer *t, int e, int64_t s, int sig, int *stopped) {
     *stopped = 1;
-    t->stats.interrupted = dk_interrupt_pending();
+    t->stats.interrupted = sig;
     if (t->stats.steps == 0) return DK_OK;
     t->epoch = e;
     t->epoch_step = s;
@@ -507,7 +514,9 @@ static dk_status run_epoch(dk_trainer *t, int e, dk_progress *pg, int *stopped) 
             *stopped = 1;
             return DK_OK;
         }
-        if (dk_interrupt_pending()) return interrupt(t, e, s, stopped);
+        /* every rank stops at the same step: a signal may reach them at different times */
+        int sig = dk_dist_max(dk_interrupt_pending());
+        if (sig) return interrupt(t, e, s, sig, stopped);
         step_terms st1;
         double ts = dk_time_now();
         dk_status st = dk__trainer_step(t, e, s, &st1);

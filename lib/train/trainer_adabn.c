@@ -44,6 +44,7 @@ static dk_status adapt_best(dk_trainer *t, const char *path, const dk_adabn_reco
 
 dk_status dk__trainer_adapt_files(dk_trainer *t) {
     const dk_train_config *c = &t->cfg;
+    if (t->rank != 0) return DK_OK;
     if (dk_unet_get_config(t->net)->norm != DK_NORM_BATCH)
         return dk__trainer_save_model(t, "model.safetensors", NULL);
     char source[3 * DK_TRAIN_PATH_MAX], best[DK_TRAIN_PATH_MAX + 32];

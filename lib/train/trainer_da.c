@@ -63,10 +63,10 @@ void dk__trainer_fda(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
 /* The logits (nt, classes, nvox) of the teacher that gives the target rows' pseudo-labels:
  * the EMA student (pl_teacher = ema), the target_bn copy (both ran on the target rows
  * only), or the first teacher (which ran on every row: from row ns). */
-static const float *pl_logits(const dk_trainer *t, int64_t ns) {
-    if (t->cfg.pl_teacher == DK_PL_EMA) return dk_unet_tap(t->ema, "logits")->value.data;
-    if (t->teacher_tgt) return dk_unet_tap(t->teacher_tgt, "logits")->value.data;
-    return dk_unet_tap(t->teachers[0], "logits")->value.data + ns * t->cfg.classes * t->nvox;
+static const float *pl_logits(dk_trainer *t, int64_t ns) {
+    if (t->cfg.pl_teacher == DK_PL_EMA) return dk__trainer_tap(t, t->ema, "logits")->value.data;
+    if (t->teacher_tgt) return dk__trainer_tap(t, t->teacher_tgt, "logits")->value.data;
+    return dk__trainer_tap(t, t->teachers[0], "logits")->value.data + ns * t->cfg.classes * t->nvox;
 }
 
 /* L_pl = dk_loss_ce of the target rows on their pseudo-labels (dk_pseudo_labels inside the
@@ -81,7 +81,7 @@ double dk__trainer_pl(dk_trainer *t, step_terms *st, int64_t ns, float scale) {
                                  c->pl_tau, c->pl_class_share, t->pl_work);
     int64_t counted = dk_loss_count_mask(m, nt * t->nvox);
     st->pl_share = counted ? (double)k / (double)counted : 0;
-    dk_tap *lg = dk_unet_tap(t->net, "logits");
+    dk_tap *lg = dk__trainer_tap(t, t->net, "logits");
     return dk_loss_ce(lg->grad + off, lg->value.data + off, t->pl_lab, nt, c->classes, t->nvox,
                       scale);
 }

@@ -64,6 +64,11 @@ struct dk_trainer {
     int64_t fda_rows;               /* its source rows that took a target style */
     uint8_t *pl_lab;                /* (B, nvox) pseudo-labels of the target rows (lambda_pl) */
     float *pl_work;                 /* (2 B nvox) their scratch */
+    /* data parallelism (trainer_dist.c); one rank: nl = batch, nls = ns, xl = x, dist NULL */
+    int rank, ranks;
+    int64_t nl, nls, dist_ns;       /* this rank's rows and source rows; the step's ns */
+    float *xl;                      /* (nl, C, d, h, w) this rank's rows of x, in batch order */
+    struct dk_trainer_dist *dist;   /* the gathered taps and scratch */
     int epoch;                      /* next epoch to run */
     int64_t epoch_step;             /* its steps already run (a resume after an interrupt) */
     dk_dir_lock lock;               /* run_dir/.dakd.lock */
@@ -103,6 +108,21 @@ dk_status dk__trainer_da_init(dk_trainer *t);
 void dk__trainer_da_free(dk_trainer *t);
 void dk__trainer_fda(dk_trainer *t, int epoch, int64_t step, int64_t ns);
 double dk__trainer_pl(dk_trainer *t, step_terms *st, int64_t ns, float scale);
+
+/* trainer_dist.c: data parallelism over ranks (dakd/dist.h). init after the step buffers
+ * (one rank: nothing allocated); split before the forwards of a step: this rank's rows of x
+ * into xl, nl and nls. dk__trainer_tap is how the losses read a tap of `net`: the network's
+ * own with one rank, else every rank's rows gathered in batch order (once a step; the
+ * student's with a zeroed grad of that shape). dist_grads hands this rank's rows of those
+ * grads to the student's taps before its backward; dist_reduce sums the student's parameter
+ * gradients over ranks (before clipping); dist_buffers averages its running statistics. */
+dk_status dk__trainer_dist_init(dk_trainer *t);
+void dk__trainer_dist_free(dk_trainer *t);
+void dk__trainer_dist_split(dk_trainer *t, int64_t ns);
+dk_tap *dk__trainer_tap(dk_trainer *t, dk_unet *net, const char *name);
+dk_status dk__trainer_dist_grads(dk_trainer *t);
+dk_status dk__trainer_dist_reduce(dk_trainer *t);
+dk_status dk__trainer_dist_buffers(dk_trainer *t);
 
 /* trainer_io.c */
 /* DK_ERR_ARG when a file the run writes (config.ini, steps.jsonl, the checkpoint, the model

@@ -39,6 +39,7 @@ static int state_refs(dk_tensor_ref *r, dk_trainer *t) {
 }
 
 dk_status dk__trainer_save_state(dk_trainer *t) {
+    if (t->rank != 0) return DK_OK; /* rank 0 alone writes (trainer_dist.c) */
     dk_tensor_ref r[MAX_STATE];
     int n = state_refs(r, t);
     char v[META_KEYS][64];
@@ -142,6 +143,7 @@ dk_status dk__trainer_load_state(dk_trainer *t) {
 
 /* Open steps.jsonl: new (keep_bytes 0) or cut back to what the checkpoint had logged. */
 dk_status dk__trainer_open_log(dk_trainer *t, int64_t keep_bytes) {
+    if (t->rank != 0) return DK_OK;
     if (keep_bytes > 0 && truncate(t->path_log, (off_t)keep_bytes) != 0)
         return dk_fail(DK_ERR_IO, "%s: cannot cut the step log back to the checkpoint: %s",
                        t->path_log, strerror(errno));
@@ -200,6 +202,7 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
  * through dk_prep_meta_read, so prediction prepares images exactly as training did; then
  * "dakd.adabn" = adabn_json when it is not NULL (target_bn). */
 dk_status dk__trainer_save_model(dk_trainer *t, const char *name, const char *adabn_json) {
+    if (t->rank != 0) return DK_OK;
     const int64_t *pt = t->cfg.patch;
     dk_data_opts d = {.prep = t->prep, .patch = {pt[0], pt[1], pt[2]}};
     dk_prep_meta pm;

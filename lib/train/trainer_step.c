@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dakd/dist.h"
 #include "loss_internal.h"
 #include "trainer_internal.h"
 
@@ -70,7 +71,7 @@ static dk_status numeric_fail(const dk_trainer *t, int epoch, int64_t step, cons
  * mode, gradient scaled by `scale` into the logits' grad. */
 static void sup_terms(dk_trainer *t, step_terms *st, int64_t n, float scale) {
     if (n == 0) return;
-    dk_tap *lg = dk_unet_tap(t->net, "logits");
+    dk_tap *lg = dk__trainer_tap(t, t->net, "logits");
     int64_t c = t->cfg.classes, s = t->nvox;
     st->ce = dk_loss_ce(lg->grad, lg->value.data, t->lab, n, c, s, scale);
     st->dice = dk_loss_dice(lg->grad, lg->value.data, t->lab, n, c, s, 0, 1e-5, scale);
@@ -81,20 +82,20 @@ static void sup_terms(dk_trainer *t, step_terms *st, int64_t n, float scale) {
  * row i >= ns the first one's target_bn copy instead of it) and, on a target row, the EMA
  * student at weight rho; fixed or per-voxel confidence weights (teacher_combine). The
  * target_bn teacher and the EMA network ran on the target rows only: row i - ns. */
-static double kd_sample(const dk_trainer *t, float *grad, const float *zs, int64_t i, int64_t ns,
+static double kd_sample(dk_trainer *t, float *grad, const float *zs, int64_t i, int64_t ns,
                         float T, float rho, float scale) {
     const float *tz[MAX_TEACHERS];
     float tw[MAX_TEACHERS];
     int64_t cs = t->cfg.classes * t->nvox;
     int nt = 0;
     for (int k = 0; k < t->nteachers; k++, nt++) {
-        tz[nt] = dk_unet_tap(t->teachers[k], "logits")->value.data + i * cs;
+        tz[nt] = dk__trainer_tap(t, t->teachers[k], "logits")->value.data + i * cs;
         tw[nt] = (float)t->cfg.teacher_w[k];
     }
     if (t->teacher_tgt && i >= ns)
-        tz[0] = dk_unet_tap(t->teacher_tgt, "logits")->value.data + (i - ns) * cs;
+        tz[0] = dk__trainer_tap(t, t->teacher_tgt, "logits")->value.data + (i - ns) * cs;
     if (t->ema && i >= ns) {
-        tz[nt] = dk_unet_tap(t->ema, "logits")->value.data + (i - ns) * cs;
+        tz[nt] = dk__trainer_tap(t, t->ema, "logits")->value.data + (i - ns) * cs;
         tw[nt++] = rho;
     }
     float *gi = grad ? grad + i * cs : NULL; /* sample i's rows, like its logits */
@@ -119,7 +120,7 @@ static void weight_stats(double *out, const float *w, int64_t r0, int64_t r1) {
  * row first (one loss pass) and is added into the logits' gradient times its weight once the
  * batch's KD losses have set the weights. Returns the weighted mean (1/B) sum_i w_i KD_i. */
 static double kd_terms(dk_trainer *t, step_terms *st, int64_t ns, float T, float rho) {
-    dk_tap *lg = dk_unet_tap(t->net, "logits");
+    dk_tap *lg = dk__trainer_tap(t, t->net, "logits");
     const float *z = lg->value.data;
     int64_t cs = t->cfg.classes * t->nvox, B = t->batch;
     int dyn = t->cfg.dynamic_weights;
@@ -181,8 +182,8 @@ static double hint_pair(dk_trainer *t, float *dfs, const dk_tensor *fs, const dk
  * ran on the target rows only). A loss that is a mean over its rows splits exactly so. */
 static double by_domain(dk_trainer *t, const char *name, int64_t ns, const uint8_t *mask,
                         float scale, pair_loss fn) {
-    dk_tap *fs = dk_unet_tap(t->net, name);
-    const dk_tensor *tv = &dk_unet_tap(t->teachers[0], name)->value;
+    dk_tap *fs = dk__trainer_tap(t, t->net, name);
+    const dk_tensor *tv = &dk__trainer_tap(t, t->teachers[0], name)->value;
     int64_t B = t->batch, per = fs->value.c * fs->value.d * fs->value.h * fs->value.w;
     int64_t s = fs->value.d * fs->value.h * fs->value.w;
     double sum = 0;
@@ -191,7 +192,7 @@ static double by_domain(dk_trainer *t, const char *name, int64_t ns, const uint8
         if (n == 0) continue;
         dk_tensor vs = rows(&fs->value, r0, n);
         dk_tensor vt = tgt && t->teacher_tgt
-                           ? rows(&dk_unet_tap(t->teacher_tgt, name)->value, 0, n)
+                           ? rows(&dk__trainer_tap(t, t->teacher_tgt, name)->value, 0, n)
                            : rows(tv, r0, n);
         double frac = (double)n / (double)B;
         sum += frac * fn(t, fs->grad + r0 * per, &vs, &vt, mask ? mask + r0 * s : NULL,
@@ -208,7 +209,7 @@ static double at_terms(dk_trainer *t, int64_t ns, float scale) {
     for (int l = 0; l < n; l++) {
         char name[16];
         snprintf(name, sizeof name, "enc%d", l);
-        const uint8_t *m = tap_mask(t, &dk_unet_tap(t->net, name)->value);
+        const uint8_t *m = tap_mask(t, &dk__trainer_tap(t, t->net, name)->value);
         sum += by_domain(t, name, ns, m, scale, at_pair);
     }
     return sum;
@@ -220,13 +221,13 @@ static double at_terms(dk_trainer *t, int64_t ns, float scale) {
  * the step), over every row, inside the rows' masks max-pooled alike; the mean over the
  * heads. Adds scale / heads * d/dhead into each head's tap. */
 static double self_terms(dk_trainer *t, float T, float scale) {
-    const dk_tensor *z = &dk_unet_tap(t->net, "logits")->value;
+    const dk_tensor *z = &dk__trainer_tap(t, t->net, "logits")->value;
     int heads = dk_unet_get_config(t->net)->levels - 2;
     double sum = 0;
     for (int l = 1; l <= heads; l++) {
         char name[16];
         snprintf(name, sizeof name, "ds%d", l);
-        dk_tap *h = dk_unet_tap(t->net, name);
+        dk_tap *h = dk__trainer_tap(t, t->net, name);
         const dk_tensor *v = &h->value;
         dk_mean_pool(t->self_target, z->data, z->n * z->c, z->d, z->h, z->w, z->d / v->d,
                      z->h / v->h, z->w / v->w);
@@ -240,7 +241,7 @@ static double self_terms(dk_trainer *t, float T, float scale) {
 /* MMD / CORAL between per-voxel student features of source and target rows at align_tap,
  * drawn inside the rows' masks at the tap's grid (the positions stay in align_idx). */
 static double align_term(dk_trainer *t, int64_t ns, dk_rng *rng, float scale) {
-    dk_tap *tap = dk_unet_tap(t->net, t->cfg.align_tap);
+    dk_tap *tap = dk__trainer_tap(t, t->net, t->cfg.align_tap);
     const dk_tensor *v = &tap->value;
     int64_t per = v->c * v->d * v->h * v->w, vox = v->d * v->h * v->w, ch = v->c;
     const uint8_t *m = tap_mask(t, v);
@@ -290,7 +291,7 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
         st->self = self_terms(t, T, (float)c->lambda_self);
     if (t->hint.total)
         st->hint = by_domain(t, c->hint_tap, ns,
-                             tap_mask(t, &dk_unet_tap(t->net, c->hint_tap)->value),
+                             tap_mask(t, &dk__trainer_tap(t, t->net, c->hint_tap)->value),
                              (float)c->lambda_hint, hint_pair);
     if (c->align != DK_ALIGN_NONE && c->lambda_align > 0) {
         dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * c->steps_per_epoch + step));
@@ -298,7 +299,7 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
         st->align = align_term(t, ns, &ra, (float)c->lambda_align);
     }
     if (c->lambda_ent > 0 && ns < t->batch) {
-        dk_tap *lg = dk_unet_tap(t->net, "logits");
+        dk_tap *lg = dk__trainer_tap(t, t->net, "logits");
         int64_t off = ns * c->classes * t->nvox;
         st->ent = dk_loss_entropy(lg->grad + off, lg->value.data + off, t->mask + ns * t->nvox,
                                   t->batch - ns, c->classes, t->nvox, (float)c->lambda_ent);
@@ -338,25 +339,29 @@ static dk_status rows_forward(dk_trainer *t, dk_unet *net, int64_t r0, int64_t n
     const int64_t *p = t->cfg.patch;
     dk_status st = dk_unet_plan(net, n, p[0], p[1], p[2]);
     if (st != DK_OK) return st;
-    dk_unet_forward(net, t->x + r0 * t->cfg.in_channels * t->nvox, 0, NULL);
+    dk_unet_forward(net, t->xl + r0 * t->cfg.in_channels * t->nvox, 0, NULL);
     return DK_OK;
 }
 
-static dk_status forward_all(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
+/* The networks on this rank's rows (xl: nls source rows, then the target rows; with one rank
+ * the whole batch). */
+static dk_status forward_all(dk_trainer *t, int epoch, int64_t step) {
     double t0 = dk_time_now();
-    int64_t nt = t->batch - ns;
-    dk_status st = rows_forward(t, t->teachers[0], 0, t->teacher_tgt ? ns : t->batch);
+    int64_t nl = t->nl, ns = t->nls, nt = nl - ns;
+    const int64_t *p = t->cfg.patch;
+    dk_status st = rows_forward(t, t->teachers[0], 0, t->teacher_tgt ? ns : nl);
     for (int k = 1; k < t->nteachers && st == DK_OK; k++)
-        st = rows_forward(t, t->teachers[k], 0, t->batch);
+        st = rows_forward(t, t->teachers[k], 0, nl);
     if (st == DK_OK) st = rows_forward(t, t->teacher_tgt, ns, nt); /* target_bn teacher */
     if (st != DK_OK) return st;
     double te = dk_time_now();
     st = rows_forward(t, t->ema, ns, nt);
+    if (st == DK_OK) st = dk_unet_plan(t->net, nl, p[0], p[1], p[2]);
     if (st != DK_OK) return st;
     double t1 = dk_time_now();
     dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * t->cfg.steps_per_epoch + step));
     dk_rng rd = dk_rng_split(&r, 5);
-    dk_unet_forward(t->net, t->x, 1, &rd);
+    dk_unet_forward(t->net, t->xl, 1, &rd);
     t->stats.sec_teacher += te - t0;
     t->stats.sec_ema += t1 - te;
     t->stats.sec_student_fwd += dk_time_now() - t1;
@@ -378,12 +383,14 @@ dk_status dk__trainer_grad(dk_trainer *t, int epoch, int64_t step, int64_t ns, s
     st->ns = ns, st->nt = t->batch - ns;
     st->mix = (double)ns / (double)t->batch;
     st->alpha = t->opts.mode == DK_TRAINER_DISTILL ? t->cfg.alpha : 0;
-    dk_status fst = forward_all(t, epoch, step, ns);
+    dk__trainer_dist_split(t, ns);
+    dk_status fst = forward_all(t, epoch, step);
     if (fst != DK_OK) return fst;
     double tl = dk_time_now();
     if (t->opts.mode == DK_TRAINER_DISTILL) distill_losses(t, st, epoch, step, ns);
     else sup_terms(t, st, t->batch, 1.0f), st->total = st->sup;
     t->stats.sec_loss += dk_time_now() - tl;
+    if ((fst = dk__trainer_dist_grads(t)) != DK_OK) return fst;
     if (!isfinite(st->total)) return numeric_fail(t, epoch, step, "the loss", st->total, st);
     double t0 = dk_time_now();
     dk_unet_backward(t->net);
@@ -395,6 +402,10 @@ dk_status dk__trainer_grad(dk_trainer *t, int epoch, int64_t step, int64_t ns, s
 static dk_status update(dk_trainer *t, int epoch, int64_t step, step_terms *st) {
     const dk_train_config *c = &t->cfg;
     dk_params *p = dk_unet_params(t->net);
+    dk_status s = dk_dist_fault(t->optim.step);
+    if (s == DK_OK) s = dk__trainer_dist_reduce(t);
+    if (s == DK_OK) s = dk__trainer_dist_buffers(t);
+    if (s != DK_OK) return s;
     st->grad_norm = clip_joint(t, p);
     if (!isfinite(st->grad_norm))
         return numeric_fail(t, epoch, step, "the gradient norm", st->grad_norm, st);

@@ -589,6 +589,27 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * or final) carries the target statistics. Both files then record it ("dakd.adabn",
  * dk_adabn_save); checkpoint.safetensors keeps the statistics of training, which a resumed
  * run continues from. Target labels are never read.
+ * Data parallelism (`mpirun -np N dakd train|distill`, dakd/dist.h; lib/train/trainer_dist.c):
+ * [data] batch_size stays the GLOBAL batch B. Every rank draws the same batch of (epoch, step)
+ * from the same seed (so the global batch of step k is the same for every N, by construction)
+ * and runs the networks on its rows only: rank q takes rows q, q + N, q + 2N, ... (source rows
+ * first, so each rank holds the step's mixing ratio to within one row). Every tap a term reads
+ * is gathered from all ranks into batch order, and every rank computes every term above on
+ * the whole batch, as one process would: the means over the batch and its counted voxels,
+ * batch Dice, dynamic weights, alignment and pseudo-label thresholds are the global ones.
+ * Each rank back-propagates its rows; the parameter gradients are summed over ranks in rank
+ * order (dk_dist_sum: the same bits run after run for a fixed N) BEFORE clipping, so clip_norm
+ * sees the global gradient, and every rank applies the same update. Batch norm of the trained
+ * network: per-rank batch statistics (the rank's rows; as PyTorch DDP without SyncBatchNorm),
+ * running statistics averaged over the ranks after each step; with instance norm or none a run
+ * equals the serial one to float summation order. Frozen teachers, the target_bn teacher and
+ * the EMA student run in inference mode (running statistics: per row, exact); the target_bn
+ * re-estimations (dk_adabn) and the EMA update run whole on every rank, from identical
+ * weights, so every rank holds the same networks. Rank 0 alone writes run_dir (config.ini,
+ * steps.jsonl, checkpoints and model files, atomically as above) and validates; --resume
+ * continues with the same N (another N continues too, with other float rounding). A failing
+ * rank: `dakd` prints its message and stops every rank (MPI_Abort); the last checkpoint is
+ * intact. [model] dropout > 0 is refused with N > 1 (DK_ERR_UNSUPPORTED), as is B < N.
  * Logging: one dk_log INFO line per epoch; progress (the steps, with the epoch as the
  * item) through the dakd/core.h progress reporters. */
 
