@@ -5,18 +5,22 @@
  * wrong CRC, a flipped byte, cut files. Each well-formed variant must read to the same
  * volume as the plain .nii it was made from; each damaged one must fail with the status and
  * the message the streaming (zlib) reader gives, naming the file. The variants are made
- * with zlib's gzip writer, member by member. */
+ * with zlib's gzip writer, member by member. Beside each read, the whole-buffer inflate is
+ * asked directly whether it took the file or left it to zlib's stream (lib/io/nifti_gz.c):
+ * it takes every well-formed file whose members end where the data asked for ends or
+ * later, and leaves the rest. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "dakd/volume.h"
+#include "nifti_internal.h"
 #include "test_util.h"
 
 static const char *tmp(const char *name) { return dk_test_path(dk_test_tmpdir(), name); }
 
-static dk_volume src;     /* the volume every variant holds */
+static dk_volume src;      /* the volume every variant holds */
 static unsigned char *raw; /* the bytes of src.nii */
 static size_t raw_n;
 
@@ -78,6 +82,17 @@ static void expect_src(const char *path) {
     dk_volume_free(&v);
 }
 
+/* The whole-buffer inflate of `path`'s first `n` bytes takes the file (1, and then gives
+ * `want`'s bytes) or leaves it to the stream (0). */
+static void expect_whole(const char *path, const unsigned char *want, size_t n, int took) {
+    unsigned char *out = malloc(n);
+    CU_ASSERT_FATAL(out != NULL);
+    int done = dk_nifti_gz_inflate(out, n, path);
+    CU_ASSERT_EQUAL(done, took);
+    if (done) CU_ASSERT(memcmp(out, want, n) == 0);
+    free(out);
+}
+
 /* Reading `path` fails with `st` and a message naming the file and `what`. */
 static void expect_error(const char *path, dk_status st, const char *what) {
     dk_volume v;
@@ -117,10 +132,13 @@ static void test_multi_member(void) {
     const size_t with_empty[] = {0, 352, 352, 70000, 200000};
     gzip_members(tmp("m1.nii.gz"), raw, raw_n, in_header, 1);
     expect_src(tmp("m1.nii.gz"));
+    expect_whole(tmp("m1.nii.gz"), raw, raw_n, 1);
     gzip_members(tmp("m2.nii.gz"), raw, raw_n, in_voxels, 1);
     expect_src(tmp("m2.nii.gz"));
+    expect_whole(tmp("m2.nii.gz"), raw, raw_n, 1);
     gzip_members(tmp("m3.nii.gz"), raw, raw_n, with_empty, 5);
     expect_src(tmp("m3.nii.gz"));
+    expect_whole(tmp("m3.nii.gz"), raw, raw_n, 1);
     /* bgzip's layout: blocks of 65280 uncompressed bytes, then an empty member */
     size_t cuts[64];
     int n = 0;
@@ -129,6 +147,7 @@ static void test_multi_member(void) {
     cuts[n] = raw_n;
     gzip_members(tmp("bgzf.nii.gz"), raw, raw_n, cuts, n + 1);
     expect_src(tmp("bgzf.nii.gz"));
+    expect_whole(tmp("bgzf.nii.gz"), raw, raw_n, 1);
 }
 
 static void test_trailing_bytes(void) {
@@ -137,9 +156,11 @@ static void test_trailing_bytes(void) {
     gzip_members(tmp("garbage.nii.gz"), raw, raw_n, none, 0);
     append(tmp("garbage.nii.gz"), "not gzip", 8);
     expect_src(tmp("garbage.nii.gz"));
+    expect_whole(tmp("garbage.nii.gz"), raw, raw_n, 1);
     gzip_members(tmp("zeros.nii.gz"), raw, raw_n, none, 0);
     append(tmp("zeros.nii.gz"), zeros, sizeof zeros);
     expect_src(tmp("zeros.nii.gz"));
+    expect_whole(tmp("zeros.nii.gz"), raw, raw_n, 1);
 }
 
 /* More uncompressed bytes than the header needs: the excess is ignored. */
@@ -151,8 +172,10 @@ static void test_excess_data(void) {
     memset(more + raw_n, 0x5a, 5000);
     gzip_members(tmp("excess.nii.gz"), more, raw_n + 5000, none, 0);
     expect_src(tmp("excess.nii.gz"));
+    expect_whole(tmp("excess.nii.gz"), raw, raw_n, 0); /* libdeflate cannot stop early */
     gzip_members(tmp("excess2.nii.gz"), more, raw_n + 5000, split, 1);
     expect_src(tmp("excess2.nii.gz"));
+    expect_whole(tmp("excess2.nii.gz"), raw, raw_n, 0);
     free(more);
 }
 
@@ -160,6 +183,7 @@ static void test_excess_data(void) {
 static void test_not_compressed(void) {
     write_all(tmp("plain.nii.gz"), raw, raw_n);
     expect_src(tmp("plain.nii.gz"));
+    expect_whole(tmp("plain.nii.gz"), raw, raw_n, 0);
 }
 
 static void test_pair(void) {
@@ -171,6 +195,7 @@ static void test_pair(void) {
     gzip_members(tmp("pair.img.gz"), img, in, split, 2);
     expect_src(tmp("pair.hdr.gz"));
     expect_src(tmp("pair.img.gz"));
+    expect_whole(tmp("pair.img.gz"), img, in, 1);
     free(h);
     free(img);
 }
@@ -195,14 +220,17 @@ static const char *damaged(const char *name, long at, unsigned char x, size_t ke
 static void test_bad_isize_and_crc(void) {
     const char *p = damaged("isize.nii.gz", -1, 0x01, 0); /* ISIZE's top byte */
     expect_error(p, DK_ERR_IO, "read error in voxel data");
+    expect_whole(p, raw, raw_n, 0);
     p = damaged("crc.nii.gz", -8, 0x40, 0); /* CRC32's first byte */
     expect_error(p, DK_ERR_IO, "read error in voxel data");
+    expect_whole(p, raw, raw_n, 0);
 }
 
 static void test_flipped_byte(void) {
     /* well inside the deflate data of the voxels: the stream or its CRC fails */
     const char *p = damaged("flip.nii.gz", 20000, 0xff, 0);
     expect_error(p, DK_ERR_IO, "voxel data");
+    expect_whole(p, raw, raw_n, 0);
 }
 
 static void test_cut(void) {
@@ -218,6 +246,7 @@ static void test_cut(void) {
      * byte and never looks at ISIZE */
     p = damaged("cut_isize.nii.gz", 0, 0, n - 4);
     expect_src(p);
+    expect_whole(p, raw, raw_n, 0);
     /* a second member cut short */
     gzip_members(tmp("cut2.nii.gz"), raw, raw_n, split, 1);
     b = read_all(tmp("cut2.nii.gz"), &n);
@@ -225,6 +254,9 @@ static void test_cut(void) {
     write_all(tmp("cut2.nii.gz"), b, n - 1000);
     free(b);
     expect_error(tmp("cut2.nii.gz"), DK_ERR_IO, "truncated voxel data");
+    expect_whole(tmp("cut2.nii.gz"), raw, raw_n, 0);
+    /* the bytes asked for end with the first member: the cut one is never read */
+    expect_whole(tmp("cut2.nii.gz"), raw, split[0], 1);
 }
 
 int main(void) {
