@@ -62,6 +62,7 @@ set_target_properties(dakd_cli PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
 # uses. Dependencies with a pkg-config file go in Requires.private, the others (nifticlib,
 # ITK and its GDCM: full paths of the libraries ITK's package names) in Libs.private.
 set(DAKD_PC_REQUIRES_PRIVATE "libpng zlib openblas inih libcjson libcrypto fftw3f libprotobuf-c")
+string(APPEND DAKD_PC_REQUIRES_PRIVATE " libdeflate")
 set(DAKD_PC_LIBS_PRIVATE "-lnifti2 -lznz ${OpenMP_C_FLAGS} -lm")
 if(DAKD_WITH_ITK)
   # every library file behind ${ITK_LIBRARIES}, their own dependencies included

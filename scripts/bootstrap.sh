@@ -37,7 +37,7 @@ fi
 build_pkgs=(build-essential cmake pkg-config git libopenblas-dev libnifti2-dev libpng-dev
             zlib1g-dev libinih-dev libcjson-dev libcunit1-dev libinsighttoolkit5-dev
             libssl-dev libfftw3-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-            libopenmpi-dev openmpi-bin)
+            libdeflate-dev libopenmpi-dev openmpi-bin)
 # pydicom is the DICOM oracle; python3-gdcm lets it decode JPEG-LS and 12-bit JPEG; dcm2niix
 # is the reference converter for tests/bench/bench_dicom_load; PyTorch is the oracle for the
 # network engine (tests/nn/test_parity.c, test_params.c) and the peer in its benchmark;

@@ -2,11 +2,13 @@
  * The bump arena and 64-byte aligned heap buffers. 64 bytes is one cache line and the
  * widest SIMD register (AVX-512), so no kernel ever straddles a line at a buffer start.
  */
+#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include "dakd/core.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 enum { ALIGN = 64 };
 
@@ -28,6 +30,21 @@ void *dk_alloc_aligned(size_t count, size_t size) {
 }
 
 void dk_free(void *p) { free(p); }
+
+/* From 2 MiB up: 2 MiB aligned and advised for transparent huge pages (a no-op where the
+ * kernel has them off or always on). */
+void *dk_alloc_large(size_t count, size_t size) {
+    enum { HUGE = 2 << 20 };
+    if (size != 0 && count > SIZE_MAX / size) return NULL;
+    const size_t total = count * size;
+    if (total < HUGE) return dk_alloc_aligned(count, size);
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE, total) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, total & ~(size_t)(HUGE - 1), MADV_HUGEPAGE);
+#endif
+    return p;
+}
 
 dk_status dk_arena_init(dk_arena *a, size_t capacity) {
     DK_ASSERT(a != NULL);

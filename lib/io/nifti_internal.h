@@ -37,4 +37,11 @@ dk_dtype dk_nifti_dtype_of(int datatype, int *channels);
 void dk_nifti_keep_xforms(dk_nifti_meta *m, const nifti_image *nim, const dk_geometry *g);
 void dk_nifti_put_xforms(nifti_image *nim, const dk_nifti_meta *m, const dk_geometry *g);
 
+/* nifti_gz.c: fill out[0..cap) with the first cap uncompressed bytes of the gzip file `path`
+ * by inflating it whole with libdeflate. 1 when done; 0, with nothing recorded and out's
+ * contents undefined, when the caller must read the file with zlib's stream instead (a file
+ * that is damaged, cut, not gzip, holds more than cap bytes in the member where cap ends,
+ * or is over 1 GiB compressed): that read then gives the result and any error. */
+int dk_nifti_gz_inflate(void *out, size_t cap, const char *path);
+
 #endif

@@ -5,7 +5,9 @@
  * that exists) and prints to stderr, so dakd opens exactly the files named, reads and
  * validates the header bytes itself, lets nifticlib turn the (native-order, already
  * validated) header into a nifti_image for the geometry and metadata, and reads the voxel
- * data straight into the volume's buffer with znz. Nothing is allocated for voxels before
+ * data straight into the volume's buffer: compressed data inflated whole by libdeflate
+ * (nifti_gz.c) where it can, else, and always for plain files, with znz (zlib's stream for
+ * .gz, whose status and message are the reader's). Nothing is allocated for voxels before
  * the size the header describes has passed the volume size limit and the file's size (for
  * .gz, what its bytes can inflate to); 64-bit integers beyond +-2^53 are refused after the
  * read (dakd/volume.h).
@@ -368,6 +370,10 @@ static dk_status describe(dk_volume *v, const header *h, const layout *l, const 
 
 /* ---------------------------------------------------------------- voxel data */
 
+/* A compressed file whose voxels start further in than this (extensions of over a MiB) is
+ * streamed: the whole-buffer inflate needs that much extra room in the volume's buffer. */
+#define GZ_LEAD_MAX ((int64_t)1 << 20)
+
 static dk_status data_offset(int64_t *off, const header *h, const dk_nifti_files *f) {
     const int64_t hsize = h->version == 2 ? 540 : 348;
     *off = (int64_t)h->vox_offset;
@@ -418,7 +424,8 @@ static dk_status check_file_holds(const char *file, int gz, int64_t off, size_t 
 }
 
 /* Read `nbytes` at `off` of `file` into `buf` in one znzread (zlib inflates straight into
- * the buffer). */
+ * the buffer). For .gz files this is the stream behind the whole-buffer inflate
+ * (nifti_gz.c), used when that declines; its messages are the reader's. */
 static dk_status read_voxels(void *buf, size_t nbytes, const char *file, int gz, int64_t off) {
     dk_status st = DK_OK;
     znzFile fp = znzopen(file, "rb", gz);
@@ -456,18 +463,24 @@ static dk_status load_data(dk_volume *v, const header *h, const layout *l,
     if (st == DK_OK) st = dk_volume_check_size(f->hdr, "header fields dim[1..7]", l->n, t);
     if (st == DK_OK) st = check_file_holds(f->img, f->gz, off, l->nbytes);
     if (st != DK_OK) return st;
-    void *buf = dk_alloc_aligned(l->nbytes, 1);
+    /* compressed: room for the bytes before vox_offset too, so that libdeflate inflates
+     * straight into the volume's buffer; the voxels are then moved down to its start */
+    const size_t lead = f->gz && off <= GZ_LEAD_MAX ? (size_t)off : 0;
+    void *buf = dk_alloc_large(l->nbytes + lead, 1);
     if (!buf)
         return dk_fail(DK_ERR_NOMEM, "%s: cannot allocate %zu bytes of voxel data", f->img,
-                       l->nbytes);
-    st = read_voxels(buf, l->nbytes, f->img, f->gz, off);
+                       l->nbytes + lead);
+    if (f->gz && off <= GZ_LEAD_MAX && dk_nifti_gz_inflate(buf, lead + l->nbytes, f->img))
+        memmove(buf, (unsigned char *)buf + lead, l->nbytes);
+    else
+        st = read_voxels(buf, l->nbytes, f->img, f->gz, off);
     if (st != DK_OK) goto out;
     int nbyper = 0, swapsize = 0;
     nifti_datatype_sizes(h->datatype, &nbyper, &swapsize);
     if (h->swapped && swapsize > 1)
         nifti_swap_Nbytes((int64_t)(l->nbytes / (size_t)swapsize), swapsize, buf);
     if (l->channels > 1) {
-        void *planar = dk_alloc_aligned(l->nbytes, 1);
+        void *planar = dk_alloc_large(l->nbytes, 1);
         if (!planar) {
             st = dk_fail(DK_ERR_NOMEM, "%s: cannot allocate %zu bytes of voxel data", f->img,
                          l->nbytes);
@@ -493,7 +506,7 @@ static dk_status apply_scaling(dk_volume *v, dk_dtype stored, double slope, doub
     src.dtype = stored;
     int64_t n = dk_volume_numel(v);
     int same = dk_dtype_size(stored) == dk_dtype_size(v->dtype);
-    void *dst = same ? v->data : dk_alloc_aligned((size_t)n, dk_dtype_size(v->dtype));
+    void *dst = same ? v->data : dk_alloc_large((size_t)n, dk_dtype_size(v->dtype));
     if (!dst)
         return dk_fail(DK_ERR_NOMEM, "%s: cannot allocate %lld scaled voxels", path, (long long)n);
     if (v->dtype == DK_F32) {

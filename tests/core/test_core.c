@@ -422,6 +422,22 @@ static void test_alloc_aligned(void) {
     dk_free(NULL);
 }
 
+/* From 2 MiB up on a 2 MiB boundary (huge pages), below it as dk_alloc_aligned. */
+static void test_alloc_large(void) {
+    const size_t n = (size_t)5 << 20;
+    unsigned char *p = dk_alloc_large(n, 1);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT_EQUAL((uintptr_t)p % ((uintptr_t)2 << 20), 0);
+    memset(p, 7, n);
+    CU_ASSERT_EQUAL(p[n - 1], 7);
+    dk_free(p);
+    float *f = dk_alloc_large(1000, sizeof(float));
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT(aligned64(f));
+    dk_free(f);
+    CU_ASSERT(dk_alloc_large(SIZE_MAX / 2 + 1, 2) == NULL);
+}
+
 /* ------------------------------------------------------------------ tensors */
 
 static void test_tensor_numel(void) {
@@ -937,6 +953,7 @@ int main(void) {
         {"exhaustion returns NULL", test_arena_exhaustion},
         {"mark, release, high water", test_arena_mark_release},
         {"dk_alloc_aligned", test_alloc_aligned},
+        {"dk_alloc_large", test_alloc_large},
         {"tensor numel", test_tensor_numel},
         {"tensor alloc", test_tensor_alloc},
         {"tensor alloc bad dims", test_tensor_alloc_bad_dims},

@@ -236,6 +236,11 @@ void dk_arena_free(dk_arena *a);
  * count*size. */
 void *dk_alloc_aligned(size_t count, size_t size);
 void dk_free(void *p);
+/* dk_alloc_aligned for a large buffer that is filled at once (a volume read from disk):
+ * from 2 MiB up it is backed by transparent huge pages where the kernel allows it, so
+ * its first touch costs one page fault per 2 MiB instead of one per 4 KiB (64 MiB: 290 ms
+ * against 6 ms on a KVM guest, where each fault is slow). Free with dk_free. */
+void *dk_alloc_large(size_t count, size_t size);
 
 /* ---------------------------------------------------------------- tensors */
 
