@@ -73,6 +73,7 @@ static void on_interrupt(int sig) {
         return;
     }
     dk_interrupt_request(sig);
+    if (dk_dist_rank() != 0) return; /* under mpirun, rank 0 speaks for all */
     ssize_t k = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)k;
 }
@@ -109,8 +110,10 @@ static void put_word(FILE *f, const char *w) {
 
 int dk_cli_interrupted(const char *cmd, const char *what, const char *add) {
     int sig = dk_interrupt_pending();
+    if (dk_dist_rank() != 0) return 128 + sig; /* rank 0 prints the hint for all */
     fprintf(stderr, "dakd %s: interrupted by %s; %s. To continue, run:\n  ", cmd,
             sig == SIGINT ? "SIGINT (Ctrl-C)" : sig == SIGTERM ? "SIGTERM" : "a signal", what);
+    if (dk_dist_size() > 1) fprintf(stderr, "mpirun -np %d ", dk_dist_size()); /* same N */
     int has = 0;
     for (int i = 0; i < main_argc; i++) {
         if (i) fputc(' ', stderr);
