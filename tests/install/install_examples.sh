@@ -32,12 +32,13 @@ ver=$(sed -n 's/^Version: //p' "$lib/pkgconfig/dakd.pc")
 major=${ver%%.*}
 [ "$(readlink "$lib/libdakd.so")" = "libdakd.so.$major" ] || fail "libdakd.so -> libdakd.so.$major"
 [ "$(readlink "$lib/libdakd.so.$major")" = "libdakd.so.$ver" ] || fail "libdakd.so.$major link"
-readelf -d "$lib/libdakd.so.$ver" | grep -q "SONAME.*\[libdakd.so.$major\]" || fail "soname"
+# (grep reads all its input: with pipefail, grep -q could end readelf by SIGPIPE and fail)
+readelf -d "$lib/libdakd.so.$ver" | grep "SONAME.*\[libdakd.so.$major\]" > /dev/null || fail "soname"
 for f in lib/libdakd.a bin/dakd lib/cmake/dakd/dakdConfig.cmake \
          lib/cmake/dakd/dakdConfigVersion.cmake lib/cmake/dakd/dakdTargets.cmake; do
     [ -e "$prefix/$f" ] || fail "$f not installed"
 done
-"$prefix/bin/dakd" --version | grep -q "dakd $ver" || fail "bin/dakd --version"
+"$prefix/bin/dakd" --version | grep "dakd $ver" > /dev/null || fail "bin/dakd --version"
 diff <(cd "$src/lib/include/dakd" && ls) <(cd "$prefix/include/dakd" && ls) ||
     fail "installed headers differ from lib/include/dakd"
 for h in "$prefix"/include/dakd/*.h; do
@@ -61,7 +62,7 @@ if grep -qi 'itk\|INTERFACE_LINK_LIBRARIES' "$lib/cmake/dakd/dakdTargets.cmake";
 fi
 
 export PKG_CONFIG_PATH=$lib/pkgconfig
-pkg-config --cflags dakd | grep -qi itk && fail "pkg-config --cflags dakd names ITK"
+pkg-config --cflags dakd | grep -i itk > /dev/null && fail "pkg-config --cflags dakd names ITK"
 # every library libdakd.so was linked with is on the static line: the whole archive links
 echo 'int main(void) { return 0; }' > whole.c
 cc $extra whole.c -o whole -Wl,--whole-archive -l:libdakd.a -Wl,--no-whole-archive \
@@ -77,11 +78,11 @@ cmake -S ex -B exb -DCMAKE_PREFIX_PATH="$prefix" -DDAKD_EXAMPLES_STATIC=ON \
     -DCMAKE_EXE_LINKER_FLAGS="$extra" > cmake.log 2>&1 || { cat cmake.log; fail "examples: cmake"; }
 cmake --build exb > build.log 2>&1 || { cat build.log; fail "examples: cmake --build"; }
 for exe in ex/dice ex/predict_one exb/dice exb/predict_one; do
-    readelf -d "$exe" | grep -q 'NEEDED.*\[libdakd.so.'"$major"'\]' ||
+    readelf -d "$exe" | grep 'NEEDED.*\[libdakd.so.'"$major"'\]' > /dev/null ||
         fail "$exe: not linked with libdakd.so.$major"
 done
 for exe in ex/dice_static exb/dice_static; do
-    readelf -d "$exe" | grep -q 'libdakd' && fail "$exe: linked with libdakd.so"
+    readelf -d "$exe" | grep 'libdakd' > /dev/null && fail "$exe: linked with libdakd.so"
 done
 echo "examples built: make (pkg-config) and CMake (find_package), shared and static"
 

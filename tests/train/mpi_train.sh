@@ -19,7 +19,7 @@ set -euo pipefail
 dakd=$1 work=$2
 . "$(dirname "$0")/phantom_cases.sh"
 command -v mpirun >/dev/null || { echo "SKIP mpi_train: mpirun is not installed"; exit 77; }
-if "$dakd" --version | grep -q "built without MPI"; then
+if "$dakd" --version | grep "built without MPI" > /dev/null; then
     echo "SKIP mpi_train: dakd is built without MPI (DAKD_WITH_MPI=OFF)"; exit 77
 fi
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || {
