@@ -465,12 +465,13 @@ static dk_status load_data(dk_volume *v, const header *h, const layout *l,
     if (st != DK_OK) return st;
     /* compressed: room for the bytes before vox_offset too, so that libdeflate inflates
      * straight into the volume's buffer; the voxels are then moved down to its start */
-    const size_t lead = f->gz && off <= GZ_LEAD_MAX ? (size_t)off : 0;
+    const int whole = f->gz && off <= GZ_LEAD_MAX;
+    const size_t lead = whole ? (size_t)off : 0;
     void *buf = dk_alloc_large(l->nbytes + lead, 1);
     if (!buf)
         return dk_fail(DK_ERR_NOMEM, "%s: cannot allocate %zu bytes of voxel data", f->img,
                        l->nbytes + lead);
-    if (f->gz && off <= GZ_LEAD_MAX && dk_nifti_gz_inflate(buf, lead + l->nbytes, f->img))
+    if (whole && dk_nifti_gz_inflate(buf, lead + l->nbytes, f->img))
         memmove(buf, (unsigned char *)buf + lead, l->nbytes);
     else
         st = read_voxels(buf, l->nbytes, f->img, f->gz, off);

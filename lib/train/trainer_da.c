@@ -66,7 +66,8 @@ void dk__trainer_fda(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
 static const float *pl_logits(dk_trainer *t, int64_t ns) {
     if (t->cfg.pl_teacher == DK_PL_EMA) return dk__trainer_tap(t, t->ema, "logits")->value.data;
     if (t->teacher_tgt) return dk__trainer_tap(t, t->teacher_tgt, "logits")->value.data;
-    return dk__trainer_tap(t, t->teachers[0], "logits")->value.data + ns * t->cfg.classes * t->nvox;
+    const float *z = dk__trainer_tap(t, t->teachers[0], "logits")->value.data;
+    return z + ns * t->cfg.classes * t->nvox;
 }
 
 /* L_pl = dk_loss_ce of the target rows on their pseudo-labels (dk_pseudo_labels inside the
