@@ -24,6 +24,12 @@ static const char *run_help =
     "[study] jobs = N (--set study.jobs=N) runs up to N stages at once, each in a child\n"
     "process logging to RUN_DIR/<stage>/run.log; results do not depend on it\n"
     "(threads = 1, jobs = 2 keeps two cores busy with two trainings).\n\n"
+    "mpirun -np N dakd run STUDY.ini runs the stages on N ranks (one stage at a time each;\n"
+    "jobs is not used): rank 0 schedules, writes manifest.json and runs its share in a child\n"
+    "process, every rank logs a stage to RUN_DIR/<stage>/run.log; RUN_DIR must be on a file\n"
+    "system every rank sees. Results equal a serial run's bit for bit. [stage.X] ranks = K\n"
+    "trains stage X data-parallel on K ranks other than rank 0 (as mpirun -np K dakd distill;\n"
+    "equal within float rounding, so its key differs from a serial run's). docs/scaling.md.\n\n"
     "Writes RUN_DIR/<stage>/ (stage.json last), RUN_DIR/manifest.json (versions, machine,\n"
     "configs, seeds, input hashes, timings). The study file format: pipelines/README.md.\n\n"
     "Before anything is written, a study whose inputs (the study file, [data] cases and\n"
@@ -32,9 +38,10 @@ static const char *run_help =
     "off the folder while this one lives (the refusal names the holder's pid; a lock left\n"
     "by a killed run is taken over). Killed (even with SIGKILL), the same command continues:\n"
     "finished stages are skipped, a training stage resumes from its last checkpoint, or from\n"
-    "the beginning when it had none. Ctrl-C or SIGTERM: a training stage writes its\n"
-    "checkpoint before its next step, other stages finish, then the run stops (exit 130 /\n"
-    "143) and says to run the same command again; a second Ctrl-C stops at once.\n"
+    "the beginning when it had none. Ctrl-C, SIGTERM or SIGUSR1: a training stage writes\n"
+    "its checkpoint before its next step, other stages finish, then the run stops (exit\n"
+    "130 / 143 / 138) and says to run the same command again; a second Ctrl-C stops at\n"
+    "once. Under mpirun send SIGUSR1 to mpirun (it gives the ranks 1 s after a SIGTERM).\n"
     "Progress on stderr: 'run stage k/n NAME' and the stage's own (training steps, cases),\n"
     "a bar on a terminal, else a plain line every DAKD_PROGRESS_SECONDS (default 30) and at\n"
     "each stage; --quiet: none (dakd --help). With jobs > 1, each stage's log gets its own.\n";
@@ -46,13 +53,32 @@ static int has_stage(const dk_study *s, const char *name) {
     return 0;
 }
 
+static int run_ranks(int argc, char **argv);
+
+/* Under mpirun -np N (N > 1) each process is one rank of the study (dakd/study.h). */
 int dk_cmd_run(int argc, char **argv) {
+    dk_status st = dk_dist_init(&argc, &argv);
+    if (st != DK_OK) return dk_cli_report("run", st);
+    int rc = run_ranks(argc, argv);
+    dk_dist_finalize();
+    return rc;
+}
+
+/* A study file every rank could load, or every rank fails: rank 0 would otherwise send
+ * stages to a rank that has left. *quiet: this rank's failure is rank 0's too, which says
+ * it once. */
+static dk_status loaded_everywhere(dk_status st, int *quiet) {
+    *quiet = 0;
+    if (dk_dist_world_size() == 1) return st;
+    int any = dk_dist_max(st != DK_OK), zero = st != DK_OK;
+    if (dk_dist_bcast(&zero, sizeof zero, 0) != DK_OK) zero = 0;
+    *quiet = dk_dist_world_rank() > 0 && zero;
+    if (st != DK_OK || !any) return st;
+    return dk_fail(DK_ERR_IO, "another rank could not load the study (see its message)");
+}
+
+static int run_ranks(int argc, char **argv) {
     const char *path = NULL, *from = NULL;
-    if (dk_dist_launched_size() > 1) /* each process would run the whole study */
-        return dk_cli_report("run", dk_fail(DK_ERR_UNSUPPORTED, "a study does not run under "
-                             "mpirun with %d ranks (not implemented): run 'dakd run' alone, "
-                             "[study] jobs runs its stages side by side",
-                             dk_dist_launched_size()));
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int nsets = 0;
     if (!sets) return dk_cli_report("run", dk_fail(DK_ERR_NOMEM, "out of memory"));
@@ -83,14 +109,20 @@ int dk_cmd_run(int argc, char **argv) {
         return dk_cli_usage_error("run", "STUDY.ini is required");
     }
     dk_study *s = NULL;
-    dk_status st = dk_study_load(&s, path, sets);
+    int quiet = 0;
+    dk_status st = loaded_everywhere(dk_study_load(&s, path, sets), &quiet);
+    if (st != DK_OK && quiet) {
+        dk_study_free(s);
+        free(sets);
+        return dk_cli_exit_code(st);
+    }
     if (st == DK_OK && from && !has_stage(s, from)) {
         dk_study_free(s);
         free(sets);
         return dk_cli_usage_error("run", "--from %s: no such stage in %s", from, path);
     }
     if (st == DK_OK) {
-        dk_study_opts o = {from, stdout, 0};
+        dk_study_opts o = {from, dk_dist_world_rank() == 0 ? stdout : NULL, 0};
         dk_cli_catch_interrupts();
         st = dk_study_run(s, &o);
     }

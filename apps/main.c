@@ -55,8 +55,9 @@ static void usage(FILE *out) {
                  "unreadable, nothing readable, unmatched files, an output not writable); 3 data\n"
                  "(a file read but invalid, or files that do not fit together: grids, channels,\n"
                  "label values); 4 unsupported; 5 out of memory; 6 numeric (NaN/Inf); 7 internal;\n"
-                 "130 / 143: train, distill or run stopped by SIGINT / SIGTERM after writing its\n"
-                 "checkpoint (it prints the command that continues).\n");
+                 "130 / 143 / 138: train, distill or run stopped by SIGINT / SIGTERM / SIGUSR1\n"
+                 "after writing its checkpoint (it prints the command that continues; under\n"
+                 "mpirun send SIGUSR1: docs/scaling.md).\n");
 }
 
 int dk_cli_exit_code(dk_status st) { return (int)st; }
@@ -85,8 +86,10 @@ void dk_cli_catch_interrupts(void) {
     sa.sa_flags = SA_RESTART; /* file I/O goes on; the loops read the request */
     sigemptyset(&sa.sa_mask);
     /* an ignored signal stays ignored (a background job of a shell without job control) */
-    const int sigs[2] = {SIGINT, SIGTERM};
-    for (int i = 0; i < 2; i++) {
+    /* SIGUSR1 too: mpirun passes it on to every rank at once, while it holds SIGTERM back
+     * and follows it with SIGKILL (docs/scaling.md) */
+    const int sigs[3] = {SIGINT, SIGTERM, SIGUSR1};
+    for (int i = 0; i < 3; i++) {
         struct sigaction old;
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
             sigaction(sigs[i], &sa, NULL);
@@ -112,7 +115,11 @@ int dk_cli_interrupted(const char *cmd, const char *what, const char *add) {
     int sig = dk_interrupt_pending();
     if (dk_dist_rank() != 0) return 128 + sig; /* rank 0 prints the hint for all */
     fprintf(stderr, "dakd %s: interrupted by %s; %s. To continue, run:\n  ", cmd,
-            sig == SIGINT ? "SIGINT (Ctrl-C)" : sig == SIGTERM ? "SIGTERM" : "a signal", what);
+            sig == SIGINT    ? "SIGINT (Ctrl-C)"
+            : sig == SIGTERM ? "SIGTERM"
+            : sig == SIGUSR1 ? "SIGUSR1"
+                             : "a signal",
+            what);
     if (dk_dist_size() > 1) fprintf(stderr, "mpirun -np %d ", dk_dist_size()); /* same N */
     int has = 0;
     for (int i = 0; i < main_argc; i++) {

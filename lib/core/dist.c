@@ -15,9 +15,11 @@
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1;
+static int g_rank = 0, g_size = 1;             /* in the current group */
+static int g_world_rank = 0, g_world_size = 1; /* in the whole job */
 #if DAKD_WITH_MPI
 static int g_mpi = 0; /* MPI_Init was called */
+static MPI_Comm g_comm = MPI_COMM_NULL; /* the collectives' group: the world or a stage's */
 #endif
 
 int dk_dist_built(void) { return DAKD_WITH_MPI ? 1 : 0; }
@@ -36,6 +38,8 @@ int dk_dist_launched_size(void) {
 
 int dk_dist_rank(void) { return g_rank; }
 int dk_dist_size(void) { return g_size; }
+int dk_dist_world_rank(void) { return g_world_rank; }
+int dk_dist_world_size(void) { return g_world_size; }
 
 dk_status dk_dist_fault(int64_t step) {
     const char *v = getenv("DAKD_DIST_FAIL");
@@ -73,18 +77,91 @@ dk_status dk_dist_init(int *argc, char ***argv) {
     if (rc != MPI_SUCCESS) return dk_fail(DK_ERR_IO, "MPI_Init failed (error %d)", rc);
     g_mpi = 1;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_world_size);
+    g_comm = MPI_COMM_WORLD, g_rank = g_world_rank, g_size = g_world_size;
     return DK_OK;
 }
 
 void dk_dist_finalize(void) {
+    dk_dist_group_end();
     if (g_mpi) MPI_Finalize();
     g_mpi = 0;
 }
 
+void dk_dist_detach(void) {
+    g_mpi = 0, g_comm = MPI_COMM_NULL;
+    g_rank = g_world_rank = 0, g_size = g_world_size = 1;
+}
+
 void dk_dist_abort(int code) {
-    if (g_mpi && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+    if (g_mpi && g_world_size > 1) MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+}
+
+static dk_status no_peer(const char *call) {
+    return dk_fail(DK_ERR_UNSUPPORTED, "%s: this process is the only rank", call);
+}
+
+dk_status dk_dist_send(const void *buf, int64_t bytes, int dest, int tag) {
+    if (!g_mpi) return no_peer("dk_dist_send");
+    dk_status st = fits_int(bytes, "dk_dist_send");
+    if (st != DK_OK) return st;
+    return mpi_check(MPI_Send(buf, (int)bytes, MPI_BYTE, dest, tag, MPI_COMM_WORLD), "MPI_Send");
+}
+
+dk_status dk_dist_recv(void *buf, int64_t bytes, int src, int tag, int *from) {
+    if (!g_mpi) return no_peer("dk_dist_recv");
+    dk_status st = fits_int(bytes, "dk_dist_recv");
+    if (st != DK_OK) return st;
+    MPI_Status ms;
+    st = mpi_check(MPI_Recv(buf, (int)bytes, MPI_BYTE, src == DK_DIST_ANY ? MPI_ANY_SOURCE : src,
+                            tag, MPI_COMM_WORLD, &ms), "MPI_Recv");
+    int got = 0;
+    if (st == DK_OK) MPI_Get_count(&ms, MPI_BYTE, &got);
+    if (st == DK_OK && got != (int)bytes)
+        st = dk_fail(DK_ERR_IO, "MPI_Recv on rank %d: %d bytes from rank %d, expected %lld",
+                     g_world_rank, got, ms.MPI_SOURCE, (long long)bytes);
+    if (from) *from = ms.MPI_SOURCE;
+    return st;
+}
+
+int dk_dist_waiting(int tag) {
+    int flag = 0;
+    if (g_mpi && MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE) !=
+                     MPI_SUCCESS)
+        flag = 0;
+    return flag;
+}
+
+dk_status dk_dist_group_begin(const int *ranks, int n, int tag) {
+    if (!g_mpi) return no_peer("dk_dist_group_begin");
+    dk_dist_group_end();
+    if (n == 1) { /* this rank alone: the serial case, no communicator needed */
+        g_comm = MPI_COMM_SELF, g_rank = 0, g_size = 1;
+        return DK_OK;
+    }
+    MPI_Group world, grp;
+    MPI_Comm comm = MPI_COMM_NULL;
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    int rc = MPI_Group_incl(world, n, ranks, &grp);
+    if (rc == MPI_SUCCESS) rc = MPI_Comm_create_group(MPI_COMM_WORLD, grp, tag, &comm);
+    MPI_Group_free(&world);
+    if (rc == MPI_SUCCESS) MPI_Group_free(&grp);
+    if (rc == MPI_SUCCESS && comm == MPI_COMM_NULL) rc = MPI_ERR_GROUP; /* not a member */
+    dk_status st = mpi_check(rc, "MPI_Comm_create_group");
+    if (st != DK_OK) return st;
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    g_comm = comm;
+    MPI_Comm_rank(comm, &g_rank);
+    MPI_Comm_size(comm, &g_size);
+    return DK_OK;
+}
+
+void dk_dist_group_end(void) {
+    if (g_mpi && g_comm != MPI_COMM_WORLD && g_comm != MPI_COMM_SELF && g_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&g_comm);
+    if (g_mpi) g_comm = MPI_COMM_WORLD;
+    g_rank = g_world_rank, g_size = g_world_size;
 }
 
 dk_status dk_dist_sum(float *buf, int64_t n, float *work) {
@@ -93,15 +170,15 @@ dk_status dk_dist_sum(float *buf, int64_t n, float *work) {
     if (st != DK_OK) return st;
     if (g_rank == 0) {
         for (int r = 1; r < g_size && st == DK_OK; r++) {
-            st = mpi_check(MPI_Recv(work, (int)n, MPI_FLOAT, r, 0, MPI_COMM_WORLD,
+            st = mpi_check(MPI_Recv(work, (int)n, MPI_FLOAT, r, 0, g_comm,
                                     MPI_STATUS_IGNORE), "MPI_Recv");
             for (int64_t i = 0; st == DK_OK && i < n; i++) buf[i] += work[i];
         }
     } else {
-        st = mpi_check(MPI_Send(buf, (int)n, MPI_FLOAT, 0, 0, MPI_COMM_WORLD), "MPI_Send");
+        st = mpi_check(MPI_Send(buf, (int)n, MPI_FLOAT, 0, 0, g_comm), "MPI_Send");
     }
     if (st != DK_OK) return st;
-    return mpi_check(MPI_Bcast(buf, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    return mpi_check(MPI_Bcast(buf, (int)n, MPI_FLOAT, 0, g_comm), "MPI_Bcast");
 }
 
 dk_status dk_dist_gather(float *out, const float *in, const int64_t *counts) {
@@ -121,7 +198,7 @@ dk_status dk_dist_gather(float *out, const float *in, const int64_t *counts) {
     }
     if (st == DK_OK)
         st = mpi_check(MPI_Allgatherv(in, cnt[g_rank], MPI_FLOAT, out, cnt, disp, MPI_FLOAT,
-                                      MPI_COMM_WORLD), "MPI_Allgatherv");
+                                      g_comm), "MPI_Allgatherv");
     free(cnt);
     return st;
 }
@@ -130,14 +207,14 @@ dk_status dk_dist_bcast(void *buf, int64_t bytes, int root) {
     if (g_size == 1) return DK_OK;
     dk_status st = fits_int(bytes, "dk_dist_bcast");
     if (st != DK_OK) return st;
-    return mpi_check(MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+    return mpi_check(MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, g_comm), "MPI_Bcast");
 }
 
 int dk_dist_max(int v) {
     if (g_size == 1) return v;
     int out = v;
     /* an integer maximum is exact in any order; a failure keeps the own value */
-    if (MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) return v;
+    if (MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, g_comm) != MPI_SUCCESS) return v;
     return out;
 }
 
@@ -154,6 +231,33 @@ dk_status dk_dist_init(int *argc, char ***argv) {
 
 void dk_dist_finalize(void) {}
 void dk_dist_abort(int code) { (void)code; }
+void dk_dist_detach(void) {}
+
+static dk_status no_mpi(const char *call) {
+    return dk_fail(DK_ERR_UNSUPPORTED, "%s: built without MPI", call);
+}
+
+dk_status dk_dist_send(const void *buf, int64_t bytes, int dest, int tag) {
+    (void)buf, (void)bytes, (void)dest, (void)tag;
+    return no_mpi("dk_dist_send");
+}
+
+dk_status dk_dist_recv(void *buf, int64_t bytes, int src, int tag, int *from) {
+    (void)buf, (void)bytes, (void)src, (void)tag, (void)from;
+    return no_mpi("dk_dist_recv");
+}
+
+int dk_dist_waiting(int tag) {
+    (void)tag;
+    return 0;
+}
+
+dk_status dk_dist_group_begin(const int *ranks, int n, int tag) {
+    (void)ranks, (void)n, (void)tag;
+    return no_mpi("dk_dist_group_begin");
+}
+
+void dk_dist_group_end(void) {}
 
 dk_status dk_dist_sum(float *buf, int64_t n, float *work) {
     (void)buf, (void)n, (void)work;

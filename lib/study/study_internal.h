@@ -50,6 +50,7 @@ typedef struct {
     char evals[512];      /* report: comma-separated eval stages */
     char title[128];
     char seeds[256];      /* train, adapt: this stage's seeds (default: [study] seeds) */
+    int ranks;            /* train under mpirun: data-parallel over this many ranks */
 } stage_fields;
 
 typedef struct {
@@ -195,7 +196,8 @@ dk_status dk__study_finish(dk_study *s, const study_stage *st, dk_status rc);
 cJSON *dk__study_recorded(const dk_study *s, const study_stage *st);
 void dk__study_adopt(study_stage *st, cJSON *rec);
 /* "[k/N]" of a stage, and its "running (...)" (with " — log: PATH" when log is not NULL)
- * and "done in X s" lines; out NULL prints nothing. */
+ * and "done in X s" lines ("interrupted (its checkpoint remains)" when it has no record);
+ * out NULL prints nothing. */
 void dk__study_tag(char tag[32], const dk_study *s, const study_stage *st);
 void dk__study_print_running(FILE *out, const dk_study *s, const study_stage *st, int resume,
                              const char *log);
@@ -205,6 +207,20 @@ void dk__study_print_done(FILE *out, const dk_study *s, const study_stage *st);
  * -1). Returns the first failure (naming the stage and its log) after every running child
  * has ended. */
 dk_status dk__study_run_jobs(dk_study *s, const dk_study_opts *o, int from);
+
+/* study_ranks.c: a study over MPI ranks (rank 0 schedules in study_jobs.c; the others
+ * serve). ranks_of: the ranks stage st trains on (1 unless `ranks` > 1 under mpirun);
+ * ranks_check: DK_ERR_ARG when a stage needs more ranks than the job has besides rank 0;
+ * ranks_send: give `stage` to world rank dest (group `ranks`, n of them, when n > 1);
+ * ranks_done: 1 and a worker's answer when one waits (never blocks); ranks_stop: end every
+ * worker; serve: a worker's loop, until rank 0 says stop. */
+int dk__study_ranks_of(const dk_study *s, const study_stage *st);
+dk_status dk__study_ranks_check(const dk_study *s);
+dk_status dk__study_ranks_send(const dk_study *s, int dest, int stage, int resume,
+                               const int *ranks, int n);
+int dk__study_ranks_done(int *rank, int *stage, int *code, int *stopped);
+void dk__study_ranks_stop(void);
+dk_status dk__study_serve(dk_study *s);
 
 /* study_guard.c: DK_ERR_ARG when a file the study reads (the study file, a cases CSV and
  * the files it names) is run_dir or manifest.json or lies in a stage's folder, naming both */

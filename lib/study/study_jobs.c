@@ -19,14 +19,24 @@
  * A failure (a child's non-zero exit, or a key or folder the parent cannot make) stops new
  * starts; the running children finish and are taken in, then the first failure is returned,
  * naming the stage, its log and the log's last line (the child writes its error there
- * last). SIGINT and SIGTERM (unless ignored) are caught for the run: the parent passes them
- * on to the running children (each in a process group of its own, so a terminal's Ctrl-C
- * reaches them once, through the parent), which end as they would alone, a training with its
- * checkpoint; it waits for them and returns DK_OK with dk_interrupt_pending() set, as a run
- * one stage at a time does (the caller says how to go on). The handler's pid table is static: one such run per process.
+ * last). SIGINT, SIGTERM and SIGUSR1 (unless ignored) are caught for the run: the parent
+ * passes them on to the running children (each in a process group of its own, so Ctrl-C
+ * on a terminal reaches them once, through the parent), which end as they would alone, a
+ * training with its checkpoint; it waits for them and returns DK_OK with
+ * dk_interrupt_pending() set, as a run one stage at a time does (the caller says how to go
+ * on). The handler's pid table is static: one such run per process.
+ *
+ * Under mpirun (study_ranks.c) the slots are the job's ranks, one stage each: rank 0's slot
+ * is a child as above, another rank's gets the stage as a message and answers with its exit
+ * status (the parent polls for answers every 20 ms while a rank works), and a `ranks = K`
+ * stage takes K free ranks other than 0. A report takes rank 0's slot (its child holds every
+ * record). Signals reach every rank from mpirun; a rank that answers "stopped" stops the
+ * run here too.
  */
 #define _GNU_SOURCE /* pipe2, strsignal */
 #include "study_internal.h"
+
+#include "dakd/dist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +64,10 @@ static void on_signal(int sig) {
 
 enum { PENDING, TO_RUN, RUNNING, DONE }; /* a stage's state */
 
+/* Passed on to the children: the interrupts, and SIGUSR1, which mpirun passes on to the ranks
+ * at once (it delays SIGTERM and follows it with SIGKILL: docs/scaling.md). */
+static const int caught[3] = {SIGINT, SIGTERM, SIGUSR1};
+
 typedef struct {
     dk_study *s;
     const dk_study_opts *o;
@@ -60,10 +75,16 @@ typedef struct {
     unsigned char state[STUDY_MAX_RUNS];
     int stage[MAX_JOBS];           /* the stage each slot runs */
     int fd[MAX_JOBS];              /* read end of its child's pipe: hang-up when it is gone */
-    int nrun;
+    int nrun;                      /* stages running */
+    /* under mpirun (study_ranks.c): one stage at a time per rank; rank 0's in a child */
+    int nranks;                    /* the job's ranks; 0: [study] jobs children */
+    int *rank_stage;               /* (nranks) the stage each rank runs, -1: free */
+    int lead[STUDY_MAX_RUNS];      /* a running stage's first rank, whose answer counts */
+    int waiting[STUDY_MAX_RUNS];   /* its ranks that have not answered yet */
+    int answer[STUDY_MAX_RUNS][2]; /* its first rank's status and "stopped" */
     dk_status err;                 /* the first failure and its message */
     char msg[4096];
-    struct sigaction old_int, old_term;
+    struct sigaction old[3];       /* the caller's handling of the `caught` signals */
 } sched;
 
 static void failed(sched *q, dk_status st) {
@@ -100,11 +121,12 @@ static void last_line(char *out, size_t n, const char *path) {
     snprintf(out, n, "%s", line);
 }
 
-/* What a child left: DK_OK with its stage.json adopted, or the failure naming it. */
-static dk_status ended(const sched *q, study_stage *st, int ws) {
+/* What a child (or a rank) left, its exit status `code` or the signal `sig` that killed
+ * it: DK_OK with its stage.json adopted, or the failure naming it. */
+static dk_status ended(const sched *q, study_stage *st, int code, int sig) {
     char log[STUDY_PATH_MAX], last[1024], how[80];
     dk__study_path(log, sizeof log, q->s, st->dir, "run.log");
-    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+    if (!sig && code == 0) {
         cJSON *rec = dk__study_recorded(q->s, st);
         if (!rec && got_signal) return DK_OK; /* interrupted: its checkpoint remains */
         if (!rec)
@@ -114,8 +136,7 @@ static dk_status ended(const sched *q, study_stage *st, int ws) {
         st->ran = 1;
         return DK_OK;
     }
-    int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 0;
-    if (WIFSIGNALED(ws)) snprintf(how, sizeof how, "killed: %s", strsignal(WTERMSIG(ws)));
+    if (sig) snprintf(how, sizeof how, "killed: %s", strsignal(sig));
     else snprintf(how, sizeof how, "exit status %d", code);
     last_line(last, sizeof last, log);
     return dk_fail(code >= DK_ERR_ARG && code <= DK_ERR_INTERNAL ? (dk_status)code
@@ -127,13 +148,18 @@ static dk_status ended(const sched *q, study_stage *st, int ws) {
 /* The child: the caller's signal handling back, output to the log, the stage; never
  * returns. The parent prints the stage's lines; progress reaches the log as plain lines. */
 static _Noreturn void child(const sched *q, study_stage *st, int resume, const char *log,
-                            const sigset_t *mask) {
+                            const sigset_t *mask, pid_t parent) {
     /* a process group of its own: a terminal's Ctrl-C reaches the parent alone, which passes
      * it on once (two would be the "second Ctrl-C" that stops a training without its
      * checkpoint) */
     setpgid(0, 0);
-    sigaction(SIGINT, &q->old_int, NULL);
-    sigaction(SIGTERM, &q->old_term, NULL);
+    /* a parent killed outright (SIGKILL; under mpirun, a rank that did not end within Open
+     * MPI's odls_base_sigkill_timeout) takes its children along, as an interrupt: a
+     * training writes its checkpoint, and nothing keeps writing into the run folder */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(128 + SIGTERM);
+    dk_dist_detach(); /* rank 0's child runs alone: the ranks' MPI stays the parent's */
+    for (int k = 0; k < 3; k++) sigaction(caught[k], &q->old[k], NULL);
     sigprocmask(SIG_SETMASK, mask, NULL);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644); /* a resume appends */
     if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(DK_ERR_IO);
@@ -152,35 +178,87 @@ static _Noreturn void child(const sched *q, study_stage *st, int resume, const c
     _exit((int)rc);
 }
 
+/* Under mpirun: the free ranks stage i would take (into r), 1 when there are enough. A
+ * report runs on rank 0 (its child has every stage's record); a data-parallel stage on
+ * ranks other than 0 (rank 0 keeps scheduling); any other stage on the first free rank. */
+static int pick_ranks(const sched *q, int i, int *r) {
+    const study_stage *st = &q->s->stages[i];
+    int need = dk__study_ranks_of(q->s, st), k = 0;
+    int last = st->f.kind == STAGE_REPORT ? 1 : q->nranks;
+    for (int x = need > 1 ? 1 : 0; x < last && k < need; x++)
+        if (q->rank_stage[x] < 0) {
+            if (r) r[k] = x;
+            k++;
+        }
+    return k == need;
+}
+
+static int has_room(const sched *q, int i) {
+    return q->nranks ? pick_ranks(q, i, NULL) : q->nrun < q->s->set.jobs;
+}
+
+/* Give stage i to the worker ranks r (n of them; rank 0 is not among them). */
+static dk_status start_remote(sched *q, int i, int resume, const int *r, int n) {
+    dk_status rc = DK_OK;
+    for (int k = 0; k < n && rc == DK_OK; k++)
+        rc = dk__study_ranks_send(q->s, r[k], i, resume, r, n);
+    if (rc != DK_OK) return rc;
+    for (int k = 0; k < n; k++) q->rank_stage[r[k]] = i;
+    q->lead[i] = r[0], q->waiting[i] = n;
+    q->nrun++;
+    q->state[i] = RUNNING;
+    return DK_OK;
+}
+
+static void start_local(sched *q, int i, int resume, const char *log);
+
 /* Prepare stage i (in the parent, so its folder is cleared before the log is made) and
- * fork its child into a free slot. */
+ * start it: a child in a free slot, or (under mpirun) the free ranks it takes. */
 static void start(sched *q, int i) {
     study_stage *st = &q->s->stages[i];
-    int resume = 0, fd[2], slot = 0;
+    int resume = 0, *r = q->nranks ? malloc((size_t)q->nranks * sizeof *r) : NULL;
     char log[STUDY_PATH_MAX];
     dk__study_path(log, sizeof log, q->s, st->dir, "run.log");
-    while (child_pid[slot] != 0) slot++; /* q->nrun < jobs <= MAX_JOBS */
     dk_status rc = dk__study_prepare(q->s, st, q->from >= 0 && i >= q->from, &resume);
-    if (rc == DK_OK && pipe2(fd, O_CLOEXEC) != 0)
+    if (rc == DK_OK && q->nranks && !r) rc = dk_fail(DK_ERR_NOMEM, "study: out of memory");
+    if (rc == DK_OK && q->nranks) DK_ASSERT(pick_ranks(q, i, r));
+    if (rc == DK_OK) {
+        cJSON_Delete(st->record); /* pending (manifest.json) until its stage.json */
+        st->record = NULL;
+        dk__study_print_running(q->o->out, q->s, st, resume, log);
+    }
+    if (rc == DK_OK && q->nranks && r[0] != 0)
+        rc = start_remote(q, i, resume, r, dk__study_ranks_of(q->s, st));
+    else if (rc == DK_OK)
+        start_local(q, i, resume, log);
+    free(r);
+    if (rc != DK_OK) failed(q, rc);
+}
+
+/* Fork stage i's child into a free slot (rank 0's under mpirun). */
+static void start_local(sched *q, int i, int resume, const char *log) {
+    study_stage *st = &q->s->stages[i];
+    int fd[2], slot = 0;
+    while (child_pid[slot] != 0) slot++; /* q->nrun < jobs <= MAX_JOBS */
+    dk_status rc = DK_OK;
+    if (pipe2(fd, O_CLOEXEC) != 0)
         rc = dk_fail(DK_ERR_IO, "%s: stage %s: cannot make a pipe: %s", q->s->path, st->dir,
                      strerror(errno));
     if (rc != DK_OK) {
         failed(q, rc);
         return;
     }
-    cJSON_Delete(st->record); /* pending (manifest.json) until its child's stage.json */
-    st->record = NULL;
-    dk__study_print_running(q->o->out, q->s, st, resume, log);
     fflush(NULL); /* nothing buffered here is written again by the child */
     sigset_t block, prev;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGUSR1);
     sigprocmask(SIG_BLOCK, &block, &prev); /* until the pid is in the handler's table */
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid == 0) {
         close(fd[0]);
-        child(q, st, resume, log, &prev);
+        child(q, st, resume, log, &prev, parent);
     }
     close(fd[1]);
     if (pid < 0) {
@@ -191,8 +269,19 @@ static void start(sched *q, int i) {
         child_pid[slot] = pid, q->stage[slot] = i, q->fd[slot] = fd[0];
         q->nrun++;
         q->state[i] = RUNNING;
+        if (q->nranks) q->rank_stage[0] = i;
     }
     sigprocmask(SIG_SETMASK, &prev, NULL);
+    if (rc != DK_OK) failed(q, rc);
+}
+
+/* Stage i's child or ranks ended with exit status `code` or signal `sig`. */
+static void finished(sched *q, int i, int code, int sig) {
+    q->nrun--;
+    study_stage *st = &q->s->stages[i];
+    dk_status rc = ended(q, st, code, sig);
+    if (rc == DK_OK) q->state[i] = DONE, dk__study_print_done(q->o->out, q->s, st);
+    rc = dk__study_finish(q->s, st, rc);
     if (rc != DK_OK) failed(q, rc);
 }
 
@@ -203,12 +292,29 @@ static void reap(sched *q, int k) {
     int ws = 0;
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) continue;
     close(q->fd[k]);
-    q->nrun--;
-    study_stage *st = &q->s->stages[q->stage[k]];
-    dk_status rc = ended(q, st, ws);
-    if (rc == DK_OK) q->state[q->stage[k]] = DONE, dk__study_print_done(q->o->out, q->s, st);
-    rc = dk__study_finish(q->s, st, rc);
-    if (rc != DK_OK) failed(q, rc);
+    if (q->nranks) q->rank_stage[0] = -1;
+    int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 0, sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
+    finished(q, q->stage[k], code, sig);
+}
+
+/* A worker rank's answer for stage i; the stage has finished when all its ranks answered. */
+static void answered(sched *q, int rank, int i, int code, int stopped) {
+    if (i < 0 || i >= q->s->nstages || rank <= 0 || rank >= q->nranks ||
+        q->rank_stage[rank] != i) {
+        failed(q, dk_fail(DK_ERR_INTERNAL, "study: rank %d answered for stage %d, which it "
+                          "does not run", rank, i));
+        return;
+    }
+    q->rank_stage[rank] = -1;
+    if (rank == q->lead[i]) q->answer[i][0] = code, q->answer[i][1] = stopped;
+    if (--q->waiting[i] > 0) return;
+    if (q->answer[i][1] && !got_signal) { /* interrupted there: stop here too */
+        got_signal = SIGTERM;
+        dk_interrupt_request(SIGTERM);
+        for (int k = 0; k < MAX_JOBS; k++)
+            if (child_pid[k] > 0) kill(child_pid[k], SIGTERM);
+    }
+    finished(q, i, q->answer[i][0], 0);
 }
 
 /* Wait for a child to end (or a signal, or a second), then take in those that ended. A
@@ -218,11 +324,15 @@ static void wait_children(sched *q) {
     int slot[MAX_JOBS], n = 0;
     for (int k = 0; k < MAX_JOBS; k++)
         if (child_pid[k] > 0) p[n] = (struct pollfd){q->fd[k], POLLIN, 0}, slot[n++] = k;
-    int r = poll(p, (nfds_t)n, 1000);
+    int remote = q->nranks && q->nrun > n; /* ranks' answers come as MPI messages */
+    int r = poll(p, (nfds_t)n, remote ? 20 : 1000);
     for (int k = 0; got_signal && k < MAX_JOBS; k++)
         if (child_pid[k] > 0) kill(child_pid[k], got_signal);
     for (int j = 0; j < n && r > 0; j++)
         if (p[j].revents) reap(q, slot[j]);
+    int rank, i, code, stopped;
+    while (remote && dk__study_ranks_done(&rank, &i, &code, &stopped))
+        answered(q, rank, i, code, stopped);
 }
 
 /* One thing to do: look at the first stage whose turn has come, or start the first one
@@ -239,8 +349,8 @@ static int step(sched *q) {
         q->state[i] = run ? TO_RUN : DONE;
         return 1;
     }
-    for (int i = 0; i < s->nstages && q->nrun < s->set.jobs; i++)
-        if (q->state[i] == TO_RUN) {
+    for (int i = 0; i < s->nstages; i++)
+        if (q->state[i] == TO_RUN && has_room(q, i)) {
             start(q, i);
             return 1;
         }
@@ -253,29 +363,35 @@ static void catch_signals(sched *q) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     got_signal = 0;
-    sigaction(SIGINT, NULL, &q->old_int);
-    sigaction(SIGTERM, NULL, &q->old_term);
-    if (q->old_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
-    if (q->old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+    for (int k = 0; k < 3; k++) {
+        sigaction(caught[k], NULL, &q->old[k]);
+        if (q->old[k].sa_handler != SIG_IGN) sigaction(caught[k], &sa, NULL);
+    }
 }
 
 dk_status dk__study_run_jobs(dk_study *s, const dk_study_opts *o, int from) {
     sched *q = calloc(1, sizeof *q);
     if (!q) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path);
     q->s = s, q->o = o, q->from = from;
+    if (dk_dist_world_size() > 1) {
+        q->nranks = dk_dist_world_size();
+        q->rank_stage = malloc((size_t)q->nranks * sizeof *q->rank_stage);
+        if (!q->rank_stage) return free(q), dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path);
+        for (int r = 0; r < q->nranks; r++) q->rank_stage[r] = -1;
+    }
     catch_signals(q);
     for (;;) {
         if (q->err == DK_OK && !got_signal && step(q)) continue;
         if (q->nrun == 0) break;
         wait_children(q);
     }
-    sigaction(SIGINT, &q->old_int, NULL);
-    sigaction(SIGTERM, &q->old_term, NULL);
+    for (int k = 0; k < 3; k++) sigaction(caught[k], &q->old[k], NULL);
     /* interrupted: DK_OK with dk_interrupt_pending() set, as one stage at a time returns */
     dk_status rc = got_signal ? DK_OK : q->err;
     if (rc != DK_OK) rc = dk_fail(rc, "%s", q->msg);
     for (int i = 0; rc == DK_OK && !got_signal && i < s->nstages; i++)
         DK_ASSERT(q->state[i] == DONE);
+    free(q->rank_stage);
     free(q);
     return rc;
 }

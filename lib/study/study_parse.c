@@ -84,6 +84,8 @@ static const dk_cfg_field stage_table[] = {
     TS("evals", evals, "", "report: eval stages (default: all before it)"),
     TS("title", title, "", "report: title (default: the study name)"),
     TS("seeds", seeds, "", "train, adapt: this stage's seeds (default: [study] seeds)"),
+    TF("ranks", DK_CFG_INT, ranks, 1, 4096, "1", NULL,
+       "train, under mpirun: one data-parallel training over this many ranks (not rank 0)"),
 };
 
 #define NTAB(t) (sizeof(t) / sizeof((t)[0]))
@@ -442,6 +444,9 @@ static dk_status stage_deps(dk_study *s, int i) {
     study_stage *st = &s->stages[i];
     int ph = dk__study_find(s, "phantoms");
     if (ph >= 0 && ph != i && st->f.kind != STAGE_REPORT) st->deps[st->ndeps++] = ph;
+    if (st->f.kind != STAGE_TRAIN && st->f.ranks > 1)
+        return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] ranks is for kind = train", s->path,
+                       st->line, st->name);
     if (st->f.kind == STAGE_TRAIN) {
         int distill = st->f.mode == DK_TRAINER_DISTILL;
         if (distill && !st->f.teacher[0])

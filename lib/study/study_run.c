@@ -7,6 +7,7 @@
 #include "study_internal.h"
 
 #include "dakd/data.h"
+#include "dakd/dist.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -112,6 +113,8 @@ static void stage_options(text_buf *t, const dk_study *s, const study_stage *st)
         for (int k = 0; k < 6; k++) tb_add(t, "n%d=%d\n", k, s->set.n_split[k]);
     } else if (f->kind == STAGE_TRAIN) {
         tb_add(t, "mode=%s\nmodel_file=%d\n", mode_name[f->mode], f->model_file);
+        int ranks = dk__study_ranks_of(s, st); /* data-parallel: equal within rounding only */
+        if (ranks > 1) tb_add(t, "ranks=%d\n", ranks);
     } else if (f->kind == STAGE_ADAPT) {
         tb_add(t, "model=%s\ndomain=%s\nsplit=%s\n", f->model, f->domain, f->split);
     } else if (f->kind == STAGE_EVAL) {
@@ -272,7 +275,8 @@ void dk__study_print_running(FILE *out, const dk_study *s, const study_stage *st
 void dk__study_print_done(FILE *out, const dk_study *s, const study_stage *st) {
     char tag[32];
     dk__study_tag(tag, s, st);
-    say(out, "%s %s: done in %.1f s\n", tag, st->dir, st->seconds);
+    if (st->record) say(out, "%s %s: done in %.1f s\n", tag, st->dir, st->seconds);
+    else say(out, "%s %s: interrupted (its checkpoint remains)\n", tag, st->dir);
 }
 
 dk_status dk__study_execute(dk_study *s, study_stage *st, int resume, const dk_study_opts *o,
@@ -290,14 +294,17 @@ dk_status dk__study_execute(dk_study *s, study_stage *st, int resume, const dk_s
     double t0 = dk_time_now();
     dk_status rc = run_body(s, st, result, resume, o, stopped);
     st->seconds = dk_time_now() - t0;
-    if (rc == DK_OK && *stopped) {
+    if (rc == DK_OK && *stopped) { /* no stage.json: the stage has no current outputs */
         cJSON_Delete(rec);
+        cJSON_Delete(st->record);
+        st->record = NULL;
         return DK_OK;
     }
     cJSON_AddNumberToObject(rec, "seconds", st->seconds);
     char p[STUDY_PATH_MAX];
     dk__study_path(p, sizeof p, s, st->dir, "stage.json");
-    if (rc == DK_OK) rc = dk_json_write_file(rec, p); /* last: the stage is finished */
+    /* last: the stage is finished; a data-parallel stage's first rank writes it */
+    if (rc == DK_OK && dk_dist_rank() == 0) rc = dk_json_write_file(rec, p);
     cJSON_Delete(st->record);
     st->record = rc == DK_OK ? rec : NULL;
     if (rc != DK_OK) cJSON_Delete(rec);
@@ -313,14 +320,13 @@ static dk_status run_stage(dk_study *s, study_stage *st, int forced, const dk_st
     if (rc != DK_OK) return rc;
     dk__study_print_running(o->out, s, st, resume, NULL);
     rc = dk__study_execute(s, st, resume, o, stopped);
-    if (rc == DK_OK && *stopped) {
+    if (rc == DK_OK && *stopped && dk_interrupt_pending()) {
+        dk__study_print_done(o->out, s, st); /* no record: "interrupted" */
+    } else if (rc == DK_OK && *stopped) {
         char tag[32];
         dk__study_tag(tag, s, st);
-        if (dk_interrupt_pending())
-            say(o->out, "%s %s: interrupted (its checkpoint remains)\n", tag, st->dir);
-        else
-            say(o->out, "%s %s: stopped after %lld steps (its checkpoint remains)\n", tag,
-                st->dir, (long long)o->stop_after_steps);
+        say(o->out, "%s %s: stopped after %lld steps (its checkpoint remains)\n", tag, st->dir,
+            (long long)o->stop_after_steps);
     }
     if (rc == DK_OK && !*stopped) dk__study_print_done(o->out, s, st);
     return rc;
@@ -387,13 +393,18 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
     int from = -1;
     if (o.from && (from = dk__study_find(s, o.from)) < 0)
         return dk_fail(DK_ERR_ARG, "%s: no stage '%s' to start from", s->path, o.from);
+    /* under mpirun every rank has loaded the same file: rank 0 runs the study, the others
+     * serve it stages (study_ranks.c); a check that fails fails on every rank alike */
+    int ranks = dk_dist_world_size();
+    dk_status rc = ranks > 1 ? dk__study_ranks_check(s) : DK_OK;
+    if (ranks > 1 && dk_dist_world_rank() > 0) return rc == DK_OK ? dk__study_serve(s) : rc;
     dk_set_threads(s->set.threads);
-    dk_status rc = dk__study_check_outputs(s);
+    if (rc == DK_OK) rc = dk__study_check_outputs(s);
     if (rc == DK_OK) rc = dk_mkdirs(s->set.run_dir);
     if (rc == DK_OK && s->lock.fd < 0) rc = dk_dir_lock_take(&s->lock, s->set.run_dir);
     /* stop_after_steps stops the study in the first training stage that runs, as a kill
-     * would: one stage at a time keeps "the first" what it says */
-    int parallel = s->set.jobs > 1 && o.stop_after_steps <= 0;
+     * would: one stage at a time keeps "the first" what it says (not under mpirun) */
+    int parallel = ranks > 1 || (s->set.jobs > 1 && o.stop_after_steps <= 0);
     dk_progress pg; /* the stages; a stage's own reporters nest inside */
     dk_progress_begin(&pg, "run", s->nstages);
     s->progress = &pg;
@@ -413,6 +424,7 @@ dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
     }
     dk_progress_end(&pg);
     s->progress = NULL;
+    if (ranks > 1) dk__study_ranks_stop(); /* every worker waits for a stage or the end */
     if (stopped_early) return rc;
     if (rc == DK_OK && !dk_interrupt_pending()) print_report(s, o.out);
     return rc;

@@ -1,6 +1,6 @@
 /* dakd/dist.h in one process (rank 0 of 1): the serial collectives, the launcher's rank count,
  * the refusal of a build without MPI and the DAKD_DIST_FAIL debug option. Several ranks are
- * tested through the binary under mpirun (tests/train/mpi_train.sh). */
+ * tested through the binary under mpirun (tests/train/mpi_train.sh, tests/study/mpi_study.sh). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +21,22 @@ static void test_serial(void) {
     CU_ASSERT_EQUAL(v, 0.25);
     CU_ASSERT_EQUAL(dk_dist_max(7), 7);
     dk_dist_abort(3); /* one rank: returns */
+}
+
+/* The study runner's messages and groups: a process alone has no one to talk to. */
+static void test_alone(void) {
+    CU_ASSERT_EQUAL(dk_dist_world_rank(), 0);
+    CU_ASSERT_EQUAL(dk_dist_world_size(), 1);
+    int v = 5, me = 0;
+    CU_ASSERT_EQUAL(dk_dist_send(&v, sizeof v, 1, 7), DK_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(dk_dist_recv(&v, sizeof v, 0, 7, NULL), DK_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(v, 5);
+    CU_ASSERT_EQUAL(dk_dist_waiting(7), 0);
+    CU_ASSERT_EQUAL(dk_dist_group_begin(&me, 1, 9), DK_ERR_UNSUPPORTED);
+    dk_dist_group_end();
+    dk_dist_detach();
+    CU_ASSERT_EQUAL(dk_dist_rank(), 0);
+    CU_ASSERT_EQUAL(dk_dist_size(), 1);
 }
 
 /* The rank count a launcher announces; a build without MPI refuses to run as one of them. */
@@ -64,7 +80,8 @@ int main(void) {
     CU_pSuite s = CU_add_suite("core.dist", NULL, NULL);
     if (!s || !CU_add_test(s, "one rank: collectives copy or do nothing", test_serial) ||
         !CU_add_test(s, "launcher's rank count; built without MPI refuses", test_launched) ||
-        !CU_add_test(s, "DAKD_DIST_FAIL", test_fault)) {
+        !CU_add_test(s, "DAKD_DIST_FAIL", test_fault) ||
+        !CU_add_test(s, "messages and groups need other ranks", test_alone)) {
         CU_cleanup_registry();
         return 1;
     }

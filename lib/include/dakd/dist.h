@@ -65,6 +65,28 @@ int dk_dist_max(int v);
  * rank stops with the last checkpoint intact. A malformed value is DK_ERR_ARG. */
 dk_status dk_dist_fault(int64_t step);
 
+/* ---- for the study runner (`mpirun -np N dakd run`, lib/study/study_ranks.c) ----
+ * Messages between ranks of the whole job (MPI_COMM_WORLD), whatever group is current.
+ * With one rank (or without MPI) there is no one to talk to: DK_ERR_UNSUPPORTED. */
+int dk_dist_world_rank(void);
+int dk_dist_world_size(void);
+dk_status dk_dist_send(const void *buf, int64_t bytes, int dest, int tag);
+/* Blocking receive of exactly `bytes` from world rank src (DK_DIST_ANY: any rank; *from,
+ * when not NULL, gets the sender). A message of another size is DK_ERR_IO. */
+enum { DK_DIST_ANY = -1 };
+dk_status dk_dist_recv(void *buf, int64_t bytes, int src, int tag, int *from);
+/* 1 when a message with `tag` waits to be received (from any rank), else 0. Never blocks. */
+int dk_dist_waiting(int tag);
+/* Make the collectives and dk_dist_rank/size run over the world ranks `ranks` (n, in that
+ * order; this rank among them) until dk_dist_group_end: a data-parallel stage of a study on
+ * some of the job's ranks. Only the listed ranks call it, with the same list and tag (tags
+ * tell concurrent groups apart). n = 1 (this rank alone) makes it rank 0 of 1, serial. */
+dk_status dk_dist_group_begin(const int *ranks, int n, int tag);
+void dk_dist_group_end(void);
+/* In a process forked from a rank: forget MPI (rank 0 of 1, nothing to finalize), so the
+ * child runs serially and leaves the parent's MPI state alone. */
+void dk_dist_detach(void);
+
 #ifdef __cplusplus
 }
 #endif

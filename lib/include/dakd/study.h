@@ -104,6 +104,13 @@
  * than one thread must not use jobs > 1 (GNU libgomp's children hang). stop_after_steps
  * runs one stage at a time.
  *
+ * Under mpirun -np N (dakd/dist.h; study_ranks.c) every rank calls dk_study_run on the same
+ * study: rank 0 schedules as with jobs, one stage at a time per rank (jobs is not used), its
+ * own stages in a child process; the other ranks run theirs in their own process and return
+ * when rank 0 says the study is over. Results equal a serial run's with the same threads.
+ * [stage.NAME] ranks = K > 1 trains that stage data-parallel over K ranks other than rank 0
+ * (its key holds ranks=K); dk_study_run refuses it when the job has fewer than K + 1 ranks.
+ *
  * ============================================================ keys, skipping, resuming
  *
  * key = SHA-256 (OpenSSL libcrypto) over: dakd's version string, the stage's kind and
