@@ -31,7 +31,7 @@
 
 static dk_unet *make_net(int dims, int cin, int classes, int base, int levels, uint64_t seed) {
     dk_unet_config c = {dims, cin,   classes, base, levels, DK_NORM_BATCH, DK_UP_TRANSPOSED,
-                        0,    0.01f, 0};
+                        0,    0.01f, 0, {{0}}, {{0}}};
     dk_rng r;
     dk_rng_seed(&r, seed);
     dk_unet *m = NULL;

@@ -20,17 +20,19 @@ typedef struct {
     int64_t n, size[2][3]; /* batch; two input sizes (d, h, w), d = 1 in 2-D */
 } export_case;
 
+#define ISO {{0}}, {{0}} /* pool, kernel: the isotropic network */
 static const export_case cases[] = {
-    {"2d_batch_transposed", {2, 1, 3, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0.0f}, 2,
-     {{1, 16, 24}, {1, 36, 8}}},
-    {"2d_instance_interp_ds", {2, 2, 4, 4, 4, DK_NORM_INSTANCE, DK_UP_INTERP, 1, 0.0f, 0.0f}, 1,
-     {{1, 24, 16}, {1, 8, 40}}},
-    {"2d_none_transposed", {2, 1, 2, 3, 2, DK_NORM_NONE, DK_UP_TRANSPOSED, 0, 0.2f, 0.3f}, 2,
+    {"2d_batch_transposed", {2, 1, 3, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0.0f, ISO},
+     2, {{1, 16, 24}, {1, 36, 8}}},
+    {"2d_instance_interp_ds", {2, 2, 4, 4, 4, DK_NORM_INSTANCE, DK_UP_INTERP, 1, 0.0f, 0.0f, ISO},
+     1, {{1, 24, 16}, {1, 8, 40}}},
+    {"2d_none_transposed", {2, 1, 2, 3, 2, DK_NORM_NONE, DK_UP_TRANSPOSED, 0, 0.2f, 0.3f, ISO}, 2,
      {{1, 10, 6}, {1, 4, 14}}},
-    {"3d_batch_interp", {3, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_INTERP, 0, 0.01f, 0.0f}, 2,
+    {"3d_batch_interp", {3, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_INTERP, 0, 0.01f, 0.0f, ISO}, 2,
      {{8, 12, 16}, {4, 8, 4}}},
-    {"3d_instance_transposed", {3, 2, 3, 4, 3, DK_NORM_INSTANCE, DK_UP_TRANSPOSED, 1, 0.01f, 0.0f},
-     1, {{8, 8, 12}, {12, 4, 8}}},
+    {"3d_instance_transposed",
+     {3, 2, 3, 4, 3, DK_NORM_INSTANCE, DK_UP_TRANSPOSED, 1, 0.01f, 0.0f, ISO}, 1,
+     {{8, 8, 12}, {12, 4, 8}}},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 

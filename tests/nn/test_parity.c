@@ -112,10 +112,10 @@ static void test_unets(void) {
         return;
     }
     const unet_case cases[] = {
-        {"2d_batch_transposed", {2, 1, 2, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0}, 2, 1, 16, 16},
-        {"3d_batch_transposed", {3, 1, 3, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0}, 2, 8, 8, 8},
-        {"2d_instance_interp_leaky", {2, 2, 3, 4, 3, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0.01f, 0}, 2, 1, 16, 12},
-        {"3d_instance_interp", {3, 1, 2, 2, 2, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0, 0}, 1, 8, 8, 8},
+        {"2d_batch_transposed", {2, 1, 2, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0, {{0}}, {{0}}}, 2, 1, 16, 16},
+        {"3d_batch_transposed", {3, 1, 3, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0, {{0}}, {{0}}}, 2, 8, 8, 8},
+        {"2d_instance_interp_leaky", {2, 2, 3, 4, 3, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0.01f, 0, {{0}}, {{0}}}, 2, 1, 16, 12},
+        {"3d_instance_interp", {3, 1, 2, 2, 2, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0, 0, {{0}}, {{0}}}, 1, 8, 8, 8},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_unet_case(&cases[i]);
 }
@@ -177,7 +177,7 @@ static void test_readme_snippet(void) {
         dk_test_skip("README snippet", "numpy is not importable by /usr/bin/python3");
         return;
     }
-    dk_unet_config cfg = {2, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0};
+    dk_unet_config cfg = {2, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0, {{0}}, {{0}}};
     dk_rng rng;
     dk_rng_seed(&rng, 5);
     dk_unet *m = NULL;
