@@ -181,9 +181,11 @@ static dk_status load_extra(dk_unet **out, const dk_train_config *c, const char 
                       : g->in_channels != c->in_channels ? "in_channels"
                       : g->classes != c->classes         ? "classes"
                                                          : NULL;
-    int64_t div = (int64_t)1 << (g->levels - 1);
-    if (!bad && (c->patch[1] % div || c->patch[2] % div || (c->dims == 3 && c->patch[0] % div)))
-        bad = "levels (the patch is not divisible by 2^(levels - 1))";
+    int64_t div[3];
+    dk_unet_multiple(g, div);
+    if (!bad && (c->patch[1] % div[1] || c->patch[2] % div[2] || c->patch[0] % div[0]))
+        bad = "levels or pool strides (the patch is not divisible by the product of the pool "
+              "strides along each axis)";
     if (!bad) return DK_OK;
     dk_unet_free(*out);
     *out = NULL;
