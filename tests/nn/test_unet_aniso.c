@@ -30,13 +30,20 @@ static void print_plan(const char *what, const dk_unet_config *c) {
 
 /* ------------------------------------------------------------------ the planner */
 
+/* The plan of `levels` levels for the patch at spacing sp, printed as `what`. */
+static dk_unet_config planned(int levels, const int64_t patch[3], const double sp[3],
+                              const char *what) {
+    dk_unet_config c = net3(levels);
+    CU_ASSERT_EQUAL(dk_unet_plan_anisotropic(&c, patch, sp), DK_OK);
+    print_plan(what, &c);
+    return c;
+}
+
 /* A prostate MR patch, 20 slices of 3.6 mm, 160^2 pixels of 0.6 mm. */
 static void test_plan_thick_slices(void) {
-    dk_unet_config c = net3(5);
     const int64_t patch[3] = {20, 160, 160};
     const double sp[3] = {3.6, 0.6, 0.6};
-    CU_ASSERT_EQUAL_FATAL(dk_unet_plan_anisotropic(&c, patch, sp), DK_OK);
-    print_plan("20x160x160 at 3.6x0.6x0.6, 5 levels", &c);
+    dk_unet_config c = planned(5, patch, sp, "20x160x160 at 3.6x0.6x0.6, 5 levels");
     /* slices 6x, 3x, then 1.5x the pixel: pooled in-plane twice, then everywhere; 1x3x3
      * kernels while the slices are >= 2x the pixels */
     static const levels3 pool = {{1, 2, 2}, {1, 2, 2}, {2, 2, 2}, {2, 2, 2}};
@@ -63,11 +70,9 @@ static void test_plan_thick_slices(void) {
 
 /* Spacing ratio exactly 2 is not pooled (nnU-Net: ratio < 2), and gets kernel 1. */
 static void test_plan_ratio_two(void) {
-    dk_unet_config c = net3(3);
     const int64_t patch[3] = {32, 32, 32};
     const double sp[3] = {2.0, 1.0, 1.0};
-    CU_ASSERT_EQUAL_FATAL(dk_unet_plan_anisotropic(&c, patch, sp), DK_OK);
-    print_plan("32^3 at 2x1x1", &c);
+    dk_unet_config c = planned(3, patch, sp, "32^3 at 2x1x1");
     static const levels3 pool = {{1, 2, 2}, {2, 2, 2}};
     static const levels3 kern = {{1, 3, 3}, {3, 3, 3}, {3, 3, 3}};
     CU_ASSERT(memcmp(c.pool, pool, sizeof pool) == 0 && memcmp(c.kernel, kern, sizeof kern) == 0);

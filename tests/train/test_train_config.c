@@ -82,6 +82,17 @@ static void test_temperature_defaults(void) {
     CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 9, 0), 7.0, 1e-12);
 }
 
+/* c written as the effective config, read into fresh defaults and validated: the same struct. */
+static void expect_reads_back(const dk_train_config *c, const char *name) {
+    const char *out = dk_test_path(dk_test_tmpdir(), name);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_write(c, out), DK_OK);
+    dk_train_config d;
+    dk_train_config_defaults(&d);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_load(&d, out), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&d), DK_OK);
+    CU_ASSERT_EQUAL(memcmp(c, &d, sizeof d), 0);
+}
+
 static void test_example_loads(void) {
     char path[1024];
     snprintf(path, sizeof path, "%s/pipelines/train_example.ini", dk_test_source_dir());
@@ -99,14 +110,7 @@ static void test_example_loads(void) {
     CU_ASSERT_EQUAL(c.lr.warmup_steps, 500);
     CU_ASSERT_EQUAL(c.lr.total_steps, 100 * 250 - 500);
     CU_ASSERT_STRING_EQUAL(c.run_dir, "runs/drive_to_chase");
-    /* effective config: write, read into fresh defaults, same struct */
-    const char *out = dk_test_path(dk_test_tmpdir(), "train_effective.ini");
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_write(&c, out), DK_OK);
-    dk_train_config d;
-    dk_train_config_defaults(&d);
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_load(&d, out), DK_OK);
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&d), DK_OK);
-    CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof c), 0);
+    expect_reads_back(&c, "train_effective.ini");
 }
 
 /* Defaults, one or two --set (set2 may be NULL), validate: expect DK_ERR_ARG naming `frag`. */
@@ -201,14 +205,7 @@ static void test_pool_kernel_keys(void) {
     static const int auto_pool[4][3] = {{2, 2, 2}, {2, 2, 2}, {1, 2, 2}, {1, 2, 2}};
     CU_ASSERT(memcmp(c.student.pool, auto_pool, sizeof auto_pool) == 0);
     CU_ASSERT(dk_unet_is_isotropic(&c.teacher) == 0 && c.student.kernel[4][0] == 3);
-    /* the effective config reads back to the same struct */
-    const char *out = dk_test_path(dk_test_tmpdir(), "aniso_effective.ini");
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_write(&c, out), DK_OK);
-    dk_train_config d;
-    dk_train_config_defaults(&d);
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_load(&d, out), DK_OK);
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&d), DK_OK);
-    CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof c), 0);
+    expect_reads_back(&c, "aniso_effective.ini");
     /* auto at the [data] spacing: 3.6 mm slices of 0.6 mm pixels, 1x3x3 until within 2x */
     const char *sp[] = {"data.spacing_x=0.6", "data.spacing_y=0.6", "data.spacing_z=3.6",
                         "model.teacher_pool=auto", "model.teacher_kernel=auto"};
