@@ -101,9 +101,11 @@ static void sw_free(sw_state *s) {
 
 /* Patch, padding and window starts from the options and the network's multiple. */
 static dk_status sw_shape(sw_state *s, const dk_unet_config *g, const dk_infer_opts *o) {
-    int64_t m = (int64_t)1 << (g->levels - 1);
+    int64_t mult[3];
+    dk_unet_multiple(g, mult);
+    int iso = dk_unet_is_isotropic(g);
     for (int a = 0; a < 3; a++) {
-        int64_t p = o->patch[a];
+        int64_t p = o->patch[a], m = mult[a];
         if (a == 0 && g->dims == 2 && p > 1)
             return dk_fail(DK_ERR_ARG, "patch depth %lld: a 2-D network takes depth 1",
                            (long long)p);
@@ -111,9 +113,10 @@ static dk_status sw_shape(sw_state *s, const dk_unet_config *g, const dk_infer_o
         if (p > 1 && p % m != 0)
             return dk_fail(DK_ERR_ARG,
                            "patch x,y,z = %lld,%lld,%lld: %lld is not a multiple of %lld "
-                           "(2^(levels-1) for this network)",
+                           "(%s for this network)",
                            (long long)o->patch[2], (long long)o->patch[1], (long long)o->patch[0],
-                           (long long)p, (long long)m);
+                           (long long)p, (long long)m,
+                           iso ? "2^(levels-1)" : "the product of its pool strides along it");
         if (p == 1 && g->dims == 3 && m > 1)
             return dk_fail(DK_ERR_ARG,
                            "patch axis of 1 voxel: a 3-D network needs a multiple "

@@ -38,28 +38,39 @@ static const char *tensor(net *n, const char *prefix, const char *suffix) {
     return ox_initializer(n->g, e->name, e->ndim, e->shape, set->w + e->offset);
 }
 
-/* An ints attribute holding v once per spatial axis (times `per` for pads' begin/end). */
-static Onnx__AttributeProto *spatial(net *n, const char *name, int64_t v, int per) {
+/* An ints attribute holding v (d, h, w) on the spatial axes the graph has (h, w in 2-D),
+ * divided by div, `per` times (2 for pads' begins then ends). */
+static Onnx__AttributeProto *spatial(net *n, const char *name, const int v[3], int div,
+                                     int per) {
     int64_t ints[6];
-    for (int i = 0; i < n->sp * per; i++) ints[i] = v;
+    for (int i = 0; i < n->sp * per; i++) ints[i] = v[3 - n->sp + i % n->sp] / div;
     return ox_attr_ints(n->g, name, ints, n->sp * per);
 }
 
-/* Conv with a cubic kernel k (1 or 3), stride 1, zero padding k/2; b may be NULL. */
+static const int k_one[3] = {1, 1, 1};
+
+/* Conv with kernel k (d, h, w; 1 or 3 each), stride 1, zero padding k/2; b may be NULL. */
 static const char *conv(net *n, const char *out, const char *in, const char *w, const char *b,
-                        int k) {
+                        const int k[3]) {
     const char *ins[3] = {in, w, b};
-    Onnx__AttributeProto *at[2] = {spatial(n, "kernel_shape", k, 1),
-                                   spatial(n, "pads", k / 2, 2)};
+    Onnx__AttributeProto *at[2] = {spatial(n, "kernel_shape", k, 1, 1),
+                                   spatial(n, "pads", k, 2, 2)};
     return ox_node(n->g, "Conv", out, ins, b ? 3 : 2, at, 2);
 }
 
-/* conv 3x3[x3] -> norm -> ReLU / leaky ReLU: unet_block of lib/nn/unet_internal.h. */
-static const char *block(net *n, const char *prefix, const char *in) {
+/* Level l's kernel (pool = 0) or the strides of its pool (pool = 1), (d, h, w). */
+static void level_axes(const net *n, int l, int pool, int v[3]) {
+    for (int a = 0; a < 3; a++)
+        v[a] = pool ? dk_unet_pool_at(n->c, l, a) : dk_unet_kernel_at(n->c, l, a);
+}
+
+/* conv (level l's kernel) -> norm -> ReLU / leaky ReLU: unet_block of lib/nn/unet_internal.h. */
+static const char *block(net *n, const char *prefix, int l, const char *in) {
     ox_graph *g = n->g;
-    int none = n->c->norm == DK_NORM_NONE;
+    int none = n->c->norm == DK_NORM_NONE, k[3];
+    level_axes(n, l, 0, k);
     const char *x = conv(n, ox_str(g, "%s.conv", prefix), in, tensor(n, prefix, "conv.weight"),
-                         none ? tensor(n, prefix, "conv.bias") : NULL, 3);
+                         none ? tensor(n, prefix, "conv.bias") : NULL, k);
     if (!none) {
         const char *ins[5] = {x, tensor(n, prefix, "norm.weight"), tensor(n, prefix, "norm.bias"),
                               NULL, NULL};
@@ -79,27 +90,38 @@ static const char *block(net *n, const char *prefix, const char *in) {
 }
 
 static const char *maxpool(net *n, int l, const char *in) {
-    Onnx__AttributeProto *at[2] = {spatial(n, "kernel_shape", 2, 1),
-                                   spatial(n, "strides", 2, 1)};
+    int st[3];
+    level_axes(n, l, 1, st);
+    Onnx__AttributeProto *at[2] = {spatial(n, "kernel_shape", st, 1, 1),
+                                   spatial(n, "strides", st, 1, 1)};
     return ox_node(n->g, "MaxPool", ox_str(n->g, "enc%d.pool", l), &in, 1, at, 2);
 }
 
-/* Level l's up path from the level below: a 2x2[x2] stride-2 transposed convolution, or a
- * 1x1 convolution on the coarse grid then x2 linear resizing, as dk_upsample2_forward
- * (half_pixel is PyTorch's align_corners = False; outputs past the edge clamp to it). */
+/* Level l's up path from the level below, by the strides of the pool after level l (2x2[x2],
+ * or 1x2x2 ...): a transposed convolution of kernel = stride, or a 1x1 convolution on the
+ * coarse grid then linear resizing, as dk_upsample2_forward (half_pixel is PyTorch's
+ * align_corners = False; outputs past the edge clamp to it; a scale of 1 copies). */
 static const char *up(net *n, int l, const char *below) {
     ox_graph *g = n->g;
     char pre[16];
+    int st[3];
+    level_axes(n, l, 1, st);
     snprintf(pre, sizeof pre, "up%d", l);
     if (n->c->up == DK_UP_TRANSPOSED) {
         const char *ins[3] = {below, tensor(n, pre, "weight"), tensor(n, pre, "bias")};
-        Onnx__AttributeProto *at[2] = {spatial(n, "kernel_shape", 2, 1),
-                                       spatial(n, "strides", 2, 1)};
+        Onnx__AttributeProto *at[2] = {spatial(n, "kernel_shape", st, 1, 1),
+                                       spatial(n, "strides", st, 1, 1)};
         return ox_node(g, "ConvTranspose", pre, ins, 3, at, 2);
     }
     const char *low = conv(n, ox_str(g, "%s.conv", pre), below, tensor(n, pre, "conv.weight"),
-                           tensor(n, pre, "conv.bias"), 1);
-    static const float scales[5] = {1.0f, 1.0f, 2.0f, 2.0f, 2.0f};
+                           tensor(n, pre, "conv.bias"), k_one);
+    /* the initialiser borrows its floats: one static row per stride combination */
+    static const float scales3[8][5] = {{1, 1, 1, 1, 1}, {1, 1, 1, 1, 2}, {1, 1, 1, 2, 1},
+                                        {1, 1, 1, 2, 2}, {1, 1, 2, 1, 1}, {1, 1, 2, 1, 2},
+                                        {1, 1, 2, 2, 1}, {1, 1, 2, 2, 2}};
+    static const float scales2[4][4] = {{1, 1, 1, 1}, {1, 1, 1, 2}, {1, 1, 2, 1}, {1, 1, 2, 2}};
+    int row = (st[0] - 1) * 4 + (st[1] - 1) * 2 + (st[2] - 1);
+    const float *scales = n->sp == 3 ? scales3[row] : scales2[row & 3];
     int64_t len = 2 + n->sp;
     /* opset 13 takes the scales as an input (a constant per level), roi omitted ("") */
     const char *sc = ox_str(g, "%s.scales", pre);
@@ -119,27 +141,27 @@ static void unet_graph(net *n) {
     char pre[32];
     for (int l = 0; l < L - 1; l++) {
         snprintf(pre, sizeof pre, "enc%d.block1", l);
-        x = block(n, pre, x);
+        x = block(n, pre, l, x);
         snprintf(pre, sizeof pre, "enc%d.block2", l);
-        skip[l] = x = block(n, pre, x);
+        skip[l] = x = block(n, pre, l, x);
         x = maxpool(n, l, x);
     }
-    x = block(n, "bottleneck.block1", x);
-    x = block(n, "bottleneck.block2", x);
+    x = block(n, "bottleneck.block1", L - 1, x);
+    x = block(n, "bottleneck.block2", L - 1, x);
     for (int l = L - 2; l >= 0; l--) {
         const char *ins[2] = {skip[l], up(n, l, x)};
         Onnx__AttributeProto *axis = ox_attr_int(g, "axis", 1);
         x = ox_node(g, "Concat", ox_str(g, "dec%d.cat", l), ins, 2, &axis, 1);
         snprintf(pre, sizeof pre, "dec%d.block1", l);
-        x = block(n, pre, x);
+        x = block(n, pre, l, x);
         snprintf(pre, sizeof pre, "dec%d.block2", l);
-        x = block(n, pre, x);
+        x = block(n, pre, l, x);
     }
-    conv(n, "logits", x, tensor(n, "head", "weight"), tensor(n, "head", "bias"), 1);
+    conv(n, "logits", x, tensor(n, "head", "weight"), tensor(n, "head", "bias"), k_one);
 }
 
 /* The graph's input and output with symbolic batch and spatial sizes. */
-static void graph_io(net *n, int multiple) {
+static void graph_io(net *n, const char *multiple) {
     static const char *const in_par[5] = {"N", "", "D", "H", "W"};
     static const char *const in_par2[4] = {"N", "", "H", "W"};
     int64_t dims[5] = {0, n->c->in_channels, 0, 0, 0};
@@ -147,7 +169,7 @@ static void graph_io(net *n, int multiple) {
     const char *const *par = n->sp == 3 ? in_par : in_par2;
     char doc[256];
     snprintf(doc, sizeof doc, "the image prepared as dakd.data.* says; spatial sizes "
-             "multiples of %d", multiple);
+             "multiples of %s", multiple);
     ox_value(n->g, 0, "input", doc, nd, dims, par);
     dims[1] = n->c->classes;
     ox_value(n->g, 1, "logits", "logits before softmax; labels = argmax over axis 1", nd, dims,
@@ -156,7 +178,7 @@ static void graph_io(net *n, int multiple) {
 
 /* metadata_props: the version, the model file's dakd.config.* and dakd.data.* keys in the
  * file's order, and what the graph's tensors are. */
-static void metadata(net *n, const cJSON *root, int multiple) {
+static void metadata(net *n, const cJSON *root, const char *multiple) {
     ox_graph *g = n->g;
     const char *axes = n->sp == 3 ? "D, H, W" : "H, W";
     ox_meta(g, "dakd.version", dk_version_string());
@@ -172,8 +194,7 @@ static void metadata(net *n, const cJSON *root, int multiple) {
     snprintf(v, sizeof v, "logits: float32 (N, %d, %s) before softmax (labels = argmax over "
              "axis 1); the full-resolution head only", n->c->classes, axes);
     ox_meta(g, "dakd.onnx.output", v);
-    snprintf(v, sizeof v, "%d", multiple);
-    ox_meta(g, "dakd.onnx.spatial_multiple", v);
+    ox_meta(g, "dakd.onnx.spatial_multiple", multiple);
 }
 
 /* Build and write the graph of the open model m (meta_json: its __metadata__). */
@@ -184,7 +205,17 @@ static dk_status export_model(const char *out_path, dk_onnx_summary *sum, dk_une
     ox_init(&g);
     const dk_unet_config *c = dk_unet_get_config(m);
     net n = {&g, m, c, c->dims == 3 ? 3 : 2};
-    int multiple = 1 << (c->levels - 1);
+    /* isotropic: one number; anisotropic: one per spatial axis (D, H, W or H, W) */
+    int64_t mult[3];
+    dk_unet_multiple(c, mult);
+    char multiple[64];
+    if (dk_unet_is_isotropic(c))
+        snprintf(multiple, sizeof multiple, "%lld", (long long)mult[2]);
+    else if (n.sp == 3)
+        snprintf(multiple, sizeof multiple, "%lld,%lld,%lld", (long long)mult[0],
+                 (long long)mult[1], (long long)mult[2]);
+    else
+        snprintf(multiple, sizeof multiple, "%lld,%lld", (long long)mult[1], (long long)mult[2]);
     cJSON *root = cJSON_Parse(meta_json ? meta_json : "{}");
     if (!root) return dk_fail(DK_ERR_NOMEM, "%s: cannot parse __metadata__ again", model_path);
     graph_io(&n, multiple);
@@ -206,7 +237,9 @@ static dk_status export_model(const char *out_path, dk_onnx_summary *sum, dk_une
         sum->initializers = (int)g.inits.n;
         sum->parameters = g.init_floats;
         sum->bytes = bytes;
-        sum->spatial_multiple = multiple;
+        for (int a = 0; a < 3; a++) sum->spatial_multiples[a] = (int)mult[a];
+        sum->spatial_multiple = (int)(mult[1] > mult[2] ? mult[1] : mult[2]);
+        if (mult[0] > sum->spatial_multiple) sum->spatial_multiple = (int)mult[0];
     }
     ox_free(&g);
     return st;

@@ -1,4 +1,5 @@
-/* Convolution (kernel 1 or 3, stride 1 or 2, zero padding k/2) as vol2col + cblas_sgemm.
+/* Convolution (kernel 1 or 3 per axis, stride 1 or 2, zero padding k/2) as vol2col +
+ * cblas_sgemm.
  *
  * Shapes: K = cin*kd*kh*kw rows of the column matrix, P = od*oh*ow output positions of one
  * sample. The output of one sample is out (cout, P) = w (cout, K) x col (K, P), which is
@@ -40,6 +41,16 @@ void dk_conv_shape_make(dk_conv_shape *s, int64_t n, int64_t cin, int64_t cout, 
     s->od = (d + 2 * s->pd - s->kd) / s->sd + 1;
     s->oh = (h + 2 * s->ph - s->kh) / s->sh + 1;
     s->ow = (w + 2 * s->pw - s->kw) / s->sw + 1;
+}
+
+void dk_conv_shape_make_axes(dk_conv_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
+                             int64_t h, int64_t w, const int k[3]) {
+    DK_ASSERT(s && k && n > 0 && cin > 0 && cout > 0 && d > 0 && h > 0 && w > 0);
+    for (int a = 0; a < 3; a++) DK_ASSERT(k[a] == 1 || k[a] == 3);
+    *s = (dk_conv_shape){.n = n, .cin = cin, .cout = cout, .id = d, .ih = h, .iw = w,
+                         .od = d, .oh = h, .ow = w, .kd = k[0], .kh = k[1], .kw = k[2],
+                         .sd = 1, .sh = 1, .sw = 1, .pd = k[0] / 2, .ph = k[1] / 2,
+                         .pw = k[2] / 2};
 }
 
 static int64_t kvol(const dk_conv_shape *s) { return (int64_t)s->kd * s->kh * s->kw; }
@@ -194,7 +205,7 @@ static void vol2col(float *col, const float *in, const dk_conv_shape *s, int64_t
     if (s->kw == 3 && s->sw == 1) {
         for (int64_t row = 0; row < k; row += 3) {
             int64_t c = row / kv, t = row % kv;
-            int kz = (int)(t / 9), ky = (int)(t / 3 % 3);
+            int kz = (int)(t / (3 * s->kh)), ky = (int)(t / 3 % s->kh);
             vol2col_rows3(col + row * pc, pc, in + c * plane, s, kz, ky, r0, r1);
         }
         return;

@@ -1,9 +1,10 @@
-/* Transposed convolution, kernel 2, stride 2 (no overlap: each input voxel paints its own
- * 2x2(x2) block of the output), as one GEMM and a scatter.
+/* Transposed convolution, kernel = stride per axis (2x2[x2], or 1 on some axes: 1x2x2), no
+ * overlap: each input voxel paints its own block of the output, as one GEMM and a scatter.
  *
- * Shapes: kv = kd*2*2 taps, Pin = id*ih*iw input positions of one sample. With the weight
- * w (cin, cout*kv) row-major (PyTorch's (cin, cout, kd, 2, 2)):
- *   forward   t (cout*kv, Pin) = w^T x in (cin, Pin); out[co, 2z+a, 2y+b, 2x+c] = t[co,abc, zyx]
+ * Shapes: kv = kd*kh*kw taps, Pin = id*ih*iw input positions of one sample. With the weight
+ * w (cin, cout*kv) row-major (PyTorch's (cin, cout, kd, kh, kw)):
+ *   forward   t (cout*kv, Pin) = w^T x in (cin, Pin);
+ *             out[co, kd z+a, kh y+b, kw x+c] = t[co,abc, zyx]
  *   backward  t = gather(dout) (the inverse of the scatter);
  *             dw (cin, cout*kv) += in x t^T;  din (cin, Pin) += w x t;  db += sums of dout.
  * As in conv.c, t is built for a chunk of input rows (a row is one (iz, iy) pair) at a time,
@@ -17,17 +18,22 @@
 #include "conv_internal.h"
 #include "dakd/nn.h"
 
-void dk_convt_shape_make(dk_convt_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
-                         int64_t h, int64_t w) {
-    DK_ASSERT(s && n > 0 && cin > 0 && cout > 0 && d > 0 && h > 0 && w > 0);
-    int kd = d > 1 ? 2 : 1;
-    *s = (dk_convt_shape){.n = n, .cin = cin, .cout = cout, .id = d, .ih = h, .iw = w, .kd = kd};
-    s->od = d * s->kd;
-    s->oh = 2 * h;
-    s->ow = 2 * w;
+void dk_convt_shape_make_axes(dk_convt_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
+                              int64_t h, int64_t w, const int k[3]) {
+    DK_ASSERT(s && k && n > 0 && cin > 0 && cout > 0 && d > 0 && h > 0 && w > 0);
+    for (int a = 0; a < 3; a++) DK_ASSERT(k[a] == 1 || k[a] == 2);
+    *s = (dk_convt_shape){.n = n, .cin = cin, .cout = cout, .id = d, .ih = h, .iw = w,
+                          .od = k[0] * d, .oh = k[1] * h, .ow = k[2] * w,
+                          .kd = k[0], .kh = k[1], .kw = k[2]};
 }
 
-static int64_t taps(const dk_convt_shape *s) { return 4 * (int64_t)s->kd; }
+void dk_convt_shape_make(dk_convt_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
+                         int64_t h, int64_t w) {
+    const int k[3] = {d > 1 ? 2 : 1, 2, 2};
+    dk_convt_shape_make_axes(s, n, cin, cout, d, h, w, k);
+}
+
+static int64_t taps(const dk_convt_shape *s) { return (int64_t)s->kd * s->kh * s->kw; }
 
 /* Input rows (iz, iy pairs) per chunk of t. */
 static int64_t chunk_rows(const dk_convt_shape *s) {
@@ -53,19 +59,24 @@ size_t dk_convt_work_floats(const dk_convt_shape *s) {
 }
 
 /* Scatter (dir > 0) t (cout*kv, (r1 - r0)*iw) into out (cout, od, oh, ow) of one sample, or
- * gather (dir < 0) dout into t, for input rows [r0, r1). */
+ * gather (dir < 0) dout into t, for input rows [r0, r1). A tap (a, b, c) of t's rows writes
+ * output voxel (kd z + a, kh y + b, kw x + c). */
 static void scatter(float *vol, float *t, const dk_convt_shape *s, int64_t r0, int64_t r1,
                     int dir) {
     int64_t kv = taps(s), pc = (r1 - r0) * s->iw, iw = s->iw;
     int64_t plane = s->od * s->oh * s->ow;
     for (int64_t co = 0; co < s->cout; co++) {
-        for (int64_t ab = 0; ab < kv / 2; ab++) { /* tap (a, b); c is the inner pair */
-            int64_t a = ab / 2, b = ab % 2;
-            float *t0 = t + (co * kv + 2 * ab) * pc, *t1 = t0 + pc;
+        for (int64_t ab = 0; ab < kv / s->kw; ab++) { /* tap (a, b); c is the inner pair */
+            int64_t a = ab / s->kh, b = ab % s->kh;
+            float *t0 = t + (co * kv + s->kw * ab) * pc, *t1 = t0 + pc;
             for (int64_t r = r0; r < r1; r++, t0 += iw, t1 += iw) {
-                int64_t oz = (r / s->ih) * s->kd + a, oy = 2 * (r % s->ih) + b;
+                int64_t oz = (r / s->ih) * s->kd + a, oy = s->kh * (r % s->ih) + b;
                 float *o = vol + co * plane + (oz * s->oh + oy) * s->ow;
-                if (dir > 0) {
+                if (s->kw == 1) { /* no column pairs: a row copy */
+                    float *dst = dir > 0 ? o : t0;
+                    const float *src = dir > 0 ? t0 : o;
+                    memcpy(dst, src, (size_t)iw * sizeof *dst);
+                } else if (dir > 0) {
                     for (int64_t x = 0; x < iw; x++) {
                         o[2 * x] = t0[x];
                         o[2 * x + 1] = t1[x];

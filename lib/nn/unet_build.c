@@ -3,11 +3,13 @@
  * initialisation, and the small accessors.
  *
  * Names (a PyTorch module tree with these attribute names loads the checkpoint 1:1):
- *   enc<l>.block<1|2>.conv.weight            (cout, cin, 3, 3[, 3]); .conv.bias with norm NONE
+ *   enc<l>.block<1|2>.conv.weight            (cout, cin, 3, 3[, 3]), or level l's kernel
+ *                                            (kd, kh, kw); .conv.bias with norm NONE
  *   enc<l>.block<k>.norm.weight / .bias      (cout)   BatchNorm/InstanceNorm affine
  *   enc<l>.block<k>.norm.running_mean / _var (cout)   buffers, batch norm only
  *   bottleneck.block<k>.*                    the last level (no pool after it)
- *   up<l>.weight / .bias                     ConvTranspose (w_{l+1}, w_l, 2, 2[, 2]) into level l
+ *   up<l>.weight / .bias                     ConvTranspose (w_{l+1}, w_l, 2, 2[, 2]) into level l,
+ *                                            or the pool strides after level l (1, 2, 2)
  *   up<l>.conv.weight / .bias                interp: the 1x1 conv (w_l, w_{l+1}, 1, 1[, 1])
  *   dec<l>.block<k>.*                        decoder level l (block1 reads the concat)
  *   ds<l>.weight / .bias                     deep supervision 1x1 head, 1 <= l <= levels-2
@@ -50,25 +52,31 @@ static int64_t reg(builder *b, dk_params *p, const char *prefix, const char *suf
     return off;
 }
 
-/* A conv / transposed-conv weight: (a, b, k, k[, k]), 2-D nets drop the depth axis. */
+/* A conv / transposed-conv weight: (a, b, kd, kh, kw), 2-D nets drop the depth axis. */
 static int64_t reg_kernel(builder *b, const char *prefix, const char *suffix, int64_t a,
-                          int64_t c, int k) {
-    int64_t shape[5] = {a, c, k, k, k};
+                          int64_t c, const int k[3]) {
+    int two = b->m->cfg.dims == 2;
+    int64_t shape[5] = {a, c, k[two], k[two + 1], two ? 0 : k[2]};
     return reg(b, &b->m->params, prefix, suffix, b->m->cfg.dims + 2, shape);
 }
+
+static const int k_one[3] = {1, 1, 1};
 
 static int64_t reg_vec(builder *b, dk_params *p, const char *prefix, const char *suffix,
                        int64_t n) {
     return reg(b, p, prefix, suffix, 1, &n);
 }
 
-static void reg_block(builder *b, unet_block *blk, const char *prefix, int64_t cin,
+/* A block of level l: its kernel is the level's (unet_kernel). */
+static void reg_block(builder *b, unet_block *blk, const char *prefix, int l, int64_t cin,
                       int64_t cout) {
     const dk_unet_config *c = &b->m->cfg;
+    int k[3];
+    unet_kernel(b->m, l, k);
     snprintf(blk->name, sizeof blk->name, "%s", prefix);
     blk->cin = cin;
     blk->cout = cout;
-    blk->conv_w = reg_kernel(b, prefix, "conv.weight", cout, cin, 3);
+    blk->conv_w = reg_kernel(b, prefix, "conv.weight", cout, cin, k);
     blk->conv_b = blk->gamma = blk->beta = blk->run_mean = blk->run_var = -1;
     if (c->norm == DK_NORM_NONE) {
         blk->conv_b = reg_vec(b, &b->m->params, prefix, "conv.bias", cout);
@@ -86,7 +94,7 @@ static void reg_conv1(builder *b, unet_conv1 *h, const char *prefix, const char 
                       const char *bname, int64_t cin, int64_t cout) {
     h->cin = cin;
     h->cout = cout;
-    h->w = reg_kernel(b, prefix, wname, cout, cin, 1);
+    h->w = reg_kernel(b, prefix, wname, cout, cin, k_one);
     h->b = reg_vec(b, &b->m->params, prefix, bname, cout);
 }
 
@@ -103,7 +111,7 @@ static void register_all(builder *b) {
         for (int k = 1; k <= 2; k++) {
             if (l == L - 1) snprintf(pre, sizeof pre, "%s.block%d", lvl, k);
             else snprintf(pre, sizeof pre, "%s%d.block%d", lvl, l, k);
-            reg_block(b, k == 1 ? &m->lv[l].b1 : &m->lv[l].b2, pre, k == 1 ? cin : w, w);
+            reg_block(b, k == 1 ? &m->lv[l].b1 : &m->lv[l].b2, pre, l, k == 1 ? cin : w, w);
         }
     }
     for (int l = L - 2; l >= 0; l--) {
@@ -111,7 +119,9 @@ static void register_all(builder *b) {
         int64_t w = unet_width(m, l), wb = unet_width(m, l + 1);
         snprintf(pre, sizeof pre, "up%d", l);
         if (c->up == DK_UP_TRANSPOSED) {
-            v->up_w = reg_kernel(b, pre, "weight", wb, w, 2);
+            int st[3];
+            unet_stride(m, l, st);
+            v->up_w = reg_kernel(b, pre, "weight", wb, w, st);
             v->up_b = reg_vec(b, &m->params, pre, "bias", w);
         } else {
             unet_conv1 tmp;
@@ -121,7 +131,7 @@ static void register_all(builder *b) {
         }
         for (int k = 1; k <= 2; k++) {
             snprintf(pre, sizeof pre, "dec%d.block%d", l, k);
-            reg_block(b, k == 1 ? &v->d1 : &v->d2, pre, k == 1 ? 2 * w : w, w);
+            reg_block(b, k == 1 ? &v->d1 : &v->d2, pre, l, k == 1 ? 2 * w : w, w);
         }
         v->ds.w = v->ds.b = -1;
         if (unet_has_ds(m, l)) {
@@ -181,7 +191,7 @@ static dk_status check_config(const dk_unet_config *c) {
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return dk_fail(DK_ERR_ARG, "unet config: dropout = %g, must be in [0, 1)",
                        (double)c->dropout);
-    return DK_OK;
+    return unet_check_axes(c);
 }
 
 dk_status unet_new(dk_unet **out, const dk_unet_config *cfg, int trainable) {

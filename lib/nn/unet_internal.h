@@ -9,6 +9,7 @@
  * s = d*h*w of a level and w_l = base * 2^l:
  *
  *   encoder level l < L-1:  b1: conv(in -> w_l), b2: conv(w_l -> w_l), pool -> pooled
+ *                           (kernels and strides per axis: unet_kernel, unet_stride)
  *   bottleneck (l = L-1):    b1, b2 on the last pooled tensor, then dropout
  *   decoder level l < L-1:  up (w_{l+1} -> w_l) into cat's second half, skip into its
  *                           first half; d1: conv(2 w_l -> w_l), d2: conv(w_l -> w_l);
@@ -21,7 +22,7 @@
 #include "conv_internal.h"
 #include "dakd/nn.h"
 
-enum { UNET_MAX_LEVELS = 7, UNET_MAX_TAPS = 4 * UNET_MAX_LEVELS };
+enum { UNET_MAX_LEVELS = DK_UNET_MAX_LEVELS, UNET_MAX_TAPS = 4 * UNET_MAX_LEVELS };
 
 /* conv 3x3[x3] -> norm -> ReLU/leaky. Without a norm the conv has a bias and c == a
  * (the activation runs in place on the conv output). */
@@ -53,7 +54,7 @@ typedef struct {
     /* encoder (or bottleneck when l = L-1) */
     unet_block b1, b2;
     dk_pool_shape pool;      /* b2.a -> pooled (encoder levels only) */
-    float *pooled;           /* (n, w_l, s / 4 or / 8) */
+    float *pooled;           /* (n, w_l, s / the product of the pool strides) */
     int32_t *argmax;         /* same shape as pooled */
     /* decoder (l < L-1) */
     unet_block d1, d2;
@@ -113,6 +114,19 @@ static inline int64_t unet_width(const dk_unet *m, int l) { return (int64_t)m->c
 static inline int unet_has_ds(const dk_unet *m, int l) {
     return m->cfg.deep_supervision && l >= 1 && l <= m->cfg.levels - 2;
 }
+
+/* The effective kernel of level l and pool stride after level l, (d, h, w) (dk_unet_kernel_at,
+ * dk_unet_pool_at). */
+static inline void unet_kernel(const dk_unet *m, int l, int k[3]) {
+    for (int a = 0; a < 3; a++) k[a] = dk_unet_kernel_at(&m->cfg, l, a);
+}
+static inline void unet_stride(const dk_unet *m, int l, int k[3]) {
+    for (int a = 0; a < 3; a++) k[a] = dk_unet_pool_at(&m->cfg, l, a);
+}
+/* unet_axes.c: DK_ERR_ARG naming the entry when pool or kernel holds a value other than 0
+ * and 1/2 (pool) or 1/3 (kernel), a d entry other than 0/1 in 2-D, or a row past the levels
+ * that is not zero. */
+dk_status unet_check_axes(const dk_unet_config *c);
 
 /* unet_build.c: a model whose parameters and buffers are registered (names, shapes,
  * offsets) but not allocated; dk_unet_create allocates and initialises them. DK_ERR_ARG for

@@ -7,6 +7,12 @@
  * shape, truncated file, different config) leaves the model untouched. Config keys absent
  * from the file are not checked (a checkpoint written by another tool carries none; the
  * names and shapes have matched already); a key that is present must match.
+ *
+ * An anisotropic network (dk_unet_is_isotropic = 0) also writes dakd.config.pool and
+ * dakd.config.kernel, its effective per-level strides and kernels as dk_unet_axes_format
+ * spells them ("1,2,2;1,2,2;2,2,2"); an isotropic one writes neither, so its file is the file
+ * dakd always wrote, and a file without them is an isotropic network. A file that carries
+ * dakd.config.levels (a dakd model file) is checked for them even where they are absent.
  */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -16,7 +22,8 @@
 
 #include "unet_internal.h"
 
-enum { CFG_KEYS = 10, CFG_VAL = 32 };
+enum { CFG_KEYS = 10, CFG_VAL = 32, AXES_VAL = 8 * DK_UNET_MAX_LEVELS };
+static const char *const axes_keys[2] = {"pool", "kernel"};
 #define CFG_PREFIX "dakd.config."
 
 typedef struct {
@@ -58,6 +65,37 @@ static void config_meta(cfg_meta *c, const dk_unet_config *g) {
     DK_ASSERT(k == CFG_KEYS);
 }
 
+/* The effective strides (kernel = 0) or kernels (1) of g, as the file spells them. */
+static void axes_text(char *buf, size_t size, const dk_unet_config *g, int kernel) {
+    int v[DK_UNET_MAX_LEVELS][3], n = kernel ? g->levels : g->levels - 1;
+    for (int l = 0; l < n; l++)
+        for (int a = 0; a < 3; a++)
+            v[l][a] = kernel ? dk_unet_kernel_at(g, l, a) : dk_unet_pool_at(g, l, a);
+    dk_unet_axes_format(buf, size, &v[0][0], n);
+}
+
+/* g's pool (kernel = 0) or kernel (1) from the file's dakd.config.<key> (absent: zeroed, the
+ * isotropic network). DK_ERR_FORMAT naming the key for text that is not one triple per pool
+ * (per level). */
+static dk_status axes_from_meta(dk_unet_config *g, const cJSON *root, const char *path,
+                                int kernel) {
+    int(*v)[3] = kernel ? g->kernel : g->pool;
+    int n = 0, want = kernel ? g->levels : g->levels - 1;
+    memset(v, 0, sizeof g->pool);
+    char key[64];
+    snprintf(key, sizeof key, CFG_PREFIX "%s", axes_keys[kernel]);
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it) return DK_OK;
+    const char *text = cJSON_IsString(it) ? it->valuestring : NULL;
+    if (!text || dk_unet_axes_parse(v, &n, text) != DK_OK || n != want) {
+        memset(v, 0, sizeof g->pool);
+        return dk_fail(DK_ERR_FORMAT, "%s: %s = '%s' is not %d triples d,h,w (one per %s)",
+                       path, key, text ? text : "(not a string)", want,
+                       kernel ? "level" : "pool");
+    }
+    return DK_OK;
+}
+
 /* Tensor references for every parameter then every buffer; data from w_base / b_base
  * (the model's own buffers when saving, a scratch copy when loading; NULL: names and shapes
  * only, for dk_safetensors_read to check). */
@@ -88,7 +126,13 @@ dk_status dk_unet_save(const dk_unet *m, const char *path, const char *const *me
                            path, meta[2 * nuser]);
     cfg_meta c;
     config_meta(&c, &m->cfg);
-    const char **all = calloc((size_t)(2 * (CFG_KEYS + nuser) + 1), sizeof *all);
+    int naxes = dk_unet_is_isotropic(&m->cfg) ? 0 : 2;
+    char axes[2][AXES_VAL], axes_key[2][32];
+    for (int k = 0; k < naxes; k++) {
+        axes_text(axes[k], sizeof axes[k], &m->cfg, k);
+        snprintf(axes_key[k], sizeof axes_key[k], CFG_PREFIX "%s", axes_keys[k]);
+    }
+    const char **all = calloc((size_t)(2 * (CFG_KEYS + naxes + nuser) + 1), sizeof *all);
     int count = 0;
     dk_tensor_ref *refs = make_refs(m, m->params.w, m->buffers.w, &count);
     dk_status st;
@@ -100,12 +144,37 @@ dk_status dk_unet_save(const dk_unet *m, const char *path, const char *const *me
         all[2 * k] = c.key[k];
         all[2 * k + 1] = c.val[k];
     }
-    for (int k = 0; k < 2 * nuser; k++) all[2 * CFG_KEYS + k] = meta[k];
+    for (int k = 0; k < naxes; k++) {
+        all[2 * (CFG_KEYS + k)] = axes_key[k];
+        all[2 * (CFG_KEYS + k) + 1] = axes[k];
+    }
+    for (int k = 0; k < 2 * nuser; k++) all[2 * (CFG_KEYS + naxes) + k] = meta[k];
     st = dk_safetensors_write(path, refs, count, all);
 out:
     free(all);
     free(refs);
     return st;
+}
+
+/* The file's strides and kernels must be the model's where the file is a dakd model file
+ * (absent keys: isotropic) or carries them. */
+static dk_status check_axes(const dk_unet *m, const char *path, const cJSON *root) {
+    int dakd_file = cJSON_GetObjectItemCaseSensitive(root, CFG_PREFIX "levels") != NULL;
+    for (int k = 0; k < 2; k++) {
+        char key[64];
+        snprintf(key, sizeof key, CFG_PREFIX "%s", axes_keys[k]);
+        if (!dakd_file && !cJSON_GetObjectItemCaseSensitive(root, key)) continue;
+        dk_unet_config f = m->cfg;
+        dk_status st = axes_from_meta(&f, root, path, k);
+        if (st != DK_OK) return st;
+        char fv[AXES_VAL], mv[AXES_VAL];
+        axes_text(fv, sizeof fv, &f, k);
+        axes_text(mv, sizeof mv, &m->cfg, k);
+        if (strcmp(fv, mv) != 0)
+            return dk_fail(DK_ERR_FORMAT, "%s: %s is %s in the file, %s in the model", path, key,
+                           fv, mv);
+    }
+    return DK_OK;
 }
 
 /* The file's config keys that are present must equal the model's. */
@@ -125,6 +194,7 @@ static dk_status check_config(const dk_unet *m, const char *path, const char *me
             st = dk_fail(DK_ERR_FORMAT, "%s: %s is %s in the file, %s in the model", path,
                          c.key[k], fv ? fv : "(not a string)", c.val[k]);
     }
+    if (st == DK_OK) st = check_axes(m, path, root);
     cJSON_Delete(root);
     return st;
 }
@@ -209,7 +279,9 @@ static dk_status config_from_meta(dk_unet_config *g, const cJSON *root, const ch
     g->deep_supervision = strcmp(v[7], "0") != 0;
     g->leaky_slope = strtof(v[8], NULL);
     g->dropout = strtof(v[9], NULL);
-    return DK_OK;
+    if (g->levels < 2 || g->levels > DK_UNET_MAX_LEVELS) return DK_OK; /* unet_new names it */
+    dk_status st = axes_from_meta(g, root, path, 0);
+    return st != DK_OK ? st : axes_from_meta(g, root, path, 1);
 }
 
 /* Check the file's tensors against the registered names and shapes with nothing allocated

@@ -52,21 +52,21 @@ static float *takef(layout *L, int64_t count, int kept) {
 
 static void new_stage(layout *L) { L->scratch = 0; }
 
-/* The shape makers treat depth 1 as 2-D; a 3-D net whose bottleneck has depth 1 still
- * uses its 3-deep kernels (only the middle slice meets data) and 2-deep up-sampling. */
-static void conv_shape(dk_conv_shape *s, const dk_unet *m, int64_t n, int64_t cin, int64_t cout,
-                       const unet_level *v, int k) {
-    dk_conv_shape_make(s, n, cin, cout, v->d, v->h, v->w, k, 1);
-    if (m->cfg.dims == 3 && v->d == 1 && k == 3) {
-        s->kd = 3;
-        s->pd = 1;
-    }
+/* A stride-1 convolution at level v with kernel k (d, h, w): a 3-D net whose depth has been
+ * pooled to 1 still uses its 3-deep kernels (only the middle slice meets data). */
+static void conv_shape(dk_conv_shape *s, int64_t n, int64_t cin, int64_t cout,
+                       const unet_level *v, const int k[3]) {
+    dk_conv_shape_make_axes(s, n, cin, cout, v->d, v->h, v->w, k);
 }
+
+static const int k_one[3] = {1, 1, 1};
 
 static void block_layout(dk_unet *m, layout *L, unet_block *b, const float *in,
                          const unet_level *v, int out_kept) {
     int64_t cnt = v->n * b->cout * v->s;
-    conv_shape(&b->cs, m, v->n, b->cin, b->cout, v, 3);
+    int k[3];
+    unet_kernel(m, (int)(v - m->lv), k);
+    conv_shape(&b->cs, v->n, b->cin, b->cout, v, k);
     b->ns = (dk_norm_shape){.n = v->n, .c = b->cout, .s = v->s, .eps = 1e-5f, .momentum = 0.1f};
     b->in = in;
     if (m->cfg.norm == DK_NORM_NONE) {
@@ -101,7 +101,9 @@ static void encoder_layout(dk_unet *m, layout *L) {
         /* b2.a is a tap (enc<l>, or the bottleneck when there is no dropout after it) */
         block_layout(m, L, &v->b2, v->b1.a, v, l < nl - 1 || m->cfg.dropout == 0.0f);
         if (l == nl - 1) break;
-        dk_pool_shape_make(&v->pool, v->n, v->c, v->d, v->h, v->w);
+        int st[3];
+        unet_stride(m, l, st);
+        dk_pool_shape_make_axes(&v->pool, v->n, v->c, v->d, v->h, v->w, st);
         int64_t pc = v->n * v->c * v->pool.od * v->pool.oh * v->pool.ow;
         v->pooled = takef(L, pc, 1);
         v->argmax = take(L, pc, sizeof(int32_t), 0);
@@ -120,25 +122,21 @@ static void encoder_layout(dk_unet *m, layout *L) {
     add_tap(m, L, &m->t_bottleneck, "bottleneck", bval, bn->c, bn);
 }
 
+/* Up-sampling by the strides of the pool after level v (a 3-D net whose bottleneck has depth
+ * 1 still up-samples its depth by 2). */
 static void up_layout(dk_unet *m, layout *L, unet_level *v, const unet_level *below) {
+    int st[3];
+    unet_stride(m, (int)(v - m->lv), st);
     if (m->cfg.up == DK_UP_TRANSPOSED) {
-        dk_convt_shape_make(&v->up_t, 1, below->c, v->c, below->d, below->h, below->w);
-        if (m->cfg.dims == 3 && below->d == 1) {
-            v->up_t.kd = 2;
-            v->up_t.od = 2;
-        }
+        dk_convt_shape_make_axes(&v->up_t, 1, below->c, v->c, below->d, below->h, below->w, st);
         v->up_low = NULL;
         return;
     }
     /* interp: 1x1 conv on the coarse grid, then upsample; both are linear and the
      * upsampling weights of each output sum to 1, so this equals Upsample -> Conv1x1 at a
      * quarter (2-D) or an eighth (3-D) of the cost */
-    conv_shape(&v->up_c, m, below->n, below->c, v->c, below, 1);
-    dk_upsample_shape_make(&v->up_i, 1, v->c, below->d, below->h, below->w);
-    if (m->cfg.dims == 3 && below->d == 1) {
-        v->up_i.kd = 2;
-        v->up_i.od = 2;
-    }
+    conv_shape(&v->up_c, below->n, below->c, v->c, below, k_one);
+    dk_upsample_shape_make_axes(&v->up_i, 1, v->c, below->d, below->h, below->w, st);
     v->up_low = takef(L, below->n * v->c * below->s, 0);
 }
 
@@ -156,14 +154,14 @@ static void decoder_layout(dk_unet *m, layout *L) {
         add_tap(m, L, &m->t_dec[l], name, v->d2.a, v->c, v);
         m->t_ds[l] = NULL;
         if (unet_has_ds(m, l)) {
-            conv_shape(&v->ds.cs, m, v->n, v->c, m->cfg.classes, v, 1);
+            conv_shape(&v->ds.cs, v->n, v->c, m->cfg.classes, v, k_one);
             v->ds.out = takef(L, v->n * m->cfg.classes * v->s, 1);
             snprintf(name, sizeof name, "ds%d", l);
             add_tap(m, L, &m->t_ds[l], name, v->ds.out, m->cfg.classes, v);
         }
     }
     unet_level *top = &m->lv[0];
-    conv_shape(&m->head.cs, m, top->n, top->c, m->cfg.classes, top, 1);
+    conv_shape(&m->head.cs, top->n, top->c, m->cfg.classes, top, k_one);
     m->head.out = takef(L, top->n * m->cfg.classes * top->s, 1);
     add_tap(m, L, &m->t_logits, "logits", m->head.out, m->cfg.classes, top);
 }
@@ -206,14 +204,17 @@ static void buffers_layout(dk_unet *m, layout *L) {
 }
 
 static void lay_out(dk_unet *m, layout *L, int64_t n, int64_t d, int64_t h, int64_t w) {
+    int64_t sz[3] = {m->cfg.dims == 3 ? d : 1, h, w};
     for (int l = 0; l < m->cfg.levels; l++) {
         unet_level *v = &m->lv[l];
         v->n = n;
         v->c = unet_width(m, l);
-        v->d = m->cfg.dims == 3 ? d >> l : 1;
-        v->h = h >> l;
-        v->w = w >> l;
+        v->d = sz[0];
+        v->h = sz[1];
+        v->w = sz[2];
         v->s = v->d * v->h * v->w;
+        for (int a = 0; a < 3 && l < m->cfg.levels - 1; a++)
+            sz[a] /= dk_unet_pool_at(&m->cfg, l, a);
     }
     m->ntaps = 0;
     m->x = takef(L, n * m->cfg.in_channels * d * h * w, 1);
@@ -223,7 +224,9 @@ static void lay_out(dk_unet *m, layout *L, int64_t n, int64_t d, int64_t h, int6
 }
 
 static dk_status check_size(const dk_unet *m, int64_t n, int64_t d, int64_t h, int64_t w) {
-    int64_t f = (int64_t)1 << (m->cfg.levels - 1);
+    int64_t f[3];
+    dk_unet_multiple(&m->cfg, f);
+    int iso = dk_unet_is_isotropic(&m->cfg);
     if (n < 1) return dk_fail(DK_ERR_ARG, "unet plan: batch = %lld, must be >= 1", (long long)n);
     if (m->cfg.dims == 2 && d != 1)
         return dk_fail(DK_ERR_ARG, "unet plan: d = %lld, a 2-D network needs d = 1",
@@ -231,11 +234,12 @@ static dk_status check_size(const dk_unet *m, int64_t n, int64_t d, int64_t h, i
     const int64_t sz[3] = {d, h, w};
     const char *nm[3] = {"d", "h", "w"};
     for (int i = m->cfg.dims == 2 ? 1 : 0; i < 3; i++)
-        if (sz[i] < f || sz[i] % f != 0)
+        if (sz[i] < f[i] || sz[i] % f[i] != 0)
             return dk_fail(DK_ERR_ARG,
-                           "unet plan: %s = %lld is not a positive multiple of 2^(levels-1) "
-                           "= %lld",
-                           nm[i], (long long)sz[i], (long long)f);
+                           "unet plan: %s = %lld is not a positive multiple of %s = %lld",
+                           nm[i], (long long)sz[i],
+                           iso ? "2^(levels-1)" : "the product of the pool strides along it",
+                           (long long)f[i]);
     /* argmax holds int32 plane indices; activations must index in int64 comfortably */
     double vox = (double)d * (double)h * (double)w;
     if (vox > 2147483647.0 ||

@@ -52,7 +52,13 @@ static const char *const pl_teachers[] = {"teacher", "ema", NULL};
     F_BOOL("model", p "_deep_supervision", net.deep_supervision, "false",                          \
            "extra 1x1 heads on the lower decoder levels"),                                         \
     F_FLT("model", p "_leaky_slope", net.leaky_slope, 0, 1, "0.01", "0 = ReLU"),                   \
-    F_FLT("model", p "_dropout", net.dropout, 0, 0.95, "0", "dropout p at the bottleneck")
+    F_FLT("model", p "_dropout", net.dropout, 0, 0.95, "0", "dropout p at the bottleneck"),      \
+    F_STR("model", p "_pool", net##_pool, "",                                                      \
+          "pool strides d,h,w (1 or 2) after each level but the last, ';' between levels, e.g. "   \
+          "1,2,2; 2,2,2; auto = nnU-Net's plan from the patch and [data] spacing; empty = 2,2,2"), \
+    F_STR("model", p "_kernel", net##_kernel, "",                                                  \
+          "conv kernel d,h,w (1 or 3) of each level, e.g. 1,3,3; 3,3,3; 3,3,3; auto = nnU-Net's "  \
+          "plan; empty = 3,3,3")
 
 static const dk_cfg_field layout[] = {
     F_STR("data", "cases", cases, "cases.csv", "case list CSV (case, image, label, mask, ...)"),
@@ -234,20 +240,77 @@ static dk_status check_lo_hi(double lo, double hi, const char *sec, const char *
     return DK_OK;
 }
 
-/* Every patch side (h, w; d in 3-D) divisible by the network's 2^(levels-1). */
-static dk_status check_patch(const dk_train_config *c, const dk_unet_config *net,
-                             const char *which) {
-    static const char *const keys[3] = {"patch_d", "patch_h", "patch_w"};
-    int64_t f = (int64_t)1 << (net->levels - 1);
-    for (int a = c->dims == 2 ? 1 : 0; a < 3; a++)
-        if (c->patch[a] % f != 0)
-            return dk_fail(DK_ERR_ARG,
-                           "config: [data] %s = %lld is not divisible by 2^(%s_levels-1) = %lld",
-                           keys[a], (long long)c->patch[a], which, (long long)f);
+/* One explicit <which>_<key> (pool: big 2, n = levels - 1 triples; kernel: big 3, levels). */
+static dk_status parse_axes(int v[DK_UNET_MAX_LEVELS][3], const char *text, const char *which,
+                            const char *key, int big, int n, int dims) {
+    int count = 0;
+    dk_status st = dk_unet_axes_parse(v, &count, text);
+    if (st != DK_OK) return dk_error_context(st, "config: [model] %s_%s", which, key);
+    if (count != n)
+        return dk_fail(DK_ERR_ARG, "config: [model] %s_%s = '%s' has %d triples d,h,w; %s_levels "
+                       "needs %d (one per %s)", which, key, text, count, which, n,
+                       big == 2 ? "pool after a level but the last" : "level");
+    for (int l = 0; l < n; l++)
+        for (int a = 0; a < 3; a++)
+            if ((v[l][a] != 1 && v[l][a] != big) || (dims == 2 && a == 0 && v[l][a] != 1))
+                return dk_fail(DK_ERR_ARG, "config: [model] %s_%s = '%s': entry %c of triple "
+                               "%d is %d, must be %s", which, key, text, "dhw"[a], l + 1,
+                               v[l][a], dims == 2 && a == 0 ? "1 (a 2-D network)"
+                                                            : big == 2 ? "1 or 2" : "1 or 3");
     return DK_OK;
 }
 
-static dk_status check_data(const dk_train_config *c) {
+/* <which>_pool and <which>_kernel into net->pool and net->kernel: "" leaves them zero (the
+ * isotropic network), "auto" takes dk_unet_plan_anisotropic's plan for the patch at the
+ * [data] spacing (z, y, x read as d, h, w) when all three are set, else 1 mm. */
+static dk_status resolve_axes(const dk_train_config *c, dk_unet_config *net, const char *which,
+                              const char *pool, const char *kernel) {
+    memset(net->pool, 0, sizeof net->pool);
+    memset(net->kernel, 0, sizeof net->kernel);
+    net->dims = c->dims;
+    int ap = strcmp(pool, "auto") == 0, ak = strcmp(kernel, "auto") == 0;
+    if (ap || ak) {
+        const double *sp = c->prep.target.spacing;
+        double dhw[3] = {sp[2], sp[1], sp[0]};
+        dk_unet_config g = *net;
+        dk_status st = dk_unet_plan_anisotropic(
+            &g, c->patch, sp[0] > 0 && sp[1] > 0 && sp[2] > 0 ? dhw : NULL);
+        if (st != DK_OK)
+            return dk_error_context(st, "config: [model] %s_%s = auto", which,
+                                    ap ? "pool" : "kernel");
+        if (ap) memcpy(net->pool, g.pool, sizeof g.pool);
+        if (ak) memcpy(net->kernel, g.kernel, sizeof g.kernel);
+    }
+    dk_status st = DK_OK;
+    if (!ap && pool[0])
+        st = parse_axes(net->pool, pool, which, "pool", 2, net->levels - 1, c->dims);
+    if (st == DK_OK && !ak && kernel[0])
+        st = parse_axes(net->kernel, kernel, which, "kernel", 3, net->levels, c->dims);
+    return st;
+}
+
+/* Every patch side (h, w; d in 3-D) divisible by the product of the network's pool strides
+ * along it (2^(levels-1) when every pool halves every axis). */
+static dk_status check_patch(const dk_train_config *c, const dk_unet_config *net,
+                             const char *which) {
+    static const char *const keys[3] = {"patch_d", "patch_h", "patch_w"};
+    int64_t f[3];
+    dk_unet_multiple(net, f);
+    int iso = dk_unet_is_isotropic(net);
+    for (int a = c->dims == 2 ? 1 : 0; a < 3; a++) {
+        if (c->patch[a] % f[a] == 0) continue;
+        if (iso)
+            return dk_fail(DK_ERR_ARG,
+                           "config: [data] %s = %lld is not divisible by 2^(%s_levels-1) = %lld",
+                           keys[a], (long long)c->patch[a], which, (long long)f[a]);
+        return dk_fail(DK_ERR_ARG, "config: [data] %s = %lld is not divisible by %lld, the "
+                       "product of the %s_pool strides along %c", keys[a],
+                       (long long)c->patch[a], (long long)f[a], which, "dhw"[a]);
+    }
+    return DK_OK;
+}
+
+static dk_status check_data(dk_train_config *c) {
     if (!c->cases[0]) return dk_fail(DK_ERR_ARG, "config: [data] cases is empty");
     if (c->domain_column[0] && (!c->source[0] || !c->target[0]))
         return dk_fail(DK_ERR_ARG, "config: [data] source and target must be set when "
@@ -270,7 +333,10 @@ static dk_status check_data(const dk_train_config *c) {
     if (p->mask_extent > 0 && (sp[0] > 0 || sp[1] > 0 || sp[2] > 0))
         return dk_fail(DK_ERR_ARG, "config: [data] mask_extent = %g and spacing_x/y/z both set "
                                    "the grid: choose one", p->mask_extent);
-    dk_status st = check_patch(c, &c->teacher, "teacher");
+    dk_status st = resolve_axes(c, &c->teacher, "teacher", c->teacher_pool, c->teacher_kernel);
+    if (st == DK_OK)
+        st = resolve_axes(c, &c->student, "student", c->student_pool, c->student_kernel);
+    if (st == DK_OK) st = check_patch(c, &c->teacher, "teacher");
     return st != DK_OK ? st : check_patch(c, &c->student, "student");
 }
 

@@ -181,9 +181,11 @@ static dk_status load_extra(dk_unet **out, const dk_train_config *c, const char 
                       : g->in_channels != c->in_channels ? "in_channels"
                       : g->classes != c->classes         ? "classes"
                                                          : NULL;
-    int64_t div = (int64_t)1 << (g->levels - 1);
-    if (!bad && (c->patch[1] % div || c->patch[2] % div || (c->dims == 3 && c->patch[0] % div)))
-        bad = "levels (the patch is not divisible by 2^(levels - 1))";
+    int64_t div[3];
+    dk_unet_multiple(g, div);
+    if (!bad && (c->patch[1] % div[1] || c->patch[2] % div[2] || c->patch[0] % div[0]))
+        bad = "levels or pool strides (the patch is not divisible by the product of the pool "
+              "strides along each axis)";
     if (!bad) return DK_OK;
     dk_unet_free(*out);
     *out = NULL;
@@ -215,6 +217,20 @@ static dk_status plan_all(dk_trainer *t) {
     for (int i = 0; st == DK_OK && i < t->nteachers; i++)
         st = dk_unet_plan(t->teachers[i], t->batch, p[0], p[1], p[2]);
     if (st == DK_OK && t->ema) st = dk_unet_plan(t->ema, t->batch, p[0], p[1], p[2]);
+    /* attention transfer pools the teacher's enc<l> onto the student's: with other pool
+     * strides the teacher's grid must still be a multiple of the student's on each axis */
+    for (int l = 0; st == DK_OK && t->cfg.lambda_at > 0 && t->nteachers > 0; l++) {
+        char name[16];
+        snprintf(name, sizeof name, "enc%d", l);
+        dk_tap *a = dk_unet_tap(t->net, name), *b = dk_unet_tap(t->teachers[0], name);
+        if (!a || !b) break;
+        const dk_tensor *s = &a->value, *q = &b->value;
+        if (q->d % s->d || q->h % s->h || q->w % s->w)
+            st = dk_fail(DK_ERR_ARG, "[distill] lambda_at: %s is %lldx%lldx%lld in the student, "
+                         "%lldx%lldx%lld in the teacher (not a multiple: [model] student_pool "
+                         "and teacher_pool differ)", name, (long long)s->d, (long long)s->h,
+                         (long long)s->w, (long long)q->d, (long long)q->h, (long long)q->w);
+    }
     return st;
 }
 

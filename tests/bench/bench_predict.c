@@ -26,7 +26,7 @@ static void die(const char *what) {
 static const char *make_model(const char *dir) {
     static char path[4200];
     snprintf(path, sizeof path, "%s/student.safetensors", dir);
-    dk_unet_config c = {2, 1, 2, 8, 5, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0};
+    dk_unet_config c = {2, 1, 2, 8, 5, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0, {{0}}, {{0}}};
     dk_rng r;
     dk_rng_seed(&r, 81);
     dk_unet *net = NULL;

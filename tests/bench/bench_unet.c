@@ -40,7 +40,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) dk_set_threads(atoi(argv[i + 1]));
     }
     if (steps < 1 || steps > 1000) steps = 10;
-    dk_unet_config cfg = {dims, 1, 2, base, 4, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0};
+    dk_unet_config cfg = {dims, 1, 2, base, 4, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0,
+                          {{0}}, {{0}}};
     int64_t d = dims == 3 ? size : 1, s = d * size * size;
     dk_rng rng;
     dk_rng_seed(&rng, 1);

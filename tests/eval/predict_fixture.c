@@ -34,7 +34,7 @@ int dk_test_save_model(const char *path, dk_unet *net, const char *channels, con
 }
 
 int dk_test_random_model(const char *path, const char *patch) {
-    dk_unet_config c = {3, 1, 4, 4, 2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0};
+    dk_unet_config c = {3, 1, 4, 4, 2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0, {{0}}, {{0}}};
     dk_rng r;
     dk_rng_seed(&r, 11);
     dk_unet *net = NULL;

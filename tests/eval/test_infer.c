@@ -31,7 +31,7 @@
 
 static dk_unet *make_net(int dims, int cin, int classes, int base, int levels, uint64_t seed) {
     dk_unet_config c = {dims, cin,   classes, base, levels, DK_NORM_BATCH, DK_UP_TRANSPOSED,
-                        0,    0.01f, 0};
+                        0,    0.01f, 0, {{0}}, {{0}}};
     dk_rng r;
     dk_rng_seed(&r, seed);
     dk_unet *m = NULL;
@@ -167,9 +167,10 @@ static void test_gaussian(void) {
 
 /* ================================================================ sliding window */
 
-static void one_window_case(int dims, int64_t nx, int64_t ny, int64_t nz, int levels,
-                            const int64_t patch[3], double *err) {
-    dk_unet *net = make_net(dims, 2, 3, 4, levels, 11);
+/* One window of patch (d, h, w) over a 2-channel noise image (nx, ny, nz) against the direct
+ * forward of the zero-padded image (3 classes). */
+static void one_window_net(dk_unet *net, int64_t nx, int64_t ny, int64_t nz,
+                           const int64_t patch[3], double *err) {
     dk_volume img = {0};
     CU_ASSERT_FATAL(net && dk_test_noise_image(&img, nx, ny, nz, 2, 5) == 0);
     int64_t nv = nx * ny * nz;
@@ -199,6 +200,12 @@ static void one_window_case(int dims, int64_t nx, int64_t ny, int64_t nz, int le
                                      dp[((k * pd + z + lo[0]) * ph + y + lo[1]) * pw + i + lo[2]]));
     free(x), free(dp), free(p);
     dk_volume_free(&img);
+}
+
+static void one_window_case(int dims, int64_t nx, int64_t ny, int64_t nz, int levels,
+                            const int64_t patch[3], double *err) {
+    dk_unet *net = make_net(dims, 2, 3, 4, levels, 11);
+    one_window_net(net, nx, ny, nz, patch, err);
     dk_unet_free(net);
 }
 
@@ -240,6 +247,45 @@ static void test_one_window(void) {
     CU_ASSERT(e2 <= 1e-6);
     CU_ASSERT(e3 <= 1e-6);
     CU_ASSERT(ep <= 1e-6);
+}
+
+/* An anisotropic 3-D network (1x2x2 then 2x2x2 pools: multiples 2, 4, 4 along d, h, w): a 0
+ * patch entry rounds each axis up to its own multiple (5x14x10 -> one 6x16x12 window, the
+ * direct forward of the padded image); an entry that is no multiple of its axis' is refused
+ * naming the multiple; smaller windows blend to probabilities. */
+static void test_anisotropic_windows(void) {
+    dk_unet_config c = {3, 2, 3, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0,
+                        {{1, 2, 2}, {2, 2, 2}}, {{1, 3, 3}, {3, 3, 3}, {3, 3, 3}}};
+    dk_rng r;
+    dk_rng_seed(&r, 12);
+    dk_unet *net = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_unet_create(&net, &c, 0, &r), DK_OK);
+    double e;
+    const int64_t whole[3] = {6, 16, 12}, bad[3] = {3, 16, 12}, small[3] = {2, 8, 4};
+    one_window_net(net, 10, 14, 5, whole, &e);
+    printf("\n    anisotropic one window vs direct forward: %.2g", e);
+    CU_ASSERT(e <= 1e-6);
+    dk_volume img = {0};
+    CU_ASSERT_FATAL(dk_test_noise_image(&img, 10, 14, 5, 2, 5) == 0);
+    int64_t nv = 10 * 14 * 5;
+    float *p = alloc_f(3 * nv), *p0 = alloc_f(3 * nv);
+    dk_infer_opts o;
+    dk_infer_defaults(&o);
+    memcpy(o.patch, whole, sizeof o.patch);
+    CU_ASSERT_EQUAL_FATAL(dk_infer_probs(p, net, &img, &o), DK_OK);
+    memset(o.patch, 0, sizeof o.patch);
+    CU_ASSERT_EQUAL_FATAL(dk_infer_probs(p0, net, &img, &o), DK_OK);
+    CU_ASSERT(memcmp(p, p0, (size_t)(3 * nv) * sizeof *p) == 0);
+    memcpy(o.patch, bad, sizeof o.patch);
+    CU_ASSERT_EQUAL(dk_infer_probs(p, net, &img, &o), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "3 is not a multiple of 2 (the product of "
+                                                   "its pool strides along it"));
+    memcpy(o.patch, small, sizeof o.patch);
+    CU_ASSERT_EQUAL(dk_infer_probs(p, net, &img, &o), DK_OK);
+    CU_ASSERT(sum_error(p, 3, nv) <= 1e-5);
+    free(p), free(p0);
+    dk_volume_free(&img);
+    dk_unet_free(net);
 }
 
 /* The blend computed window by window here (batch 1, double sums). */
@@ -985,6 +1031,7 @@ int main(void) {
         !CU_add_test(s, "Gaussian map: centred, symmetric, max 1", test_gaussian) ||
         !CU_add_test(s, "one window equals a direct forward (2-D, 3-D, padded)", test_one_window) ||
         !CU_add_test(s, "overlapping windows equal the blend made by hand", test_blend) ||
+        !CU_add_test(s, "anisotropic network: windows sized per axis", test_anisotropic_windows) ||
         !CU_add_test(s, "flip TTA equals the mean of flipped predictions",
                      test_tta_mean_of_flips) ||
         !CU_add_test(s, "flip TTA is symmetric on a symmetric image", test_tta_equivariant) ||

@@ -1,5 +1,6 @@
 /* ONNX export: models of every kind the U-Net builder makes (2-D and 3-D; batch, instance and
- * no norm; transposed and interpolating up-sampling; deep supervision; ReLU and leaky ReLU)
+ * no norm; transposed and interpolating up-sampling; deep supervision; ReLU and leaky ReLU;
+ * anisotropic pool strides and kernels)
  * are saved, exported and run in ONNX Runtime (onnxruntime-node, tests/tools/onnx/run_onnx.js)
  * on random inputs of two sizes each, against dakd's own forward of the same file: max abs
  * difference of the logits <= 1e-4. The onnx package's checker (full_check) accepts each
@@ -20,17 +21,29 @@ typedef struct {
     int64_t n, size[2][3]; /* batch; two input sizes (d, h, w), d = 1 in 2-D */
 } export_case;
 
+#define ISO {{0}}, {{0}} /* pool, kernel: the isotropic network */
 static const export_case cases[] = {
-    {"2d_batch_transposed", {2, 1, 3, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0.0f}, 2,
-     {{1, 16, 24}, {1, 36, 8}}},
-    {"2d_instance_interp_ds", {2, 2, 4, 4, 4, DK_NORM_INSTANCE, DK_UP_INTERP, 1, 0.0f, 0.0f}, 1,
-     {{1, 24, 16}, {1, 8, 40}}},
-    {"2d_none_transposed", {2, 1, 2, 3, 2, DK_NORM_NONE, DK_UP_TRANSPOSED, 0, 0.2f, 0.3f}, 2,
+    {"2d_batch_transposed", {2, 1, 3, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0.0f, ISO},
+     2, {{1, 16, 24}, {1, 36, 8}}},
+    {"2d_instance_interp_ds", {2, 2, 4, 4, 4, DK_NORM_INSTANCE, DK_UP_INTERP, 1, 0.0f, 0.0f, ISO},
+     1, {{1, 24, 16}, {1, 8, 40}}},
+    {"2d_none_transposed", {2, 1, 2, 3, 2, DK_NORM_NONE, DK_UP_TRANSPOSED, 0, 0.2f, 0.3f, ISO}, 2,
      {{1, 10, 6}, {1, 4, 14}}},
-    {"3d_batch_interp", {3, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_INTERP, 0, 0.01f, 0.0f}, 2,
+    {"3d_batch_interp", {3, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_INTERP, 0, 0.01f, 0.0f, ISO}, 2,
      {{8, 12, 16}, {4, 8, 4}}},
-    {"3d_instance_transposed", {3, 2, 3, 4, 3, DK_NORM_INSTANCE, DK_UP_TRANSPOSED, 1, 0.01f, 0.0f},
-     1, {{8, 8, 12}, {12, 4, 8}}},
+    {"3d_instance_transposed",
+     {3, 2, 3, 4, 3, DK_NORM_INSTANCE, DK_UP_TRANSPOSED, 1, 0.01f, 0.0f, ISO}, 1,
+     {{8, 8, 12}, {12, 4, 8}}},
+    /* anisotropic: thick slices pooled in-plane first with 1x3x3 kernels (multiples 2, 4, 4),
+     * and a mix with a 2x2x1 pool and a 3x1x3 kernel (multiples 2, 4, 2) */
+    {"3d_aniso_batch_transposed",
+     {3, 1, 3, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0.0f, {{1, 2, 2}, {2, 2, 2}},
+      {{1, 3, 3}, {3, 3, 3}, {3, 3, 3}}},
+     2, {{4, 12, 16}, {6, 8, 4}}},
+    {"3d_aniso_instance_interp_ds",
+     {3, 1, 2, 3, 3, DK_NORM_INSTANCE, DK_UP_INTERP, 1, 0.0f, 0.0f, {{1, 2, 2}, {2, 2, 1}},
+      {{1, 3, 3}, {3, 1, 3}, {3, 3, 3}}},
+     1, {{4, 8, 12}, {2, 16, 6}}},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -89,7 +102,13 @@ static void test_export_summary(void) {
         dk_status st = dk_export_onnx(case_path(i, "onnx"), &s, case_path(i, "safetensors"));
         CU_ASSERT_EQUAL_FATAL(st, DK_OK);
         CU_ASSERT_EQUAL(s.opset, 13);
-        CU_ASSERT_EQUAL(s.spatial_multiple, 1 << (cases[i].cfg.levels - 1));
+        int64_t mult[3];
+        dk_unet_multiple(&cases[i].cfg, mult);
+        int top = (int)(mult[0] > mult[1] ? mult[0] : mult[1]);
+        CU_ASSERT_EQUAL(s.spatial_multiple, top > mult[2] ? top : (int)mult[2]);
+        for (int a = 0; a < 3; a++) CU_ASSERT_EQUAL(s.spatial_multiples[a], mult[a]);
+        if (dk_unet_is_isotropic(&cases[i].cfg))
+            CU_ASSERT_EQUAL(s.spatial_multiple, 1 << (cases[i].cfg.levels - 1));
         CU_ASSERT_EQUAL(s.cfg.norm, cases[i].cfg.norm);
         CU_ASSERT(s.bytes > 4 * s.parameters);
         printf("\n  %s: %d nodes, %d tensors, %lld parameters, %lld bytes", cases[i].label,
@@ -214,8 +233,18 @@ static void test_onnx_checker(void) {
         CU_ASSERT_PTR_NOT_NULL(strstr(out, "meta dakd.config.levels="));
         CU_ASSERT_PTR_NOT_NULL(strstr(out, "meta dakd.data.norm=zscore\n"));
         CU_ASSERT_PTR_NOT_NULL(strstr(out, "meta dakd.data.spacing=0.5,0.5,1\n"));
-        snprintf(want, sizeof want, "meta dakd.onnx.spatial_multiple=%d\n", 1 << (c->levels - 1));
+        int64_t m[3];
+        dk_unet_multiple(c, m);
+        if (dk_unet_is_isotropic(c))
+            snprintf(want, sizeof want, "meta dakd.onnx.spatial_multiple=%d\n",
+                     1 << (c->levels - 1));
+        else
+            snprintf(want, sizeof want, "meta dakd.onnx.spatial_multiple=%lld,%lld,%lld\n",
+                     (long long)m[0], (long long)m[1], (long long)m[2]);
         CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+        /* the anisotropic graph carries the level's kernels and strides and its pool keys */
+        if (!dk_unet_is_isotropic(c))
+            CU_ASSERT_PTR_NOT_NULL(strstr(out, "meta dakd.config.pool=1,2,2;"));
         CU_ASSERT_PTR_NULL(strstr(out, "dakd.epoch")); /* only the network and preprocessing */
     }
 }

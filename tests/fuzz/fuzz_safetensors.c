@@ -12,7 +12,8 @@ static dk_unet *net;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     fz_begin();
     if (!net) {
-        dk_unet_config g = {2, 1, 4, 4, 2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0.0f};
+        dk_unet_config g = {2, 1, 4, 4, 2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0.0f,
+                            {{0}}, {{0}}};
         dk_rng r;
         dk_rng_seed(&r, 1);
         fz_check(dk_unet_create(&net, &g, 0, &r) == DK_OK, "cannot build the fixed U-Net");

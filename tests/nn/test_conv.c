@@ -114,10 +114,9 @@ static const conv_case k_cases[] = {
     {1, 32, 4, 24, 24, 24, 3, 1, 1}, /* 3-D, chunks that straddle depth planes */
 };
 
-/* Forward and backward (din, dw, db) of one case against the double oracle. */
-static void check_conv_case(const conv_case *c) {
-    dk_conv_shape s;
-    dk_conv_shape_make(&s, c->n, c->cin, c->cout, c->d, c->h, c->w, c->k, c->stride);
+/* Forward and backward (din, dw, db) of one shape against the double oracle. */
+static void check_conv_shape(const dk_conv_shape *sp, int bias) {
+    const dk_conv_shape s = *sp;
     int64_t ni = in_numel(&s), no = out_numel(&s), nw = w_numel(&s);
     float *in = fbuf(ni), *w = fbuf(nw), *b = fbuf(s.cout), *out = fbuf(no), *dout = fbuf(no);
     float *din = fbuf(ni), *dw = fbuf(nw), *db = fbuf(s.cout);
@@ -131,18 +130,18 @@ static void check_conv_case(const conv_case *c) {
     int64_t plane = s.od * s.oh * s.ow;
     for (int64_t o = 0; o < no; o++) {
         int64_t co = (o / plane) % s.cout;
-        if (c->bias) rout[o] = b[co];
+        if (bias) rout[o] = b[co];
         rdb[co] += dout[o];
     }
     conv_naive(&s, visit_fwd, &q);
     conv_naive(&s, visit_bwd, &q);
-    dk_conv_forward(out, in, w, c->bias ? b : NULL, &s, work);
-    dk_conv_backward(din, dw, c->bias ? db : NULL, dout, in, w, &s, work);
+    dk_conv_forward(out, in, w, bias ? b : NULL, &s, work);
+    dk_conv_backward(din, dw, bias ? db : NULL, dout, in, w, &s, work);
     double e_out = max_err(out, rout, no), e_din = max_err(din, rdin, ni);
-    double e_dw = max_err(dw, rdw, nw), e_db = c->bias ? max_err(db, rdb, s.cout) : 0;
-    printf("\n      n%lld c%lld->%lld %lldx%lldx%lld k%d s%d: out %.1e din %.1e dw %.1e db %.1e",
-           (long long)c->n, (long long)c->cin, (long long)c->cout, (long long)c->d,
-           (long long)c->h, (long long)c->w, c->k, c->stride, e_out, e_din, e_dw, e_db);
+    double e_dw = max_err(dw, rdw, nw), e_db = bias ? max_err(db, rdb, s.cout) : 0;
+    printf("\n      n%lld c%lld->%lld %lldx%lldx%lld k%dx%dx%d s%d: out %.1e din %.1e dw %.1e "
+           "db %.1e", (long long)s.n, (long long)s.cin, (long long)s.cout, (long long)s.id,
+           (long long)s.ih, (long long)s.iw, s.kd, s.kh, s.kw, s.sh, e_out, e_din, e_dw, e_db);
     int64_t kv = s.kd * s.kh * s.kw, pos = s.n * s.od * s.oh * s.ow;
     CU_ASSERT(ok(e_out, s.cin * kv));
     CU_ASSERT(ok(e_din, s.cout * kv));
@@ -156,12 +155,30 @@ static void check_conv_case(const conv_case *c) {
  * combined from one or two per-thread partials. */
 static const int k_threads[] = {1, 2, 3};
 
+static void check_conv_case(const conv_case *c) {
+    dk_conv_shape s;
+    dk_conv_shape_make(&s, c->n, c->cin, c->cout, c->d, c->h, c->w, c->k, c->stride);
+    check_conv_shape(&s, c->bias);
+}
+
+/* Kernels per axis (stride 1, padding k/2 per axis): the 1x3x3 of thick slices and the other
+ * mixes, one large enough for several column chunks, one of depth 1 in 3-D. */
+static const int k_axes[6][3] = {{1, 3, 3}, {3, 1, 3}, {3, 3, 1}, {1, 1, 3}, {1, 3, 3}, {3, 3, 3}};
+static const int64_t k_axes_size[6][3] = {{5, 6, 7}, {4, 5, 6}, {4, 5, 6}, {3, 4, 5},
+                                          {12, 40, 40}, {1, 6, 5}};
+
 static void test_conv_vs_naive(void) {
     for (int t = 0; t < 3; t++) {
         dk_set_threads(k_threads[t]);
         printf("\n    %d thread(s):", k_threads[t]);
         for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++)
             check_conv_case(&k_cases[i]);
+        for (int i = 0; i < 6; i++) {
+            dk_conv_shape s;
+            const int64_t *z = k_axes_size[i];
+            dk_conv_shape_make_axes(&s, 2, i == 4 ? 16 : 3, 4, z[0], z[1], z[2], k_axes[i]);
+            check_conv_shape(&s, i % 2);
+        }
     }
     dk_set_threads(0);
 }
@@ -189,8 +206,8 @@ static void test_conv_shapes(void) {
 
 /* ------------------------------------------------------------------ convT vs naive */
 
-/* out[n, co, z*kd + a, 2y + b, 2x + c] = bias[co] + sum_ci in[n, ci, z, y, x] w[ci, co, a, b, c],
- * and the matching backward, in double. */
+/* out[n, co, z*kd + a, y*kh + b, x*kw + c] = bias[co] + sum_ci in[n, ci, z, y, x]
+ * w[ci, co, a, b, c], and the matching backward, in double. */
 static void convt_naive(const dk_convt_shape *s, oracle *q, const float *bias, double *rdb) {
     int64_t pin = s->id * s->ih * s->iw, pout = s->od * s->oh * s->ow;
     for (int64_t n = 0; n < s->n; n++)
@@ -198,13 +215,14 @@ static void convt_naive(const dk_convt_shape *s, oracle *q, const float *bias, d
             for (int64_t o = 0; o < pout; o++) {
                 int64_t oz = o / (s->oh * s->ow), oy = o / s->ow % s->oh, ox = o % s->ow;
                 int64_t oi = (n * s->cout + co) * pout + o;
-                int64_t a = oz % s->kd, p = ((oz / s->kd) * s->ih + oy / 2) * s->iw + ox / 2;
-                int64_t tap = (a * 2 + oy % 2) * 2 + ox % 2;
+                int64_t a = oz % s->kd, kv = s->kd * s->kh * s->kw;
+                int64_t p = ((oz / s->kd) * s->ih + oy / s->kh) * s->iw + ox / s->kw;
+                int64_t tap = (a * s->kh + oy % s->kh) * s->kw + ox % s->kw;
                 q->out[oi] = bias ? bias[co] : 0.0;
                 rdb[co] += q->dout[oi];
                 for (int64_t ci = 0; ci < s->cin; ci++) {
                     int64_t ii = (n * s->cin + ci) * pin + p;
-                    int64_t wi = (ci * s->cout + co) * 4 * s->kd + tap;
+                    int64_t wi = (ci * s->cout + co) * kv + tap;
                     q->out[oi] += (double)q->w[wi] * q->in[ii];
                     q->din[ii] += (double)q->w[wi] * q->dout[oi];
                     q->dw[wi] += (double)q->in[ii] * q->dout[oi];
@@ -212,12 +230,16 @@ static void convt_naive(const dk_convt_shape *s, oracle *q, const float *bias, d
             }
 }
 
-static void check_convt_case(int64_t n, int64_t cin, int64_t cout, int64_t d, int64_t h,
-                             int64_t w_, int bias) {
+/* k: kernel = stride per axis (d, h, w), NULL = dk_convt_shape_make's. */
+static void check_convt_axes(int64_t n, int64_t cin, int64_t cout, int64_t d, int64_t h,
+                             int64_t w_, int bias, const int *k) {
     dk_convt_shape s;
-    dk_convt_shape_make(&s, n, cin, cout, d, h, w_);
+    if (k)
+        dk_convt_shape_make_axes(&s, n, cin, cout, d, h, w_, k);
+    else
+        dk_convt_shape_make(&s, n, cin, cout, d, h, w_);
     int64_t ni = n * cin * d * h * w_, no = n * cout * s.od * s.oh * s.ow;
-    int64_t nw = cin * cout * 4 * s.kd;
+    int64_t kv = s.kd * s.kh * s.kw, nw = cin * cout * kv;
     float *in = fbuf(ni), *w = fbuf(nw), *b = fbuf(cout), *out = fbuf(no), *dout = fbuf(no);
     float *din = fbuf(ni), *dw = fbuf(nw), *db = fbuf(cout);
     float *work = fbuf((int64_t)dk_convt_work_floats(&s));
@@ -232,19 +254,27 @@ static void check_convt_case(int64_t n, int64_t cin, int64_t cout, int64_t d, in
     dk_convt_backward(din, dw, bias ? db : NULL, dout, in, w, &s, work);
     double e_out = max_err(out, rout, no), e_din = max_err(din, rdin, ni);
     double e_dw = max_err(dw, rdw, nw), e_db = bias ? max_err(db, rdb, cout) : 0;
-    printf("\n      convT n%lld c%lld->%lld %lldx%lldx%lld: out %.1e din %.1e dw %.1e db %.1e",
-           (long long)n, (long long)cin, (long long)cout, (long long)d, (long long)h,
-           (long long)w_, e_out, e_din, e_dw, e_db);
-    CU_ASSERT(ok(e_out, cin) && ok(e_din, cout * 4 * s.kd) && ok(e_dw, ni / cin));
+    printf("\n      convT n%lld c%lld->%lld %lldx%lldx%lld k%dx%dx%d: out %.1e din %.1e dw %.1e "
+           "db %.1e", (long long)n, (long long)cin, (long long)cout, (long long)d, (long long)h,
+           (long long)w_, s.kd, s.kh, s.kw, e_out, e_din, e_dw, e_db);
+    CU_ASSERT(ok(e_out, cin) && ok(e_din, cout * kv) && ok(e_dw, ni / cin));
     CU_ASSERT(ok(e_db, no / cout));
     free(in), free(w), free(b), free(out), free(dout), free(din), free(dw), free(db);
     free(work), free(rout), free(rdin), free(rdw), free(rdb);
 }
 
+static void check_convt_case(int64_t n, int64_t cin, int64_t cout, int64_t d, int64_t h,
+                             int64_t w_, int bias) {
+    check_convt_axes(n, cin, cout, d, h, w_, bias, NULL);
+}
+
 static void test_convt_vs_naive(void) {
+    static const int ks[5][3] = {{1, 2, 2}, {2, 1, 2}, {2, 2, 1}, {1, 1, 2}, {2, 1, 1}};
     for (int t = 0; t < 3; t++) {
         dk_set_threads(k_threads[t]);
         printf("\n    %d thread(s):", k_threads[t]);
+        for (int i = 0; i < 5; i++) check_convt_axes(2, 3, 4, 3, 4, 5, i % 2, ks[i]);
+        check_convt_axes(1, 4, 64, 16, 12, 16, 1, ks[0]); /* chunks straddle depth planes */
         check_convt_case(2, 3, 4, 1, 5, 7, 1);      /* 2-D, odd sizes */
         check_convt_case(3, 2, 3, 1, 4, 4, 0);      /* 2-D, no bias */
         check_convt_case(2, 3, 2, 3, 4, 5, 1);      /* 3-D */

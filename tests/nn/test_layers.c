@@ -29,13 +29,17 @@ static double max_diff(const float *a, const double *b, int64_t n) {
 
 /* ------------------------------------------------------------------ max-pool */
 
-/* Naive pool with the first maximum in window order; compares values and argmax. */
-static void check_pool(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w) {
+/* Naive pool with the first maximum in window order; compares values and argmax. k: the
+ * window = stride per axis (d, h, w), NULL = dk_pool_shape_make's. */
+static void check_pool_axes(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w, const int *k) {
     dk_pool_shape s;
-    dk_pool_shape_make(&s, n, c, d, h, w);
-    CU_ASSERT_EQUAL(s.oh, h / 2);
-    CU_ASSERT_EQUAL(s.ow, w / 2);
-    CU_ASSERT_EQUAL(s.od, d == 1 ? 1 : d / 2);
+    if (k)
+        dk_pool_shape_make_axes(&s, n, c, d, h, w, k);
+    else
+        dk_pool_shape_make(&s, n, c, d, h, w);
+    CU_ASSERT_EQUAL(s.oh, k ? h / k[1] : h / 2);
+    CU_ASSERT_EQUAL(s.ow, k ? w / k[2] : w / 2);
+    CU_ASSERT_EQUAL(s.od, k ? d / k[0] : d == 1 ? 1 : d / 2);
     int64_t nin = n * c * d * h * w, nout = n * c * s.od * s.oh * s.ow, bad = 0;
     float *in = falloc(nin), *out = falloc(nout);
     int32_t *am = calloc((size_t)nout, sizeof *am);
@@ -49,10 +53,11 @@ static void check_pool(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w) {
                     float m = -INFINITY;
                     int64_t arg = -1;
                     for (int dz = 0; dz < s.kd; dz++)
-                        for (int dy = 0; dy < 2; dy++)
-                            for (int dx = 0; dx < 2; dx++) {
-                                int64_t k = ((z * s.kd + dz) * h + 2 * y + dy) * w + 2 * x + dx;
-                                if (in[p * d * h * w + k] > m) m = in[p * d * h * w + k], arg = k;
+                        for (int dy = 0; dy < s.kh; dy++)
+                            for (int dx = 0; dx < s.kw; dx++) {
+                                int64_t i = ((z * s.kd + dz) * h + s.kh * y + dy) * w +
+                                            s.kw * x + dx;
+                                if (in[p * d * h * w + i] > m) m = in[p * d * h * w + i], arg = i;
                             }
                     int64_t o = ((p * s.od + z) * s.oh + y) * s.ow + x;
                     bad += out[o] != m || am[o] != arg;
@@ -61,11 +66,19 @@ static void check_pool(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w) {
     free(in), free(out), free(am);
 }
 
+static void check_pool(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w) {
+    check_pool_axes(n, c, d, h, w, NULL);
+}
+
 static void test_pool_forward(void) {
     check_pool(2, 3, 1, 6, 8); /* 2-D, even */
     check_pool(1, 2, 1, 5, 7); /* 2-D, odd sizes floor */
     check_pool(2, 2, 4, 6, 4); /* 3-D */
     check_pool(1, 3, 5, 5, 3); /* 3-D, odd everywhere */
+    /* per-axis strides: thick slices pooled in-plane only, and each other mix */
+    static const int ks[6][3] = {{1, 2, 2}, {2, 1, 2}, {2, 2, 1}, {1, 1, 2}, {2, 1, 1}, {1, 2, 1}};
+    for (int i = 0; i < 6; i++) check_pool_axes(2, 2, 5, 6, 7, ks[i]);
+    check_pool_axes(1, 2, 1, 6, 5, ks[0]); /* a 2-D network's 1x2x2 */
 }
 
 /* A hand example: ties pick the first maximum; backward routes to it and accumulates. */
@@ -91,19 +104,25 @@ static void test_pool_hand(void) {
 
 /* ------------------------------------------------------------------ upsample */
 
-/* PyTorch's source index for align_corners = False, scale 1/2: i0, i1 and lambda1. */
-static void src_index(int64_t j, int64_t k, int64_t *i0, int64_t *i1, double *l1) {
-    double src = (j + 0.5) * 0.5 - 0.5;
+/* PyTorch's source index for align_corners = False, scale 1/f (f = 1 or 2): i0, i1 and
+ * lambda1. */
+static void src_index(int64_t j, int64_t k, int f, int64_t *i0, int64_t *i1, double *l1) {
+    double src = (j + 0.5) / f - 0.5;
     if (src < 0) src = 0;
     *i0 = (int64_t)src;
     *i1 = *i0 + (*i0 < k - 1 ? 1 : 0);
     *l1 = src - (double)*i0;
 }
 
-static void check_upsample(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w) {
+/* k: the factor per axis (d, h, w), NULL = dk_upsample_shape_make's. */
+static void check_upsample_axes(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w,
+                                const int *k) {
     dk_pool_shape s;
-    dk_upsample_shape_make(&s, n, c, d, h, w);
-    CU_ASSERT_EQUAL(s.od, d == 1 ? 1 : 2 * d);
+    if (k)
+        dk_upsample_shape_make_axes(&s, n, c, d, h, w, k);
+    else
+        dk_upsample_shape_make(&s, n, c, d, h, w);
+    CU_ASSERT_EQUAL(s.od, k ? k[0] * d : d == 1 ? 1 : 2 * d);
     int64_t nin = n * c * d * h * w, nout = n * c * s.od * s.oh * s.ow;
     float *in = falloc(nin), *out = falloc(nout);
     double *ref = calloc((size_t)nout, sizeof *ref);
@@ -115,9 +134,9 @@ static void check_upsample(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w
                 for (int64_t x = 0; x < s.ow; x++) {
                     int64_t z0 = 0, z1 = 0, y0, y1, x0, x1;
                     double lz = 0, ly, lx;
-                    if (d > 1) src_index(z, d, &z0, &z1, &lz);
-                    src_index(y, h, &y0, &y1, &ly);
-                    src_index(x, w, &x0, &x1, &lx);
+                    if (s.od > 1) src_index(z, d, s.kd, &z0, &z1, &lz);
+                    src_index(y, h, s.kh, &y0, &y1, &ly);
+                    src_index(x, w, s.kw, &x0, &x1, &lx);
                     const float *b = in + p * d * h * w;
 #define AT(zz, yy, xx) (double)b[((zz)*h + (yy)) * w + (xx)]
                     double v0 = (1 - ly) * ((1 - lx) * AT(z0, y0, x0) + lx * AT(z0, y0, x1)) +
@@ -135,7 +154,14 @@ static void check_upsample(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w
     free(in), free(out), free(ref);
 }
 
+static void check_upsample(int64_t n, int64_t c, int64_t d, int64_t h, int64_t w) {
+    check_upsample_axes(n, c, d, h, w, NULL);
+}
+
 static void test_upsample_forward(void) {
+    static const int ks[4][3] = {{1, 2, 2}, {2, 1, 2}, {2, 2, 1}, {1, 1, 2}};
+    for (int i = 0; i < 4; i++) check_upsample_axes(2, 2, 3, 4, 5, ks[i]);
+    check_upsample_axes(1, 1, 2, 3, 300, ks[2]); /* factor 1 along w, wider than one tile */
     check_upsample(2, 3, 1, 5, 7);
     check_upsample(1, 2, 1, 1, 1);   /* a single pixel copies */
     check_upsample(1, 1, 1, 3, 300); /* wider than one tile */
@@ -156,10 +182,14 @@ static void test_upsample_hand(void) {
 
 /* The backward is the exact adjoint: <up(x), y> = <x, up^T(y)>. */
 static void test_upsample_adjoint(void) {
-    const int64_t dims[2][3] = {{1, 5, 6}, {3, 4, 5}};
-    for (int k = 0; k < 2; k++) {
+    const int64_t dims[6][3] = {{1, 5, 6}, {3, 4, 5}, {3, 4, 5}, {3, 4, 5}, {3, 4, 5}, {2, 3, 300}};
+    static const int ks[6][3] = {{0}, {0}, {1, 2, 2}, {2, 1, 2}, {2, 1, 1}, {2, 2, 1}};
+    for (int k = 0; k < 6; k++) {
         dk_pool_shape s;
-        dk_upsample_shape_make(&s, 2, 2, dims[k][0], dims[k][1], dims[k][2]);
+        if (ks[k][0])
+            dk_upsample_shape_make_axes(&s, 2, 2, dims[k][0], dims[k][1], dims[k][2], ks[k]);
+        else
+            dk_upsample_shape_make(&s, 2, 2, dims[k][0], dims[k][1], dims[k][2]);
         int64_t nin = 4 * s.id * s.ih * s.iw, nout = 4 * s.od * s.oh * s.ow;
         float *x = falloc(nin), *gx = falloc(nin), *y = falloc(nout), *ux = falloc(nout);
         fill(x, nin, -1, 1, 3), fill(y, nout, -1, 1, 4);

@@ -1,6 +1,7 @@
 /* Parity with PyTorch: the same weights (passed through safetensors files) give the same
  * forward output and the same gradients for one conv-BN-ReLU block and for small U-Nets
- * (2-D and 3-D, batch and instance norm, transposed and interpolating upsampling), within
+ * (2-D and 3-D, batch and instance norm, transposed and interpolating upsampling,
+ * anisotropic pool strides and kernels per level: dakd.config.pool / .kernel), within
  * 1e-4 relative (norm of the difference over the norm of PyTorch's float64 result).
  * PyTorch runs under /usr/bin/python3 through tests/tools/torch_parity.py. */
 #include <stdio.h>
@@ -112,10 +113,21 @@ static void test_unets(void) {
         return;
     }
     const unet_case cases[] = {
-        {"2d_batch_transposed", {2, 1, 2, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0}, 2, 1, 16, 16},
-        {"3d_batch_transposed", {3, 1, 3, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0}, 2, 8, 8, 8},
-        {"2d_instance_interp_leaky", {2, 2, 3, 4, 3, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0.01f, 0}, 2, 1, 16, 12},
-        {"3d_instance_interp", {3, 1, 2, 2, 2, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0, 0}, 1, 8, 8, 8},
+        {"2d_batch_transposed", {2, 1, 2, 4, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0, {{0}}, {{0}}}, 2, 1, 16, 16},
+        {"3d_batch_transposed", {3, 1, 3, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0, {{0}}, {{0}}}, 2, 8, 8, 8},
+        {"2d_instance_interp_leaky", {2, 2, 3, 4, 3, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0.01f, 0, {{0}}, {{0}}}, 2, 1, 16, 12},
+        {"3d_instance_interp", {3, 1, 2, 2, 2, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0, 0, {{0}}, {{0}}}, 1, 8, 8, 8},
+        /* anisotropic: thick slices (1x2x2 pool and 1x3x3 kernels at level 0), and mixes with
+         * a 2x2x1 pool, 3x1x3 / 1x1x3 kernels and a 2-D network pooled 2x1 */
+        {"3d_aniso_batch_transposed",
+         {3, 1, 3, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0, {{1, 2, 2}, {2, 2, 2}},
+          {{1, 3, 3}, {3, 3, 3}, {3, 3, 3}}}, 2, 4, 8, 8},
+        {"3d_aniso_instance_interp_leaky",
+         {3, 2, 3, 2, 3, DK_NORM_INSTANCE, DK_UP_INTERP, 0, 0.01f, 0, {{1, 2, 2}, {2, 2, 1}},
+          {{1, 3, 3}, {3, 1, 3}, {3, 3, 3}}}, 2, 4, 8, 12},
+        {"2d_aniso_batch_interp",
+         {2, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_INTERP, 0, 0, 0, {{1, 2, 2}, {1, 2, 1}},
+          {{1, 3, 3}, {1, 1, 3}, {1, 3, 3}}}, 2, 1, 16, 8},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_unet_case(&cases[i]);
 }
@@ -177,7 +189,7 @@ static void test_readme_snippet(void) {
         dk_test_skip("README snippet", "numpy is not importable by /usr/bin/python3");
         return;
     }
-    dk_unet_config cfg = {2, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0};
+    dk_unet_config cfg = {2, 1, 2, 3, 3, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0, 0, {{0}}, {{0}}};
     dk_rng rng;
     dk_rng_seed(&rng, 5);
     dk_unet *m = NULL;

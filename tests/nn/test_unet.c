@@ -196,6 +196,27 @@ static void test_grad_3d_instance_transposed(void) {
     grad_case(c, "3d-in-tconv-drop", 8, 8);
 }
 
+/* Anisotropic 3-D networks: level 0 with 1x3x3 kernels pooled in-plane only (1x2x2), as
+ * nnU-Net plans thick slices, then 2x2x2; the interp case also pools one level 2x2x1 (the
+ * up-sampling then copies along w) and gives level 1 a 3x1x3 kernel. Input 4x8x8. */
+static dk_unet_config aniso(dk_norm_kind norm, dk_up_kind up, int ds, int mixed) {
+    dk_unet_config c = config(3, norm, up, ds, 2, 3);
+    static const int pool[2][2][3] = {{{1, 2, 2}, {2, 2, 2}}, {{1, 2, 2}, {2, 2, 1}}};
+    static const int kern[2][3][3] = {{{1, 3, 3}, {3, 3, 3}, {3, 3, 3}},
+                                      {{1, 3, 3}, {3, 1, 3}, {3, 3, 3}}};
+    memcpy(c.pool, pool[mixed], sizeof pool[0]);
+    memcpy(c.kernel, kern[mixed], sizeof kern[0]);
+    return c;
+}
+
+static void test_grad_3d_aniso_batch_transposed_ds(void) {
+    grad_case(aniso(DK_NORM_BATCH, DK_UP_TRANSPOSED, 1, 0), "3d-aniso-bn-tconv-ds", 4, 8);
+}
+
+static void test_grad_3d_aniso_instance_interp(void) {
+    grad_case(aniso(DK_NORM_INSTANCE, DK_UP_INTERP, 0, 1), "3d-aniso-in-interp", 4, 8);
+}
+
 /* The slope-0.1 backward, exactly. Without norms and with zero biases (their initial
  * value) every op is positively homogeneous (conv, leaky ReLU, max-pool, upsampling,
  * concat, dropout with a fixed mask), so f(a x) = a f(x) and Euler's identity
@@ -242,6 +263,8 @@ static void test_euler_slope(void) {
     dk_unet_config c0 = config(2, DK_NORM_NONE, DK_UP_INTERP, 0, 2, 2);
     c0.leaky_slope = 0.0f; /* plain ReLU */
     euler_case(c0, 1, 8);
+    euler_case(aniso(DK_NORM_NONE, DK_UP_TRANSPOSED, 1, 0), 4, 16);
+    euler_case(aniso(DK_NORM_NONE, DK_UP_INTERP, 0, 1), 4, 16);
 }
 
 /* ------------------------------------------------------------------ taps */
@@ -842,6 +865,10 @@ int main(void) {
     CU_add_test(s, "grad 3-D batch norm, interp up, deep sup", test_grad_3d_batch_interp_ds);
     CU_add_test(s, "grad 3-D instance norm, transposed up, dropout",
                 test_grad_3d_instance_transposed);
+    CU_add_test(s, "grad 3-D anisotropic (1x2x2 pool, 1x3x3 kernels), batch norm, transposed "
+                   "up, deep sup", test_grad_3d_aniso_batch_transposed_ds);
+    CU_add_test(s, "grad 3-D anisotropic (1x2x2 and 2x2x1 pools), instance norm, interp up",
+                test_grad_3d_aniso_instance_interp);
     CU_add_test(s, "slope-0.1 backward: Euler identity", test_euler_slope);
     CU_add_test(s, "tap names and shapes", test_tap_names_and_shapes);
     CU_add_test(s, "gradient from middle taps flows", test_tap_gradient_flows);

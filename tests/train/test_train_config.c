@@ -82,6 +82,17 @@ static void test_temperature_defaults(void) {
     CU_ASSERT_DOUBLE_EQUAL(dk_schedule_at(&t, 9, 0), 7.0, 1e-12);
 }
 
+/* c written as the effective config, read into fresh defaults and validated: the same struct. */
+static void expect_reads_back(const dk_train_config *c, const char *name) {
+    const char *out = dk_test_path(dk_test_tmpdir(), name);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_write(c, out), DK_OK);
+    dk_train_config d;
+    dk_train_config_defaults(&d);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_load(&d, out), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&d), DK_OK);
+    CU_ASSERT_EQUAL(memcmp(c, &d, sizeof d), 0);
+}
+
 static void test_example_loads(void) {
     char path[1024];
     snprintf(path, sizeof path, "%s/pipelines/train_example.ini", dk_test_source_dir());
@@ -99,14 +110,7 @@ static void test_example_loads(void) {
     CU_ASSERT_EQUAL(c.lr.warmup_steps, 500);
     CU_ASSERT_EQUAL(c.lr.total_steps, 100 * 250 - 500);
     CU_ASSERT_STRING_EQUAL(c.run_dir, "runs/drive_to_chase");
-    /* effective config: write, read into fresh defaults, same struct */
-    const char *out = dk_test_path(dk_test_tmpdir(), "train_effective.ini");
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_write(&c, out), DK_OK);
-    dk_train_config d;
-    dk_train_config_defaults(&d);
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_load(&d, out), DK_OK);
-    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&d), DK_OK);
-    CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof c), 0);
+    expect_reads_back(&c, "train_effective.ini");
 }
 
 /* Defaults, one or two --set (set2 may be NULL), validate: expect DK_ERR_ARG naming `frag`. */
@@ -177,6 +181,62 @@ static void test_validation(void) {
     CU_ASSERT_EQUAL(dk_train_config_validate(&c), DK_OK);
     CU_ASSERT_EQUAL(warnings, 1);
     dk_log_set_sink(NULL, NULL, DK_LOG_WARN);
+}
+
+/* [model] <net>_pool / <net>_kernel: empty (isotropic), explicit triples, auto (nnU-Net's plan
+ * from the patch and the [data] spacing); bad values and patches refused naming the key. */
+static void test_pool_kernel_keys(void) {
+    dk_train_config c;
+    dk_train_config_defaults(&c);
+    static const int zero[DK_UNET_MAX_LEVELS][3];
+    CU_ASSERT(memcmp(c.teacher.pool, zero, sizeof zero) == 0);
+    CU_ASSERT(memcmp(c.student.kernel, zero, sizeof zero) == 0);
+    const char *sets[] = {"model.dims=3", "data.patch_d=20", "data.patch_h=160",
+                          "data.patch_w=160", "model.teacher_pool=1,2,2; 1,2,2; 2,2,2;2,2,2",
+                          "model.teacher_kernel=1,3,3;1,3,3;3,3,3;3,3,3;3,3,3",
+                          "model.student_pool=auto", "model.student_kernel=auto"};
+    for (int i = 0; i < 8; i++) CU_ASSERT_EQUAL_FATAL(dk_train_config_set(&c, sets[i]), DK_OK);
+    dk_status st = dk_train_config_validate(&c);
+    if (st != DK_OK) printf("\n  %s\n", dk_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, DK_OK);
+    CU_ASSERT(c.teacher.pool[0][0] == 1 && c.teacher.pool[0][1] == 2 && c.teacher.pool[2][0] == 2);
+    CU_ASSERT(c.teacher.kernel[1][0] == 1 && c.teacher.kernel[2][0] == 3);
+    /* auto at 1 mm: 20 -> 10 -> 5 along d, then in-plane only */
+    static const int auto_pool[4][3] = {{2, 2, 2}, {2, 2, 2}, {1, 2, 2}, {1, 2, 2}};
+    CU_ASSERT(memcmp(c.student.pool, auto_pool, sizeof auto_pool) == 0);
+    CU_ASSERT(dk_unet_is_isotropic(&c.teacher) == 0 && c.student.kernel[4][0] == 3);
+    expect_reads_back(&c, "aniso_effective.ini");
+    /* auto at the [data] spacing: 3.6 mm slices of 0.6 mm pixels, 1x3x3 until within 2x */
+    const char *sp[] = {"data.spacing_x=0.6", "data.spacing_y=0.6", "data.spacing_z=3.6",
+                        "model.teacher_pool=auto", "model.teacher_kernel=auto"};
+    for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL_FATAL(dk_train_config_set(&c, sp[i]), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_train_config_validate(&c), DK_OK);
+    static const int sp_pool[4][3] = {{1, 2, 2}, {1, 2, 2}, {2, 2, 2}, {2, 2, 2}};
+    static const int sp_kern[5][3] = {{1, 3, 3}, {1, 3, 3}, {3, 3, 3}, {3, 3, 3}, {3, 3, 3}};
+    CU_ASSERT(memcmp(c.teacher.pool, sp_pool, sizeof sp_pool) == 0);
+    CU_ASSERT(memcmp(c.teacher.kernel, sp_kern, sizeof sp_kern) == 0);
+    /* refused, naming the key */
+    expect_invalid2("model.teacher_pool=1,3,2", "model.teacher_levels=2",
+                    "[model] teacher_pool = '1,3,2': entry h of triple 1 is 3, must be 1 or 2");
+    expect_invalid2("model.student_kernel=1,3,3;1,2,3", "model.student_levels=2",
+                    "[model] student_kernel = '1,3,3;1,2,3': entry h of triple 2 is 2, must be "
+                    "1 or 3");
+    expect_invalid("model.teacher_pool=2,2,2; 2,2,2",
+                   "[model] teacher_pool = '2,2,2; 2,2,2' has 2 triples d,h,w; teacher_levels "
+                   "needs 4");
+    expect_invalid("model.student_pool=1,2", "[model] student_pool: '1,2' is not 1 to 7 triples");
+    expect_invalid("model.teacher_pool=2,2,2;2,2,2;2,2,2;2,2,2",
+                   "entry d of triple 1 is 2, must be 1 (a 2-D network)");
+    expect_invalid2("model.dims=3", "model.teacher_pool=1,2,2;2,2,2;2,2,2;2,2,2",
+                    "[data] patch_d = 1 is not divisible by 8, the product of the teacher_pool "
+                    "strides along d");
+    dk_train_config_defaults(&c);
+    const char *small[] = {"data.patch_h=16", "data.patch_w=16", "model.student_pool=auto"};
+    for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL_FATAL(dk_train_config_set(&c, small[i]), DK_OK);
+    CU_ASSERT_EQUAL(dk_train_config_validate(&c), DK_ERR_ARG);
+    printf("\n  %s", dk_last_error());
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "[model] student_pool = auto: unet plan: the "
+                                  "patch 1x16x16 (spacing 1 x 1 x 1) allows 2 pools"));
 }
 
 static void test_load_keeps_struct_on_error(void) {
@@ -289,6 +349,7 @@ int main(void) {
         !CU_add_test(s, "temperature defaults follow the schedule", test_temperature_defaults) ||
         !CU_add_test(s, "pipelines/train_example.ini loads", test_example_loads) ||
         !CU_add_test(s, "cross-field validation", test_validation) ||
+        !CU_add_test(s, "pool and kernel keys", test_pool_kernel_keys) ||
         !CU_add_test(s, "failed load leaves the config", test_load_keeps_struct_on_error) ||
         !CU_add_test(s, "long values", test_long_values) ||
         !CU_add_test(s, "defaults are the option schema's", test_schema_defaults) ||

@@ -578,6 +578,24 @@ static void test_extra_teacher_shapes(void) {
     CU_ASSERT(dk_test_exists(run_file("extra_ok", "model.safetensors")));
 }
 
+/* Pool strides that disagree with the teacher's file or between the two networks: the
+ * teacher's [model] teacher_pool reaches its loader (its up-sampling tensors have another
+ * shape), and attention transfer between enc<l> grids that do not divide is refused. */
+static void test_pool_strides(void) {
+    dk_train_config c;
+    CU_ASSERT_EQUAL_FATAL(base_config(&c, "pools", 1, 1), 0);
+    set1(&c, "model.teacher_pool=%s", "1,2,1; 1,2,2");
+    const char *shape[] = {"a checkpoint of the [model] teacher_* network", "up0.weight", NULL};
+    expect_fail(&c, "pools", DK_TRAINER_DISTILL, DK_ERR_FORMAT, shape);
+    CU_ASSERT_EQUAL_FATAL(base_config(&c, "pools", 1, 1), 0);
+    set1(&c, "model.student_levels=%s", "3");
+    set1(&c, "model.student_pool=%s", "1,1,2; 1,2,1");
+    set1(&c, "distill.lambda_at=%s", "1");
+    const char *grid[] = {"[distill] lambda_at: enc1 is 1x32x16 in the student, 1x16x16 in the "
+                          "teacher", NULL};
+    expect_fail(&c, "pools", DK_TRAINER_DISTILL, DK_ERR_ARG, grid);
+}
+
 /* ------------------------------------------------------------------ modes */
 
 /* A command through the binary; its exit code, output in `out`. */
@@ -848,6 +866,7 @@ int main(void) {
         !CU_add_test(s, "case lists, domains and splits", test_case_lists) ||
         !CU_add_test(s, "teacher checkpoints", test_teacher_checkpoints) ||
         !CU_add_test(s, "extra teachers of other shapes", test_extra_teacher_shapes) ||
+        !CU_add_test(s, "pool strides of the teacher and the student", test_pool_strides) ||
         !CU_add_test(s, "the oracle says so", test_oracle) ||
         !CU_add_test(s, "distill never reads target labels",
                      test_distill_never_reads_target_labels) ||

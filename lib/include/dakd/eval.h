@@ -248,9 +248,11 @@ void dk_infer_defaults(dk_infer_opts *o);
  * dk_case_prepare makes it) with a model in inference mode: probs (classes, Z, Y, X)
  * float32, caller-allocated.
  *  - Windows: patch (d, h, w); a 0 entry here means the image's size along that axis
- *    rounded up to the network's multiple 2^(levels-1) (dk_predict_run puts the model's
- *    training patch there first). A 2-D network takes d = 1 and runs slice by slice over
- *    a volume. Every entry > 1 must be a multiple of 2^(levels-1) (DK_ERR_ARG otherwise).
+ *    rounded up to the network's multiple along that axis, dk_unet_multiple (2^(levels-1)
+ *    when isotropic; the product of the pool strides along it, e.g. 4 x 16 x 16 for
+ *    1x2x2 pools first) (dk_predict_run puts the model's training patch there first). A 2-D
+ *    network takes d = 1 and runs slice by slice over a volume. Every entry > 1 must be a
+ *    multiple of that axis' multiple (DK_ERR_ARG otherwise).
  *  - An axis shorter than the patch is padded symmetrically (nnU-Net's pad_nd_image: the
  *    smaller half before) with 0, the normalised background, and cropped back after.
  *  - Window starts per axis: dk_infer_window_starts (nnU-Net's rule).

@@ -13,14 +13,17 @@
  * The ONNX graph (opset 13, IR version 7), in the network's own order (dakd/nn.h, U-Net):
  *   input   "input"  float32 (N, C, D, H, W), or (N, C, H, W) for a 2-D model; N, D, H, W
  *           are symbolic (dynamic); D, H, W must be multiples of 2^(levels-1), recorded as
- *           dakd.onnx.spatial_multiple
- *   block   Conv 3x3[x3] pad 1 (with bias only without a norm) -> BatchNormalization
+ *           dakd.onnx.spatial_multiple (an anisotropic network: of the product of its pool
+ *           strides along each axis, recorded per axis "D,H,W" or "H,W", e.g. "4,16,16")
+ *   block   Conv 3x3[x3] pad 1, or the level's kernel (1x3x3 pads 0,1,1), (with bias only
+ *           without a norm) -> BatchNormalization
  *           (the running statistics, epsilon 1e-5; not folded into the Conv, so the
  *           checkpoint's tensors appear unchanged: runtimes fold it themselves) or
  *           InstanceNormalization (epsilon 1e-5) or nothing -> LeakyRelu (alpha = the
  *           model's leaky slope) or Relu (slope 0)
- *   down    MaxPool 2x2[x2] stride 2
- *   up      ConvTranspose 2x2[x2] stride 2 (up = transposed), or Conv 1x1 then Resize x2
+ *   down    MaxPool 2x2[x2] stride 2, or the level's strides (kernel = strides, 1x2x2 ...)
+ *   up      ConvTranspose 2x2[x2] stride 2, or kernel = strides = the pool's (up =
+ *           transposed), or Conv 1x1 then Resize x2 (x the pool's strides per axis)
  *           (mode linear, coordinate_transformation_mode half_pixel: PyTorch's
  *           align_corners = False, as dk_upsample2_forward) (up = interp)
  *   skip    Concat(skip, up) on axis 1
@@ -56,7 +59,10 @@ typedef struct {
     int initializers;    /* weight tensors */
     int64_t parameters;  /* floats in the initialisers */
     int64_t bytes;       /* size of the file written */
-    int spatial_multiple; /* 2^(levels-1): D (3-D), H and W must be multiples of it */
+    int spatial_multiple; /* 2^(levels-1): D (3-D), H and W must be multiples of it; an
+                           * anisotropic network: the largest of spatial_multiples (all are
+                           * powers of 2, so a multiple of it fits every axis) */
+    int spatial_multiples[3]; /* (d, h, w): dk_unet_multiple, per axis (d = 1 in 2-D) */
 } dk_onnx_summary;
 
 /* Export the model file at `model_path` (safetensors with dakd.config.* metadata) as ONNX

@@ -50,6 +50,11 @@ typedef struct {
 
 void dk_conv_shape_make(dk_conv_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
                         int64_t h, int64_t w, int k, int stride);
+/* Stride 1 with a kernel per axis k = (kd, kh, kw), each 1 or 3, zero padding k/2 on each
+ * axis (output size = input size): the 1x3x3 convolution of a network on thick slices. kd
+ * is taken as given even when d == 1 (a 3-D network whose depth has been pooled to 1). */
+void dk_conv_shape_make_axes(dk_conv_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
+                             int64_t h, int64_t w, const int k[3]);
 /* Scratch floats needed by dk_conv_forward and dk_conv_backward (the larger of the two) at
  * the current dk_get_threads(): a column buffer per thread and, for backward, a
  * weight-gradient partial per thread beyond the first. The same for dk_convt_work_floats. */
@@ -63,34 +68,44 @@ void dk_conv_forward(float *out, const float *in, const float *w, const float *b
 void dk_conv_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                       const float *w, const dk_conv_shape *s, float *work);
 
-/* Transposed convolution, kernel 2, stride 2 (each input voxel paints a 2x2(x2) block):
- * out (n, cout, 2*id or 1, 2*ih, 2*iw); w (cin, cout, kd, 2, 2) with kd = 2 in 3-D, 1 in 2-D. */
+/* Transposed convolution with kernel = stride per axis, each 1 or 2 (each input voxel paints
+ * its own kd x kh x kw block): out (n, cout, kd*id, kh*ih, kw*iw); w (cin, cout, kd, kh, kw).
+ * dk_convt_shape_make gives kh = kw = 2 and kd = 2 in 3-D (d > 1), 1 in 2-D. */
 typedef struct {
     int64_t n, cin, cout;
     int64_t id, ih, iw;
     int64_t od, oh, ow;
-    int kd; /* 2 in 3-D, 1 in 2-D; kh = kw = 2 */
+    int kd; /* 2 in 3-D, 1 in 2-D */
+    int kh, kw; /* 2 unless made by dk_convt_shape_make_axes */
 } dk_convt_shape;
 
 void dk_convt_shape_make(dk_convt_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
                          int64_t h, int64_t w);
+/* Kernel and stride k = (kd, kh, kw) per axis, each 1 or 2 (1x2x2: up-sampling in-plane only). */
+void dk_convt_shape_make_axes(dk_convt_shape *s, int64_t n, int64_t cin, int64_t cout, int64_t d,
+                              int64_t h, int64_t w, const int k[3]);
 size_t dk_convt_work_floats(const dk_convt_shape *s);
 void dk_convt_forward(float *out, const float *in, const float *w, const float *b,
                       const dk_convt_shape *s, float *work);
 void dk_convt_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                        const float *w, const dk_convt_shape *s, float *work);
 
-/* Max-pool with window 2, stride 2 (depth untouched in 2-D); odd sizes floor as PyTorch.
- * argmax (n, c, od, oh, ow) records the flat input index (within one (n, c) plane) of each
- * maximum, first one on ties. */
+/* Max-pool with window = stride per axis, each 1 or 2: dk_pool_shape_make gives 2 on every
+ * axis (depth untouched in 2-D), dk_pool_shape_make_axes (kd, kh, kw) as asked (1x2x2 pools
+ * each slice of a thick-slice volume alone); odd sizes floor as PyTorch. argmax
+ * (n, c, od, oh, ow) records the flat input index (within one (n, c) plane) of each maximum,
+ * first one on ties in window order (depth, row, column). */
 typedef struct {
     int64_t n, c;
     int64_t id, ih, iw;
     int64_t od, oh, ow;
     int kd; /* 2 in 3-D, 1 in 2-D */
+    int kh, kw; /* 2 unless made by a *_make_axes function */
 } dk_pool_shape;
 
 void dk_pool_shape_make(dk_pool_shape *s, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w);
+void dk_pool_shape_make_axes(dk_pool_shape *s, int64_t n, int64_t c, int64_t d, int64_t h,
+                             int64_t w, const int k[3]);
 void dk_maxpool_forward(float *out, int32_t *argmax, const float *in, const dk_pool_shape *s);
 void dk_maxpool_backward(float *din, const float *dout, const int32_t *argmax,
                          const dk_pool_shape *s);
@@ -98,9 +113,13 @@ void dk_maxpool_backward(float *din, const float *dout, const int32_t *argmax,
 /* x2 linear upsampling (bilinear in 2-D, trilinear in 3-D), align_corners = False as
  * PyTorch's nn.Upsample(scale_factor=2, mode='bilinear'/'trilinear'). Reuses dk_pool_shape
  * with the roles swapped: in (n, c, id, ih, iw) is the small grid, out (od, oh, ow) twice it
- * (od = id in 2-D). Use dk_upsample_shape_make. */
+ * (od = id in 2-D). Use dk_upsample_shape_make, or dk_upsample_shape_make_axes for a factor
+ * (kd, kh, kw) per axis, each 1 or 2 (an axis of factor 1 is copied: PyTorch's
+ * scale_factor=(1, 2, 2)). */
 void dk_upsample_shape_make(dk_pool_shape *s, int64_t n, int64_t c, int64_t d, int64_t h,
                             int64_t w);
+void dk_upsample_shape_make_axes(dk_pool_shape *s, int64_t n, int64_t c, int64_t d, int64_t h,
+                                 int64_t w, const int k[3]);
 void dk_upsample2_forward(float *out, const float *in, const dk_pool_shape *s);
 void dk_upsample2_backward(float *din, const float *dout, const dk_pool_shape *s);
 
@@ -295,12 +314,23 @@ dk_status dk_safetensors_read(const char *path, const dk_tensor_ref *t, int n, i
 typedef enum { DK_NORM_BATCH = 0, DK_NORM_INSTANCE = 1, DK_NORM_NONE = 2 } dk_norm_kind;
 typedef enum { DK_UP_TRANSPOSED = 0, DK_UP_INTERP = 1 } dk_up_kind;
 
+enum { DK_UNET_MAX_LEVELS = 7 };
+
 /* A U-Net with `levels` resolution levels of widths base * 2^l (l = 0..levels-1); the last
  * level is the bottleneck (levels - 1 pools). Each level: two (3x3[x3] conv, no bias ->
  * norm -> ReLU/leaky) blocks; down: max-pool 2; up: 2x2 transposed conv (or x2 linear
  * upsampling + 1x1 conv) to the width of the level below it, concat with the skip, two
  * blocks; head: 1x1 conv with bias to `classes`. Deep supervision adds a 1x1 head on each
- * decoder level below the top. Convolutions followed by a norm have no bias. */
+ * decoder level below the top. Convolutions followed by a norm have no bias.
+ *
+ * Anisotropic networks (thick slices): `pool` and `kernel` give per level and per axis
+ * (d, h, w) the stride of the pool after encoder level l and of the up-sampling back into
+ * level l (1 or 2; the max-pool window, the transposed-conv kernel and the interpolation
+ * factor equal it), and the kernel of level l's four 3x3[x3] convolutions, encoder and
+ * decoder (1 or 3, zero padding k/2 per axis). An entry 0 is today's value (2; 3), so a
+ * zeroed array is the isotropic network; a 2-D network's d entries are 0 or 1 (its depth
+ * is never pooled and its kernels have depth 1). dk_unet_plan_anisotropic fills both the
+ * way nnU-Net plans them. Rows past levels - 2 (pool) and levels - 1 (kernel) must be 0. */
 typedef struct {
     int dims;          /* 2 or 3 */
     int in_channels;
@@ -312,7 +342,50 @@ typedef struct {
     int deep_supervision;
     float leaky_slope; /* 0 = ReLU; 0.01 as nnU-Net */
     float dropout;     /* p at the bottleneck; 0 = none */
+    int pool[DK_UNET_MAX_LEVELS][3];   /* (d, h, w) stride after level l, l < levels - 1 */
+    int kernel[DK_UNET_MAX_LEVELS][3]; /* (d, h, w) conv kernel of level l, l < levels */
 } dk_unet_config;
+
+/* The effective pool stride (1 or 2) after level l and conv kernel (1 or 3) of level l along
+ * axis a (0 = d, 1 = h, 2 = w): the config's entry, or its default when 0 (2 and 3; 1 along
+ * d in 2-D). */
+int dk_unet_pool_at(const dk_unet_config *c, int l, int a);
+int dk_unet_kernel_at(const dk_unet_config *c, int l, int a);
+/* mult (d, h, w): what every input size along each axis must be a multiple of, the product of
+ * the pool strides along it (2^(levels-1) on every axis of an isotropic network; 1 for d in
+ * 2-D). */
+void dk_unet_multiple(const dk_unet_config *c, int64_t mult[3]);
+/* 1 when every pool stride is 2 and every kernel 3 (on the axes the network has): the
+ * network of a zeroed pool/kernel array, whatever the arrays hold. */
+int dk_unet_is_isotropic(const dk_unet_config *c);
+
+/* The nnU-Net plan (get_pool_and_conv_props of nnU-Net v1/v2) of c->levels - 1 pools for a
+ * patch (d, h, w) at voxel spacing (d, h, w) in mm (NULL: 1, 1, 1); fills c->pool and
+ * c->kernel (rows past the levels zeroed), reading c->dims and c->levels. Rules, applied
+ * pool after pool with the current (pooled) sizes and spacings:
+ *  - an axis may be pooled while its extent is even and >= 8 (so it stays >= 4 voxels,
+ *    nnU-Net's min_feature_map_size 4), and its spacing is < 2x the finest spacing among the
+ *    axes that may be pooled by extent; when a single axis qualifies it must be >= 12
+ *    (nnU-Net's rule: do not pool one axis alone down to the minimum);
+ *  - a pool halves the extent and doubles the spacing of each axis it pools;
+ *  - level l's kernel is 3 on the axes whose spacing at that level is < 2x the finest
+ *    spacing at that level, 1 on the others (1x3x3 on thick slices until pooling has brought
+ *    them within 2x); the bottleneck follows the same rule (nnU-Net always gives it 3: with
+ *    a fixed level count the bottleneck may still be anisotropic).
+ * A 2-D network (dims 2) plans h and w only (d: stride and kernel 1). An isotropic patch
+ * whose sides stay >= 4 gives the isotropic network (every stride 2, every kernel 3).
+ * DK_ERR_ARG when no axis qualifies before levels - 1 pools are placed (the message says how
+ * many the patch allows), or for a patch side < 1 or a spacing <= 0; c is unchanged then. */
+dk_status dk_unet_plan_anisotropic(dk_unet_config *c, const int64_t patch[3],
+                                   const double spacing[3]);
+
+/* Per-level axis triples as text, "1,2,2; 1,2,2; 2,2,2" (d,h,w per level, levels separated
+ * by ';'), as [model] *_pool / *_kernel and the model file's dakd.config.pool / .kernel
+ * spell them. Parse: v[0..count) filled, the rest of v zeroed; DK_ERR_ARG for text that is
+ * not 1..DK_UNET_MAX_LEVELS triples of integers (the message quotes it; the caller adds the
+ * key). Format: n triples into buf (always terminated). */
+dk_status dk_unet_axes_parse(int v[DK_UNET_MAX_LEVELS][3], int *count, const char *text);
+void dk_unet_axes_format(char *buf, size_t size, const int *v, int n); /* v (n, 3) */
 
 /* A named feature map through which losses read activations and add gradients. Names:
  * "enc<l>" (output of encoder level l, l < levels-1), "bottleneck", "dec<l>" (output of
@@ -339,7 +412,8 @@ dk_params *dk_unet_params(dk_unet *m);  /* trainable parameters */
 dk_params *dk_unet_buffers(dk_unet *m); /* running statistics */
 
 /* Size the activation arena and workspace for input (batch, in_channels, d, h, w); d = 1
- * for 2-D. Spatial sizes must be divisible by 2^(levels-1) (DK_ERR_ARG otherwise).
+ * for 2-D. Spatial sizes must be divisible by dk_unet_multiple (2^(levels-1) when isotropic;
+ * DK_ERR_ARG otherwise, naming the axis and the multiple).
  * Re-planning with the same sizes and the same dk_get_threads() is free; the workspace is
  * sized for, and the network runs on, the thread count of the last plan (call dk_unet_plan
  * again after dk_set_threads). Returns DK_ERR_NOMEM when it cannot allocate. */
@@ -366,7 +440,11 @@ dk_tap *dk_unet_tap(dk_unet *m, const char *name); /* NULL if no such tap */
 
 /* Checkpoints: parameters and buffers under PyTorch-style names, the config and `meta`
  * (NULL-terminated key/value list, e.g. step and RNG state) in __metadata__. Loading
- * checks names and shapes against the model and says which one differs. */
+ * checks names and shapes against the model and says which one differs. The config is
+ * "dakd.config.<field>"; an anisotropic network adds dakd.config.pool and .kernel (its
+ * effective strides and kernels, dk_unet_axes_format), an isotropic one writes neither (its
+ * file is byte for byte what dakd wrote before them), and a dakd file without them is an
+ * isotropic network to every loader. */
 dk_status dk_unet_save(const dk_unet *m, const char *path, const char *const *meta);
 dk_status dk_unet_load(dk_unet *m, const char *path, char **meta_json);
 /* Build a frozen network (trainable = 0, for inference) from the dakd.config.* keys of the

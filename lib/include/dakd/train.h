@@ -362,6 +362,10 @@ typedef struct {
      * by dk_train_config_validate. */
     int dims, in_channels;
     dk_unet_config teacher, student;
+    /* <net>_pool / <net>_kernel as written: "" (isotropic), "auto" (planned) or triples;
+     * dk_train_config_validate puts what they say into teacher/student .pool and .kernel */
+    char teacher_pool[DK_TRAIN_NAME_MAX], teacher_kernel[DK_TRAIN_NAME_MAX];
+    char student_pool[DK_TRAIN_NAME_MAX], student_kernel[DK_TRAIN_NAME_MAX];
     char teacher_checkpoint[DK_TRAIN_PATH_MAX];
     /* [train] */
     int epochs;
@@ -434,7 +438,10 @@ dk_status dk_train_config_set(dk_train_config *c, const char *assignment);
  * other loss trains the heads), self_distill = layers | both without student
  * deep_supervision or with student_levels < 3, teacher_weights that are not one number >= 0
  * per teacher (1 + the extra_teachers entries) with a positive sum, norm_lo_pct >= norm_hi_pct,
- * scale/shift/gamma lo > hi, a patch side not divisible by 2^(levels-1) of either network,
+ * scale/shift/gamma lo > hi, a patch side not divisible by the product of either network's
+ * pool strides along it (2^(levels-1) when isotropic; the message names the axis and the
+ * multiple), a *_pool / *_kernel that is not "", "auto" or one triple of 1/2 (1/3) per pool
+ * (level), or "auto" on a patch too small for the levels (dk_unet_plan_anisotropic),
  * dims 2 with patch d != 1, channels one/luminance with in_channels != 1, an empty cases
  * path or run_dir, an empty source or target with a domain column, warmup_steps >= the
  * total steps, align on with an empty align_tap, lambda_hint > 0 with an empty hint_tap.
