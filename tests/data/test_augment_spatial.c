@@ -291,6 +291,7 @@ static void test_seeded_and_no_draws(void) {
     CU_ASSERT(same_bits(&a, &b));
     CU_ASSERT(!same_bits(&a, &k));
     dk_rng_seed(&r2, 10);
+    dk_batch_free(&b);
     copy_batch(&b, &k);
     dk_augment_batch(&b, &o, &r2);
     CU_ASSERT(!same_bits(&a, &b));
