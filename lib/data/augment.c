@@ -1,7 +1,7 @@
-/* Batch augmentation: flips and quarter turns move image, label and mask together;
- * intensity scale, shift, gamma and noise change the image only. Defaults from the option
- * schema (prep_schema.c). */
-#include "dakd/data.h"
+/* Batch augmentation: the spatial map (augment_spatial.c), flips and quarter turns move
+ * image, label and mask together; intensity scale, shift, gamma, noise and blur change the
+ * image only. Defaults from the option schema (prep_schema.c). */
+#include "data_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -187,16 +187,56 @@ static void add_noise(dk_batch *b, int64_t i, double sigma, dk_rng *rng) {
     }
 }
 
-/* nnU-Net's draw: below 1 half the time (when the range allows), else at or above 1. */
-static double draw_gamma(const dk_augment_opts *o, dk_rng *rng) {
-    if (dk_rng_uniform_double(rng) < 0.5 && o->gamma_lo < 1)
-        return uni(rng, o->gamma_lo, 1.0);
-    return uni(rng, fmax(o->gamma_lo, 1.0), o->gamma_hi);
+/* nnU-Net's draw of a gamma or a zoom in [lo, hi]: below 1 half the time (when the range
+ * allows), else at or above 1. */
+static double draw_around_one(double lo, double hi, dk_rng *rng) {
+    if (dk_rng_uniform_double(rng) < 0.5 && lo < 1) return uni(rng, lo, 1.0);
+    return uni(rng, fmax(lo, 1.0), hi);
+}
+
+/* Fires with probability p, drawing nothing when p is 0. */
+static int fires(double p, dk_rng *rng) { return p > 0 && dk_rng_uniform_double(rng) < p; }
+
+/* Whether the patch gets the in-plane map and blur ([augment] in_plane_only). */
+static int in_plane(const dk_augment_opts *o, const dk_tensor *t) {
+    if (t->d == 1 || o->in_plane_only == DK_IN_PLANE_TRUE) return 1;
+    if (o->in_plane_only == DK_IN_PLANE_FALSE) return 0;
+    return (t->h > t->w ? t->h : t->w) > 3 * t->d; /* nnU-Net: max(patch) / patch[0] > 3 */
+}
+
+/* Rotation, zoom and deformation drawn in that order, then applied as one map. */
+static void spatial(dk_batch *b, int64_t i, const dk_augment_opts *o, dk_rng *rng) {
+    const double deg = 3.14159265358979323846 / 180;
+    dk_spatial_map m = {.zoom = 1, .in_plane = in_plane(o, &b->image)};
+    int any = 0;
+    if (fires(o->p_rot, rng)) {
+        double a = m.in_plane ? o->rot_deg_2d : o->rot_deg;
+        for (int k = 0; k < (m.in_plane ? 1 : 3); k++) m.angle[k] = uni(rng, -a, a) * deg;
+        any = 1;
+    }
+    if (fires(o->p_zoom, rng)) m.zoom = draw_around_one(o->zoom_lo, o->zoom_hi, rng), any = 1;
+    if (fires(o->p_elastic, rng)) {
+        m.alpha = uni(rng, o->elastic_alpha_lo, o->elastic_alpha_hi);
+        m.sigma = uni(rng, o->elastic_sigma_lo, o->elastic_sigma_hi);
+        any = 1;
+    }
+    if (any) dk_augment_spatial(b, i, &m, rng);
+}
+
+/* A sigma per channel; in-plane patches are not blurred across slices. */
+static void blur(dk_batch *b, int64_t i, const dk_augment_opts *o, dk_rng *rng) {
+    int plane = in_plane(o, &b->image);
+    for (int64_t c = 0; c < b->image.c; c++) {
+        double s = uni(rng, o->blur_sigma_lo, o->blur_sigma_hi);
+        const double sigma[3] = {plane ? 0 : s, s, s};
+        dk_augment_blur(b, i, c, sigma);
+    }
 }
 
 static void augment_one(dk_batch *b, int64_t i, const dk_augment_opts *o, dk_rng *rng) {
     const dk_tensor *t = &b->image;
     const int64_t dims[3] = {t->d, t->h, t->w};
+    spatial(b, i, o, rng);
     for (int a = 0; a < 3; a++)
         if (dk_rng_uniform_double(rng) < o->p_flip[a] && dims[a] > 1) dk_augment_flip(b, i, a);
     if (dk_rng_uniform_double(rng) < o->p_rot90) {
@@ -208,9 +248,11 @@ static void augment_one(dk_batch *b, int64_t i, const dk_augment_opts *o, dk_rng
     if (dk_rng_uniform_double(rng) < o->p_shift)
         scale_or_shift(b, i, 1, o->shift_lo, o->shift_hi, rng);
     if (dk_rng_uniform_double(rng) < o->p_gamma)
-        dk_augment_gamma(b, i, draw_gamma(o, rng), o->gamma_retain_stats);
+        dk_augment_gamma(b, i, draw_around_one(o->gamma_lo, o->gamma_hi, rng),
+                         o->gamma_retain_stats);
     if (dk_rng_uniform_double(rng) < o->p_noise)
         add_noise(b, i, sqrt(uni(rng, 0, o->noise_var_hi)), rng);
+    if (fires(o->p_blur, rng)) blur(b, i, o, rng);
 }
 
 void dk_augment_batch(dk_batch *b, const dk_augment_opts *o, dk_rng *rng) {

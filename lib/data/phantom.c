@@ -1,7 +1,7 @@
 /* Two-domain phantoms: organ-like shapes with known labels (see dakd/data.h).
  * Shapes are implicit functions in normalised coordinates u in [-1, 1] per axis, so the
  * same case looks alike at any grid size. */
-#include "dakd/data.h"
+#include "data_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -84,30 +84,6 @@ static int classify(const shapes *s, const double u[3], int is2d) {
     return 4;
 }
 
-/* One pass of a separable Gaussian of `sigma` voxels along `axis`, edges clamped. */
-static void blur_axis(float *img, const int64_t dims[3], int axis, double sigma, float *line) {
-    int rad = (int)ceil(3 * sigma);
-    double w[64];
-    double sum = 0;
-    if (rad > 31) rad = 31;
-    for (int k = -rad; k <= rad; k++) sum += w[k + rad] = exp(-0.5 * k * k / (sigma * sigma));
-    for (int k = 0; k <= 2 * rad; k++) w[k] /= sum;
-    int64_t n = dims[axis], step = axis == 0 ? 1 : axis == 1 ? dims[0] : dims[0] * dims[1];
-    int64_t lines = dims[0] * dims[1] * dims[2] / n;
-    for (int64_t l = 0; l < lines; l++) {
-        int64_t base = (l / step) * n * step + l % step; /* first voxel of line l */
-        for (int64_t i = 0; i < n; i++) line[i] = img[base + i * step];
-        for (int64_t i = 0; i < n; i++) {
-            double acc = 0;
-            for (int k = -rad; k <= rad; k++) {
-                int64_t j = i + k < 0 ? 0 : i + k >= n ? n - 1 : i + k; /* clamp at edges */
-                acc += w[k + rad] * line[j];
-            }
-            img[base + i * step] = (float)acc;
-        }
-    }
-}
-
 static void set_grid(dk_volume *v, const dk_phantom_opts *o) {
     for (int a = 0; a < 3; a++) {
         double sp = o->spacing[a] > 0 ? o->spacing[a] : 1.0;
@@ -146,17 +122,17 @@ dk_status dk_phantom_generate(dk_volume *image, dk_volume *label, const dk_phant
         return dk_fail(DK_ERR_ARG, "phantom: domain %d (must be 0 source or 1 target)", o->domain);
     dk_status st = dk_volume_alloc(image, o->nx, o->ny, o->nz, 1, 1, DK_F32);
     if (st == DK_OK) st = dk_volume_alloc(label, o->nx, o->ny, o->nz, 1, 1, DK_U8);
-    float *line = st == DK_OK ? dk_alloc_aligned((size_t)(o->nx + o->ny + o->nz), 4) : NULL;
+    size_t nline = dk__gauss_work_floats(o->nx + o->ny + o->nz);
+    float *line = st == DK_OK ? dk_alloc_aligned(nline, 4) : NULL;
     if (st == DK_OK && !line) st = dk_fail(DK_ERR_NOMEM, "phantom: out of memory");
     if (st != DK_OK) goto out;
     shapes s;
     draw_shapes(&s, rng, o->nz == 1);
     const appearance *ap = &domains[o->domain];
     render(o, &s, ap, image->data, label->data);
-    const int64_t dims[3] = {o->nx, o->ny, o->nz};
-    if (ap->blur_vox > 0)
-        for (int a = 0; a < (o->nz == 1 ? 2 : 3); a++)
-            blur_axis(image->data, dims, a, ap->blur_vox, line);
+    if (ap->blur_vox > 0) /* edges clamped; axes (z, y, x) */
+        for (int a = 0; a < 3; a++)
+            dk__gauss_axis(image->data, o->nz, o->ny, o->nx, a, ap->blur_vox, DK_EDGE_CLAMP, line);
     float *img = image->data;
     for (int64_t i = 0; i < dk_volume_numel(image); i++)
         img[i] += (float)(ap->noise * dk_rng_normal(rng));

@@ -16,10 +16,12 @@
 /* Enum members are read and written through int lvalues. */
 _Static_assert(sizeof(dk_channel_mode) == sizeof(int), "enum members must be int-sized");
 _Static_assert(sizeof(dk_intensity_kind) == sizeof(int), "enum members must be int-sized");
+_Static_assert(sizeof(dk_in_plane_mode) == sizeof(int), "enum members must be int-sized");
 
 /* The names of dk_channel_mode and dk_intensity_kind, in enum order: the only spelling. */
 static const char *const channel_modes[] = {"all", "one", "luminance", NULL};
 static const char *const intensities[] = {"none", "zscore", "percentile_zscore", "ct_window", NULL};
+static const char *const in_plane_modes[] = {"auto", "true", "false", NULL};
 
 #define OFF(m) offsetof(dk_data_opts, m)
 #define INF    HUGE_VAL
@@ -106,6 +108,26 @@ static const dk_prep_field table[] = {
         "true", NULL, "restore mean and std after gamma", NULL, 0),
     AUG("p_noise", aug.p_noise, 0, 1, "0.1", "Gaussian noise"),
     AUG("noise_var_hi", aug.noise_var_hi, 0, 10, "0.1", "noise variance ~ U(0, hi)"),
+    /* the spatial map and blur (dakd/data.h): off by default, drawing nothing then */
+    AUG("p_rot", aug.p_rot, 0, 1, "0", "rotation (one map with zoom and deformation)"),
+    AUG("rot_deg", aug.rot_deg, 0, 180, "30", "3-D map: angle ~ U(-a, a) about each axis"),
+    AUG("rot_deg_2d", aug.rot_deg_2d, 0, 180, "180", "2-D / in-plane map: angle ~ U(-a, a)"),
+    AUG("p_zoom", aug.p_zoom, 0, 1, "0", "spatial scaling (s > 1 zooms out)"),
+    AUG("zoom_lo", aug.zoom_lo, 0.05, 20, "0.7", "spatial scaling range"),
+    AUG("zoom_hi", aug.zoom_hi, 0.05, 20, "1.4", "spatial scaling range"),
+    AUG("p_elastic", aug.p_elastic, 0, 1, "0", "smooth deformation alpha * G_sigma * U(-1, 1)"),
+    AUG("elastic_alpha_lo", aug.elastic_alpha_lo, 0, 1e5, "0", "deformation alpha range"),
+    AUG("elastic_alpha_hi", aug.elastic_alpha_hi, 0, 1e5, "200", "deformation alpha range"),
+    AUG("elastic_sigma_lo", aug.elastic_sigma_lo, 0, DK_BLUR_SIGMA_MAX, "9",
+        "deformation smoothness, voxels"),
+    AUG("elastic_sigma_hi", aug.elastic_sigma_hi, 0, DK_BLUR_SIGMA_MAX, "13",
+        "deformation smoothness, voxels"),
+    ROW("augment", DK_PREP_AUGMENT, DK_CFG_ENUM, "in_plane_only", aug.in_plane_only, 0, 0, "auto",
+        in_plane_modes, "3-D patches: map and blur in (h, w) only; auto: max(h, w) > 3 d", NULL,
+        0),
+    AUG("p_blur", aug.p_blur, 0, 1, "0", "Gaussian blur, a sigma per channel"),
+    AUG("blur_sigma_lo", aug.blur_sigma_lo, 0, DK_BLUR_SIGMA_MAX, "0.5", "blur sigma, voxels"),
+    AUG("blur_sigma_hi", aug.blur_sigma_hi, 0, DK_BLUR_SIGMA_MAX, "1", "blur sigma, voxels"),
 };
 
 enum { NROWS = sizeof table / sizeof table[0] };

@@ -1,6 +1,6 @@
 /* Training batches: patches drawn from preprocessed cases with nnU-Net-style foreground
  * oversampling, padded where they leave the image (rules in dakd/data.h). */
-#include "dakd/data.h"
+#include "data_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,7 +18,8 @@ dk_status dk_batch_alloc(dk_batch *b, int64_t n, int64_t c, int64_t d, int64_t h
     b->case_index = calloc((size_t)n, sizeof *b->case_index);
     b->start = calloc((size_t)n, sizeof *b->start);
     b->is_fg = calloc((size_t)n, sizeof *b->is_fg);
-    if (b->label && b->mask && b->case_index && b->start && b->is_fg) {
+    b->work = dk_alloc_aligned(dk__augment_work_floats(c, d, h, w), sizeof(float));
+    if (b->label && b->mask && b->case_index && b->start && b->is_fg && b->work) {
         memset(b->label, 255, vox);
         memset(b->mask, 0, vox);
         return DK_OK;
@@ -36,6 +37,7 @@ void dk_batch_free(dk_batch *b) {
     free(b->case_index);
     free(b->start);
     free(b->is_fg);
+    dk_free(b->work);
     memset(b, 0, sizeof *b);
 }
 

@@ -412,6 +412,28 @@ static dk_status check_teachers(dk_train_config *c) {
     return DK_OK;
 }
 
+/* Every [augment] range: lo <= hi. */
+static dk_status check_augment(const dk_augment_opts *a) {
+    const struct {
+        double lo, hi;
+        const char *key;
+    } r[] = {{a->scale_lo, a->scale_hi, "scale"},
+             {a->shift_lo, a->shift_hi, "shift"},
+             {a->gamma_lo, a->gamma_hi, "gamma"},
+             {a->zoom_lo, a->zoom_hi, "zoom"},
+             {a->elastic_alpha_lo, a->elastic_alpha_hi, "elastic_alpha"},
+             {a->elastic_sigma_lo, a->elastic_sigma_hi, "elastic_sigma"},
+             {a->blur_sigma_lo, a->blur_sigma_hi, "blur_sigma"}};
+    dk_status st = DK_OK;
+    for (size_t k = 0; k < sizeof r / sizeof r[0] && st == DK_OK; k++) {
+        char lo[32], hi[32];
+        snprintf(lo, sizeof lo, "%s_lo", r[k].key);
+        snprintf(hi, sizeof hi, "%s_hi", r[k].key);
+        st = check_lo_hi(r[k].lo, r[k].hi, "augment", lo, hi);
+    }
+    return st;
+}
+
 static dk_status check_distill(dk_train_config *c) {
     dk_status st = check_lo_hi(c->mix_min, c->mix_r0, "distill", "mix_min", "mix_r0");
     if (st == DK_OK && c->temp_min > temp_t0(c))
@@ -429,11 +451,7 @@ static dk_status check_distill(dk_train_config *c) {
         !(c->self_distill & DK_SELF_EMA))
         st = dk_fail(DK_ERR_ARG, "config: [distill] pl_teacher = ema needs self_distill = ema "
                      "or both (it is %s)", self_kinds[c->self_distill]);
-    const dk_augment_opts *a = &c->aug;
-    if (st == DK_OK) st = check_lo_hi(a->scale_lo, a->scale_hi, "augment", "scale_lo", "scale_hi");
-    if (st == DK_OK) st = check_lo_hi(a->shift_lo, a->shift_hi, "augment", "shift_lo", "shift_hi");
-    if (st == DK_OK) st = check_lo_hi(a->gamma_lo, a->gamma_hi, "augment", "gamma_lo", "gamma_hi");
-    return st;
+    return st == DK_OK ? check_augment(&c->aug) : st;
 }
 
 dk_status dk_train_config_validate(dk_train_config *c) {

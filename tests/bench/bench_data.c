@@ -4,6 +4,7 @@
  *   2-D: 8 x 3 x 256 x 256 patches from the DRIVE training images (../shared/data, or
  *        DAKD_SHARED_DATA); generated 565 x 584 phantoms in 3 channels when it is absent.
  *   3-D: 2 x 1 x 64^3 patches from generated 128 x 128 x 96 phantoms.
+ *   then the spatial map (rotation, zoom, deformation) and blur of a 1 x 24 x 128 x 128 patch.
  * Usage: bench_data [seconds per measurement, default 1.5]
  */
 #include "dakd/data.h"
@@ -118,6 +119,57 @@ static void run(const char *name, dk_case_data *cases, int n, const int64_t patc
     dk_sampler_free(&s);
 }
 
+/* The spatial map and blur on one 1 x 24 x 128 x 128 patch (a thick-slice MR patch), ms. */
+static void bench_spatial(double budget) {
+    dk_batch b;
+    if (dk_batch_alloc(&b, 1, 1, 24, 128, 128) != DK_OK) {
+        fprintf(stderr, "bench_data: %s\n", dk_last_error());
+        exit(1);
+    }
+    dk_rng r;
+    dk_rng_seed(&r, 3);
+    for (int64_t i = 0; i < dk_tensor_numel(&b.image); i++) {
+        b.image.data[i] = (float)dk_rng_normal(&r);
+        b.label[i] = (uint8_t)(i / 4096 % 3), b.mask[i] = 1;
+    }
+    const double a = 0.3;
+    const struct {
+        const char *what;
+        dk_spatial_map m;
+        double blur[3];
+    } runs[] = {{"rotation + zoom, in-plane", {{a, 0, 0}, 1.1, 0, 0, 1}, {0}},
+                {"rotation + zoom, 3-D", {{a, a, a}, 1.1, 0, 0, 0}, {0}},
+                {"rotation + zoom + deformation, in-plane", {{a, 0, 0}, 1.1, 150, 11, 1}, {0}},
+                {"rotation + zoom + deformation, 3-D", {{a, a, a}, 1.1, 700, 11, 0}, {0}},
+                {"blur sigma 1, in-plane", {{0}, 1, 0, 0, 1}, {0, 1, 1}},
+                {"blur sigma 1, 3-D", {{0}, 1, 0, 0, 1}, {1, 1, 1}}};
+    size_t vox = 24 * 128 * 128;
+    float *image = malloc(vox * sizeof(float));
+    uint8_t *label = malloc(vox);
+    if (!image || !label) exit(1);
+    memcpy(image, b.image.data, vox * sizeof(float));
+    memcpy(label, b.label, vox);
+    printf("spatial augmentation of one 1 x 24 x 128 x 128 patch (ms; each from the same patch)\n");
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        int64_t reps = 0;
+        double spent = 0, t0 = dk_time_now();
+        do {
+            memcpy(b.image.data, image, vox * sizeof(float));
+            memcpy(b.label, label, vox);
+            memset(b.mask, 1, vox);
+            double t1 = dk_time_now();
+            if (runs[k].blur[1] > 0) dk_augment_blur(&b, 0, 0, runs[k].blur);
+            else dk_augment_spatial(&b, 0, &runs[k].m, &r);
+            spent += dk_time_now() - t1;
+            reps++;
+        } while (dk_time_now() - t0 < budget || reps < 3);
+        printf("  %-44s %8.2f\n", runs[k].what, 1e3 * spent / (double)reps);
+    }
+    free(image);
+    free(label);
+    dk_batch_free(&b);
+}
+
 int main(int argc, char **argv) {
     double budget = argc > 1 ? atof(argv[1]) : 1.5;
     if (budget <= 0) budget = 1.5;
@@ -146,5 +198,6 @@ int main(int argc, char **argv) {
     if (n > 0) run("3-D phantoms", cases, n, p3, 2, 4, budget);
     for (int i = 0; i < n; i++) dk_case_data_free(&cases[i]);
     free(cases);
+    bench_spatial(budget);
     return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * CUnit suite for lib/data (part 1): case lists from CSV, channel choice, intensity
  * normalisation against hand-computed values, resampling, label and grid checks, and the
- * retina case list. Sampling and augmentation are in test_data_sampling.c.
+ * retina case list. Sampling and augmentation are in test_data_sampling.c, the spatial map
+ * and blur in test_augment_spatial.c.
  */
 #include "dakd/data.h"
 #include "test_data.h"
@@ -830,5 +831,6 @@ int main(void) {
     CU_add_test(s, "model metadata: written and read back", test_prep_meta_round_trip);
     CU_add_test(s, "model metadata: bad values refused naming the key", test_prep_meta_refused);
     add_sampling_tests();
+    add_spatial_tests();
     return dk_test_run();
 }

@@ -5,4 +5,7 @@
 /* Register the sampling, augmentation and determinism tests (test_data_sampling.c). */
 void add_sampling_tests(void);
 
+/* Register the spatial map and blur tests (test_augment_spatial.c). */
+void add_spatial_tests(void);
+
 #endif

@@ -336,9 +336,11 @@ typedef struct {
     int *case_index;     /* (n) the case each patch came from */
     int64_t (*start)[3]; /* (n) patch start (z, y, x) in the case's voxels; may be < 0 */
     int *is_fg;          /* (n) 1 if the patch was centred on foreground */
+    float *work;         /* one patch's workspace for spatial augmentation and blur; owned */
 } dk_batch;
 
-/* Allocate a zeroed batch. DK_ERR_ARG on bad dims, DK_ERR_NOMEM; zeroed on failure. */
+/* Allocate a zeroed batch (and its augmentation workspace, about (c + 4) floats a patch
+ * voxel). DK_ERR_ARG on bad dims, DK_ERR_NOMEM; zeroed on failure. */
 dk_status dk_batch_alloc(dk_batch *b, int64_t n, int64_t c, int64_t d, int64_t h, int64_t w);
 void dk_batch_free(dk_batch *b); /* accepts NULL */
 
@@ -378,10 +380,40 @@ void dk_sampler_fill(dk_batch *b, const dk_sampler *s, dk_rng *rng);
 /* ================================================================ augmentation
  *
  * Per patch, each transform fires with its probability; spatial ones move image, label and
- * mask together, intensity ones change the image only (padding included). Order: flips,
- * rot90, scale, shift, gamma, noise. Defaults follow nnU-Net's 2-D/3-D trainer where it has
- * the transform.
+ * mask together, intensity ones change the image only (padding included). Order: the
+ * spatial map (rotation, zoom, deformation), flips, rot90, scale, shift, gamma, noise, blur.
+ * Defaults follow nnU-Net's 2-D/3-D trainer where it has the transform, except that the
+ * spatial map and blur default to probability 0: a probability of 0 draws no random number,
+ * so configs without them augment exactly as before they existed.
+ *
+ * The spatial map (dk_augment_spatial, batchgenerators' SpatialTransform): output voxel p =
+ * (z, y, x) reads the patch at q = c + s·R·(p - c + u(p)), c = ((d-1)/2, (h-1)/2, (w-1)/2)
+ * the patch centre, s the zoom, R the rotation, u the deformation; distances are voxels.
+ *   - rotation: R = Rd(a0)·Rh(a1)·Rw(a2), Rd turning the (h, w) plane as
+ *     (y, x) <- (cos·y + sin·x, -sin·y + cos·x), so +90° is dk_augment_rot90's k = 1; Rh and
+ *     Rw turn (d, w) and (d, h) alike. Entries within 1e-12 of 0 or ±1 are snapped, so
+ *     quarter turns land on the grid exactly.
+ *   - zoom s ~ nnU-Net's draw (below 1 half the time when the range allows, else at or
+ *     above 1); s > 1 reads a larger region: structures shrink (zoom out).
+ *   - deformation (elastic): per axis u_a = alpha · G_sigma * U(-1, 1), fresh noise per
+ *     voxel smoothed by a Gaussian of sigma voxels (zero outside the patch, radius
+ *     round(4 sigma)), as batchgenerators' elastic_deform_coordinates.
+ * In-plane mode (2-D patches always; 3-D ones per [augment] in_plane_only, "auto": when
+ * max(h, w) > 3·d, nnU-Net's rule for thick-slice patches): one 2-D map (rotation a0 only,
+ * zoom and deformation in (h, w)) applied to every slice alike; slices are never mixed.
+ * Sampling: the image (trilinear, bilinear in-plane) reads 0 outside the patch; the label
+ * and mask take per-value linear weights and keep the heaviest value (nnU-Net's order-1
+ * label interpolation: one-hot, linear, argmax; smoother than nearest neighbour and never a
+ * value that is not in the patch), ties to the lower corner (z, y, x). The part of a cell
+ * outside the patch is one more candidate value, 255 (ignore) for the label and 0 for the
+ * mask, as the sampler pads: what lies there is unknown, not background; so a mask equal
+ * to a binary label maps as that label. The identity map leaves the patch untouched.
+ * Blur (dk_augment_blur): a separable Gaussian, radius round(4 sigma), mirrored at the
+ * borders (scipy's "reflect"), so a constant image stays constant; label and mask untouched.
  */
+
+/* Whether 3-D patches get the in-plane map and blur; names "auto", "true", "false". */
+typedef enum { DK_IN_PLANE_AUTO = 0, DK_IN_PLANE_TRUE, DK_IN_PLANE_FALSE } dk_in_plane_mode;
 
 typedef struct {
     double p_flip[3];              /* per axis (d, h, w); 0.5 each (d only when d > 1) */
@@ -392,6 +424,16 @@ typedef struct {
     double p_gamma, gamma_lo, gamma_hi; /* 0.3, [0.7, 1.5]; see dk_augment_gamma */
     int gamma_retain_stats;        /* restore mean and std after gamma; 1 */
     double p_noise, noise_var_hi;  /* N(0, σ²), σ² ~ U(0, var_hi) per patch; 0.1, 0.1 */
+    /* the spatial map (see above); every probability 0 by default */
+    double p_rot, rot_deg, rot_deg_2d; /* 0; angle ~ U(-a, a) per axis: a = 30° (3-D map),
+                                        * 180° (the in-plane angle of a 2-D map) */
+    double p_zoom, zoom_lo, zoom_hi;   /* 0, [0.7, 1.4] */
+    double p_elastic;                  /* 0 (nnU-Net v2 has it off) */
+    double elastic_alpha_lo, elastic_alpha_hi, elastic_sigma_lo, elastic_sigma_hi;
+                                       /* [0, 200], [9, 13] voxels (nnU-Net v1's 2-D values;
+                                        * its 3-D ones were alpha [0, 900]) */
+    dk_in_plane_mode in_plane_only;    /* auto */
+    double p_blur, blur_sigma_lo, blur_sigma_hi; /* 0, [0.5, 1] voxels, a sigma per channel */
 } dk_augment_opts;
 
 void dk_augment_defaults(dk_augment_opts *o); /* the option schema's (dk_data_defaults) */
@@ -407,6 +449,25 @@ void dk_augment_rot90(dk_batch *b, int64_t i, int k);    /* k quarter turns, (h,
  * channel's minimum and range (r + 1e-7); with retain_stats the result is then shifted
  * and scaled back to the channel's former mean and std. */
 void dk_augment_gamma(dk_batch *b, int64_t i, double gamma, int retain_stats);
+
+/* One spatial map (see the banner above); the identity (angles 0, zoom 1, alpha 0)
+ * changes nothing. */
+typedef struct {
+    double angle[3];     /* radians: angle[0] turns the (h, w) plane, [1] (d, w), [2] (d, h) */
+    double zoom;         /* s > 0 */
+    double alpha, sigma; /* deformation u = alpha · G_sigma * U(-1, 1); alpha 0: none */
+    int in_plane;        /* 1: the 2-D map on every slice (angle[1], angle[2] unused) */
+} dk_spatial_map;
+
+/* Apply `m` to image (every channel), label and mask of patch i, in place; the
+ * deformation's noise is drawn from `rng` (not touched when alpha = 0; may then be NULL).
+ * Needs b->work (dk_batch_alloc). */
+void dk_augment_spatial(dk_batch *b, int64_t i, const dk_spatial_map *m, dk_rng *rng);
+
+/* Gaussian blur of channel c of patch i, sigma[a] voxels along axis a (d, h, w; 0 or an
+ * axis of extent 1: not blurred), in place; each sigma in [0, DK_BLUR_SIGMA_MAX]. */
+enum { DK_BLUR_SIGMA_MAX = 32 };
+void dk_augment_blur(dk_batch *b, int64_t i, int64_t c, const double sigma[3]);
 
 /* ================================================================ Fourier domain adaptation
  *
