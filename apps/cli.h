@@ -36,6 +36,11 @@ int dk_cli_exit_code(dk_status st);
 /* Print "dakd <cmd>: <dk_last_error()>" to stderr and return the exit code for `st`. */
 int dk_cli_report(const char *cmd, dk_status st);
 
+/* A failure on one rank of several that the others cannot go on without (they wait for it
+ * in a collective or a message): "dakd <cmd>: rank R of N: <error>", then every rank stops
+ * (MPI_Abort with the exit code for `st`). */
+int dk_cli_rank_failed(const char *cmd, dk_status st);
+
 /* Print a usage error for `cmd` and return the usage exit code (1). */
 int dk_cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -125,6 +125,11 @@ static int run_ranks(int argc, char **argv) {
         dk_study_opts o = {from, dk_dist_world_rank() == 0 ? stdout : NULL, 0};
         dk_cli_catch_interrupts();
         st = dk_study_run(s, &o);
+        if (st != DK_OK && dk_dist_world_rank() > 0) { /* rank 0 waits for its answer */
+            dk_study_free(s);
+            free(sets);
+            return dk_cli_rank_failed("run", st);
+        }
     }
     dk_study_free(s);
     free(sets);

@@ -109,16 +109,6 @@ static int interrupted(const char *cmd, const char *run_dir) {
     return dk_cli_interrupted(cmd, what, "--resume");
 }
 
-/* A failure on one of several ranks: its message, then every rank stops (the others wait in
- * the step's next exchange). */
-static int rank_failed(const char *cmd, dk_status st) {
-    st = dk_error_context(st, "rank %d of %d", dk_dist_rank(), dk_dist_size());
-    int rc = dk_cli_report(cmd, st);
-    fflush(stderr);
-    dk_dist_abort(rc);
-    return rc;
-}
-
 static int train_ranks(int argc, char **argv, int distill);
 
 /* The shared body of both commands: under mpirun -np N (N > 1) each process is one rank of a
@@ -144,7 +134,7 @@ static int train_ranks(int argc, char **argv, int distill) {
     if (st == DK_OK) st = dk_trainer_run(t);
     if (st != DK_OK && dk_dist_size() > 1) {
         dk_trainer_free(t);
-        return rank_failed(argv[0], st);
+        return dk_cli_rank_failed(argv[0], st); /* the others wait in an exchange */
     }
     if (st == DK_OK && dk_trainer_get_stats(t)->interrupted) {
         dk_trainer_free(t);

@@ -137,6 +137,14 @@ int dk_cli_report(const char *cmd, dk_status st) {
     return dk_cli_exit_code(st);
 }
 
+int dk_cli_rank_failed(const char *cmd, dk_status st) {
+    st = dk_error_context(st, "rank %d of %d", dk_dist_world_rank(), dk_dist_world_size());
+    int rc = dk_cli_report(cmd, st);
+    fflush(stderr);
+    dk_dist_abort(rc);
+    return rc;
+}
+
 int dk_cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "dakd %s: ", cmd);

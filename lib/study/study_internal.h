@@ -208,13 +208,21 @@ void dk__study_print_done(FILE *out, const dk_study *s, const study_stage *st);
  * has ended. */
 dk_status dk__study_run_jobs(dk_study *s, const dk_study_opts *o, int from);
 
+/* study_jobs.c: stage st run where it was sent (a forked child, or a worker rank with its
+ * output in the stage's log): the study's thread count, dk__study_execute unless rc (a
+ * failure before it) is set, then the error line the scheduler's ended() reads as the
+ * log's last line. Returns the stage's status. */
+dk_status dk__study_execute_logged(dk_study *s, study_stage *st, int resume, dk_status rc,
+                                   int *stopped);
+
 /* study_ranks.c: a study over MPI ranks (rank 0 schedules in study_jobs.c; the others
  * serve). ranks_of: the ranks stage st trains on (1 unless `ranks` > 1 under mpirun);
  * ranks_check: DK_ERR_ARG when a stage needs more ranks than the job has besides rank 0;
  * ranks_send: give `stage` to world rank dest (group `ranks`, n of them, when n > 1);
  * ranks_done: 1 and a worker's answer when one waits (never blocks); ranks_stop: end every
- * worker; serve: a worker's loop, until rank 0 says stop. */
-int dk__study_ranks_of(const dk_study *s, const study_stage *st);
+ * worker; serve: a worker's loop, until rank 0 says stop; a failure it returns (a message
+ * lost, or a failure inside a `ranks = K` stage's group) must abort the job. */
+int dk__study_ranks_of(const study_stage *st);
 dk_status dk__study_ranks_check(const dk_study *s);
 dk_status dk__study_ranks_send(const dk_study *s, int dest, int stage, int resume,
                                const int *ranks, int n);

@@ -79,9 +79,8 @@ typedef struct {
     /* under mpirun (study_ranks.c): one stage at a time per rank; rank 0's in a child */
     int nranks;                    /* the job's ranks; 0: [study] jobs children */
     int *rank_stage;               /* (nranks) the stage each rank runs, -1: free */
-    int lead[STUDY_MAX_RUNS];      /* a running stage's first rank, whose answer counts */
-    int waiting[STUDY_MAX_RUNS];   /* its ranks that have not answered yet */
-    int answer[STUDY_MAX_RUNS][2]; /* its first rank's status and "stopped" */
+    int waiting[STUDY_MAX_RUNS];   /* a running stage's ranks that have not answered yet */
+    int answer[STUDY_MAX_RUNS][2]; /* their first failure's status, and whether one stopped */
     dk_status err;                 /* the first failure and its message */
     char msg[4096];
     struct sigaction old[3];       /* the caller's handling of the `caught` signals */
@@ -164,18 +163,24 @@ static _Noreturn void child(const sched *q, study_stage *st, int resume, const c
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644); /* a resume appends */
     if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(DK_ERR_IO);
     close(fd);
-    dk_set_threads(q->s->set.threads);
     /* the run's reporter, inherited: named after this child's stage for its own log */
     if (q->s->progress)
         dk_progress_item(q->s->progress, "stage %d/%d %s", (int)(st - q->s->stages) + 1,
                          q->s->nstages, st->dir);
-    dk_study_opts o = {NULL, NULL, 0};
     int stopped = 0;
-    dk_status rc = dk__study_execute(q->s, st, resume, &o, &stopped);
+    _exit((int)dk__study_execute_logged(q->s, st, resume, DK_OK, &stopped));
+}
+
+dk_status dk__study_execute_logged(dk_study *s, study_stage *st, int resume, dk_status rc,
+                                   int *stopped) {
+    *stopped = 0;
+    dk_set_threads(s->set.threads);
+    dk_study_opts o = {NULL, NULL, 0};
+    if (rc == DK_OK) rc = dk__study_execute(s, st, resume, &o, stopped);
     if (rc != DK_OK) fprintf(stderr, "error: %s\n", dk_last_error()); /* ended() reads it */
     fflush(stdout);
     fflush(stderr);
-    _exit((int)rc);
+    return rc;
 }
 
 /* Under mpirun: the free ranks stage i would take (into r), 1 when there are enough. A
@@ -183,7 +188,7 @@ static _Noreturn void child(const sched *q, study_stage *st, int resume, const c
  * ranks other than 0 (rank 0 keeps scheduling); any other stage on the first free rank. */
 static int pick_ranks(const sched *q, int i, int *r) {
     const study_stage *st = &q->s->stages[i];
-    int need = dk__study_ranks_of(q->s, st), k = 0;
+    int need = dk__study_ranks_of(st), k = 0;
     int last = st->f.kind == STAGE_REPORT ? 1 : q->nranks;
     for (int x = need > 1 ? 1 : 0; x < last && k < need; x++)
         if (q->rank_stage[x] < 0) {
@@ -204,7 +209,7 @@ static dk_status start_remote(sched *q, int i, int resume, const int *r, int n) 
         rc = dk__study_ranks_send(q->s, r[k], i, resume, r, n);
     if (rc != DK_OK) return rc;
     for (int k = 0; k < n; k++) q->rank_stage[r[k]] = i;
-    q->lead[i] = r[0], q->waiting[i] = n;
+    q->waiting[i] = n, q->answer[i][0] = q->answer[i][1] = 0;
     q->nrun++;
     q->state[i] = RUNNING;
     return DK_OK;
@@ -228,7 +233,7 @@ static void start(sched *q, int i) {
         dk__study_print_running(q->o->out, q->s, st, resume, log);
     }
     if (rc == DK_OK && q->nranks && r[0] != 0)
-        rc = start_remote(q, i, resume, r, dk__study_ranks_of(q->s, st));
+        rc = start_remote(q, i, resume, r, dk__study_ranks_of(st));
     else if (rc == DK_OK)
         start_local(q, i, resume, log);
     free(r);
@@ -306,7 +311,9 @@ static void answered(sched *q, int rank, int i, int code, int stopped) {
         return;
     }
     q->rank_stage[rank] = -1;
-    if (rank == q->lead[i]) q->answer[i][0] = code, q->answer[i][1] = stopped;
+    /* a group's ranks end alike (a failure inside one aborts the job), save for timing */
+    if (!q->answer[i][0]) q->answer[i][0] = code;
+    q->answer[i][1] |= stopped;
     if (--q->waiting[i] > 0) return;
     if (q->answer[i][1] && !got_signal) { /* interrupted there: stop here too */
         got_signal = SIGTERM;

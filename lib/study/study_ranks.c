@@ -16,8 +16,8 @@
  * log to run.rank<k>.log. Its results are those of `mpirun -np K dakd distill`: equal to a
  * one-rank run within float summation, so the key holds `ranks=K` (a serial run, or ranks =
  * 1, is another key). A failure inside such a group stops the whole job (MPI_Abort), since
- * the group's other ranks wait in a collective; any other stage's failure is reported by
- * rank 0 as with jobs.
+ * the group's other ranks wait in a collective (dk__study_serve returns it, and the command
+ * aborts the job); any other stage's failure is reported by rank 0 as with jobs.
  *
  * Messages (tags below), world ranks: rank 0 -> worker: RUN {cmd, stage, resume, nranks},
  * then every stage's key (nstages x 65 bytes; a worker has parsed the same stages but
@@ -41,8 +41,7 @@ typedef struct {
     int32_t cmd, stage, resume, nranks;
 } run_msg;
 
-int dk__study_ranks_of(const dk_study *s, const study_stage *st) {
-    (void)s;
+int dk__study_ranks_of(const study_stage *st) {
     return st->f.kind == STAGE_TRAIN && dk_dist_world_size() > 1 && st->f.ranks > 1
                ? st->f.ranks
                : 1;
@@ -52,7 +51,7 @@ dk_status dk__study_ranks_check(const dk_study *s) {
     int workers = dk_dist_world_size() - 1;
     for (int i = 0; i < s->nstages; i++) {
         const study_stage *st = &s->stages[i];
-        if (dk__study_ranks_of(s, st) > workers)
+        if (dk__study_ranks_of(st) > workers)
             return dk_fail(DK_ERR_ARG, "%s:%d: [stage.%s] ranks = %d needs %d ranks besides "
                            "rank 0, which schedules: run under mpirun -np %d or more",
                            s->path, st->line, st->name, st->f.ranks, st->f.ranks,
@@ -118,32 +117,20 @@ static dk_status serve_one(dk_study *s, const run_msg *m, const int *ranks, int 
         cJSON *rec = dk__study_recorded(s, d);
         if (rec) dk__study_adopt(d, rec);
     }
-    int lead = m->nranks <= 1 || ranks[0] == dk_dist_world_rank();
+    int self = dk_dist_world_rank(), lead = m->nranks <= 1 || ranks[0] == self;
     char log[STUDY_PATH_MAX], name[32];
-    snprintf(name, sizeof name, "run.rank%d.log", dk_dist_world_rank());
+    snprintf(name, sizeof name, "run.rank%d.log", self);
     dk__study_path(log, sizeof log, s, st->dir, lead ? "run.log" : name);
     int saved[2] = {-1, -1};
     if (redirect(saved, log) != 0) {
         restore(saved);
-        return dk_fail(DK_ERR_IO, "%s: rank %d cannot write %s", s->path,
-                       dk_dist_world_rank(), log);
+        return dk_fail(DK_ERR_IO, "%s: rank %d cannot write %s", s->path, self, log);
     }
-    dk_set_threads(s->set.threads);
-    int self = dk_dist_world_rank();
     dk_status rc = dk_dist_group_begin(m->nranks > 1 ? ranks : &self, m->nranks,
                                        TAG_GROUP + m->stage); /* 1: rank 0 of 1 */
-    dk_study_opts o = {NULL, NULL, 0};
-    *stopped = 0;
-    if (rc == DK_OK) rc = dk__study_execute(s, st, m->resume, &o, stopped);
-    if (rc != DK_OK) fprintf(stderr, "error: %s\n", dk_last_error()); /* ended() reads it */
-    int group = m->nranks > 1;
+    rc = dk__study_execute_logged(s, st, m->resume, rc, stopped);
     dk_dist_group_end();
     restore(saved);
-    if (rc != DK_OK && group) { /* the group's other ranks wait in a collective */
-        fprintf(stderr, "dakd run: rank %d, stage %s: %s\n", dk_dist_world_rank(), st->dir,
-                dk_last_error());
-        dk_dist_abort((int)rc);
-    }
     return rc;
 }
 
@@ -170,6 +157,10 @@ dk_status dk__study_serve(dk_study *s) {
         }
         int stopped = 0;
         dk_status st = serve_one(s, &m, ranks, &stopped);
+        if (st != DK_OK && m.nranks > 1) { /* the group's other ranks wait in a collective */
+            rc = dk_error_context(st, "stage %s", s->stages[m.stage].dir);
+            break;
+        }
         int32_t d[3] = {m.stage, (int32_t)st, stopped};
         rc = dk_dist_send(d, sizeof d, 0, TAG_DONE);
     }

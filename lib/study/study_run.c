@@ -113,7 +113,7 @@ static void stage_options(text_buf *t, const dk_study *s, const study_stage *st)
         for (int k = 0; k < 6; k++) tb_add(t, "n%d=%d\n", k, s->set.n_split[k]);
     } else if (f->kind == STAGE_TRAIN) {
         tb_add(t, "mode=%s\nmodel_file=%d\n", mode_name[f->mode], f->model_file);
-        int ranks = dk__study_ranks_of(s, st); /* data-parallel: equal within rounding only */
+        int ranks = dk__study_ranks_of(st); /* data-parallel: equal within rounding only */
         if (ranks > 1) tb_add(t, "ranks=%d\n", ranks);
     } else if (f->kind == STAGE_ADAPT) {
         tb_add(t, "model=%s\ndomain=%s\nsplit=%s\n", f->model, f->domain, f->split);
@@ -389,15 +389,16 @@ static void print_report(const dk_study *s, FILE *out) {
 }
 
 dk_status dk_study_run(dk_study *s, const dk_study_opts *opts) {
+    /* under mpirun every rank has loaded the same file: rank 0 runs the study, the others
+     * serve it stages (study_ranks.c) until it says stop, which it does however it ends */
+    int ranks = dk_dist_world_size();
+    if (ranks > 1 && dk_dist_world_rank() > 0) return dk__study_serve(s);
     dk_study_opts o = opts ? *opts : (dk_study_opts){NULL, NULL, 0};
     int from = -1;
+    dk_status rc = DK_OK;
     if (o.from && (from = dk__study_find(s, o.from)) < 0)
-        return dk_fail(DK_ERR_ARG, "%s: no stage '%s' to start from", s->path, o.from);
-    /* under mpirun every rank has loaded the same file: rank 0 runs the study, the others
-     * serve it stages (study_ranks.c); a check that fails fails on every rank alike */
-    int ranks = dk_dist_world_size();
-    dk_status rc = ranks > 1 ? dk__study_ranks_check(s) : DK_OK;
-    if (ranks > 1 && dk_dist_world_rank() > 0) return rc == DK_OK ? dk__study_serve(s) : rc;
+        rc = dk_fail(DK_ERR_ARG, "%s: no stage '%s' to start from", s->path, o.from);
+    if (rc == DK_OK && ranks > 1) rc = dk__study_ranks_check(s);
     dk_set_threads(s->set.threads);
     if (rc == DK_OK) rc = dk__study_check_outputs(s);
     if (rc == DK_OK) rc = dk_mkdirs(s->set.run_dir);
