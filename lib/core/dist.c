@@ -181,6 +181,24 @@ dk_status dk_dist_sum(float *buf, int64_t n, float *work) {
     return mpi_check(MPI_Bcast(buf, (int)n, MPI_FLOAT, 0, g_comm), "MPI_Bcast");
 }
 
+dk_status dk_dist_sum_f64(double *buf, int n) {
+    if (g_size == 1) return DK_OK;
+    DK_ASSERT(n >= 0 && n <= DK_DIST_F64_MAX);
+    double all[DK_DIST_F64_MAX];
+    dk_status st = DK_OK;
+    if (g_rank == 0) {
+        for (int r = 1; r < g_size && st == DK_OK; r++) {
+            st = mpi_check(MPI_Recv(all, n, MPI_DOUBLE, r, 1, g_comm, MPI_STATUS_IGNORE),
+                           "MPI_Recv");
+            for (int i = 0; st == DK_OK && i < n; i++) buf[i] += all[i];
+        }
+    } else {
+        st = mpi_check(MPI_Send(buf, n, MPI_DOUBLE, 0, 1, g_comm), "MPI_Send");
+    }
+    if (st != DK_OK) return st;
+    return mpi_check(MPI_Bcast(buf, n, MPI_DOUBLE, 0, g_comm), "MPI_Bcast");
+}
+
 dk_status dk_dist_gather(float *out, const float *in, const int64_t *counts) {
     if (g_size == 1) {
         if (counts[0]) memcpy(out, in, (size_t)counts[0] * sizeof(float));
@@ -261,6 +279,11 @@ void dk_dist_group_end(void) {}
 
 dk_status dk_dist_sum(float *buf, int64_t n, float *work) {
     (void)buf, (void)n, (void)work;
+    return DK_OK;
+}
+
+dk_status dk_dist_sum_f64(double *buf, int n) {
+    (void)buf, (void)n;
     return DK_OK;
 }
 

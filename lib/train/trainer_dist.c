@@ -11,7 +11,10 @@
  * the counted voxels of the whole batch), so they are not split: each tap a loss reads is
  * gathered from every rank into a (B, ...) copy in batch order (dk__trainer_tap), every rank
  * computes every loss on those copies exactly as one process would, and each rank hands the
- * gradient rows of its own rows to its network's backward. The parameter gradients are then
+ * gradient rows of its own rows to its network's backward. Attention transfer, a sum of
+ * per-row terms, is the exception: each rank computes it on its own rows from the networks'
+ * own taps (the teachers' feature maps, the bulk of what would be gathered, never leave the
+ * rank), and only the loss value is summed over ranks. The parameter gradients are then
  * summed over ranks in rank order (dk_dist_sum) before clipping, and every rank applies the
  * same update. Batch-norm layers of the trained network use per-rank batch statistics (the
  * rank's rows, as PyTorch's DistributedDataParallel without SyncBatchNorm); their running
@@ -74,6 +77,7 @@ dk_status dk__trainer_dist_init(dk_trainer *t) {
     t->ranks = dk_dist_size();
     t->nl = t->batch;
     t->xl = t->x;
+    t->ml = t->mask;
     if (t->ranks == 1) return DK_OK;
     if (t->batch < t->ranks)
         return dk_fail(DK_ERR_ARG, "[data] batch_size = %lld is smaller than the %d ranks: each "
@@ -88,9 +92,10 @@ dk_status dk__trainer_dist_init(dk_trainer *t) {
     int64_t np = dk_unet_params(t->net)->total, nb = dk_unet_buffers(t->net)->total;
     t->nl = rows_of(t->batch, t->rank, t->ranks);
     t->xl = dk_alloc_aligned((size_t)(t->nl * t->cfg.in_channels * t->nvox), sizeof(float));
+    t->ml = malloc((size_t)(t->nl * t->nvox));
     d->counts = calloc((size_t)t->ranks, sizeof(int64_t));
     d->work = malloc((size_t)(np > nb ? np : nb) * sizeof(float));
-    if (!t->xl || !d->counts || !d->work)
+    if (!t->xl || !t->ml || !d->counts || !d->work)
         return dk_fail(DK_ERR_NOMEM, "trainer: no memory for the rank's rows");
     return DK_OK;
 }
@@ -98,6 +103,7 @@ dk_status dk__trainer_dist_init(dk_trainer *t) {
 void dk__trainer_dist_free(dk_trainer *t) {
     struct dk_trainer_dist *d = t->dist;
     if (t->xl != t->x) dk_free(t->xl);
+    if (t->ml != t->mask) free(t->ml);
     if (!d) return;
     for (int i = 0; i < d->n; i++) free(d->s[i].val), free(d->s[i].grad);
     free(d->counts);
@@ -111,9 +117,11 @@ void dk__trainer_dist_split(dk_trainer *t, int64_t ns) {
     if (!t->dist) return;
     int64_t nx = t->cfg.in_channels * t->nvox;
     t->nls = rows_of(ns, t->rank, t->ranks);
-    for (int64_t j = 0; j < t->nl; j++)
-        memcpy(t->xl + j * nx, t->x + global_row(t, t->rank, ROWS_ALL, j, ns) * nx,
-               (size_t)nx * sizeof(float));
+    for (int64_t j = 0; j < t->nl; j++) {
+        int64_t i = global_row(t, t->rank, ROWS_ALL, j, ns);
+        memcpy(t->xl + j * nx, t->x + i * nx, (size_t)nx * sizeof(float));
+        memcpy(t->ml + j * t->nvox, t->mask + i * t->nvox, (size_t)t->nvox);
+    }
     t->dist->gen++;
     t->dist->status = DK_OK;
     t->dist_ns = ns;
@@ -193,12 +201,21 @@ dk_status dk__trainer_dist_grads(dk_trainer *t) {
         dk_tap *tap = dk_unet_tap(t->net, s->name);
         const dk_tensor *v = &tap->value;
         int64_t per = v->c * v->d * v->h * v->w;
-        for (int64_t j = 0; j < t->nl; j++)
-            memcpy(tap->grad + j * per,
-                   s->grad + global_row(t, t->rank, ROWS_ALL, j, t->dist_ns) * per,
-                   (size_t)per * sizeof(float));
+        for (int64_t j = 0; j < t->nl; j++) { /* added: a per-row loss wrote there itself */
+            const float *g = s->grad + global_row(t, t->rank, ROWS_ALL, j, t->dist_ns) * per;
+            float *dst = tap->grad + j * per;
+            for (int64_t e = 0; e < per; e++) dst[e] += g[e];
+        }
     }
     return DK_OK;
+}
+
+double dk__trainer_dist_total(dk_trainer *t, double part) {
+    struct dk_trainer_dist *d = t->dist;
+    if (!d) return part;
+    dk_status st = dk_dist_sum_f64(&part, 1);
+    if (st != DK_OK && d->status == DK_OK) d->status = st;
+    return part;
 }
 
 dk_status dk__trainer_dist_reduce(dk_trainer *t) {

@@ -68,6 +68,7 @@ struct dk_trainer {
     int rank, ranks;
     int64_t nl, nls, dist_ns;       /* this rank's rows and source rows; the step's ns */
     float *xl;                      /* (nl, C, d, h, w) this rank's rows of x, in batch order */
+    uint8_t *ml;                    /* (nl, nvox) this rank's rows of mask */
     struct dk_trainer_dist *dist;   /* the gathered taps and scratch */
     int epoch;                      /* next epoch to run */
     int64_t epoch_step;             /* its steps already run (a resume after an interrupt) */
@@ -113,8 +114,8 @@ double dk__trainer_pl(dk_trainer *t, step_terms *st, int64_t ns, float scale);
  * (one rank: nothing allocated); split before the forwards of a step: this rank's rows of x
  * into xl, nl and nls. dk__trainer_tap is how the losses read a tap of `net`: the network's
  * own with one rank, else every rank's rows gathered in batch order (once a step; the
- * student's with a zeroed grad of that shape). dist_grads hands this rank's rows of those
- * grads to the student's taps before its backward; dist_reduce sums the student's parameter
+ * student's with a zeroed grad of that shape). dist_grads adds this rank's rows of those
+ * grads into the student's taps before its backward; dist_reduce sums the student's parameter
  * gradients over ranks (before clipping); dist_buffers averages its running statistics. */
 dk_status dk__trainer_dist_init(dk_trainer *t);
 void dk__trainer_dist_free(dk_trainer *t);
@@ -123,6 +124,9 @@ dk_tap *dk__trainer_tap(dk_trainer *t, dk_unet *net, const char *name);
 dk_status dk__trainer_dist_grads(dk_trainer *t);
 dk_status dk__trainer_dist_reduce(dk_trainer *t);
 dk_status dk__trainer_dist_buffers(dk_trainer *t);
+/* A loss computed on this rank's own rows (one that needs no other row: attention transfer):
+ * part summed over ranks in rank order (one rank: part). */
+double dk__trainer_dist_total(dk_trainer *t, double part);
 
 /* trainer_io.c */
 /* DK_ERR_ARG when a file the run writes (config.ini, steps.jsonl, the checkpoint, the model

@@ -150,12 +150,23 @@ static dk_tensor rows(const dk_tensor *v, int64_t r0, int64_t n) {
     return dk_tensor_view(v->data + r0 * v->c * v->d * v->h * v->w, n, v->c, v->d, v->h, v->w);
 }
 
-/* The patch mask max-pooled onto the grid of v (a tap's value), (B, v's d*h*w) in tap_mask. */
-static const uint8_t *tap_mask(dk_trainer *t, const dk_tensor *v) {
+/* The patch masks m of n rows max-pooled onto the grid of v (a tap's value), (n, v's d*h*w)
+ * in tap_mask. */
+static const uint8_t *pooled_mask(dk_trainer *t, const uint8_t *m, int64_t n,
+                                  const dk_tensor *v) {
     const int64_t *p = t->cfg.patch;
-    dk_mask_pool(t->tap_mask, t->mask, t->batch, p[0], p[1], p[2], p[0] / v->d, p[1] / v->h,
-                 p[2] / v->w);
+    dk_mask_pool(t->tap_mask, m, n, p[0], p[1], p[2], p[0] / v->d, p[1] / v->h, p[2] / v->w);
     return t->tap_mask;
+}
+
+/* The batch's masks onto the grid of v. */
+static const uint8_t *tap_mask(dk_trainer *t, const dk_tensor *v) {
+    return pooled_mask(t, t->mask, t->batch, v);
+}
+
+/* Tap `name` of net: the batch's rows (dk__trainer_tap), or with `local` this rank's own. */
+static dk_tap *tap_of(dk_trainer *t, dk_unet *net, const char *name, int local) {
+    return local ? dk_unet_tap(net, name) : dk__trainer_tap(t, net, name);
 }
 
 /* A feature loss between student rows fs and teacher rows ft (mask at fs's grid), gradient
@@ -179,12 +190,14 @@ static double hint_pair(dk_trainer *t, float *dfs, const dk_tensor *fs, const dk
 
 /* fn at tap `name` as (1/B) (ns L_src + nt L_tgt): the source rows against the first teacher,
  * the target rows against the teacher that teaches them (target_bn: its adapted copy, which
- * ran on the target rows only). A loss that is a mean over its rows splits exactly so. */
+ * ran on the target rows only). A loss that is a mean over its rows splits exactly so; with
+ * `local` over this rank's rows only (nls source rows first), still weighted 1/B. */
 static double by_domain(dk_trainer *t, const char *name, int64_t ns, const uint8_t *mask,
-                        float scale, pair_loss fn) {
-    dk_tap *fs = dk__trainer_tap(t, t->net, name);
-    const dk_tensor *tv = &dk__trainer_tap(t, t->teachers[0], name)->value;
-    int64_t B = t->batch, per = fs->value.c * fs->value.d * fs->value.h * fs->value.w;
+                        float scale, pair_loss fn, int local) {
+    dk_tap *fs = tap_of(t, t->net, name, local);
+    const dk_tensor *tv = &tap_of(t, t->teachers[0], name, local)->value;
+    int64_t B = local ? t->nl : t->batch, per = fs->value.c * fs->value.d * fs->value.h * fs->value.w;
+    if (local) ns = t->nls;
     int64_t s = fs->value.d * fs->value.h * fs->value.w;
     double sum = 0;
     for (int tgt = 0; tgt < 2; tgt++) {
@@ -192,27 +205,29 @@ static double by_domain(dk_trainer *t, const char *name, int64_t ns, const uint8
         if (n == 0) continue;
         dk_tensor vs = rows(&fs->value, r0, n);
         dk_tensor vt = tgt && t->teacher_tgt
-                           ? rows(&dk__trainer_tap(t, t->teacher_tgt, name)->value, 0, n)
+                           ? rows(&tap_of(t, t->teacher_tgt, name, local)->value, 0, n)
                            : rows(tv, r0, n);
-        double frac = (double)n / (double)B;
+        double frac = (double)n / (double)t->batch;
         sum += frac * fn(t, fs->grad + r0 * per, &vs, &vt, mask ? mask + r0 * s : NULL,
                          (float)(scale * frac));
     }
     return sum;
 }
 
-/* Attention transfer on every encoder tap both networks have, inside the pooled masks. */
+/* Attention transfer on every encoder tap both networks have, inside the pooled masks. A sum
+ * of per-row terms: over ranks each rank takes its own rows and the parts are summed. */
 static double at_terms(dk_trainer *t, int64_t ns, float scale) {
     double sum = 0;
     int lv = dk_unet_get_config(t->net)->levels, lt = dk_unet_get_config(t->teachers[0])->levels;
-    int n = (lv < lt ? lv : lt) - 1;
+    int n = (lv < lt ? lv : lt) - 1, local = t->dist != NULL;
     for (int l = 0; l < n; l++) {
         char name[16];
         snprintf(name, sizeof name, "enc%d", l);
-        const uint8_t *m = tap_mask(t, &dk__trainer_tap(t, t->net, name)->value);
-        sum += by_domain(t, name, ns, m, scale, at_pair);
+        const dk_tensor *v = &tap_of(t, t->net, name, local)->value;
+        const uint8_t *m = local ? pooled_mask(t, t->ml, t->nl, v) : tap_mask(t, v);
+        sum += by_domain(t, name, ns, m, scale, at_pair, local);
     }
-    return sum;
+    return local ? dk__trainer_dist_total(t, sum) : sum;
 }
 
 /* L_self (self_distill layers): each deep-supervision head ds<l> of the student learns the
@@ -292,7 +307,7 @@ static void distill_losses(dk_trainer *t, step_terms *st, int epoch, int64_t ste
     if (t->hint.total)
         st->hint = by_domain(t, c->hint_tap, ns,
                              tap_mask(t, &dk__trainer_tap(t, t->net, c->hint_tap)->value),
-                             (float)c->lambda_hint, hint_pair);
+                             (float)c->lambda_hint, hint_pair, 0);
     if (c->align != DK_ALIGN_NONE && c->lambda_align > 0) {
         dk_rng r = dk_rng_split(&t->base_step, (uint64_t)(epoch * c->steps_per_epoch + step));
         dk_rng ra = dk_rng_split(&r, 7);
