@@ -16,6 +16,9 @@ static void test_serial(void) {
     int64_t counts[1] = {3};
     CU_ASSERT_EQUAL(dk_dist_gather(out, a, counts), DK_OK);
     CU_ASSERT_EQUAL(memcmp(out, a, sizeof a), 0);
+    double parts[2] = {0.125, -3};
+    CU_ASSERT_EQUAL(dk_dist_sum_f64(parts, 2), DK_OK);
+    CU_ASSERT(parts[0] == 0.125 && parts[1] == -3);
     double v = 0.25;
     CU_ASSERT_EQUAL(dk_dist_bcast(&v, sizeof v, 0), DK_OK);
     CU_ASSERT_EQUAL(v, 0.25);
