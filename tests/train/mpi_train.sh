@@ -5,7 +5,9 @@
 #     batch-norm student and teacher, target_bn, EMA teacher, MMD, attention transfer, hints,
 #     pseudo-labels, FDA, dynamic weights: every term that couples the rows of a batch);
 #  2. N = 2 vs N = 1 with instance norm (no per-rank statistics): the first step's loss is
-#     equal bit for bit, and after 100 distillation steps every weight is within 1e-4 of the
+#     equal within 1e-9 relative (attention transfer's per-rank parts are added in another
+#     order; every other term is computed on the gathered batch as one process does, and a
+#     term left out on a rank would change it by far more), and after 100 distillation steps every weight is within 1e-4 of the
 #     serial run's (measured 3.2e-6: float summation order of the gradient sum only);
 #  3. a run stopped after 13 steps and resumed under mpirun equals the uninterrupted one;
 #  4. rank 1 failing at step 15 (DAKD_DIST_FAIL=1:15) stops both ranks with a non-zero exit,
@@ -83,8 +85,9 @@ echo "ok: N = 2 twice gives the same model files (with target_bn's record) and s
 long=(--set train.epochs=5 --set train.steps_per_epoch=20)
 "$dakd" "${q[@]}" distill run.ini "${in[@]}" "${long[@]}" --set output.run_dir=in1 > /dev/null
 mpi 2 "$dakd" "${q[@]}" distill run.ini "${in[@]}" "${long[@]}" --set output.run_dir=in2 > /dev/null
-first() { head -n 1 "$1" | grep -o '"loss":[^,]*'; }
-[ "$(first in1/steps.jsonl)" = "$(first in2/steps.jsonl)" ] || {
+first() { head -n 1 "$1" | grep -o '"loss":[^,]*' | cut -d: -f2; }
+awk -v a="$(first in1/steps.jsonl)" -v b="$(first in2/steps.jsonl)" \
+    'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-9 * (a < 0 ? -a : a)) }' || {
     echo "FAIL: the first step's loss differs: $(first in1/steps.jsonl)," \
          "$(first in2/steps.jsonl)"; exit 1; }
 /usr/bin/python3 - in1/model.safetensors in2/model.safetensors <<'PY'
