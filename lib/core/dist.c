@@ -183,8 +183,9 @@ dk_status dk_dist_sum(float *buf, int64_t n, float *work) {
 
 dk_status dk_dist_sum_f64(double *buf, int n) {
     if (g_size == 1) return DK_OK;
-    DK_ASSERT(n >= 0 && n <= DK_DIST_F64_MAX);
-    double all[DK_DIST_F64_MAX];
+    DK_ASSERT(n >= 0);
+    double *all = g_rank == 0 ? malloc((size_t)(n ? n : 1) * sizeof *all) : NULL;
+    if (g_rank == 0 && !all) return dk_fail(DK_ERR_NOMEM, "dk_dist_sum_f64: %d values", n);
     dk_status st = DK_OK;
     if (g_rank == 0) {
         for (int r = 1; r < g_size && st == DK_OK; r++) {
@@ -195,6 +196,7 @@ dk_status dk_dist_sum_f64(double *buf, int n) {
     } else {
         st = mpi_check(MPI_Send(buf, n, MPI_DOUBLE, 0, 1, g_comm), "MPI_Send");
     }
+    free(all);
     if (st != DK_OK) return st;
     return mpi_check(MPI_Bcast(buf, n, MPI_DOUBLE, 0, g_comm), "MPI_Bcast");
 }

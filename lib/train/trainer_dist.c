@@ -11,10 +11,11 @@
  * the counted voxels of the whole batch), so they are not split: each tap a loss reads is
  * gathered from every rank into a (B, ...) copy in batch order (dk__trainer_tap), every rank
  * computes every loss on those copies exactly as one process would, and each rank hands the
- * gradient rows of its own rows to its network's backward. Attention transfer, a sum of
- * per-row terms, is the exception: each rank computes it on its own rows from the networks'
- * own taps (the teachers' feature maps, the bulk of what would be gathered, never leave the
- * rank), and only the loss value is summed over ranks. The parameter gradients are then
+ * gradient rows of its own rows to its network's backward. The terms that are sums of
+ * per-row terms are the exception: each rank computes attention transfer and the KD rows on
+ * its own rows from the networks' own taps (the teachers' feature maps and logits, the bulk
+ * of what would be gathered, never leave the rank), and only values are summed over ranks:
+ * attention transfer's, and the B per-row KD losses that set the dynamic weights. The parameter gradients are then
  * summed over ranks in rank order (dk_dist_sum) before clipping, and every rank applies the
  * same update. Batch-norm layers of the trained network use per-rank batch statistics (the
  * rank's rows, as PyTorch's DistributedDataParallel without SyncBatchNorm); their running
@@ -210,12 +211,15 @@ dk_status dk__trainer_dist_grads(dk_trainer *t) {
     return DK_OK;
 }
 
-double dk__trainer_dist_total(dk_trainer *t, double part) {
+int64_t dk__trainer_row(const dk_trainer *t, int64_t j) {
+    return t->dist ? global_row(t, t->rank, ROWS_ALL, j, t->dist_ns) : j;
+}
+
+void dk__trainer_dist_total(dk_trainer *t, double *v, int64_t n) {
     struct dk_trainer_dist *d = t->dist;
-    if (!d) return part;
-    dk_status st = dk_dist_sum_f64(&part, 1);
+    if (!d) return;
+    dk_status st = dk_dist_sum_f64(v, (int)n);
     if (st != DK_OK && d->status == DK_OK) d->status = st;
-    return part;
 }
 
 dk_status dk__trainer_dist_reduce(dk_trainer *t) {

@@ -124,9 +124,11 @@ dk_tap *dk__trainer_tap(dk_trainer *t, dk_unet *net, const char *name);
 dk_status dk__trainer_dist_grads(dk_trainer *t);
 dk_status dk__trainer_dist_reduce(dk_trainer *t);
 dk_status dk__trainer_dist_buffers(dk_trainer *t);
-/* A loss computed on this rank's own rows (one that needs no other row: attention transfer):
- * part summed over ranks in rank order (one rank: part). */
-double dk__trainer_dist_total(dk_trainer *t, double part);
+/* The losses computed on this rank's own rows (those that need no other row: attention
+ * transfer, the KD rows): v (n) summed over ranks in rank order (one rank: nothing to do);
+ * row: the batch row of this rank's row j (one rank: j). */
+void dk__trainer_dist_total(dk_trainer *t, double *v, int64_t n);
+int64_t dk__trainer_row(const dk_trainer *t, int64_t j);
 
 /* trainer_io.c */
 /* DK_ERR_ARG when a file the run writes (config.ini, steps.jsonl, the checkpoint, the model

@@ -67,6 +67,11 @@ static dk_status numeric_fail(const dk_trainer *t, int epoch, int64_t step, cons
                    (long long)step, (long long)t->optim.step);
 }
 
+/* Tap `name` of net: the batch's rows (dk__trainer_tap), or with `local` this rank's own. */
+static dk_tap *tap_of(dk_trainer *t, dk_unet *net, const char *name, int local) {
+    return local ? dk_unet_tap(net, name) : dk__trainer_tap(t, net, name);
+}
+
 /* L_sup = CE + batch Dice over rows [0, n) (labels masked): the one supervised loss of every
  * mode, gradient scaled by `scale` into the logits' grad. */
 static void sup_terms(dk_trainer *t, step_terms *st, int64_t n, float scale) {
@@ -81,27 +86,29 @@ static void sup_terms(dk_trainer *t, step_terms *st, int64_t n, float scale) {
 /* KD of row i against its teachers: teacher k at weight a_k (teacher_weights; on a target
  * row i >= ns the first one's target_bn copy instead of it) and, on a target row, the EMA
  * student at weight rho; fixed or per-voxel confidence weights (teacher_combine). The
- * target_bn teacher and the EMA network ran on the target rows only: row i - ns. */
+ * target_bn teacher and the EMA network ran on the target rows only: row i - ns. With
+ * `local`, i and ns count this rank's rows (the networks' own taps, mask ml). */
 static double kd_sample(dk_trainer *t, float *grad, const float *zs, int64_t i, int64_t ns,
-                        float T, float rho, float scale) {
+                        float T, float rho, float scale, int local) {
     const float *tz[MAX_TEACHERS];
     float tw[MAX_TEACHERS];
     int64_t cs = t->cfg.classes * t->nvox;
     int nt = 0;
     for (int k = 0; k < t->nteachers; k++, nt++) {
-        tz[nt] = dk__trainer_tap(t, t->teachers[k], "logits")->value.data + i * cs;
+        tz[nt] = tap_of(t, t->teachers[k], "logits", local)->value.data + i * cs;
         tw[nt] = (float)t->cfg.teacher_w[k];
     }
     if (t->teacher_tgt && i >= ns)
-        tz[0] = dk__trainer_tap(t, t->teacher_tgt, "logits")->value.data + (i - ns) * cs;
+        tz[0] = tap_of(t, t->teacher_tgt, "logits", local)->value.data + (i - ns) * cs;
     if (t->ema && i >= ns) {
-        tz[nt] = dk__trainer_tap(t, t->ema, "logits")->value.data + (i - ns) * cs;
+        tz[nt] = tap_of(t, t->ema, "logits", local)->value.data + (i - ns) * cs;
         tw[nt++] = rho;
     }
     float *gi = grad ? grad + i * cs : NULL; /* sample i's rows, like its logits */
+    const uint8_t *m = (local ? t->ml : t->mask) + i * t->nvox;
     return (t->cfg.teacher_combine == DK_COMBINE_CONFIDENCE ? dk_loss_kd_confidence
                                                              : dk_loss_kd)(
-        gi, zs + i * cs, tz, tw, nt, t->mask + i * t->nvox, 1, t->cfg.classes, t->nvox, T, scale);
+        gi, zs + i * cs, tz, tw, nt, m, 1, t->cfg.classes, t->nvox, T, scale);
 }
 
 /* Mean, min, max of w over rows [r0, r1) into out (3); nothing when the range is empty. */
@@ -118,28 +125,34 @@ static void weight_stats(double *out, const float *w, int64_t r0, int64_t r1) {
 
 /* alpha (1/B) sum_i w_i KD_i. With dynamic weights each row's KD gradient goes to a scratch
  * row first (one loss pass) and is added into the logits' gradient times its weight once the
- * batch's KD losses have set the weights. Returns the weighted mean (1/B) sum_i w_i KD_i. */
+ * batch's KD losses have set the weights. Returns the weighted mean (1/B) sum_i w_i KD_i.
+ * Over ranks each rank takes its own rows, and the B losses are summed over ranks (each is
+ * one rank's, the others' 0), so every rank sets the same weights. */
 static double kd_terms(dk_trainer *t, step_terms *st, int64_t ns, float T, float rho) {
-    dk_tap *lg = dk__trainer_tap(t, t->net, "logits");
+    int local = t->dist != NULL;
+    dk_tap *lg = tap_of(t, t->net, "logits", local);
     const float *z = lg->value.data;
-    int64_t cs = t->cfg.classes * t->nvox, B = t->batch;
+    int64_t cs = t->cfg.classes * t->nvox, B = t->batch, n = local ? t->nl : B;
     int dyn = t->cfg.dynamic_weights;
     float *g = dyn ? t->grad_rows : lg->grad;
-    if (dyn) memset(g, 0, (size_t)(B * cs) * sizeof(float));
-    for (int64_t i = 0; i < B; i++) {
-        t->sample_loss[i] = kd_sample(t, g, z, i, ns, T, rho, (float)(st->alpha / (double)B));
-        st->kd += t->sample_loss[i] / (double)B;
-    }
+    if (dyn) memset(g, 0, (size_t)(n * cs) * sizeof(float));
+    if (local) memset(t->sample_loss, 0, (size_t)B * sizeof *t->sample_loss);
+    for (int64_t j = 0; j < n; j++)
+        t->sample_loss[dk__trainer_row(t, j)] =
+            kd_sample(t, g, z, j, local ? t->nls : ns, T, rho, (float)(st->alpha / (double)B),
+                      local);
+    if (local) dk__trainer_dist_total(t, t->sample_loss, B);
+    for (int64_t i = 0; i < B; i++) st->kd += t->sample_loss[i] / (double)B;
     if (!dyn) return st->kd;
     dk_dynweights_update(&t->dyn, t->sample_loss, B);
     dk_dynweights_compute(t->sample_w, &t->dyn, t->sample_loss, B);
-    double kdw = 0;
-    for (int64_t i = 0; i < B; i++) {
-        float w = t->sample_w[i], *dst = lg->grad + i * cs;
-        const float *src = g + i * cs;
+    for (int64_t j = 0; j < n; j++) {
+        float w = t->sample_w[dk__trainer_row(t, j)], *dst = lg->grad + j * cs;
+        const float *src = g + j * cs;
         for (int64_t k = 0; k < cs; k++) dst[k] += w * src[k];
-        kdw += (double)w * t->sample_loss[i] / (double)B;
     }
+    double kdw = 0;
+    for (int64_t i = 0; i < B; i++) kdw += (double)t->sample_w[i] * t->sample_loss[i] / (double)B;
     weight_stats(st->w_src, t->sample_w, 0, ns);
     weight_stats(st->w_tgt, t->sample_w, ns, B);
     return kdw;
@@ -162,11 +175,6 @@ static const uint8_t *pooled_mask(dk_trainer *t, const uint8_t *m, int64_t n,
 /* The batch's masks onto the grid of v. */
 static const uint8_t *tap_mask(dk_trainer *t, const dk_tensor *v) {
     return pooled_mask(t, t->mask, t->batch, v);
-}
-
-/* Tap `name` of net: the batch's rows (dk__trainer_tap), or with `local` this rank's own. */
-static dk_tap *tap_of(dk_trainer *t, dk_unet *net, const char *name, int local) {
-    return local ? dk_unet_tap(net, name) : dk__trainer_tap(t, net, name);
 }
 
 /* A feature loss between student rows fs and teacher rows ft (mask at fs's grid), gradient
@@ -227,7 +235,8 @@ static double at_terms(dk_trainer *t, int64_t ns, float scale) {
         const uint8_t *m = local ? pooled_mask(t, t->ml, t->nl, v) : tap_mask(t, v);
         sum += by_domain(t, name, ns, m, scale, at_pair, local);
     }
-    return local ? dk__trainer_dist_total(t, sum) : sum;
+    if (local) dk__trainer_dist_total(t, &sum, 1);
+    return sum;
 }
 
 /* L_self (self_distill layers): each deep-supervision head ds<l> of the student learns the

@@ -50,8 +50,7 @@ void dk_dist_abort(int code);
  * 0 (((b0 + b1) + b2) + ...) and broadcast, so every rank holds the same bits. work (n) is
  * caller-allocated scratch (unused with one rank; may then be NULL). */
 dk_status dk_dist_sum(float *buf, int64_t n, float *work);
-/* The same for n <= DK_DIST_F64_MAX doubles (a loss's per-rank parts), in double. */
-enum { DK_DIST_F64_MAX = 16 };
+/* The same for n doubles (a loss's per-rank parts), added in double. */
 dk_status dk_dist_sum_f64(double *buf, int n);
 /* out (sum of counts) := the concatenation, in rank order, of every rank's in (counts[rank]
  * floats; counts (size) is the same on every rank). One rank: a copy. */

@@ -604,8 +604,10 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  * is gathered from all ranks into batch order, and every rank computes every term above on
  * the whole batch, as one process would: the means over the batch and its counted voxels,
  * batch Dice, dynamic weights, alignment and pseudo-label thresholds are the global ones.
- * Attention transfer, a sum of per-row terms, is computed by each rank on its own rows (the
- * teachers' encoder maps are never gathered) and its value summed over ranks in rank order.
+ * Attention transfer and the KD rows, sums of per-row terms, are computed by each rank on its
+ * own rows (the teachers' encoder maps and logits are never gathered); attention transfer's
+ * value and the B per-row KD losses (which set the dynamic weights) are summed over ranks in
+ * rank order, so every rank sets the same weights.
  * Each rank back-propagates its rows; the parameter gradients are summed over ranks in rank
  * order (dk_dist_sum: the same bits run after run for a fixed N) BEFORE clipping, so clip_norm
  * sees the global gradient, and every rank applies the same update. Batch norm of the trained
