@@ -346,8 +346,11 @@ dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz
  *    PROBABILITIES are resampled back linearly onto the input grid (dk_resample to the
  *    input's size, whose grid rule puts the samples at the input's voxel centres) and the
  *    argmax is taken there (as nnU-Net), then the optional largest-component filter.
- *  - Outputs carry the input's grid, geometry and NIfTI header fields bit for bit, except
- *    cal_min/cal_max (the image's display window), which are cleared.
+ *  - A case list's `spacing` (dakd/data.h) replaces the voxel size of the image and mask
+ *    for the preprocessing only, as training read them.
+ *  - Outputs carry the input's grid, geometry and NIfTI header fields bit for bit (the
+ *    file's, not a case list's spacing), except cal_min/cal_max (the image's display
+ *    window), which are cleared.
  *  - Before anything is written: the model is read, every input's header is read and its
  *    channel count checked against the model, ids are checked, no output (out_dir, a
  *    case's labels or probabilities) may be an input (the model, the case list, an image
