@@ -258,8 +258,8 @@ static void md_table(dk_sbuf *b, const dk_rep_run *r, double *vals) {
     dk_sb_puts(b, "| label |");
     for (size_t j = 0; j < nm; j++) {
         int dist = strcmp(main_metrics[j], "hd95") == 0 || strcmp(main_metrics[j], "assd") == 0;
-        dk_sb_printf(b, " %s%s%s%s |", main_metrics[j], dist ? " (" : "", dist ? dk_rep_unit(r) : "",
-                     dist ? ")" : "");
+        dk_sb_printf(b, " %s%s%s%s |", main_metrics[j], dist ? " (" : "",
+                     dist ? dk_rep_unit(r) : "", dist ? ")" : "");
     }
     dk_sb_puts(b, "\n|---|");
     for (size_t j = 0; j < nm; j++) dk_sb_puts(b, "---|");

@@ -52,7 +52,8 @@ const char *dk__study_hd_unit(const study_stage *e) {
 
 const char *dk__study_hd_units(const dk_study *s, const study_stage *r) {
     int vox = 0;
-    for (int j = 0; j < r->ndeps; j++) vox += s->stages[r->deps[j]].f.distance_unit == DK_UNIT_VOXELS;
+    for (int j = 0; j < r->ndeps; j++)
+        vox += s->stages[r->deps[j]].f.distance_unit == DK_UNIT_VOXELS;
     return !vox ? "mm" : vox == r->ndeps ? "voxels" : "mm; voxels where its column says so";
 }
 

@@ -201,8 +201,8 @@ static void test_spacing_and_units(void) {
     int rc = dk_test_dakd("predict --model %s --cases %s --out %s/pred_sp", model2, csv_sp, dir);
     dk_test_expect(rc, 0, NULL);
     dk_volume in, out;
-    CU_ASSERT_EQUAL_FATAL(dk_volume_read_header(&in, file_of("phantoms", "target_001_image.nii.gz")),
-                          DK_OK);
+    const char *img = file_of("phantoms", "target_001_image.nii.gz");
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read_header(&in, img), DK_OK);
     CU_ASSERT_EQUAL_FATAL(dk_volume_read_header(&out, file_of("pred_sp", "target_001.nii.gz")),
                           DK_OK);
     CU_ASSERT(out.nx == in.nx && out.ny == in.ny && out.nz == in.nz);
