@@ -11,7 +11,8 @@
 static const char *eval_help =
     "usage: dakd eval --pred DIR (--ref DIR | --cases CSV [--where column=value])\n"
     "                 [--subset pred] [--mask DIR] [--image DIR] [--labels 1,2,...]\n"
-    "                 [--nsd-tol MM] [--overlap-only] [--title T] [--label-names FILE]\n"
+    "                 [--nsd-tol MM] [--distance-unit mm|voxels] [--overlap-only]\n"
+    "                 [--title T] [--label-names FILE]\n"
     "                 --out DIR\n"
     "       dakd eval --compare RUN_A RUN_B [--title T] --out DIR\n\n"
     "Score every prediction against its reference (Dice, IoU, precision, recall,\n"
@@ -34,7 +35,9 @@ static const char *eval_help =
     "  --pred DIR        predicted label maps\n"
     "  --ref DIR         reference label maps\n"
     "  --cases CSV       references from a case list instead: the label file of each row,\n"
-    "                    named by its case column (a row without a label is an error)\n"
+    "                    named by its case column (a row without a label is an error);\n"
+    "                    its spacing column, when it has one, gives each case's voxel size\n"
+    "                    (prediction, reference, mask) in place of the files' own\n"
     "  --where c=v       only the rows whose column c equals v (e.g. split=test)\n"
     "  --subset pred     score only the references that have a prediction; the others are\n"
     "                    listed (stderr and the reports' notes) instead of being an error\n"
@@ -44,7 +47,13 @@ static const char *eval_help =
     "  --label-names FILE  names for the labels in summary.md, report.html, summary.json: a\n"
     "                    3D Slicer colour table (\"value name R G B A\" lines, # comments),\n"
     "                    the file 'dakd predict --label-names' takes\n"
-    "  --nsd-tol MM      tolerance of the normalised surface Dice (default 1 mm)\n"
+    "  --nsd-tol MM      tolerance of the normalised surface Dice (default 1 mm; in voxels\n"
+    "                    with --distance-unit voxels)\n"
+    "  --distance-unit U mm (default: distances and volumes from the files' spacing) or\n"
+    "                    voxels (every spacing taken as 1: distances in voxel steps, volumes\n"
+    "                    in voxels, and the reports say so) for data whose voxel size is\n"
+    "                    unknown (identity affines)\n"
+
     "  --overlap-only    skip the surface metrics (HD, HD95, ASSD, NSD are NaN)\n"
     "  --title T         report title\n"
     "  --compare A B     paired comparison of two earlier eval folders (their cases.csv):\n"
@@ -86,6 +95,16 @@ static int parse_where(const char *v, dk_eval_opts *o, char *where, size_t n) {
     return 0;
 }
 
+/* --distance-unit: one of dk_distance_unit_names into o; 0 or -1. */
+static int parse_unit(const char *v, dk_eval_opts *o) {
+    for (int u = 0; dk_distance_unit_names[u]; u++)
+        if (!strcmp(v, dk_distance_unit_names[u])) {
+            o->metric.unit = (dk_distance_unit)u;
+            return 0;
+        }
+    return -1;
+}
+
 /* Parse the options into o; 0 ok, 1 usage error reported, 2 help printed. */
 static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
     static char where[1024];
@@ -111,19 +130,22 @@ static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
         }
         static const char *const opts[] = {"--pred", "--ref",   "--mask",  "--image",
                                            "--labels", "--nsd-tol", "--title", "--out",
-                                           "--cases", "--where",   "--subset"};
+                                           "--cases", "--where",   "--subset",
+                                           "--distance-unit"};
         int k = 0;
-        while (k < 11 && strcmp(a, opts[k])) k++;
-        if (k == 11) return dk_cli_usage_error("eval", "unknown option '%s'", a);
+        while (k < 12 && strcmp(a, opts[k])) k++;
+        if (k == 12) return dk_cli_usage_error("eval", "unknown option '%s'", a);
         if (!(v = value(argc, argv, &i))) return 1;
         const char **dst[] = {&o->pred_dir, &o->ref_dir, &o->mask_dir, &o->image_dir, NULL,
-                              NULL, &o->title, &o->out_dir, &o->cases_csv, NULL, NULL};
+                              NULL, &o->title, &o->out_dir, &o->cases_csv, NULL, NULL, NULL};
         if (dst[k]) *dst[k] = v;
         else if (k == 9 && parse_where(v, o, where, sizeof where))
             return dk_cli_usage_error("eval", "--where: '%s' is not column=value", v);
         else if (k == 10 && strcmp(v, "pred") && strcmp(v, "all"))
             return dk_cli_usage_error("eval", "--subset: '%s' is not pred (or all)", v);
         else if (k == 10) o->subset_pred = strcmp(v, "pred") == 0;
+        else if (k == 11 && parse_unit(v, o))
+            return dk_cli_usage_error("eval", "--distance-unit: '%s' is not mm or voxels", v);
         else if (k == 4 && (o->n_labels = parse_labels(v, labels)) < 1)
             return dk_cli_usage_error("eval", "--labels: '%s' is not a list of labels 1..65535",
                                       v);

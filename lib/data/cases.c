@@ -1,8 +1,10 @@
 /* Case lists from CSV (RFC 4180 fields, header row of column names), checked up front:
- * required columns, empty image paths, files that do not exist, duplicate ids. */
+ * required columns, empty image paths, files that do not exist, duplicate ids, spacings
+ * that are not three positive numbers. */
 #include "dakd/data.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -170,7 +172,7 @@ static dk_status slurp(char **buf, size_t *len, const char *path) {
 /* ------------------------------------------------------------------ building the list */
 
 typedef struct {
-    int id, label, mask;
+    int id, label, mask, spacing;
     int image[DK_CASE_IMAGES_MAX]; /* columns of channels 0 (`image`), 1 (`image_1`), ... */
     int n_images;
 } column_roles;
@@ -219,6 +221,7 @@ static dk_status find_columns(column_roles *r, const dk_case_list *l) {
     r->label = dk_cases_column(l, "label");
     r->mask = dk_cases_column(l, "mask");
     if (r->mask < 0) r->mask = dk_cases_column(l, "fov");
+    r->spacing = dk_cases_column(l, "spacing");
     const char *missing = r->id < 0 ? "case" : r->image[0] < 0 ? "image" : NULL;
     if (missing)
         return dk_fail(DK_ERR_FORMAT, "%s:1: missing required column '%s' (have %d columns, "
@@ -255,6 +258,40 @@ static dk_status resolve(char **out, const dk_case_list *l, const dk_case *c, in
     return DK_OK;
 }
 
+/* The `spacing` field "XxYxZ" into c->spacing: three numbers of digits, '.', exponent and
+ * sign only (so no nan, inf, hex or blanks), each finite and > 0. Empty: all 0. */
+static dk_status parse_spacing(dk_case *c, const dk_case_list *l, int col) {
+    const char *f = c->fields[col], *p = f;
+    if (!*f) return DK_OK;
+    double v[3] = {0, 0, 0};
+    for (int a = 0; a < 3; a++) {
+        size_t n = strspn(p, "0123456789.eE+-");
+        char num[64], *end = NULL;
+        if (n > 0 && n < sizeof num) {
+            memcpy(num, p, n), num[n] = '\0';
+            v[a] = strtod(num, &end);
+        }
+        const char *why = !end || *end ? "is not a number" : !isfinite(v[a]) ? "is not finite"
+                          : !(v[a] > 0)                      ? "is not > 0" : NULL;
+        if (why)
+            return dk_fail(DK_ERR_FORMAT, "%s:%d: case '%s': column 'spacing' (%d): '%s': the %c "
+                           "voxel size %s (three mm values > 0 joined by x, as 0.8x0.8x3)",
+                           l->path, c->line, c->id, col + 1, f, "xyz"[a], why);
+        p += n;
+        if (*p != (a < 2 ? 'x' : '\0'))
+            return dk_fail(DK_ERR_FORMAT, "%s:%d: case '%s': column 'spacing' (%d): '%s' is not "
+                           "three mm values > 0 joined by x (as 0.8x0.8x3)", l->path, c->line,
+                           c->id, col + 1, f);
+        p += a < 2;
+    }
+    memcpy(c->spacing, v, sizeof v);
+    return DK_OK;
+}
+
+void dk_case_spacing_apply(dk_volume *v, const double spacing[3]) {
+    if (spacing[0] > 0) memcpy(v->geom.spacing, spacing, sizeof v->geom.spacing);
+}
+
 static dk_status add_case(dk_case_list *l, const column_roles *r, strvec *row, int line) {
     if (row->n != l->n_columns)
         return dk_fail(DK_ERR_FORMAT, "%s:%d: %d fields, the header has %d", l->path, line,
@@ -285,13 +322,14 @@ static dk_status add_case(dk_case_list *l, const column_roles *r, strvec *row, i
     c->image = c->images[0];
     if (st == DK_OK && r->label >= 0) st = resolve(&c->label, l, c, r->label, 0);
     if (st == DK_OK && r->mask >= 0) st = resolve(&c->mask, l, c, r->mask, 0);
+    if (st == DK_OK && r->spacing >= 0) st = parse_spacing(c, l, r->spacing);
     return st;
 }
 
 static dk_status read_rows(dk_case_list *l, csv *p) {
     strvec row = {0};
     int line, cap = 0;
-    column_roles roles = {-1, -1, -1, {-1}, 0};
+    column_roles roles = {-1, -1, -1, -1, {-1}, 0};
     dk_status st = parse_record(p, &row, &line);
     if (st == DK_OK && row.n == 0) st = dk_fail(DK_ERR_FORMAT, "%s: empty file", l->path);
     if (st != DK_OK) goto out;
@@ -384,6 +422,7 @@ static int copy_case(dk_case *dst, const dk_case *src, int n_columns) {
     int failed = 0;
     memset(dst, 0, sizeof *dst);
     dst->line = src->line;
+    memcpy(dst->spacing, src->spacing, sizeof dst->spacing);
     dst->id = dup_or_null(src->id, &failed);
     dst->images = calloc((size_t)src->n_images, sizeof *dst->images);
     if (!dst->images) return 0;

@@ -482,6 +482,9 @@ dk_status dk_case_load(dk_case_data *out, const dk_case_list *list, int i,
     if (st == DK_OK && c->label) st = dk_volume_read(&lab, c->label);
     if (st == DK_OK && c->mask) st = dk_volume_read(&msk, c->mask);
     if (st != DK_OK) goto out;
+    dk_case_spacing_apply(&img, c->spacing); /* the list's voxel size, before anything uses it */
+    dk_case_spacing_apply(&lab, c->spacing);
+    dk_case_spacing_apply(&msk, c->spacing);
     const char *names[3] = {c->image, c->label, c->mask};
     st = prepare(out, &img, c->label ? &lab : NULL, c->mask ? &msk : NULL, o, names);
     if (st == DK_OK) snprintf(out->id, sizeof out->id, "%s", c->id);

@@ -9,6 +9,8 @@
  * (dk_wilcoxon, as scipy.stats.wilcoxon 1.10 with its defaults) giving W, the pairs used
  * and p; "favours" names the better run when p < 0.05. Written as compare.csv,
  * compare.json, compare.md and compare.html (the latter with box plots of d per label).
+ * Both runs must share a distance unit (their volume columns say which: vol_*_mm3 or
+ * vol_*_voxels); a run in mm against one in voxels is refused.
  */
 #include "report_internal.h"
 
@@ -29,11 +31,13 @@ typedef struct {
     const char *run, *path;
     row *rows;
     int n, cap;
+    dk_distance_unit unit; /* from the volume columns' names */
 } table;
 
 typedef struct {
     int label;
     const dk_metric_column *col;
+    dk_distance_unit unit; /* of both runs: the column's name in the outputs */
     int n_pairs, n, n_nan, n_used; /* pairs; finite differences; NaN; Wilcoxon's */
     double mean_a, mean_b, mean_d, median_d, w, p;
     double *d; /* (pairs) differences, owned */
@@ -97,11 +101,20 @@ static dk_status parse_number(double *x, const char *s, const char *path, int li
     return DK_OK;
 }
 
-/* Column index of each metric (and case, label) from the header. */
-static dk_status header_map(int *map, char **f, int nf, const dk_metric_column *cols, int nc,
-                            const char *path) {
+/* Column index of each metric (and case, label) from the header, which names the metrics
+ * in the run's unit (dk_metric_column_name): t->unit is the one its volumes are in. */
+static dk_status header_map(int *map, table *t, char **f, int nf, const dk_metric_column *cols,
+                            int nc, const char *path) {
+    t->unit = DK_UNIT_MM;
+    for (int j = 0; j < nc; j++) {
+        const char *vox = dk_metric_column_name(&cols[j], DK_UNIT_VOXELS);
+        for (int i = 0; vox != cols[j].name && i < nf; i++)
+            if (strcmp(f[i], vox) == 0) t->unit = DK_UNIT_VOXELS;
+    }
     for (int j = -2; j < nc; j++) {
-        const char *want = j == -2 ? "case" : j == -1 ? "label" : cols[j].name;
+        const char *want = j == -2   ? "case"
+                           : j == -1 ? "label"
+                                     : dk_metric_column_name(&cols[j], t->unit);
         map[j + 2] = -1;
         for (int i = 0; i < nf; i++)
             if (strcmp(f[i], want) == 0) map[j + 2] = i;
@@ -151,7 +164,7 @@ static dk_status read_table(table *t, const char *run, char *path, size_t pn) {
     int map[MAXF + 2];
     int nf = csv_record(&p, f, MAXF);
     st = nf > MAXF ? dk_fail(DK_ERR_FORMAT, "%s: %d columns", path, nf)
-                   : header_map(map, f, nf, cols, nc, path);
+                   : header_map(map, t, f, nf, cols, nc, path);
     for (int line = 2; st == DK_OK && *p; line++) {
         int k = csv_record(&p, f, MAXF);
         if (k == 1 && !f[0][0]) continue; /* blank line */
@@ -245,7 +258,8 @@ static dk_status write_csv(const result *res, int nres, const char *dir) {
                    "wilcoxon_w,wilcoxon_n,p_value,higher_better,favours\n");
     for (int i = 0; i < nres; i++) {
         const result *r = &res[i];
-        dk_sb_printf(&b, "%d,%s,%d,%d,%d,", r->label, r->col->name, r->n_pairs, r->n, r->n_nan);
+        dk_sb_printf(&b, "%d,%s,%d,%d,%d,", r->label, dk_metric_column_name(r->col, r->unit),
+                     r->n_pairs, r->n, r->n_nan);
         const double v[6] = {r->mean_a, r->mean_b, r->mean_d, r->median_d, r->w, NAN};
         for (int k = 0; k < 5; k++) dk_sb_num(&b, v[k]), dk_sb_puts(&b, ",");
         dk_sb_printf(&b, "%d,", r->n_used);
@@ -280,7 +294,7 @@ static dk_status write_json(const result *res, int nres, const char *a, const ch
         const result *r = &res[i];
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "label", r->label);
-        cJSON_AddStringToObject(e, "metric", r->col->name);
+        cJSON_AddStringToObject(e, "metric", dk_metric_column_name(r->col, r->unit));
         cJSON_AddNumberToObject(e, "n_pairs", r->n_pairs);
         cJSON_AddNumberToObject(e, "n", r->n);
         cJSON_AddNumberToObject(e, "n_nan", r->n_nan);
@@ -326,7 +340,8 @@ static dk_status write_md(const result *res, int nres, const char *a, const char
                    "favours (p < 0.05) |\n|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < nres; i++) {
         const result *r = &res[i];
-        dk_sb_printf(&s, "| %d | %s | %d |", r->label, r->col->name, r->n);
+        dk_sb_printf(&s, "| %d | %s | %d |", r->label, dk_metric_column_name(r->col, r->unit),
+                     r->n);
         cell(&s, r->mean_a, " ", " |");
         cell(&s, r->mean_b, " ", " |");
         cell(&s, r->mean_d, " ", " |");
@@ -355,7 +370,7 @@ static void html_plots(dk_sbuf *s, const result *res, int nres, int n_labels) {
             names[k] = nbuf[k], vals[k] = res[i + k].d, counts[k] = res[i + k].n_pairs;
         }
         char t[64];
-        snprintf(t, sizeof t, "%s: B − A", res[i].col->name);
+        snprintf(t, sizeof t, "%s: B − A", dk_metric_column_name(res[i].col, res[i].unit));
         dk_svg_boxplot(s, t, names, vals, counts, ng);
     }
     dk_sb_puts(s, "</div>\n");
@@ -386,7 +401,8 @@ static dk_status write_html(const result *res, int nres, int n_labels, const cha
     for (int i = 0; i < nres; i++) {
         const result *r = &res[i];
         dk_sb_printf(&s, "<tr%s><td class='s'>%d</td><td class='s'>%s</td><td>%d</td>",
-                     r->p < 0.05 ? " class='sig'" : "", r->label, r->col->name, r->n);
+                     r->p < 0.05 ? " class='sig'" : "", r->label,
+                     dk_metric_column_name(r->col, r->unit), r->n);
         const double v[5] = {r->mean_a, r->mean_b, r->mean_d, r->median_d, r->w};
         for (int k = 0; k < 5; k++) cell(&s, v[k], "<td>", "</td>");
         pval(&s, r->p, "<td>", "</td>");
@@ -434,6 +450,10 @@ dk_status dk_rep_compare(const char *run_a, const char *run_b, const char *dir,
     pair = malloc((size_t)a.n * sizeof *pair);
     labels = malloc((size_t)a.n * sizeof *labels);
     if (!pair || !labels) st = dk_fail(DK_ERR_NOMEM, "compare: %d rows", a.n);
+    if (st == DK_OK && a.unit != b.unit)
+        st = dk_fail(DK_ERR_FORMAT, "%s is in %s and %s in %s (distance_unit): their distances "
+                     "and volumes do not compare", pa, dk_distance_unit_names[a.unit], pb,
+                     dk_distance_unit_names[b.unit]);
     if (st == DK_OK) st = pair_rows(pair, &a, &b);
     if (st == DK_OK) {
         nl = table_labels(&a, labels);
@@ -446,6 +466,7 @@ dk_status dk_rep_compare(const char *run_a, const char *run_b, const char *dir,
             result *r = &res[nres++];
             r->label = labels[k];
             r->col = &cols[j];
+            r->unit = a.unit;
             st = compute(r, &a, &b, pair, j);
         }
     if (st == DK_OK) st = write_csv(res, nres, dir);

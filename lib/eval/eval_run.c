@@ -189,6 +189,27 @@ const char *dk_rep_ref_source(char *buf, size_t n, const dk_eval_opts *o) {
     return buf;
 }
 
+/* Each case's voxel size from the `spacing` column of the case list (spacing_csv, else
+ * cases_csv) when it has one, named in a note: the distances and volumes are then in the
+ * list's millimetres, not the files'. */
+static dk_status case_spacings(dk_rep_run *r) {
+    const char *csv = r->opts->spacing_csv ? r->opts->spacing_csv : r->opts->cases_csv;
+    dk_case_list l = {0};
+    dk_status st = csv ? dk_cases_read(&l, csv) : DK_OK;
+    int given = 0;
+    for (int i = 0; st == DK_OK && dk_cases_column(&l, "spacing") >= 0 && i < r->n_cases; i++)
+        for (int j = 0; j < l.n; j++)
+            if (strcmp(l.cases[j].id, r->cases[i].id) == 0) {
+                memcpy(r->cases[i].spacing, l.cases[j].spacing, sizeof l.cases[j].spacing);
+                given += l.cases[j].spacing[0] > 0;
+            }
+    if (st == DK_OK && given)
+        st = dk_rep_note(r, "voxel sizes of %d of the %d cases from the spacing column of %s, "
+                         "not from their files", given, r->n_cases, csv);
+    dk_cases_free(&l);
+    return st;
+}
+
 /* Read the case's files, evaluate it and draw its overlay; mark its label values in seen
  * (bit 1 reference, 2 prediction). */
 static dk_status eval_one(dk_rep_case *c, const dk_rep_run *r, uint8_t *seen) {
@@ -197,6 +218,8 @@ static dk_status eval_one(dk_rep_case *c, const dk_rep_run *r, uint8_t *seen) {
     if (st == DK_OK) st = read_case_file(&pred, c->id, c->pred);
     if (st == DK_OK && c->mask) st = read_case_file(&mask, c->id, c->mask);
     if (st == DK_OK && c->image) st = read_case_file(&image, c->id, c->image);
+    dk_case_spacing_apply(&pred, c->spacing), dk_case_spacing_apply(&ref, c->spacing);
+    dk_case_spacing_apply(&mask, c->spacing), dk_case_spacing_apply(&image, c->spacing);
     if (st == DK_OK && !(c->m = calloc((size_t)r->n_labels, sizeof *c->m)))
         st = dk_fail(DK_ERR_NOMEM, "case %s: metrics", c->id);
     if (st == DK_OK) {
@@ -293,6 +316,7 @@ static dk_status evaluate(const dk_eval_opts *o, const char *dir) {
     dk_status st = seen ? DK_OK : dk_fail(DK_ERR_NOMEM, "eval: label set");
     if (st == DK_OK && o->label_names) st = dk_labels_read(&names, o->label_names, 65535);
     if (st == DK_OK) st = dk_rep_make_cases(&r);
+    if (st == DK_OK) st = case_spacings(&r);
     for (int i = 0; st == DK_OK && o->cases_csv && i < r.n_cases; i++)
         if (dk_path_within(r.cases[i].ref, o->out_dir))
             st = dk_fail(DK_ERR_ARG, "the output folder %s, replaced whole, holds the reference "

@@ -17,9 +17,12 @@ enum { LUT_MAX = 65536 };
 
 static const char *nm(const char *s, const char *dflt) { return s && *s ? s : dflt; }
 
+const char *const dk_distance_unit_names[] = {"mm", "voxels", NULL};
+
 void dk_metric_defaults(dk_metric_opts *o) {
     o->nsd_tol_mm = 1.0;
     o->surface = 1;
+    o->unit = DK_UNIT_MM;
 }
 
 /* ------------------------------------------------------------------ label lookup */
@@ -328,6 +331,12 @@ dk_status dk_eval_case(dk_label_metrics *out, const dk_volume *pred, const char 
                        o->nsd_tol_mm);
     dk_status st = check_inputs(pred, pn, ref, rn, mask);
     if (st != DK_OK) return st;
+    dk_volume unit_grid; /* voxel units: pred's grid with every spacing 1 (borrows its voxels) */
+    if (o->unit == DK_UNIT_VOXELS) {
+        unit_grid = *pred;
+        for (int a = 0; a < 3; a++) unit_grid.geom.spacing[a] = 1;
+        pred = &unit_grid;
+    }
     int nt = dk_get_threads();
     dk_label_lut t;
     count_bufs cb = {0};
@@ -375,4 +384,11 @@ static const dk_metric_column COLUMNS[] = {
 const dk_metric_column *dk_metric_columns(int *n) {
     if (n) *n = (int)(sizeof COLUMNS / sizeof COLUMNS[0]);
     return COLUMNS;
+}
+
+const char *dk_metric_column_name(const dk_metric_column *c, dk_distance_unit u) {
+    if (u != DK_UNIT_VOXELS) return c->name;
+    if (c->offset == offsetof(dk_label_metrics, vol_pred_mm3)) return "vol_pred_voxels";
+    if (c->offset == offsetof(dk_label_metrics, vol_ref_mm3)) return "vol_ref_voxels";
+    return c->name;
 }

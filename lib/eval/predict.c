@@ -41,6 +41,8 @@ typedef struct {
     char where[ID_MAX + 32];  /* "<csv>:<line>" of a case-list row */
     int png;                  /* write the labels as PNG (a 2-D PNG input) */
     int grouped;              /* bare CASE_NNNN files: the case's other channels join it */
+    const double *spacing;    /* the case-list row's `spacing` (x, y, z; all 0: none), or
+                               * NULL; borrowed */
 } pred_input;
 
 /* ================================================================ model metadata */
@@ -181,6 +183,7 @@ static dk_status gather(pred_input **out, int *n, const char *const *inputs,
         p->n_images = c->n_images;
         p->image = c->image;
         p->mask = c->mask;
+        p->spacing = c->spacing;
         snprintf(p->where, sizeof p->where, "%.*s:%d", ID_MAX - 1, use->path, c->line);
         p->origin = p->where;
     }
@@ -399,14 +402,20 @@ static dk_status write_outputs(const run_ctx *r, const pred_input *in, const dk_
 }
 
 /* Input `in` read into *img and preprocessed by the model's options into *cd, without a
- * label; its mask is read when the model uses one (statistics inside it, or its extent). */
+ * label; its mask is read when the model uses one (statistics inside it, or its extent).
+ * A case list's `spacing` reaches the preprocessing only: *img keeps the file's header, on
+ * which the outputs are written. */
 static dk_status read_prepared(dk_volume *img, dk_case_data *cd, const model_info *mi,
                                const pred_input *in) {
     dk_volume msk = {0};
     int use_mask = in->mask && (mi->prep.norm_in_mask || mi->prep.mask_extent > 0);
     dk_status st = dk_case_image_read(img, in->images, in->n_images, mi->prep.grid_tol);
     if (st == DK_OK && use_mask) st = dk_volume_read(&msk, in->mask);
-    if (st == DK_OK) st = dk_case_prepare(cd, img, NULL, use_mask ? &msk : NULL, &mi->prep, in->id);
+    dk_volume as_listed = *img; /* borrows img's voxels */
+    if (in->spacing) dk_case_spacing_apply(&as_listed, in->spacing);
+    if (in->spacing) dk_case_spacing_apply(&msk, in->spacing);
+    if (st == DK_OK)
+        st = dk_case_prepare(cd, &as_listed, NULL, use_mask ? &msk : NULL, &mi->prep, in->id);
     dk_volume_free(&msk);
     return st;
 }

@@ -15,24 +15,45 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char dk_rep_convention[] =
+/* The convention in four parts around its three units (mm3 / mm and the spacing / mm). */
+static const char *const convention[4] = {
     "Voxel sets per label l: P = {pred == l}, R = {ref == l}, inside the mask when one is "
     "given (voxels outside it do not exist for any metric, TN included). "
     "Dice = 2TP/(2TP+FP+FN); IoU = TP/(TP+FP+FN); precision = TP/(TP+FP); recall = "
     "TP/(TP+FN); specificity = TN/(TN+FP); volume similarity = 1 - ||P|-|R||/(|P|+|R|); "
-    "volumes in mm3. Boundary = voxels of a set with a face neighbour (6-connectivity in "
+    "volumes in ",
+    ". Boundary = voxels of a set with a face neighbour (6-connectivity in "
     "3-D, 4 in 2-D; outside the image or mask counts as outside the set) not in the set. "
-    "Distances are Euclidean in mm between voxel centres (exact distance transform with "
-    "the spacing). D = the pooled distances of both boundaries to each other. HD = max D; "
+    "Distances are Euclidean in ",
+    ". D = the pooled distances of both boundaries to each other. HD = max D; "
     "HD95 = 95th percentile of D (numpy linear); ASSD = mean of D; NSD(tau) = fraction of "
-    "both boundaries within tau mm of the other. "
+    "both boundaries within tau ",
+    " of the other. "
     "Empty masks: P and R both empty: Dice = IoU = precision = recall = volume similarity "
     "= NSD = 1, HD = HD95 = ASSD = 0, not flagged. Exactly one empty: Dice = IoU = 0, the "
     "ratio with a zero denominator NaN (P empty: precision NaN, recall 0; R empty: "
     "precision 0, recall NaN), volume similarity 0, HD = HD95 = ASSD = NSD = NaN, and the "
     "case is FLAGGED for that label. Summaries: statistics over the n finite values (NaN "
     "counted apart); std with ddof = 1 (0 when n = 1); median and quartiles numpy linear; "
-    "a flagged case's Dice (0) is in the Dice mean.";
+    "a flagged case's Dice (0) is in the Dice mean."};
+
+void dk_rep_convention(dk_sbuf *b, dk_distance_unit u) {
+    int vox = u == DK_UNIT_VOXELS;
+    dk_sb_printf(b, "%s%s%s%s%s%s%s", convention[0], vox ? "voxels (counts)" : "mm3",
+                 convention[1],
+                 vox ? "voxels between voxel centres (exact distance transform with every "
+                       "spacing taken as 1: the voxel size is not used)"
+                     : "mm between voxel centres (exact distance transform with the spacing)",
+                 convention[2], vox ? "voxels" : "mm", convention[3]);
+}
+
+const char *dk_rep_unit(const dk_rep_run *r) {
+    return dk_distance_unit_names[r->opts->metric.unit == DK_UNIT_VOXELS];
+}
+
+const char *dk_rep_col_name(const dk_rep_run *r, const dk_metric_column *c) {
+    return dk_metric_column_name(c, r->opts->metric.unit);
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -82,7 +103,7 @@ dk_status dk_rep_write_csv(const dk_rep_run *r, const char *dir) {
     const dk_metric_column *cols = dk_metric_columns(&nc);
     dk_sbuf b = {0};
     dk_sb_puts(&b, "case,label,tp,fp,fn,tn,n_pred,n_ref,n_bpred,n_bref");
-    for (int j = 0; j < nc; j++) dk_sb_printf(&b, ",%s", cols[j].name);
+    for (int j = 0; j < nc; j++) dk_sb_printf(&b, ",%s", dk_rep_col_name(r, &cols[j]));
     dk_sb_puts(&b, ",flagged\n");
     for (int i = 0; i < r->n_cases; i++)
         for (int k = 0; k < r->n_labels; k++) {
@@ -135,7 +156,7 @@ static cJSON *per_label_summary(const dk_rep_run *r, double *vals) {
             dk_metric_summary s;
             int flagged = dk_rep_values(r, k, &cols[j], vals);
             dk_metric_summarize(&s, vals, r->n_cases, flagged);
-            cJSON_AddItemToObject(lab, cols[j].name, summary_object(&s));
+            cJSON_AddItemToObject(lab, dk_rep_col_name(r, &cols[j]), summary_object(&s));
         }
     }
     return all;
@@ -164,9 +185,17 @@ dk_status dk_rep_write_json(const dk_rep_run *r, const char *dir) {
     cJSON_AddStringToObject(o, "tool", "dakd eval");
     cJSON_AddStringToObject(o, "version", dk_version_string());
     cJSON_AddStringToObject(o, "title", r->title);
-    cJSON_AddStringToObject(o, "convention", dk_rep_convention);
+    dk_sbuf conv = {0};
+    dk_rep_convention(&conv, r->opts->metric.unit);
+    cJSON_AddStringToObject(o, "convention", conv.s ? conv.s : "");
+    dk_sb_free(&conv);
     cJSON_AddStringToObject(o, "hd95_definition", DK_EVAL_HD95_NAME);
-    cJSON_AddNumberToObject(o, "nsd_tolerance_mm", r->opts->metric.nsd_tol_mm);
+    if (r->opts->metric.unit == DK_UNIT_VOXELS) { /* only then: mm runs' files stay as they were */
+        cJSON_AddStringToObject(o, "distance_unit", dk_rep_unit(r));
+        cJSON_AddNumberToObject(o, "nsd_tolerance_voxels", r->opts->metric.nsd_tol_mm);
+    } else {
+        cJSON_AddNumberToObject(o, "nsd_tolerance_mm", r->opts->metric.nsd_tol_mm);
+    }
     cJSON_AddStringToObject(o, "pred_dir", r->opts->pred_dir);
     if (r->opts->ref_dir) cJSON_AddStringToObject(o, "ref_dir", r->opts->ref_dir);
     else cJSON_AddNullToObject(o, "ref_dir");
@@ -227,10 +256,11 @@ static void md_cell(dk_sbuf *b, const dk_metric_summary *s) {
 static void md_table(dk_sbuf *b, const dk_rep_run *r, double *vals) {
     size_t nm = sizeof main_metrics / sizeof main_metrics[0];
     dk_sb_puts(b, "| label |");
-    for (size_t j = 0; j < nm; j++)
-        dk_sb_printf(b, " %s%s |", main_metrics[j],
-                     strcmp(main_metrics[j], "hd95") == 0 || strcmp(main_metrics[j], "assd") == 0
-                         ? " (mm)" : "");
+    for (size_t j = 0; j < nm; j++) {
+        int dist = strcmp(main_metrics[j], "hd95") == 0 || strcmp(main_metrics[j], "assd") == 0;
+        dk_sb_printf(b, " %s%s%s%s |", main_metrics[j], dist ? " (" : "",
+                     dist ? dk_rep_unit(r) : "", dist ? ")" : "");
+    }
     dk_sb_puts(b, "\n|---|");
     for (size_t j = 0; j < nm; j++) dk_sb_puts(b, "---|");
     dk_sb_puts(b, "\n");
@@ -255,10 +285,10 @@ dk_status dk_rep_write_md(const dk_rep_run *r, const char *dir) {
     dk_sbuf b = {0};
     dk_sb_printf(&b, "# %s\n\n%d cases; labels", r->title, r->n_cases);
     for (int k = 0; k < r->n_labels; k++) dk_sb_printf(&b, " %d", r->labels[k]);
-    dk_sb_printf(&b, " (%s); NSD tolerance %g mm; %s.\n\n",
+    dk_sb_printf(&b, " (%s); NSD tolerance %g %s; %s.\n\n",
                  r->labels_given ? "given by the labels option"
                                  : "every non-zero label present in any reference",
-                 r->opts->metric.nsd_tol_mm, dk_version_string());
+                 r->opts->metric.nsd_tol_mm, dk_rep_unit(r), dk_version_string());
     for (int k = 0; k < r->n_notes; k++)
         dk_sb_printf(&b, "%s- %s\n%s", k ? "" : "**Notes**:\n\n", r->notes[k],
                      k + 1 == r->n_notes ? "\n" : "");
@@ -266,8 +296,9 @@ dk_status dk_rep_write_md(const dk_rep_run *r, const char *dir) {
                    "where exactly one of prediction and reference is empty.\n\n");
     md_table(&b, r, vals);
     free(vals);
-    dk_sb_printf(&b, "\n**HD95**: %s.\n\n**Convention**: %s\n", DK_EVAL_HD95_NAME,
-                 dk_rep_convention);
+    dk_sb_printf(&b, "\n**HD95**: %s.\n\n**Convention**: ", DK_EVAL_HD95_NAME);
+    dk_rep_convention(&b, r->opts->metric.unit);
+    dk_sb_puts(&b, "\n");
     int any = 0;
     char lt[96];
     for (int i = 0; i < r->n_cases; i++)

@@ -48,10 +48,10 @@ static const char script[] =
     "if(h[k].getAttribute('data-k')===m[2]){sortBy(k);if(m[1])sortBy(k);}}"
     "document.body.setAttribute('data-report-ready','1');})();";
 
-/* Units shown after a metric's name. */
-static const char *unit(const char *name) {
-    if (!strcmp(name, "hd") || !strcmp(name, "hd95") || !strcmp(name, "assd")) return " (mm)";
-    return "";
+/* Units shown after a distance metric's name: the run's. */
+static const char *unit(const dk_rep_run *r, const char *name) {
+    if (strcmp(name, "hd") && strcmp(name, "hd95") && strcmp(name, "assd")) return "";
+    return r->opts->metric.unit == DK_UNIT_VOXELS ? " (voxels)" : " (mm)";
 }
 
 static void head(dk_sbuf *b, const dk_rep_run *r) {
@@ -61,10 +61,10 @@ static void head(dk_sbuf *b, const dk_rep_run *r) {
     dk_sb_html(b, r->title);
     dk_sb_printf(b, "</h1>\n<p class='facts'>%d cases; labels", r->n_cases);
     for (int k = 0; k < r->n_labels; k++) dk_sb_printf(b, " %d", r->labels[k]);
-    dk_sb_printf(b, " (%s); NSD tolerance %g mm; predictions <code>",
+    dk_sb_printf(b, " (%s); NSD tolerance %g %s; predictions <code>",
                  r->labels_given ? "given by the labels option"
                                  : "every non-zero label present in any reference",
-                 r->opts->metric.nsd_tol_mm);
+                 r->opts->metric.nsd_tol_mm, dk_rep_unit(r));
     dk_sb_html(b, r->opts->pred_dir);
     char src[4200];
     dk_sb_puts(b, "</code>, references <code>");
@@ -84,7 +84,10 @@ static void head(dk_sbuf *b, const dk_rep_run *r) {
         dk_sb_puts(b, k + 1 == r->n_notes ? "</li></ul>\n" : "</li>\n");
     }
     dk_sb_puts(b, "<h2>Convention</h2>\n<p class='conv'>");
-    dk_sb_html(b, dk_rep_convention);
+    dk_sbuf conv = {0};
+    dk_rep_convention(&conv, r->opts->metric.unit);
+    dk_sb_html(b, conv.s ? conv.s : "");
+    dk_sb_free(&conv);
     dk_sb_puts(b, "<br><b>HD95</b>: ");
     dk_sb_html(b, DK_EVAL_HD95_NAME);
     dk_sb_puts(b, ".</p>\n");
@@ -108,7 +111,7 @@ static void compact_table(dk_sbuf *b, const dk_rep_run *r, double *vals) {
                   "values; flagged = cases where exactly one of prediction and reference is "
                   "empty.</p>\n<table><thead><tr><th class='s'>label</th>");
     for (size_t j = 0; j < nm; j++)
-        dk_sb_printf(b, "<th>%s%s</th>", main_metrics[j], unit(main_metrics[j]));
+        dk_sb_printf(b, "<th>%s%s</th>", main_metrics[j], unit(r, main_metrics[j]));
     dk_sb_puts(b, "<th>n</th><th>flagged</th></tr></thead><tbody>\n");
     for (int k = 0; k < r->n_labels; k++) {
         char lt[96];
@@ -150,7 +153,8 @@ static void summary_table(dk_sbuf *b, const dk_rep_run *r, double *vals) {
             char lt[96];
             dk_sb_puts(b, "<tr><td class='s'>");
             dk_sb_html(b, dk_rep_label_text(lt, sizeof lt, r, k));
-            dk_sb_printf(b, "</td><td class='s'>%s%s</td>", cols[j].name, unit(cols[j].name));
+            dk_sb_printf(b, "</td><td class='s'>%s%s</td>", dk_rep_col_name(r, &cols[j]),
+                         unit(r, cols[j].name));
             const double st[7] = {s.mean, s.std, s.median, s.q1, s.q3, s.min, s.max};
             for (int q = 0; q < 7; q++) {
                 dk_sb_puts(b, "<td>");
@@ -191,7 +195,7 @@ static dk_status box_plots(dk_sbuf *b, const dk_rep_run *r) {
     for (int j = 0; j < nc; j++) {
         if (!strncmp(cols[j].name, "vol_", 4) && strcmp(cols[j].name, "vol_sim")) continue;
         char title[64];
-        snprintf(title, sizeof title, "%s%s", cols[j].name, unit(cols[j].name));
+        snprintf(title, sizeof title, "%s%s", cols[j].name, unit(r, cols[j].name));
         for (int k = 0; k < L; k++) dk_rep_values(r, k, &cols[j], vals + (size_t)k * (size_t)n);
         dk_svg_boxplot(b, title, np, ptr, counts, L);
     }
@@ -219,8 +223,8 @@ static void case_table(dk_sbuf *b, const dk_rep_run *r) {
                   "<th class='s' data-k='case'>case</th><th class='num' data-k='label'>label"
                   "</th>");
     for (int j = 0; j < nc; j++)
-        dk_sb_printf(b, "<th class='num' data-k='%s'>%s%s</th>", cols[j].name, cols[j].name,
-                     unit(cols[j].name));
+        dk_sb_printf(b, "<th class='num' data-k='%s'>%s%s</th>", dk_rep_col_name(r, &cols[j]),
+                     dk_rep_col_name(r, &cols[j]), unit(r, cols[j].name));
     dk_sb_puts(b, "<th class='num' data-k='tp'>TP</th><th class='num' data-k='fp'>FP</th>"
                   "<th class='num' data-k='fn'>FN</th><th class='num' data-k='flagged'>flagged"
                   "</th></tr></thead><tbody>\n");

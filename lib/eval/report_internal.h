@@ -21,6 +21,8 @@ typedef struct {
     int64_t overlay_z;                /* slice shown (0 for 2-D) */
     int overlay_3d;                   /* the case is a 3-D volume */
     int64_t overlay_disagree;         /* FP + FN pixels of that slice, over the labels */
+    double spacing[3];                /* a case list's voxel size for its files (x, y, z),
+                                       * or all 0: the files' own */
 } dk_rep_case;
 
 enum { DK_REP_NOTES_MAX = 4 };
@@ -89,8 +91,13 @@ void dk_listing_pair(int *pair, int *used, const dk_listing *pred, const dk_list
  * subset_pred, which are passed over and named in a note. */
 dk_status dk_rep_make_cases(dk_rep_run *r);
 
-/* The convention text printed in every report (a summary of eval.h's banner). */
-extern const char dk_rep_convention[];
+/* Append the convention text printed in every report (a summary of eval.h's banner), its
+ * units those of u. */
+void dk_rep_convention(dk_sbuf *b, dk_distance_unit u);
+/* The run's unit as the reports spell it: "mm" or "voxels". */
+const char *dk_rep_unit(const dk_rep_run *r);
+/* Column c's name in the run's unit (dk_metric_column_name). */
+const char *dk_rep_col_name(const dk_rep_run *r, const dk_metric_column *c);
 
 /* "<dir>/<name>" into buf; DK_ERR_ARG when it does not fit. */
 dk_status dk_rep_join(char *buf, size_t n, const char *dir, const char *name);

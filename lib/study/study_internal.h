@@ -2,6 +2,7 @@
 #ifndef DAKD_STUDY_INTERNAL_H
 #define DAKD_STUDY_INTERNAL_H
 
+#include "dakd/eval.h"
 #include "dakd/study.h"
 #include "dakd/train.h"
 
@@ -47,6 +48,7 @@ typedef struct {
     int use_mask;
     double overlap;
     int gaussian, tta_flips, largest_cc, batch;
+    int distance_unit;    /* eval: dk_distance_unit of its reports and of the table's HD95 */
     char evals[512];      /* report: comma-separated eval stages */
     char title[128];
     char seeds[256];      /* train, adapt: this stage's seeds (default: [study] seeds) */
@@ -163,6 +165,11 @@ double dk__study_params(const study_stage *t);
 double dk__study_ms(const dk_study *s, const study_stage *r, const study_stage *t);
 double dk__study_seconds(const dk_study *s, const study_stage *t);
 void dk__study_eval_sets_md(dk_sbuf *b, const dk_study *s, const study_stage *r);
+/* The unit suffix of eval stage e's HD95 column: " (voxels)" under distance_unit = voxels,
+ * else "" (the method text says mm). */
+const char *dk__study_hd_unit(const study_stage *e);
+/* The HD95 unit of report stage r's method text: "mm", "voxels" or both. */
+const char *dk__study_hd_units(const dk_study *s, const study_stage *r);
 
 /* study_table.c: the table with intervals (when dk__study_has_stats) */
 void dk__study_table_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,

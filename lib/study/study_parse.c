@@ -81,6 +81,8 @@ static const dk_cfg_field stage_table[] = {
     TF("tta_flips", DK_CFG_BOOL, tta_flips, 0, 0, "false", NULL, "eval: flip averaging"),
     TF("largest_cc", DK_CFG_BOOL, largest_cc, 0, 0, "false", NULL, "eval: largest component"),
     TF("batch", DK_CFG_INT, batch, 1, 256, "4", NULL, "eval: windows per forward pass"),
+    TF("distance_unit", DK_CFG_ENUM, distance_unit, 0, 0, "mm", dk_distance_unit_names,
+       "eval: mm | voxels (every spacing taken as 1, for data of unknown voxel size)"),
     TS("evals", evals, "", "report: eval stages (default: all before it)"),
     TS("title", title, "", "report: title (default: the study name)"),
     TS("seeds", seeds, "", "train, adapt: this stage's seeds (default: [study] seeds)"),

@@ -82,10 +82,11 @@ double dk__study_seconds(const dk_study *s, const study_stage *t) { return secon
 void dk__study_eval_sets_md(dk_sbuf *b, const dk_study *s, const study_stage *r) {
     for (int j = 0; j < r->ndeps; j++) {
         const study_stage *e = &s->stages[r->deps[j]];
-        dk_sb_printf(b, "- **%s**: domain %s, split %s, %d cases, %s\n", e->name, e->f.domain,
+        dk_sb_printf(b, "- **%s**: domain %s, split %s, %d cases, %s%s\n", e->name, e->f.domain,
                      e->f.split[0] ? e->f.split : "any",
                      (int)num(get(e->record, "result"), "cases", 0),
-                     e->f.use_mask ? "inside the mask" : "whole image");
+                     e->f.use_mask ? "inside the mask" : "whole image",
+                     e->f.distance_unit == DK_UNIT_VOXELS ? ", distances in voxels" : "");
     }
 }
 
@@ -106,13 +107,13 @@ static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const 
         stage_times_md(b, s, r);
         return;
     }
-    dk_sb_puts(b, "Dice: mean ± sample std over cases of the mean foreground Dice; HD95 (mm): "
-                  "mean over cases (pooled 95th percentile, MedPy).\n\n");
+    dk_sb_printf(b, "Dice: mean ± sample std over cases of the mean foreground Dice; HD95 (%s): "
+                 "mean over cases (pooled 95th percentile, MedPy).\n\n", dk__study_hd_units(s, r));
     dk__study_eval_sets_md(b, s, r);
     dk_sb_puts(b, "\n| model | stage | params |");
     for (int j = 0; j < r->ndeps; j++)
-        dk_sb_printf(b, " Dice %s | HD95 %s |", s->stages[r->deps[j]].name,
-                     s->stages[r->deps[j]].name);
+        dk_sb_printf(b, " Dice %s | HD95 %s%s |", s->stages[r->deps[j]].name,
+                     s->stages[r->deps[j]].name, dk__study_hd_unit(&s->stages[r->deps[j]]));
     dk_sb_puts(b, " ms/image | train s |\n|---|---|---:|");
     for (int j = 0; j < r->ndeps; j++)
         dk_sb_puts(b, "---:|---:|");
@@ -136,14 +137,14 @@ static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const 
 /* The single-seed table, each Dice cell linking to that evaluation's report. */
 static void table_html(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
                        int n) {
-    dk_sb_puts(b, "<p>Dice: mean &plusmn; sample std over cases of the mean foreground "
-                  "Dice; HD95 in mm (pooled 95th percentile, MedPy), mean over cases. Each Dice "
-                  "links to its evaluation report.</p>\n<table><tr><th>model</th><th>stage</th>"
-                  "<th>params</th>");
+    dk_sb_printf(b, "<p>Dice: mean &plusmn; sample std over cases of the mean foreground "
+                 "Dice; HD95 in %s (pooled 95th percentile, MedPy), mean over cases. Each Dice "
+                 "links to its evaluation report.</p>\n<table><tr><th>model</th><th>stage</th>"
+                 "<th>params</th>", dk__study_hd_units(s, r));
     for (int j = 0; j < r->ndeps; j++) {
         const study_stage *e = &s->stages[r->deps[j]];
-        dk_sb_printf(b, "<th>Dice %s<br>(%s/%s)</th><th>HD95 %s</th>", e->name, e->f.domain,
-                     e->f.split[0] ? e->f.split : "any", e->name);
+        dk_sb_printf(b, "<th>Dice %s<br>(%s/%s)</th><th>HD95 %s%s</th>", e->name, e->f.domain,
+                     e->f.split[0] ? e->f.split : "any", e->name, dk__study_hd_unit(e));
     }
     dk_sb_puts(b, "<th>ms/image</th><th>train s</th></tr>\n");
     for (int i = 0; i < n; i++) {

@@ -121,6 +121,8 @@ static void stage_options(text_buf *t, const dk_study *s, const study_stage *st)
         tb_add(t, "domain=%s\nsplit=%s\nuse_mask=%d\noverlap=%.17g\ngaussian=%d\ntta=%d\n"
                "lcc=%d\nbatch=%d\n", f->domain, f->split, f->use_mask, f->overlap, f->gaussian,
                f->tta_flips, f->largest_cc, f->batch);
+        if (f->distance_unit) /* only then: the keys of mm stages stay as they were */
+            tb_add(t, "distance_unit=%s\n", dk_distance_unit_names[f->distance_unit]);
     } else {
         tb_add(t, "title=%s\nname=%s\n", f->title, s->set.name);
         if (s->set.baseline[0]) tb_add(t, "baseline=%s\n", s->set.baseline); /* keys as before */

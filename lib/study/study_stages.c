@@ -261,7 +261,9 @@ static dk_status eval_cases(dk_case_list *out, const dk_train_config *c, const s
     return st;
 }
 
-/* refs/, masks/, images/ of symbolic links named by case id, and cases.csv of the set. */
+/* refs/, masks/, images/ of symbolic links named by case id, and cases.csv of the set (with
+ * the list's spacing column when it has one: prediction and scoring then use those voxel
+ * sizes, as training did). */
 static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) {
     static const char *const sub[3] = {"refs", "masks", "images"};
     char p[3][STUDY_PATH_MAX + 16], csv[STUDY_PATH_MAX + 16];
@@ -277,7 +279,8 @@ static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) 
     int files = cs->n ? cs->cases[0].n_images : 1; /* every row has the list's columns */
     dk_sb_puts(&f, "case,image");
     for (int k = 1; k < files; k++) dk_sb_printf(&f, ",image_%d", k);
-    dk_sb_puts(&f, ",mask\n");
+    int spacing = dk_cases_column(cs, "spacing");
+    dk_sb_puts(&f, spacing >= 0 ? ",mask,spacing\n" : ",mask\n");
     for (int i = 0; i < cs->n && st == DK_OK; i++) {
         const dk_case *c = &cs->cases[i];
         char abs[PATH_MAX], mabs[PATH_MAX] = "";
@@ -293,7 +296,9 @@ static dk_status lay_out(const char *dir, const dk_case_list *cs, int use_mask) 
             else
                 dk_sb_printf(&f, ",\"%s\"", abs);
         }
-        if (st == DK_OK) dk_sb_printf(&f, ",\"%s\"\n", mabs);
+        if (st == DK_OK) dk_sb_printf(&f, ",\"%s\"", mabs);
+        if (st == DK_OK && spacing >= 0) dk_sb_printf(&f, ",%s", c->fields[spacing]);
+        if (st == DK_OK) dk_sb_puts(&f, "\n");
     }
     if (st == DK_OK) st = dk_sb_write_file(&f, csv);
     dk_sb_free(&f);
@@ -369,9 +374,11 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
              g->f.split[0] ? "/" : "", g->f.split);
     dk_eval_results res = {0};
     dk_eval_opts eo = {pred, sub[0], g->f.use_mask ? sub[1] : NULL, sub[2], labels,
-                       classes - 1, {1.0, 1}, rep, NULL, NULL, title, &res, NULL, NULL, NULL, 0,
-                       NULL};
+                       classes - 1, {1.0, 1, DK_UNIT_MM}, rep, NULL, NULL, title, &res, NULL,
+                       NULL, NULL, 0, NULL, NULL};
     dk_metric_defaults(&eo.metric);
+    eo.metric.unit = (dk_distance_unit)g->f.distance_unit;
+    if (dk_cases_column(cs, "spacing") >= 0) eo.spacing_csv = csv; /* lay_out wrote it there */
     if (st == DK_OK) st = dk_eval_run(&eo);
     double *dice = calloc((size_t)cs->n, sizeof *dice), *hd = calloc((size_t)cs->n, sizeof *hd);
     if (st == DK_OK && (!dice || !hd)) st = dk_fail(DK_ERR_NOMEM, "%s: out of memory", dir);
@@ -386,6 +393,7 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
         cJSON_AddNumberToObject(j, "dice_mean", m);
         cJSON_AddNumberToObject(j, "dice_std", sd);
         cJSON_AddNumberToObject(j, "hd95_mean", isfinite(hm) ? hm : -1);
+        if (eo.metric.unit == DK_UNIT_VOXELS) cJSON_AddStringToObject(j, "distance_unit", "voxels");
         cJSON_AddNumberToObject(j, "cases", cs->n);
         cJSON_AddNumberToObject(j, "ms_per_image", isfinite(ms) ? ms : -1);
         /* per case, in the order of the eval's case_ids: the report's paired statistics */

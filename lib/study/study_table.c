@@ -46,10 +46,22 @@ static void p_text(char *buf, size_t n, const study_cell *c) {
     else snprintf(buf, n, "%.3g", c->p);
 }
 
-static void method_text(dk_sbuf *b, const dk_study *s) {
-    dk_sb_puts(b, "Dice: mean over seeds of the case-mean foreground Dice [95 % percentile "
-                  "bootstrap interval over cases and seeds, 10 000 resamples, fixed seed]; HD95 "
-                  "(mm): mean over seeds of the case mean (pooled 95th percentile, MedPy).");
+const char *dk__study_hd_unit(const study_stage *e) {
+    return e->f.distance_unit == DK_UNIT_VOXELS ? " (voxels)" : "";
+}
+
+const char *dk__study_hd_units(const dk_study *s, const study_stage *r) {
+    int vox = 0;
+    for (int j = 0; j < r->ndeps; j++)
+        vox += s->stages[r->deps[j]].f.distance_unit == DK_UNIT_VOXELS;
+    return !vox ? "mm" : vox == r->ndeps ? "voxels" : "mm; voxels where its column says so";
+}
+
+static void method_text(dk_sbuf *b, const dk_study *s, const study_stage *r) {
+    dk_sb_printf(b, "Dice: mean over seeds of the case-mean foreground Dice [95 %% percentile "
+                 "bootstrap interval over cases and seeds, 10 000 resamples, fixed seed]; HD95 "
+                 "(%s): mean over seeds of the case mean (pooled 95th percentile, MedPy).",
+                 dk__study_hd_units(s, r));
     if (s->set.baseline[0])
         dk_sb_printf(b, " Δ: paired difference to %s over cases (each case's Dice averaged "
                      "over seeds first) [95 %% percentile bootstrap interval over cases]; p: "
@@ -61,14 +73,15 @@ static void method_text(dk_sbuf *b, const dk_study *s) {
 
 void dk__study_table_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
                         int n) {
-    method_text(b, s);
+    method_text(b, s, r);
     dk_sb_puts(b, "\n\n");
     dk__study_eval_sets_md(b, s, r);
     int base = s->set.baseline[0] != 0;
     dk_sb_puts(b, "\n| model | stage | params | seeds |");
     for (int j = 0; j < r->ndeps; j++) {
         const char *e = s->stages[r->deps[j]].name;
-        dk_sb_printf(b, " Dice %s [95 %% CI] | HD95 %s |", e, e);
+        dk_sb_printf(b, " Dice %s [95 %% CI] | HD95 %s%s |", e, e,
+                     dk__study_hd_unit(&s->stages[r->deps[j]]));
         if (base) dk_sb_printf(b, " Δ %s [95 %% CI] | p %s |", e, e);
     }
     dk_sb_puts(b, " ms/image | train s |\n|---|---|---:|---|");
@@ -97,13 +110,13 @@ void dk__study_table_html(dk_sbuf *b, const dk_study *s, const study_stage *r, c
                           int n) {
     int base = s->set.baseline[0] != 0;
     dk_sb_puts(b, "<p>");
-    method_text(b, s);
+    method_text(b, s, r);
     dk_sb_puts(b, " Under each Dice, one link per seed to that run's per-case report.</p>\n"
                   "<table><tr><th>model</th><th>stage</th><th>params</th><th>seeds</th>");
     for (int j = 0; j < r->ndeps; j++) {
         const study_stage *e = &s->stages[r->deps[j]];
-        dk_sb_printf(b, "<th>Dice %s<br>(%s/%s)</th><th>HD95 %s</th>", e->name, e->f.domain,
-                     e->f.split[0] ? e->f.split : "any", e->name);
+        dk_sb_printf(b, "<th>Dice %s<br>(%s/%s)</th><th>HD95 %s%s</th>", e->name, e->f.domain,
+                     e->f.split[0] ? e->f.split : "any", e->name, dk__study_hd_unit(e));
         if (base) dk_sb_printf(b, "<th>&Delta; %s</th><th>p %s</th>", e->name, e->name);
     }
     dk_sb_puts(b, "<th>ms/image</th><th>train s</th></tr>\n");

@@ -832,5 +832,6 @@ int main(void) {
     CU_add_test(s, "model metadata: bad values refused naming the key", test_prep_meta_refused);
     add_sampling_tests();
     add_spatial_tests();
+    add_spacing_tests();
     return dk_test_run();
 }

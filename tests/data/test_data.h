@@ -8,4 +8,7 @@ void add_sampling_tests(void);
 /* Register the spatial map and blur tests (test_augment_spatial.c). */
 void add_spatial_tests(void);
 
+/* Register the case list's spacing column tests (test_case_spacing.c). */
+void add_spacing_tests(void);
+
 #endif

@@ -34,6 +34,10 @@ int dk_test_save_model(const char *path, dk_unet *net, const char *channels, con
 }
 
 int dk_test_random_model(const char *path, const char *patch) {
+    return dk_test_random_model_at(path, patch, "0,0,0");
+}
+
+int dk_test_random_model_at(const char *path, const char *patch, const char *spacing) {
     dk_unet_config c = {3, 1, 4, 4, 2, DK_NORM_BATCH, DK_UP_TRANSPOSED, 0, 0.01f, 0, {{0}}, {{0}}};
     dk_rng r;
     dk_rng_seed(&r, 11);
@@ -42,7 +46,7 @@ int dk_test_random_model(const char *path, const char *patch) {
     const dk_param_info *b = dk_params_find(dk_unet_params(net), "head.bias");
     for (int64_t i = 0; b && i < b->numel; i++) /* every class wins somewhere */
         dk_unet_params(net)->w[b->offset + i] = 0.05f * (float)i;
-    int rc = dk_test_save_model(path, net, "all", "zscore", "0,0,0", patch, "4");
+    int rc = dk_test_save_model(path, net, "all", "zscore", spacing, patch, "4");
     dk_unet_free(net);
     return rc;
 }

@@ -26,6 +26,8 @@ int dk_test_save_model(const char *path, dk_unet *net, const char *channels, con
  * somewhere), saved to `path` with z-score normalisation, no resampling and the training
  * patch `patch` ("d,h,w"). 0 or -1. */
 int dk_test_random_model(const char *path, const char *patch);
+/* The same model, its metadata asking for resampling to `spacing` ("x,y,z" mm). */
+int dk_test_random_model_at(const char *path, const char *patch, const char *spacing);
 
 /* Run `dakd <args>` (printf-style; dk_test_vcli) with its output kept for dk_test_expect;
  * returns its exit status. */

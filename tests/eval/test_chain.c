@@ -155,6 +155,111 @@ static void test_eval_cases_subset(void) {
         1, (const char *[]){"split = none", NULL});
 }
 
+/* The metrics of eval --pred pred --cases <csv> in unit u (the library run, results kept). */
+static void eval_csv(dk_eval_results *res, const char *csv, dk_distance_unit u, const char *out) {
+    static const int labels[3] = {1, 2, 3};
+    dk_eval_opts o;
+    memset(&o, 0, sizeof o);
+    dk_metric_defaults(&o.metric);
+    o.metric.unit = u;
+    o.pred_dir = file_of("pred", ""), o.cases_csv = csv, o.out_dir = file_of(out, "");
+    o.labels = labels, o.n_labels = 3, o.results = res;
+    dk_status st = dk_eval_run(&o);
+    if (st != DK_OK) printf("\n    %s\n", dk_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, DK_OK);
+}
+
+/* A case list's spacing column: prediction prepares with it and writes on the file's grid;
+ * eval --cases scores with it (2 mm voxels: every distance twice the file's 1 mm one), and
+ * distance_unit = voxels gives the file's numbers back, saying "voxels" in every report;
+ * runs in mm and in voxels do not compare. */
+static void test_spacing_and_units(void) {
+    char csv[4400], csv_sp[4400], model2[4400];
+    snprintf(csv, sizeof csv, "%s/cases.csv", dir);
+    snprintf(csv_sp, sizeof csv_sp, "%s/cases_sp.csv", dir);
+    snprintf(model2, sizeof model2, "%s/model_2mm.safetensors", dir);
+    FILE *f = fopen(csv_sp, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "case,image,label,spacing\n");
+    for (int i = 0; i < 4; i++)
+        fprintf(f, "%s,phantoms/%s_image.nii.gz,phantoms/%s_label.nii.gz,2x2x2\n", ids[i],
+                ids[i], ids[i]);
+    fclose(f);
+    /* a model resampling to 2 mm: the 1 mm files halve, the listed 2 mm voxels stay */
+    CU_ASSERT_EQUAL_FATAL(dk_test_random_model_at(model2, "8,16,16", "2,2,2"), 0);
+    dk_case_list l;
+    dk_predict_inputs pi;
+    CU_ASSERT_EQUAL_FATAL(dk_cases_read(&l, csv_sp), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_predict_inputs_read(&pi, model2, NULL, &l), DK_OK);
+    CU_ASSERT(pi.cases[0].image.nx == 32 && pi.cases[0].image.nz == 12);
+    dk_predict_inputs_free(&pi);
+    for (int i = 0; i < l.n; i++) memset(l.cases[i].spacing, 0, sizeof l.cases[i].spacing);
+    CU_ASSERT_EQUAL_FATAL(dk_predict_inputs_read(&pi, model2, NULL, &l), DK_OK);
+    CU_ASSERT(pi.cases[0].image.nx == 16 && pi.cases[0].image.nz == 6);
+    dk_predict_inputs_free(&pi);
+    dk_cases_free(&l);
+    int rc = dk_test_dakd("predict --model %s --cases %s --out %s/pred_sp", model2, csv_sp, dir);
+    dk_test_expect(rc, 0, NULL);
+    dk_volume in, out;
+    const char *img = file_of("phantoms", "target_001_image.nii.gz");
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read_header(&in, img), DK_OK);
+    CU_ASSERT_EQUAL_FATAL(dk_volume_read_header(&out, file_of("pred_sp", "target_001.nii.gz")),
+                          DK_OK);
+    CU_ASSERT(out.nx == in.nx && out.ny == in.ny && out.nz == in.nz);
+    CU_ASSERT_EQUAL(memcmp(&out.geom, &in.geom, sizeof in.geom), 0); /* the file's, 1 mm */
+    dk_volume_free(&in), dk_volume_free(&out);
+    /* scored with the list's 2 mm, with the files' 1 mm, and in voxels */
+    dk_eval_results a = {0}, b = {0}, v = {0};
+    eval_csv(&a, csv_sp, DK_UNIT_MM, "u_sp");
+    eval_csv(&b, csv, DK_UNIT_MM, "u_mm");
+    eval_csv(&v, csv_sp, DK_UNIT_VOXELS, "u_vox");
+    CU_ASSERT_FATAL(a.n_cases == 4 && b.n_cases == 4 && v.n_cases == 4);
+    int finite = 0;
+    for (int k = 0; k < 12; k++) {
+        CU_ASSERT_EQUAL(a.m[k].hd95, 2 * b.m[k].hd95); /* NaN for an empty label fails too */
+        CU_ASSERT_EQUAL(v.m[k].hd95, b.m[k].hd95);
+        CU_ASSERT_EQUAL(a.m[k].vol_ref_mm3, 8 * b.m[k].vol_ref_mm3);
+        CU_ASSERT_EQUAL(v.m[k].vol_ref_mm3, (double)v.m[k].n_ref);
+        finite += b.m[k].hd95 > 0;
+    }
+    CU_ASSERT(finite >= 6);
+    dk_eval_results_free(&a), dk_eval_results_free(&b), dk_eval_results_free(&v);
+    char *js = dk_test_slurp(file_of("u_sp", "summary.json"));
+    CU_ASSERT(js && strstr(js, "voxel sizes of 4 of the 4 cases from the spacing column"));
+    free(js);
+    /* every report says voxels; a mm run says what it always said */
+    rc = dk_test_dakd("eval --pred %s/pred --cases %s --distance-unit voxels --out %s/u_cli", dir,
+                      csv, dir);
+    dk_test_expect(rc, 0, NULL);
+    char *html = dk_test_slurp(file_of("u_cli", "report.html"));
+    char *md = dk_test_slurp(file_of("u_cli", "summary.md"));
+    char *cases = dk_test_slurp(file_of("u_cli", "cases.csv"));
+    js = dk_test_slurp(file_of("u_cli", "summary.json"));
+    CU_ASSERT_FATAL(html && md && cases && js);
+    CU_ASSERT(strstr(html, "hd95 (voxels)") && !strstr(html, "(mm)") && !strstr(html, " mm"));
+    CU_ASSERT(strstr(html, "Distances are Euclidean in voxels") && !strstr(html, "mm3"));
+    CU_ASSERT(strstr(md, "hd95 (voxels)") && strstr(md, "NSD tolerance 1 voxels"));
+    CU_ASSERT(!strstr(md, "(mm)") && !strstr(md, " mm"));
+    CU_ASSERT(strstr(cases, ",vol_pred_voxels,vol_ref_voxels,") && !strstr(cases, "mm3"));
+    CU_ASSERT(strstr(js, "\"distance_unit\":\t\"voxels\"") && strstr(js, "nsd_tolerance_voxels"));
+    CU_ASSERT(strstr(js, "\"vol_pred_voxels\"") && !strstr(js, "_mm") && !strstr(js, " mm"));
+    free(html), free(md), free(cases), free(js);
+    js = dk_test_slurp(file_of("u_mm", "summary.json"));
+    CU_ASSERT(js && strstr(js, "nsd_tolerance_mm") && !strstr(js, "distance_unit"));
+    free(js);
+    /* compare: voxels with voxels works, voxels with mm is refused */
+    rc = dk_test_dakd("eval --compare %s/u_vox %s/u_cli --out %s/u_cmp", dir, dir, dir);
+    dk_test_expect(rc, 0, NULL);
+    char *cmp = dk_test_slurp(file_of("u_cmp", "compare.csv"));
+    CU_ASSERT(cmp && strstr(cmp, ",vol_pred_voxels,") && !strstr(cmp, "mm3"));
+    free(cmp);
+    rc = dk_test_dakd("eval --compare %s/u_mm %s/u_cli --out %s/u_cmp2", dir, dir, dir);
+    dk_test_expect(rc, 3, (const char *[]){"is in mm and", "in voxels", NULL});
+    rc = dk_test_dakd("eval --pred %s/pred --cases %s --distance-unit inch --out %s/x", dir, csv,
+                      dir);
+    dk_test_expect(rc, 1, (const char *[]){"--distance-unit: 'inch' is not mm or voxels", NULL});
+}
+
 /* A 0/255 reference against predictions 1..3 is scored, and the values are named. */
 static void test_eval_label_values(void) {
     SH_OK("mkdir -p %s/ref255", dir);
@@ -221,6 +326,7 @@ int main(void) {
         !CU_add_test(s, "predict on bare paths, eval the phantom folder", test_predict_then_eval) ||
         !CU_add_test(s, "predict ids: _0000 dropped, collisions refused", test_predict_ids) ||
         !CU_add_test(s, "eval --cases --where, --subset pred", test_eval_cases_subset) ||
+        !CU_add_test(s, "spacing column and distance_unit = voxels", test_spacing_and_units) ||
         !CU_add_test(s, "eval names label values one side never uses", test_eval_label_values) ||
         !CU_add_test(s, "predict --patch is X,Y,Z", test_patch_axes)) {
         CU_cleanup_registry();

@@ -352,6 +352,40 @@ static void test_threads(void) {
     dk_volume_free(&r);
 }
 
+/* distance_unit = voxels on a phantom with 2 mm voxels: every distance in mm is exactly
+ * twice the voxel one (the spacing is a power of two), NSD's tolerance is in voxels (2
+ * voxels under voxels = 4 mm under mm), volumes are voxel counts; overlaps are unchanged. */
+static void test_voxel_units(void) {
+    dk_volume p, r;
+    make_case(&p, &r, 40, 36, 20, 9);
+    for (int a = 0; a < 3; a++) p.geom.spacing[a] = r.geom.spacing[a] = 2;
+    int labels[4] = {1, 2, 3, 4};
+    dk_label_metrics mm[4], vx[4];
+    dk_metric_opts o;
+    dk_metric_defaults(&o);
+    o.nsd_tol_mm = 4;
+    CU_ASSERT_FATAL(dk_eval_case(mm, &p, "p", &r, "r", NULL, labels, 4, &o) == DK_OK);
+    o.unit = DK_UNIT_VOXELS, o.nsd_tol_mm = 2;
+    CU_ASSERT_FATAL(dk_eval_case(vx, &p, "p", &r, "r", NULL, labels, 4, &o) == DK_OK);
+    for (int k = 0; k < 4; k++) {
+        CU_ASSERT(vx[k].hd95 > 0 && isfinite(vx[k].hd95));
+        CU_ASSERT_EQUAL(mm[k].hd95, 2 * vx[k].hd95);
+        CU_ASSERT_EQUAL(mm[k].hd, 2 * vx[k].hd);
+        CU_ASSERT_DOUBLE_EQUAL(mm[k].assd, 2 * vx[k].assd, 1e-12 * mm[k].assd);
+        CU_ASSERT_EQUAL(mm[k].nsd, vx[k].nsd);
+        CU_ASSERT_EQUAL(mm[k].dice, vx[k].dice);
+        CU_ASSERT_EQUAL(vx[k].vol_pred_mm3, (double)vx[k].n_pred);
+        CU_ASSERT_EQUAL(mm[k].vol_ref_mm3, 8.0 * (double)vx[k].n_ref);
+    }
+    int nc;
+    const dk_metric_column *cols = dk_metric_columns(&nc);
+    CU_ASSERT_STRING_EQUAL(dk_metric_column_name(&cols[nc - 2], DK_UNIT_VOXELS), "vol_pred_voxels");
+    CU_ASSERT_STRING_EQUAL(dk_metric_column_name(&cols[nc - 2], DK_UNIT_MM), "vol_pred_mm3");
+    CU_ASSERT_STRING_EQUAL(dk_metric_column_name(&cols[7], DK_UNIT_VOXELS), "hd95");
+    dk_volume_free(&p);
+    dk_volume_free(&r);
+}
+
 static void test_summary(void) {
     double v[7] = {4, NAN, 1, 3, 2, NAN, 10};
     dk_metric_summary s;
@@ -399,6 +433,8 @@ int main(void) {
     CU_add_test(s, "mask restricts counts and boundaries", test_mask_restricts);
     CU_add_test(s, "non-integer, negative labels and grid mismatch refused", test_refusals);
     CU_add_test(s, "metrics: 1 and 2 threads bitwise equal", test_threads);
+    CU_add_test(s, "distance_unit = voxels: 2 mm voxels give half the mm distances",
+                test_voxel_units);
     CU_add_test(s, "summaries and numpy percentiles", test_summary);
     add_peer_tests(s);
     return dk_test_run();

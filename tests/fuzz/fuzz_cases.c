@@ -1,8 +1,10 @@
 /* A case list (`[data] cases`): the input as cases.csv through dk_cases_read, beside three
  * files its rows may name (img.nii.gz, lab.nii.gz, mask.png; empty: only their existence
  * is checked) in the image, image_1, ..., label and mask columns; every case has its
- * channel files, the first being `image`; then every column filtered on the first case's
- * value, as the trainer picks its domains and splits. */
+ * channel files, the first being `image`, and a spacing of three finite values > 0 or
+ * none; then every column filtered on the first case's value, as the trainer picks its
+ * domains and splits. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "dakd/data.h"
@@ -20,6 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         fz_check(c->n_images >= 1 && c->n_images <= DK_CASE_IMAGES_MAX && c->images &&
                  c->image == c->images[0], "a case without its channel files");
         for (int k = 0; k < c->n_images; k++) fz_check(c->images[k] != NULL, "a NULL channel");
+        int given = c->spacing[0] > 0; /* a spacing is all three > 0 and finite, or none */
+        for (int a = 0; a < 3; a++)
+            fz_check(given ? c->spacing[a] > 0 && isfinite(c->spacing[a]) : c->spacing[a] == 0,
+                     "a spacing that is not three finite values > 0");
     }
     for (int k = 0; k < l.n_columns && l.n > 0; k++) {
         const char *col = l.columns[k];

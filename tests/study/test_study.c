@@ -286,6 +286,42 @@ static void test_end_to_end_and_rerun(void) {
     for (int i = 0; i < 6; i++) CU_ASSERT_EQUAL(mtime_of("a", stages[i]), before[i]);
 }
 
+/* A case list with a spacing column (a copy of run a's phantoms): an eval stage with
+ * distance_unit = voxels says so in the table's HD95 header and its per-case report; one
+ * case's spacing changed reruns every stage that reads the list, the phantoms aside. */
+static void test_spacing_and_voxels(void) {
+    char ph[1300], set_cases[1400], got[8];
+    snprintf(ph, sizeof ph, "%s/sp_phantoms", dir);
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "rm -rf %s && cp -r %s/a/phantoms %s && sed -i "
+                                     "'1s/$/,spacing/; 2,$s/$/,1x1x1/' %s/cases.csv", ph, dir,
+                                     ph, ph), 0);
+    snprintf(set_cases, sizeof set_cases, "data.cases=%s/cases.csv", ph);
+    const char *sets[] = {set_cases, "study.stages=phantoms, teacher, eval_target, report",
+                          "stage.eval_target.models=teacher",
+                          "stage.eval_target.distance_unit=voxels", NULL};
+    int ran[8] = {0};
+    CU_ASSERT_EQUAL_FATAL(run_tiny("sp", sets, NULL, 0, ran), DK_OK);
+    char p[1400];
+    snprintf(p, sizeof p, "%s/sp/report/report.md", dir);
+    char *md = dk_test_slurp(p);
+    CU_ASSERT(md && strstr(md, "| HD95 eval_target (voxels) |") && strstr(md, "HD95 (voxels)"));
+    CU_ASSERT(md && strstr(md, "whole image, distances in voxels"));
+    free(md);
+    snprintf(p, sizeof p, "%s/sp/eval_target/teacher/report/summary.md", dir);
+    md = dk_test_slurp(p);
+    CU_ASSERT(md && strstr(md, "hd95 (voxels)") && strstr(md, "from the spacing column"));
+    free(md);
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "sed -i '2s/,1x1x1$/,1x1x2/' %s/cases.csv", ph), 0);
+    CU_ASSERT_EQUAL_FATAL(run_tiny("sp", sets, NULL, 0, ran), DK_OK);
+    ran_str(got, ran);
+    got[4] = '\0';
+    CU_ASSERT_STRING_EQUAL(got, "0111"); /* phantoms, teacher, eval_target, report */
+    CU_ASSERT_EQUAL_FATAL(run_tiny("sp", sets, NULL, 0, ran), DK_OK);
+    ran_str(got, ran);
+    got[4] = '\0';
+    CU_ASSERT_STRING_EQUAL(got, "0000");
+}
+
 /* The overrides the study in folder "a" has after test_override_reruns_dependents. */
 static const char *const both_lr[] = {"stage.student.train.lr=0.02",
                                       "stage.teacher.train.lr=0.02", NULL};
@@ -758,6 +794,8 @@ int main(void) {
     CU_pSuite s = CU_add_suite("study", suite_init, NULL);
     CU_add_test(s, "parse errors name file and line", test_parse_errors);
     CU_add_test(s, "end to end, then a rerun skips every stage", test_end_to_end_and_rerun);
+    CU_add_test(s, "spacing column keys the stages; distance_unit = voxels in the table",
+                test_spacing_and_voxels);
     CU_add_test(s, "an override reruns its stage and dependents", test_override_reruns_dependents);
     CU_add_test(s, "--from and a deleted stage.json", test_from_and_deleted_stage);
     CU_add_test(s, "a folder the runner did not make is kept", test_foreign_folder_kept);

@@ -80,6 +80,13 @@ dk_status dk_phantom_generate(dk_volume *image, dk_volume *label, const dk_phant
  * (DK_ERR_IO, with the resolved path), a duplicate case id (DK_ERR_FORMAT, naming the
  * line of the first one), an unterminated quote. An empty label or mask field means
  * "none" (an unlabelled target case).
+ * Optional `spacing`: the voxel size along x, y, z in mm as three positive numbers joined by
+ * 'x' ("0.625x0.625x3.6"; no blanks, so it needs no quoting), replacing the voxel size of
+ * the case's files as read (every image channel, the label and the mask; origin and
+ * direction kept, as ITK's ChangeInformation or SimpleITK's SetSpacing): for data whose
+ * headers carry no real voxel size. Empty = the files' own spacing. A field that is not
+ * three finite numbers > 0 is DK_ERR_FORMAT "<csv>:<line>: case '<id>': column 'spacing'
+ * (<k>): ...".
  * dakd cases (dk_cases_import, dakd/eval.h) writes such lists from nnU-Net, Decathlon, DICOM
  * or plain folders; the README's "Your own data" describes the format for users.
  */
@@ -95,6 +102,7 @@ typedef struct {
     char *mask;     /* resolved path, or NULL likewise */
     char **fields;  /* (n_columns) every raw field of the row, as written; owned */
     int line;       /* line of the CSV where the row starts (1 = header) */
+    double spacing[3]; /* the `spacing` field (x, y, z mm), or all 0: the files' own */
 } dk_case;
 
 typedef struct {
@@ -125,6 +133,11 @@ const char *dk_cases_get(const dk_case_list *list, int i, const char *column);
  * column when the column does not exist, DK_ERR_NOMEM. */
 dk_status dk_cases_filter(dk_case_list *out, const dk_case_list *in, const char *column,
                           const char *value);
+
+/* Give `v` a case's `spacing` (dk_case.spacing) when it has one (spacing[0] > 0): its
+ * voxel size becomes spacing; origin, direction, header fields and data are kept. Nothing
+ * happens for all 0 (the file's own). */
+void dk_case_spacing_apply(dk_volume *v, const double spacing[3]);
 
 /* ================================================================ a case's image
  *
@@ -294,8 +307,9 @@ typedef struct {
     dk_volume mask;   /* DK_U8 {0,1} on the same grid, or data == NULL */
 } dk_case_data;
 
-/* Read case `i` of `list` (its image files through dk_case_image_read) and preprocess it
- * by `o` (NULL = defaults). The label and mask
+/* Read case `i` of `list` (its image files through dk_case_image_read), give the image,
+ * label and mask the case's `spacing` when it has one (dk_case_spacing_apply), and
+ * preprocess them by `o` (NULL = defaults). The label and mask
  * must lie on the image's grid (dk_grid_match, naming both files). The label file's values
  * go through o->label_map, then dk_label_check_map. A label map with ignore voxels (255)
  * but no foreground, while label_map does not name 255, is refused (DK_ERR_FORMAT naming

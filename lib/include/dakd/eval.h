@@ -52,6 +52,14 @@
  * n finite values. Dice of a flagged case is 0 and therefore IS in Dice's mean.
  * Summary statistics: mean; std with ddof = 1 (sample std; 0 when n = 1); median, q1, q3
  * (numpy "linear" percentiles; IQR = q3 − q1); min; max.
+ *
+ * Units. Distances and volumes are in mm from the files' spacing, unless the run asks for
+ * voxels (dk_metric_opts.unit = DK_UNIT_VOXELS; `dakd eval --distance-unit voxels`, an eval
+ * stage's distance_unit = voxels): then every spacing is taken as 1, so distances are
+ * Euclidean in voxel steps on the index grid, NSD's τ is in voxels, volumes are voxel
+ * counts, and every report says "voxels" (the two volume columns are vol_pred_voxels and
+ * vol_ref_voxels). For data whose voxel size is unknown (an identity affine that may mean
+ * nothing), a number in "mm" would claim what the header cannot back.
  */
 #ifndef DAKD_EVAL_H
 #define DAKD_EVAL_H
@@ -89,17 +97,26 @@ typedef struct {
     int64_t tp, fp, fn, tn;       /* voxel counts (inside the mask when one is given) */
     int64_t n_pred, n_ref;        /* |P|, |R| */
     int64_t n_bpred, n_bref;      /* boundary voxels |∂P|, |∂R| */
-    double vol_pred_mm3, vol_ref_mm3;
+    double vol_pred_mm3, vol_ref_mm3; /* in voxels under DK_UNIT_VOXELS (= n_pred, n_ref) */
     double dice, iou, precision, recall, specificity, vol_sim;
-    double hd, hd95, assd, nsd;   /* mm (nsd a fraction); NaN per the convention */
+    double hd, hd95, assd, nsd;   /* mm or voxels (nsd a fraction); NaN per the convention */
     int flagged;                  /* exactly one of P, R empty */
     int both_empty;
 } dk_label_metrics;
 
+/* The unit of distances and volumes (the banner's "Units"). */
+typedef enum { DK_UNIT_MM = 0, DK_UNIT_VOXELS } dk_distance_unit;
+
+/* Their spellings in enum order, NULL-terminated ("mm", "voxels"): config tables and
+ * reports read them from here. */
+extern const char *const dk_distance_unit_names[];
+
 typedef struct {
-    double nsd_tol_mm; /* τ for NSD (default 1.0 mm) */
+    double nsd_tol_mm; /* τ for NSD, in the run's unit (default 1.0: 1 mm, or 1 voxel) */
     int surface;       /* compute HD, HD95, ASSD, NSD (default 1; 0 = overlap only, faster:
                         * distances NaN and n_bpred = n_bref = 0) */
+    dk_distance_unit unit; /* DK_UNIT_MM (default) or DK_UNIT_VOXELS: every spacing taken
+                            * as 1 */
 } dk_metric_opts;
 
 void dk_metric_defaults(dk_metric_opts *o);
@@ -131,6 +148,10 @@ typedef struct {
 } dk_metric_column;
 
 const dk_metric_column *dk_metric_columns(int *n);
+
+/* A column's name in a run of unit u: its table name, but vol_pred_voxels and
+ * vol_ref_voxels for the volumes under DK_UNIT_VOXELS (cases.csv, summary.json, reports). */
+const char *dk_metric_column_name(const dk_metric_column *c, dk_distance_unit u);
 
 /* Summary of one metric over cases: NaN values are left out of n (and counted in nan). */
 typedef struct {
@@ -203,6 +224,11 @@ typedef struct {
     const char *label_names; /* labels file (dk_labels_read, dakd/volume.h) naming the labels
                               * in summary.md, report.html and summary.json ("label_names");
                               * NULL = numbers only. cases.csv keeps the numbers. */
+    const char *spacing_csv; /* a case list whose `spacing` column (dakd/data.h) gives the
+                              * voxel size of each case's files, matched by case id: its
+                              * prediction, reference, mask and image are scored with it
+                              * (dk_case_spacing_apply), and a note says so. NULL: the
+                              * spacing column of cases_csv, when it has one. */
 } dk_eval_opts;
 
 /* Pair the files of pred_dir with the references of ref_dir or cases_csv (and mask_dir,
@@ -320,8 +346,11 @@ dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz
  *    PROBABILITIES are resampled back linearly onto the input grid (dk_resample to the
  *    input's size, whose grid rule puts the samples at the input's voxel centres) and the
  *    argmax is taken there (as nnU-Net), then the optional largest-component filter.
- *  - Outputs carry the input's grid, geometry and NIfTI header fields bit for bit, except
- *    cal_min/cal_max (the image's display window), which are cleared.
+ *  - A case list's `spacing` (dakd/data.h) replaces the voxel size of the image and mask
+ *    for the preprocessing only, as training read them.
+ *  - Outputs carry the input's grid, geometry and NIfTI header fields bit for bit (the
+ *    file's, not a case list's spacing), except cal_min/cal_max (the image's display
+ *    window), which are cleared.
  *  - Before anything is written: the model is read, every input's header is read and its
  *    channel count checked against the model, ids are checked, no output (out_dir, a
  *    case's labels or probabilities) may be an input (the model, the case list, an image
