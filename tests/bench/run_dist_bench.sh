@@ -7,7 +7,9 @@
 # (rank 0's wall time of the whole step, the waits for the other rank included); the median
 # over the steps after the first two; with ROUNDS=k the three runs are repeated k times in
 # turn and each keeps its smallest median (on cores shared with other work, the round it was
-# least disturbed). Then bench_dist: the gradient sum's time per MB. Prints Markdown tables
+# least disturbed); the last column is the median over rounds of each round's own speed-up
+# 2x1 vs 1x1 (the runs of a round follow each other, so a host that drifts in speed moves
+# both). Then bench_dist: the gradient sum's time per MB. Prints Markdown tables
 # (docs/scaling.md).
 #   [ROUNDS=k] tests/bench/run_dist_bench.sh [BUILD_DIR] [STEPS]
 set -euo pipefail
@@ -66,10 +68,11 @@ PY
 smaller() { awk "BEGIN {print ($1 < $2) ? $1 : $2}"; }
 ratio() { awk "BEGIN {printf \"%.2f\", $1 / $2}"; }
 echo "| command | network (parameters) | 1 rank × 1 thread ms | 1 rank × 2 threads ms |" \
-     "2 ranks × 1 thread ms | speed-up 2×1 vs 1×1 | 2×1 vs 1×2 |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+     "2 ranks × 1 thread ms | speed-up 2×1 vs 1×1 | 2×1 vs 1×2 | per-round 2×1 vs 1×1:" \
+     "median [range] |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for cmd in train distill; do
-    a=1e9 b=1e9 c=1e9
+    a=1e9 b=1e9 c=1e9 per=""
     for ((k = 0; k < rounds; k++)); do
         "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}11 --set train.threads=1 >/dev/null
         "$dakd" --quiet $cmd run.ini --set output.run_dir=${cmd}12 --set train.threads=2 >/dev/null
@@ -78,11 +81,15 @@ for cmd in train distill; do
         a=$(smaller "$a" "$(median ${cmd}11/steps.jsonl)")
         b=$(smaller "$b" "$(median ${cmd}12/steps.jsonl)")
         c=$(smaller "$c" "$(median ${cmd}21/steps.jsonl)")
+        per="$per $(ratio "$(median ${cmd}11/steps.jsonl)" "$(median ${cmd}21/steps.jsonl)")"
     done
+    rounds_col=$(echo $per | tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f [%.2f, %.2f]", m, v[1], v[NR]}')
     net="teacher base 16, 4 levels"
     [ $cmd = distill ] && net="student base 4, 4 levels, + teacher forward"
     echo "| $cmd | $net ($(params ${cmd}11/model.safetensors)) | $a | $b | $c |" \
-         "$(ratio "$a" "$c") | $(ratio "$b" "$c") |"
+         "$(ratio "$a" "$c") | $(ratio "$b" "$c") | $rounds_col |"
 done
 echo
 mpirun -np 2 "$build/tests/bench_dist" 21
