@@ -9,7 +9,7 @@
 #include "dakd/eval.h"
 
 static const char *eval_help =
-    "usage: dakd eval --pred DIR (--ref DIR | --cases CSV [--where column=value])\n"
+    "usage: dakd eval --pred DIR (--ref DIR | --cases CSV [--where column=value]...)\n"
     "                 [--subset pred] [--mask DIR] [--image DIR] [--labels 1,2,...]\n"
     "                 [--nsd-tol MM] [--distance-unit mm|voxels] [--overlap-only]\n"
     "                 [--title T] [--label-names FILE]\n"
@@ -38,7 +38,8 @@ static const char *eval_help =
     "                    named by its case column (a row without a label is an error);\n"
     "                    its spacing column, when it has one, gives each case's voxel size\n"
     "                    (prediction, reference, mask) in place of the files' own\n"
-    "  --where c=v       only the rows whose column c equals v (e.g. split=test)\n"
+    "  --where c=v       only the rows whose column c equals v; repeat to combine (all\n"
+    "                    must hold, e.g. --where site=a --where split=test)\n"
     "  --subset pred     score only the references that have a prediction; the others are\n"
     "                    listed (stderr and the reports' notes) instead of being an error\n"
     "  --mask DIR        count only voxels inside these masks (nonzero = counted)\n"
@@ -84,14 +85,11 @@ static int parse_labels(const char *s, int *labels) {
     return n;
 }
 
-/* --where c=v into o (where: a copy to split); --subset: "pred" or "all". 0 or -1. */
-static int parse_where(const char *v, dk_eval_opts *o, char *where, size_t n) {
-    snprintf(where, n, "%s", v);
-    char *eq = strchr(where, '=');
-    if (!eq || eq == where || strlen(v) >= n) return -1;
-    *eq = '\0';
-    o->filter_column = where;
-    o->filter_value = eq + 1;
+/* --where c=v appended to where[*n] (NULL-terminated: argc + 1 slots); 0 or -1. */
+static int parse_where(const char *v, const char **where, int *n) {
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v) return -1;
+    where[(*n)++] = v;
     return 0;
 }
 
@@ -105,9 +103,10 @@ static int parse_unit(const char *v, dk_eval_opts *o) {
     return -1;
 }
 
-/* Parse the options into o; 0 ok, 1 usage error reported, 2 help printed. */
-static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
-    static char where[1024];
+/* Parse the options into o (its --where filters into where: argc + 1 slots); 0 ok, 1 usage
+ * error reported, 2 help printed. */
+static int parse(int argc, char **argv, dk_eval_opts *o, int *labels, const char **where) {
+    int n_where = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (dk_cli_is_help(a)) {
@@ -139,7 +138,7 @@ static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
         const char **dst[] = {&o->pred_dir, &o->ref_dir, &o->mask_dir, &o->image_dir, NULL,
                               NULL, &o->title, &o->out_dir, &o->cases_csv, NULL, NULL, NULL};
         if (dst[k]) *dst[k] = v;
-        else if (k == 9 && parse_where(v, o, where, sizeof where))
+        else if (k == 9 && parse_where(v, where, &n_where))
             return dk_cli_usage_error("eval", "--where: '%s' is not column=value", v);
         else if (k == 10 && strcmp(v, "pred") && strcmp(v, "all"))
             return dk_cli_usage_error("eval", "--subset: '%s' is not pred (or all)", v);
@@ -157,7 +156,25 @@ static int parse(int argc, char **argv, dk_eval_opts *o, int *labels) {
         }
         if (k == 4) o->labels = labels;
     }
+    o->where = n_where ? where : NULL;
     return 0;
+}
+
+/* The checks between the options, then the run; the exit code. */
+static int run(const dk_eval_opts *o) {
+    if (!o->out_dir) return dk_cli_usage_error("eval", "--out DIR is required");
+    int cmp = o->compare_a != NULL;
+    if (cmp && (o->pred_dir || o->ref_dir || o->cases_csv || o->mask_dir || o->image_dir ||
+                o->labels || o->where || o->subset_pred))
+        return dk_cli_usage_error("eval", "--compare takes no --pred/--ref/--cases/--where/"
+                                  "--subset/--mask/--image/--labels");
+    if (!cmp && (!o->pred_dir || !o->ref_dir == !o->cases_csv))
+        return dk_cli_usage_error("eval", "--pred DIR and one of --ref DIR or --cases CSV are "
+                                  "required");
+    if (o->where && !o->cases_csv) return dk_cli_usage_error("eval", "--where needs --cases");
+    dk_status st = dk_eval_run(o);
+    if (st == DK_OK) fprintf(stderr, "dakd eval: wrote %s\n", o->out_dir);
+    return dk_cli_report("eval", st);
 }
 
 int dk_cmd_eval(int argc, char **argv) {
@@ -165,20 +182,10 @@ int dk_cmd_eval(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     dk_metric_defaults(&o.metric);
     int labels[MAX_LABELS];
-    int rc = parse(argc, argv, &o, labels);
-    if (rc) return rc == 2 ? 0 : dk_cli_exit_code(DK_ERR_ARG);
-    if (!o.out_dir) return dk_cli_usage_error("eval", "--out DIR is required");
-    int cmp = o.compare_a != NULL;
-    if (cmp && (o.pred_dir || o.ref_dir || o.cases_csv || o.mask_dir || o.image_dir ||
-                o.labels || o.filter_column || o.subset_pred))
-        return dk_cli_usage_error("eval", "--compare takes no --pred/--ref/--cases/--where/"
-                                  "--subset/--mask/--image/--labels");
-    if (!cmp && (!o.pred_dir || !o.ref_dir == !o.cases_csv))
-        return dk_cli_usage_error("eval", "--pred DIR and one of --ref DIR or --cases CSV are "
-                                  "required");
-    if (o.filter_column && !o.cases_csv)
-        return dk_cli_usage_error("eval", "--where needs --cases");
-    dk_status st = dk_eval_run(&o);
-    if (st == DK_OK) fprintf(stderr, "dakd eval: wrote %s\n", o.out_dir);
-    return dk_cli_report("eval", st);
+    const char **where = calloc((size_t)argc + 1, sizeof *where);
+    if (!where) return dk_cli_report("eval", dk_fail(DK_ERR_NOMEM, "no memory"));
+    int rc = parse(argc, argv, &o, labels, where);
+    rc = rc == 2 ? 0 : rc ? dk_cli_exit_code(DK_ERR_ARG) : run(&o);
+    free(where);
+    return rc;
 }

@@ -7,7 +7,7 @@
 #include "dakd/eval.h"
 
 static const char *predict_help =
-    "usage: dakd predict --model M.safetensors (--cases CSV [--where column=value] | IMAGE...)\n"
+    "usage: dakd predict --model M.safetensors (--cases CSV [--where column=value]... | IMAGE...)\n"
     "                    --out DIR [--patch X,Y,Z | X,Y] [--overlap F] [--no-gaussian] [--tta]\n"
     "                    [--largest-cc] [--batch N] [--probs]\n"
     "                    [--dicom-seg] [--label-names FILE]\n\n"
@@ -26,7 +26,8 @@ static const char *predict_help =
     "one id are refused up front, naming both. A 4-D image's volumes are its channels.\n\n"
     "  --model M       model .safetensors (its dakd.config.* and dakd.data.* metadata)\n"
     "  --cases CSV     case list (case, image, image_1.. for more channels, mask, ...)\n"
-    "  --where c=v     only rows whose column c equals v (e.g. split=test)\n"
+    "  --where c=v     only rows whose column c equals v; repeat to combine (all must hold,\n"
+    "                  e.g. --where site=a --where split=test)\n"
     "  IMAGE...        image files (any format dakd reads; both forms may be combined)\n"
     "  --out DIR       output folder (made if missing); an output that would replace an\n"
     "                  input (the model, the CSV, an image or mask) is refused up front\n"
@@ -47,8 +48,8 @@ static const char *predict_help =
 typedef struct {
     dk_predict_opts o;
     const char **inputs; /* NULL-terminated */
-    int n_inputs;
-    char *where; /* copy of --where, split at '=' */
+    const char **where;  /* NULL-terminated --where values */
+    int n_inputs, n_where;
 } predict_args;
 
 /* X,Y[,Z] (the command line's axis order) into the window's (d, h, w) = (Z, Y, X). */
@@ -77,13 +78,9 @@ static int parse_value(void *ctx, const char *k, const char *v) {
     else if (strcmp(k, "--label-names") == 0)
         o->label_names = v;
     else if (strcmp(k, "--where") == 0) {
-        free(a->where);
-        a->where = strdup(v);
-        char *eq = a->where ? strchr(a->where, '=') : NULL;
-        if (!eq || eq == a->where) return -1;
-        *eq = '\0';
-        o->filter_column = a->where;
-        o->filter_value = eq + 1;
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v) return -1;
+        a->where[a->n_where++] = v;
     } else if (strcmp(k, "--patch") == 0)
         return parse_patch(v, o->infer.patch);
     else if (strcmp(k, "--overlap") == 0) {
@@ -120,11 +117,11 @@ static int parse(int argc, char **argv, predict_args *a) {
     dk_cli_options opt = {a, parse_flag, parse_value, a->inputs, 0};
     int rc = dk_cli_parse_options(argc, argv, &opt);
     a->n_inputs = opt.n_inputs;
-    if (rc || (rc = dk_cli_check_model_inputs(cmd, a->o.model, a->o.out_dir, "DIR",
-                                              a->o.cases_csv, a->n_inputs,
-                                              a->o.filter_column != NULL)))
+    if (rc || (rc = dk_cli_check_model_inputs(cmd, a->o.model, a->o.out_dir, "DIR", a->o.cases_csv,
+                                              a->n_inputs, a->n_where)))
         return rc;
     a->o.inputs = a->n_inputs ? a->inputs : NULL;
+    a->o.where = a->n_where ? a->where : NULL;
     return 0;
 }
 
@@ -138,10 +135,11 @@ int dk_cmd_predict(int argc, char **argv) {
     memset(&a, 0, sizeof a);
     dk_infer_defaults(&a.o.infer);
     a.inputs = calloc((size_t)argc + 1, sizeof *a.inputs);
-    if (!a.inputs) return dk_cli_report(argv[0], dk_fail(DK_ERR_NOMEM, "no memory"));
+    a.where = calloc((size_t)argc + 1, sizeof *a.where);
     double ms = 0;
     a.o.ms_per_image = &ms;
-    int rc = parse(argc, argv, &a);
+    int rc = !a.inputs || !a.where ? dk_cli_report(argv[0], dk_fail(DK_ERR_NOMEM, "no memory"))
+                                   : parse(argc, argv, &a);
     if (rc == 0) {
         dk_status st = dk_predict_run(&a.o);
         if (st == DK_OK)

@@ -437,12 +437,10 @@ static int copy_case(dk_case *dst, const dk_case *src, int n_columns) {
     return !failed;
 }
 
-dk_status dk_cases_filter(dk_case_list *out, const dk_case_list *in, const char *column,
-                          const char *value) {
-    DK_ASSERT(out != in);
-    memset(out, 0, sizeof *out);
-    int col = dk_cases_column(in, column);
-    if (col < 0) return dk_fail(DK_ERR_ARG, "%s: no column '%s' to filter on", in->path, column);
+/* Copy into out (zeroed) the cases of in whose field col[k] equals val[k] for every k < nf,
+ * in order (nf = 0: every case). */
+static dk_status select_cases(dk_case_list *out, const dk_case_list *in, const int *col,
+                              const char *const *val, int nf) {
     int failed = 0;
     out->path = dup_or_null(in->path, &failed);
     out->columns = calloc((size_t)in->n_columns, sizeof *out->columns);
@@ -454,10 +452,72 @@ dk_status dk_cases_filter(dk_case_list *out, const dk_case_list *in, const char 
     }
     failed |= !out->path || !out->columns || !out->cases;
     for (int i = 0; i < in->n && !failed; i++) {
-        if (strcmp(in->cases[i].fields[col], value) != 0) continue;
+        int k = 0;
+        while (k < nf && strcmp(in->cases[i].fields[col[k]], val[k]) == 0) k++;
+        if (k < nf) continue;
         failed = !copy_case(&out->cases[out->n++], &in->cases[i], in->n_columns);
     }
     if (!failed) return DK_OK;
     dk_cases_free(out);
     return dk_fail(DK_ERR_NOMEM, "%s: out of memory while filtering", in->path);
+}
+
+dk_status dk_cases_filter(dk_case_list *out, const dk_case_list *in, const char *column,
+                          const char *value) {
+    DK_ASSERT(out != in);
+    memset(out, 0, sizeof *out);
+    int col = dk_cases_column(in, column);
+    if (col < 0) return dk_fail(DK_ERR_ARG, "%s: no column '%s' to filter on", in->path, column);
+    return select_cases(out, in, &col, &value, 1);
+}
+
+const char *dk_cases_where_text(char *buf, size_t n, const char *const *where) {
+    size_t used = 0;
+    if (n) buf[0] = '\0';
+    for (int k = 0; where && where[k] && used < n; k++) {
+        const char *eq = strchr(where[k], '=');
+        int len = eq ? (int)(eq - where[k]) : (int)strlen(where[k]);
+        used += (size_t)snprintf(buf + used, n - used, "%s%.*s = %s", k ? " and " : "", len,
+                                 where[k], eq ? eq + 1 : "");
+    }
+    return buf;
+}
+
+/* Index of the column named by the len bytes at name, or -1. */
+static int column_n(const dk_case_list *l, const char *name, size_t len) {
+    for (int j = 0; j < l->n_columns; j++)
+        if (strlen(l->columns[j]) == len && memcmp(l->columns[j], name, len) == 0) return j;
+    return -1;
+}
+
+dk_status dk_cases_where(dk_case_list *out, const dk_case_list *in, const char *const *where,
+                         int need_one) {
+    DK_ASSERT(out != in);
+    memset(out, 0, sizeof *out);
+    int nf = 0;
+    while (where && where[nf]) nf++;
+    int *col = malloc((size_t)(nf ? nf : 1) * sizeof *col);
+    const char **val = malloc((size_t)(nf ? nf : 1) * sizeof *val);
+    dk_status st = col && val ? DK_OK : dk_fail(DK_ERR_NOMEM, "%s: %d filters", in->path, nf);
+    for (int k = 0; k < nf && st == DK_OK; k++) {
+        const char *w = where[k], *eq = strchr(w, '=');
+        if (!eq || eq == w)
+            st = dk_fail(DK_ERR_ARG, "%s: filter '%s' is not column=value", in->path, w);
+        else if ((col[k] = column_n(in, w, (size_t)(eq - w))) < 0)
+            st = dk_fail(DK_ERR_ARG, "%s: no column '%.*s' to filter on", in->path, (int)(eq - w),
+                         w);
+        else
+            val[k] = eq + 1;
+    }
+    if (st == DK_OK) st = select_cases(out, in, col, val, nf);
+    if (st == DK_OK && need_one && out->n == 0) {
+        char text[1024];
+        st = nf ? dk_fail(DK_ERR_ARG, "%s: no case has %s", in->path,
+                          dk_cases_where_text(text, sizeof text, where))
+                : dk_fail(DK_ERR_ARG, "%s: the case list is empty", in->path);
+        dk_cases_free(out);
+    }
+    free(col);
+    free(val);
+    return st;
 }

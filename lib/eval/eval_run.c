@@ -182,10 +182,11 @@ dk_status dk_rep_note(dk_rep_run *r, const char *fmt, ...) {
 
 const char *dk_rep_ref_source(char *buf, size_t n, const dk_eval_opts *o) {
     if (!o->cases_csv) snprintf(buf, n, "%s", o->ref_dir ? o->ref_dir : "");
-    else if (o->filter_column)
-        snprintf(buf, n, "%s where %s = %s", o->cases_csv, o->filter_column,
-                 o->filter_value ? o->filter_value : "");
-    else snprintf(buf, n, "%s", o->cases_csv);
+    else if (o->where && o->where[0]) {
+        int k = snprintf(buf, n, "%s where ", o->cases_csv);
+        if (k >= 0 && (size_t)k < n) dk_cases_where_text(buf + k, n - (size_t)k, o->where);
+    } else
+        snprintf(buf, n, "%s", o->cases_csv);
     return buf;
 }
 
@@ -373,8 +374,8 @@ static dk_status check_opts(const dk_eval_opts *o) {
     if (!cmp && (!o->pred_dir || !o->ref_dir == !o->cases_csv))
         return dk_fail(DK_ERR_ARG, "the prediction folder (pred_dir) and either a reference "
                        "folder (ref_dir) or a case list (cases_csv) are required");
-    if (!cmp && o->filter_column && !o->cases_csv)
-        return dk_fail(DK_ERR_ARG, "a filter (filter_column) needs a case list (cases_csv)");
+    if (!cmp && o->where && o->where[0] && !o->cases_csv)
+        return dk_fail(DK_ERR_ARG, "a filter (where) needs a case list (cases_csv)");
     if (!cmp && !(isfinite(o->metric.nsd_tol_mm) && o->metric.nsd_tol_mm >= 0))
         return dk_fail(DK_ERR_ARG, "NSD tolerance (nsd_tol_mm) %g is not a distance >= 0 mm",
                        o->metric.nsd_tol_mm);

@@ -322,21 +322,15 @@ static dk_status fill_cases(dk_rep_run *r, const int *pair, const dk_listing *pr
 }
 
 /* The references of a case list: its filtered rows' label files, named by case id; the ids
- * of the rows the filter left out into `others`. */
+ * of the rows the filters left out into `others`. */
 static dk_status csv_refs(dk_listing *ref, dk_listing *others, const dk_eval_opts *o) {
     dk_case_list all = {0}, sel = {0};
     memset(ref, 0, sizeof *ref);
     memset(others, 0, sizeof *others);
     dk_status st = dk_cases_read(&all, o->cases_csv);
-    if (st == DK_OK && o->filter_column)
-        st = dk_cases_filter(&sel, &all, o->filter_column, o->filter_value ? o->filter_value : "");
-    const dk_case_list *use = o->filter_column ? &sel : &all;
-    if (st == DK_OK && use->n == 0)
-        st = o->filter_column ? dk_fail(DK_ERR_ARG, "%s: no case has %s = %s", o->cases_csv,
-                                        o->filter_column, o->filter_value ? o->filter_value : "")
-                              : dk_fail(DK_ERR_ARG, "%s: the case list is empty", o->cases_csv);
-    for (int i = 0; st == DK_OK && i < use->n; i++) {
-        const dk_case *c = &use->cases[i];
+    if (st == DK_OK) st = dk_cases_where(&sel, &all, o->where, 1);
+    for (int i = 0; st == DK_OK && i < sel.n; i++) {
+        const dk_case *c = &sel.cases[i];
         if (!c->label)
             st = dk_fail(DK_ERR_FORMAT, "%s:%d: case %s has no label to score against",
                          o->cases_csv, c->line, c->id);
@@ -347,11 +341,14 @@ static dk_status csv_refs(dk_listing *ref, dk_listing *others, const dk_eval_opt
             if (!(ref->e[ref->n - 1].id = strdup(c->id))) st = dk_fail(DK_ERR_NOMEM, "case list");
         }
     }
-    for (int i = 0; st == DK_OK && o->filter_column && i < all.n; i++) {
-        const char *v = dk_cases_get(&all, i, o->filter_column);
-        if (strcmp(v ? v : "", o->filter_value ? o->filter_value : ""))
-            st = dk_listing_add(others, all.cases[i].id, all.cases[i].image,
-                                strlen(all.cases[i].id), DK_ROLE_REF);
+    /* sel keeps all's order and lines: a row of all not next in sel was left out */
+    for (int i = 0, j = 0; st == DK_OK && i < all.n; i++) {
+        if (j < sel.n && sel.cases[j].line == all.cases[i].line) {
+            j++;
+            continue;
+        }
+        st = dk_listing_add(others, all.cases[i].id, all.cases[i].image, strlen(all.cases[i].id),
+                            DK_ROLE_REF);
     }
     dk_cases_free(&all);
     dk_cases_free(&sel);

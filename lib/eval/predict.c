@@ -190,17 +190,17 @@ static dk_status gather(pred_input **out, int *n, const char *const *inputs,
     return DK_OK;
 }
 
-/* The case list of o, filtered when o names a column; *use = the rows to predict (NULL
- * without a list). */
-static dk_status read_list(dk_case_list *list, dk_case_list *sel, const dk_case_list **use,
-                           const dk_predict_opts *o) {
+/* The rows of o's case list that pass its filters (dk_cases_where) into *sel; *use = sel,
+ * or NULL without a list. Images given besides the list may leave it no row. */
+static dk_status read_list(dk_case_list *sel, const dk_case_list **use, const dk_predict_opts *o) {
     *use = NULL;
     if (!o->cases_csv) return DK_OK;
-    dk_status st = dk_cases_read(list, o->cases_csv);
-    if (st != DK_OK) return st;
-    *use = o->filter_column ? sel : list;
-    if (!o->filter_column) return DK_OK;
-    return dk_cases_filter(sel, list, o->filter_column, o->filter_value ? o->filter_value : "");
+    dk_case_list list = {0};
+    dk_status st = dk_cases_read(&list, o->cases_csv);
+    if (st == DK_OK) st = dk_cases_where(sel, &list, o->where, !o->inputs);
+    dk_cases_free(&list);
+    if (st == DK_OK) *use = sel;
+    return st;
 }
 
 /* Channels dk_channels_select makes from nc channels (-1 when it would refuse). */
@@ -457,7 +457,7 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
                                    "or a cases CSV) are needed");
     dk_unet *net = NULL;
     model_info mi;
-    dk_case_list list = {0}, sel = {0};
+    dk_case_list sel = {0};
     const dk_case_list *use = NULL;
     dk_label_table names = {0};
     pred_input *in = NULL;
@@ -465,14 +465,11 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
     int n = 0;
     dk_status st = open_model(&net, &mi, o->model);
     if (st == DK_OK && o->label_names) st = dk_labels_read(&names, o->label_names, mi.classes - 1);
-    if (st == DK_OK) st = read_list(&list, &sel, &use, o);
+    if (st == DK_OK) st = read_list(&sel, &use, o);
     if (st != DK_OK) goto out;
     if ((st = gather(&in, &n, o->inputs, use)) != DK_OK) goto out;
-    if (n == 0) {
-        st = !o->cases_csv      ? dk_fail(DK_ERR_ARG, "predict: no input images")
-             : o->filter_column ? dk_fail(DK_ERR_ARG, "%s: no case has %s = %s", o->cases_csv,
-                                          o->filter_column, o->filter_value ? o->filter_value : "")
-                                : dk_fail(DK_ERR_ARG, "%s: the case list is empty", o->cases_csv);
+    if (n == 0) { /* with a case list, dk_cases_where has refused an empty selection */
+        st = dk_fail(DK_ERR_ARG, "predict: no input images");
         goto out;
     }
     if ((st = preflight(in, n, &mi, dk_unet_get_config(net), o->model, o->dicom_seg)) != DK_OK)
@@ -497,7 +494,6 @@ dk_status dk_predict_run(const dk_predict_opts *o) {
     if (st == DK_OK && o->ms_per_image) *o->ms_per_image = n ? dk_median(ms, n) : 0;
 out:
     dk_unet_free(net);
-    dk_cases_free(&list);
     dk_cases_free(&sel);
     dk_labels_free(&names);
     free(in);

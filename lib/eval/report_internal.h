@@ -56,7 +56,7 @@ dk_status dk_rep_note(dk_rep_run *r, const char *fmt, ...)
 #endif
     ;
 /* Where the references came from, for the reports: the folder, or "<csv>" / "<csv> where
- * column = value" (buf of n bytes). */
+ * column = value and column2 = value2", every filter (buf of n bytes). */
 const char *dk_rep_ref_source(char *buf, size_t n, const dk_eval_opts *o);
 
 /* The files of one folder with an image extension, sorted by name. */

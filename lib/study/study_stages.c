@@ -357,8 +357,7 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
     snprintf(sub[2], sizeof sub[2], "%s/images", dir);
     dk__study_model_file(file, sizeof file, s, model);
     double ms = NAN;
-    dk_predict_opts po = {file, NULL, csv, NULL, NULL, pred, {{0, 0, 0}, 0, 0, 0, 0, 0}, 0, &ms,
-                          0, NULL};
+    dk_predict_opts po = {file, NULL, csv, NULL, pred, {{0, 0, 0}, 0, 0, 0, 0, 0}, 0, &ms, 0, NULL};
     dk_infer_defaults(&po.infer);
     po.infer.overlap = g->f.overlap;
     po.infer.gaussian = g->f.gaussian;
@@ -375,7 +374,7 @@ static dk_status eval_model(cJSON *out, const char *dir, const dk_case_list *cs,
     dk_eval_results res = {0};
     dk_eval_opts eo = {pred, sub[0], g->f.use_mask ? sub[1] : NULL, sub[2], labels,
                        classes - 1, {1.0, 1, DK_UNIT_MM}, rep, NULL, NULL, title, &res, NULL,
-                       NULL, NULL, 0, NULL, NULL};
+                       NULL, 0, NULL, NULL};
     dk_metric_defaults(&eo.metric);
     eo.metric.unit = (dk_distance_unit)g->f.distance_unit;
     if (dk_cases_column(cs, "spacing") >= 0) eo.spacing_csv = csv; /* lay_out wrote it there */

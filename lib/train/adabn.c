@@ -114,36 +114,21 @@ static dk_status check_paths(const dk_adapt_opts *o) {
     return DK_OK;
 }
 
-/* The rows of the case list that pass every "column=value" of o->where, into *out; the
- * filters are also appended to `source` for the record. */
+/* The rows of the case list that pass every "column=value" of o->where (dk_cases_where),
+ * into *out; the file's name and the filters are also appended to `source` for the record. */
 static dk_status select_rows(dk_case_list *out, const dk_adapt_opts *o, char *source,
                              size_t n) {
-    dk_case_list cur = {0}, next = {0};
-    dk_status st = dk_cases_read(&cur, o->cases_csv);
+    dk_case_list all = {0};
+    dk_status st = dk_cases_read(&all, o->cases_csv);
+    if (st == DK_OK) st = dk_cases_where(out, &all, o->where, !o->inputs);
+    dk_cases_free(&all);
     size_t used = strlen(source);
     const char *slash = strrchr(o->cases_csv, '/'); /* the file's name: not where it lies */
     used += (size_t)snprintf(source + used, n - used, "%s%s", used ? " and " : "",
                              slash ? slash + 1 : o->cases_csv);
-    for (int i = 0; o->where && o->where[i] && st == DK_OK; i++) {
-        const char *w = o->where[i], *eq = strchr(w, '=');
-        char col[256];
-        if (!eq || eq == w || (size_t)(eq - w) >= sizeof col) {
-            st = dk_fail(DK_ERR_ARG, "%s: filter '%s' is not column=value", o->cases_csv, w);
-            break;
-        }
-        snprintf(col, sizeof col, "%.*s", (int)(eq - w), w);
-        st = dk_cases_filter(&next, &cur, col, eq + 1);
-        dk_cases_free(&cur);
-        cur = next, next = (dk_case_list){0};
-        if (used < n)
-            used += (size_t)snprintf(source + used, n - used, "%s%s", i ? ", " : " where ", w);
-    }
-    const char *filters = strstr(source, " where ");
-    if (st == DK_OK && cur.n == 0 && !o->inputs)
-        st = dk_fail(DK_ERR_ARG, "%s: no case%s%s", o->cases_csv, filters ? " with" : " in it",
-                     filters ? filters + 6 : "");
-    if (st == DK_OK) *out = cur;
-    else dk_cases_free(&cur);
+    for (int i = 0; st == DK_OK && o->where && o->where[i] && used < n; i++)
+        used +=
+            (size_t)snprintf(source + used, n - used, "%s%s", i ? ", " : " where ", o->where[i]);
     return st;
 }
 

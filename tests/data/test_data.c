@@ -102,6 +102,69 @@ static void test_csv_quotes(void) {
     dk_cases_free(&l); /* a freed list is zeroed; freeing again is harmless */
 }
 
+/* dk_cases_where: every filter must hold (AND), in any order, rows kept in file order; a value
+ * may hold '='; a missing column, a filter without '=' or without a column, and (need_one) no
+ * passing row are DK_ERR_ARG naming the CSV and the filter, with `out` zeroed. */
+static void test_cases_where(void) {
+    make_pngs();
+    write_text(scratch("w.csv"), "case,image,site,split,note\n"
+                                 "a1,a.png,a,train,x=y\n"
+                                 "a2,a.png,a,test,\n"
+                                 "b1,a.png,b,train,\n"
+                                 "b2,a.png,b,test,x=y\n"
+                                 "a3,a.png,a,test,x=y\n");
+    dk_case_list l, w;
+    CU_ASSERT_FATAL(dk_cases_read(&l, scratch("w.csv")) == DK_OK);
+    static const char *const both[] = {"site=a", "split=test", NULL};
+    static const char *const swapped[] = {"split=test", "site=a", NULL};
+    for (int k = 0; k < 2; k++) {
+        CU_ASSERT_FATAL(dk_cases_where(&w, &l, k ? swapped : both, 1) == DK_OK);
+        CU_ASSERT_EQUAL(w.n, 2);
+        if (w.n == 2) {
+            CU_ASSERT_STRING_EQUAL(w.cases[0].id, "a2");
+            CU_ASSERT_STRING_EQUAL(w.cases[1].id, "a3");
+            CU_ASSERT_EQUAL(w.cases[1].line, 6);
+        }
+        CU_ASSERT_STRING_EQUAL(w.path, l.path);
+        dk_cases_free(&w);
+    }
+    static const char *const eq_in_value[] = {"note=x=y", "split=test", NULL};
+    CU_ASSERT_FATAL(dk_cases_where(&w, &l, eq_in_value, 1) == DK_OK);
+    CU_ASSERT(w.n == 2 && !strcmp(w.cases[0].id, "b2") && !strcmp(w.cases[1].id, "a3"));
+    dk_cases_free(&w);
+    static const char *const empty_value[] = {"note=", NULL}, *const nothing[] = {NULL};
+    CU_ASSERT_FATAL(dk_cases_where(&w, &l, empty_value, 1) == DK_OK);
+    CU_ASSERT(w.n == 2 && !strcmp(w.cases[0].id, "a2") && !strcmp(w.cases[1].id, "b1"));
+    dk_cases_free(&w);
+    for (int k = 0; k < 2; k++) { /* no filter: every row */
+        CU_ASSERT_FATAL(dk_cases_where(&w, &l, k ? nothing : NULL, 1) == DK_OK);
+        CU_ASSERT_EQUAL(w.n, 5);
+        dk_cases_free(&w);
+    }
+    static const char *const none[] = {"site=b", "split=none", NULL};
+    CU_ASSERT_FATAL(dk_cases_where(&w, &l, none, 0) == DK_OK); /* allowed to be empty */
+    CU_ASSERT_EQUAL(w.n, 0);
+    dk_cases_free(&w);
+    static const char *const nocol[] = {"site=a", "sit=a", NULL}, *const noeq[] = {"site", NULL};
+    static const char *const nocolname[] = {"=a", NULL};
+    const char *const *bad[4] = {none, nocol, noeq, nocolname};
+    const char *says[4] = {"no case has site = b and split = none", "no column 'sit' to filter on",
+                           "filter 'site' is not column=value", "filter '=a' is not column=value"};
+    for (int k = 0; k < 4; k++) {
+        memset(&w, 0xff, sizeof w);
+        CU_ASSERT_EQUAL(dk_cases_where(&w, &l, bad[k], 1), DK_ERR_ARG);
+        CU_ASSERT(w.n == 0 && w.cases == NULL && w.path == NULL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "w.csv: "));
+        CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), says[k]));
+    }
+    char text[64];
+    CU_ASSERT_STRING_EQUAL(dk_cases_where_text(text, sizeof text, both),
+                           "site = a and split = test");
+    CU_ASSERT_STRING_EQUAL(dk_cases_where_text(text, sizeof text, NULL), "");
+    CU_ASSERT_STRING_EQUAL(dk_cases_where_text(text, 8, both), "site = ");
+    dk_cases_free(&l);
+}
+
 static void test_csv_errors(void) {
     const char *missing[] = {"m.csv:1:", "'image'", NULL};
     expect_csv_error("m.csv", "case,label\nc1,a.png\n", DK_ERR_FORMAT, missing);
@@ -810,6 +873,7 @@ int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("data_prep", NULL, NULL);
     CU_add_test(s, "CSV quotes, CRLF, BOM, filter", test_csv_quotes);
+    CU_add_test(s, "case list filters: AND, missing column, no match", test_cases_where);
     CU_add_test(s, "CSV errors name file, line, column", test_csv_errors);
     CU_add_test(s, "channel choice", test_channels);
     CU_add_test(s, "percentiles as numpy", test_percentile);

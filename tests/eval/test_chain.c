@@ -85,18 +85,24 @@ static void test_predict_ids(void) {
     CU_ASSERT(!dk_test_exists(file_of("nnpred2", "case.nii.gz")));
 }
 
+/* dir/<name>: a case list of the four phantoms whose split is train, test, train, test, with
+ * a domain column (source, source, target, target) when `domain` is set; its path into csv. */
+static void write_cases(char *csv, size_t n, const char *name, int domain) {
+    snprintf(csv, n, "%s/%s", dir, name);
+    FILE *f = fopen(csv, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "case,image,label,%ssplit\n", domain ? "domain," : "");
+    for (int i = 0; i < 4; i++)
+        fprintf(f, "%s,phantoms/%s_image.nii.gz,phantoms/%s_label.nii.gz,%s%s\n", ids[i], ids[i],
+                ids[i], domain ? (i < 2 ? "source," : "target,") : "", i % 2 ? "test" : "train");
+    fclose(f);
+}
+
 /* A case list gives the references (split column filtered); --subset pred skips and names
  * the cases without a prediction; without it they are an error (exit 2) naming them. */
 static void test_eval_cases_subset(void) {
     char csv[4400];
-    snprintf(csv, sizeof csv, "%s/cases.csv", dir);
-    FILE *f = fopen(csv, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fprintf(f, "case,image,label,split\n");
-    for (int i = 0; i < 4; i++)
-        fprintf(f, "%s,phantoms/%s_image.nii.gz,phantoms/%s_label.nii.gz,%s\n", ids[i], ids[i],
-                ids[i], i % 2 ? "test" : "train");
-    fclose(f);
+    write_cases(csv, sizeof csv, "cases.csv", 0);
     int rc = dk_test_dakd("eval --pred %s/pred --cases %s --where split=test --out %s/rep_csv", dir,
                           csv, dir);
     dk_test_expect(rc, 0, NULL);
@@ -153,6 +159,55 @@ static void test_eval_cases_subset(void) {
     dk_test_expect(
         dk_test_dakd("eval --pred %s/pred --cases %s --where split=none --out %s/x", dir, csv, dir),
         1, (const char *[]){"split = none", NULL});
+}
+
+/* Repeated --where filters combine with AND in predict and eval: of rows (domain, split) =
+ * (source, train), (source, test), (target, train), (target, test) only target_001 passes
+ * domain=target and split=test, in either order; a second filter that replaced the first
+ * would keep source_001 or target_000 too. A --where without '=' is a usage error. */
+static void test_where_and(void) {
+    char csv[4400];
+    write_cases(csv, sizeof csv, "where.csv", 1);
+    static const char *const order[2] = {"--where domain=target --where split=test",
+                                         "--where split=test --where domain=target"};
+    for (int k = 0; k < 2; k++) {
+        char out[32];
+        snprintf(out, sizeof out, "pred_where%d", k);
+        dk_test_expect(dk_test_dakd("predict --model %s --cases %s %s --out %s/%s", model, csv,
+                                    order[k], dir, out),
+                       0, NULL);
+        for (int i = 0; i < 4; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s.nii.gz", ids[i]);
+            CU_ASSERT_EQUAL(dk_test_exists(file_of(out, name)), i == 3);
+        }
+        snprintf(out, sizeof out, "rep_where%d", k); /* all four predictions, one reference */
+        dk_test_expect(dk_test_dakd("eval --pred %s/pred --cases %s %s --out %s/%s", dir, csv,
+                                    order[k], dir, out),
+                       0, NULL);
+        char *js = dk_test_slurp(file_of(out, "summary.json"));
+        CU_ASSERT(js && strstr(js, "\"n_cases\":\t1,"));
+        CU_ASSERT(js && strstr(js, k ? "where split = test and domain = target"
+                                     : "where domain = target and split = test"));
+        free(js);
+        char *cases = dk_test_slurp(file_of(out, "cases.csv"));
+        CU_ASSERT(cases && strstr(cases, "\ntarget_001,") && !strstr(cases, "\nsource_001,") &&
+                  !strstr(cases, "\ntarget_000,"));
+        free(cases);
+    }
+    dk_test_expect(dk_test_dakd("eval --pred %s/pred --cases %s --where domain=target "
+                                "--where split=none --out %s/x",
+                                dir, csv, dir),
+                   1, (const char *[]){"no case has domain = target and split = none", NULL});
+    dk_test_expect(dk_test_dakd("predict --model %s --cases %s --where domain=target --where split "
+                                "--out %s/x",
+                                model, csv, dir),
+                   1, (const char *[]){"--where", NULL});
+    dk_test_expect(dk_test_dakd("eval --pred %s/pred --cases %s --where domain=target --where "
+                                "=test --out %s/x",
+                                dir, csv, dir),
+                   1, (const char *[]){"--where: '=test' is not column=value", NULL});
+    CU_ASSERT(!dk_test_exists(file_of("x", "")));
 }
 
 /* The metrics of eval --pred pred --cases <csv> in unit u (the library run, results kept). */
@@ -326,6 +381,7 @@ int main(void) {
         !CU_add_test(s, "predict on bare paths, eval the phantom folder", test_predict_then_eval) ||
         !CU_add_test(s, "predict ids: _0000 dropped, collisions refused", test_predict_ids) ||
         !CU_add_test(s, "eval --cases --where, --subset pred", test_eval_cases_subset) ||
+        !CU_add_test(s, "predict and eval: repeated --where combine (AND)", test_where_and) ||
         !CU_add_test(s, "spacing column and distance_unit = voxels", test_spacing_and_units) ||
         !CU_add_test(s, "eval names label values one side never uses", test_eval_label_values) ||
         !CU_add_test(s, "predict --patch is X,Y,Z", test_patch_axes)) {

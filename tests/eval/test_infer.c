@@ -795,8 +795,9 @@ static void test_end_to_end(void) {
     dk_predict_opts o;
     memset(&o, 0, sizeof o);
     double ms = -1;
-    o.model = e2e_model, o.cases_csv = e2e_csv, o.filter_column = "split";
-    o.filter_value = "test", o.out_dir = out, o.ms_per_image = &ms;
+    static const char *const test_rows[] = {"split=test", NULL};
+    o.model = e2e_model, o.cases_csv = e2e_csv, o.where = test_rows;
+    o.out_dir = out, o.ms_per_image = &ms;
     dk_infer_defaults(&o.infer);
     dk_status st = dk_predict_run(&o);
     if (st != DK_OK) printf("\n    predict: %s\n", dk_last_error());
@@ -897,8 +898,9 @@ static void test_mask_extent(void) {
     dk_unet_free(net);
     dk_predict_opts o;
     memset(&o, 0, sizeof o);
-    o.model = model, o.cases_csv = e2e_csv, o.filter_column = "split";
-    o.filter_value = "test", o.out_dir = scratch("extent_out");
+    static const char *const test_rows[] = {"split=test", NULL};
+    o.model = model, o.cases_csv = e2e_csv, o.where = test_rows;
+    o.out_dir = scratch("extent_out");
     dk_infer_defaults(&o.infer);
     o.infer.patch[0] = 1, o.infer.patch[1] = o.infer.patch[2] = 32;
     dk_status st = dk_predict_run(&o);
@@ -921,7 +923,7 @@ static void test_mask_extent(void) {
     char img[2300];
     snprintf(img, sizeof img, "%s/t5_img.nii.gz", e2e_dir);
     const char *one[] = {img, NULL};
-    o.filter_value = "test", o.inputs = one; /* two cases with masks, then one without */
+    o.inputs = one; /* two cases with masks, then one without */
     o.out_dir = scratch("extent_out2");
     expect_predict_fail(&o, DK_ERR_ARG, "t5_img.nii.gz: the model");
 }
@@ -986,10 +988,10 @@ static void test_bad_input(void) {
     expect_predict_fail(&o, DK_ERR_ARG, "multiple of 4");
     dk_infer_defaults(&o.infer);
     if (e2e_csv[0]) { /* a filter that matches no row of the end-to-end case list */
-        o.inputs = NULL, o.cases_csv = e2e_csv, o.filter_column = "split";
-        o.filter_value = "nope";
+        static const char *const nope[] = {"split=nope", NULL};
+        o.inputs = NULL, o.cases_csv = e2e_csv, o.where = nope;
         expect_predict_fail(&o, DK_ERR_ARG, "split = nope");
-        o.inputs = one, o.cases_csv = NULL, o.filter_column = o.filter_value = NULL;
+        o.inputs = one, o.cases_csv = NULL, o.where = NULL;
     }
     o.out_dir = dk_test_path(bad_junk, "sub"); /* below a regular file */
     expect_predict_fail(&o, DK_ERR_IO, "junk.safetensors/sub");

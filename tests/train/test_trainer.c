@@ -351,8 +351,9 @@ static void predict_and_eval(double *dice, const char *root, const char *vcsv) {
     snprintf(p[1], sizeof p[1], "%s/pred", root);
     snprintf(p[2], sizeof p[2], "%s/refs", root);
     snprintf(p[3], sizeof p[3], "%s/masks", root);
-    dk_predict_opts po = {p[0], NULL, vcsv, "split", "val", p[1], {{0, 0, 0}, 0, 0, 0, 0, 0}, 0,
-                          NULL, 0, NULL};
+    static const char *const val[] = {"split=val", NULL};
+    dk_predict_opts po = {p[0], NULL, vcsv, val, p[1], {{0, 0, 0}, 0, 0, 0, 0, 0}, 0, NULL, 0,
+                          NULL};
     dk_infer_defaults(&po.infer);
     CU_ASSERT_EQUAL_FATAL(dk_predict_run(&po), DK_OK);
     static const int labels[] = {1, 2, 3};

@@ -134,6 +134,21 @@ const char *dk_cases_get(const dk_case_list *list, int i, const char *column);
 dk_status dk_cases_filter(dk_case_list *out, const dk_case_list *in, const char *column,
                           const char *value);
 
+/* Copy into `out` the cases of `in` that pass every filter of `where` ("column=value" each,
+ * NULL-terminated; NULL or empty: every case), in order: the filters combine with AND, as
+ * `--where dataset=drive --where split=train` (in and out must differ). `out` is a new list
+ * the caller frees. DK_ERR_ARG naming the CSV and the filter for one without '=' or with
+ * an empty column name, naming the column when it does not exist, and, with need_one,
+ * naming the CSV and every filter when no case passes ("<csv>: no case has dataset = drive
+ * and split = train"; "<csv>: the case list is empty" without filters); DK_ERR_NOMEM.
+ * `out` is zeroed on failure; without need_one it may hold 0 cases. */
+dk_status dk_cases_where(dk_case_list *out, const dk_case_list *in, const char *const *where,
+                         int need_one);
+
+/* The filters of `where` as the reports and messages write them, "c = v and c2 = v2" (""
+ * for none), into buf (n bytes, truncated to fit); returns buf. */
+const char *dk_cases_where_text(char *buf, size_t n, const char *const *where);
+
 /* Give `v` a case's `spacing` (dk_case.spacing) when it has one (spacing[0] > 0): its
  * voxel size becomes spacing; origin, direction, header fields and data are kept. Nothing
  * happens for all 0 (the file's own). */

@@ -213,11 +213,11 @@ typedef struct {
                                       * dk_eval_results_free); zeroed otherwise and for
                                       * --compare */
     /* References from a case list instead of ref_dir (exactly one of the two): the `label`
-     * file of each row, the case named by its `case` column; only the rows whose
-     * filter_column equals filter_value when a column is named. A selected row without a
-     * label is DK_ERR_FORMAT naming its line. */
+     * file of each row, the case named by its `case` column; only the rows that pass every
+     * filter of `where` (dk_cases_where, dakd/data.h: "column=value" each, combined with
+     * AND). A selected row without a label is DK_ERR_FORMAT naming its line. */
     const char *cases_csv;
-    const char *filter_column, *filter_value;
+    const char *const *where; /* NULL-terminated "column=value" filters, or NULL = all rows */
     int subset_pred; /* score only the references that have a prediction; the others are
                       * passed over and named in the report's notes (default 0: they are
                       * unmatched files, an error) */
@@ -337,6 +337,8 @@ dk_status dk_keep_largest_cc(uint8_t *labels, int64_t nx, int64_t ny, int64_t nz
  *    case_image.nii.gz both give case.nii.gz, which dk_eval_run pairs with case.nii.gz or
  *    case_label.nii.gz. Ids must be unique (two inputs with one id are refused naming
  *    both) and usable as file names.
+ *  - A case list gives the rows that pass every filter of `where` (AND); a list left with
+ *    no row is DK_ERR_ARG naming the CSV and the filters, unless image paths come with it.
  *  - Preprocessing: dk_case_prepare with the model's dakd.data.* options; the CSV's mask
  *    (when there is one and norm_in_mask is set) bounds the normalisation statistics, as in
  *    training. A model without dakd.data.* keys is refused (DK_ERR_FORMAT naming the key).
@@ -368,7 +370,9 @@ typedef struct {
     const char *model;                 /* model .safetensors */
     const char *const *inputs;         /* NULL-terminated image paths, or NULL */
     const char *cases_csv;             /* or NULL */
-    const char *filter_column, *filter_value; /* e.g. "split", "test"; NULL = all rows */
+    const char *const *where;          /* NULL-terminated "column=value" filters of its rows,
+                                        * all must hold (dk_cases_where, dakd/data.h), e.g.
+                                        * {"site=a", "split=test", NULL}; NULL = all rows */
     const char *out_dir;               /* created if missing */
     dk_infer_opts infer;
     int write_probs;
