@@ -15,10 +15,11 @@
  * per-row terms are the exception: each rank computes attention transfer and the KD rows on
  * its own rows from the networks' own taps (the teachers' feature maps and logits, the bulk
  * of what would be gathered, never leave the rank), and only values are summed over ranks:
- * attention transfer's, and the B per-row KD losses that set the dynamic weights. The parameter gradients are then
- * summed over ranks in rank order (dk_dist_sum) before clipping, and every rank applies the
- * same update. Batch-norm layers of the trained network use per-rank batch statistics (the
- * rank's rows, as PyTorch's DistributedDataParallel without SyncBatchNorm); their running
+ * attention transfer's, and the B per-row KD losses that set the dynamic weights. The
+ * parameter gradients are then summed over ranks in rank order (dk_dist_sum) before
+ * clipping, and every rank applies the same update. Batch-norm layers of the trained
+ * network use per-rank batch statistics (the rank's rows, as PyTorch's
+ * DistributedDataParallel without SyncBatchNorm); their running
  * statistics are averaged over the ranks after each step, so every rank keeps the same
  * buffers. With one rank none of this runs: the taps are the networks' own.
  */

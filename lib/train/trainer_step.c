@@ -204,12 +204,12 @@ static double by_domain(dk_trainer *t, const char *name, int64_t ns, const uint8
                         float scale, pair_loss fn, int local) {
     dk_tap *fs = tap_of(t, t->net, name, local);
     const dk_tensor *tv = &tap_of(t, t->teachers[0], name, local)->value;
-    int64_t B = local ? t->nl : t->batch, per = fs->value.c * fs->value.d * fs->value.h * fs->value.w;
+    int64_t nrows = local ? t->nl : t->batch, s = fs->value.d * fs->value.h * fs->value.w;
+    int64_t per = fs->value.c * s;
     if (local) ns = t->nls;
-    int64_t s = fs->value.d * fs->value.h * fs->value.w;
     double sum = 0;
     for (int tgt = 0; tgt < 2; tgt++) {
-        int64_t r0 = tgt ? ns : 0, n = tgt ? B - ns : ns;
+        int64_t r0 = tgt ? ns : 0, n = tgt ? nrows - ns : ns;
         if (n == 0) continue;
         dk_tensor vs = rows(&fs->value, r0, n);
         dk_tensor vt = tgt && t->teacher_tgt
