@@ -21,7 +21,9 @@ cd "$src" # the study file's paths are from the project root
 "$dakd" --quiet run pipelines/prostate_runmc_to_hk_ucl.ini --set "study.run_dir=$work/run" \
     --set study.seeds=42 --set study.stages=teacher,student,full_ucl,oracle_hk,eval_ucl,report \
     --set stage.eval_ucl.models=teacher,student,full_ucl,oracle_hk \
-    --set train.epochs=1 --set train.steps_per_epoch=2 > "$work/out.txt" 2> "$work/log.txt" ||
+    --set train.epochs=1 --set stage.teacher.train.epochs=1 --set stage.student.train.epochs=1 \
+    --set stage.oracle_hk.train.epochs=1 \
+    --set train.steps_per_epoch=2 > "$work/out.txt" 2> "$work/log.txt" ||
     { tail -n 20 "$work/log.txt"; exit 1; }
 grep -q '| HD95 eval_ucl (voxels) |' "$work/out.txt" || fail "the table's HD95 is not in voxels"
 /usr/bin/python3 - "$work/run" "$src/../shared/data/prostate" <<'PY' || fail "models or predictions"
