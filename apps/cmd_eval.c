@@ -57,8 +57,10 @@ static const char *eval_help =
 
     "  --overlap-only    skip the surface metrics (HD, HD95, ASSD, NSD are NaN)\n"
     "  --title T         report title\n"
-    "  --compare A B     paired comparison of two earlier eval folders (their cases.csv):\n"
-    "                    differences B - A per label and metric, mean, median and the\n"
+    "  --compare A B     paired comparison of two earlier eval folders (their cases.csv),\n"
+    "                    or of a study's models (RUN_DIR/EVAL_STAGE/MODEL: each case\n"
+    "                    averaged over the model's seeds): differences B - A per label and\n"
+    "                    metric, mean with its 95 % bootstrap interval, median and the\n"
     "                    Wilcoxon signed-rank p; writes compare.csv/.json/.md/.html\n"
     "  --out DIR         output folder, written whole or not at all; an existing folder is\n"
     "                    replaced only if it is empty or an earlier dakd eval output, and\n"

@@ -2,10 +2,16 @@
  * dakd eval --compare RUN_A RUN_B: the paired comparison of two earlier evaluations.
  *
  * Each run's cases.csv is read back (its numbers were printed to round-trip, so the values
- * are the run's doubles). Rows are paired by (case, label); a row present in one run only,
- * or twice in one run, is refused with the rows named. For every label and metric column:
- * d_i = B_i − A_i over the pairs (NaN when either value is NaN); n = finite differences;
- * mean_a, mean_b, mean and median of d over those n pairs; Wilcoxon signed-rank test of d
+ * are the run's doubles). A side may also be a study eval stage's model folder
+ * (RUN_DIR/EVAL_STAGE/MODEL), whose seed<N>/report/cases.csv are the model's runs at its
+ * seeds: each row's values are averaged over them (seed folders in name order; NaN when a
+ * seed's value is), the study table's convention of averaging a case over the seeds before
+ * pairing; every seed must hold the same rows. Rows are paired by (case, label); a row
+ * present in one run only, or twice in one run, is refused with the rows named. For every
+ * label and metric column: d_i = B_i − A_i over the pairs (NaN when either value is NaN);
+ * n = finite differences; mean_a, mean_b, mean and median of d over those n pairs; the 95 %
+ * percentile bootstrap interval of the mean difference over the pairs (dk_bootstrap_mean_ci,
+ * DK_BOOT_RESAMPLES from DK_BOOT_SEED, as the study table); Wilcoxon signed-rank test of d
  * (dk_wilcoxon, as scipy.stats.wilcoxon 1.10 with its defaults) giving W, the pairs used
  * and p; "favours" names the better run when p < 0.05. Written as compare.csv,
  * compare.json, compare.md and compare.html (the latter with box plots of d per label).
@@ -15,11 +21,13 @@
 #include "report_internal.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     char *case_id;
@@ -32,6 +40,7 @@ typedef struct {
     row *rows;
     int n, cap;
     dk_distance_unit unit; /* from the volume columns' names */
+    int n_runs;            /* the runs averaged: 1, or the seeds of a study model folder */
 } table;
 
 typedef struct {
@@ -39,7 +48,7 @@ typedef struct {
     const dk_metric_column *col;
     dk_distance_unit unit; /* of both runs: the column's name in the outputs */
     int n_pairs, n, n_nan, n_used; /* pairs; finite differences; NaN; Wilcoxon's */
-    double mean_a, mean_b, mean_d, median_d, w, p;
+    double mean_a, mean_b, mean_d, median_d, ci_lo, ci_hi, w, p;
     double *d; /* (pairs) differences, owned */
 } result;
 
@@ -177,6 +186,88 @@ static dk_status read_table(table *t, const char *run, char *path, size_t pn) {
     return st;
 }
 
+static int find_row(const table *t, const row *r);
+static dk_status pair_rows(int *pair, const table *a, const table *b);
+
+/* "seed" and digits: a study stage's folder of one seed. */
+static int seed_entry(const struct dirent *e) {
+    const char *s = e->d_name;
+    if (strncmp(s, "seed", 4) != 0 || !s[4]) return 0;
+    for (s += 4; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b) {
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* Row values summed into t from u, paired by (case, label); u's rows must be t's. */
+static dk_status add_seed(table *t, const table *u) {
+    if (u->unit != t->unit)
+        return dk_fail(DK_ERR_FORMAT, "%s is in %s and %s in %s (distance_unit): one model's "
+                       "seeds must share a unit", t->path, dk_distance_unit_names[t->unit],
+                       u->path, dk_distance_unit_names[u->unit]);
+    int *pair = malloc((size_t)t->n * sizeof *pair), nc;
+    if (!pair) return dk_fail(DK_ERR_NOMEM, "compare: %d rows", t->n);
+    dk_metric_columns(&nc);
+    dk_status st = pair_rows(pair, t, u);
+    if (st != DK_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", dk_last_error());
+        st = dk_fail(st, "%s: not the rows of %s (one model's seeds must score the same "
+                     "cases): %s", u->path, t->path, why);
+    }
+    for (int i = 0; st == DK_OK && i < t->n; i++)
+        for (int j = 0; j < nc; j++) t->rows[i].v[j] += u->rows[pair[i]].v[j];
+    free(pair);
+    return st;
+}
+
+/* One side: an eval folder (RUN/cases.csv), else a study eval stage's model folder, its
+ * seed<N>/report/cases.csv averaged row by row. path gets the (first) cases.csv read. */
+static dk_status read_side(table *t, const char *run, char *path, size_t pn) {
+    dk_status st = dk_rep_join(path, pn, run, "cases.csv");
+    if (st != DK_OK) return st;
+    if (access(path, F_OK) == 0 || errno != ENOENT) {
+        st = read_table(t, run, path, pn);
+        t->n_runs = 1;
+        return st;
+    }
+    struct dirent **ent = NULL;
+    int ne = scandir(run, &ent, seed_entry, by_name);
+    if (ne < 0) return dk_fail(DK_ERR_IO, "%s: cannot list: %s", run, strerror(errno));
+    if (ne == 0) {
+        free(ent);
+        return dk_fail(DK_ERR_ARG, "%s: no cases.csv and no seed*/report/cases.csv (neither "
+                       "an eval output folder nor a study eval stage's model folder)", run);
+    }
+    memset(t, 0, sizeof *t);
+    char sub[4096], spath[4096];
+    for (int k = 0; k < ne; k++) {
+        int len = snprintf(sub, sizeof sub, "%s/%s/report", run, ent[k]->d_name);
+        if (st == DK_OK && (len < 0 || (size_t)len >= sizeof sub))
+            st = dk_fail(DK_ERR_ARG, "%s/%s: path too long", run, ent[k]->d_name);
+        if (st == DK_OK && k == 0) {
+            st = read_table(t, sub, path, pn);
+            t->run = run, t->n_runs = 1; /* sub is rewritten for the next seed */
+        } else if (st == DK_OK) {
+            table u;
+            st = read_table(&u, sub, spath, sizeof spath);
+            if (st == DK_OK) st = add_seed(t, &u), t->n_runs++;
+            table_free(&u);
+        }
+        free(ent[k]);
+    }
+    free(ent);
+    if (st != DK_OK) return st;
+    int nc;
+    dk_metric_columns(&nc);
+    for (int i = 0; i < t->n; i++)
+        for (int j = 0; j < nc; j++) t->rows[i].v[j] /= t->n_runs;
+    return DK_OK;
+}
+
 static int find_row(const table *t, const row *r) {
     for (int i = 0; i < t->n; i++)
         if (t->rows[i].label == r->label && strcmp(t->rows[i].case_id, r->case_id) == 0)
@@ -236,6 +327,8 @@ static dk_status compute(result *res, const table *a, const table *b, const int 
     res->mean_a = n ? sa / n : NAN;
     res->mean_b = n ? sb / n : NAN;
     res->mean_d = n ? sd / n : NAN;
+    dk_bootstrap_mean_ci(&res->ci_lo, &res->ci_hi, fin, 1, n, DK_BOOT_RESAMPLES, 0.95,
+                         DK_BOOT_SEED);
     dk_sort_doubles(fin, n);
     res->median_d = n ? dk_percentile_sorted(fin, n, 50) : NAN;
     free(fin);
@@ -254,14 +347,16 @@ static const char *favours(const result *r) {
 
 static dk_status write_csv(const result *res, int nres, const char *dir) {
     dk_sbuf b = {0};
-    dk_sb_puts(&b, "label,metric,n_pairs,n,n_nan,mean_a,mean_b,mean_diff,median_diff,"
-                   "wilcoxon_w,wilcoxon_n,p_value,higher_better,favours\n");
+    dk_sb_puts(&b, "label,metric,n_pairs,n,n_nan,mean_a,mean_b,mean_diff,mean_diff_ci_lo,"
+                   "mean_diff_ci_hi,median_diff,wilcoxon_w,wilcoxon_n,p_value,higher_better,"
+                   "favours\n");
     for (int i = 0; i < nres; i++) {
         const result *r = &res[i];
         dk_sb_printf(&b, "%d,%s,%d,%d,%d,", r->label, dk_metric_column_name(r->col, r->unit),
                      r->n_pairs, r->n, r->n_nan);
-        const double v[6] = {r->mean_a, r->mean_b, r->mean_d, r->median_d, r->w, NAN};
-        for (int k = 0; k < 5; k++) dk_sb_num(&b, v[k]), dk_sb_puts(&b, ",");
+        const double v[7] = {r->mean_a, r->mean_b, r->mean_d, r->ci_lo, r->ci_hi, r->median_d,
+                             r->w};
+        for (int k = 0; k < 7; k++) dk_sb_num(&b, v[k]), dk_sb_puts(&b, ",");
         dk_sb_printf(&b, "%d,", r->n_used);
         dk_sb_num(&b, r->p);
         dk_sb_printf(&b, ",%d,%s\n", r->col->higher_better ? 1 : 0, favours(r));
@@ -278,15 +373,18 @@ static const char test_text[] =
     "zero differences dropped (scipy zero_method='wilcox'); exact p when there are at most "
     "50 pairs and no zero difference, else the normal approximation with tie correction and "
     "no continuity correction (scipy.stats.wilcoxon 1.10 defaults); W = min(W+, W-); NaN "
-    "pairs left out";
+    "pairs left out; 95 % interval of the mean difference: percentile bootstrap over the "
+    "pairs, 10000 resamples";
 
-static dk_status write_json(const result *res, int nres, const char *a, const char *b,
+static dk_status write_json(const result *res, int nres, const table *a, const table *b,
                             const char *dir) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "tool", "dakd eval --compare");
     cJSON_AddStringToObject(o, "version", dk_version_string());
-    cJSON_AddStringToObject(o, "run_a", a);
-    cJSON_AddStringToObject(o, "run_b", b);
+    cJSON_AddStringToObject(o, "run_a", a->run);
+    cJSON_AddStringToObject(o, "run_b", b->run);
+    cJSON_AddNumberToObject(o, "runs_averaged_a", a->n_runs);
+    cJSON_AddNumberToObject(o, "runs_averaged_b", b->n_runs);
     cJSON_AddStringToObject(o, "test", test_text);
     cJSON_AddStringToObject(o, "hd95_definition", DK_EVAL_HD95_NAME);
     cJSON *arr = cJSON_AddArrayToObject(o, "results");
@@ -301,6 +399,8 @@ static dk_status write_json(const result *res, int nres, const char *a, const ch
         dk_json_add_number(e, "mean_a", r->mean_a);
         dk_json_add_number(e, "mean_b", r->mean_b);
         dk_json_add_number(e, "mean_diff", r->mean_d);
+        dk_json_add_number(e, "mean_diff_ci_lo", r->ci_lo);
+        dk_json_add_number(e, "mean_diff_ci_hi", r->ci_hi);
         dk_json_add_number(e, "median_diff", r->median_d);
         dk_json_add_number(e, "wilcoxon_w", r->w);
         cJSON_AddNumberToObject(e, "wilcoxon_n", r->n_used);
@@ -332,12 +432,21 @@ static void pval(dk_sbuf *b, double p, const char *pre, const char *post) {
     dk_sb_puts(b, post);
 }
 
-static dk_status write_md(const result *res, int nres, const char *a, const char *b,
+/* " (mean of N seed runs)" for a side averaged over seeds, else "". */
+static const char *runs_note(char *buf, size_t n, const table *t) {
+    if (t->n_runs == 1) return "";
+    snprintf(buf, n, " (mean of %d seed runs)", t->n_runs);
+    return buf;
+}
+
+static dk_status write_md(const result *res, int nres, const table *a, const table *b,
                           const char *title, const char *dir) {
     dk_sbuf s = {0};
-    dk_sb_printf(&s, "# %s\n\nA = `%s`, B = `%s`; %s.\n\n", title, a, b, test_text);
-    dk_sb_puts(&s, "| label | metric | n | mean A | mean B | mean B−A | median B−A | p | "
-                   "favours (p < 0.05) |\n|---|---|---|---|---|---|---|---|---|\n");
+    char na[48], nb[48];
+    dk_sb_printf(&s, "# %s\n\nA = `%s`%s, B = `%s`%s; %s.\n\n", title, a->run,
+                 runs_note(na, sizeof na, a), b->run, runs_note(nb, sizeof nb, b), test_text);
+    dk_sb_puts(&s, "| label | metric | n | mean A | mean B | mean B−A | 95 % CI | median B−A | "
+                   "p | favours (p < 0.05) |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < nres; i++) {
         const result *r = &res[i];
         dk_sb_printf(&s, "| %d | %s | %d |", r->label, dk_metric_column_name(r->col, r->unit),
@@ -345,6 +454,8 @@ static dk_status write_md(const result *res, int nres, const char *a, const char
         cell(&s, r->mean_a, " ", " |");
         cell(&s, r->mean_b, " ", " |");
         cell(&s, r->mean_d, " ", " |");
+        cell(&s, r->ci_lo, " [", ",");
+        cell(&s, r->ci_hi, " ", "] |");
         cell(&s, r->median_d, " ", " |");
         pval(&s, r->p, " ", " |");
         dk_sb_printf(&s, " %s |\n", favours(r));
@@ -376,9 +487,10 @@ static void html_plots(dk_sbuf *s, const result *res, int nres, int n_labels) {
     dk_sb_puts(s, "</div>\n");
 }
 
-static dk_status write_html(const result *res, int nres, int n_labels, const char *a,
-                            const char *b, const char *title, const char *dir) {
+static dk_status write_html(const result *res, int nres, int n_labels, const table *a,
+                            const table *b, const char *title, const char *dir) {
     dk_sbuf s = {0};
+    char na[48], nb[48];
     dk_sb_puts(&s, "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>");
     dk_sb_html(&s, title);
     dk_sb_puts(&s, "</title><style>body{font:14px/1.4 system-ui,sans-serif;margin:24px}"
@@ -389,22 +501,32 @@ static dk_status write_html(const result *res, int nres, int n_labels, const cha
                    "<body>\n<h1>");
     dk_sb_html(&s, title);
     dk_sb_puts(&s, "</h1>\n<p>A = <code>");
-    dk_sb_html(&s, a);
-    dk_sb_puts(&s, "</code>, B = <code>");
-    dk_sb_html(&s, b);
-    dk_sb_puts(&s, "</code>.<br>");
+    dk_sb_html(&s, a->run);
+    dk_sb_puts(&s, "</code>");
+    dk_sb_html(&s, runs_note(na, sizeof na, a));
+    dk_sb_puts(&s, ", B = <code>");
+    dk_sb_html(&s, b->run);
+    dk_sb_puts(&s, "</code>");
+    dk_sb_html(&s, runs_note(nb, sizeof nb, b));
+    dk_sb_puts(&s, ".<br>");
     dk_sb_html(&s, test_text);
     dk_sb_puts(&s, ". Rows with p &lt; 0.05 are shaded.</p>\n<table><thead><tr><th class='s'>"
                    "label</th><th class='s'>metric</th><th>n</th><th>mean A</th><th>mean B</th>"
-                   "<th>mean B−A</th><th>median B−A</th><th>W</th><th>p</th><th>favours</th>"
+                   "<th>mean B−A</th><th>95 % CI</th><th>median B−A</th><th>W</th><th>p</th>"
+                   "<th>favours</th>"
                    "</tr></thead><tbody>\n");
     for (int i = 0; i < nres; i++) {
         const result *r = &res[i];
         dk_sb_printf(&s, "<tr%s><td class='s'>%d</td><td class='s'>%s</td><td>%d</td>",
                      r->p < 0.05 ? " class='sig'" : "", r->label,
                      dk_metric_column_name(r->col, r->unit), r->n);
-        const double v[5] = {r->mean_a, r->mean_b, r->mean_d, r->median_d, r->w};
-        for (int k = 0; k < 5; k++) cell(&s, v[k], "<td>", "</td>");
+        cell(&s, r->mean_a, "<td>", "</td>");
+        cell(&s, r->mean_b, "<td>", "</td>");
+        cell(&s, r->mean_d, "<td>", "</td>");
+        cell(&s, r->ci_lo, "<td>[", ", ");
+        cell(&s, r->ci_hi, "", "]</td>");
+        cell(&s, r->median_d, "<td>", "</td>");
+        cell(&s, r->w, "<td>", "</td>");
         pval(&s, r->p, "<td>", "</td>");
         dk_sb_printf(&s, "<td>%s</td></tr>\n", favours(r));
     }
@@ -443,9 +565,9 @@ dk_status dk_rep_compare(const char *run_a, const char *run_b, const char *dir,
     char pa[4096], pb[4096];
     int *pair = NULL, *labels = NULL, nl = 0, nres = 0;
     result *res = NULL;
-    dk_status st = read_table(&a, run_a, pa, sizeof pa);
+    dk_status st = read_side(&a, run_a, pa, sizeof pa);
     if (st != DK_OK) return st;
-    st = read_table(&b, run_b, pb, sizeof pb);
+    st = read_side(&b, run_b, pb, sizeof pb);
     if (st != DK_OK) goto out_a;
     pair = malloc((size_t)a.n * sizeof *pair);
     labels = malloc((size_t)a.n * sizeof *labels);
@@ -470,9 +592,9 @@ dk_status dk_rep_compare(const char *run_a, const char *run_b, const char *dir,
             st = compute(r, &a, &b, pair, j);
         }
     if (st == DK_OK) st = write_csv(res, nres, dir);
-    if (st == DK_OK) st = write_json(res, nres, run_a, run_b, dir);
-    if (st == DK_OK) st = write_md(res, nres, run_a, run_b, title, dir);
-    if (st == DK_OK) st = write_html(res, nres, nl, run_a, run_b, title, dir);
+    if (st == DK_OK) st = write_json(res, nres, &a, &b, dir);
+    if (st == DK_OK) st = write_md(res, nres, &a, &b, title, dir);
+    if (st == DK_OK) st = write_html(res, nres, nl, &a, &b, title, dir);
     for (int i = 0; i < nres; i++) free(res[i].d);
     free(res), free(pair), free(labels);
     table_free(&b);

@@ -21,9 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { RESAMPLES = 10000 };
-static const uint64_t boot_seed = 20240607; /* any fixed value: the table repeats */
-
 static const cJSON *get(const cJSON *j, const char *k) {
     return cJSON_GetObjectItemCaseSensitive(j, k);
 }
@@ -66,7 +63,8 @@ static void paired(study_cell *out, const double *x, int ns, const double *b, in
     seed_average(bb, b, nb, nc);
     for (int c = 0; c < nc; c++) d[c] -= bb[c], sum += d[c];
     out->diff = sum / nc;
-    dk_bootstrap_mean_ci(&out->diff_lo, &out->diff_hi, d, 1, nc, RESAMPLES, 0.95, boot_seed);
+    dk_bootstrap_mean_ci(&out->diff_lo, &out->diff_hi, d, 1, nc, DK_BOOT_RESAMPLES, 0.95,
+                         DK_BOOT_SEED);
     int used;
     dk_wilcoxon(d, nc, &w, &out->p, &used);
     out->has_diff = 1;
@@ -96,8 +94,8 @@ void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, co
         }
         out->dice = t / out->n_seeds;
         out->hd95 = nh ? th / nh : NAN;
-        dk_bootstrap_mean_ci(&out->lo, &out->hi, x, out->n_seeds, nc, RESAMPLES, 0.95,
-                             boot_seed);
+        dk_bootstrap_mean_ci(&out->lo, &out->hi, x, out->n_seeds, nc, DK_BOOT_RESAMPLES, 0.95,
+                             DK_BOOT_SEED);
         const char *base = s->set.baseline;
         if (base[0] && strcmp(base, name) != 0 &&
             gather(x + sz, bhd, &nb, bseeds, s, e, base, nc))

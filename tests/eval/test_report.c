@@ -450,21 +450,30 @@ static const char *wilcoxon_py =
     "    print(lab, m, repr(float(np.mean(d))), repr(float(np.median(d))),\n"
     "          repr(float(wilcoxon(d).pvalue)))\n";
 
-/* The compare.csv row of (label, metric): mean_diff, median_diff, p. */
-static int compare_row(const char *csv, int label, const char *metric, double *mean,
-                       double *median, double *p) {
+/* The compare.csv row of (label, metric): n_pairs, n, n_nan, mean_a, mean_b, mean_diff,
+ * mean_diff_ci_lo, mean_diff_ci_hi, median_diff, wilcoxon_w, wilcoxon_n, p_value into v. */
+static int compare_fields(const char *csv, int label, const char *metric, double v[12]) {
+    if (!strstr(csv, "mean_diff,mean_diff_ci_lo,mean_diff_ci_hi,median_diff,wilcoxon_w,"
+                     "wilcoxon_n,p_value,"))
+        return 0;
     char key[64];
     snprintf(key, sizeof key, "\n%d,%s,", label, metric);
     const char *r = strstr(csv, key);
     if (!r) return 0;
     r += strlen(key);
-    double v[12];
-    for (int k = 0; k < 10; k++) {
+    for (int k = 0; k < 12; k++) {
         v[k] = strncmp(r, "nan", 3) ? strtod(r, NULL) : NAN;
         r = strchr(r, ',') + 1;
     }
-    /* n_pairs,n,n_nan,mean_a,mean_b,mean_diff,median_diff,w,wilcoxon_n,p_value */
-    *mean = v[5], *median = v[6], *p = v[9];
+    return 1;
+}
+
+/* The compare.csv row of (label, metric): mean_diff, median_diff, p. */
+static int compare_row(const char *csv, int label, const char *metric, double *mean,
+                       double *median, double *p) {
+    double v[12];
+    if (!compare_fields(csv, label, metric, v)) return 0;
+    *mean = v[5], *median = v[8], *p = v[11];
     return 1;
 }
 
@@ -563,6 +572,60 @@ static void test_compare_real_runs(void) {
     CU_ASSERT_DOUBLE_EQUAL(mean, sum / 6, 1e-12);
     CU_ASSERT(p > 0 && p <= 1);
     free(ca), free(cb), free(cc);
+}
+
+/* A side given as a study eval stage's model folder: its seed<N>/report/cases.csv averaged
+ * row by row. Seeds A and B average to (A + B) / 2, so against B every difference is half of
+ * B − A's: the mean halves and the signed ranks, hence p, stay. The interval is the
+ * bootstrap of those differences; seeds with different rows are refused, naming the seed. */
+static void test_compare_seeds(void) {
+    write_run_csv("model/seed1/report", 0);
+    write_run_csv("model/seed22/report", 1);
+    write_run_csv("model/seedless", 0); /* not a seed folder: ignored */
+    mkdirs("model/seed3x/report");      /* nor this */
+    write_run_csv("runB2", 1);          /* runB as test_compare wrote it, before its edit */
+    char m[4096], b[4096];
+    snprintf(m, sizeof m, "%s/model", root);
+    snprintf(b, sizeof b, "%s/runB2", root);
+    dk_eval_opts o;
+    memset(&o, 0, sizeof o);
+    o.compare_a = m, o.compare_b = b, o.out_dir = dk_test_path(root, "cmpS");
+    CU_ASSERT_EQUAL_FATAL(dk_eval_run(&o), DK_OK);
+    char *cs = slurp(path_of("cmpS", "compare.csv")), *ab = slurp(path_of("cmp", "compare.csv"));
+    char *js = slurp(path_of("cmpS", "compare.json"));
+    CU_ASSERT_FATAL(cs && ab && js);
+    double vs[12], vab[12];
+    CU_ASSERT_FATAL(compare_fields(cs, 1, "dice", vs));
+    CU_ASSERT_FATAL(compare_fields(ab, 1, "dice", vab));
+    CU_ASSERT_DOUBLE_EQUAL(vs[5], vab[5] / 2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(vs[8], vab[8] / 2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(vs[11], vab[11], 1e-12);
+    CU_ASSERT(vs[6] < vs[5] && vs[5] < vs[7]); /* the interval holds the mean */
+    /* the interval is dk_bootstrap_mean_ci of the differences (half of those written), in
+     * case order */
+    double d[14], lo, hi;
+    for (int i = 0; i < 14; i++) d[i] = 0.5 * 0.003 * (i + 1) * (i % 3 ? 1 : -1.3);
+    dk_bootstrap_mean_ci(&lo, &hi, d, 1, 14, DK_BOOT_RESAMPLES, 0.95, DK_BOOT_SEED);
+    CU_ASSERT_DOUBLE_EQUAL(vs[6], lo, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(vs[7], hi, 1e-9);
+    CU_ASSERT(strstr(js, "\"runs_averaged_a\":\t2") || strstr(js, "\"runs_averaged_a\": 2") ||
+              strstr(js, "\"runs_averaged_a\":2"));
+    free(cs), free(ab), free(js);
+
+    /* a seed with a row the others lack is refused, naming that seed's folder */
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "sed -i '/^case07,1,/d' %s/model/seed22/report/"
+                                     "cases.csv", root), 0);
+    o.out_dir = dk_test_path(root, "cmpS2");
+    CU_ASSERT_NOT_EQUAL(dk_eval_run(&o), DK_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "case07 label 1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "seed22/report"));
+    CU_ASSERT(!dk_test_exists(dk_test_path(root, "cmpS2")));
+    /* a folder that is neither kind is named */
+    mkdirs("empty_model");
+    snprintf(m, sizeof m, "%s/empty_model", root);
+    o.out_dir = dk_test_path(root, "cmpS3");
+    CU_ASSERT_NOT_EQUAL(dk_eval_run(&o), DK_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "empty_model: no cases.csv"));
 }
 
 /* ---------------------------------------------------------------- the command line */
@@ -747,6 +810,7 @@ int main(void) {
     CU_add_test(s, "refusals leave --out untouched", test_refusals);
     CU_add_test(s, "--compare against scipy.stats.wilcoxon", test_compare);
     CU_add_test(s, "--compare of two real runs", test_compare_real_runs);
+    CU_add_test(s, "--compare of a study model folder: its seeds averaged", test_compare_seeds);
     CU_add_test(s, "command line", test_cli);
     CU_add_test(s, "24 named labels stay readable", test_many_labels);
     CU_add_test(s, "headless Chromium renders report.html", test_chromium);

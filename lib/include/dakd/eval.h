@@ -184,6 +184,11 @@ void dk_wilcoxon(const double *d, int count, double *w, double *p, int *n_used);
 void dk_bootstrap_mean_ci(double *lo, double *hi, const double *x, int n_seeds, int n_cases,
                           int resamples, double level, uint64_t seed);
 
+/* The resamples and seed of every interval dakd reports (the study table, eval --compare):
+ * fixed, so a table repeats bit for bit. */
+enum { DK_BOOT_RESAMPLES = 10000 };
+#define DK_BOOT_SEED UINT64_C(20240607)
+
 /* ======================================================================== evaluation run */
 
 /* The per-case metrics of an evaluation run, for a caller that computes with them (the
