@@ -432,6 +432,22 @@ static void pval(dk_sbuf *b, double p, const char *pre, const char *post) {
     dk_sb_puts(b, post);
 }
 
+/* The numbers of one result row, each cell between `open` and `close`: means, the interval,
+ * the median, W (with_w) and p. */
+static void row_cells(dk_sbuf *b, const result *r, const char *open, const char *close,
+                      int with_w) {
+    cell(b, r->mean_a, open, close);
+    cell(b, r->mean_b, open, close);
+    cell(b, r->mean_d, open, close);
+    dk_sb_puts(b, open);
+    cell(b, r->ci_lo, "[", ", ");
+    cell(b, r->ci_hi, "", "]");
+    dk_sb_puts(b, close);
+    cell(b, r->median_d, open, close);
+    if (with_w) cell(b, r->w, open, close);
+    pval(b, r->p, open, close);
+}
+
 /* " (mean of N seed runs)" for a side averaged over seeds, else "". */
 static const char *runs_note(char *buf, size_t n, const table *t) {
     if (t->n_runs == 1) return "";
@@ -451,13 +467,7 @@ static dk_status write_md(const result *res, int nres, const table *a, const tab
         const result *r = &res[i];
         dk_sb_printf(&s, "| %d | %s | %d |", r->label, dk_metric_column_name(r->col, r->unit),
                      r->n);
-        cell(&s, r->mean_a, " ", " |");
-        cell(&s, r->mean_b, " ", " |");
-        cell(&s, r->mean_d, " ", " |");
-        cell(&s, r->ci_lo, " [", ",");
-        cell(&s, r->ci_hi, " ", "] |");
-        cell(&s, r->median_d, " ", " |");
-        pval(&s, r->p, " ", " |");
+        row_cells(&s, r, " ", " |", 0);
         dk_sb_printf(&s, " %s |\n", favours(r));
     }
     char path[4096];
@@ -520,14 +530,7 @@ static dk_status write_html(const result *res, int nres, int n_labels, const tab
         dk_sb_printf(&s, "<tr%s><td class='s'>%d</td><td class='s'>%s</td><td>%d</td>",
                      r->p < 0.05 ? " class='sig'" : "", r->label,
                      dk_metric_column_name(r->col, r->unit), r->n);
-        cell(&s, r->mean_a, "<td>", "</td>");
-        cell(&s, r->mean_b, "<td>", "</td>");
-        cell(&s, r->mean_d, "<td>", "</td>");
-        cell(&s, r->ci_lo, "<td>[", ", ");
-        cell(&s, r->ci_hi, "", "]</td>");
-        cell(&s, r->median_d, "<td>", "</td>");
-        cell(&s, r->w, "<td>", "</td>");
-        pval(&s, r->p, "<td>", "</td>");
+        row_cells(&s, r, "<td>", "</td>", 1);
         dk_sb_printf(&s, "<td>%s</td></tr>\n", favours(r));
     }
     dk_sb_puts(&s, "</tbody></table>\n");
