@@ -55,6 +55,7 @@ typedef struct {
 static void table_free(table *t) {
     for (int i = 0; i < t->n; i++) free(t->rows[i].case_id), free(t->rows[i].v);
     free(t->rows);
+    t->rows = NULL, t->n = t->cap = 0;
 }
 
 static char *slurp(const char *path, dk_status *st) {
@@ -225,13 +226,15 @@ static dk_status add_seed(table *t, const table *u) {
 }
 
 /* One side: an eval folder (RUN/cases.csv), else a study eval stage's model folder, its
- * seed<N>/report/cases.csv averaged row by row. path gets the (first) cases.csv read. */
+ * seed<N>/report/cases.csv averaged row by row. path gets the (first) cases.csv read. On
+ * failure t holds nothing. */
 static dk_status read_side(table *t, const char *run, char *path, size_t pn) {
     dk_status st = dk_rep_join(path, pn, run, "cases.csv");
     if (st != DK_OK) return st;
     if (access(path, F_OK) == 0 || errno != ENOENT) {
         st = read_table(t, run, path, pn);
         t->n_runs = 1;
+        if (st != DK_OK) table_free(t);
         return st;
     }
     struct dirent **ent = NULL;
@@ -260,7 +263,7 @@ static dk_status read_side(table *t, const char *run, char *path, size_t pn) {
         free(ent[k]);
     }
     free(ent);
-    if (st != DK_OK) return st;
+    if (st != DK_OK) return table_free(t), st;
     int nc;
     dk_metric_columns(&nc);
     for (int i = 0; i < t->n; i++)
