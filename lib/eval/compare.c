@@ -187,8 +187,43 @@ static dk_status read_table(table *t, const char *run, char *path, size_t pn) {
     return st;
 }
 
-static int find_row(const table *t, const row *r);
-static dk_status pair_rows(int *pair, const table *a, const table *b);
+static int find_row(const table *t, const row *r) {
+    for (int i = 0; i < t->n; i++)
+        if (t->rows[i].label == r->label && strcmp(t->rows[i].case_id, r->case_id) == 0)
+            return i;
+    return -1;
+}
+
+/* pair[i] = row of b matching row i of a; refuses duplicates and unmatched rows. */
+static dk_status pair_rows(int *pair, const table *a, const table *b) {
+    for (int s = 0; s < 2; s++) {
+        const table *t = s ? b : a;
+        for (int i = 0; i < t->n; i++)
+            if (find_row(t, &t->rows[i]) != i)
+                return dk_fail(DK_ERR_FORMAT, "%s: case %s label %d appears twice", t->path,
+                               t->rows[i].case_id, t->rows[i].label);
+    }
+    dk_sbuf m = {0};
+    int missing = 0;
+    for (int s = 0; s < 2; s++) {
+        const table *t = s ? b : a, *u = s ? a : b;
+        for (int i = 0; i < t->n; i++) {
+            int j = find_row(u, &t->rows[i]);
+            if (s == 0) pair[i] = j;
+            if (j >= 0) continue;
+            if (missing < 20)
+                dk_sb_printf(&m, "%s%s label %d only in %s", missing ? "; " : "",
+                             t->rows[i].case_id, t->rows[i].label, t->run);
+            missing++;
+        }
+    }
+    dk_status st = DK_OK;
+    if (missing)
+        st = dk_fail(DK_ERR_ARG, "compare: the runs evaluated different cases or labels (%d "
+                     "unpaired rows): %s%s", missing, m.s ? m.s : "", missing > 20 ? "; ..." : "");
+    dk_sb_free(&m);
+    return st;
+}
 
 /* "seed" and digits: a study stage's folder of one seed. */
 static int seed_entry(const struct dirent *e) {
@@ -269,44 +304,6 @@ static dk_status read_side(table *t, const char *run, char *path, size_t pn) {
     for (int i = 0; i < t->n; i++)
         for (int j = 0; j < nc; j++) t->rows[i].v[j] /= t->n_runs;
     return DK_OK;
-}
-
-static int find_row(const table *t, const row *r) {
-    for (int i = 0; i < t->n; i++)
-        if (t->rows[i].label == r->label && strcmp(t->rows[i].case_id, r->case_id) == 0)
-            return i;
-    return -1;
-}
-
-/* pair[i] = row of b matching row i of a; refuses duplicates and unmatched rows. */
-static dk_status pair_rows(int *pair, const table *a, const table *b) {
-    for (int s = 0; s < 2; s++) {
-        const table *t = s ? b : a;
-        for (int i = 0; i < t->n; i++)
-            if (find_row(t, &t->rows[i]) != i)
-                return dk_fail(DK_ERR_FORMAT, "%s: case %s label %d appears twice", t->path,
-                               t->rows[i].case_id, t->rows[i].label);
-    }
-    dk_sbuf m = {0};
-    int missing = 0;
-    for (int s = 0; s < 2; s++) {
-        const table *t = s ? b : a, *u = s ? a : b;
-        for (int i = 0; i < t->n; i++) {
-            int j = find_row(u, &t->rows[i]);
-            if (s == 0) pair[i] = j;
-            if (j >= 0) continue;
-            if (missing < 20)
-                dk_sb_printf(&m, "%s%s label %d only in %s", missing ? "; " : "",
-                             t->rows[i].case_id, t->rows[i].label, t->run);
-            missing++;
-        }
-    }
-    dk_status st = DK_OK;
-    if (missing)
-        st = dk_fail(DK_ERR_ARG, "compare: the runs evaluated different cases or labels (%d "
-                     "unpaired rows): %s%s", missing, m.s ? m.s : "", missing > 20 ? "; ..." : "");
-    dk_sb_free(&m);
-    return st;
 }
 
 /* Fill one result over the rows of a with label `label`. */
