@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
 done
 
 fuzzers=(fuzz_nifti fuzz_png fuzz_metaimage fuzz_dicom fuzz_dicom_seg fuzz_config fuzz_study
-         fuzz_cases fuzz_safetensors fuzz_model fuzz_labels fuzz_import)
+         fuzz_cases fuzz_safetensors fuzz_model fuzz_labels fuzz_import fuzz_compare)
 if [ -n "$only" ]; then IFS=, read -r -a fuzzers <<< "$only"; fi
 
 scripts/bootstrap.sh --fuzz build-fuzz >/dev/null

@@ -151,7 +151,7 @@ static dk_status add_row(table *t, char **f, const int *map, int nc, int line) {
     dk_status st = parse_number(&lab, f[map[1]], t->path, line, "label");
     if (st == DK_OK && (lab != floor(lab) || lab < 0 || lab > 1e9))
         st = dk_fail(DK_ERR_FORMAT, "%s:%d: label %s", t->path, line, f[map[1]]);
-    r->label = (int)lab;
+    r->label = st == DK_OK ? (int)lab : 0;
     int nc_all;
     const dk_metric_column *cols = dk_metric_columns(&nc_all);
     for (int j = 0; st == DK_OK && j < nc; j++)

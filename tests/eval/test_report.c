@@ -541,6 +541,14 @@ static void test_compare(void) {
     CU_ASSERT_NOT_EQUAL(dk_eval_run(&o), DK_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "case03 label 3"));
     CU_ASSERT(!dk_test_exists(dk_test_path(root, "cmp2")));
+    /* a label that is no label value (too large for an int: once a float-to-int overflow)
+     * is refused naming the file, line and value */
+    CU_ASSERT_EQUAL_FATAL(dk_test_sh(NULL, 0, "sed -i 's/^case04,3,/case04,1e76,/' "
+                                     "%s/cases.csv", b), 0);
+    o.out_dir = dk_test_path(root, "cmp3");
+    CU_ASSERT_EQUAL(dk_eval_run(&o), DK_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "cases.csv:10: label 1e76"));
+    CU_ASSERT(!dk_test_exists(dk_test_path(root, "cmp3")));
 }
 
 /* Two real runs compared: the differences are those of their cases.csv. */

@@ -74,8 +74,7 @@ const char *fz_path(const char *name) {
 
 const char *fz_write(const char *name, const void *data, size_t n) {
     const char *p = fz_path(name);
-    const char *slash = strchr(name, '/');
-    if (slash) {
+    for (const char *slash = strchr(name, '/'); slash; slash = strchr(slash + 1, '/')) {
         char dir[PATH_LEN];
         snprintf(dir, sizeof dir, "%s/%.*s", work, (int)(slash - name), name);
         fz_check(mkdir(dir, 0700) == 0 || errno == EEXIST, "cannot make a sub-folder");

@@ -45,7 +45,7 @@ const char *fz_write_pair(const char *first, const char *second, const uint8_t *
  * (fz_use_volume) and freed. */
 void fz_read_volume(const char *path);
 
-/* Write n bytes to <work folder>/<name> (name may hold one sub-folder, made on demand);
+/* Write n bytes to <work folder>/<name> (name may hold sub-folders, made on demand);
  * returns the path (a static buffer per call site is not needed: the string lives until
  * the next fz_begin). */
 const char *fz_write(const char *name, const void *data, size_t n);

@@ -252,6 +252,26 @@ seed fuzz_model teacher.safetensors - "$model"
 seed fuzz_safetensors teacher.safetensors - "$model"
 seed fuzz_safetensors checkpoint.safetensors - "$tmp/run/teacher/checkpoint.safetensors"
 
+# ---- eval --compare (fuzz_compare.c): cases.csv of three evaluations of two phantom cases
+# (the target phantom's labels scored as predictions of the source's, in two pairings; the
+# third in voxels); mode 0 two eval folders, mode 1 a study model folder of two seeds
+"$dakd" phantom --out "$tmp/cs" --size 12,10,4 --cases 2 --domain source >/dev/null
+"$dakd" phantom --out "$tmp/ct" --size 12,10,4 --cases 2 --domain target >/dev/null
+mkdir -p "$tmp/cp1" "$tmp/cp2"
+for k in 0 1; do
+    cp "$tmp/ct/target_00${k}_label.nii.gz" "$tmp/cp1/source_00${k}.nii.gz"
+    cp "$tmp/ct/target_00$((1 - k))_label.nii.gz" "$tmp/cp2/source_00${k}.nii.gz"
+done
+"$dakd" --quiet eval --pred "$tmp/cp1" --ref "$tmp/cs" --out "$tmp/ce1" >/dev/null 2>&1
+"$dakd" --quiet eval --pred "$tmp/cp2" --ref "$tmp/cs" --out "$tmp/ce2" >/dev/null 2>&1
+"$dakd" --quiet eval --pred "$tmp/cp2" --ref "$tmp/cs" --distance-unit voxels \
+    --out "$tmp/ce3" >/dev/null 2>&1
+head -2 "$tmp/ce1/cases.csv" > "$tmp/ce_one_row.csv"
+seed fuzz_compare two_runs 0 "$tmp/ce1/cases.csv" "$tmp/ce2/cases.csv"
+seed fuzz_compare two_seeds 1 "$tmp/ce1/cases.csv" "$tmp/ce2/cases.csv"
+seed fuzz_compare mm_against_voxels 0 "$tmp/ce1/cases.csv" "$tmp/ce3/cases.csv"
+seed fuzz_compare seeds_rows_differ 1 "$tmp/ce1/cases.csv" "$tmp/ce_one_row.csv"
+
 du -sh "$corpus"
 for d in "$corpus"/*; do
     echo "$(basename "$d"): $(ls "$d" | wc -l) files, $(du -sh "$d" | cut -f1)"
