@@ -16,6 +16,8 @@
 
 /* inih reads lines into a buffer of INI_MAX_LINE bytes that also holds "\r\n\0". */
 enum { VALUE_MAX = 4096, NAME_MAX_ = 128, LINE_CHARS = INI_MAX_LINE - 3 };
+/* a list's entry fits on a line of its own after any key (dk_cfg_write breaks lists) */
+enum { LIST_ENTRY_MAX = LINE_CHARS - NAME_MAX_ / 2 };
 
 static void *field_ptr(void *obj, const dk_cfg_field *f) { return (char *)obj + f->offset; }
 
@@ -32,6 +34,7 @@ static const char *type_name(dk_cfg_type t) {
     case DK_CFG_BOOL: return "bool";
     case DK_CFG_STRING: return "string";
     case DK_CFG_ENUM: return "enum";
+    case DK_CFG_LIST: return "list";
     }
     return "?";
 }
@@ -62,7 +65,7 @@ static void fmt_range(char *buf, size_t n, const dk_cfg_field *f) {
             if (k < 0) break;
             used += (size_t)k < n - used ? (size_t)k : n - used - 1;
         }
-    } else if (f->type == DK_CFG_STRING) {
+    } else if (f->type == DK_CFG_STRING || f->type == DK_CFG_LIST) {
         snprintf(buf, n, "at most %zu chars", f->size - 1);
     }
 }
@@ -176,6 +179,45 @@ static dk_status parse_string(void *obj, const dk_cfg_field *f, const char *v,
     return DK_OK;
 }
 
+/* A list: its entries without the blanks around them, empty ones dropped, joined by ", "
+ * (so that dk_cfg_write can break it at its separators and read it back the same). */
+static dk_status parse_list(void *obj, const dk_cfg_field *f, const char *v, const char *where) {
+    char out[VALUE_MAX];
+    size_t len = 0;
+    for (const char *p = v; *p;) {
+        const char *e = strchr(p, ',');
+        if (!e) e = p + strlen(p);
+        const char *b = p;
+        while (b < e && isspace((unsigned char)*b)) b++;
+        const char *q = e;
+        while (q > b && isspace((unsigned char)q[-1])) q--;
+        size_t k = (size_t)(q - b);
+        if (k > LIST_ENTRY_MAX)
+            return dk_fail(DK_ERR_ARG, "%s: [%s] %s: an entry of %zu characters (at most %d)",
+                           where, f->section, f->key, k, LIST_ENTRY_MAX);
+        if (k > 0) {
+            if (len + k + 3 > sizeof out)
+                return dk_fail(DK_ERR_ARG, "%s: [%s] %s is too long (at most %zu characters)",
+                               where, f->section, f->key, f->size - 1);
+            if (len) out[len++] = ',', out[len++] = ' ';
+            memcpy(out + len, b, k);
+            len += k;
+        }
+        p = *e ? e + 1 : e;
+    }
+    out[len] = '\0';
+    if (len + 1 > f->size)
+        return dk_fail(DK_ERR_ARG, "%s: [%s] %s is %zu characters long (at most %zu)", where,
+                       f->section, f->key, len, f->size - 1);
+    if (strpbrk(out, "\r\n") || has_inline_comment(out))
+        return dk_fail(DK_ERR_ARG,
+                       "%s: [%s] %s = '%s' holds a line break, or a ';' at the start of an "
+                       "entry (a comment when the effective config is read back)",
+                       where, f->section, f->key, out);
+    memcpy(field_ptr(obj, f), out, len + 1);
+    return DK_OK;
+}
+
 /* Parse `v` into the field; on failure the field is unchanged and the message names
  * `where` ("file:line" or "override"). */
 static dk_status parse_value(void *obj, const dk_cfg_field *f, const char *v,
@@ -188,6 +230,7 @@ static dk_status parse_value(void *obj, const dk_cfg_field *f, const char *v,
     case DK_CFG_BOOL: return parse_bool(obj, f, v, where);
     case DK_CFG_ENUM: return parse_enum(obj, f, v, where);
     case DK_CFG_STRING: return parse_string(obj, f, v, where);
+    case DK_CFG_LIST: return parse_list(obj, f, v, where);
     }
     return dk_fail(DK_ERR_INTERNAL, "%s: [%s] %s has an unknown type", where, f->section, f->key);
 }
@@ -196,7 +239,7 @@ void dk_cfg_defaults(void *obj, const dk_cfg_field *t, size_t n) {
     for (size_t i = 0; i < n; i++) {
         DK_ASSERT(t[i].def != NULL);
         DK_ASSERT(t[i].type != DK_CFG_ENUM || t[i].enum_names != NULL);
-        DK_ASSERT(t[i].type != DK_CFG_STRING || t[i].size > 0);
+        DK_ASSERT((t[i].type != DK_CFG_STRING && t[i].type != DK_CFG_LIST) || t[i].size > 0);
         dk_status st = parse_value(obj, &t[i], t[i].def, "default");
         DK_ASSERT(st == DK_OK);
     }
@@ -305,6 +348,7 @@ static char *read_line(char *str, int num, void *source) {
                        : next_text_line(str, num, &s->text, &at_end);
     if (len < 0) return NULL;
     s->line++;
+    s->continued = len > 0 && (str[0] == ' ' || str[0] == '\t');
     /* a line that does not fit inih's buffer would be split and misread */
     if ((size_t)len + 1 >= (size_t)num && str[len - 1] != '\n' && !at_end) {
         s->st = dk_fail(DK_ERR_ARG, "%s:%d: line longer than %d characters", s->name, s->line,
@@ -342,7 +386,12 @@ static int on_key(void *user, const char *section, const char *key, const char *
     char where[NAME_MAX_ * 4];
     snprintf(where, sizeof where, "%s:%d", src->name, src->line);
     long i = find_field(c->t, c->n, section, key);
-    if (i < 0) {
+    if (src->continued) {
+        char joined[VALUE_MAX];
+        src->st = dk_cfg_continue(joined, sizeof joined, c->obj, i < 0 ? NULL : &c->t[i],
+                                  section, key, value, where);
+        if (src->st == DK_OK) src->st = parse_value(c->obj, &c->t[i], joined, where);
+    } else if (i < 0) {
         src->st = fail_unknown(where, c->t, c->n, section, key, 0);
     } else if (c->seen[i]) {
         src->st = dk_fail(DK_ERR_ARG, "%s: duplicate key [%s] %s (first set on line %d)", where,
@@ -408,6 +457,28 @@ dk_status dk_cfg_set(void *obj, const dk_cfg_field *t, size_t n, const char *ass
     return parse_value(obj, &t[i], value, "override");
 }
 
+dk_status dk_cfg_continue(char *joined, size_t n, const void *obj, const dk_cfg_field *f,
+                          const char *section, const char *key, const char *value,
+                          const char *where) {
+    if (!f || f->type != DK_CFG_LIST)
+        return dk_fail(DK_ERR_ARG, "%s: an indented line goes on with the value of [%s] %s "
+                       "above it, which is not a list (only lists may go on over lines); "
+                       "remove the blanks at the start of the line", where, section, key);
+    char cur[VALUE_MAX];
+    dk_cfg_format(cur, sizeof cur, obj, f);
+    int k = snprintf(joined, n, "%s%s%s", cur, cur[0] ? ", " : "", value);
+    if (k < 0 || (size_t)k >= n)
+        return dk_fail(DK_ERR_ARG, "%s: [%s] %s is too long", where, section, key);
+    return DK_OK;
+}
+
+dk_status dk_cfg_assign(void *obj, const dk_cfg_field *t, size_t n, const char *section,
+                        const char *key, const char *value, const char *where) {
+    long i = find_field(t, n, section, key);
+    if (i < 0) return fail_unknown(where, t, n, section, key, 0);
+    return parse_value(obj, &t[i], value, where);
+}
+
 /* ---------------------------------------------------------------- writing and help */
 
 /* The shortest of %.{6..17}g that reads back to exactly x. */
@@ -434,7 +505,8 @@ void dk_cfg_format(char *buf, size_t bufn, const void *obj, const dk_cfg_field *
         break;
     }
     case DK_CFG_BOOL: snprintf(buf, bufn, "%s", *(const int *)p ? "true" : "false"); break;
-    case DK_CFG_STRING: snprintf(buf, bufn, "%.*s", (int)f->size, (const char *)p); break;
+    case DK_CFG_STRING:
+    case DK_CFG_LIST: snprintf(buf, bufn, "%.*s", (int)f->size, (const char *)p); break;
     case DK_CFG_ENUM: {
         int v = *(const int *)p, k = 0;
         while (f->enum_names[k] && k < v) k++;
@@ -442,6 +514,28 @@ void dk_cfg_format(char *buf, size_t bufn, const void *obj, const dk_cfg_field *
         break;
     }
     }
+}
+
+/* " value\n" after "key =" (`used` characters of the line so far); a list too long for the
+ * line goes on over indented lines, broken at its ", " separators (parse_list wrote them). */
+static int write_value(FILE *fp, const char *value, size_t used, int list) {
+    if (!list || used + 1 + strlen(value) <= LINE_CHARS) return fprintf(fp, " %s\n", value) >= 0;
+    const char *p = value;
+    while (*p) {
+        size_t room = LINE_CHARS - used - 1, k = strlen(p);
+        if (k > room) { /* the last separator that fits (an entry is shorter than a line) */
+            const char *cut = NULL;
+            for (const char *q = p; (q = strstr(q, ", ")) && (size_t)(q - p) <= room; q += 2)
+                cut = q;
+            k = cut ? (size_t)(cut - p) : k;
+        }
+        if (fprintf(fp, " %.*s\n", (int)k, p) < 0) return 0;
+        p += k;
+        if (*p) p += 2; /* the ", " the line break stands for */
+        if (*p && fputs("   ", fp) < 0) return 0;
+        used = 3;
+    }
+    return 1;
 }
 
 static int write_fields(FILE *fp, const void *obj, const dk_cfg_field *t, size_t n) {
@@ -457,9 +551,10 @@ static int write_fields(FILE *fp, const void *obj, const dk_cfg_field *t, size_t
         fmt_range(range, sizeof range, &t[i]);
         dk_cfg_format(value, sizeof value, obj, &t[i]);
         /* comments are cut to the reader's line limit, so the file always reads back */
-        if (fprintf(fp, "; %.*s\n; (%.*s %.*s, default %.*s)\n%s = %s\n", LINE_CHARS - 2,
+        if (fprintf(fp, "; %.*s\n; (%.*s %.*s, default %.*s)\n%s =", LINE_CHARS - 2,
                     t[i].help ? t[i].help : "", 48, type_name(t[i].type), 80, range, 60,
-                    t[i].def, t[i].key, value) < 0)
+                    t[i].def, t[i].key) < 0 ||
+            !write_value(fp, value, strlen(t[i].key) + 2, t[i].type == DK_CFG_LIST))
             return 0;
     }
     return 1;

@@ -28,6 +28,9 @@ static const char *const file_names[] = {"best", "final", NULL};
 #define SS(sec, k, m, d, h) \
     {sec, k, DK_CFG_STRING, offsetof(study_settings, m), sizeof(((study_settings *)0)->m), 0, \
      0, d, NULL, h}
+#define SL(k, m, d, h) \
+    {"study", k, DK_CFG_LIST, offsetof(study_settings, m), sizeof(((study_settings *)0)->m), 0, \
+     0, d, NULL, h}
 #define PI(k, m, d, h) {"phantoms", k, DK_CFG_INT, offsetof(study_settings, m), 0, 0, 10000, d, \
                         NULL, h}
 
@@ -38,10 +41,10 @@ static const dk_cfg_field settings_table[] = {
     SF("threads", DK_CFG_INT, threads, 0, 1024, "0", "threads (0 = all cores)"),
     SF("jobs", DK_CFG_INT, jobs, 1, 64, "1",
        "stages run side by side, each in a child process (results do not depend on it)"),
-    SS("study", "stages", stages, "",
+    SL("stages", stages, "",
        "stage names in run order, comma-separated; empty = phantoms, then every [stage.NAME] "
        "in file order"),
-    SS("study", "seeds", seeds, "", "e.g. 42, 7, 3: every train and adapt stage once per seed"),
+    SL("seeds", seeds, "", "e.g. 42, 7, 3: every train and adapt stage once per seed"),
     SS("study", "baseline", baseline, "", "the stage every row is compared with (paired)"),
     {"phantoms", "dims", DK_CFG_INT, offsetof(study_settings, dims), 0, 2, 3, "2", NULL,
      "2 or 3"},
@@ -62,17 +65,20 @@ static const dk_cfg_field settings_table[] = {
 #define TS(k, m, d, h) \
     {"stage", k, DK_CFG_STRING, offsetof(stage_fields, m), sizeof(((stage_fields *)0)->m), 0, \
      0, d, NULL, h}
+#define TL(k, m, d, h) \
+    {"stage", k, DK_CFG_LIST, offsetof(stage_fields, m), sizeof(((stage_fields *)0)->m), 0, \
+     0, d, NULL, h}
 
 static const dk_cfg_field stage_table[] = {
     TF("kind", DK_CFG_ENUM, kind, 0, 0, "train", kind_names, "train | eval | report | adapt"),
     TF("mode", DK_CFG_ENUM, mode, 0, 0, "teacher", mode_names, "train: what to train"),
-    TS("teacher", teacher, "",
+    TL("teacher", teacher, "",
        "distill: the teacher's train stage, then any extra teachers' (a, b, ...)"),
     TS("model", model, "", "adapt: the train stage whose model to adapt"),
     TS("label", label, "", "the row's name in the study table"),
     TF("model_file", DK_CFG_ENUM, model_file, 0, 0, "best", file_names,
        "best (source validation) or final"),
-    TS("models", models, "", "eval: train and adapt stages to evaluate"),
+    TL("models", models, "", "eval: train and adapt stages to evaluate"),
     TS("domain", domain, "", "eval, adapt: value of [data] domain_column"),
     TS("split", split, "", "eval, adapt: value of [data] split_column (empty = any)"),
     TF("use_mask", DK_CFG_BOOL, use_mask, 0, 0, "true", NULL, "eval: score inside the mask"),
@@ -83,9 +89,9 @@ static const dk_cfg_field stage_table[] = {
     TF("batch", DK_CFG_INT, batch, 1, 256, "4", NULL, "eval: windows per forward pass"),
     TF("distance_unit", DK_CFG_ENUM, distance_unit, 0, 0, "mm", dk_distance_unit_names,
        "eval: mm | voxels (every spacing taken as 1, for data of unknown voxel size)"),
-    TS("evals", evals, "", "report: eval stages (default: all before it)"),
+    TL("evals", evals, "", "report: eval stages (default: all before it)"),
     TS("title", title, "", "report: title (default: the study name)"),
-    TS("seeds", seeds, "", "train, adapt: this stage's seeds (default: [study] seeds)"),
+    TL("seeds", seeds, "", "train, adapt: this stage's seeds (default: [study] seeds)"),
     TF("ranks", DK_CFG_INT, ranks, 1, 4096, "1", NULL,
        "train, under mpirun: one data-parallel training over this many ranks (not rank 0)"),
 };
@@ -101,25 +107,15 @@ static int is_shared_section(const char *sec) {
 
 /* ---------------------------------------------------------------- checking one key */
 
-/* Check `key = value` of [section] against table t by parsing it as the text of a file
- * whose line `line` holds it, so the message is dk_cfg's own "<file>:<line>: ...". */
-static dk_status check_key(void *obj, const dk_cfg_field *t, size_t n, const char *file,
-                           int line, const char *section, const char *key, const char *value) {
-    size_t len = strlen(section) + strlen(key) + strlen(value) + (size_t)line + 16;
-    char *text = malloc(len);
-    if (!text) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", file);
-    int k = snprintf(text, len, "[%s]\n", section);
-    for (int i = 2; i < line; i++) text[k++] = '\n';
-    snprintf(text + k, len - (size_t)k, "%s = %s\n", key, value);
-    dk_status st = dk_cfg_load_string(obj, t, n, text, file);
-    free(text);
-    return st;
-}
-
-/* A "section.key=value" assignment of a --set (line 0) or of the file. */
+/* A "section.key=value" assignment of a --set (line 0) or of the file (messages "<file>:<line>:
+ * ..." as dk_cfg's own). */
 static dk_status apply(void *obj, const dk_cfg_field *t, size_t n, const char *file, int line,
                        const char *section, const char *key, const char *value) {
-    if (line > 1) return check_key(obj, t, n, file, line, section, key, value);
+    if (line > 0) {
+        char where[STUDY_PATH_MAX + 16];
+        snprintf(where, sizeof where, "%s:%d", file, line);
+        return dk_cfg_assign(obj, t, n, section, key, value, where);
+    }
     char buf[4096];
     snprintf(buf, sizeof buf, "%s.%s=%s", section, key, value);
     return dk_cfg_set(obj, t, n, buf);
@@ -264,9 +260,37 @@ typedef struct {
     int nseen;
 } parse_ctx;
 
+/* An indented line: more entries of the list key above it ([study] stages, seeds; a
+ * stage's teacher, models, evals, seeds), joined to its value; other keys refuse it. */
+static dk_status on_continued(dk_study *s, int line, const char *section, const char *key,
+                              const char *value) {
+    char where[STUDY_PATH_MAX + 16], joined[4096];
+    snprintf(where, sizeof where, "%s:%d", s->path, line);
+    const dk_cfg_field *t = NULL;
+    size_t n = 0;
+    const void *obj = NULL;
+    if (strcmp(section, "study") == 0 || strcmp(section, "phantoms") == 0) {
+        t = settings_table, n = NTAB(settings_table), obj = &s->set;
+    } else if (strncmp(section, "stage.", 6) == 0 && !strchr(key, '.')) {
+        int i = dk__study_find(s, section + 6);
+        if (i >= 0) t = stage_table, n = NTAB(stage_table), obj = &s->stages[i].f;
+    }
+    const dk_cfg_field *f = NULL;
+    for (size_t i = 0; i < n && !f; i++)
+        if (strcmp(t[i].section, strncmp(section, "stage.", 6) ? section : "stage") == 0 &&
+            strcmp(t[i].key, key) == 0)
+            f = &t[i];
+    dk_status st = dk_cfg_continue(joined, sizeof joined, obj, f, section, key, value, where);
+    return st != DK_OK ? st : on_entry(s, line, section, key, joined);
+}
+
 static int on_key(void *user, const char *section, const char *key, const char *value) {
     parse_ctx *c = user;
     if (c->src.st != DK_OK) return 1;
+    if (c->src.continued) {
+        c->src.st = on_continued(c->s, c->src.line, section, key, value);
+        return c->src.st == DK_OK;
+    }
     char id[96];
     snprintf(id, sizeof id, "%s\n%s", section, key);
     for (int i = 0; i < c->nseen; i++)
@@ -348,12 +372,12 @@ static int every_stage(char names[][STUDY_NAME_MAX], const dk_study *s) {
 
 /* Put the stages in [study] stages order; the built-in phantoms stage is made here. */
 static dk_status order_stages(dk_study *s) {
-    char names[STUDY_MAX_STAGES][STUDY_NAME_MAX];
-    int line = s->stages_line;
+    char names[STUDY_MAX_STAGES][STUDY_NAME_MAX], where[STUDY_PATH_MAX + 16] = "override";
+    if (s->stages_line) snprintf(where, sizeof where, "%s:%d", s->path, s->stages_line);
     int n = s->set.stages[0] ? dk__study_split_list(names, STUDY_MAX_STAGES, s->set.stages)
                              : every_stage(names, s);
     if (n <= 0)
-        return dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: %s", s->path, line,
+        return dk_fail(DK_ERR_ARG, "%s: [study] stages: %s", where,
                        n < 0 ? "too many stages" : "no stage to run (stages = a, b, ...)");
     study_stage *ordered = calloc((size_t)n, sizeof *ordered);
     if (!ordered) return dk_fail(DK_ERR_NOMEM, "%s: out of memory", s->path);
@@ -361,20 +385,20 @@ static dk_status order_stages(dk_study *s) {
     for (int i = 0; i < n && st == DK_OK; i++) {
         for (int j = 0; j < i; j++)
             if (strcmp(names[i], names[j]) == 0)
-                st = dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: '%s' is listed twice", s->path,
-                             line, names[i]);
+                st = dk_fail(DK_ERR_ARG, "%s: [study] stages: '%s' is listed twice", where,
+                             names[i]);
         int k = dk__study_find(s, names[i]);
         if (st != DK_OK) break;
         if (strcmp(names[i], "phantoms") == 0) {
             if (!s->has_phantoms)
-                st = dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: 'phantoms' needs a [phantoms] "
-                             "section", s->path, line);
+                st = dk_fail(DK_ERR_ARG, "%s: [study] stages: 'phantoms' needs a [phantoms] "
+                             "section", where);
             snprintf(ordered[i].name, sizeof ordered[i].name, "phantoms");
             ordered[i].f.kind = STAGE_PHANTOMS;
             ordered[i].defined = 1;
         } else if (k < 0) {
-            st = dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: unknown stage '%s' (no "
-                         "[stage.%s] section)", s->path, line, names[i], names[i]);
+            st = dk_fail(DK_ERR_ARG, "%s: [study] stages: unknown stage '%s' (no "
+                         "[stage.%s] section)", where, names[i], names[i]);
         } else {
             ordered[i] = s->stages[k];
             s->stages[k].defined = 0; /* moved */
@@ -394,8 +418,8 @@ static dk_status order_stages(dk_study *s) {
         int found = 0;
         for (int i = 0; i < n; i++) found |= strcmp(names[i], "phantoms") == 0;
         if (!found)
-            st = dk_fail(DK_ERR_ARG, "%s:%d: [study] stages: a [phantoms] section needs the "
-                         "'phantoms' stage first", s->path, line);
+            st = dk_fail(DK_ERR_ARG, "%s: [study] stages: a [phantoms] section needs the "
+                         "'phantoms' stage first", where);
     }
     /* free what was not moved (on failure) and swap in the ordered list */
     for (int k = 0; k < s->nstages; k++) {

@@ -229,6 +229,76 @@ static void test_semicolon_value(void) {
     CU_ASSERT_STRING_EQUAL(b.name, "#x;y #z");
 }
 
+/* A list (DK_CFG_LIST): entries normalised to "a, b"; an indented line adds entries (a
+ * list longer than a file's line), any other key refuses it naming the line; an override
+ * may be longer than a line; dk_cfg_write breaks a long list over indented lines at its
+ * separators and it reads back the same. */
+typedef struct {
+    char names[1024];
+    int epochs;
+} listy;
+
+static const dk_cfg_field list_fields[] = {
+    {"study", "names", DK_CFG_LIST, offsetof(listy, names), sizeof(((listy *)0)->names), 0, 0,
+     "", NULL, "stage names"},
+    {"study", "epochs", DK_CFG_INT, offsetof(listy, epochs), 0, 1, 100, "10", NULL, "epochs"},
+};
+enum { NLF = sizeof list_fields / sizeof list_fields[0] };
+
+static void test_lists(void) {
+    listy a, b;
+    memset(&a, 0, sizeof a);
+    dk_cfg_defaults(&a, list_fields, NLF);
+    const char *p = put("list.ini", "[study]\nnames = a,b ,, c,\n  d, e\n\te2\n"
+                                    "epochs = 3\n");
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_load(&a, list_fields, NLF, p), DK_OK);
+    CU_ASSERT_STRING_EQUAL(a.names, "a, b, c, d, e, e2");
+    CU_ASSERT_EQUAL(a.epochs, 3);
+    /* an empty first line, the entries below it */
+    p = put("list2.ini", "[study]\nnames =\n  x,\n  y\n");
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_load(&a, list_fields, NLF, p), DK_OK);
+    CU_ASSERT_STRING_EQUAL(a.names, "x, y");
+    /* an indented line after a key that is no list */
+    p = put("list3.ini", "[study]\nepochs = 3\n  4\n");
+    CU_ASSERT_EQUAL(dk_cfg_load(&a, list_fields, NLF, p), DK_ERR_ARG);
+    char want[1024];
+    snprintf(want, sizeof want, "%s:3: an indented line goes on with the value of [study] "
+             "epochs above it, which is not a list", p);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), want));
+    /* the same in the table without lists (toy): refused, not a duplicate key */
+    expect_fail("[model]\nname = u\n  v\n", DK_ERR_ARG, "@:3: an indented line", "[model] name",
+                NULL);
+    /* an override and a written file longer than a line: 40 entries of 9-10 characters */
+    char set[1024] = "study.names=", big[1024] = "";
+    for (int i = 0; i < 40; i++) {
+        char e[16];
+        snprintf(e, sizeof e, "%sstage_%03d", i ? ", " : "", i);
+        strcat(big, e);
+    }
+    strcat(set, big);
+    memset(&a, 0, sizeof a);
+    dk_cfg_defaults(&a, list_fields, NLF);
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_set(&a, list_fields, NLF, set), DK_OK);
+    CU_ASSERT_STRING_EQUAL(a.names, big);
+    const char *w = dk_test_path(dk_test_tmpdir(), "list_written.ini");
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_write(&a, list_fields, NLF, w), DK_OK);
+    memset(&b, 0, sizeof b);
+    dk_cfg_defaults(&b, list_fields, NLF);
+    CU_ASSERT_EQUAL_FATAL(dk_cfg_load(&b, list_fields, NLF, w), DK_OK);
+    CU_ASSERT_STRING_EQUAL(b.names, big);
+    char out[8192];
+    CU_ASSERT_EQUAL(dk_test_sh(out, sizeof out, "grep -c '^   *stage_' '%s'", w), 0);
+    CU_ASSERT(atoi(out) >= 2); /* continuation lines, each within the line limit */
+    CU_ASSERT_EQUAL(dk_test_sh(out, sizeof out, "awk 'length > 197' '%s' | wc -l", w), 0);
+    CU_ASSERT_EQUAL(atoi(out), 0);
+    /* an entry longer than a line can hold after its key */
+    char huge[300] = "study.names=x, ";
+    memset(huge + strlen(huge), 'y', 200);
+    huge[sizeof huge - 1] = '\0';
+    CU_ASSERT_EQUAL(dk_cfg_set(&a, list_fields, NLF, huge), DK_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "override: [study] names: an entry of"));
+}
+
 static void test_help(void) {
     FILE *f = tmpfile();
     CU_ASSERT_FATAL(f != NULL);
@@ -259,6 +329,7 @@ int main(void) {
         !CU_add_test(s, "overrides (section.key=value)", test_set) ||
         !CU_add_test(s, "write -> load round trip", test_round_trip) ||
         !CU_add_test(s, "a value starting with ';' is refused", test_semicolon_value) ||
+        !CU_add_test(s, "lists over several lines", test_lists) ||
         !CU_add_test(s, "help", test_help)) {
         CU_cleanup_registry();
         return 1;

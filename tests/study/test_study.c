@@ -235,6 +235,29 @@ static void test_parse_errors(void) {
     for (int i = 0; i < 4 && i < dk_study_stage_count(s); i++)
         CU_ASSERT_STRING_EQUAL(dk_study_stage_name(s, i), order[i]);
     dk_study_free(s);
+    /* lists go on over indented lines (a stage list longer than a line); the stages are
+     * those of the joined list, in its order; any other key refuses an indented line */
+    char multi[1300];
+    snprintf(multi, sizeof multi, "%s/multi_line.ini", dir);
+    CU_ASSERT_EQUAL_FATAL(write_text(multi, "[study]\nrun_dir = x\nstages = t, kd,\n"
+                                            "    s,\n\te\n[stage.t]\nmode = teacher\n"
+                                            "[stage.kd]\nmode = distill\nteacher = t\n"
+                                            "[stage.s]\nmode = student\n[stage.e]\n"
+                                            "kind = eval\ndomain = target\nmodels = t,\n"
+                                            "  kd, s\n"), 0);
+    s = NULL;
+    CU_ASSERT_EQUAL_FATAL(dk_study_load(&s, multi, NULL), DK_OK);
+    const char *morder[] = {"t", "kd", "s", "e"};
+    CU_ASSERT_EQUAL(dk_study_stage_count(s), 4);
+    for (int i = 0; i < 4 && i < dk_study_stage_count(s); i++)
+        CU_ASSERT_STRING_EQUAL(dk_study_stage_name(s, i), morder[i]);
+    dk_study_free(s);
+    expect_error("continued_label", "[study]\nrun_dir = x\nstages = t\n[stage.t]\n"
+                                    "mode = teacher\nlabel = a\n  b\n", 7,
+                 "an indented line goes on with the value of [stage.t] label");
+    expect_error("continued_shared", "[study]\nrun_dir = x\nstages = t\n[stage.t]\n"
+                                     "mode = teacher\n[train]\nepochs = 2\n 3\n", 8,
+                 "an indented line goes on with the value of [train] epochs");
     s = NULL;
     CU_ASSERT_EQUAL(dk_study_load(&s, "/nonexistent/study.ini", NULL), DK_ERR_IO);
     CU_ASSERT_PTR_NULL(s);

@@ -394,7 +394,9 @@ dk_status dk_sb_write_file(const dk_sbuf *b, const char *path);
  * 197 characters whatever the array's size (so every value set can be written back).
  * Files: "[section]" headers and "key = value" lines, ';' or '#' comment lines, ';' inline
  * comments after a blank; lines of at most 197 characters (inih's buffer; a longer one is
- * an error rather than silently cut). An unknown section or key, a bad value, a duplicate
+ * an error rather than silently cut). An indented line continues the value of the key above
+ * it: allowed for DK_CFG_LIST fields (its entries join the list), an error naming the line
+ * for any other. An unknown section or key, a bad value, a duplicate
  * key (the same key twice in one file is an error, not last-wins) and a syntax error fail
  * with DK_ERR_ARG "<file>:<line>: ..." naming [section] key (and the allowed range or
  * names); an unreadable file is DK_ERR_IO.
@@ -406,7 +408,12 @@ typedef enum {
     DK_CFG_FLOAT,   /* float (range-checked, then rounded to float) */
     DK_CFG_BOOL,    /* int 0/1 */
     DK_CFG_STRING,  /* char[size] */
-    DK_CFG_ENUM     /* int index into enum_names */
+    DK_CFG_ENUM,    /* int index into enum_names */
+    DK_CFG_LIST     /* char[size]: comma-separated names; kept as "a, b, c" (blanks around
+                     * each entry and empty entries dropped). Not bound to one line: in a
+                     * file the value may go on over the indented lines that follow its key
+                     * (Python configparser's continuation lines), each joined to it as
+                     * another entry, and dk_cfg_write breaks a long one so */
 } dk_cfg_type;
 
 typedef struct {
@@ -447,6 +454,19 @@ dk_status dk_cfg_load_string(void *obj, const dk_cfg_field *t, size_t n, const c
  * close) or a bad value; `obj` is unchanged then. */
 dk_status dk_cfg_set(void *obj, const dk_cfg_field *t, size_t n, const char *assignment);
 
+/* Set [section] key = value as a file's line would, with messages starting with `where`
+ * (e.g. "FILE:LINE", or "override" as dk_cfg_set): an unknown key or a bad value is
+ * DK_ERR_ARG and leaves `obj` unchanged (the checks of dk_cfg_load). */
+dk_status dk_cfg_assign(void *obj, const dk_cfg_field *t, size_t n, const char *section,
+                        const char *key, const char *value, const char *where);
+
+/* A continuation line's `value` (dk_ini_source.continued) for [section] key: `joined` (size
+ * n) gets the field's current value of `obj` with `value` as more entries. DK_ERR_ARG naming
+ * `where` and the key when f is NULL or not a DK_CFG_LIST (only lists go on over lines). */
+dk_status dk_cfg_continue(char *joined, size_t n, const void *obj, const dk_cfg_field *f,
+                          const char *section, const char *key, const char *value,
+                          const char *where);
+
 /* Format field `f` of `obj` as it is written in a file (doubles with the fewest digits that
  * read back to the same value) into buf (size bufn; truncated if too small). */
 void dk_cfg_format(char *buf, size_t bufn, const void *obj, const dk_cfg_field *f);
@@ -470,6 +490,8 @@ typedef struct {
     FILE *file;        /* read from this open file, or, when NULL, */
     const char *text;  /* from this text (borrowed; advanced past each line read) */
     int line;          /* 1-based number of the line last read; 0 before the first */
+    int continued;     /* that line starts with a blank: inih hands its text to the handler
+                        * as more of the previous key's value (a continuation line) */
     dk_status st;      /* DK_OK; a failure (the handler's too) stops the reading */
 } dk_ini_source;
 
