@@ -41,6 +41,7 @@ static const char *const align_kinds[] = {"mmd", "coral", "none", NULL};
 static const char *const at_norms[] = {"l2", "none", NULL}; /* dk_at_norm's order */
 static const char *const self_kinds[] = {"none", "layers", "ema", "both", NULL};
 static const char *const combines[] = {"fixed", "confidence", NULL};
+static const char *const balances[] = {"none", "class", NULL};
 static const char *const pl_teachers[] = {"teacher", "ema", NULL};
 
 /* One network's keys: [model] <prefix>_base, ... into member `net`. */
@@ -149,6 +150,9 @@ static const dk_cfg_field layout[] = {
     F_ENUM("distill", "teacher_combine", teacher_combine, combines, "fixed",
            "teachers' soft targets mixed with fixed weights or per-voxel confidence "
            "(lower entropy, more weight) times them"),
+    F_ENUM("distill", "kd_balance", kd_balance, balances, "none",
+           "KD voxels weighted equally (none) or so that each class the teacher predicts "
+           "in a row weighs the same (class)"),
     F_DBL("distill", "fda_p", fda_p, 0, 1, "0",
           "Fourier domain adaptation: probability that a source row takes the low-frequency "
           "amplitude of a target patch of the step (Yang & Soatto 2020); 0 = off"),

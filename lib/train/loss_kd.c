@@ -10,10 +10,14 @@
  * loss T^2 KL, and dL/dz_s,k = T (p_k - q_k) / V. With confidence weights (dk_loss_kd_confidence)
  * w_t is per voxel: w_t,v = a_t (1 - H_t,v / log c + DK_KD_CONF_EPS), normalised over t, where
  * H_t,v = lse_t,v - sum_k p_t,k z_t,k is the entropy of the teacher's softmax at T = 1 (one
- * more softmax per teacher and tile). Tiles of voxels in double (loss_internal.h); the
+ * more softmax per teacher and tile). Class-balanced (dk_loss_kd_balanced): a first pass
+ * gives each voxel its predicted class, and each counted voxel's term and gradient are
+ * scaled by V / (K V_k) of that class. Tiles of voxels in double (loss_internal.h); the
  * gradient is rounded to float once.
  */
 #include "loss_internal.h"
+
+#include <stdlib.h>
 
 enum { KD_MAX_TEACHERS = 16 };
 
@@ -25,6 +29,8 @@ typedef struct {
     int nt;
     int confidence;            /* per-voxel weights w_t a_t (confidence + eps), normalised */
     const uint8_t *mask;
+    const uint8_t *cls;        /* class-balanced: each voxel's predicted class, or NULL */
+    double cw[DK_LOSS_MAX_CLASSES]; /* its weight V / (K V_k) */
     int64_t c, s;
     double inv_t, t2, g; /* 1/T, T^2, scale * T / V */
 } kd_ctx;
@@ -120,17 +126,17 @@ static void kd_range(double *acc, void *ctx, int64_t v0, int64_t v1) {
     const kd_ctx *q = ctx;
     const int64_t c = q->c, s = q->s;
     kd_tile b;
-    double on[LOSS_TILE]; /* 1 counted, 0 masked out */
+    double on[LOSS_TILE]; /* a voxel's weight: 0 masked out, else 1 (or its class's) */
     for (int64_t v = v0; v < v1;) {
         const int64_t len = dk_loss_tile_len(v, v1, s), o = dk_loss_vox_offset(v, c, s);
         const float *xs = q->x + o;
         for (int64_t t = 0; t < len; t++)
-            on[t] = !q->mask || q->mask[v + t] ? 1.0 : 0.0;
+            on[t] = !q->mask || q->mask[v + t] ? (q->cls ? q->cw[q->cls[v + t]] : 1.0) : 0.0;
         dk_loss_softmax_tile(b.es, b.rs, b.lse_s, NULL, xs, c, s, len, q->inv_t);
         if (q->nt == 1) kd_one(&b, q, xs, q->t[0] + o, len);
         else kd_multi(&b, q, xs, o, len);
         for (int64_t t = 0; t < len; t++)
-            b.kl[t] = on[t] != 0 ? b.kl[t] : 0.0;
+            b.kl[t] = on[t] != 0 ? b.kl[t] * on[t] : 0.0;
         acc[0] += q->t2 * dk_loss_tile_sum(b.kl, len);
         if (!q->dx) {
             v += len;
@@ -140,7 +146,7 @@ static void kd_range(double *acc, void *ctx, int64_t v0, int64_t v1) {
             float *dk = q->dx + o + k * s;
             const double *ek = b.es + k * LOSS_TILE, *qk = b.q + k * LOSS_TILE;
             for (int64_t t = 0; t < len; t++) {
-                float d = (float)(q->g * (ek[t] * b.rs[t] - qk[t]));
+                float d = (float)(q->g * on[t] * (ek[t] * b.rs[t] - qk[t]));
                 dk[t] += on[t] != 0 ? d : 0.0f;
             }
         }
@@ -148,9 +154,31 @@ static void kd_range(double *acc, void *ctx, int64_t v0, int64_t v1) {
     }
 }
 
+/* cls[v] = argmax_k sum_t w_t softmax(z_t,v / T)_k (the first maximum) for every voxel; the
+ * counted voxels of each class into counts. */
+static void kd_classes(uint8_t *cls, int64_t *counts, const kd_ctx *q, int64_t n) {
+    const int64_t c = q->c, s = q->s;
+    for (int64_t v = 0; v < n * s; v++) {
+        const int64_t o = dk_loss_vox_offset(v, c, s);
+        double mix[DK_LOSS_MAX_CLASSES] = {0};
+        for (int i = 0; i < q->nt; i++) {
+            const float *z = q->t[i] + o;
+            double mx = z[0], e[DK_LOSS_MAX_CLASSES], sum = 0;
+            for (int64_t k = 1; k < c; k++) mx = z[k * s] > mx ? z[k * s] : mx;
+            for (int64_t k = 0; k < c; k++) sum += e[k] = exp(((double)z[k * s] - mx) * q->inv_t);
+            for (int64_t k = 0; k < c; k++) mix[k] += q->w[i] * e[k] / sum;
+        }
+        int best = 0;
+        for (int64_t k = 1; k < c; k++) best = mix[k] > mix[best] ? (int)k : best;
+        cls[v] = (uint8_t)best;
+        if (!q->mask || q->mask[v]) counts[best]++;
+    }
+}
+
 static double kd_run(float *dstudent, const float *student, const float *const *teachers,
-                     const float *tweights, int nteachers, int confidence, const uint8_t *mask,
-                     int64_t n, int64_t c, int64_t s, float T, float scale) {
+                     const float *tweights, int nteachers, int confidence, int balanced,
+                     const uint8_t *mask, int64_t n, int64_t c, int64_t s, float T,
+                     float scale) {
     DK_ASSERT(student && teachers && nteachers >= 1 && nteachers <= KD_MAX_TEACHERS);
     DK_ASSERT(n > 0 && s > 0 && c >= 1 && c <= DK_LOSS_MAX_CLASSES && T > 0);
     const int64_t nv = n * s;
@@ -169,15 +197,28 @@ static double kd_run(float *dstudent, const float *student, const float *const *
     DK_ASSERT(wsum > 0);
     for (int i = 0; i < nteachers; i++)
         q.w[i] /= wsum;
+    uint8_t *cls = NULL;
+    if (balanced) {
+        int64_t counts[DK_LOSS_MAX_CLASSES] = {0}, K = 0;
+        cls = malloc((size_t)nv);
+        DK_ASSERT(cls != NULL);
+        kd_classes(cls, counts, &q, n);
+        for (int64_t k = 0; k < c; k++) K += counts[k] > 0;
+        for (int64_t k = 0; k < c; k++)
+            q.cw[k] = counts[k] ? (double)counted / ((double)K * (double)counts[k]) : 0.0;
+        q.cls = cls;
+    }
     double sum;
     dk_loss_chunked_sums(&sum, 1, kd_range, &q, nv, nv * c * (nteachers + 1));
+    free(cls);
     return sum / (double)counted;
 }
 
 double dk_loss_kd(float *dstudent, const float *student, const float *const *teachers,
                   const float *tweights, int nteachers, const uint8_t *mask, int64_t n, int64_t c,
                   int64_t s, float T, float scale) {
-    return kd_run(dstudent, student, teachers, tweights, nteachers, 0, mask, n, c, s, T, scale);
+    return kd_run(dstudent, student, teachers, tweights, nteachers, 0, 0, mask, n, c, s, T,
+                  scale);
 }
 
 double dk_loss_kd_confidence(float *dstudent, const float *student,
@@ -185,5 +226,15 @@ double dk_loss_kd_confidence(float *dstudent, const float *student,
                              const uint8_t *mask, int64_t n, int64_t c, int64_t s, float T,
                              float scale) {
     DK_ASSERT(c >= 2);
-    return kd_run(dstudent, student, teachers, tweights, nteachers, 1, mask, n, c, s, T, scale);
+    return kd_run(dstudent, student, teachers, tweights, nteachers, 1, 0, mask, n, c, s, T,
+                  scale);
+}
+
+double dk_loss_kd_balanced(float *dstudent, const float *student, const float *const *teachers,
+                           const float *tweights, int nteachers, int confidence,
+                           const uint8_t *mask, int64_t n, int64_t c, int64_t s, float T,
+                           float scale) {
+    DK_ASSERT(!confidence || c >= 2);
+    return kd_run(dstudent, student, teachers, tweights, nteachers, confidence, 1, mask, n, c, s,
+                  T, scale);
 }

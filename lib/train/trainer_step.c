@@ -85,7 +85,8 @@ static void sup_terms(dk_trainer *t, step_terms *st, int64_t n, float scale) {
 
 /* KD of row i against its teachers: teacher k at weight a_k (teacher_weights; on a target
  * row i >= ns the first one's target_bn copy instead of it) and, on a target row, the EMA
- * student at weight rho; fixed or per-voxel confidence weights (teacher_combine). The
+ * student at weight rho; fixed or per-voxel confidence weights (teacher_combine); voxels
+ * class-balanced under kd_balance = class. The
  * target_bn teacher and the EMA network ran on the target rows only: row i - ns. With
  * `local`, i and ns count this rank's rows (the networks' own taps, mask ml). */
 static double kd_sample(dk_trainer *t, float *grad, const float *zs, int64_t i, int64_t ns,
@@ -106,9 +107,12 @@ static double kd_sample(dk_trainer *t, float *grad, const float *zs, int64_t i, 
     }
     float *gi = grad ? grad + i * cs : NULL; /* sample i's rows, like its logits */
     const uint8_t *m = (local ? t->ml : t->mask) + i * t->nvox;
-    return (t->cfg.teacher_combine == DK_COMBINE_CONFIDENCE ? dk_loss_kd_confidence
-                                                             : dk_loss_kd)(
-        gi, zs + i * cs, tz, tw, nt, m, 1, t->cfg.classes, t->nvox, T, scale);
+    int conf = t->cfg.teacher_combine == DK_COMBINE_CONFIDENCE;
+    if (t->cfg.kd_balance == DK_KD_BALANCE_CLASS)
+        return dk_loss_kd_balanced(gi, zs + i * cs, tz, tw, nt, conf, m, 1, t->cfg.classes,
+                                   t->nvox, T, scale);
+    return (conf ? dk_loss_kd_confidence : dk_loss_kd)(gi, zs + i * cs, tz, tw, nt, m, 1,
+                                                       t->cfg.classes, t->nvox, T, scale);
 }
 
 /* Mean, min, max of w over rows [r0, r1) into out (3); nothing when the range is empty. */

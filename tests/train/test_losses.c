@@ -24,7 +24,9 @@ static float *fbuf(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(fl
 
 /* ------------------------------------------------------------------ the gradcheck harness */
 
-typedef enum { K_DICE, K_KD, K_KDC, K_ENT, K_AT, K_HINT, K_GAP, K_SAMPLE, K_MMD, K_CORAL } loss_kind;
+typedef enum {
+    K_DICE, K_KD, K_KDC, K_KDB, K_KDBC, K_ENT, K_AT, K_HINT, K_GAP, K_SAMPLE, K_MMD, K_CORAL
+} loss_kind;
 
 /* One loss under test: variables x (and x2 / w / b), constants, workspace. */
 typedef struct {
@@ -59,6 +61,10 @@ static double lc_eval(lcase *L, int grad, float scale) {
     case K_KDC:
         return dk_loss_kd_confidence(dx, L->x, L->teach, L->tw, L->nteach, L->mask, L->n, L->c,
                                      L->s, L->T, scale);
+    case K_KDB:
+    case K_KDBC:
+        return dk_loss_kd_balanced(dx, L->x, L->teach, L->tw, L->nteach, L->kind == K_KDBC,
+                                   L->mask, L->n, L->c, L->s, L->T, scale);
     case K_ENT: return dk_loss_entropy(dx, L->x, L->mask, L->n, L->c, L->s, scale);
     case K_AT: return dk_loss_at(dx, &L->fs, &L->ft, L->mask, L->at_norm, scale, L->work);
     case K_HINT:
@@ -275,6 +281,60 @@ static void test_kd_confidence(void) {
     dk_gc_var v = {"student", L.x, L.dx, 6};
     CU_ASSERT_EQUAL(lc_check(&L, "kd confidence 2 teachers masked", &v, 1, 1), 0);
     lc_free(&L);
+}
+
+/* Class-balanced KD on 5 voxels of 2 classes (one teacher predicts class 0 at voxels 0-2
+ * and 4, class 1 at voxel 3; voxel 4 masked out): the loss is half the mean of the class-0
+ * voxels' terms plus half the class-1 voxel's, each term being what dk_loss_kd gives for
+ * that voxel alone (its mask); equal class counts give the plain loss, one class the plain
+ * loss; the gradient by central differences (one and two teachers, confidence weights). */
+static void test_kd_balanced(void) {
+    static const float zs[10] = {0.2f, -0.1f, 0.4f, 0.3f, 0.0f, -0.3f, 0.5f, 0.1f, -0.2f, 0.3f};
+    static const float zt[10] = {3.0f, 2.5f, 4.0f, -1.0f, 2.0f, -2.0f, -1.5f, -3.0f, 2.0f, 0.0f};
+    const float *t[1] = {zt};
+    const uint8_t m[5] = {1, 1, 1, 1, 0};
+    double kl[5];
+    for (int v = 0; v < 5; v++) {
+        uint8_t one[5] = {0};
+        one[v] = 1;
+        kl[v] = dk_loss_kd(NULL, zs, t, NULL, 1, one, 1, 2, 5, 3.0f, 1.0f);
+    }
+    double want = 0.5 * (kl[0] + kl[1] + kl[2]) / 3 + 0.5 * kl[3];
+    CHECK_CLOSE(dk_loss_kd_balanced(NULL, zs, t, NULL, 1, 0, m, 1, 2, 5, 3.0f, 1.0f), want, 1e-9);
+    CU_ASSERT(fabs(want - dk_loss_kd(NULL, zs, t, NULL, 1, m, 1, 2, 5, 3.0f, 1.0f)) > 1e-3);
+    /* the gradient: class 1's voxel weighs 4 / (2 * 1) = 2, class 0's 4 / (2 * 3) each */
+    float gb[10] = {0}, gp[10] = {0};
+    dk_loss_kd_balanced(gb, zs, t, NULL, 1, 0, m, 1, 2, 5, 3.0f, 1.0f);
+    dk_loss_kd(gp, zs, t, NULL, 1, m, 1, 2, 5, 3.0f, 1.0f);
+    for (int k = 0; k < 2; k++) {
+        for (int v = 0; v < 3; v++) CHECK_CLOSE(gb[k * 5 + v], gp[k * 5 + v] * 4.0 / 6.0, 1e-7);
+        CHECK_CLOSE(gb[k * 5 + 3], gp[k * 5 + 3] * 2.0, 1e-7);
+        CU_ASSERT_EQUAL(gb[k * 5 + 4], 0.0f);
+    }
+    /* two voxels of each class: the plain loss */
+    const uint8_t m2[5] = {1, 1, 0, 1, 1};
+    static const float zt2[10] = {3, 2.5f, 4, -1, -2, -2, -1.5f, -3, 2, 0.5f};
+    const float *t2[1] = {zt2};
+    CHECK_CLOSE(dk_loss_kd_balanced(NULL, zs, t2, NULL, 1, 0, m2, 1, 2, 5, 3.0f, 1.0f),
+                dk_loss_kd(NULL, zs, t2, NULL, 1, m2, 1, 2, 5, 3.0f, 1.0f), 1e-12);
+    /* one class predicted everywhere: the plain loss */
+    const uint8_t m012[5] = {1, 1, 1, 0, 0};
+    CHECK_CLOSE(dk_loss_kd_balanced(NULL, zs, t, NULL, 1, 0, m012, 1, 2, 5, 3.0f, 1.0f),
+                dk_loss_kd(NULL, zs, t, NULL, 1, m012, 1, 2, 5, 3.0f, 1.0f), 1e-12);
+    uint8_t m10[2] = {1, 0};
+    for (int kind = K_KDB; kind <= K_KDBC; kind++)
+        for (int multi = 0; multi <= 1; multi++) {
+            lcase L = logits_case((loss_kind)kind, KD_S, 1, 3, 2);
+            L.teach[0] = KD_T1, L.teach[1] = KD_T2;
+            L.tw[0] = 1.0f, L.tw[1] = 3.0f;
+            L.nteach = multi ? 2 : 1;
+            L.mask = multi ? m10 : NULL;
+            L.T = multi ? 2.0f : 4.0f;
+            dk_gc_var v = {"student", L.x, L.dx, 6};
+            CU_ASSERT_EQUAL(lc_check(&L, kind == K_KDB ? "kd balanced" : "kd balanced confidence",
+                                     &v, 1, 1), 0);
+            lc_free(&L);
+        }
 }
 
 /* With the T^2 factor the gradient T (p - q) / V tends to ((z_s - mean z_s) - (z_t - mean
@@ -847,6 +907,7 @@ int main(void) {
         !CU_add_test(s, "gradcheck KD", test_kd_grad) ||
         !CU_add_test(s, "KD with confidence weights: by hand, gradcheck", test_kd_confidence) ||
         !CU_add_test(s, "KD T^2 scaling", test_kd_t2_scaling) ||
+        !CU_add_test(s, "class-balanced KD: by voxel, gradient, gradcheck", test_kd_balanced) ||
         !CU_add_test(s, "entropy value and gradcheck", test_entropy) ||
         !CU_add_test(s, "same bits on 1 and 2 threads", test_thread_invariance) ||
         !CU_add_test(s, "parallel losses repeat; 1 and 2 threads agree", test_parallel_repeat) ||

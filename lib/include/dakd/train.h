@@ -101,6 +101,22 @@ double dk_loss_kd_confidence(float *dstudent, const float *student,
                              const uint8_t *mask, int64_t n, int64_t c, int64_t s, float T,
                              float scale);
 
+/* Class-balanced KD: dk_loss_kd (confidence = 0) or dk_loss_kd_confidence (1) with each
+ * counted voxel v weighted by V / (K V_k(v)) instead of 1, where k(v) is the class the
+ * teachers predict at v (argmax of sum_t a_t softmax(z_t,v / T) with the fixed weights a_t),
+ * V_k the counted voxels of (n, s) predicted k, V all of them and K the classes predicted
+ * anywhere: every predicted class carries the same share 1/K of the loss and of its
+ * gradient, however few voxels it has (with one class predicted: the plain loss). For a
+ * small student whose logits cannot follow the teacher's everywhere at a high T, where the
+ * loss approaches a squared error of the logits, the background's many large negative
+ * margins otherwise pull every foreground margin below zero (the prostate study's
+ * collapse). The weights depend on the teachers only, so the gradient keeps its form:
+ * dL/dz_s,v = T w_v (p - q) / V. */
+double dk_loss_kd_balanced(float *dstudent, const float *student, const float *const *teachers,
+                           const float *tweights, int nteachers, int confidence,
+                           const uint8_t *mask, int64_t n, int64_t c, int64_t s, float T,
+                           float scale);
+
 /* How the attention maps are compared: DK_AT_L2 normalises each map (Zagoruyko & Komodakis),
  * DK_AT_NONE compares the raw maps (the [distill] at_norm names "l2", "none"). */
 typedef enum { DK_AT_L2 = 0, DK_AT_NONE = 1 } dk_at_norm;
@@ -328,6 +344,10 @@ typedef enum {
  * mix, with weights a_t (dk_loss_kd) or a_t times per-voxel confidence
  * (dk_loss_kd_confidence). */
 typedef enum { DK_COMBINE_FIXED = 0, DK_COMBINE_CONFIDENCE = 1 } dk_teacher_combine;
+/* [distill] kd_balance (names "none", "class"): how a row's voxels weigh in its KD term:
+ * equally, or each class the teachers predict there with the same total weight
+ * (dk_loss_kd_balanced). */
+typedef enum { DK_KD_BALANCE_NONE = 0, DK_KD_BALANCE_CLASS = 1 } dk_kd_balance;
 /* [distill] pl_teacher (names "teacher", "ema"): who gives the pseudo-labels of the target
  * rows: the teacher that teaches them (the first teacher's target_bn copy under target_bn,
  * else the first teacher) or the EMA student (self_distill = ema | both). */
@@ -397,6 +417,7 @@ typedef struct {
     char extra_teachers[DK_TRAIN_LIST_MAX]; /* comma-separated model files; "" = none */
     char teacher_weights[DK_TRAIN_LIST_MAX]; /* a_t of each teacher, first then extra; "" = 1 */
     int teacher_combine;     /* dk_teacher_combine */
+    int kd_balance;          /* dk_kd_balance */
     double fda_p;            /* FDA: probability a source row gets a target style; 0 = off */
     double fda_beta;         /* FDA band beta (dakd/data.h dk_fda_apply) */
     int fda_progressive;     /* beta(e) = fda_beta (1 - r(e)) / (1 - mix_min) */
@@ -535,7 +556,9 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *              rho(t) = dk_ema_rampup(epoch + step / steps_per_epoch, ema_rampup_epochs) (the
  *              weights are normalised inside dk_loss_kd); teacher_combine = confidence
  *              multiplies each weight per voxel by the teacher's confidence
- *              (dk_loss_kd_confidence: lower entropy, more weight);
+ *              (dk_loss_kd_confidence: lower entropy, more weight); kd_balance = class
+ *              weights the row's voxels so that each class its teachers predict there
+ *              carries the same share (dk_loss_kd_balanced);
  *   w_i      = the dynamic weight of row i (dk_dynweights updated with, then computed from,
  *              the batch's KD_i: one quantity for source and target rows), 1 when
  *              dynamic_weights is off; a constant of the step (no gradient through it);
