@@ -160,13 +160,15 @@ static int has_inline_comment(const char *v) {
     return 0;
 }
 
-static dk_status parse_string(void *obj, const dk_cfg_field *f, const char *v,
-                              const char *where) {
+/* Store text v in a string or list field: it must fit the field and, for a string (one
+ * line in a written file), the line "key = v"; no line break, no ';' that would start a
+ * comment when read back. */
+static dk_status store_text(void *obj, const dk_cfg_field *f, const char *v, const char *where) {
     size_t len = strlen(v);
     if (len + 1 > f->size)
         return dk_fail(DK_ERR_ARG, "%s: [%s] %s is %zu characters long (at most %zu)", where,
                        f->section, f->key, len, f->size - 1);
-    if (strlen(f->key) + 3 + len > LINE_CHARS)
+    if (f->type == DK_CFG_STRING && strlen(f->key) + 3 + len > LINE_CHARS)
         return dk_fail(DK_ERR_ARG, "%s: [%s] %s = ... is %zu characters long; the line "
                        "'%s = value' must fit in %d (the INI reader's limit)", where,
                        f->section, f->key, len, f->key, LINE_CHARS);
@@ -206,16 +208,7 @@ static dk_status parse_list(void *obj, const dk_cfg_field *f, const char *v, con
         p = *e ? e + 1 : e;
     }
     out[len] = '\0';
-    if (len + 1 > f->size)
-        return dk_fail(DK_ERR_ARG, "%s: [%s] %s is %zu characters long (at most %zu)", where,
-                       f->section, f->key, len, f->size - 1);
-    if (strpbrk(out, "\r\n") || has_inline_comment(out))
-        return dk_fail(DK_ERR_ARG,
-                       "%s: [%s] %s = '%s' holds a line break, or a ';' at the start of an "
-                       "entry (a comment when the effective config is read back)",
-                       where, f->section, f->key, out);
-    memcpy(field_ptr(obj, f), out, len + 1);
-    return DK_OK;
+    return store_text(obj, f, out, where);
 }
 
 /* Parse `v` into the field; on failure the field is unchanged and the message names
@@ -229,7 +222,7 @@ static dk_status parse_value(void *obj, const dk_cfg_field *f, const char *v,
     case DK_CFG_FLOAT: return parse_real(obj, f, v, where);
     case DK_CFG_BOOL: return parse_bool(obj, f, v, where);
     case DK_CFG_ENUM: return parse_enum(obj, f, v, where);
-    case DK_CFG_STRING: return parse_string(obj, f, v, where);
+    case DK_CFG_STRING: return store_text(obj, f, v, where);
     case DK_CFG_LIST: return parse_list(obj, f, v, where);
     }
     return dk_fail(DK_ERR_INTERNAL, "%s: [%s] %s has an unknown type", where, f->section, f->key);

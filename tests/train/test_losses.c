@@ -231,22 +231,27 @@ static void test_kd_value(void) {
     CU_ASSERT_EQUAL(dk_loss_kd(NULL, KD_S, t1, NULL, 1, m00, 1, 3, 2, 2.0f, 1.0f), 0.0);
 }
 
-static void test_kd_grad(void) {
+/* Central differences of a KD loss: one teacher at T = 4, then two teachers at weights
+ * (1, 3), T = 2, with the second voxel masked out (it gets no gradient). */
+static void kd_gradchecks(loss_kind kind, const char *name) {
     uint8_t m10[2] = {1, 0};
     for (int multi = 0; multi <= 1; multi++) {
-        lcase L = logits_case(K_KD, KD_S, 1, 3, 2);
+        lcase L = logits_case(kind, KD_S, 1, 3, 2);
         L.teach[0] = KD_T1, L.teach[1] = KD_T2;
         L.tw[0] = 1.0f, L.tw[1] = 3.0f;
         L.nteach = multi ? 2 : 1;
         L.mask = multi ? m10 : NULL;
         L.T = multi ? 2.0f : 4.0f;
         dk_gc_var v = {"student", L.x, L.dx, 6};
-        CU_ASSERT_EQUAL(lc_check(&L, multi ? "kd 2 teachers masked" : "kd T=4", &v, 1, 1), 0);
-        if (multi) /* the masked voxel gets no gradient */
-            CU_ASSERT(L.dx[1] == 0 && L.dx[3] == 0 && L.dx[5] == 0);
+        char label[96];
+        snprintf(label, sizeof label, "%s %s", name, multi ? "2 teachers masked" : "T=4");
+        CU_ASSERT_EQUAL(lc_check(&L, label, &v, 1, 1), 0);
+        if (multi) CU_ASSERT(L.dx[1] == 0 && L.dx[3] == 0 && L.dx[5] == 0);
         lc_free(&L);
     }
 }
+
+static void test_kd_grad(void) { kd_gradchecks(K_KD, "kd"); }
 
 /* Per-voxel confidence weights on 3 voxels of 2 classes, teachers A and B at a = (1, 0.5),
  * T = 2, checked by hand (each step in double, the entropies in nats):
@@ -321,20 +326,8 @@ static void test_kd_balanced(void) {
     const uint8_t m012[5] = {1, 1, 1, 0, 0};
     CHECK_CLOSE(dk_loss_kd_balanced(NULL, zs, t, NULL, 1, 0, m012, 1, 2, 5, 3.0f, 1.0f),
                 dk_loss_kd(NULL, zs, t, NULL, 1, m012, 1, 2, 5, 3.0f, 1.0f), 1e-12);
-    uint8_t m10[2] = {1, 0};
-    for (int kind = K_KDB; kind <= K_KDBC; kind++)
-        for (int multi = 0; multi <= 1; multi++) {
-            lcase L = logits_case((loss_kind)kind, KD_S, 1, 3, 2);
-            L.teach[0] = KD_T1, L.teach[1] = KD_T2;
-            L.tw[0] = 1.0f, L.tw[1] = 3.0f;
-            L.nteach = multi ? 2 : 1;
-            L.mask = multi ? m10 : NULL;
-            L.T = multi ? 2.0f : 4.0f;
-            dk_gc_var v = {"student", L.x, L.dx, 6};
-            CU_ASSERT_EQUAL(lc_check(&L, kind == K_KDB ? "kd balanced" : "kd balanced confidence",
-                                     &v, 1, 1), 0);
-            lc_free(&L);
-        }
+    kd_gradchecks(K_KDB, "kd balanced");
+    kd_gradchecks(K_KDBC, "kd balanced confidence");
 }
 
 /* With the T^2 factor the gradient T (p - q) / V tends to ((z_s - mean z_s) - (z_t - mean
