@@ -181,6 +181,12 @@ static dk_status store_text(void *obj, const dk_cfg_field *f, const char *v, con
     return DK_OK;
 }
 
+/* [*b, *e) without the blanks at either end. */
+static void trim_span(const char **b, const char **e) {
+    while (*b < *e && isspace((unsigned char)**b)) (*b)++;
+    while (*e > *b && isspace((unsigned char)(*e)[-1])) (*e)--;
+}
+
 /* A list: its entries without the blanks around them, empty ones dropped, joined by ", "
  * (so that dk_cfg_write can break it at its separators and read it back the same). */
 static dk_status parse_list(void *obj, const dk_cfg_field *f, const char *v, const char *where) {
@@ -189,10 +195,8 @@ static dk_status parse_list(void *obj, const dk_cfg_field *f, const char *v, con
     for (const char *p = v; *p;) {
         const char *e = strchr(p, ',');
         if (!e) e = p + strlen(p);
-        const char *b = p;
-        while (b < e && isspace((unsigned char)*b)) b++;
-        const char *q = e;
-        while (q > b && isspace((unsigned char)q[-1])) q--;
+        const char *b = p, *q = e;
+        trim_span(&b, &q);
         size_t k = (size_t)(q - b);
         if (k > LIST_ENTRY_MAX)
             return dk_fail(DK_ERR_ARG, "%s: [%s] %s: an entry of %zu characters (at most %d)",
@@ -244,6 +248,12 @@ static long find_field(const dk_cfg_field *t, size_t n, const char *section, con
     for (size_t i = 0; i < n; i++)
         if (strcmp(t[i].section, section) == 0 && strcmp(t[i].key, key) == 0) return (long)i;
     return -1;
+}
+
+const dk_cfg_field *dk_cfg_find(const dk_cfg_field *t, size_t n, const char *section,
+                                const char *key) {
+    long i = find_field(t, n, section, key);
+    return i < 0 ? NULL : &t[i];
 }
 
 /* Levenshtein distance of two short strings (longer ones count as far apart). */
@@ -427,8 +437,7 @@ dk_status dk_cfg_load_string(void *obj, const dk_cfg_field *t, size_t n, const c
 
 /* Copy [b, e) into out (size n) without surrounding blanks; 0 if it does not fit. */
 static int copy_trimmed(char *out, size_t n, const char *b, const char *e) {
-    while (b < e && isspace((unsigned char)*b)) b++;
-    while (e > b && isspace((unsigned char)e[-1])) e--;
+    trim_span(&b, &e);
     if ((size_t)(e - b) >= n) return 0;
     memcpy(out, b, (size_t)(e - b));
     out[e - b] = '\0';

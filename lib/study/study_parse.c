@@ -266,20 +266,15 @@ static dk_status on_continued(dk_study *s, int line, const char *section, const 
                               const char *value) {
     char where[STUDY_PATH_MAX + 16], joined[4096];
     snprintf(where, sizeof where, "%s:%d", s->path, line);
-    const dk_cfg_field *t = NULL;
-    size_t n = 0;
+    const dk_cfg_field *f = NULL;
     const void *obj = NULL;
     if (strcmp(section, "study") == 0 || strcmp(section, "phantoms") == 0) {
-        t = settings_table, n = NTAB(settings_table), obj = &s->set;
+        f = dk_cfg_find(settings_table, NTAB(settings_table), section, key), obj = &s->set;
     } else if (strncmp(section, "stage.", 6) == 0 && !strchr(key, '.')) {
         int i = dk__study_find(s, section + 6);
-        if (i >= 0) t = stage_table, n = NTAB(stage_table), obj = &s->stages[i].f;
+        if (i >= 0) f = dk_cfg_find(stage_table, NTAB(stage_table), "stage", key);
+        if (i >= 0) obj = &s->stages[i].f;
     }
-    const dk_cfg_field *f = NULL;
-    for (size_t i = 0; i < n && !f; i++)
-        if (strcmp(t[i].section, strncmp(section, "stage.", 6) ? section : "stage") == 0 &&
-            strcmp(t[i].key, key) == 0)
-            f = &t[i];
     dk_status st = dk_cfg_continue(joined, sizeof joined, obj, f, section, key, value, where);
     return st != DK_OK ? st : on_entry(s, line, section, key, joined);
 }

@@ -87,19 +87,19 @@ static void kd_confidence(double *wv, kd_tile *b, const kd_ctx *q, int64_t o, in
             wv[i * LOSS_TILE + t] /= sum[t];
 }
 
-/* kl (len) for several teachers: q = their weighted mixture. */
-static inline void kd_multi(kd_tile *b, const kd_ctx *q, const float *xs, int64_t o, int64_t len) {
+/* b->q (c, len) = the teachers' softened probabilities mixed with the per-voxel weights wv
+ * (nt, LOSS_TILE), or with the fixed q->w when wv is NULL. */
+static inline void kd_mix(kd_tile *b, const kd_ctx *q, const double *wv, int64_t o,
+                          int64_t len) {
     const int64_t c = q->c, s = q->s;
-    double wv[KD_MAX_TEACHERS * LOSS_TILE];
-    if (q->confidence) kd_confidence(wv, b, q, o, len);
     memset(b->q, 0, (size_t)(c * LOSS_TILE) * sizeof(double));
     for (int i = 0; i < q->nt; i++) {
         dk_loss_softmax_tile(b->et, b->rt, NULL, NULL, q->t[i] + o, c, s, len, q->inv_t);
-        const double *w = wv + i * LOSS_TILE;
+        const double *w = wv ? wv + i * LOSS_TILE : NULL;
         for (int64_t k = 0; k < c; k++) {
             double *qk = b->q + k * LOSS_TILE;
             const double *ek = b->et + k * LOSS_TILE;
-            if (q->confidence)
+            if (w)
                 for (int64_t t = 0; t < len; t++)
                     qk[t] += w[t] * (ek[t] * b->rt[t]);
             else
@@ -107,6 +107,14 @@ static inline void kd_multi(kd_tile *b, const kd_ctx *q, const float *xs, int64_
                     qk[t] += q->w[i] * (ek[t] * b->rt[t]);
         }
     }
+}
+
+/* kl (len) for several teachers: q = their weighted mixture. */
+static inline void kd_multi(kd_tile *b, const kd_ctx *q, const float *xs, int64_t o, int64_t len) {
+    const int64_t c = q->c, s = q->s;
+    double wv[KD_MAX_TEACHERS * LOSS_TILE];
+    if (q->confidence) kd_confidence(wv, b, q, o, len);
+    kd_mix(b, q, q->confidence ? wv : NULL, o, len);
     memset(b->kl, 0, (size_t)len * sizeof(double));
     double *lq = b->rt; /* free now */
     for (int64_t k = 0; k < c; k++) {
@@ -154,24 +162,22 @@ static void kd_range(double *acc, void *ctx, int64_t v0, int64_t v1) {
     }
 }
 
-/* cls[v] = argmax_k sum_t w_t softmax(z_t,v / T)_k (the first maximum) for every voxel; the
- * counted voxels of each class into counts. */
-static void kd_classes(uint8_t *cls, int64_t *counts, const kd_ctx *q, int64_t n) {
+/* cls[v] = argmax_k of the fixed-weight mixture q (kd_mix; the first maximum) for each of the
+ * nv voxels; the counted voxels of each class into counts. */
+static void kd_classes(uint8_t *cls, int64_t *counts, const kd_ctx *q, int64_t nv) {
     const int64_t c = q->c, s = q->s;
-    for (int64_t v = 0; v < n * s; v++) {
-        const int64_t o = dk_loss_vox_offset(v, c, s);
-        double mix[DK_LOSS_MAX_CLASSES] = {0};
-        for (int i = 0; i < q->nt; i++) {
-            const float *z = q->t[i] + o;
-            double mx = z[0], e[DK_LOSS_MAX_CLASSES], sum = 0;
-            for (int64_t k = 1; k < c; k++) mx = z[k * s] > mx ? z[k * s] : mx;
-            for (int64_t k = 0; k < c; k++) sum += e[k] = exp(((double)z[k * s] - mx) * q->inv_t);
-            for (int64_t k = 0; k < c; k++) mix[k] += q->w[i] * e[k] / sum;
+    kd_tile b;
+    for (int64_t v = 0; v < nv;) {
+        const int64_t len = dk_loss_tile_len(v, nv, s);
+        kd_mix(&b, q, NULL, dk_loss_vox_offset(v, c, s), len);
+        for (int64_t t = 0; t < len; t++) {
+            int best = 0;
+            for (int64_t k = 1; k < c; k++)
+                best = b.q[k * LOSS_TILE + t] > b.q[best * LOSS_TILE + t] ? (int)k : best;
+            cls[v + t] = (uint8_t)best;
+            if (!q->mask || q->mask[v + t]) counts[best]++;
         }
-        int best = 0;
-        for (int64_t k = 1; k < c; k++) best = mix[k] > mix[best] ? (int)k : best;
-        cls[v] = (uint8_t)best;
-        if (!q->mask || q->mask[v]) counts[best]++;
+        v += len;
     }
 }
 
@@ -202,7 +208,7 @@ static double kd_run(float *dstudent, const float *student, const float *const *
         int64_t counts[DK_LOSS_MAX_CLASSES] = {0}, K = 0;
         cls = malloc((size_t)nv);
         DK_ASSERT(cls != NULL);
-        kd_classes(cls, counts, &q, n);
+        kd_classes(cls, counts, &q, nv);
         for (int64_t k = 0; k < c; k++) K += counts[k] > 0;
         for (int64_t k = 0; k < c; k++)
             q.cw[k] = counts[k] ? (double)counted / ((double)K * (double)counts[k]) : 0.0;

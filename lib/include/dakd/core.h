@@ -454,6 +454,10 @@ dk_status dk_cfg_load_string(void *obj, const dk_cfg_field *t, size_t n, const c
  * close) or a bad value; `obj` is unchanged then. */
 dk_status dk_cfg_set(void *obj, const dk_cfg_field *t, size_t n, const char *assignment);
 
+/* The field [section] key of table t (n fields), or NULL. */
+const dk_cfg_field *dk_cfg_find(const dk_cfg_field *t, size_t n, const char *section,
+                                const char *key);
+
 /* Set [section] key = value as a file's line would, with messages starting with `where`
  * (e.g. "FILE:LINE", or "override" as dk_cfg_set): an unknown key or a bad value is
  * DK_ERR_ARG and leaves `obj` unchanged (the checks of dk_cfg_load). */
