@@ -219,6 +219,7 @@ static void print_version(void) {
     printf("%s\n", dk_version_string());
     printf("OpenBLAS kernel %s (%s)%s\n", dk_blas_kernel(), dk_blas_config(),
            dk_blas_chose("OPENBLAS_CORETYPE") ? ", chosen by dakd" : "");
+    printf("convolution %s\n", dk_conv_path());
     const char *wait = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
     printf("OpenMP wait policy %s%s%s%s\n", wait && *wait ? wait : "default",
            spin && *spin ? ", GOMP_SPINCOUNT " : "", spin && *spin ? spin : "",

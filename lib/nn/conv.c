@@ -1,5 +1,6 @@
 /* Convolution (kernel 1 or 3 per axis, stride 1 or 2, zero padding k/2) as vol2col +
- * cblas_sgemm.
+ * cblas_sgemm. The forward of the stride-1 layers with rows >= 16 wide runs as a direct
+ * convolution on CPUs with AVX2 and FMA instead (conv_direct.c).
  *
  * Shapes: K = cin*kd*kh*kw rows of the column matrix, P = od*oh*ow output positions of one
  * sample. The output of one sample is out (cout, P) = w (cout, K) x col (K, P), which is
@@ -63,6 +64,15 @@ static int is_pointwise(const dk_conv_shape *s) {
  * transposed weights (below), so its column matrix has cout*kv rows, not cin*kv. */
 static int flips(const dk_conv_shape *s) { return !is_pointwise(s) && s->sh == 1; }
 
+/* The shape of that convolution (channel roles swapped) in *t; 1 when the direct path takes
+ * it (it then runs on the whole batch after the weight gradients). */
+static int din_direct(const dk_conv_shape *s, dk_conv_shape *t) {
+    *t = *s;
+    t->cin = s->cout;
+    t->cout = s->cin;
+    return dk_conv_direct_applies(t);
+}
+
 static int64_t col_rows(const dk_conv_shape *s) {
     int64_t c = flips(s) && s->cout > s->cin ? s->cout : s->cin;
     return c * kvol(s);
@@ -94,8 +104,18 @@ static size_t dw_floats(const dk_conv_shape *s) { return (size_t)(s->cout * s->c
 
 size_t dk_conv_work_floats_nt(const dk_conv_shape *s, int nt) {
     DK_ASSERT(s && nt >= 1);
-    return (size_t)nt * col_slot(s) + wf_floats(s) +
-           (size_t)(nt - 1) * dk_conv_slot(dw_floats(s));
+    /* backward: the column slots and the flipped weights, then the dw partials or, after
+     * them, the direct din convolution's scratch; forward: the column slots or its own */
+    size_t tail = (size_t)(nt - 1) * dk_conv_slot(dw_floats(s));
+    dk_conv_shape t;
+    if (flips(s) && din_direct(s, &t)) {
+        size_t d = dk_conv_direct_work_floats(&t, nt);
+        if (d > tail) tail = d;
+    }
+    size_t bw = (size_t)nt * col_slot(s) + wf_floats(s) + tail;
+    if (!dk_conv_direct_applies(s)) return bw;
+    size_t fw = dk_conv_direct_work_floats(s, nt);
+    return fw > bw ? fw : bw;
 }
 
 size_t dk_conv_work_floats(const dk_conv_shape *s) {
@@ -291,6 +311,11 @@ void dk_conv_forward_nt(float *out, const float *in, const float *w, const float
     int64_t in_n = s->cin * s->id * s->ih * s->iw, out_n = s->cout * p;
     int pw = is_pointwise(s);
     DK_ASSERT(pw || work);
+    if (dk_conv_direct_applies(s)) {
+        dk_conv_direct_forward(out, in, w, s, work, nt, 0);
+        if (b) dk_conv_add_bias(out, b, s->n, s->cout, p);
+        return;
+    }
     conv_jobs J = make_jobs(s, nt, 0);
     size_t slot = col_slot(s);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && J.jobs > 1)
@@ -409,7 +434,9 @@ void dk_conv_backward_nt(float *din, float *dw, float *db, const float *dout, co
     /* stride 2 scatters din through col2vol: chunks of one sample overlap, so a job is a
      * whole sample */
     int whole = din && !pw && !flips(s);
-    conv_bw a = {.din = din, .dw = dw, .work = work, .dout = dout, .in = in, .w = w, .s = s,
+    dk_conv_shape ft;
+    int direct = din && flips(s) && din_direct(s, &ft); /* din after dw, by conv_direct.c */
+    conv_bw a = {.din = direct ? NULL : din, .dw = dw, .work = work, .dout = dout, .in = in, .w = w, .s = s,
                  .J = make_jobs(s, nt, whole), .slot = col_slot(s),
                  .pslot = dk_conv_slot(dw_floats(s))};
     float *wf = work ? work + (size_t)nt * a.slot : NULL;
@@ -427,6 +454,7 @@ void dk_conv_backward_nt(float *din, float *dw, float *db, const float *dout, co
         for (int64_t j = 0; j < a.J.jobs; j++) backward_job(&a, j, t);
         dk_conv_partials_add(dw, a.partial, a.pslot, len, nt);
     }
+    if (direct) dk_conv_direct_forward(din, dout, wf, &ft, a.partial, nt, 1);
     if (db) dk_conv_bias_grad(db, dout, s->n, s->cout, s->od * s->oh * s->ow);
 }
 

@@ -36,6 +36,13 @@ void dk_conv_add_bias(float *out, const float *b, int64_t n, int64_t cout, int64
 void dk_conv_bias_grad(float *db, const float *dout, int64_t n, int64_t cout, int64_t p);
 
 size_t dk_conv_work_floats_nt(const dk_conv_shape *s, int nt);
+/* The direct path (conv_direct.c): whether it takes this shape on this CPU, its workspace
+ * for nt threads, and out = conv(in, w) without bias (add 0: out is only written) or
+ * out += conv(in, w) (add 1). */
+int dk_conv_direct_applies(const dk_conv_shape *s);
+size_t dk_conv_direct_work_floats(const dk_conv_shape *s, int nt);
+void dk_conv_direct_forward(float *out, const float *in, const float *w,
+                            const dk_conv_shape *s, float *work, int nt, int add);
 void dk_conv_forward_nt(float *out, const float *in, const float *w, const float *b,
                         const dk_conv_shape *s, float *work, int nt);
 void dk_conv_backward_nt(float *din, float *dw, float *db, const float *dout, const float *in,

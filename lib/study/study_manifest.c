@@ -142,6 +142,7 @@ static cJSON *libraries(void) {
     char buf[256];
     cJSON_AddStringToObject(j, "openblas_kernel", dk_blas_kernel());
     cJSON_AddStringToObject(j, "openblas_config", dk_blas_config());
+    cJSON_AddStringToObject(j, "convolution", dk_conv_path());
 #ifdef DAKD_ITK_VERSION
     cJSON_AddStringToObject(j, "itk", DAKD_ITK_VERSION);
 #else

@@ -1,8 +1,9 @@
 /*
  * CUnit suite for the convolution kernels (lib/nn/conv.c, convt.c): forward and backward
  * against naive loops in double (2-D and 3-D, k 1/3, stride 1/2, odd and even sizes, shapes
- * large enough to be cut into several column chunks), the central finite-difference check,
- * and the accumulate contract (backward twice doubles; din NULL skips only din).
+ * large enough to be cut into several column chunks; the direct path's block edges), the
+ * central finite-difference check, the same bits at 1-3 threads, and the accumulate contract
+ * (backward twice doubles; din NULL skips only din).
  */
 #include "dakd/nn.h"
 #include "gradcheck.h"
@@ -179,6 +180,77 @@ static void test_conv_vs_naive(void) {
             dk_conv_shape_make_axes(&s, 2, i == 4 ? 16 : 3, 4, z[0], z[1], z[2], k_axes[i]);
             check_conv_shape(&s, i % 2);
         }
+    }
+    dk_set_threads(0);
+}
+
+/* The direct path (conv_direct.c: stride 1, rows >= 16 wide, AVX2 + FMA): partial 16-wide
+ * blocks (w 17, 31, 33), output channels split into blocks of 1..6 (cout 1..13), input
+ * channels beyond a group of 8 (cin 9, 17), kernels per axis with kw 1 and 3, a plane of
+ * depth 1 with kd 3, and a 2-D sample whose rows are cut into chunks for the threads. With
+ * DAKD_CONV=gemm (the suite's second run) the same shapes take vol2col + sgemm. */
+typedef struct {
+    int64_t n, cin, cout, d, h, w;
+    int k[3];
+} direct_case;
+
+static const direct_case k_direct[] = {
+    {2, 3, 5, 1, 7, 17, {1, 3, 3}},   {1, 9, 13, 1, 20, 33, {1, 3, 3}},
+    {1, 17, 7, 4, 5, 31, {3, 3, 3}},  {2, 2, 1, 3, 3, 16, {3, 3, 3}},
+    {1, 4, 11, 3, 6, 24, {3, 3, 1}},  {1, 5, 6, 4, 4, 20, {3, 1, 3}},
+    {1, 6, 4, 1, 9, 18, {1, 1, 3}},   {1, 3, 8, 1, 5, 19, {3, 3, 3}},
+    {1, 8, 12, 2, 64, 48, {1, 3, 3}}, {1, 1, 10, 1, 40, 64, {1, 3, 3}},
+};
+
+static void test_conv_direct(void) {
+    printf("\n    convolution: %s", dk_conv_path());
+    for (int t = 0; t < 3; t++) {
+        dk_set_threads(k_threads[t]);
+        printf("\n    %d thread(s):", k_threads[t]);
+        for (size_t i = 0; i < sizeof k_direct / sizeof k_direct[0]; i++) {
+            const direct_case *c = &k_direct[i];
+            dk_conv_shape s;
+            dk_conv_shape_make_axes(&s, c->n, c->cin, c->cout, c->d, c->h, c->w, c->k);
+            check_conv_shape(&s, (int)(i % 2));
+        }
+    }
+    dk_set_threads(0);
+}
+
+/* On the direct path, outputs and input gradients of the shapes above are the same bits at
+ * 1, 2 and 3 threads (every output sums its taps in one order, whatever the job split);
+ * vol2col + sgemm promises that only for one thread count (its chunks follow the threads). */
+static void test_conv_threads_bits(void) {
+    if (!strstr(dk_conv_path(), "direct")) {
+        printf("\n    not on the direct path: nothing to compare");
+        return;
+    }
+    for (size_t i = 0; i < sizeof k_direct / sizeof k_direct[0]; i++) {
+        const direct_case *c = &k_direct[i];
+        dk_conv_shape s;
+        dk_conv_shape_make_axes(&s, c->n, c->cin, c->cout, c->d, c->h, c->w, c->k);
+        int64_t ni = in_numel(&s), no = out_numel(&s), nw = w_numel(&s);
+        float *in = fbuf(ni), *w = fbuf(nw), *dout = fbuf(no), *ref_o = fbuf(no),
+              *ref_d = fbuf(ni);
+        dk_gc_fill(in, ni, -1, 1, 5);
+        dk_gc_fill(w, nw, -1, 1, 6);
+        dk_gc_fill(dout, no, -1, 1, 7);
+        for (int t = 0; t < 3; t++) {
+            dk_set_threads(k_threads[t]);
+            float *out = fbuf(no), *din = fbuf(ni), *dw = fbuf(nw);
+            float *work = fbuf((int64_t)dk_conv_work_floats(&s));
+            dk_conv_forward(out, in, w, NULL, &s, work);
+            dk_conv_backward(din, dw, NULL, dout, in, w, &s, work);
+            if (t == 0) {
+                memcpy(ref_o, out, (size_t)no * sizeof *out);
+                memcpy(ref_d, din, (size_t)ni * sizeof *din);
+            } else {
+                CU_ASSERT_EQUAL(memcmp(out, ref_o, (size_t)no * sizeof *out), 0);
+                CU_ASSERT_EQUAL(memcmp(din, ref_d, (size_t)ni * sizeof *din), 0);
+            }
+            free(out), free(din), free(dw), free(work);
+        }
+        free(in), free(w), free(dout), free(ref_o), free(ref_d);
     }
     dk_set_threads(0);
 }
@@ -425,6 +497,8 @@ int main(void) {
     CU_pSuite s = CU_add_suite("nn.conv", NULL, NULL);
     if (!s || !CU_add_test(s, "shapes", test_conv_shapes) ||
         !CU_add_test(s, "conv forward/backward vs naive", test_conv_vs_naive) ||
+        !CU_add_test(s, "direct path shapes vs naive", test_conv_direct) ||
+        !CU_add_test(s, "same bits at 1, 2, 3 threads", test_conv_threads_bits) ||
         !CU_add_test(s, "convT forward/backward vs naive", test_convt_vs_naive) ||
         !CU_add_test(s, "gradcheck conv 2-D", test_gradcheck_conv2d) ||
         !CU_add_test(s, "gradcheck conv 3-D", test_gradcheck_conv3d) ||

@@ -1,0 +1,303 @@
+/* Direct convolution for the layers that carry a U-Net's FLOPs: stride 1, a kernel of 1 or 3
+ * per axis (not 1x1x1), zero padding k/2, output rows at least 16 wide, on CPUs with AVX2
+ * and FMA. Everything else (and every CPU without them) takes vol2col + sgemm (conv.c).
+ *
+ * Why: with vol2col + sgemm a thin layer (16 or 32 channels, as at a U-Net's full
+ * resolution) pays for writing the column matrix, for OpenBLAS packing both operands, and
+ * for a GEMM whose M = cout is too short for its kernel: 37-50 GFLOP/s on one Zen 3 core
+ * (tests/bench/README.md). Here an output block of CB channels x 16 consecutive x
+ * positions (2 AVX2 vectors) stays in 2 CB registers while the loop runs over input
+ * channels and taps: per tap two unaligned loads of the input row and CB broadcasts of a
+ * weight feed 2 CB FMAs, so with CB = 6 the FMA units, not the loads, set the pace.
+ *
+ * Data: a job is one output plane z of one sample, or a chunk of its rows (more jobs when
+ * there are few planes). It first copies the input rows it reads (every input channel, the
+ * kd planes, its rows +- kh/2) into a per-thread slab whose rows carry kw/2 zeros on the
+ * left and zeros up to a whole number of 16-wide blocks on the right, so the kernel never
+ * tests an x edge; taps whose plane or row falls in the zero padding are skipped (they
+ * would add 0). Weights are packed once per call, (block, cin, kd, kh, kw, CB).
+ *
+ * Order: every output sums its taps in one fixed order (input channel, then kz, ky, kx)
+ * in float with FMA, whatever the job split and thread count: the same bits for any
+ * number of threads. They differ from the GEMM path's bits by rounding (a different order
+ * of the same products), as one BLAS kernel's do from another's.
+ *
+ * DAKD_CONV=gemm in the environment turns the path off (the GEMM path everywhere), for
+ * comparisons; dk_conv_path() says which is in use. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_internal.h"
+#include "dakd/nn.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define DIRECT_BUILT 1
+#else
+#define DIRECT_BUILT 0
+#endif
+
+enum {
+    XB = 16,              /* output x positions per block: two 8-float vectors */
+    CB_MAX = 6,           /* output channels per block: 2 CB_MAX accumulators of 16 */
+    CI_GROUP = 8,         /* input channels summed apart before their partial is added */
+    SLAB_BUDGET = 1 << 20 /* floats of one thread's input slab (4 MB) */
+};
+
+static int g_direct = -1; /* -1: not decided yet */
+
+static int direct_enabled(void) {
+    int d = __atomic_load_n(&g_direct, __ATOMIC_RELAXED);
+    if (d >= 0) return d;
+    d = 0;
+#if DIRECT_BUILT
+    __builtin_cpu_init();
+    const char *env = getenv("DAKD_CONV");
+    d = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        !(env && strcmp(env, "gemm") == 0);
+#endif
+    __atomic_store_n(&g_direct, d, __ATOMIC_RELAXED);
+    return d;
+}
+
+const char *dk_conv_path(void) {
+    return direct_enabled() ? "direct AVX2+FMA (stride 1, rows >= 16 wide), GEMM otherwise"
+                            : "GEMM (vol2col + sgemm)";
+}
+
+int dk_conv_direct_applies(const dk_conv_shape *s) {
+    if (s->sd != 1 || s->sh != 1 || s->sw != 1) return 0;
+    if (s->kd * s->kh * s->kw == 1 || s->ow < XB) return 0;
+    if (s->pd != s->kd / 2 || s->ph != s->kh / 2 || s->pw != s->kw / 2) return 0;
+    return direct_enabled();
+}
+
+/* Geometry of one call: the slab's row width, its rows per job, the job split. */
+typedef struct {
+    int64_t nxb, wp;   /* 16-wide blocks per row; slab row width nxb*16 + kw - 1 */
+    int64_t rows;      /* output rows (y) per job */
+    int64_t nch, jobs; /* chunks per plane; n * od * nch jobs */
+    int64_t slab;      /* floats of one slab: cin * kd * (rows + kh - 1) * wp */
+} direct_geom;
+
+static direct_geom geom(const dk_conv_shape *s, int nt) {
+    direct_geom g;
+    g.nxb = (s->ow + XB - 1) / XB;
+    g.wp = g.nxb * XB + s->kw - 1;
+    int64_t per_row = s->cin * s->kd * g.wp;
+    int64_t rows = SLAB_BUDGET / per_row - (s->kh - 1);
+    if (rows < 1) rows = 1;
+    if (rows > s->oh) rows = s->oh;
+    /* at least 4 jobs a thread when the planes alone do not give them (2-D, batch 1) */
+    int64_t want = 4 * (int64_t)nt, planes = s->n * s->od;
+    if (nt > 1 && planes < want) {
+        int64_t nch = (want + planes - 1) / planes, r = (s->oh + nch - 1) / nch;
+        if (r < rows) rows = r;
+    }
+    g.rows = rows;
+    g.nch = (s->oh + rows - 1) / rows;
+    g.jobs = s->n * s->od * g.nch;
+    g.slab = dk_conv_slot((size_t)(s->cin * s->kd * (rows + s->kh - 1) * g.wp));
+    return g;
+}
+
+static int64_t nblocks(const dk_conv_shape *s) { return (s->cout + CB_MAX - 1) / CB_MAX; }
+
+/* Channels [*c0, *c0 + *cb) of block b: cout split into nblocks as evenly as possible. */
+static void block_range(const dk_conv_shape *s, int64_t b, int64_t *c0, int *cb) {
+    int64_t nb = nblocks(s), q = s->cout / nb, r = s->cout % nb;
+    *c0 = b * q + (b < r ? b : r);
+    *cb = (int)(q + (b < r));
+}
+
+static size_t packed_floats(const dk_conv_shape *s) {
+    return dk_conv_slot((size_t)(s->cout * s->cin * s->kd * s->kh * s->kw));
+}
+
+size_t dk_conv_direct_work_floats(const dk_conv_shape *s, int nt) {
+    return packed_floats(s) + (size_t)nt * (size_t)geom(s, nt).slab;
+}
+
+/* wp, block by block: block b (channels c0.. c0 + cb) as (cin, kd, kh, kw, cb). */
+static void pack_weights(float *wp, const float *w, const dk_conv_shape *s) {
+    int64_t kv = s->kd * s->kh * s->kw;
+    for (int64_t b = 0; b < nblocks(s); b++) {
+        int64_t c0;
+        int cb;
+        block_range(s, b, &c0, &cb);
+        float *dst = wp + c0 * s->cin * kv;
+        for (int64_t ci = 0; ci < s->cin; ci++)
+            for (int64_t t = 0; t < kv; t++)
+                for (int c = 0; c < cb; c++)
+                    *dst++ = w[((c0 + c) * s->cin + ci) * kv + t];
+    }
+}
+
+/* The slab of sample `in` (cin, id, ih, iw) for output plane z, rows [y0, y1): for each
+ * channel and kz, rows iy = y0 - ph .. y1 - 1 + ph at slab row iy - (y0 - ph), each
+ * [pw zeros][iw values][zeros] of width g->wp. Rows and planes in the padding are not
+ * written (the kernel skips their taps). */
+static void fill_slab(float *slab, const float *in, const dk_conv_shape *s, const direct_geom *g,
+                      int64_t z, int64_t y0, int64_t y1) {
+    int64_t nr = y1 - y0 + s->kh - 1, plane = s->id * s->ih * s->iw;
+    int64_t tail = g->wp - s->pw - s->iw;
+    for (int64_t ci = 0; ci < s->cin; ci++)
+        for (int64_t kz = 0; kz < s->kd; kz++) {
+            int64_t iz = z - s->pd + kz;
+            if (iz < 0 || iz >= s->id) continue;
+            float *dst = slab + (ci * s->kd + kz) * nr * g->wp;
+            for (int64_t r = 0; r < nr; r++, dst += g->wp) {
+                int64_t iy = y0 - s->ph + r;
+                if (iy < 0 || iy >= s->ih) continue;
+                const float *src = in + ci * plane + (iz * s->ih + iy) * s->iw;
+                if (s->pw) dst[0] = 0.0f;
+                memcpy(dst + s->pw, src, (size_t)s->iw * sizeof *dst);
+                memset(dst + s->pw + s->iw, 0, (size_t)tail * sizeof *dst);
+            }
+        }
+}
+
+/* One output block: channels of one weight block (CB of them) x 16 positions. `row` is the
+ * slab at (ci 0, kz 0, the block's first row for ky 0, x of the block); taps kz in
+ * [kz0, kz1), ky in [ky0, ky1) are the ones inside the input. */
+typedef struct {
+    const float *row, *w;
+    int64_t ci_stride, kz_stride, wp, cin;
+    int kd, kh, kz0, kz1, ky0, ky1;
+} kern_args;
+
+#if DIRECT_BUILT
+/* The block's sums: input channels in groups of CI_GROUP, each group's taps summed in
+ * registers and then added to the block's running sum (shorter float sums: a 3x3x3 layer
+ * of 32 channels has 864 terms). add: out += sum, else out = sum. */
+__attribute__((always_inline, target("avx2,fma"))) static inline void
+kernel(float *out, int64_t ostride, int nvalid, int add, const kern_args *a, const int cb,
+       const int kw) {
+    __m256 acc0[CB_MAX], acc1[CB_MAX], sum0[CB_MAX], sum1[CB_MAX];
+#pragma GCC unroll 6
+    for (int c = 0; c < cb; c++)
+        sum0[c] = sum1[c] = _mm256_setzero_ps();
+    const int64_t wstep = (int64_t)kw * cb;
+    for (int64_t ci0 = 0; ci0 < a->cin; ci0 += CI_GROUP) {
+        int64_t ci1 = ci0 + CI_GROUP < a->cin ? ci0 + CI_GROUP : a->cin;
+#pragma GCC unroll 6
+        for (int c = 0; c < cb; c++)
+            acc0[c] = acc1[c] = _mm256_setzero_ps();
+        for (int64_t ci = ci0; ci < ci1; ci++)
+            for (int kz = a->kz0; kz < a->kz1; kz++) {
+                const float *r = a->row + ci * a->ci_stride + kz * a->kz_stride;
+                const float *w = a->w + ((ci * a->kd + kz) * a->kh) * wstep;
+                for (int ky = a->ky0; ky < a->ky1; ky++) {
+                    const float *rr = r + ky * a->wp, *ww = w + ky * wstep;
+#pragma GCC unroll 1
+                    for (int kx = 0; kx < kw; kx++) {
+                        __m256 v0 = _mm256_loadu_ps(rr + kx), v1 = _mm256_loadu_ps(rr + kx + 8);
+#pragma GCC unroll 6
+                        for (int c = 0; c < cb; c++) {
+                            __m256 wv = _mm256_broadcast_ss(ww + kx * cb + c);
+                            acc0[c] = _mm256_fmadd_ps(wv, v0, acc0[c]);
+                            acc1[c] = _mm256_fmadd_ps(wv, v1, acc1[c]);
+                        }
+                    }
+                }
+            }
+#pragma GCC unroll 6
+        for (int c = 0; c < cb; c++) {
+            sum0[c] = _mm256_add_ps(sum0[c], acc0[c]);
+            sum1[c] = _mm256_add_ps(sum1[c], acc1[c]);
+        }
+    }
+    for (int c = 0; c < cb; c++) {
+        float *o = out + c * ostride, tmp[XB];
+        float *d = nvalid == XB ? o : tmp; /* a partial block goes through tmp */
+        if (add && d == tmp) memcpy(tmp, o, (size_t)nvalid * sizeof *o);
+        if (add) {
+            sum0[c] = _mm256_add_ps(_mm256_loadu_ps(d), sum0[c]);
+            sum1[c] = _mm256_add_ps(_mm256_loadu_ps(d + 8), sum1[c]);
+        }
+        _mm256_storeu_ps(d, sum0[c]);
+        _mm256_storeu_ps(d + 8, sum1[c]);
+        if (d == tmp) memcpy(o, tmp, (size_t)nvalid * sizeof *o);
+    }
+}
+
+/* One specialisation per block width (1..6 channels) and kw (1 or 3). */
+#define KERNEL(CB, KW)                                                                             \
+    __attribute__((target("avx2,fma"))) static void kern_##CB##_##KW(                              \
+        float *out, int64_t ostride, int nvalid, int add, const kern_args *a) {                    \
+        kernel(out, ostride, nvalid, add, a, CB, KW);                                              \
+    }
+KERNEL(1, 1)
+KERNEL(2, 1)
+KERNEL(3, 1)
+KERNEL(4, 1)
+KERNEL(5, 1)
+KERNEL(6, 1)
+KERNEL(1, 3)
+KERNEL(2, 3)
+KERNEL(3, 3)
+KERNEL(4, 3)
+KERNEL(5, 3)
+KERNEL(6, 3)
+
+typedef void (*kern_fn)(float *, int64_t, int, int, const kern_args *);
+static const kern_fn g_kern[2][CB_MAX] = {
+    {kern_1_1, kern_2_1, kern_3_1, kern_4_1, kern_5_1, kern_6_1},
+    {kern_1_3, kern_2_3, kern_3_3, kern_4_3, kern_5_3, kern_6_3},
+};
+
+/* Output plane z, rows [y0, y1) of sample out_i (cout, od, oh, ow) from its slab. */
+static void run_rows(float *out_i, const float *slab, const float *wpk, const dk_conv_shape *s,
+                     const direct_geom *g, int64_t z, int64_t y0, int64_t y1, int add) {
+    int64_t nr = y1 - y0 + s->kh - 1, p = s->od * s->oh * s->ow, kv = s->kd * s->kh * s->kw;
+    kern_args a = {.ci_stride = s->kd * nr * g->wp,
+                   .kz_stride = nr * g->wp,
+                   .wp = g->wp,
+                   .cin = s->cin,
+                   .kd = s->kd,
+                   .kh = s->kh};
+    a.kz0 = (int)(s->pd - z > 0 ? s->pd - z : 0);
+    a.kz1 = (int)(s->id - z + s->pd < s->kd ? s->id - z + s->pd : s->kd);
+    for (int64_t y = y0; y < y1; y++) {
+        a.ky0 = (int)(s->ph - y > 0 ? s->ph - y : 0);
+        a.ky1 = (int)(s->ih - y + s->ph < s->kh ? s->ih - y + s->ph : s->kh);
+        for (int64_t b = 0; b < nblocks(s); b++) {
+            int64_t c0;
+            int cb;
+            block_range(s, b, &c0, &cb);
+            kern_fn f = g_kern[s->kw == 3][cb - 1];
+            a.w = wpk + c0 * s->cin * kv;
+            float *o = out_i + c0 * p + (z * s->oh + y) * s->ow;
+            for (int64_t xb = 0; xb < g->nxb; xb++) {
+                int64_t x0 = xb * XB, nv = s->ow - x0 < XB ? s->ow - x0 : XB;
+                a.row = slab + (y - y0) * g->wp + x0;
+                f(o + x0, p, (int)nv, add, &a);
+            }
+        }
+    }
+}
+#endif
+
+void dk_conv_direct_forward(float *out, const float *in, const float *w, const dk_conv_shape *s,
+                            float *work, int nt, int add) {
+#if DIRECT_BUILT
+    DK_ASSERT(dk_conv_direct_applies(s) && work && nt >= 1);
+    direct_geom g = geom(s, nt);
+    float *wpk = work, *slabs = work + packed_floats(s);
+    pack_weights(wpk, w, s);
+    int64_t in_n = s->cin * s->id * s->ih * s->iw, out_n = s->cout * s->od * s->oh * s->ow;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && g.jobs > 1)
+    for (int64_t j = 0; j < g.jobs; j++) {
+        int64_t i = j / (s->od * g.nch), rest = j % (s->od * g.nch);
+        int64_t z = rest / g.nch, y0 = (rest % g.nch) * g.rows;
+        int64_t y1 = y0 + g.rows < s->oh ? y0 + g.rows : s->oh;
+        float *slab = slabs + (size_t)omp_get_thread_num() * (size_t)g.slab;
+        fill_slab(slab, in + i * in_n, s, &g, z, y0, y1);
+        run_rows(out + i * out_n, slab, wpk, s, &g, z, y0, y1, add);
+    }
+#else
+    (void)out, (void)in, (void)w, (void)s, (void)work, (void)nt, (void)add;
+    DK_ASSERT(0 && "direct convolution not built on this target");
+#endif
+}
