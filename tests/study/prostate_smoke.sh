@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prostate study file (pipelines/prostate_runmc_to_hk_ucl.ini) on the real PROMISE12
 # volumes of ../shared/data/prostate, cut to 2 steps per network and one seed: teacher,
-# source-only student, the full method at T = 1 + pseudo-labels for UCL, HK oracle, the UCL
+# source-only student, the full method (T = 1, pseudo-labels) for UCL, HK oracle, the UCL
 # evaluation and the report.
 # Asserts what the file promises besides its numbers: the networks planned by nnU-Net's rule
 # for 16 x 64 x 64 patches (pools in the model files), the case list's spacing column handed
@@ -20,8 +20,8 @@ dakd=$1 src=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
 cd "$src" # the study file's paths are from the project root
 "$dakd" --quiet run pipelines/prostate_runmc_to_hk_ucl.ini --set "study.run_dir=$work/run" \
-    --set study.seeds=42 --set study.stages=teacher,student,full_plt1_ucl,oracle_hk,eval_ucl,report \
-    --set stage.eval_ucl.models=teacher,student,full_plt1_ucl,oracle_hk \
+    --set study.seeds=42 --set study.stages=teacher,student,full_ucl,oracle_hk,eval_ucl,report \
+    --set stage.eval_ucl.models=teacher,student,full_ucl,oracle_hk \
     --set train.epochs=1 --set stage.teacher.train.epochs=1 --set stage.student.train.epochs=1 \
     --set stage.oracle_hk.train.epochs=1 \
     --set train.steps_per_epoch=2 > "$work/out.txt" 2> "$work/log.txt" ||
@@ -35,7 +35,7 @@ def meta(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         return json.loads(f.read(n))["__metadata__"]
-for stage in ["teacher", "student", "full_plt1_ucl", "oracle_hk"]:
+for stage in ["teacher", "student", "full_ucl", "oracle_hk"]:
     m = meta(os.path.join(run, stage, "seed42", "model.safetensors"))
     assert m.get("dakd.config.pool") == "2,2,2;2,2,2;1,2,2", (stage, m.get("dakd.config.pool"))
 preds = sorted(glob.glob(os.path.join(run, "eval_ucl", "*", "seed42", "pred", "*.nii.gz")))
