@@ -1,6 +1,6 @@
 /* Convolution (kernel 1 or 3 per axis, stride 1 or 2, zero padding k/2) as vol2col +
- * cblas_sgemm. The forward of the stride-1 layers with rows >= 16 wide runs as a direct
- * convolution on CPUs with AVX2 and FMA instead (conv_direct.c).
+ * cblas_sgemm. The stride-1 layers with rows >= 16 wide run as a direct convolution on CPUs
+ * with AVX2 and FMA instead, forward and backward (conv_direct.c).
  *
  * Shapes: K = cin*kd*kh*kw rows of the column matrix, P = od*oh*ow output positions of one
  * sample. The output of one sample is out (cout, P) = w (cout, K) x col (K, P), which is
@@ -65,7 +65,7 @@ static int is_pointwise(const dk_conv_shape *s) {
 static int flips(const dk_conv_shape *s) { return !is_pointwise(s) && s->sh == 1; }
 
 /* The shape of that convolution (channel roles swapped) in *t; 1 when the direct path takes
- * it (it then runs on the whole batch after the weight gradients). */
+ * the layer (then it takes *t too): its backward is then conv_direct.c's throughout. */
 static int din_direct(const dk_conv_shape *s, dk_conv_shape *t) {
     *t = *s;
     t->cin = s->cout;
@@ -104,18 +104,18 @@ static size_t dw_floats(const dk_conv_shape *s) { return (size_t)(s->cout * s->c
 
 size_t dk_conv_work_floats_nt(const dk_conv_shape *s, int nt) {
     DK_ASSERT(s && nt >= 1);
-    /* backward: the column slots and the flipped weights, then the dw partials or, after
-     * them, the direct din convolution's scratch; forward: the column slots or its own */
-    size_t tail = (size_t)(nt - 1) * dk_conv_slot(dw_floats(s));
     dk_conv_shape t;
-    if (flips(s) && din_direct(s, &t)) {
-        size_t d = dk_conv_direct_work_floats(&t, nt);
-        if (d > tail) tail = d;
+    if (din_direct(s, &t)) {
+        /* the direct path (conv_direct.c): forward its own; backward dw's slab, then the
+         * flipped weights and the din convolution's scratch */
+        size_t fw = dk_conv_direct_work_floats(s, nt), dw = dk_conv_direct_dw_work_floats(s);
+        size_t din = wf_floats(s) + dk_conv_direct_work_floats(&t, nt);
+        size_t bw = dw > din ? dw : din;
+        return fw > bw ? fw : bw;
     }
-    size_t bw = (size_t)nt * col_slot(s) + wf_floats(s) + tail;
-    if (!dk_conv_direct_applies(s)) return bw;
-    size_t fw = dk_conv_direct_work_floats(s, nt);
-    return fw > bw ? fw : bw;
+    /* column slots, the flipped weights (stride 1), the dw partials of threads 1.. */
+    return (size_t)nt * col_slot(s) + wf_floats(s) +
+           (size_t)(nt - 1) * dk_conv_slot(dw_floats(s));
 }
 
 size_t dk_conv_work_floats(const dk_conv_shape *s) {
@@ -431,12 +431,20 @@ void dk_conv_backward_nt(float *din, float *dw, float *db, const float *dout, co
     DK_ASSERT(dw && dout && in && w && s && nt >= 1);
     int pw = is_pointwise(s);
     DK_ASSERT((pw && nt == 1) || work);
+    dk_conv_shape ft;
+    if (din_direct(s, &ft)) { /* the direct path: no column matrix at all */
+        dk_conv_direct_dw(dw, dout, in, s, work, nt);
+        if (din) {
+            flip_weights(work, w, s);
+            dk_conv_direct_forward(din, dout, work, &ft, work + wf_floats(s), nt, 1);
+        }
+        if (db) dk_conv_bias_grad(db, dout, s->n, s->cout, s->od * s->oh * s->ow);
+        return;
+    }
     /* stride 2 scatters din through col2vol: chunks of one sample overlap, so a job is a
      * whole sample */
     int whole = din && !pw && !flips(s);
-    dk_conv_shape ft;
-    int direct = din && flips(s) && din_direct(s, &ft); /* din after dw, by conv_direct.c */
-    conv_bw a = {.din = direct ? NULL : din, .dw = dw, .work = work, .dout = dout, .in = in, .w = w, .s = s,
+    conv_bw a = {.din = din, .dw = dw, .work = work, .dout = dout, .in = in, .w = w, .s = s,
                  .J = make_jobs(s, nt, whole), .slot = col_slot(s),
                  .pslot = dk_conv_slot(dw_floats(s))};
     float *wf = work ? work + (size_t)nt * a.slot : NULL;
@@ -454,7 +462,6 @@ void dk_conv_backward_nt(float *din, float *dw, float *db, const float *dout, co
         for (int64_t j = 0; j < a.J.jobs; j++) backward_job(&a, j, t);
         dk_conv_partials_add(dw, a.partial, a.pslot, len, nt);
     }
-    if (direct) dk_conv_direct_forward(din, dout, wf, &ft, a.partial, nt, 1);
     if (db) dk_conv_bias_grad(db, dout, s->n, s->cout, s->od * s->oh * s->ow);
 }
 

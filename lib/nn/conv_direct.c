@@ -1,6 +1,8 @@
 /* Direct convolution for the layers that carry a U-Net's FLOPs: stride 1, a kernel of 1 or 3
  * per axis (not 1x1x1), zero padding k/2, output rows at least 16 wide, on CPUs with AVX2
- * and FMA. Everything else (and every CPU without them) takes vol2col + sgemm (conv.c).
+ * and FMA: the forward, and the backward (the weight gradient below; the input gradient as
+ * the forward convolution of dout with the flipped weights, added to din). Everything else
+ * (and every CPU without them) takes vol2col + sgemm (conv.c).
  *
  * Why: with vol2col + sgemm a thin layer (16 or 32 channels, as at a U-Net's full
  * resolution) pays for writing the column matrix, for OpenBLAS packing both operands, and
@@ -17,9 +19,9 @@
  * tests an x edge; taps whose plane or row falls in the zero padding are skipped (they
  * would add 0). Weights are packed once per call, (block, cin, kd, kh, kw, CB).
  *
- * Order: every output sums its taps in one fixed order (input channel, then kz, ky, kx)
- * in float with FMA, whatever the job split and thread count: the same bits for any
- * number of threads. They differ from the GEMM path's bits by rounding (a different order
+ * Order: every output sums its taps in one fixed order (input channels in groups of 8,
+ * each group's taps kz, ky, kx in registers, then the groups in order) in float with FMA,
+ * whatever the job split and thread count: the same bits for any number of threads. They differ from the GEMM path's bits by rounding (a different order
  * of the same products), as one BLAS kernel's do from another's.
  *
  * DAKD_CONV=gemm in the environment turns the path off (the GEMM path everywhere), for
@@ -136,20 +138,26 @@ static void pack_weights(float *wp, const float *w, const dk_conv_shape *s) {
 
 /* The slab of sample `in` (cin, id, ih, iw) for output plane z, rows [y0, y1): for each
  * channel and kz, rows iy = y0 - ph .. y1 - 1 + ph at slab row iy - (y0 - ph), each
- * [pw zeros][iw values][zeros] of width g->wp. Rows and planes in the padding are not
- * written (the kernel skips their taps). */
+ * [pw zeros][iw values][zeros] of width g->wp. Rows and planes in the padding are zeros
+ * with zero_pad, else not written (the forward kernel skips their taps). */
 static void fill_slab(float *slab, const float *in, const dk_conv_shape *s, const direct_geom *g,
-                      int64_t z, int64_t y0, int64_t y1) {
+                      int64_t z, int64_t y0, int64_t y1, int zero_pad) {
     int64_t nr = y1 - y0 + s->kh - 1, plane = s->id * s->ih * s->iw;
     int64_t tail = g->wp - s->pw - s->iw;
     for (int64_t ci = 0; ci < s->cin; ci++)
         for (int64_t kz = 0; kz < s->kd; kz++) {
             int64_t iz = z - s->pd + kz;
-            if (iz < 0 || iz >= s->id) continue;
             float *dst = slab + (ci * s->kd + kz) * nr * g->wp;
+            if (iz < 0 || iz >= s->id) {
+                if (zero_pad) memset(dst, 0, (size_t)(nr * g->wp) * sizeof *dst);
+                continue;
+            }
             for (int64_t r = 0; r < nr; r++, dst += g->wp) {
                 int64_t iy = y0 - s->ph + r;
-                if (iy < 0 || iy >= s->ih) continue;
+                if (iy < 0 || iy >= s->ih) {
+                    if (zero_pad) memset(dst, 0, (size_t)g->wp * sizeof *dst);
+                    continue;
+                }
                 const float *src = in + ci * plane + (iz * s->ih + iy) * s->iw;
                 if (s->pw) dst[0] = 0.0f;
                 memcpy(dst + s->pw, src, (size_t)s->iw * sizeof *dst);
@@ -279,6 +287,158 @@ static void run_rows(float *out_i, const float *slab, const float *wpk, const dk
 }
 #endif
 
+/* ---------------------------------------------------------------- weight gradients
+ *
+ * dw (cout, cin, kd, kh, kw) += sum over samples and output positions of dout x the input
+ * at the tap. A chunk (a few output rows of one plane of one sample) fills a slab as the
+ * forward does, with zeros where a tap falls in the padding, and holds its dout rows; then a
+ * job, (a block of DW_CB output channels, one input channel, kz, ky), sums over the chunk's
+ * positions in DW_CB x kw vector accumulators (8 positions each), reduces their lanes in a
+ * fixed order and adds the chunk's sums to dw. Chunks go in order, and jobs own disjoint
+ * entries of dw: the same bits for any thread count. */
+enum {
+    DW_CB = 4,          /* output channels per job: DW_CB x 3 accumulators */
+    DW_BUDGET = 1 << 16 /* floats of a chunk's slab and dout rows (256 KB: the L2) */
+};
+
+static int64_t dw_blocks(const dk_conv_shape *s) { return (s->cout + DW_CB - 1) / DW_CB; }
+
+static void dw_block_range(const dk_conv_shape *s, int64_t b, int64_t *c0, int *cb) {
+    int64_t nb = dw_blocks(s), q = s->cout / nb, r = s->cout % nb;
+    *c0 = b * q + (b < r ? b : r);
+    *cb = (int)(q + (b < r));
+}
+
+/* Output rows per chunk: its slab (every input channel, kd planes, rows + kh - 1) and its
+ * dout rows (every output channel) within DW_BUDGET, at least one. */
+static int64_t dw_rows(const dk_conv_shape *s, int64_t wp) {
+    int64_t fixed = s->cin * s->kd * (s->kh - 1) * wp, per = s->cin * s->kd * wp + s->cout * s->ow;
+    int64_t r = (DW_BUDGET - fixed) / per;
+    if (r < 1) r = 1;
+    return r < s->oh ? r : s->oh;
+}
+
+size_t dk_conv_direct_dw_work_floats(const dk_conv_shape *s) {
+    int64_t wp = (s->ow + XB - 1) / XB * XB + s->kw - 1;
+    return dk_conv_slot((size_t)(s->cin * s->kd * (dw_rows(s, wp) + s->kh - 1) * wp));
+}
+
+#if DIRECT_BUILT
+/* Lanes of v summed in one fixed order: (0+4, 1+5, 2+6, 3+7), then pairs, then the two. */
+__attribute__((always_inline, target("avx2,fma"))) static inline float hsum(__m256 v) {
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+    return _mm_cvtss_f32(q);
+}
+
+/* One job on one chunk: sr is the slab row of (ci, kz, ky) for the chunk's first output row
+ * (x 0 of the padded row), d the dout row of channel c0 there (channel stride ds); dwp the
+ * entry (c0, ci, kz, ky, 0) of dw (channel stride cs). */
+typedef struct {
+    const float *sr, *d;
+    float *dwp;
+    int64_t ds, cs, rows, ow, wp;
+} dw_args;
+
+__attribute__((always_inline, target("avx2,fma"))) static inline void
+dw_kernel(const dw_args *a, const int cb, const int kw, const int TAIL) {
+    __m256 acc[DW_CB][3];
+    for (int c = 0; c < cb; c++)
+        for (int k = 0; k < kw; k++) acc[c][k] = _mm256_setzero_ps();
+    int64_t nv = a->ow / 8, tail = a->ow % 8;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail), lane);
+    for (int64_t r = 0; r < a->rows; r++) {
+        const float *sr = a->sr + r * a->wp, *dr = a->d + r * a->ow;
+        for (int64_t x = 0; x < nv * 8; x += 8) {
+            __m256 in[3];
+#pragma GCC unroll 3
+            for (int k = 0; k < kw; k++) in[k] = _mm256_loadu_ps(sr + x + k);
+#pragma GCC unroll 4
+            for (int c = 0; c < cb; c++) {
+                __m256 d = _mm256_loadu_ps(dr + c * a->ds + x);
+#pragma GCC unroll 3
+                for (int k = 0; k < kw; k++) acc[c][k] = _mm256_fmadd_ps(d, in[k], acc[c][k]);
+            }
+        }
+        if (TAIL && tail) {
+            int64_t x = nv * 8;
+            __m256 in[3];
+            for (int k = 0; k < kw; k++) in[k] = _mm256_loadu_ps(sr + x + k);
+            for (int c = 0; c < cb; c++) {
+                __m256 d = _mm256_maskload_ps(dr + c * a->ds + x, mask);
+                for (int k = 0; k < kw; k++) acc[c][k] = _mm256_fmadd_ps(d, in[k], acc[c][k]);
+            }
+        }
+    }
+    for (int c = 0; c < cb; c++)
+        for (int k = 0; k < kw; k++) a->dwp[c * a->cs + k] += hsum(acc[c][k]);
+}
+
+#define DW_KERNEL(CB, KW)                                                                  \
+    __attribute__((target("avx2,fma"))) static void dw_##CB##_##KW(const dw_args *a) {     \
+        if (a->ow % 8)                                                                     \
+            dw_kernel(a, CB, KW, 1);                                                       \
+        else                                                                               \
+            dw_kernel(a, CB, KW, 0);                                                       \
+    }
+DW_KERNEL(1, 1)
+DW_KERNEL(2, 1)
+DW_KERNEL(3, 1)
+DW_KERNEL(4, 1)
+DW_KERNEL(1, 3)
+DW_KERNEL(2, 3)
+DW_KERNEL(3, 3)
+DW_KERNEL(4, 3)
+
+typedef void (*dw_fn)(const dw_args *);
+static const dw_fn g_dw[2][DW_CB] = {{dw_1_1, dw_2_1, dw_3_1, dw_4_1},
+                                     {dw_1_3, dw_2_3, dw_3_3, dw_4_3}};
+#endif
+
+void dk_conv_direct_dw(float *dw, const float *dout, const float *in, const dk_conv_shape *s,
+                       float *work, int nt) {
+#if DIRECT_BUILT
+    DK_ASSERT(dk_conv_direct_applies(s) && work && nt >= 1);
+    direct_geom g = {.nxb = (s->ow + XB - 1) / XB};
+    g.wp = g.nxb * XB + s->kw - 1;
+    int64_t R = dw_rows(s, g.wp), kv = s->kd * s->kh * s->kw, p = s->od * s->oh * s->ow;
+    int64_t in_n = s->cin * s->id * s->ih * s->iw, nb = dw_blocks(s);
+    int64_t jobs = nb * s->cin * s->kd * s->kh;
+    const dw_fn *fns = g_dw[s->kw == 3];
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    for (int64_t i = 0; i < s->n; i++)
+        for (int64_t z = 0; z < s->od; z++)
+            for (int64_t y0 = 0; y0 < s->oh; y0 += R) {
+                int64_t y1 = y0 + R < s->oh ? y0 + R : s->oh, nr = y1 - y0 + s->kh - 1;
+#pragma omp single
+                fill_slab(work, in + i * in_n, s, &g, z, y0, y1, 1);
+#pragma omp for schedule(static)
+                for (int64_t j = 0; j < jobs; j++) {
+                    int64_t b = j / (s->cin * s->kd * s->kh), rest = j % (s->cin * s->kd * s->kh);
+                    int64_t ci = rest / (s->kd * s->kh), kz = rest / s->kh % s->kd, ky = rest % s->kh;
+                    int64_t c0;
+                    int cb;
+                    dw_block_range(s, b, &c0, &cb);
+                    dw_args a = {.sr = work + ((ci * s->kd + kz) * nr + ky) * g.wp,
+                                 .d = dout + (i * s->cout + c0) * p + (z * s->oh + y0) * s->ow,
+                                 .dwp = dw + ((c0 * s->cin + ci) * s->kd + kz) * s->kh * s->kw +
+                                        ky * s->kw,
+                                 .ds = p,
+                                 .cs = s->cin * kv,
+                                 .rows = y1 - y0,
+                                 .ow = s->ow,
+                                 .wp = g.wp};
+                    fns[cb - 1](&a);
+                }
+            }
+#else
+    (void)dw, (void)dout, (void)in, (void)s, (void)work, (void)nt;
+    DK_ASSERT(0 && "direct convolution not built on this target");
+#endif
+}
+
 void dk_conv_direct_forward(float *out, const float *in, const float *w, const dk_conv_shape *s,
                             float *work, int nt, int add) {
 #if DIRECT_BUILT
@@ -293,7 +453,7 @@ void dk_conv_direct_forward(float *out, const float *in, const float *w, const d
         int64_t z = rest / g.nch, y0 = (rest % g.nch) * g.rows;
         int64_t y1 = y0 + g.rows < s->oh ? y0 + g.rows : s->oh;
         float *slab = slabs + (size_t)omp_get_thread_num() * (size_t)g.slab;
-        fill_slab(slab, in + i * in_n, s, &g, z, y0, y1);
+        fill_slab(slab, in + i * in_n, s, &g, z, y0, y1, 0);
         run_rows(out + i * out_n, slab, wpk, s, &g, z, y0, y1, add);
     }
 #else

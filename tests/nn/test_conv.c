@@ -217,8 +217,8 @@ static void test_conv_direct(void) {
     dk_set_threads(0);
 }
 
-/* On the direct path, outputs and input gradients of the shapes above are the same bits at
- * 1, 2 and 3 threads (every output sums its taps in one order, whatever the job split);
+/* On the direct path, outputs, input and weight gradients of the shapes above are the same
+ * bits at 1, 2 and 3 threads (every output sums its taps in one order, whatever the job split);
  * vol2col + sgemm promises that only for one thread count (its chunks follow the threads). */
 static void test_conv_threads_bits(void) {
     if (!strstr(dk_conv_path(), "direct")) {
@@ -231,7 +231,7 @@ static void test_conv_threads_bits(void) {
         dk_conv_shape_make_axes(&s, c->n, c->cin, c->cout, c->d, c->h, c->w, c->k);
         int64_t ni = in_numel(&s), no = out_numel(&s), nw = w_numel(&s);
         float *in = fbuf(ni), *w = fbuf(nw), *dout = fbuf(no), *ref_o = fbuf(no),
-              *ref_d = fbuf(ni);
+              *ref_d = fbuf(ni), *ref_w = fbuf(nw);
         dk_gc_fill(in, ni, -1, 1, 5);
         dk_gc_fill(w, nw, -1, 1, 6);
         dk_gc_fill(dout, no, -1, 1, 7);
@@ -244,13 +244,15 @@ static void test_conv_threads_bits(void) {
             if (t == 0) {
                 memcpy(ref_o, out, (size_t)no * sizeof *out);
                 memcpy(ref_d, din, (size_t)ni * sizeof *din);
+                memcpy(ref_w, dw, (size_t)nw * sizeof *dw);
             } else {
                 CU_ASSERT_EQUAL(memcmp(out, ref_o, (size_t)no * sizeof *out), 0);
                 CU_ASSERT_EQUAL(memcmp(din, ref_d, (size_t)ni * sizeof *din), 0);
+                CU_ASSERT_EQUAL(memcmp(dw, ref_w, (size_t)nw * sizeof *dw), 0);
             }
             free(out), free(din), free(dw), free(work);
         }
-        free(in), free(w), free(dout), free(ref_o), free(ref_d);
+        free(in), free(w), free(dout), free(ref_o), free(ref_d), free(ref_w);
     }
     dk_set_threads(0);
 }
