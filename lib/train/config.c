@@ -43,6 +43,7 @@ static const char *const self_kinds[] = {"none", "layers", "ema", "both", NULL};
 static const char *const combines[] = {"fixed", "confidence", NULL};
 static const char *const balances[] = {"none", "class", NULL};
 static const char *const pl_teachers[] = {"teacher", "ema", NULL};
+static const char *const pl_sources[] = {"patch", "volume", NULL};
 
 /* One network's keys: [model] <prefix>_base, ... into member `net`. */
 #define NET_FIELDS(p, net, def_base, def_levels)                                                   \
@@ -170,6 +171,11 @@ static const dk_cfg_field layout[] = {
     F_ENUM("distill", "pl_teacher", pl_teacher, pl_teachers, "teacher",
            "pseudo-labels from the teacher of the target rows (its target_bn copy when on) "
            "or the EMA student"),
+    F_ENUM("distill", "pl_source", pl_source, pl_sources, "patch",
+           "pseudo-labels from the teacher on each step's patches, or from its prediction of "
+           "each whole target training volume made once before training"),
+    F_BOOL("distill", "pl_largest_cc", pl_largest_cc, "true",
+           "pl_source = volume: each foreground class keeps its largest connected component"),
     SCHEMA(DK_PREP_AUGMENT, aug),
     F_STR("output", "run_dir", run_dir, "runs/train", "run directory"),
 };
@@ -455,6 +461,10 @@ static dk_status check_distill(dk_train_config *c) {
         !(c->self_distill & DK_SELF_EMA))
         st = dk_fail(DK_ERR_ARG, "config: [distill] pl_teacher = ema needs self_distill = ema "
                      "or both (it is %s)", self_kinds[c->self_distill]);
+    if (st == DK_OK && c->lambda_pl > 0 && c->pl_source == DK_PL_VOLUME &&
+        c->pl_teacher == DK_PL_EMA)
+        st = dk_fail(DK_ERR_ARG, "config: [distill] pl_source = volume needs pl_teacher = "
+                     "teacher (the volumes are predicted once, before the EMA student learns)");
     return st == DK_OK ? check_augment(&c->aug) : st;
 }
 

@@ -373,9 +373,10 @@ static dk_status trainer_init(dk_trainer *t) {
     t->stats.best_epoch = -1;
     if ((st = load_data(t)) != DK_OK) return st;
     if ((st = make_sampler(&t->ssrc, &t->bsrc, t, t->src, t->nsrc)) != DK_OK) return st;
+    if ((st = build_nets(t)) != DK_OK) return st;
+    if ((st = dk__trainer_pl_volumes(t)) != DK_OK) return st;
     if (t->ntgt && (st = make_sampler(&t->stgt, &t->btgt, t, t->tgt, t->ntgt)) != DK_OK)
         return st;
-    if ((st = build_nets(t)) != DK_OK) return st;
     if ((st = plan_all(t)) != DK_OK) return st;
     if ((st = alloc_step_buffers(t)) != DK_OK) return st;
     if ((st = dk__trainer_dist_init(t)) != DK_OK) return st;

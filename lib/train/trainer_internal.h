@@ -109,6 +109,11 @@ dk_status dk__trainer_da_init(dk_trainer *t);
 void dk__trainer_da_free(dk_trainer *t);
 void dk__trainer_fda(dk_trainer *t, int epoch, int64_t step, int64_t ns);
 double dk__trainer_pl(dk_trainer *t, step_terms *st, int64_t ns, float scale);
+/* pl_source = volume (and lambda_pl > 0, distill): the target cases' labels become the
+ * teacher's pseudo-label volumes (dakd/train.h, L_pl); after the teachers are loaded, before
+ * the target sampler indexes their foreground and before the networks are planned for the
+ * batch (inference replans the teacher). */
+dk_status dk__trainer_pl_volumes(dk_trainer *t);
 
 /* trainer_dist.c: data parallelism over ranks (dakd/dist.h). init after the step buffers
  * (one rank: nothing allocated); split before the forwards of a step: this rank's rows of x

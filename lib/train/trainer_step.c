@@ -301,7 +301,8 @@ static void fill_batch(dk_trainer *t, int epoch, int64_t step, int64_t ns) {
     for (int64_t i = 0; i < ns; i++) put_row(t, i, &t->bsrc, i, 1);
     if (oracle_or_sup || (ns == t->batch && !t->fda)) return; /* FDA styles need targets */
     dk_sampler_step(&t->btgt, &t->stgt, &t->aug, &t->base_tgt, epoch, step);
-    for (int64_t i = ns; i < t->batch; i++) put_row(t, i, &t->btgt, i - ns, 0);
+    int pl_rows = t->cfg.lambda_pl > 0 && t->cfg.pl_source == DK_PL_VOLUME;
+    for (int64_t i = ns; i < t->batch; i++) put_row(t, i, &t->btgt, i - ns, pl_rows);
 }
 
 /* The losses of the distillation step, after the forwards (dakd/train.h's formula). */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The prostate study file (pipelines/prostate_runmc_to_hk_ucl.ini) on the real PROMISE12
 # volumes of ../shared/data/prostate, cut to 2 steps per network and one seed: teacher,
-# source-only student, the full method (T = 1, pseudo-labels) for UCL, HK oracle, the UCL
-# evaluation and the report.
+# source-only student, the full method (T = 1, pseudo-labels of the whole UCL training
+# volumes) for UCL, HK oracle, the UCL evaluation and the report.
 # Asserts what the file promises besides its numbers: the networks planned by nnU-Net's rule
 # for 16 x 64 x 64 patches (pools in the model files), the case list's spacing column handed
 # to the evaluation (its case list holds each UCL volume's 0.625 in-plane), every prediction
@@ -27,6 +27,10 @@ cd "$src" # the study file's paths are from the project root
     --set train.steps_per_epoch=2 > "$work/out.txt" 2> "$work/log.txt" ||
     { tail -n 20 "$work/log.txt"; exit 1; }
 grep -q '| HD95 eval_ucl (voxels) |' "$work/out.txt" || fail "the table's HD95 is not in voxels"
+grep -qx 'pl_source = volume' "$work/run/full_ucl/seed42/config.ini" ||
+    fail "full_ucl does not train on pseudo-label volumes"
+grep -q '"pl":[1-9]\|"pl":0\.[0-9]*[1-9]' "$work/run/full_ucl/seed42/steps.jsonl" ||
+    fail "full_ucl's steps.jsonl has no pseudo-label loss"
 /usr/bin/python3 - "$work/run" "$src/../shared/data/prostate" <<'PY' || fail "models or predictions"
 import glob, json, os, struct, sys
 import nibabel as nib, numpy as np

@@ -22,11 +22,14 @@
  *  - pseudo-labels: the teacher of the target rows (or the EMA student) decides, the
  *    threshold is tau or the class-balanced one, the share is logged, target labels stay
  *    ignored;
+ *  - pseudo-label volumes (pl_source = volume): the teacher's whole-image prediction, one
+ *    component per class, on the target rows, L_pl = CE + Dice against them;
  *  - Fourier domain adaptation: each styled source row is the FDA of the unstyled row with a
  *    target patch of the same step; labels, masks and target rows are untouched; fda_p and
  *    the progressive band do what the config says.
  */
 #include "dakd/data.h"
+#include "dakd/eval.h"
 #include "dakd/train.h"
 #include "test_util.h"
 #include "trainer_internal.h"
@@ -815,6 +818,99 @@ static void test_pseudo_labels(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "pl_teacher = ema"));
 }
 
+/* Voxels of label k in lab (NX x NX) reachable from the first one through 4-neighbours. */
+static int64_t flood_count(const uint8_t *lab, int k) {
+    static int64_t stack[NX * NX];
+    uint8_t seen[NX * NX] = {0};
+    int64_t top = 0, n = 0;
+    for (int64_t v = 0; v < NX * NX && !top; v++)
+        if (lab[v] == k) stack[top++] = v, seen[v] = 1;
+    while (top) {
+        int64_t v = stack[--top], x = v % NX, y = v / NX;
+        n++;
+        const int64_t nb[4] = {x > 0 ? v - 1 : -1, x < NX - 1 ? v + 1 : -1, y > 0 ? v - NX : -1,
+                               y < NX - 1 ? v + NX : -1};
+        for (int j = 0; j < 4; j++)
+            if (nb[j] >= 0 && !seen[nb[j]] && lab[nb[j]] == k) seen[nb[j]] = 1, stack[top++] = nb[j];
+    }
+    return n;
+}
+
+/* pl_source = volume: before training, each target case's labels are the first teacher's
+ * whole-image prediction (argmax, each class's largest component, ignore below pl_tau; not
+ * the label files, which the target rows of this suite's case list do not have); the target
+ * rows carry patches of them; L_pl = CE + Dice of those rows against them; without
+ * pl_largest_cc a class may come in pieces; pl_teacher = ema is refused. */
+static void test_pseudo_label_volumes(void) {
+    static const char *const vol[] = {"distill.pl_source=volume", "distill.pl_tau=0.3", NULL};
+    static const char *const nocc[] = {"distill.pl_source=volume", "distill.pl_tau=0.3",
+                                       "distill.pl_largest_cc=false", NULL};
+    int64_t pieces = 0;
+    for (int cc = 1; cc >= 0; cc--) {
+        dk_trainer *t = create(cc ? "plv" : "plv_nocc", cc ? vol : nocc, DK_TRAINER_DISTILL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        CU_ASSERT_EQUAL_FATAL(t->ntgt, 4);
+        if (cc) { /* the step: target rows carry the volumes' labels, L_pl = CE + Dice */
+            int64_t ns = dk__trainer_fill(t, 0, 0), nt = B - ns, labelled = 0;
+            for (int64_t v = ns * t->nvox; v < B * t->nvox; v++)
+                labelled += t->lab[v] != DK_IGNORE_LABEL;
+            CU_ASSERT(nt > 0 && labelled > nt * t->nvox / 10);
+            step_terms st;
+            CU_ASSERT_EQUAL_FATAL(dk__trainer_grad(t, 0, 0, ns, &st), DK_OK);
+            const float *z = dk_unet_tap(t->net, "logits")->value.data + ns * C * t->nvox;
+            float *g = calloc((size_t)(nt * C * t->nvox), sizeof *g);
+            const uint8_t *l = t->lab + ns * t->nvox;
+            double want = dk_loss_ce(g, z, l, nt, C, t->nvox, 1) +
+                          dk_loss_dice(g, z, l, nt, C, t->nvox, 0, 1e-5, 1);
+            printf("\n  volume pseudo-labels: L_pl %.5f (reference %.5f), share %.3f", st.pl, want,
+                   st.pl_share);
+            CU_ASSERT_DOUBLE_EQUAL(st.pl, want, 1e-6 * want);
+            CU_ASSERT(st.pl_share > 0.1 && st.pl_share <= 1);
+            free(g);
+        }
+        for (int i = 0; i < t->ntgt; i++) { /* each volume against the teacher's prediction */
+            const dk_case_data *cd = &t->tgt[i];
+            CU_ASSERT_PTR_NOT_NULL_FATAL(cd->label.data);
+            const uint8_t *lab = cd->label.data;
+            float *p = dk_alloc_aligned(C * NX * NX, sizeof(float));
+            uint8_t pred[NX * NX];
+            dk_infer_opts io;
+            dk_infer_defaults(&io);
+            for (int a = 0; a < 3; a++) io.patch[a] = t->cfg.patch[a];
+            CU_ASSERT_EQUAL_FATAL(dk_infer_probs(p, t->teachers[0], &cd->image, &io), DK_OK);
+            dk_infer_argmax(pred, p, C, NX * NX);
+            if (cc) CU_ASSERT_EQUAL(dk_keep_largest_cc(pred, NX, NX, 1, C), DK_OK);
+            int64_t ignored = 0, fg = 0;
+            for (int64_t v = 0; v < NX * NX; v++) {
+                float best = p[v];
+                for (int k = 1; k < C; k++) best = p[k * NX * NX + v] > best ? p[k * NX * NX + v] : best;
+                uint8_t want = best < 0.3f ? (uint8_t)DK_IGNORE_LABEL : pred[v];
+                if (lab[v] != want) {
+                    CU_FAIL("a pseudo-label differs from the teacher's prediction");
+                    break;
+                }
+                ignored += lab[v] == DK_IGNORE_LABEL, fg += lab[v] >= 1 && lab[v] < C;
+            }
+            CU_ASSERT(fg > 0);
+            for (int k = 1; k < C; k++) { /* one piece per class, counted before the ignore */
+                int64_t nk = 0;
+                for (int64_t v = 0; v < NX * NX; v++) nk += pred[v] == k;
+                if (cc) CU_ASSERT(nk == 0 || flood_count(pred, k) == nk);
+                if (!cc && nk && flood_count(pred, k) < nk) pieces++;
+            }
+            if (cc && i == 0) printf(", case %s: %lld foreground, %lld ignored", cd->id,
+                                     (long long)fg, (long long)ignored);
+            dk_free(p);
+        }
+        dk_trainer_free(t);
+    }
+    CU_ASSERT(pieces > 0); /* the random teacher's classes do come in pieces */
+    dk_train_config c;
+    static const char *const ema[] = {"distill.pl_source=volume", "distill.pl_teacher=ema", NULL};
+    CU_ASSERT_NOT_EQUAL(make_config(&c, "plv_bad", ema), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "pl_source = volume needs pl_teacher"));
+}
+
 /* The x of a trainer's batch of (epoch, step) and its masks and labels, copied. */
 typedef struct {
     float x[B * NX * NX], tgt[B * NX * NX];
@@ -930,6 +1026,8 @@ int main(void) {
         !CU_add_test(s, "dynamic-weight statistics resume exactly", test_weights_resume) ||
         !CU_add_test(s, "same seed and threads, same bits", test_deterministic) ||
         !CU_add_test(s, "pseudo-labels: teacher, threshold, share", test_pseudo_labels) ||
+        !CU_add_test(s, "pseudo-label volumes: prediction, component, loss",
+                     test_pseudo_label_volumes) ||
         !CU_add_test(s, "FDA of the source rows in the batch", test_fda_rows)) {
         CU_cleanup_registry();
         return 1;

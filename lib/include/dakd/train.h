@@ -352,6 +352,11 @@ typedef enum { DK_KD_BALANCE_NONE = 0, DK_KD_BALANCE_CLASS = 1 } dk_kd_balance;
  * rows: the teacher that teaches them (the first teacher's target_bn copy under target_bn,
  * else the first teacher) or the EMA student (self_distill = ema | both). */
 typedef enum { DK_PL_TEACHER = 0, DK_PL_EMA = 1 } dk_pl_teacher;
+/* [distill] pl_source (names "patch", "volume"): the target rows' pseudo-labels from the
+ * teacher's logits on the step's own patches (confidence-filtered, every step), or from its
+ * sliding-window prediction of each whole target training volume, made once before training
+ * (L_pl in the formula below). */
+typedef enum { DK_PL_PATCH = 0, DK_PL_VOLUME = 1 } dk_pl_source;
 enum { DK_TRAIN_MAX_TEACHERS = 15 };
 typedef enum { DK_ALIGN_MMD = 0, DK_ALIGN_CORAL = 1, DK_ALIGN_NONE = 2 } dk_align_kind;
 typedef enum { DK_VAL_SOURCE = 0, DK_VAL_TARGET = 1 } dk_val_domain;
@@ -425,6 +430,8 @@ typedef struct {
     double pl_tau;           /* confidence threshold tau */
     double pl_class_share;   /* class balance: each class's most confident share passes */
     int pl_teacher;          /* dk_pl_teacher */
+    int pl_source;           /* dk_pl_source */
+    int pl_largest_cc;       /* pl_source = volume: keep each class's largest component */
     double teacher_w[DK_TRAIN_MAX_TEACHERS]; /* derived by validate: a_t, one per teacher */
     int nteachers;           /* derived by validate: 1 + the extra_teachers entries */
     char extra_paths[DK_TRAIN_MAX_TEACHERS][DK_TRAIN_PATH_MAX]; /* derived by validate: the
@@ -592,6 +599,20 @@ dk_schedule dk_train_config_mixing(const dk_train_config *c);
  *              mean-teacher / DACS; thresholds class-balanced as CBST, Zou et al. 2018). Target
  *              labels are never read: the rows' labels are DK_IGNORE_LABEL. steps.jsonl logs
  *              "pl" and "pl_share", the share of the target rows' counted voxels labelled.
+ *              pl_source = volume instead: once, before training, the first teacher (its
+ *              source statistics, also under target_bn) predicts every whole target training
+ *              volume as `dakd predict` does on the training grid (dk_infer_probs with
+ *              dk_infer_defaults and the training patch, dk_infer_argmax), each foreground
+ *              class keeps its largest connected component (pl_largest_cc, as
+ *              dk_keep_largest_cc: the organ is one piece; stray blobs of a shifted domain
+ *              are not), and voxels whose largest probability is below pl_tau become
+ *              DK_IGNORE_LABEL; these volumes are the target cases' labels for the sampler
+ *              (foreground oversampling as for source cases) and the rows' labels, and
+ *              L_pl = dk_loss_ce + dk_loss_dice of the target rows against them (the
+ *              supervised loss of the source rows, on the target rows; pl_class_share is
+ *              not used). Self-training on offline, post-processed teacher predictions as
+ *              CBST (Zou et al. 2018) trains on its rounds' labels. Needs pl_teacher =
+ *              teacher.
  * Fourier domain adaptation (fda_p > 0; Yang & Soatto 2020, dk_fda_apply): before the
  * forwards, each source row i < ns, with probability fda_p, takes the low-frequency amplitude
  * spectrum (band fda_beta) of one of the B patches the target sampler drew for the same
