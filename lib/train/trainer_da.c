@@ -18,7 +18,7 @@ dk_status dk__trainer_da_init(dk_trainer *t) {
         dk_status st = dk_fda_create(&t->fda, c->patch[0], c->patch[1], c->patch[2]);
         if (st != DK_OK) return st;
     }
-    if (c->lambda_pl > 0) {
+    if (c->lambda_pl > 0 && c->pl_source == DK_PL_PATCH) { /* volume: the rows' own labels */
         t->pl_lab = malloc((size_t)(t->batch * t->nvox));
         t->pl_work = malloc((size_t)(2 * t->batch * t->nvox) * sizeof(float));
         if (!t->pl_lab || !t->pl_work)
@@ -142,12 +142,9 @@ double dk__trainer_pl(dk_trainer *t, step_terms *st, int64_t ns, float scale) {
     const uint8_t *m = t->mask + ns * t->nvox;
     dk_tap *lg = dk__trainer_tap(t, t->net, "logits");
     if (c->pl_source == DK_PL_VOLUME) { /* the rows' labels: patches of the volumes */
-        const uint8_t *lab = t->lab + ns * t->nvox;
-        int64_t k = 0, counted = 0;
-        for (int64_t v = 0; v < nt * t->nvox; v++) {
-            counted += !m || m[v];
-            k += (!m || m[v]) && lab[v] != DK_IGNORE_LABEL;
-        }
+        const uint8_t *lab = t->lab + ns * t->nvox; /* masked by dk__trainer_fill */
+        int64_t k = 0, counted = dk_loss_count_mask(m, nt * t->nvox);
+        for (int64_t v = 0; v < nt * t->nvox; v++) k += lab[v] != DK_IGNORE_LABEL;
         st->pl_share = counted ? (double)k / (double)counted : 0;
         return dk_loss_ce(lg->grad + off, lg->value.data + off, lab, nt, c->classes, t->nvox,
                           scale) +
