@@ -176,7 +176,7 @@ void dk__trainer_log_step(dk_trainer *t, int epoch, int64_t step, const step_ter
     cJSON_AddNumberToObject(o, "nt", (double)s->nt);
     if (t->ema) cJSON_AddNumberToObject(o, "ema_weight", s->ema_w);
     if (t->self_target) cJSON_AddNumberToObject(o, "self", s->self);
-    if (t->pl_lab) {
+    if (t->opts.mode == DK_TRAINER_DISTILL && t->cfg.lambda_pl > 0) {
         cJSON_AddNumberToObject(o, "pl", s->pl);
         cJSON_AddNumberToObject(o, "pl_share", s->pl_share);
     }
