@@ -1,16 +1,20 @@
-/* Direct convolution for the layers that carry a U-Net's FLOPs: stride 1, a kernel of 1 or 3
- * per axis (not 1x1x1), zero padding k/2, output rows at least 16 wide, on CPUs with AVX2
- * and FMA: the forward, and the backward (the weight gradient below; the input gradient as
- * the forward convolution of dout with the flipped weights, added to din). Everything else
- * (and every CPU without them) takes vol2col + sgemm (conv.c).
+/* Direct convolution for the thin layers of a U-Net: stride 1, a kernel of 1 or 3 per axis
+ * (not 1x1x1), zero padding k/2, output rows at least 16 wide, at most 32 input and 32 output
+ * channels, on CPUs with AVX2 and FMA: the forward, and the backward (the weight gradient below;
+ * the input gradient as the forward convolution of dout with the flipped weights, added to din).
+ * Everything else (and every CPU without them) takes vol2col + sgemm (conv.c).
  *
  * Why: with vol2col + sgemm a thin layer (16 or 32 channels, as at a U-Net's full
  * resolution) pays for writing the column matrix, for OpenBLAS packing both operands, and
  * for a GEMM whose M = cout is too short for its kernel: 37-50 GFLOP/s on one Zen 3 core
- * (tests/bench/README.md). Here an output block of CB channels x 16 consecutive x
- * positions (2 AVX2 vectors) stays in 2 CB registers while the loop runs over input
- * channels and taps: per tap two unaligned loads of the input row and CB broadcasts of a
- * weight feed 2 CB FMAs, so with CB = 6 the FMA units, not the loads, set the pace.
+ * (tests/bench/README.md). With 64 channels or more the GEMM is fed well: on the 2-D
+ * teacher's layers of 64 and 128 channels it ran at 70-81 % of one Zen 3 core's FMA peak,
+ * this kernel at 49-69 %, so those layers stay on it. The bound is on both channel counts,
+ * so that a layer's forward and backward (whose input gradient swaps them) take one path.
+ * Here an output block of CB channels x 16 consecutive x positions (2 AVX2 vectors) stays in 2 CB
+ * registers while the loop runs over input channels and taps: per tap two unaligned loads of the
+ * input row and CB broadcasts of a weight feed 2 CB FMAs, so with CB = 6 the FMA units, not the
+ * loads, set the pace.
  *
  * Data: a job is one output plane z of one sample, or a chunk of its rows (more jobs when
  * there are few planes). It first copies the input rows it reads (every input channel, the
@@ -21,8 +25,9 @@
  *
  * Order: every output sums its taps in one fixed order (input channels in groups of 8,
  * each group's taps kz, ky, kx in registers, then the groups in order) in float with FMA,
- * whatever the job split and thread count: the same bits for any number of threads. They differ from the GEMM path's bits by rounding (a different order
- * of the same products), as one BLAS kernel's do from another's.
+ * whatever the job split and thread count: the same bits for any number of threads. They differ
+ * from the GEMM path's bits by rounding (a different order of the same products), as one BLAS
+ * kernel's do from another's.
  *
  * DAKD_CONV=gemm in the environment turns the path off (the GEMM path everywhere), for
  * comparisons; dk_conv_path() says which is in use. */
@@ -41,10 +46,11 @@
 #endif
 
 enum {
-    XB = 16,              /* output x positions per block: two 8-float vectors */
-    CB_MAX = 6,           /* output channels per block: 2 CB_MAX accumulators of 16 */
-    CI_GROUP = 8,         /* input channels summed apart before their partial is added */
-    SLAB_BUDGET = 1 << 20 /* floats of one thread's input slab (4 MB) */
+    XB = 16,               /* output x positions per block: two 8-float vectors */
+    CB_MAX = 6,            /* output channels per block: 2 CB_MAX accumulators of 16 */
+    CI_GROUP = 8,          /* input channels summed apart before their partial is added */
+    SLAB_BUDGET = 1 << 20, /* floats of one thread's input slab (4 MB) */
+    MAX_CHANNELS = 32      /* wider layers take vol2col + sgemm (above) */
 };
 
 static int g_direct = -1; /* -1: not decided yet */
@@ -64,13 +70,15 @@ static int direct_enabled(void) {
 }
 
 const char *dk_conv_path(void) {
-    return direct_enabled() ? "direct AVX2+FMA (stride 1, rows >= 16 wide), GEMM otherwise"
-                            : "GEMM (vol2col + sgemm)";
+    return direct_enabled()
+               ? "direct AVX2+FMA (stride 1, rows >= 16 wide, <= 32 channels), GEMM otherwise"
+               : "GEMM (vol2col + sgemm)";
 }
 
 int dk_conv_direct_applies(const dk_conv_shape *s) {
     if (s->sd != 1 || s->sh != 1 || s->sw != 1) return 0;
     if (s->kd * s->kh * s->kw == 1 || s->ow < XB) return 0;
+    if (s->cin > MAX_CHANNELS || s->cout > MAX_CHANNELS) return 0;
     if (s->pd != s->kd / 2 || s->ph != s->kh / 2 || s->pw != s->kw / 2) return 0;
     return direct_enabled();
 }
@@ -345,7 +353,8 @@ __attribute__((always_inline, target("avx2,fma"))) static inline void
 dw_kernel(const dw_args *a, const int cb, const int kw, const int TAIL) {
     __m256 acc[DW_CB][3];
     for (int c = 0; c < cb; c++)
-        for (int k = 0; k < kw; k++) acc[c][k] = _mm256_setzero_ps();
+        for (int k = 0; k < kw; k++)
+            acc[c][k] = _mm256_setzero_ps();
     int64_t nv = a->ow / 8, tail = a->ow % 8;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)tail), lane);
@@ -354,34 +363,39 @@ dw_kernel(const dw_args *a, const int cb, const int kw, const int TAIL) {
         for (int64_t x = 0; x < nv * 8; x += 8) {
             __m256 in[3];
 #pragma GCC unroll 3
-            for (int k = 0; k < kw; k++) in[k] = _mm256_loadu_ps(sr + x + k);
+            for (int k = 0; k < kw; k++)
+                in[k] = _mm256_loadu_ps(sr + x + k);
 #pragma GCC unroll 4
             for (int c = 0; c < cb; c++) {
                 __m256 d = _mm256_loadu_ps(dr + c * a->ds + x);
 #pragma GCC unroll 3
-                for (int k = 0; k < kw; k++) acc[c][k] = _mm256_fmadd_ps(d, in[k], acc[c][k]);
+                for (int k = 0; k < kw; k++)
+                    acc[c][k] = _mm256_fmadd_ps(d, in[k], acc[c][k]);
             }
         }
         if (TAIL && tail) {
             int64_t x = nv * 8;
             __m256 in[3];
-            for (int k = 0; k < kw; k++) in[k] = _mm256_loadu_ps(sr + x + k);
+            for (int k = 0; k < kw; k++)
+                in[k] = _mm256_loadu_ps(sr + x + k);
             for (int c = 0; c < cb; c++) {
                 __m256 d = _mm256_maskload_ps(dr + c * a->ds + x, mask);
-                for (int k = 0; k < kw; k++) acc[c][k] = _mm256_fmadd_ps(d, in[k], acc[c][k]);
+                for (int k = 0; k < kw; k++)
+                    acc[c][k] = _mm256_fmadd_ps(d, in[k], acc[c][k]);
             }
         }
     }
     for (int c = 0; c < cb; c++)
-        for (int k = 0; k < kw; k++) a->dwp[c * a->cs + k] += hsum(acc[c][k]);
+        for (int k = 0; k < kw; k++)
+            a->dwp[c * a->cs + k] += hsum(acc[c][k]);
 }
 
-#define DW_KERNEL(CB, KW)                                                                  \
-    __attribute__((target("avx2,fma"))) static void dw_##CB##_##KW(const dw_args *a) {     \
-        if (a->ow % 8)                                                                     \
-            dw_kernel(a, CB, KW, 1);                                                       \
-        else                                                                               \
-            dw_kernel(a, CB, KW, 0);                                                       \
+#define DW_KERNEL(CB, KW)                                                                          \
+    __attribute__((target("avx2,fma"))) static void dw_##CB##_##KW(const dw_args *a) {             \
+        if (a->ow % 8)                                                                             \
+            dw_kernel(a, CB, KW, 1);                                                               \
+        else                                                                                       \
+            dw_kernel(a, CB, KW, 0);                                                               \
     }
 DW_KERNEL(1, 1)
 DW_KERNEL(2, 1)
@@ -417,7 +431,8 @@ void dk_conv_direct_dw(float *dw, const float *dout, const float *in, const dk_c
 #pragma omp for schedule(static)
                 for (int64_t j = 0; j < jobs; j++) {
                     int64_t b = j / (s->cin * s->kd * s->kh), rest = j % (s->cin * s->kd * s->kh);
-                    int64_t ci = rest / (s->kd * s->kh), kz = rest / s->kh % s->kd, ky = rest % s->kh;
+                    int64_t ci = rest / (s->kd * s->kh), kz = rest / s->kh % s->kd,
+                            ky = rest % s->kh;
                     int64_t c0;
                     int cb;
                     dw_block_range(s, b, &c0, &cb);

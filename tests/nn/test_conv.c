@@ -184,9 +184,9 @@ static void test_conv_vs_naive(void) {
     dk_set_threads(0);
 }
 
-/* The direct path (conv_direct.c: stride 1, rows >= 16 wide, AVX2 + FMA): partial 16-wide
- * blocks (w 17, 31, 33), output channels split into blocks of 1..6 (cout 1..13), input
- * channels beyond a group of 8 (cin 9, 17), kernels per axis with kw 1 and 3, a plane of
+/* The direct path (conv_direct.c: stride 1, rows >= 16 wide, <= 32 channels, AVX2 + FMA):
+ * partial 16-wide blocks (w 17, 31, 33), output channels split into blocks of 1..6 (cout
+ * 1..13, 32), input channels beyond a group of 8 (cin 9, 17, 32), kernels per axis with kw 1 and 3, a plane of
  * depth 1 with kd 3, and a 2-D sample whose rows are cut into chunks for the threads. With
  * DAKD_CONV=gemm (the suite's second run) the same shapes take vol2col + sgemm. */
 typedef struct {
@@ -200,6 +200,7 @@ static const direct_case k_direct[] = {
     {1, 4, 11, 3, 6, 24, {3, 3, 1}},  {1, 5, 6, 4, 4, 20, {3, 1, 3}},
     {1, 6, 4, 1, 9, 18, {1, 1, 3}},   {1, 3, 8, 1, 5, 19, {3, 3, 3}},
     {1, 8, 12, 2, 64, 48, {1, 3, 3}}, {1, 1, 10, 1, 40, 64, {1, 3, 3}},
+    {1, 32, 32, 2, 5, 16, {3, 3, 3}}, /* the widest layer the direct path takes */
 };
 
 static void test_conv_direct(void) {

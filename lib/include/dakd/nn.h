@@ -483,10 +483,10 @@ int dk_blas_chose(const char *var);
 /* The kernel OpenBLAS is using ("SkylakeX", "Prescott", ...) and its configuration. */
 const char *dk_blas_kernel(void);
 const char *dk_blas_config(void);
-/* Which convolution path the forward of stride-1 layers takes on this CPU: a direct AVX2 +
- * FMA kernel (rows at least 16 wide) or vol2col + sgemm; DAKD_CONV=gemm in the environment
- * keeps the GEMM path everywhere. The bits of a network's output depend on it, as on the
- * BLAS kernel. */
+/* Which convolution path the stride-1 layers take on this CPU: a direct AVX2 + FMA kernel
+ * (rows at least 16 wide, at most 32 input and output channels) or vol2col + sgemm;
+ * DAKD_CONV=gemm in the environment keeps the GEMM path everywhere. The bits of a network's
+ * output depend on it, as on the BLAS kernel. */
 const char *dk_conv_path(void);
 /* One thread setting for the OpenMP loops (n <= 0: number of cores). OpenBLAS itself is kept
  * at one thread: the kernels call it from their own OpenMP threads, each on its own slice
