@@ -108,7 +108,7 @@ size_t dk_conv_work_floats_nt(const dk_conv_shape *s, int nt) {
     if (din_direct(s, &t)) {
         /* the direct path (conv_direct.c): forward its own; backward dw's slab, then the
          * flipped weights and the din convolution's scratch */
-        size_t fw = dk_conv_direct_work_floats(s, nt), dw = dk_conv_direct_dw_work_floats(s);
+        size_t fw = dk_conv_direct_work_floats(s, nt), dw = dk_conv_direct_dw_work_floats(s, nt);
         size_t din = wf_floats(s) + dk_conv_direct_work_floats(&t, nt);
         size_t bw = dw > din ? dw : din;
         return fw > bw ? fw : bw;

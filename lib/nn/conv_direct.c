@@ -145,14 +145,14 @@ static void pack_weights(float *wp, const float *w, const dk_conv_shape *s) {
 }
 
 /* The slab of sample `in` (cin, id, ih, iw) for output plane z, rows [y0, y1): for each
- * channel and kz, rows iy = y0 - ph .. y1 - 1 + ph at slab row iy - (y0 - ph), each
+ * channel in [ci0, ci1) and kz, rows iy = y0 - ph .. y1 - 1 + ph at slab row iy - (y0 - ph), each
  * [pw zeros][iw values][zeros] of width g->wp. Rows and planes in the padding are zeros
  * with zero_pad, else not written (the forward kernel skips their taps). */
 static void fill_slab(float *slab, const float *in, const dk_conv_shape *s, const direct_geom *g,
-                      int64_t z, int64_t y0, int64_t y1, int zero_pad) {
+                      int64_t z, int64_t y0, int64_t y1, int64_t ci0, int64_t ci1, int zero_pad) {
     int64_t nr = y1 - y0 + s->kh - 1, plane = s->id * s->ih * s->iw;
     int64_t tail = g->wp - s->pw - s->iw;
-    for (int64_t ci = 0; ci < s->cin; ci++)
+    for (int64_t ci = ci0; ci < ci1; ci++)
         for (int64_t kz = 0; kz < s->kd; kz++) {
             int64_t iz = z - s->pd + kz;
             float *dst = slab + (ci * s->kd + kz) * nr * g->wp;
@@ -298,12 +298,15 @@ static void run_rows(float *out_i, const float *slab, const float *wpk, const dk
 /* ---------------------------------------------------------------- weight gradients
  *
  * dw (cout, cin, kd, kh, kw) += sum over samples and output positions of dout x the input
- * at the tap. A chunk (a few output rows of one plane of one sample) fills a slab as the
- * forward does, with zeros where a tap falls in the padding, and holds its dout rows; then a
- * job, (a block of DW_CB output channels, one input channel, kz, ky), sums over the chunk's
- * positions in DW_CB x kw vector accumulators (8 positions each), reduces their lanes in a
- * fixed order and adds the chunk's sums to dw. Chunks go in order, and jobs own disjoint
- * entries of dw: the same bits for any thread count. */
+ * at the tap. The work is cut into chunks (a few output rows of one plane of one sample) and
+ * units (one input channel x a block of DW_CB output channels, input channel outer); each
+ * thread owns a contiguous range of units, hence disjoint entries of dw, and walks every
+ * chunk in order: it fills its own slab with the input channels its units read (as the
+ * forward does, with zeros where a tap falls in the padding), then for each of its units and
+ * each (kz, ky) sums over the chunk's positions in DW_CB x kw vector accumulators (8
+ * positions each), reduces their lanes in a fixed order and adds the chunk's sums to dw.
+ * No thread waits for another until the end, and every entry sums the same chunks in the
+ * same order whatever the split: the same bits for any thread count. */
 enum {
     DW_CB = 4,          /* output channels per job: DW_CB x 3 accumulators */
     DW_BUDGET = 1 << 16 /* floats of a chunk's slab and dout rows (256 KB: the L2) */
@@ -326,9 +329,14 @@ static int64_t dw_rows(const dk_conv_shape *s, int64_t wp) {
     return r < s->oh ? r : s->oh;
 }
 
-size_t dk_conv_direct_dw_work_floats(const dk_conv_shape *s) {
+/* Floats of one thread's slab (laid out for every input channel; it fills its own). */
+static size_t dw_slab_floats(const dk_conv_shape *s) {
     int64_t wp = (s->ow + XB - 1) / XB * XB + s->kw - 1;
     return dk_conv_slot((size_t)(s->cin * s->kd * (dw_rows(s, wp) + s->kh - 1) * wp));
+}
+
+size_t dk_conv_direct_dw_work_floats(const dk_conv_shape *s, int nt) {
+    return (size_t)nt * dw_slab_floats(s);
 }
 
 #if DIRECT_BUILT
@@ -419,35 +427,40 @@ void dk_conv_direct_dw(float *dw, const float *dout, const float *in, const dk_c
     g.wp = g.nxb * XB + s->kw - 1;
     int64_t R = dw_rows(s, g.wp), kv = s->kd * s->kh * s->kw, p = s->od * s->oh * s->ow;
     int64_t in_n = s->cin * s->id * s->ih * s->iw, nb = dw_blocks(s);
-    int64_t jobs = nb * s->cin * s->kd * s->kh;
     const dw_fn *fns = g_dw[s->kw == 3];
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < s->n; i++)
-        for (int64_t z = 0; z < s->od; z++)
-            for (int64_t y0 = 0; y0 < s->oh; y0 += R) {
-                int64_t y1 = y0 + R < s->oh ? y0 + R : s->oh, nr = y1 - y0 + s->kh - 1;
-#pragma omp single
-                fill_slab(work, in + i * in_n, s, &g, z, y0, y1, 1);
-#pragma omp for schedule(static)
-                for (int64_t j = 0; j < jobs; j++) {
-                    int64_t b = j / (s->cin * s->kd * s->kh), rest = j % (s->cin * s->kd * s->kh);
-                    int64_t ci = rest / (s->kd * s->kh), kz = rest / s->kh % s->kd,
-                            ky = rest % s->kh;
-                    int64_t c0;
-                    int cb;
-                    dw_block_range(s, b, &c0, &cb);
-                    dw_args a = {.sr = work + ((ci * s->kd + kz) * nr + ky) * g.wp,
-                                 .d = dout + (i * s->cout + c0) * p + (z * s->oh + y0) * s->ow,
-                                 .dwp = dw + ((c0 * s->cin + ci) * s->kd + kz) * s->kh * s->kw +
-                                        ky * s->kw,
-                                 .ds = p,
-                                 .cs = s->cin * kv,
-                                 .rows = y1 - y0,
-                                 .ow = s->ow,
-                                 .wp = g.wp};
-                    fns[cb - 1](&a);
+    int64_t units = s->cin * nb;
+    size_t slot = dw_slab_floats(s);
+#pragma omp parallel num_threads(nt) if (nt > 1 && units > 1)
+    {
+        int64_t t = omp_get_thread_num(), n_t = omp_get_num_threads();
+        int64_t u0 = units * t / n_t, u1 = units * (t + 1) / n_t;
+        float *slab = work + (size_t)t * slot;
+        for (int64_t i = 0; i < s->n && u0 < u1; i++)
+            for (int64_t z = 0; z < s->od; z++)
+                for (int64_t y0 = 0; y0 < s->oh; y0 += R) {
+                    int64_t y1 = y0 + R < s->oh ? y0 + R : s->oh, nr = y1 - y0 + s->kh - 1;
+                    fill_slab(slab, in + i * in_n, s, &g, z, y0, y1, u0 / nb, (u1 - 1) / nb + 1, 1);
+                    for (int64_t u = u0; u < u1; u++) {
+                        int64_t ci = u / nb, c0;
+                        int cb;
+                        dw_block_range(s, u % nb, &c0, &cb);
+                        for (int64_t kz = 0; kz < s->kd; kz++)
+                            for (int64_t ky = 0; ky < s->kh; ky++) {
+                                dw_args a = {
+                                    .sr = slab + ((ci * s->kd + kz) * nr + ky) * g.wp,
+                                    .d = dout + (i * s->cout + c0) * p + (z * s->oh + y0) * s->ow,
+                                    .dwp = dw + ((c0 * s->cin + ci) * s->kd + kz) * s->kh * s->kw +
+                                           ky * s->kw,
+                                    .ds = p,
+                                    .cs = s->cin * kv,
+                                    .rows = y1 - y0,
+                                    .ow = s->ow,
+                                    .wp = g.wp};
+                                fns[cb - 1](&a);
+                            }
+                    }
                 }
-            }
+    }
 #else
     (void)dw, (void)dout, (void)in, (void)s, (void)work, (void)nt;
     DK_ASSERT(0 && "direct convolution not built on this target");
@@ -468,7 +481,7 @@ void dk_conv_direct_forward(float *out, const float *in, const float *w, const d
         int64_t z = rest / g.nch, y0 = (rest % g.nch) * g.rows;
         int64_t y1 = y0 + g.rows < s->oh ? y0 + g.rows : s->oh;
         float *slab = slabs + (size_t)omp_get_thread_num() * (size_t)g.slab;
-        fill_slab(slab, in + i * in_n, s, &g, z, y0, y1, 0);
+        fill_slab(slab, in + i * in_n, s, &g, z, y0, y1, 0, s->cin, 0);
         run_rows(out + i * out_n, slab, wpk, s, &g, z, y0, y1, add);
     }
 #else

@@ -41,11 +41,11 @@ size_t dk_conv_work_floats_nt(const dk_conv_shape *s, int nt);
  * out += conv(in, w) (add 1). */
 int dk_conv_direct_applies(const dk_conv_shape *s);
 size_t dk_conv_direct_work_floats(const dk_conv_shape *s, int nt);
-void dk_conv_direct_forward(float *out, const float *in, const float *w,
-                            const dk_conv_shape *s, float *work, int nt, int add);
+void dk_conv_direct_forward(float *out, const float *in, const float *w, const dk_conv_shape *s,
+                            float *work, int nt, int add);
 /* dw (cout, cin, kd, kh, kw) += the weight gradient of a shape the direct path takes; its
- * scratch (one slab, shared by the threads). */
-size_t dk_conv_direct_dw_work_floats(const dk_conv_shape *s);
+ * scratch: one slab per thread (each fills the input channels of its own units). */
+size_t dk_conv_direct_dw_work_floats(const dk_conv_shape *s, int nt);
 void dk_conv_direct_dw(float *dw, const float *dout, const float *in, const dk_conv_shape *s,
                        float *work, int nt);
 void dk_conv_forward_nt(float *out, const float *in, const float *w, const float *b,
