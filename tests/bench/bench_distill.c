@@ -23,17 +23,15 @@
  * the EMA forward costs in proportion to the 8 - ns target rows, so r = 0.2 (the default
  * schedule's floor, from epoch 12) is its dearest case.
  *
- * Measured (AMD EPYC Zen 3, 2 cores, load average about 1.6 from other jobs), 3 runs x 20
- * steps, medians; tests/bench/README.md has the tables and runs under heavier load:
+ * Measured 2026-12-06 (AMD EPYC Zen 3, 2 cores, nothing else running, 5eac055's build),
+ * 3 runs x 20 steps, medians; tests/bench/README.md has the tables and the earlier runs:
  *                       (a) no EMA   (b) EMA as teacher   (c) EMA as overhead
- *   1 thread,  r 0.8      5.3 %          5.4 %               9.6 %
- *   2 threads, r 0.8      6.3 %          6.1 %              11.2 %
- *   1 thread,  r 0.2      5.0 %          5.2 %              18.1 %
- *   2 threads, r 0.2      5.6 %          5.5 %              19.0 %
- * Before (the EMA forward on all 8 rows, the losses per voxel in scalar double libm calls),
- * the old binary right before these at r 0.8: (c) 34.3 % (1 thread), 34.4 % (2 threads).
+ *   1 thread,  r 0.8      7.2 %          7.2 %              11.3 %
+ *   2 threads, r 0.8      8.1 %          8.1 %              13.8 %
+ *   1 thread,  r 0.2      6.4 %          6.6 %              19.1 %
+ *   2 threads, r 0.2      8.0 %          7.6 %              21.3 %
  * The conservative (c) stays above 15 % once the target rows dominate the batch (r 0.2):
- * the EMA forward on 6 rows alone is then 12.3-12.8 % of the nets. */
+ * the EMA forward on 6 rows alone is then 11-13 % of the nets. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
