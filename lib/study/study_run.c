@@ -186,15 +186,24 @@ static const char *marker_path(char *buf, size_t n, const char *dir) {
     return buf;
 }
 
+/* The temporary file the marker is written through (dk_tmp_path_for: ".<name>.<pid>.<n>.tmp"),
+ * left behind when the runner is killed between creating the folder and renaming it. */
+static int marker_tmp(const char *name) {
+    size_t n = strlen(name);
+    return strncmp(name, "..dakd-stage.", 13) == 0 && n > 17 && strcmp(name + n - 4, ".tmp") == 0;
+}
+
 /* Remove a stage folder made by the runner; refuse a non-empty folder without the marker
- * (run_dir = . and a stage named like a folder of the user's must not delete it). */
+ * (run_dir = . and a stage named like a folder of the user's must not delete it). A folder
+ * holding nothing but the marker's temporary file is the runner's too. */
 static dk_status clear_stage_dir(const char *dir) {
     char p[STUDY_PATH_MAX + 16];
     DIR *d = opendir(dir);
     if (!d) return DK_OK;
     int entries = 0;
     for (struct dirent *e; (e = readdir(d));)
-        entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+        entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+                   !marker_tmp(e->d_name);
     closedir(d);
     if (entries && access(marker_path(p, sizeof p, dir), F_OK) != 0)
         return dk_fail(DK_ERR_IO, "%s: not a stage folder made by dakd run (no .dakd-stage); "

@@ -398,6 +398,14 @@ static void test_foreign_folder_kept(void) {
     CU_ASSERT_EQUAL(st, DK_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), "refusing"));
     CU_ASSERT(dk_test_exists(p));
+    /* a runner killed while writing the marker leaves its temporary file alone in the folder:
+     * that folder is the runner's, cleared and run */
+    CU_ASSERT_EQUAL(remove(p), 0);
+    snprintf(p, sizeof p, "%s/foreign/teacher/..dakd-stage.4242.0.tmp", dir);
+    CU_ASSERT_EQUAL_FATAL(write_text(p, ""), 0);
+    memset(ran, 0, sizeof ran);
+    CU_ASSERT_EQUAL(run_tiny("foreign", NULL, NULL, 0, ran), DK_OK);
+    CU_ASSERT(!dk_test_exists(p));
 }
 
 static const char *str_at(const cJSON *j, const char *a, const char *b) {
