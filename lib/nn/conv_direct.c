@@ -417,6 +417,33 @@ DW_KERNEL(4, 3)
 typedef void (*dw_fn)(const dw_args *);
 static const dw_fn g_dw[2][DW_CB] = {{dw_1_1, dw_2_1, dw_3_1, dw_4_1},
                                      {dw_1_3, dw_2_3, dw_3_3, dw_4_3}};
+
+/* Units [u0, u1) on one chunk: output rows [y0, y1) of plane z of sample i, whose slab
+ * (nr = y1 - y0 + kh - 1 rows a plane) holds the units' input channels. */
+static void dw_chunk(float *dw, const float *dout, const float *slab, const dk_conv_shape *s,
+                     const direct_geom *g, int64_t i, int64_t z, int64_t y0, int64_t y1, int64_t u0,
+                     int64_t u1) {
+    int64_t nb = dw_blocks(s), nr = y1 - y0 + s->kh - 1, p = s->od * s->oh * s->ow;
+    const dw_fn *fns = g_dw[s->kw == 3];
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t ci = u / nb, c0;
+        int cb;
+        dw_block_range(s, u % nb, &c0, &cb);
+        for (int64_t kz = 0; kz < s->kd; kz++)
+            for (int64_t ky = 0; ky < s->kh; ky++) {
+                dw_args a = {.sr = slab + ((ci * s->kd + kz) * nr + ky) * g->wp,
+                             .d = dout + (i * s->cout + c0) * p + (z * s->oh + y0) * s->ow,
+                             .dwp = dw + ((c0 * s->cin + ci) * s->kd + kz) * s->kh * s->kw +
+                                    ky * s->kw,
+                             .ds = p,
+                             .cs = s->cin * s->kd * s->kh * s->kw,
+                             .rows = y1 - y0,
+                             .ow = s->ow,
+                             .wp = g->wp};
+                fns[cb - 1](&a);
+            }
+    }
+}
 #endif
 
 void dk_conv_direct_dw(float *dw, const float *dout, const float *in, const dk_conv_shape *s,
@@ -425,9 +452,7 @@ void dk_conv_direct_dw(float *dw, const float *dout, const float *in, const dk_c
     DK_ASSERT(dk_conv_direct_applies(s) && work && nt >= 1);
     direct_geom g = {.nxb = (s->ow + XB - 1) / XB};
     g.wp = g.nxb * XB + s->kw - 1;
-    int64_t R = dw_rows(s, g.wp), kv = s->kd * s->kh * s->kw, p = s->od * s->oh * s->ow;
-    int64_t in_n = s->cin * s->id * s->ih * s->iw, nb = dw_blocks(s);
-    const dw_fn *fns = g_dw[s->kw == 3];
+    int64_t R = dw_rows(s, g.wp), in_n = s->cin * s->id * s->ih * s->iw, nb = dw_blocks(s);
     int64_t units = s->cin * nb;
     size_t slot = dw_slab_floats(s);
 #pragma omp parallel num_threads(nt) if (nt > 1 && units > 1)
@@ -438,27 +463,9 @@ void dk_conv_direct_dw(float *dw, const float *dout, const float *in, const dk_c
         for (int64_t i = 0; i < s->n && u0 < u1; i++)
             for (int64_t z = 0; z < s->od; z++)
                 for (int64_t y0 = 0; y0 < s->oh; y0 += R) {
-                    int64_t y1 = y0 + R < s->oh ? y0 + R : s->oh, nr = y1 - y0 + s->kh - 1;
+                    int64_t y1 = y0 + R < s->oh ? y0 + R : s->oh;
                     fill_slab(slab, in + i * in_n, s, &g, z, y0, y1, u0 / nb, (u1 - 1) / nb + 1, 1);
-                    for (int64_t u = u0; u < u1; u++) {
-                        int64_t ci = u / nb, c0;
-                        int cb;
-                        dw_block_range(s, u % nb, &c0, &cb);
-                        for (int64_t kz = 0; kz < s->kd; kz++)
-                            for (int64_t ky = 0; ky < s->kh; ky++) {
-                                dw_args a = {
-                                    .sr = slab + ((ci * s->kd + kz) * nr + ky) * g.wp,
-                                    .d = dout + (i * s->cout + c0) * p + (z * s->oh + y0) * s->ow,
-                                    .dwp = dw + ((c0 * s->cin + ci) * s->kd + kz) * s->kh * s->kw +
-                                           ky * s->kw,
-                                    .ds = p,
-                                    .cs = s->cin * kv,
-                                    .rows = y1 - y0,
-                                    .ow = s->ow,
-                                    .wp = g.wp};
-                                fns[cb - 1](&a);
-                            }
-                    }
+                    dw_chunk(dw, dout, slab, s, &g, i, z, y0, y1, u0, u1);
                 }
     }
 #else
