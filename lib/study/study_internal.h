@@ -88,6 +88,7 @@ typedef struct {
     char stages[1024];
     char seeds[256];      /* "42, 7, 3": every train and adapt stage once per seed */
     char baseline[STUDY_NAME_MAX]; /* the stage every row is compared with, paired */
+    char compare[1024];   /* "a - b, c - d": more paired differences for the report */
     int dims;
     char size[64], spacing[64];
     int64_t ph_seed;
@@ -105,7 +106,7 @@ struct dk_study {
     int nshared;
     study_stage *stages;  /* in run order */
     int nstages;          /* runs: a seeded stage is one entry per seed, consecutive */
-    int stages_line, seeds_line, baseline_line;
+    int stages_line, seeds_line, baseline_line, compare_line;
     cJSON *hash_cache;    /* {path: sha256} for this process */
     dk_dir_lock lock;     /* <run_dir>/.dakd.lock, from the first dk_study_run to the free */
     char report_path[STUDY_PATH_MAX];
@@ -116,6 +117,11 @@ struct dk_study {
 int dk__study_find(const dk_study *s, const char *name);
 /* Split a comma list into names (blanks trimmed); returns the count or -1 if more than max. */
 int dk__study_split_list(char names[][STUDY_NAME_MAX], int max, const char *list);
+/* [study] compare = "a - b, c - d" into a[i], b[i]; the count, or -1 when an item is not two
+ * names joined by " - " or there are more than max (the text of the bad item in bad). */
+enum { STUDY_MAX_COMPARE = 32 };
+int dk__study_compare_list(char a[][STUDY_NAME_MAX], char b[][STUDY_NAME_MAX], int max,
+                           const char *list, char *bad, size_t nbad);
 
 /* study_seeds.c: after the stages are ordered and their dependencies checked, make every
  * train and adapt stage one run per seed and point each dependency at the run of the same
@@ -154,6 +160,9 @@ typedef struct {
     int resolved;         /* the interval of diff excludes 0 */
 } study_cell;
 void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, const char *name);
+/* The cell of model `name` with its paired difference to model `base` (not the baseline). */
+void dk__study_cell_vs(study_cell *out, const dk_study *s, const study_stage *e, const char *name,
+                       const char *base);
 /* 1 when the table carries intervals (a seeds list or a baseline), 0: the single-seed table */
 int dk__study_has_stats(const dk_study *s);
 
@@ -177,6 +186,10 @@ void dk__study_table_md(dk_sbuf *b, const dk_study *s, const study_stage *r, con
 void dk__study_table_html(dk_sbuf *b, const dk_study *s, const study_stage *r, const int *rows,
                           int n);
 void dk__study_cell_json(cJSON *o, const dk_study *s, const study_stage *e, const char *name);
+/* [study] compare's pairs on report stage r's eval sets (nothing when compare is empty) */
+void dk__study_compare_md(dk_sbuf *b, const dk_study *s, const study_stage *r);
+void dk__study_compare_html(dk_sbuf *b, const dk_study *s, const study_stage *r);
+void dk__study_compare_json(cJSON *j, const dk_study *s, const study_stage *r);
 
 /* study_plots.c: inline SVG: a forest plot per eval set (rows with a paired difference),
  * learning curves per train stage from steps.jsonl */

@@ -46,6 +46,8 @@ static const dk_cfg_field settings_table[] = {
        "in file order"),
     SL("seeds", seeds, "", "e.g. 42, 7, 3: every train and adapt stage once per seed"),
     SS("study", "baseline", baseline, "", "the stage every row is compared with (paired)"),
+    SL("compare", compare, "",
+       "more paired comparisons for the report: \"a - b, c - d\" (train or adapt stages)"),
     {"phantoms", "dims", DK_CFG_INT, offsetof(study_settings, dims), 0, 2, 3, "2", NULL,
      "2 or 3"},
     SS("phantoms", "size", size, "64,64", "X,Y[,Z] voxels"),
@@ -203,6 +205,7 @@ static dk_status on_entry(dk_study *s, int line, const char *section, const char
         if (strcmp(key, "stages") == 0) s->stages_line = line;
         if (strcmp(key, "seeds") == 0) s->seeds_line = line;
         if (strcmp(key, "baseline") == 0) s->baseline_line = line;
+        if (strcmp(key, "compare") == 0) s->compare_line = line;
         return apply(&s->set, settings_table, NTAB(settings_table), file, line, section, key,
                      value);
     }
@@ -347,6 +350,35 @@ int dk__study_split_list(char names[][STUDY_NAME_MAX], int max, const char *list
         while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
         if (n == max) return -1;
         snprintf(names[n++], STUDY_NAME_MAX, "%.*s", (int)(t - p), p);
+        p = e;
+    }
+    return n;
+}
+
+/* One name of a compare item: [a-z0-9_], 1 to STUDY_NAME_MAX - 1 characters. */
+static int compare_name(char *out, const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    if (e == p || e - p >= STUDY_NAME_MAX) return 0;
+    for (const char *q = p; q < e; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_')) return 0;
+    snprintf(out, STUDY_NAME_MAX, "%.*s", (int)(e - p), p);
+    return 1;
+}
+
+int dk__study_compare_list(char a[][STUDY_NAME_MAX], char b[][STUDY_NAME_MAX], int max,
+                           const char *list, char *bad, size_t nbad) {
+    int n = 0;
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        if (!*p) break;
+        const char *e = strchr(p, ',');
+        if (!e) e = p + strlen(p);
+        const char *m = memchr(p, '-', (size_t)(e - p));
+        snprintf(bad, nbad, "%.*s", (int)(e - p), p);
+        if (n == max || !m || !compare_name(a[n], p, m) || !compare_name(b[n], m + 1, e))
+            return -1;
+        n++;
         p = e;
     }
     return n;

@@ -104,6 +104,7 @@ static void write_md(dk_sbuf *b, const dk_study *s, const study_stage *r, const 
     dk_sb_printf(b, "# %s\n\n", r->f.title[0] ? r->f.title : s->set.name);
     if (dk__study_has_stats(s)) {
         dk__study_table_md(b, s, r, rows, n);
+        dk__study_compare_md(b, s, r);
         stage_times_md(b, s, r);
         return;
     }
@@ -192,6 +193,7 @@ static void write_html(dk_sbuf *b, const dk_study *s, const study_stage *r, cons
     dk_sb_puts(b, "<h2 id=\"table\">Table</h2>\n");
     if (dk__study_has_stats(s)) dk__study_table_html(b, s, r, rows, n);
     else table_html(b, s, r, rows, n);
+    dk__study_compare_html(b, s, r);
     dk_sb_puts(b, "<h2 id=\"curves\">Learning curves</h2>\n<p>Per training stage, from its "
                   "steps.jsonl: each panel one logged quantity over the steps (means of "
                   "consecutive steps, at most 100 points), one line per seed; dashed: a "
@@ -228,6 +230,7 @@ static cJSON *table_json(const dk_study *s, const study_stage *r, const int *row
         }
         cJSON_AddItemToArray(arr, row);
     }
+    dk__study_compare_json(j, s, r);
     cJSON *times = cJSON_AddObjectToObject(j, "stage_seconds");
     for (int i = 0; i < s->nstages; i++)
         if (&s->stages[i] != r) cJSON_AddNumberToObject(times, s->stages[i].dir, s->stages[i].seconds);

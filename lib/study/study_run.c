@@ -126,6 +126,7 @@ static void stage_options(text_buf *t, const dk_study *s, const study_stage *st)
     } else {
         tb_add(t, "title=%s\nname=%s\n", f->title, s->set.name);
         if (s->set.baseline[0]) tb_add(t, "baseline=%s\n", s->set.baseline); /* keys as before */
+        if (s->set.compare[0]) tb_add(t, "compare=%s\n", s->set.compare);
     }
     for (int j = 0; j < st->ndeps; j++) {
         const study_stage *d = &s->stages[st->deps[j]];

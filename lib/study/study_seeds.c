@@ -119,6 +119,30 @@ static dk_status check_baseline(const dk_study *s) {
                    "[study] stages", where, s->set.baseline);
 }
 
+/* [study] compare: pairs of two different train or adapt stages of [study] stages. */
+static dk_status check_compare(const dk_study *s) {
+    char a[STUDY_MAX_COMPARE][STUDY_NAME_MAX], b[STUDY_MAX_COMPARE][STUDY_NAME_MAX], bad[1024];
+    char where[STUDY_PATH_MAX + 32];
+    where_of(where, sizeof where, s, s->compare_line);
+    int n = dk__study_compare_list(a, b, STUDY_MAX_COMPARE, s->set.compare, bad, sizeof bad);
+    if (n < 0)
+        return dk_fail(DK_ERR_ARG, "%s: [study] compare: \"%s\" is not \"<stage> - <stage>\" "
+                       "(at most %d pairs, comma-separated)", where, bad, STUDY_MAX_COMPARE);
+    for (int i = 0; i < n; i++) {
+        const char *nm[2] = {a[i], b[i]};
+        for (int k = 0; k < 2; k++) {
+            int x = dk__study_find(s, nm[k]);
+            if (x < 0 || !per_seed_kind(s->stages[x].f.kind))
+                return dk_fail(DK_ERR_ARG, "%s: [study] compare: %s - %s: %s is not a train or "
+                               "adapt stage in [study] stages", where, a[i], b[i], nm[k]);
+        }
+        if (!strcmp(a[i], b[i]))
+            return dk_fail(DK_ERR_ARG, "%s: [study] compare: %s - %s compares a stage with "
+                           "itself", where, a[i], b[i]);
+    }
+    return DK_OK;
+}
+
 dk_status dk__study_expand_seeds(dk_study *s) {
     int64_t study[STUDY_MAX_SEEDS], v[STUDY_MAX_SEEDS];
     int nstudy = 0, first[STUDY_MAX_STAGES], count[STUDY_MAX_STAGES], nr = 0;
@@ -153,7 +177,8 @@ dk_status dk__study_expand_seeds(dk_study *s) {
     free(s->stages);
     s->stages = runs;
     s->nstages = nr;
-    return check_baseline(s);
+    rc = check_baseline(s);
+    return rc == DK_OK ? check_compare(s) : rc;
 }
 
 int dk__study_dep(const dk_study *s, const study_stage *st, const char *name) {

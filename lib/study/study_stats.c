@@ -72,7 +72,8 @@ static void paired(study_cell *out, const double *x, int ns, const double *b, in
     free(d);
 }
 
-void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, const char *name) {
+void dk__study_cell_vs(study_cell *out, const dk_study *s, const study_stage *e, const char *name,
+                       const char *base) {
     memset(out, 0, sizeof *out);
     out->dice = out->lo = out->hi = out->hd95 = out->diff = out->p = NAN;
     int nc = cJSON_GetArraySize(get(get(e->record, "result"), "case_ids"));
@@ -96,7 +97,6 @@ void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, co
         out->hd95 = nh ? th / nh : NAN;
         dk_bootstrap_mean_ci(&out->lo, &out->hi, x, out->n_seeds, nc, DK_BOOT_RESAMPLES, 0.95,
                              DK_BOOT_SEED);
-        const char *base = s->set.baseline;
         if (base[0] && strcmp(base, name) != 0 &&
             gather(x + sz, bhd, &nb, bseeds, s, e, base, nc))
             paired(out, x, out->n_seeds, x + sz, nb, nc);
@@ -104,8 +104,12 @@ void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, co
     free(x);
 }
 
+void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, const char *name) {
+    dk__study_cell_vs(out, s, e, name, s->set.baseline);
+}
+
 int dk__study_has_stats(const dk_study *s) {
-    if (s->set.baseline[0]) return 1;
+    if (s->set.baseline[0] || s->set.compare[0]) return 1;
     for (int i = 0; i < s->nstages; i++)
         if (s->stages[i].seeded) return 1;
     return 0;

@@ -174,3 +174,108 @@ void dk__study_cell_json(cJSON *o, const dk_study *s, const study_stage *e, cons
     dk_json_add_number(j, "wilcoxon_p", c.p);
     cJSON_AddBoolToObject(j, "resolved", c.resolved);
 }
+
+/* ------------------------------------------------------- [study] compare */
+
+/* The cell of pair i on eval stage e; 0 when the pair has no difference there. */
+static int pair_cell(study_cell *c, const dk_study *s, const study_stage *e, const char *a,
+                     const char *b) {
+    dk__study_cell_vs(c, s, e, a, b);
+    return c->has_diff;
+}
+
+static int compare_pairs(char a[][STUDY_NAME_MAX], char b[][STUDY_NAME_MAX], const dk_study *s) {
+    char bad[1024];
+    int n = dk__study_compare_list(a, b, STUDY_MAX_COMPARE, s->set.compare, bad, sizeof bad);
+    return n > 0 ? n : 0; /* checked when the study was read */
+}
+
+static const char compare_method[] =
+    "Paired comparisons (`[study] compare`): Δ = first − second over cases (each case's Dice "
+    "averaged over the model's seeds first) [95 % percentile bootstrap interval over cases]; "
+    "p: two-sided Wilcoxon signed-rank over cases, as in the table; \"not resolved\": the "
+    "interval contains 0.";
+
+void dk__study_compare_md(dk_sbuf *b, const dk_study *s, const study_stage *r) {
+    char a[STUDY_MAX_COMPARE][STUDY_NAME_MAX], z[STUDY_MAX_COMPARE][STUDY_NAME_MAX];
+    int n = compare_pairs(a, z, s);
+    if (!n) return;
+    dk_sb_puts(b, "\n");
+    dk_sb_puts(b, compare_method);
+    dk_sb_puts(b, "\n\n| comparison |");
+    for (int j = 0; j < r->ndeps; j++) {
+        const char *e = s->stages[r->deps[j]].name;
+        dk_sb_printf(b, " Δ %s [95 %% CI] | p %s |", e, e);
+    }
+    dk_sb_puts(b, "\n|---|");
+    for (int j = 0; j < r->ndeps; j++) dk_sb_puts(b, "---:|---:|");
+    dk_sb_puts(b, "\n");
+    for (int i = 0; i < n; i++) {
+        dk_sb_printf(b, "| %s − %s |", a[i], z[i]);
+        for (int j = 0; j < r->ndeps; j++) {
+            study_cell c;
+            char x[128] = "-", p[32] = "-";
+            if (pair_cell(&c, s, &s->stages[r->deps[j]], a[i], z[i])) {
+                snprintf(x, sizeof x, "%+.4f [%+.4f, %+.4f]%s", c.diff, c.diff_lo, c.diff_hi,
+                         c.resolved ? "" : ", not resolved");
+                p_text(p, sizeof p, &c);
+            }
+            dk_sb_printf(b, " %s | %s |", x, p);
+        }
+        dk_sb_puts(b, "\n");
+    }
+}
+
+void dk__study_compare_html(dk_sbuf *b, const dk_study *s, const study_stage *r) {
+    char a[STUDY_MAX_COMPARE][STUDY_NAME_MAX], z[STUDY_MAX_COMPARE][STUDY_NAME_MAX];
+    int n = compare_pairs(a, z, s);
+    if (!n) return;
+    dk_sb_puts(b, "<h2 id=\"compare\">Paired comparisons</h2>\n<p>");
+    dk_sb_puts(b, compare_method);
+    dk_sb_puts(b, "</p>\n<table><tr><th>comparison</th>");
+    for (int j = 0; j < r->ndeps; j++) {
+        const char *e = s->stages[r->deps[j]].name;
+        dk_sb_printf(b, "<th>&Delta; %s</th><th>p %s</th>", e, e);
+    }
+    dk_sb_puts(b, "</tr>\n");
+    for (int i = 0; i < n; i++) {
+        dk_sb_printf(b, "<tr><td>%s &minus; %s</td>", a[i], z[i]);
+        for (int j = 0; j < r->ndeps; j++) {
+            study_cell c;
+            char x[128] = "-", p[32] = "-";
+            if (pair_cell(&c, s, &s->stages[r->deps[j]], a[i], z[i])) {
+                snprintf(x, sizeof x, "%+.4f [%+.4f, %+.4f]%s", c.diff, c.diff_lo, c.diff_hi,
+                         c.resolved ? "" : ", not resolved");
+                p_text(p, sizeof p, &c);
+            }
+            dk_sb_printf(b, "<td>%s</td><td>%s</td>", x, p);
+        }
+        dk_sb_puts(b, "</tr>\n");
+    }
+    dk_sb_puts(b, "</table>\n");
+}
+
+void dk__study_compare_json(cJSON *j, const dk_study *s, const study_stage *r) {
+    char a[STUDY_MAX_COMPARE][STUDY_NAME_MAX], z[STUDY_MAX_COMPARE][STUDY_NAME_MAX];
+    int n = compare_pairs(a, z, s);
+    if (!n) return;
+    cJSON *arr = cJSON_AddArrayToObject(j, "comparisons");
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "a", a[i]);
+        cJSON_AddStringToObject(o, "b", z[i]);
+        cJSON *ev = cJSON_AddObjectToObject(o, "evals");
+        for (int k = 0; k < r->ndeps; k++) {
+            study_cell c;
+            const study_stage *e = &s->stages[r->deps[k]];
+            if (!pair_cell(&c, s, e, a[i], z[i])) continue;
+            cJSON *x = cJSON_AddObjectToObject(ev, e->name);
+            dk_json_add_number(x, "diff", c.diff);
+            dk_json_add_number(x, "diff_ci_lo", c.diff_lo);
+            dk_json_add_number(x, "diff_ci_hi", c.diff_hi);
+            dk_json_add_number(x, "wilcoxon_p", c.p);
+            cJSON_AddBoolToObject(x, "resolved", c.resolved);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+}

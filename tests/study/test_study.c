@@ -511,7 +511,8 @@ static void test_determinism_and_resume(void) {
 /* ---------------------------------------------------------------- seeds */
 
 static const char *const seeded[] = {"study.seeds=42, 7", "stage.teacher.seeds=42",
-                                     "study.baseline=student", NULL};
+                                     "study.baseline=student",
+                                     "study.compare=distill - student, student - distill", NULL};
 
 static double json_num(const cJSON *j, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
@@ -579,7 +580,28 @@ static void test_seeds(void) {
               json_num(d, "diff") <= json_num(d, "diff_ci_hi"));
     CU_ASSERT(json_num(d, "wilcoxon_p") > 0 && json_num(d, "wilcoxon_p") <= 1);
     CU_ASSERT(isnan(json_num(b, "diff"))); /* the baseline has no difference to itself */
+    /* [study] compare: distill - student is the table's difference, student - distill its
+     * negative with the interval mirrored */
+    const cJSON *cmp = cJSON_GetObjectItemCaseSensitive(rec, "comparisons");
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(cmp), 2);
+    const cJSON *c0 = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cmp, 0), "evals"), "eval_target");
+    const cJSON *c1 = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cmp, 1), "evals"), "eval_target");
+    CU_ASSERT_FATAL(c0 && c1);
+    CU_ASSERT_DOUBLE_EQUAL(json_num(c0, "diff"), json_num(d, "diff"), 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(json_num(c0, "wilcoxon_p"), json_num(d, "wilcoxon_p"), 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(json_num(c1, "diff"), -json_num(d, "diff"), 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_num(c1, "diff_ci_lo"), -json_num(d, "diff_ci_hi"), 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(json_num(c1, "wilcoxon_p"), json_num(d, "wilcoxon_p"), 1e-12);
     cJSON_Delete(rec);
+    snprintf(p, sizeof p, "%s/seeds/report/report.md", dir);
+    char md[1 << 16];
+    FILE *mf = fopen(p, "r");
+    size_t mn = mf ? fread(md, 1, sizeof md - 1, mf) : 0;
+    if (mf) fclose(mf);
+    md[mn] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "| student − distill |"));
     snprintf(p, sizeof p, "%s/seeds/report/report.html", dir);
     FILE *h = fopen(p, "r");
     static char html[1 << 20];
@@ -604,8 +626,11 @@ static void test_seeds(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), p));
     const char *bad[][2] = {{"study.seeds=4, 4", "distinct"},
                             {"stage.eval_target.seeds=1", "only train and adapt"},
-                            {"study.baseline=eval_target", "baseline = eval_target"}};
-    for (int i = 0; i < 3; i++) {
+                            {"study.baseline=eval_target", "baseline = eval_target"},
+                            {"study.compare=distill + student", "\"distill + student\" is not"},
+                            {"study.compare=distill - eval_target", "eval_target is not a train"},
+                            {"study.compare=student - student", "with itself"}};
+    for (int i = 0; i < 6; i++) {
         const char *sets[] = {bad[i][0], NULL};
         CU_ASSERT_EQUAL(run_tiny("never", sets, NULL, 0, ran), DK_ERR_ARG);
         CU_ASSERT_PTR_NOT_NULL(strstr(dk_last_error(), bad[i][1]));
