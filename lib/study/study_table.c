@@ -196,7 +196,32 @@ static const char compare_method[] =
     "p: two-sided Wilcoxon signed-rank over cases, as in the table; \"not resolved\": the "
     "interval contains 0.";
 
+/* The rows of the pairs' table: per pair row0 (the two names), per eval set cell (Δ, p),
+ * then row1; Markdown and HTML differ only in these formats. */
+typedef struct {
+    const char *row0, *cell, *row1;
+} row_fmt;
+
+static void compare_rows(dk_sbuf *b, const dk_study *s, const study_stage *r, const row_fmt *f,
+                         char a[][STUDY_NAME_MAX], char z[][STUDY_NAME_MAX], int n) {
+    for (int i = 0; i < n; i++) {
+        dk_sb_printf(b, f->row0, a[i], z[i]);
+        for (int j = 0; j < r->ndeps; j++) {
+            study_cell c;
+            char x[128] = "-", p[32] = "-";
+            if (pair_cell(&c, s, &s->stages[r->deps[j]], a[i], z[i])) {
+                snprintf(x, sizeof x, "%+.4f [%+.4f, %+.4f]%s", c.diff, c.diff_lo, c.diff_hi,
+                         c.resolved ? "" : ", not resolved");
+                p_text(p, sizeof p, &c);
+            }
+            dk_sb_printf(b, f->cell, x, p);
+        }
+        dk_sb_puts(b, f->row1);
+    }
+}
+
 void dk__study_compare_md(dk_sbuf *b, const dk_study *s, const study_stage *r) {
+    static const row_fmt md = {"| %s − %s |", " %s | %s |", "\n"};
     char a[STUDY_MAX_COMPARE][STUDY_NAME_MAX], z[STUDY_MAX_COMPARE][STUDY_NAME_MAX];
     int n = compare_pairs(a, z, s);
     if (!n) return;
@@ -210,23 +235,12 @@ void dk__study_compare_md(dk_sbuf *b, const dk_study *s, const study_stage *r) {
     dk_sb_puts(b, "\n|---|");
     for (int j = 0; j < r->ndeps; j++) dk_sb_puts(b, "---:|---:|");
     dk_sb_puts(b, "\n");
-    for (int i = 0; i < n; i++) {
-        dk_sb_printf(b, "| %s − %s |", a[i], z[i]);
-        for (int j = 0; j < r->ndeps; j++) {
-            study_cell c;
-            char x[128] = "-", p[32] = "-";
-            if (pair_cell(&c, s, &s->stages[r->deps[j]], a[i], z[i])) {
-                snprintf(x, sizeof x, "%+.4f [%+.4f, %+.4f]%s", c.diff, c.diff_lo, c.diff_hi,
-                         c.resolved ? "" : ", not resolved");
-                p_text(p, sizeof p, &c);
-            }
-            dk_sb_printf(b, " %s | %s |", x, p);
-        }
-        dk_sb_puts(b, "\n");
-    }
+    compare_rows(b, s, r, &md, a, z, n);
 }
 
 void dk__study_compare_html(dk_sbuf *b, const dk_study *s, const study_stage *r) {
+    static const row_fmt html = {"<tr><td>%s &minus; %s</td>", "<td>%s</td><td>%s</td>",
+                                 "</tr>\n"};
     char a[STUDY_MAX_COMPARE][STUDY_NAME_MAX], z[STUDY_MAX_COMPARE][STUDY_NAME_MAX];
     int n = compare_pairs(a, z, s);
     if (!n) return;
@@ -238,20 +252,7 @@ void dk__study_compare_html(dk_sbuf *b, const dk_study *s, const study_stage *r)
         dk_sb_printf(b, "<th>&Delta; %s</th><th>p %s</th>", e, e);
     }
     dk_sb_puts(b, "</tr>\n");
-    for (int i = 0; i < n; i++) {
-        dk_sb_printf(b, "<tr><td>%s &minus; %s</td>", a[i], z[i]);
-        for (int j = 0; j < r->ndeps; j++) {
-            study_cell c;
-            char x[128] = "-", p[32] = "-";
-            if (pair_cell(&c, s, &s->stages[r->deps[j]], a[i], z[i])) {
-                snprintf(x, sizeof x, "%+.4f [%+.4f, %+.4f]%s", c.diff, c.diff_lo, c.diff_hi,
-                         c.resolved ? "" : ", not resolved");
-                p_text(p, sizeof p, &c);
-            }
-            dk_sb_printf(b, "<td>%s</td><td>%s</td>", x, p);
-        }
-        dk_sb_puts(b, "</tr>\n");
-    }
+    compare_rows(b, s, r, &html, a, z, n);
     dk_sb_puts(b, "</table>\n");
 }
 
