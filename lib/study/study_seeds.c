@@ -109,10 +109,14 @@ static dk_status pair_deps(study_stage *r, const study_stage *st, const study_st
     return DK_OK;
 }
 
+/* Whether `name` is a train or adapt stage of [study] stages (a model per seed). */
+static int model_stage(const dk_study *s, const char *name) {
+    int x = dk__study_find(s, name);
+    return x >= 0 && per_seed_kind(s->stages[x].f.kind);
+}
+
 static dk_status check_baseline(const dk_study *s) {
-    if (!s->set.baseline[0]) return DK_OK;
-    int b = dk__study_find(s, s->set.baseline);
-    if (b >= 0 && per_seed_kind(s->stages[b].f.kind)) return DK_OK;
+    if (!s->set.baseline[0] || model_stage(s, s->set.baseline)) return DK_OK;
     char where[STUDY_PATH_MAX + 32];
     where_of(where, sizeof where, s, s->baseline_line);
     return dk_fail(DK_ERR_ARG, "%s: [study] baseline = %s: not a train or adapt stage in "
@@ -130,12 +134,10 @@ static dk_status check_compare(const dk_study *s) {
                        "(at most %d pairs, comma-separated)", where, bad, STUDY_MAX_COMPARE);
     for (int i = 0; i < n; i++) {
         const char *nm[2] = {a[i], b[i]};
-        for (int k = 0; k < 2; k++) {
-            int x = dk__study_find(s, nm[k]);
-            if (x < 0 || !per_seed_kind(s->stages[x].f.kind))
+        for (int k = 0; k < 2; k++)
+            if (!model_stage(s, nm[k]))
                 return dk_fail(DK_ERR_ARG, "%s: [study] compare: %s - %s: %s is not a train or "
                                "adapt stage in [study] stages", where, a[i], b[i], nm[k]);
-        }
         if (!strcmp(a[i], b[i]))
             return dk_fail(DK_ERR_ARG, "%s: [study] compare: %s - %s compares a stage with "
                            "itself", where, a[i], b[i]);
