@@ -158,6 +158,12 @@ typedef struct {
     int has_diff;         /* a baseline is set, is not this model, and was scored there */
     double diff, diff_lo, diff_hi, p; /* paired over cases, case Dice averaged over seeds */
     int resolved;         /* the interval of diff excludes 0 */
+    /* the difference at each seed on its own: case-mean Dice at seed diff_seed[k] minus the
+     * other model's at the same seed (a single-seed model against each seed of the other) */
+    int n_seed_diff;
+    int64_t diff_seed[STUDY_MAX_SEEDS];
+    double seed_diff[STUDY_MAX_SEEDS];
+    int seeds_agree; /* every per-seed difference has diff's sign (0 is neither sign) */
 } study_cell;
 void dk__study_cell(study_cell *out, const dk_study *s, const study_stage *e, const char *name);
 /* The cell of model `name` with its paired difference to model `base` (not the baseline). */

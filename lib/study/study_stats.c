@@ -72,6 +72,34 @@ static void paired(study_cell *out, const double *x, int ns, const double *b, in
     free(d);
 }
 
+/* out's per-seed differences to the nb runs b (seeds bseeds), nc cases each. */
+static void per_seed(study_cell *out, const double *b, const int64_t *bseeds, int nb, int nc) {
+    double bm[STUDY_MAX_SEEDS];
+    for (int k = 0; k < nb; k++) {
+        double t = 0;
+        for (int c = 0; c < nc; c++) t += b[(size_t)k * (size_t)nc + (size_t)c];
+        bm[k] = t / nc;
+    }
+    int n = 0;
+    if (out->n_seeds == 1 && nb > 1) {
+        for (int k = 0; k < nb; k++)
+            out->diff_seed[n] = bseeds[k], out->seed_diff[n++] = out->seed_dice[0] - bm[k];
+    } else {
+        for (int k = 0; k < out->n_seeds; k++) {
+            int j = nb == 1 ? 0 : -1;
+            for (int i = 0; i < nb && j < 0; i++)
+                if (bseeds[i] == out->seeds[k]) j = i;
+            if (j >= 0)
+                out->diff_seed[n] = out->seeds[k], out->seed_diff[n++] = out->seed_dice[k] - bm[j];
+        }
+    }
+    out->n_seed_diff = n;
+    out->seeds_agree = n > 0;
+    for (int k = 0; k < n; k++)
+        if (!(out->diff > 0 ? out->seed_diff[k] > 0 : out->diff < 0 && out->seed_diff[k] < 0))
+            out->seeds_agree = 0;
+}
+
 void dk__study_cell_vs(study_cell *out, const dk_study *s, const study_stage *e, const char *name,
                        const char *base) {
     memset(out, 0, sizeof *out);
@@ -98,8 +126,10 @@ void dk__study_cell_vs(study_cell *out, const dk_study *s, const study_stage *e,
         dk_bootstrap_mean_ci(&out->lo, &out->hi, x, out->n_seeds, nc, DK_BOOT_RESAMPLES, 0.95,
                              DK_BOOT_SEED);
         if (base[0] && strcmp(base, name) != 0 &&
-            gather(x + sz, bhd, &nb, bseeds, s, e, base, nc))
+            gather(x + sz, bhd, &nb, bseeds, s, e, base, nc)) {
             paired(out, x, out->n_seeds, x + sz, nb, nc);
+            per_seed(out, x + sz, bseeds, nb, nc);
+        }
     }
     free(x);
 }

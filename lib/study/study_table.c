@@ -194,10 +194,25 @@ static const char compare_method[] =
     "Paired comparisons (`[study] compare`): Δ = first − second over cases (each case's Dice "
     "averaged over the model's seeds first) [95 % percentile bootstrap interval over cases]; "
     "p: two-sided Wilcoxon signed-rank over cases, as in the table; \"not resolved\": the "
-    "interval contains 0.";
+    "interval contains 0. Per seed: the difference of the case-mean Dice at each seed on its "
+    "own (a model with one seed against each seed of the other), which the interval over cases "
+    "does not show; \"signs differ\": not every seed's difference has the sign of Δ.";
 
-/* The rows of the pairs' table: per pair row0 (the two names), per eval set cell (Δ, p),
- * then row1; Markdown and HTML differ only in these formats. */
+/* "42: +0.0281, 7: +0.0304" (", signs differ" when they do), "-" for fewer than two seeds */
+static void seed_diffs_text(char *buf, size_t n, const study_cell *c) {
+    if (c->n_seed_diff < 2) {
+        snprintf(buf, n, "-");
+        return;
+    }
+    size_t at = 0;
+    for (int k = 0; k < c->n_seed_diff && at < n; k++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%lld: %+.4f", k ? ", " : "",
+                               (long long)c->diff_seed[k], c->seed_diff[k]);
+    if (!c->seeds_agree && at < n) snprintf(buf + at, n - at, ", signs differ");
+}
+
+/* The rows of the pairs' table: per pair row0 (the two names), per eval set cell (Δ, p, per
+ * seed), then row1; Markdown and HTML differ only in these formats. */
 typedef struct {
     const char *row0, *cell, *row1;
 } row_fmt;
@@ -208,20 +223,21 @@ static void compare_rows(dk_sbuf *b, const dk_study *s, const study_stage *r, co
         dk_sb_printf(b, f->row0, a[i], z[i]);
         for (int j = 0; j < r->ndeps; j++) {
             study_cell c;
-            char x[128] = "-", p[32] = "-";
+            char x[128] = "-", p[32] = "-", ps[STUDY_MAX_SEEDS * 32 + 32] = "-";
             if (pair_cell(&c, s, &s->stages[r->deps[j]], a[i], z[i])) {
                 snprintf(x, sizeof x, "%+.4f [%+.4f, %+.4f]%s", c.diff, c.diff_lo, c.diff_hi,
                          c.resolved ? "" : ", not resolved");
                 p_text(p, sizeof p, &c);
+                seed_diffs_text(ps, sizeof ps, &c);
             }
-            dk_sb_printf(b, f->cell, x, p);
+            dk_sb_printf(b, f->cell, x, p, ps);
         }
         dk_sb_puts(b, f->row1);
     }
 }
 
 void dk__study_compare_md(dk_sbuf *b, const dk_study *s, const study_stage *r) {
-    static const row_fmt md = {"| %s − %s |", " %s | %s |", "\n"};
+    static const row_fmt md = {"| %s − %s |", " %s | %s | %s |", "\n"};
     char a[STUDY_MAX_COMPARE][STUDY_NAME_MAX], z[STUDY_MAX_COMPARE][STUDY_NAME_MAX];
     int n = compare_pairs(a, z, s);
     if (!n) return;
@@ -230,17 +246,17 @@ void dk__study_compare_md(dk_sbuf *b, const dk_study *s, const study_stage *r) {
     dk_sb_puts(b, "\n\n| comparison |");
     for (int j = 0; j < r->ndeps; j++) {
         const char *e = s->stages[r->deps[j]].name;
-        dk_sb_printf(b, " Δ %s [95 %% CI] | p %s |", e, e);
+        dk_sb_printf(b, " Δ %s [95 %% CI] | p %s | per seed %s |", e, e, e);
     }
     dk_sb_puts(b, "\n|---|");
-    for (int j = 0; j < r->ndeps; j++) dk_sb_puts(b, "---:|---:|");
+    for (int j = 0; j < r->ndeps; j++) dk_sb_puts(b, "---:|---:|---|");
     dk_sb_puts(b, "\n");
     compare_rows(b, s, r, &md, a, z, n);
 }
 
 void dk__study_compare_html(dk_sbuf *b, const dk_study *s, const study_stage *r) {
-    static const row_fmt html = {"<tr><td>%s &minus; %s</td>", "<td>%s</td><td>%s</td>",
-                                 "</tr>\n"};
+    static const row_fmt html = {"<tr><td>%s &minus; %s</td>",
+                                 "<td>%s</td><td>%s</td><td>%s</td>", "</tr>\n"};
     char a[STUDY_MAX_COMPARE][STUDY_NAME_MAX], z[STUDY_MAX_COMPARE][STUDY_NAME_MAX];
     int n = compare_pairs(a, z, s);
     if (!n) return;
@@ -249,7 +265,7 @@ void dk__study_compare_html(dk_sbuf *b, const dk_study *s, const study_stage *r)
     dk_sb_puts(b, "</p>\n<table><tr><th>comparison</th>");
     for (int j = 0; j < r->ndeps; j++) {
         const char *e = s->stages[r->deps[j]].name;
-        dk_sb_printf(b, "<th>&Delta; %s</th><th>p %s</th>", e, e);
+        dk_sb_printf(b, "<th>&Delta; %s</th><th>p %s</th><th>per seed %s</th>", e, e, e);
     }
     dk_sb_puts(b, "</tr>\n");
     compare_rows(b, s, r, &html, a, z, n);
@@ -276,6 +292,14 @@ void dk__study_compare_json(cJSON *j, const dk_study *s, const study_stage *r) {
             dk_json_add_number(x, "diff_ci_hi", c.diff_hi);
             dk_json_add_number(x, "wilcoxon_p", c.p);
             cJSON_AddBoolToObject(x, "resolved", c.resolved);
+            cJSON *ps = cJSON_AddArrayToObject(x, "per_seed");
+            for (int q = 0; q < c.n_seed_diff; q++) {
+                cJSON *o1 = cJSON_CreateObject();
+                dk_json_add_number(o1, "seed", (double)c.diff_seed[q]);
+                dk_json_add_number(o1, "diff", c.seed_diff[q]);
+                cJSON_AddItemToArray(ps, o1);
+            }
+            cJSON_AddBoolToObject(x, "seeds_agree", c.seeds_agree);
         }
         cJSON_AddItemToArray(arr, o);
     }

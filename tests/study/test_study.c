@@ -594,6 +594,24 @@ static void test_seeds(void) {
     CU_ASSERT_DOUBLE_EQUAL(json_num(c1, "diff"), -json_num(d, "diff"), 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(json_num(c1, "diff_ci_lo"), -json_num(d, "diff_ci_hi"), 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(json_num(c1, "wilcoxon_p"), json_num(d, "wilcoxon_p"), 1e-12);
+    /* per seed: each seed's case-mean Dice minus the other's at the same seed, mirrored */
+    const cJSON *p0 = cJSON_GetObjectItemCaseSensitive(c0, "per_seed"),
+                *p1 = cJSON_GetObjectItemCaseSensitive(c1, "per_seed"),
+                *bd = cJSON_GetObjectItemCaseSensitive(b, "seed_dice");
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(p0), 2);
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(p1), 2);
+    int agree = 1;
+    for (int k = 0; k < 2; k++) {
+        double want =
+            cJSON_GetArrayItem(sd, k)->valuedouble - cJSON_GetArrayItem(bd, k)->valuedouble;
+        const cJSON *e0 = cJSON_GetArrayItem(p0, k), *e1 = cJSON_GetArrayItem(p1, k);
+        CU_ASSERT(json_num(e0, "seed") == (k ? 7 : 42));
+        CU_ASSERT_DOUBLE_EQUAL(json_num(e0, "diff"), want, 1e-12);
+        CU_ASSERT_DOUBLE_EQUAL(json_num(e1, "diff"), -want, 1e-12);
+        agree &= json_num(c0, "diff") > 0 ? want > 0 : json_num(c0, "diff") < 0 && want < 0;
+    }
+    CU_ASSERT_EQUAL(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c0, "seeds_agree")), agree);
+    CU_ASSERT_EQUAL(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c1, "seeds_agree")), agree);
     cJSON_Delete(rec);
     snprintf(p, sizeof p, "%s/seeds/report/report.md", dir);
     char md[1 << 16];
@@ -602,6 +620,8 @@ static void test_seeds(void) {
     if (mf) fclose(mf);
     md[mn] = '\0';
     CU_ASSERT_PTR_NOT_NULL(strstr(md, "| student − distill |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, "| per seed eval_target |"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(md, " 42: "));
     snprintf(p, sizeof p, "%s/seeds/report/report.html", dir);
     FILE *h = fopen(p, "r");
     static char html[1 << 20];
