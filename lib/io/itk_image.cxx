@@ -57,8 +57,12 @@ std::string shown(const std::string &line) {
  * that MetaIO formats with the file's text as the format ("%999999999d" spun, "%n" writes):
  * dakd refuses patterns (its size check could not bound them either). A field name goes to
  * a 255-byte buffer by strcpy (glibc's fortify aborts): names (the text before '=', or a
- * whole line without one) must be shorter. The header ends with
- * the ElementDataFile line;
+ * whole line without one) must be shorter, and so must the values MetaObject copies the
+ * same way (Comment, ObjectType, ObjectSubType, Name: 255 bytes abort, measured; a long value
+ * of the other fields, up to 5 000 bytes tried, ends as MetaIO's own read error). A line
+ * without '=' is refused: MetaIO reads its word as a key and the value after the next '=',
+ * on a later line ("NDims" over "Offset = -2 3.5 0" is NDims -2, which spun). Blank lines
+ * pass. The header ends with the ElementDataFile line;
  * keys are matched as MetaIO does, trimmed, here without case. */
 dk_status check_meta_header(const char *path) {
     std::ifstream in(path, std::ios::binary);
@@ -73,7 +77,11 @@ dk_status check_meta_header(const char *path) {
         if ((eq == std::string::npos ? line.size() : eq) >= 255)
             return dk_fail(DK_ERR_FORMAT, "%s: header line '%s...' has a field name of 255 "
                            "bytes or more", path, shown(line).c_str());
-        if (eq == std::string::npos) continue;
+        if (eq == std::string::npos) {
+            if (line.find_first_not_of(" \t\r") == std::string::npos) continue; /* blank */
+            return dk_fail(DK_ERR_FORMAT, "%s: header line '%s' has no '=' (MetaIO would take "
+                           "its value from the next line's '=')", path, shown(line).c_str());
+        }
         std::string key = line.substr(0, eq);
         key.erase(key.find_last_not_of(" \t") + 1); /* npos + 1 = 0: all blank */
         key.erase(0, key.find_first_not_of(" \t"));
@@ -83,9 +91,14 @@ dk_status check_meta_header(const char *path) {
                            "pattern (a '%%' in it), which dakd does not read: write the slices "
                            "into one data file", path, line.c_str() + eq + 1);
         }
-        if (strcasecmp(key.c_str(), "NDims") != 0) continue;
         const char *val = line.c_str() + eq + 1;
         while (*val == ' ' || *val == '\t') val++;
+        static const char *const copied[] = {"Comment", "ObjectType", "ObjectSubType", "Name"};
+        for (const char *c : copied)
+            if (strcasecmp(key.c_str(), c) == 0 && strlen(val) >= 255)
+                return dk_fail(DK_ERR_FORMAT, "%s: header field %s has a value of 255 bytes or "
+                               "more ('%.40s...')", path, c, shown(val).c_str());
+        if (strcasecmp(key.c_str(), "NDims") != 0) continue;
         char *end = nullptr;
         double nd = std::strtod(val, &end);
         if (end == val || !(nd >= 1 && nd < 11))

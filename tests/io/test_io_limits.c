@@ -268,6 +268,42 @@ static void test_mha_hostile(void) {
              "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n0123", 0);
     write_bytes(tmp("longname.mha"), h7, strlen(h7));
     expect_bounded(tmp("longname.mha"), DK_ERR_FORMAT, "a field name of 255 bytes or more", NULL);
+    /* a 255-byte ObjectType or Name value: strcpy'd into 255 bytes too (fuzz_metaimage);
+     * 254 bytes read, and 1 000-byte values of fields MetaIO reads otherwise end as its own
+     * error, not a crash */
+    static const char *const keys[] = {"ObjectType", "Comment", "ObjectSubType", "Name"};
+    char h8[2048], want[64];
+    for (int k = 0; k < 4; k++) {
+        snprintf(h8, sizeof h8, "ObjectType = Image\nNDims = 3\n%s = %0255d\nDimSize = 2 2 1\n"
+                 "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n0123", keys[k], 0);
+        write_bytes(tmp("longvalue.mha"), h8, strlen(h8));
+        snprintf(want, sizeof want, "header field %s has a value of 255 bytes", keys[k]);
+        expect_bounded(tmp("longvalue.mha"), DK_ERR_FORMAT, want, NULL);
+    }
+    /* "NDims" alone over "Offset = -2 3.5 0": MetaIO took -2 as NDims and spun (fuzz) */
+    const char *h9 = "ObjectType = Image\nNDims \nOffset = -2 3.5 0\nDimSize = 2 2 1\n"
+                     "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n0123";
+    write_bytes(tmp("split.mha"), h9, strlen(h9));
+    expect_bounded(tmp("split.mha"), DK_ERR_FORMAT, "header line 'NDims ' has no '='", NULL);
+    static const struct {
+        const char *key;
+        int n;
+        dk_status want;
+    } fine[] = {{"Name", 254, DK_OK},
+                {"AcquisitionDate", 1000, DK_ERR_FORMAT},
+                {"Modality", 1000, DK_ERR_FORMAT}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(h8, sizeof h8, "ObjectType = Image\nNDims = 3\n%s = %0*d\nDimSize = 2 2 1\n"
+                 "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n0123", fine[k].key,
+                 fine[k].n, 0);
+        write_bytes(tmp("longvalue_ok.mha"), h8, strlen(h8));
+        char msg[2048];
+        int st = dk_test_run_bounded(msg, sizeof msg, BOUND, read_and_free,
+                                     (void *)tmp("longvalue_ok.mha"));
+        if (st != (int)fine[k].want)
+            printf("\n    %s of %d bytes: status %d: %s\n", fine[k].key, fine[k].n, st, msg);
+        CU_ASSERT_EQUAL(st, fine[k].want);
+    }
 #else
     dk_test_note("MetaImage", "built without ITK: no MetaImage reader to check");
 #endif
