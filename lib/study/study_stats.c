@@ -95,9 +95,7 @@ static void per_seed(study_cell *out, const double *b, const int64_t *bseeds, in
     }
     out->n_seed_diff = n;
     out->seeds_agree = n > 0;
-    for (int k = 0; k < n; k++)
-        if (!(out->diff > 0 ? out->seed_diff[k] > 0 : out->diff < 0 && out->seed_diff[k] < 0))
-            out->seeds_agree = 0;
+    for (int k = 0; k < n; k++) out->seeds_agree &= out->seed_diff[k] * out->diff > 0;
 }
 
 void dk__study_cell_vs(study_cell *out, const dk_study *s, const study_stage *e, const char *name,
